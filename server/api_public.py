@@ -1,0 +1,131 @@
+"""Public endpoints called by shop pages: tag, bundle, context, collect, SDK, health."""
+import gzip
+import hashlib
+import json
+import re
+from collections import OrderedDict
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from . import bundles
+from .context import request_context
+from .errors import APIError
+from .events import BatchInvalid, parse_batch, verify_against_bundles
+from .sdk_asset import sdk_source
+from .store import get_store
+
+bp = Blueprint("public", __name__)
+SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_JS_ESCAPES = {ord("<"): "\\u003c", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+_gzip_cache = OrderedDict()
+
+
+def _known_site(site):
+    if not SITE_RE.match(site) or not get_store().site_exists(site):
+        raise APIError(404, "site_not_found", f"There is no site '{site}'.")
+
+
+def js_literal(obj):
+    """JSON safe to embed in a script: no '</script>', no raw line separators."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).translate(_JS_ESCAPES)
+
+
+def _gzipped(body, etag):
+    if etag not in _gzip_cache:
+        _gzip_cache[etag] = gzip.compress(body, 6, mtime=0)
+        if len(_gzip_cache) > 512:
+            _gzip_cache.popitem(last=False)
+    return _gzip_cache[etag]
+
+
+def _send(body, content_type, etag, cache_control, vary=()):
+    headers = {"ETag": etag, "Cache-Control": cache_control, "Access-Control-Allow-Origin": "*",
+               "Vary": ", ".join(("Accept-Encoding",) + tuple(vary)), "X-Content-Type-Options": "nosniff"}
+    if etag in request.if_none_match:
+        return Response(status=304, headers=headers)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        body = _gzipped(body, etag)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, content_type=content_type, headers=headers)
+
+
+@bp.get("/v1/sites/<site>/tag.js")
+def tag(site):
+    _known_site(site)
+    sdk, _ = sdk_source()
+    latest = bundles.load_latest(site)
+    boot = {"endpoint": f"{request.host_url}v1/sites/{site}", "bundle": latest[0] if latest else None,
+            "context": request_context()}
+    body = sdk + b"\n;vitrina.init(" + js_literal(boot).encode() + b");\n"
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    # The body carries this request's geo and device: private, short-lived, varying by UA.
+    return _send(body, "application/javascript; charset=utf-8", etag, "private, max-age=60", ("User-Agent",))
+
+
+@bp.get("/v1/sites/<site>/bundle.json")
+def bundle_json(site):
+    _known_site(site)
+    latest = bundles.load_latest(site)
+    if latest is None:
+        raise APIError(404, "not_published", f"Site '{site}' has no published version yet.")
+    bundle, signature = latest
+    body = js_literal({"bundle": bundle, "signature": signature}).encode()
+    etag = f'"{site}-{bundle["version"]}-{signature[:16]}"'
+    return _send(body, "application/json", etag, "public, max-age=60, stale-while-revalidate=300")
+
+
+@bp.get("/v1/context")
+def context():
+    response = jsonify(request_context())
+    response.headers.update({"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"})
+    return response
+
+
+@bp.route("/v1/sites/<site>/collect", methods=["POST", "OPTIONS"])
+def collect(site):
+    cors = {"Access-Control-Allow-Origin": "*"}
+    if request.method == "OPTIONS":
+        return Response(status=204, headers={**cors, "Access-Control-Allow-Methods": "POST",
+                                             "Access-Control-Allow-Headers": "Content-Type",
+                                             "Access-Control-Max-Age": "86400"})
+    _known_site(site)
+    limit = current_app.config["VITRINA_COLLECT_MAX_BYTES"]
+    if (request.content_length or 0) > limit:
+        raise APIError(413, "payload_too_large", f"A batch may be at most {limit} bytes.", headers=cors)
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise APIError(413, "payload_too_large", f"A batch may be at most {limit} bytes.", headers=cors)
+    try:
+        visitor_id, events = parse_batch(raw)
+    except BatchInvalid as e:
+        raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
+    problems = verify_against_bundles(events, lambda version: bundles.load_version(site, version))
+    if problems:
+        raise APIError(400, "unverified_events", "Some events do not match a published version; nothing was recorded.",
+                       problems, headers=cors)
+    counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
+    for event in counted:
+        event["_json"] = json.dumps(event, separators=(",", ":"))
+    if counted:
+        get_store().record_events(site, visitor_id, counted)
+    return Response(status=204, headers=cors)
+
+
+@bp.get("/sdk/vitrina.min.js")
+def sdk():
+    body, digest = sdk_source()
+    immutable = request.args.get("v") == digest
+    cache = "public, max-age=31536000, immutable" if immutable else "public, max-age=300"
+    return _send(body, "application/javascript; charset=utf-8", f'"{digest}"', cache)
+
+
+@bp.get("/healthz")
+def healthz():
+    store = get_store()
+    try:
+        ok = bool(store.ping())
+    except Exception as e:  # any backend failure means "not healthy", reported, never raised
+        current_app.logger.warning("store ping failed: %s", e)
+        ok = False
+    body = {"status": "ok" if ok else "degraded", "store": type(store).__name__, "store_ok": ok}
+    return jsonify(body), 200 if ok else 503

@@ -1,0 +1,119 @@
+"""The `vitrina` command: serve, sites, publish, results, demo."""
+import argparse
+import json
+import os
+import sys
+
+from .config import ConfigError, load_config
+
+
+def _app():
+    from . import create_app
+    return create_app()
+
+
+def cmd_serve(args):
+    from .gunicorn_app import run
+    run(args.host, args.port, args.workers)
+
+
+def cmd_sites_create(args):
+    from .auth import hash_key, new_api_key
+    from .api_public import SITE_RE
+    from .store import SiteExists, get_store
+    if not SITE_RE.match(args.site):
+        return _fail(f"site name {args.site!r}: use 1-63 lowercase letters, digits or '-', starting with a letter or digit")
+    key = new_api_key()
+    with _app().app_context():
+        try:
+            get_store().create_site(args.site, hash_key(key))
+        except SiteExists:
+            return _fail(f"site {args.site!r} already exists")
+    print(f"Created site {args.site!r}. Its API key is shown once; only its hash is stored:")
+    print(key)
+    return 0
+
+
+def cmd_sites_list(args):
+    from .store import get_store
+    with _app().app_context():
+        for site in get_store().list_sites():
+            print(site)
+    return 0
+
+
+def cmd_publish(args):
+    from .publishing import publish_file
+    with _app().app_context():
+        ok, result = publish_file(args.site, args.config)
+    if not ok:
+        print(f"{args.config}: the config is invalid; nothing was published:", file=sys.stderr)
+        for problem in result:
+            print(f"  {problem['path'] or '/'}: {problem['message']}", file=sys.stderr)
+        return 1
+    print(f"Published {args.site} version {result}")
+    return 0
+
+
+def cmd_results(args):
+    from .results import site_results
+    from .results_table import render
+    from .store import get_store
+    with _app().app_context():
+        if not get_store().site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        data = site_results(args.site)
+    print(json.dumps(data, indent=2) if args.json else render(data))
+    return 0
+
+
+def cmd_demo(args):
+    from .demo import run_demo
+    run_demo(args.host, args.port, args.shop_port)
+
+
+def _fail(message):
+    print(f"vitrina: {message}", file=sys.stderr)
+    return 2
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="vitrina", description="Vitrina personalization server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server under gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=min(4, 2 * (os.cpu_count() or 1)))
+    serve.set_defaults(func=cmd_serve)
+    sites = sub.add_parser("sites", help="manage sites").add_subparsers(dest="sites_command", required=True)
+    create = sites.add_parser("create", help="create a site and print its API key")
+    create.add_argument("site")
+    create.set_defaults(func=cmd_sites_create)
+    sites.add_parser("list", help="list sites").set_defaults(func=cmd_sites_list)
+    publish = sub.add_parser("publish", help="validate, save and publish a config file")
+    publish.add_argument("site")
+    publish.add_argument("config")
+    publish.set_defaults(func=cmd_publish)
+    results = sub.add_parser("results", help="print a site's results")
+    results.add_argument("site")
+    results.add_argument("--json", action="store_true", help="print the JSON of GET .../results")
+    results.set_defaults(func=cmd_results)
+    demo = sub.add_parser("demo", help="server + demo shop + sample config")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--shop-port", type=int, default=8001)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        load_config()
+    except ConfigError as e:
+        return _fail(f"configuration error: {e}")
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Compile a valid draft into the bundle the SDK and `decide` read (docs/DESIGN.md)."""
+from datetime import datetime, timezone
+
+DEFAULT_SETTINGS = {"holdout": 0.0, "consent": "implied", "antiflicker_ms": 400}
+
+
+def _campaign(campaign):
+    variations = campaign["variations"]
+    weights = [v.get("weight", 1.0) for v in variations]
+    total = sum(weights) or 1.0
+    return {
+        "key": campaign["key"],
+        "type": campaign.get("type", "personalization"),
+        "seed": campaign.get("seed", campaign["key"]),
+        "segment": campaign.get("segment"),
+        "conditions": campaign.get("conditions"),
+        "pages": campaign.get("pages"),
+        "trigger": campaign.get("trigger"),
+        "priority": campaign.get("priority", 0),
+        "group": campaign.get("group"),
+        "schedule": {"start": None, "end": None, **(campaign.get("schedule") or {})},
+        "cap": {"per_visitor": None, "per_session": None, **(campaign.get("cap") or {})},
+        "traffic": campaign.get("traffic", 1),
+        "variations": [{"key": v["key"], "weight": w / total, "actions": v.get("actions", [])}
+                       for v, w in zip(variations, weights)],
+        "goals": campaign.get("goals", []),
+    }
+
+
+def compile_bundle(site, version, config, now=None):
+    now = now or datetime.now(timezone.utc)
+    live = [c for c in config.get("campaigns", []) if c.get("status", "live") == "live"]
+    # sorted() is stable: equal priorities keep the merchant's order.
+    campaigns = sorted((_campaign(c) for c in live), key=lambda c: -c["priority"])
+    used_goals = {g for c in campaigns for g in c["goals"]}
+    goals = config.get("goals", {})
+    return {
+        "site": site,
+        "version": version,
+        "published_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "segments": config.get("segments", {}),
+        # Every goal ships: a goal unused by a campaign still records conversions for the holdout report.
+        "goals": {k: goals[k] for k in sorted(set(goals) | used_goals) if k in goals},
+        "campaigns": campaigns,
+        "settings": {**DEFAULT_SETTINGS, **config.get("settings", {})},
+    }

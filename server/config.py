@@ -1,0 +1,67 @@
+"""Settings read from VITRINA_* environment variables, validated once at start-up."""
+import os
+import secrets
+from pathlib import Path
+
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the variable."""
+
+
+DEFAULT_DATABASE = "var/vitrina.sqlite3"
+
+
+def _int(env, name, default, low, high):
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _secret_keys(raw, database):
+    """Comma-separated keys (first signs, all verify); default: one generated beside the database."""
+    if raw:
+        keys = [k.strip() for k in raw.split(",")]
+        if any(len(k) < 16 for k in keys):
+            raise ConfigError("VITRINA_SECRET_KEY: every comma-separated key must be at least 16 characters")
+        return keys
+    key_file = Path(database).resolve().parent / "secret_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return [key_file.read_text().strip()]
+
+
+def load_config(env=None):
+    """Return the Flask config mapping for these environment variables, or raise ConfigError."""
+    env = os.environ if env is None else env
+    database = env.get("VITRINA_DATABASE") or DEFAULT_DATABASE
+    redis_url = env.get("VITRINA_REDIS_URL") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
+        raise ConfigError(f"VITRINA_REDIS_URL must start with redis://, rediss://, unix:// or redis+cluster://, got {redis_url!r}")
+    geoip_db = env.get("VITRINA_GEOIP_DB") or None
+    if geoip_db and not Path(geoip_db).is_file():
+        raise ConfigError(f"VITRINA_GEOIP_DB: no such file {geoip_db!r}")
+    try:
+        Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"VITRINA_DATABASE: cannot create the folder for {database!r}: {e}") from None
+    return {
+        "VITRINA_DATABASE": database,
+        "VITRINA_REDIS_URL": redis_url,
+        "VITRINA_GEOIP_DB": geoip_db,
+        "VITRINA_PROXY_HOPS": _int(env, "VITRINA_PROXY_HOPS", 0, 0, 10),
+        "VITRINA_SECRET_KEYS": _secret_keys(env.get("VITRINA_SECRET_KEY"), database),
+        "VITRINA_SDK_PATH": env.get("VITRINA_SDK_PATH") or None,
+        "VITRINA_COLLECT_MAX_BYTES": _int(env, "VITRINA_COLLECT_MAX_BYTES", 64 * 1024, 1024, 1024 * 1024),
+        "VITRINA_CONFIG_MAX_BYTES": _int(env, "VITRINA_CONFIG_MAX_BYTES", 512 * 1024, 1024, 16 * 1024 * 1024),
+    }

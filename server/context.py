@@ -1,0 +1,69 @@
+"""This request's context: geo from geoip2 (bundled GeoLite2 City by default) and device
+from user-agents. The IP is only looked up, never stored nor sent back."""
+from functools import lru_cache
+
+import geoip2.database
+import geoip2.errors
+from flask import current_app, request
+from user_agents import parse as parse_ua
+
+EMPTY_GEO = {"country": None, "region": None, "city": None, "continent": None, "timezone": None}
+MAX_UA = 512
+
+# user-agents families mapped to the short, stable names conditions use (the SDK's UA
+# fallback in sdk_js/src/attributes.js maps to the same names).
+OS_NAMES = {"ios": "ios", "android": "android", "windows": "windows", "mac os x": "macos", "macos": "macos",
+            "chrome os": "chromeos", "chromeos": "chromeos", "linux": "linux", "ubuntu": "linux", "fedora": "linux"}
+BROWSER_NAMES = {"chrome": "chrome", "chrome mobile": "chrome", "chrome mobile ios": "chrome", "chromium": "chrome",
+                 "chrome mobile webview": "chrome", "firefox": "firefox", "firefox mobile": "firefox",
+                 "firefox ios": "firefox", "safari": "safari", "mobile safari": "safari",
+                 "mobile safari ui/wkwebview": "safari", "edge": "edge", "edge mobile": "edge", "opera": "opera",
+                 "opera mobile": "opera", "samsung internet": "samsung"}
+
+
+def geoip_path():
+    configured = current_app.config.get("VITRINA_GEOIP_DB")
+    if configured:
+        return configured
+    from _maxminddb_geolite2 import geolite2_database
+    return geolite2_database()
+
+
+@lru_cache(maxsize=4)
+def _reader(path):
+    return geoip2.database.Reader(path)
+
+
+def geo_for_ip(ip, path):
+    try:
+        city = _reader(path).city(ip)
+    except (geoip2.errors.AddressNotFoundError, ValueError, TypeError):
+        return dict(EMPTY_GEO)
+    subdivision = city.subdivisions.most_specific
+    return {
+        "country": city.country.iso_code,
+        "region": subdivision.iso_code if subdivision else None,
+        "city": city.city.name,
+        "continent": city.continent.code,
+        "timezone": city.location.time_zone,
+    }
+
+
+def device_for_ua(ua_string):
+    ua = parse_ua((ua_string or "")[:MAX_UA])
+    if ua.is_bot:
+        kind = "bot"
+    elif ua.is_tablet:
+        kind = "tablet"
+    elif ua.is_mobile:
+        kind = "mobile"
+    else:
+        kind = "desktop"
+    os_family = (ua.os.family or "").lower()
+    browser_family = (ua.browser.family or "").lower()
+    return {"type": kind, "os": OS_NAMES.get(os_family, "other"), "browser": BROWSER_NAMES.get(browser_family, "other")}
+
+
+def request_context():
+    return {"geo": geo_for_ip(request.remote_addr, geoip_path()),
+            "device": device_for_ua(request.headers.get("User-Agent"))}

@@ -1,0 +1,48 @@
+"""`vitrina demo`: a demo site with the sample config published, the shop on its own
+origin, and the server under gunicorn."""
+import json
+from pathlib import Path
+
+from . import create_app
+from .auth import hash_key, new_api_key
+from .gunicorn_app import run
+from .publishing import publish_file
+from .shop_server import make_shop_server, serve_in_thread
+from .store import SiteExists, get_store
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+SITE = "demo"
+
+
+def prepare():
+    """Create the demo site if needed, publish the sample config if it changed; returns a fresh API key."""
+    key = new_api_key()
+    with create_app().app_context():
+        store = get_store()
+        try:
+            store.create_site(SITE, hash_key(key))
+        except SiteExists:
+            store.add_key(SITE, hash_key(key))
+        config_path = DEMO_DIR / "config.json"
+        draft = store.get_draft(SITE)
+        if draft is None or json.loads(draft) != json.loads(config_path.read_text()) or not store.list_versions(SITE):
+            ok, result = publish_file(SITE, config_path)
+            if not ok:
+                raise SystemExit(f"the sample config is invalid: {result}")
+    return key
+
+
+def run_demo(host, port, shop_port):
+    key = prepare()
+    origin = f"http://{host}:{port}"
+    shop = make_shop_server(host, shop_port, DEMO_DIR, origin, SITE)
+    serve_in_thread(shop)
+    print(f"""
+Vitrina demo is running.
+  Shop (its own origin):  http://{host}:{shop_port}/
+  Newsletter visitor:     http://{host}:{shop_port}/?utm_source=newsletter
+  Server:                 {origin}   (tag: {origin}/v1/sites/{SITE}/tag.js)
+  Results:                curl -H 'Authorization: Bearer {key}' {origin}/api/v1/sites/{SITE}/results
+Press Ctrl+C to stop.
+""", flush=True)
+    run(host, port, 2)

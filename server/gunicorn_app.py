@@ -1,0 +1,23 @@
+"""Run the app under gunicorn from Python, so `vitrina serve` needs no config file."""
+from gunicorn.app.base import BaseApplication
+
+
+class VitrinaServer(BaseApplication):
+    def __init__(self, options):
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from . import create_app
+        return create_app()
+
+
+def run(host, port, workers, **extra):
+    VitrinaServer({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-",
+                   # No %(h)s: visitor IPs are never written anywhere, logs included.
+                   "access_log_format": '%(t)s "%(r)s" %(s)s %(b)s %(M)sms',
+                   "forwarded_allow_ips": "127.0.0.1", **extra}).run()

@@ -1,0 +1,35 @@
+"""Bundles are canonical JSON signed with itsdangerous; the first secret key signs, all verify."""
+import hashlib
+import json
+
+from itsdangerous import BadSignature, Signer
+
+SALT = "vitrina.bundle"
+
+
+class SignatureInvalid(Exception):
+    pass
+
+
+def canonical_json(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _signer(keys):
+    # itsdangerous signs with the LAST key of the list and verifies with all of them.
+    return Signer(list(reversed(keys)), salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+
+
+def sign(payload, keys):
+    """Signature (text) of the canonical payload string."""
+    signed = _signer(keys).sign(payload.encode())
+    return signed.rsplit(b".", 1)[1].decode()
+
+
+def verify(payload, signature, keys):
+    """The payload string if the signature verifies with any key, else SignatureInvalid."""
+    try:
+        _signer(keys).unsign(payload.encode() + b"." + signature.encode())
+    except BadSignature:
+        raise SignatureInvalid("bundle signature does not verify") from None
+    return payload

@@ -1,0 +1,58 @@
+"""What every store backend provides; the shared store test suite holds them to it."""
+
+
+class SiteExists(Exception):
+    pass
+
+
+class Store:
+    """Interface. Events are recorded idempotently and folded into counters at write time,
+    so results never scan raw events."""
+
+    # sites and keys
+    def create_site(self, site, key_hash):
+        raise NotImplementedError
+
+    def add_key(self, site, key_hash):
+        raise NotImplementedError
+
+    def site_exists(self, site):
+        raise NotImplementedError
+
+    def site_for_key_hash(self, key_hash):
+        raise NotImplementedError
+
+    def list_sites(self):
+        raise NotImplementedError
+
+    # drafts and versions
+    def save_draft(self, site, config_json):
+        raise NotImplementedError
+
+    def get_draft(self, site):
+        raise NotImplementedError
+
+    def add_version(self, site, make_payload):
+        """Allocate the next version number n, store make_payload(n) -> (payload, signature)."""
+        raise NotImplementedError
+
+    def get_version(self, site, version=None):
+        """(version, payload, signature, published_at) of a version, the latest when None."""
+        raise NotImplementedError
+
+    def list_versions(self, site):
+        """[(version, published_at)], newest first."""
+        raise NotImplementedError
+
+    # events
+    def record_events(self, site, visitor_id, events):
+        """Record validated events; returns how many were new (duplicates by id are skipped)."""
+        raise NotImplementedError
+
+    def counters(self, site):
+        """[{campaign, variation (None for holdout), goal (None for visitors), visitors,
+        conversions, revenue, revenue_sq}] for every counter of the site."""
+        raise NotImplementedError
+
+    def ping(self):
+        raise NotImplementedError

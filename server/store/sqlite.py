@@ -1,0 +1,174 @@
+"""Embedded default store: one SQLite file in WAL mode, a connection per thread."""
+import sqlite3
+import threading
+import time
+
+from .base import SiteExists, Store
+
+HOLDOUT = ""  # the holdout's variation in key columns, where NULL cannot be part of a key
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sites (site TEXT PRIMARY KEY, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, site TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS drafts (site TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+  site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
+  published_at TEXT NOT NULL, PRIMARY KEY (site, version));
+CREATE TABLE IF NOT EXISTS events (
+  site TEXT NOT NULL, event_id TEXT NOT NULL, visitor_id TEXT NOT NULL, type TEXT NOT NULL,
+  body TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (site, event_id));
+CREATE TABLE IF NOT EXISTS assignments (
+  site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL,
+  PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE IF NOT EXISTS conversion_state (
+  site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL, visitor_id TEXT NOT NULL,
+  revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
+CREATE TABLE IF NOT EXISTS counters (
+  site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, variation, goal));
+"""
+
+
+class SQLiteStore(Store):
+    def __init__(self, path):
+        self.path = path
+        self._local = threading.local()
+        with self._tx() as db:
+            db.executescript(SCHEMA)
+
+    def _db(self):
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def _tx(self):
+        return _Transaction(self._db())
+
+    # sites and keys
+    def create_site(self, site, key_hash):
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM sites WHERE site=?", (site,)).fetchone():
+                raise SiteExists(site)
+            db.execute("INSERT INTO sites VALUES (?, ?)", (site, time.time()))
+            db.execute("INSERT INTO api_keys VALUES (?, ?, ?)", (key_hash, site, time.time()))
+
+    def add_key(self, site, key_hash):
+        with self._tx() as db:
+            db.execute("INSERT INTO api_keys VALUES (?, ?, ?)", (key_hash, site, time.time()))
+
+    def site_exists(self, site):
+        return self._db().execute("SELECT 1 FROM sites WHERE site=?", (site,)).fetchone() is not None
+
+    def site_for_key_hash(self, key_hash):
+        row = self._db().execute("SELECT site FROM api_keys WHERE key_hash=?", (key_hash,)).fetchone()
+        return row[0] if row else None
+
+    def list_sites(self):
+        return [r[0] for r in self._db().execute("SELECT site FROM sites ORDER BY site")]
+
+    # drafts and versions
+    def save_draft(self, site, config_json):
+        with self._tx() as db:
+            db.execute("INSERT INTO drafts VALUES (?, ?, ?) ON CONFLICT(site) DO UPDATE SET "
+                       "config=excluded.config, updated_at=excluded.updated_at", (site, config_json, time.time()))
+
+    def get_draft(self, site):
+        row = self._db().execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
+        return row[0] if row else None
+
+    def add_version(self, site, make_payload):
+        with self._tx() as db:
+            (last,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE site=?", (site,)).fetchone()
+            version = last + 1
+            payload, signature, published_at = make_payload(version)
+            db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?)", (site, version, payload, signature, published_at))
+        return version
+
+    def get_version(self, site, version=None):
+        if version is None:
+            sql, args = "SELECT version, payload, signature, published_at FROM versions WHERE site=? ORDER BY version DESC LIMIT 1", (site,)
+        else:
+            sql, args = "SELECT version, payload, signature, published_at FROM versions WHERE site=? AND version=?", (site, version)
+        return self._db().execute(sql, args).fetchone()
+
+    def list_versions(self, site):
+        return self._db().execute(
+            "SELECT version, published_at FROM versions WHERE site=? ORDER BY version DESC", (site,)).fetchall()
+
+    # events
+    def record_events(self, site, visitor_id, events):
+        new = 0
+        now = time.time()
+        with self._tx() as db:
+            for event in events:
+                cur = db.execute("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                                 (site, event["id"], visitor_id, event["type"], event["_json"], now))
+                if cur.rowcount == 0:
+                    continue
+                new += 1
+                if event["type"] == "exposure":
+                    self._expose(db, site, visitor_id, event)
+                else:
+                    self._convert(db, site, visitor_id, event)
+        return new
+
+    def _bump(self, db, site, campaign, variation, goal, visitors=0, conversions=0, revenue=0.0, revenue_sq=0.0):
+        db.execute(
+            "INSERT INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, variation, goal) DO UPDATE SET "
+            "visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions, "
+            "revenue=revenue+excluded.revenue, revenue_sq=revenue_sq+excluded.revenue_sq",
+            (site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq))
+
+    def _expose(self, db, site, visitor_id, event):
+        variation = HOLDOUT if event.get("holdout") else event["variation"]
+        cur = db.execute("INSERT OR IGNORE INTO assignments VALUES (?, ?, ?, ?)",
+                         (site, visitor_id, event["campaign"], variation))
+        if cur.rowcount:
+            self._bump(db, site, event["campaign"], variation, "", visitors=1)
+
+    def _convert(self, db, site, visitor_id, event):
+        value = float(event.get("value") or 0.0)
+        goal = event["goal"]
+        rows = db.execute("SELECT campaign, variation FROM assignments WHERE site=? AND visitor_id=?",
+                          (site, visitor_id)).fetchall()
+        for campaign, variation in rows:
+            row = db.execute("SELECT revenue FROM conversion_state WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
+                             (site, campaign, goal, visitor_id)).fetchone()
+            before = row[0] if row else 0.0
+            after = before + value
+            db.execute("INSERT OR REPLACE INTO conversion_state VALUES (?, ?, ?, ?, ?)",
+                       (site, campaign, goal, visitor_id, after))
+            self._bump(db, site, campaign, variation, goal, conversions=0 if row else 1,
+                       revenue=value, revenue_sq=after * after - before * before)
+
+    def counters(self, site):
+        rows = self._db().execute(
+            "SELECT campaign, variation, goal, visitors, conversions, revenue, revenue_sq FROM counters WHERE site=?",
+            (site,)).fetchall()
+        return [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "visitors": n,
+                 "conversions": k, "revenue": r, "revenue_sq": r2} for c, v, g, n, k, r, r2 in rows]
+
+    def ping(self):
+        self._db().execute("SELECT 1").fetchone()
+        return True
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, so concurrent gunicorn workers serialise their writes."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *_):
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return False
