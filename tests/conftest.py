@@ -1,0 +1,48 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from server import create_app
+from server.auth import hash_key, new_api_key
+from server.store import get_store
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / "server" / "demo" / "config.json"
+
+
+@pytest.fixture
+def app(tmp_path):
+    env = {"VITRINA_DATABASE": str(tmp_path / "vitrina.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789"}
+    return create_app(env=env)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def make_site(app, site):
+    """Create a site; returns the Authorization headers of its new key."""
+    key = new_api_key()
+    with app.app_context():
+        get_store().create_site(site, hash_key(key))
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def shop(app):
+    return make_site(app, "shop")
+
+
+@pytest.fixture
+def demo_config():
+    return json.loads(DEMO_CONFIG.read_text())
+
+
+@pytest.fixture
+def published(client, shop, demo_config):
+    """Site 'shop' with the demo config published as version 1."""
+    assert client.put("/api/v1/sites/shop/config", json=demo_config, headers=shop).status_code == 200
+    assert client.post("/api/v1/sites/shop/publish", headers=shop).get_json()["version"] == 1
+    return shop

@@ -1,0 +1,82 @@
+"""Real servers for tests: redis-server and gunicorn on free local ports, stopped after use."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout=15.0, what="server"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout}s")
+
+
+def _port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def redis_server(extra_args=()):
+    """A throwaway redis-server; yields (url, port, process)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run scripts/setup.sh")
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="vitrina-redis-")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", workdir, *extra_args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _port_open(port), what="redis-server")
+        yield f"redis://127.0.0.1:{port}/0", port, proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def gunicorn_server(env_overrides, workers=2):
+    """`vitrina serve` (the real CLI, under gunicorn) on a free port; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, **env_overrides}
+    log = tempfile.NamedTemporaryFile(prefix="vitrina-gunicorn-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", str(workers)],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: urllib.request.urlopen(url + "/healthz", timeout=1).status == 200, what="gunicorn")
+        yield url
+    except RuntimeError:
+        log.flush()
+        raise RuntimeError("gunicorn did not start:\n" + Path(log.name).read_text()[-3000:]) from None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        os.unlink(log.name)

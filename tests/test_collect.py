@@ -1,0 +1,159 @@
+"""collect: CORS, validation with reasons, bounds, once-per-visitor counting, results shape."""
+import json
+import time
+import uuid
+
+import pytest
+
+NOW = int(time.time() * 1000)
+URL = "/v1/sites/shop/collect"
+
+
+def ev(kind, **fields):
+    base = {"id": uuid.uuid4().hex, "type": kind, "version": 1, "ts": NOW}
+    if kind == "exposure":
+        base.update(campaign="hero-newsletter", variation="promo", holdout=False)
+    else:
+        base.update(goal="purchase")
+    base.update(fields)
+    return base
+
+
+def post(client, visitor, events, **kw):
+    # text/plain, as sendBeacon sends it: no CORS preflight.
+    return client.post(URL, data=json.dumps({"visitor_id": visitor, "events": events}),
+                       headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": "http://shop.test"}, **kw)
+
+
+def results(client, headers):
+    return client.get("/api/v1/sites/shop/results", headers=headers).get_json()
+
+
+def campaign(data, key):
+    return next(c for c in data["campaigns"] if c["key"] == key)
+
+
+def variation(data, key, name):
+    return next(v for v in campaign(data, key)["variations"] if v["key"] == name)
+
+
+def test_accepts_batch_with_cors(client, published):
+    response = post(client, "visitor-0001", [ev("exposure")])
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_preflight_is_answered(client, published):
+    response = client.options(URL, headers={"Origin": "http://shop.test", "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 204
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+
+
+def test_visitor_counts_once_per_variation_across_pages(client, published):
+    for _ in range(3):  # three page views, three exposures
+        post(client, "visitor-0001", [ev("exposure")])
+    post(client, "visitor-0002", [ev("exposure")])
+    data = results(client, published)
+    assert variation(data, "hero-newsletter", "promo")["visitors"] == 2
+
+
+def test_retried_batch_counts_once(client, published):
+    batch = [ev("exposure"), ev("conversion", value=10)]
+    post(client, "visitor-0001", batch)
+    post(client, "visitor-0001", batch)
+    promo = variation(results(client, published), "hero-newsletter", "promo")
+    assert promo["visitors"] == 1
+    assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 10.0}
+
+
+def test_conversions_counted_once_per_visitor_revenue_summed(client, published):
+    post(client, "visitor-0001", [ev("exposure"), ev("conversion", value=10), ev("conversion", value=2.5)])
+    post(client, "visitor-0002", [ev("exposure")])
+    promo = variation(results(client, published), "hero-newsletter", "promo")
+    assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 0.5, "revenue": 12.5}
+
+
+def test_holdout_exposures_and_forced_previews(client, published):
+    post(client, "visitor-0001", [ev("exposure", variation=None, holdout=True), ev("conversion")])
+    post(client, "visitor-0002", [ev("exposure", forced=True), ev("conversion", forced=True)])
+    data = results(client, published)
+    hero = campaign(data, "hero-newsletter")
+    assert hero["holdout"]["visitors"] == 1
+    assert hero["holdout"]["goals"]["purchase"]["conversions"] == 1
+    assert variation(data, "hero-newsletter", "promo")["visitors"] == 0
+
+
+def test_results_shape(client, published):
+    for i in range(10):
+        vid = f"visitor-{i:04d}"
+        arm = "urgent" if i % 2 else "control"
+        events = [ev("exposure", campaign="cta-wording", variation=arm)]
+        if i % 2 or i == 0:
+            events.append(ev("conversion", goal="add_to_cart"))
+        post(client, vid, events)
+    data = results(client, published)
+    assert data["site"] == "shop" and data["version"] == 1
+    cta = campaign(data, "cta-wording")
+    assert cta["type"] == "experiment"
+    assert [v["key"] for v in cta["variations"]] == ["control", "urgent"]
+    assert cta["variations"][1]["goals"]["add_to_cart"] == {"conversions": 5, "rate": 1.0, "revenue": 0.0}
+    assert cta["variations"][0]["goals"]["add_to_cart"]["rate"] == 0.2
+    assert cta["srm"]["ok"] is True
+    comparison = next(c for c in cta["comparisons"] if c["vs"] == "control" and c["goal"] == "add_to_cart")
+    assert comparison["variation"] == "urgent" and comparison["uplift"] == 4.0
+    assert 0 < comparison["p_value"] < 0.05
+
+
+def batch(*events):
+    """A valid exposure first, then the bad events: the whole batch must be refused."""
+    return {"visitor_id": "visitor-0001", "events": [ev("exposure"), *events]}
+
+
+BAD_BATCHES = [
+    ("not json", "{oops", "invalid_batch", None),
+    ("not an object", "[1]", "invalid_batch", None),
+    ("bad visitor id", {"visitor_id": "x", "events": [ev("exposure")]}, "invalid_batch", "/visitor_id"),
+    ("no events", {"visitor_id": "visitor-0001", "events": []}, "invalid_batch", "/events"),
+    ("too many events", {"visitor_id": "visitor-0001", "events": [ev("exposure") for _ in range(101)]},
+     "invalid_batch", "/events"),
+    ("unknown type", batch(ev("exposure", type="click")), "invalid_batch", "/events/1/type"),
+    ("missing id", batch(ev("exposure", id=None)), "invalid_batch", "/events/1/id"),
+    ("bad ts", batch(ev("exposure", ts="now")), "invalid_batch", "/events/1/ts"),
+    ("infinite value", '{"visitor_id":"visitor-0001","events":[{"id":"abcdefgh1","type":"conversion","version":1,'
+                       '"ts":%d,"goal":"purchase","value":1e999}]}' % NOW, "invalid_batch", "/events/0/value"),
+    ("holdout with variation", batch(ev("exposure", holdout=True)), "invalid_batch", "/events/1/variation"),
+    ("extra field", batch(ev("exposure", ip="1.2.3.4")), "invalid_batch", "/events/1"),
+    ("unknown version", batch(ev("exposure", version=7)), "unverified_events", "/events/1/version"),
+    ("unknown campaign", batch(ev("exposure", campaign="nope")), "unverified_events", "/events/1/campaign"),
+    ("unknown variation", batch(ev("exposure", variation="nope")), "unverified_events", "/events/1/variation"),
+    ("unknown goal", batch(ev("conversion", goal="nope")), "unverified_events", "/events/1/goal"),
+]
+
+
+@pytest.mark.parametrize("name, body, code, path", BAD_BATCHES, ids=[b[0] for b in BAD_BATCHES])
+def test_bad_batches_are_refused_with_reasons_and_change_nothing(client, published, name, body, code, path):
+    raw = body if isinstance(body, str) else json.dumps(body)
+    response = client.post(URL, data=raw, headers={"Content-Type": "text/plain"})
+    assert response.status_code == 400
+    payload = response.get_json()
+    assert payload["error"] == code and payload["message"]
+    if path is not None:
+        assert any(d["path"] == path for d in payload["details"]), payload["details"]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert variation(results(client, published), "hero-newsletter", "promo")["visitors"] == 0
+
+
+def test_oversized_batch_is_413(client, published):
+    raw = json.dumps({"visitor_id": "visitor-0001", "events": [ev("exposure", campaign="x" * 70000)]})
+    response = client.post(URL, data=raw, headers={"Content-Type": "text/plain"})
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "payload_too_large"
+
+
+def test_unknown_site_is_404(client, published):
+    assert client.post("/v1/sites/nope/collect", data="{}").status_code == 404
+
+
+def test_no_ip_is_stored(app, client, published):
+    post(client, "visitor-0001", [ev("exposure")], environ_base={"REMOTE_ADDR": "203.0.113.77"})
+    assert b"203.0.113.77" not in open(app.config["VITRINA_DATABASE"], "rb").read()

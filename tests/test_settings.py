@@ -1,0 +1,46 @@
+"""VITRINA_* settings: validated at start-up with errors that name the variable."""
+import subprocess
+import sys
+
+import pytest
+
+from server.config import ConfigError, load_config
+from tests.servers import REPO
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"VITRINA_PROXY_HOPS": "two"}, "VITRINA_PROXY_HOPS"),
+    ({"VITRINA_PROXY_HOPS": "99"}, "VITRINA_PROXY_HOPS"),
+    ({"VITRINA_REDIS_URL": "http://localhost"}, "VITRINA_REDIS_URL"),
+    ({"VITRINA_GEOIP_DB": "/nonexistent/city.mmdb"}, "VITRINA_GEOIP_DB"),
+    ({"VITRINA_SECRET_KEY": "short"}, "VITRINA_SECRET_KEY"),
+    ({"VITRINA_SECRET_KEY": "a-long-enough-secret-key,tiny"}, "VITRINA_SECRET_KEY"),
+    ({"VITRINA_COLLECT_MAX_BYTES": "-5"}, "VITRINA_COLLECT_MAX_BYTES"),
+])
+def test_bad_setting_is_named(tmp_path, env, name):
+    with pytest.raises(ConfigError, match=name):
+        load_config({"VITRINA_DATABASE": str(tmp_path / "db.sqlite3"), **env})
+
+
+def test_default_secret_key_is_generated_once_beside_the_database(tmp_path):
+    env = {"VITRINA_DATABASE": str(tmp_path / "data" / "db.sqlite3")}
+    first = load_config(env)["VITRINA_SECRET_KEYS"]
+    second = load_config(env)["VITRINA_SECRET_KEYS"]
+    key_file = tmp_path / "data" / "secret_key"
+    assert first == second == [key_file.read_text().strip()]
+    assert len(first[0]) >= 32
+    assert key_file.stat().st_mode & 0o077 == 0
+
+
+def test_rotation_keys_keep_their_order(tmp_path):
+    keys = load_config({"VITRINA_DATABASE": str(tmp_path / "d.sqlite3"),
+                        "VITRINA_SECRET_KEY": "new-key-0123456789abc, old-key-0123456789abc"})["VITRINA_SECRET_KEYS"]
+    assert keys == ["new-key-0123456789abc", "old-key-0123456789abc"]
+
+
+def test_cli_refuses_to_start_with_a_bad_setting(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "VITRINA_DATABASE": str(tmp_path / "db.sqlite3"), "VITRINA_PROXY_HOPS": "x"}
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "sites", "list"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "VITRINA_PROXY_HOPS" in proc.stderr
