@@ -31,17 +31,19 @@ def js_literal(obj):
 
 
 def _gzipped(body, etag):
-    if etag not in _gzip_cache:
-        _gzip_cache[etag] = gzip.compress(body, 6, mtime=0)
+    packed = _gzip_cache.get(etag)
+    if packed is None:
+        packed = _gzip_cache[etag] = gzip.compress(body, 6, mtime=0)
         if len(_gzip_cache) > 512:
             _gzip_cache.popitem(last=False)
-    return _gzip_cache[etag]
+    return packed
 
 
 def _send(body, content_type, etag, cache_control, vary=()):
-    headers = {"ETag": etag, "Cache-Control": cache_control, "Access-Control-Allow-Origin": "*",
+    """Body with its (unquoted) ETag: 304 on a match, gzip when accepted."""
+    headers = {"ETag": f'"{etag}"', "Cache-Control": cache_control, "Access-Control-Allow-Origin": "*",
                "Vary": ", ".join(("Accept-Encoding",) + tuple(vary)), "X-Content-Type-Options": "nosniff"}
-    if etag in request.if_none_match:
+    if request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         body = _gzipped(body, etag)
@@ -57,7 +59,7 @@ def tag(site):
     boot = {"endpoint": f"{request.host_url}v1/sites/{site}", "bundle": latest[0] if latest else None,
             "context": request_context()}
     body = sdk + b"\n;vitrina.init(" + js_literal(boot).encode() + b");\n"
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    etag = hashlib.sha256(body).hexdigest()[:32]
     # The body carries this request's geo and device: private, short-lived, varying by UA.
     return _send(body, "application/javascript; charset=utf-8", etag, "private, max-age=60", ("User-Agent",))
 
@@ -70,7 +72,7 @@ def bundle_json(site):
         raise APIError(404, "not_published", f"Site '{site}' has no published version yet.")
     bundle, signature = latest
     body = js_literal({"bundle": bundle, "signature": signature}).encode()
-    etag = f'"{site}-{bundle["version"]}-{signature[:16]}"'
+    etag = f'{site}-{bundle["version"]}-{signature[:16]}'
     return _send(body, "application/json", etag, "public, max-age=60, stale-while-revalidate=300")
 
 
@@ -116,7 +118,7 @@ def sdk():
     body, digest = sdk_source()
     immutable = request.args.get("v") == digest
     cache = "public, max-age=31536000, immutable" if immutable else "public, max-age=300"
-    return _send(body, "application/javascript; charset=utf-8", f'"{digest}"', cache)
+    return _send(body, "application/javascript; charset=utf-8", digest, cache)
 
 
 @bp.get("/healthz")

@@ -46,3 +46,9 @@ def published(client, shop, demo_config):
     assert client.put("/api/v1/sites/shop/config", json=demo_config, headers=shop).status_code == 200
     assert client.post("/api/v1/sites/shop/publish", headers=shop).get_json()["version"] == 1
     return shop
+
+
+def database_bytes(app):
+    """Every byte SQLite wrote for this app, WAL included."""
+    base = Path(app.config["VITRINA_DATABASE"])
+    return b"".join(p.read_bytes() for p in (base, base.with_name(base.name + "-wal")) if p.exists())

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tests.conftest import make_site
+from server.auth import hash_key
+from tests.conftest import database_bytes, make_site
 
 URL = "/api/v1/sites/shop/config"
 
@@ -34,7 +35,8 @@ def test_key_of_another_site_is_403(app, client, shop, demo_config):
 
 def test_api_key_is_stored_hashed(app, shop):
     key = shop["Authorization"].split()[1]
-    raw = open(app.config["VITRINA_DATABASE"], "rb").read()
+    raw = database_bytes(app)
+    assert hash_key(key).encode() in raw
     assert key.encode() not in raw
 
 
