@@ -2,7 +2,7 @@
 from collections import defaultdict
 
 from . import bundles
-from .stats import compare_proportions, srm_check
+from .stats import compare_proportions, srm_check, welch
 from .store import get_store
 
 
@@ -11,6 +11,11 @@ def _goal_stats(counter, visitors):
     return {"conversions": conversions,
             "rate": round(conversions / visitors, 6) if visitors else 0.0,
             "revenue": round(counter["revenue"], 2) if counter else 0.0}
+
+
+def _revenue_sums(arm_rows, goal):
+    counter = arm_rows.get(goal)
+    return (counter["revenue"], counter["revenue_sq"]) if counter else (0.0, 0.0)
 
 
 def _arm(key, rows, goals):
@@ -39,14 +44,17 @@ def _campaign(key, campaign, arms):
     goals += sorted({g for rows in arms.values() for g in rows if g is not None and g not in goals})
     variations = [_arm(v, arms.get(v, {}), goals) for v in variation_keys]
     holdout = _arm(None, arms.get(None, {}), goals)
+    sums = {v: {g: _revenue_sums(arms.get(v, {}), g) for g in goals} for v in variation_keys + [None]}
     weights = {v["key"]: v["weight"] for v in campaign["variations"]} if campaign else {}
     srm = srm_check([v["visitors"] for v in variations if v["key"] in weights],
                     [weights[v["key"]] for v in variations if v["key"] in weights])
     return {"key": key, "type": campaign["type"] if campaign else None, "variations": variations,
-            "holdout": holdout, "srm": srm, "comparisons": _comparisons(variations, holdout, goals)}
+            "holdout": holdout, "srm": srm, "comparisons": _comparisons(variations, holdout, goals, sums)}
 
 
-def _comparisons(variations, holdout, goals):
+def _comparisons(variations, holdout, goals, sums):
+    """Each variation against control and against the holdout, per goal: conversion rate
+    (two-proportion z-test) and, where there is revenue, revenue per visitor (Welch)."""
     control = next((v for v in variations if v["key"] == "control"), None)
     out = []
     for v in variations:
@@ -56,5 +64,10 @@ def _comparisons(variations, holdout, goals):
             for g in goals:
                 stats = compare_proportions(baseline["goals"][g]["conversions"], baseline["visitors"],
                                             v["goals"][g]["conversions"], v["visitors"])
-                out.append({"variation": v["key"], "vs": baseline_name, "goal": g, **stats})
+                row = {"variation": v["key"], "vs": baseline_name, "goal": g, **stats}
+                base_key = None if baseline is holdout else "control"
+                (sum_a, sq_a), (sum_b, sq_b) = sums[base_key][g], sums[v["key"]][g]
+                if sum_a or sum_b:
+                    row["revenue_per_visitor"] = welch(sum_a, sq_a, baseline["visitors"], sum_b, sq_b, v["visitors"])
+                out.append(row)
     return out

@@ -1,5 +1,5 @@
-"""Statistics for results: two-proportion z-test with a 95% CI on relative uplift, and a
-chi-square sample-ratio-mismatch check. Standard library only."""
+"""Statistics for results: two-proportion z-test and Welch's t-test with 95% CIs on the
+relative uplift, and a chi-square sample-ratio-mismatch check. Standard library only."""
 import math
 
 Z95 = 1.959963984540054
@@ -71,6 +71,79 @@ def compare_proportions(conv_a, n_a, conv_b, n_b):
     var_rel = p_a * (1 - p_a) / n_a / p_a**2 + (p_b * (1 - p_b) / n_b / p_b**2 if p_b > 0 else 0)
     half = Z95 * (p_b / p_a) * math.sqrt(var_rel)
     return {"uplift": _round(uplift), "ci": [_round(uplift - half), _round(uplift + half)], "p_value": _round(p_value)}
+
+
+def _betacf(a, b, x):
+    """Continued fraction of the regularised incomplete beta (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 1000):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)), -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+            d = 1 + num * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
+
+
+def betainc(a, b, x):
+    """Regularised incomplete beta I_x(a, b)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _betacf(a, b, x) / a
+    return 1 - front * _betacf(b, a, 1 - x) / b
+
+
+def t_sf(t, df):
+    """P(T >= t) for Student's t with df degrees of freedom."""
+    tail = 0.5 * betainc(df / 2, 0.5, df / (df + t * t))
+    return tail if t >= 0 else 1 - tail
+
+
+def t_quantile(p, df):
+    """The t with P(T <= t) = p, by bisection (p > 0.5)."""
+    low, high = 0.0, 1e6
+    for _ in range(200):
+        mid = (low + high) / 2
+        if 1 - t_sf(mid, df) < p:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def welch(sum_a, sq_a, n_a, sum_b, sq_b, n_b):
+    """B against A on a per-visitor metric given sums and sums of squares: relative uplift of
+    the mean, its 95% CI (delta method, t quantile at Welch's df) and the two-sided p-value."""
+    if n_a < 2 or n_b < 2:
+        return {"uplift": None, "ci": None, "p_value": None}
+    mean_a, mean_b = sum_a / n_a, sum_b / n_b
+    var_a = max(0.0, (sq_a - sum_a * sum_a / n_a) / (n_a - 1))
+    var_b = max(0.0, (sq_b - sum_b * sum_b / n_b) / (n_b - 1))
+    se2_a, se2_b = var_a / n_a, var_b / n_b
+    se = math.sqrt(se2_a + se2_b)
+    if se == 0:
+        return {"uplift": _round(mean_b / mean_a - 1) if mean_a else None, "ci": None, "p_value": None}
+    df = (se2_a + se2_b) ** 2 / (se2_a**2 / (n_a - 1) + se2_b**2 / (n_b - 1))
+    p_value = 2 * t_sf(abs(mean_b - mean_a) / se, df)
+    if mean_a == 0:
+        return {"uplift": None, "ci": None, "p_value": _round(p_value)}
+    ratio = mean_b / mean_a
+    # Var(mB/mA) ≈ ratio^2 * (se_b^2/mB^2 + se_a^2/mA^2)
+    rel_se = math.sqrt(se2_a / mean_a**2 + (se2_b / mean_b**2 if mean_b else 0.0)) * abs(ratio)
+    half = t_quantile(0.975, df) * rel_se
+    return {"uplift": _round(ratio - 1), "ci": [_round(ratio - 1 - half), _round(ratio - 1 + half)],
+            "p_value": _round(p_value)}
 
 
 def _round(x):
