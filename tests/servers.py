@@ -80,3 +80,45 @@ def gunicorn_server(env_overrides, workers=2):
         except subprocess.TimeoutExpired:
             proc.kill()
         os.unlink(log.name)
+
+
+@contextmanager
+def redis_cluster(masters=3):
+    """A throwaway Redis Cluster of `masters` redis-server processes (no replicas);
+    yields (url, ports) with url = redis+cluster://127.0.0.1:<first port>."""
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        raise RuntimeError("redis-server and redis-cli are needed: run scripts/setup.sh")
+    workdir = tempfile.mkdtemp(prefix="vitrina-redis-cluster-")
+    ports, procs = [], []
+    try:
+        for _ in range(masters):
+            port = free_port()
+            # An explicit bus port: the default (port + 10000) overflows for high ephemeral ports.
+            procs.append(subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", workdir, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                 "--cluster-port", str(free_port()), "--cluster-node-timeout", "2000"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            ports.append(port)
+        for port in ports:
+            wait_for(lambda: _port_open(port), what="redis-server (cluster node)")
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+
+        def cluster_ok():
+            return all("cluster_state:ok" in subprocess.run(
+                [cli, "-p", str(p), "cluster", "info"], capture_output=True, text=True, timeout=5).stdout
+                for p in ports)
+        wait_for(cluster_ok, what="redis cluster")
+        yield f"redis+cluster://127.0.0.1:{ports[0]}", ports
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -35,8 +35,8 @@ class SQLiteStore(Store):
     def __init__(self, path):
         self.path = path
         self._local = threading.local()
-        with self._tx() as db:
-            db.executescript(SCHEMA)
+        # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
+        self._db().executescript(SCHEMA)
 
     def _db(self):
         db = getattr(self._local, "db", None)

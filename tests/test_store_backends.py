@@ -1,0 +1,333 @@
+"""One suite for every store backend: SQLite (embedded default) and Redis (real redis-server,
+and a real 3-master Redis Cluster). Both must give the same answers to the same calls."""
+import json
+import threading
+import time
+import uuid
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from server.store import SiteExists
+from server.store.redis_store import RedisStore
+from server.store.sqlite import SQLiteStore
+from servers import redis_cluster, redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    with redis_server() as (url, _, _):
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        yield SQLiteStore(str(tmp_path / "store.sqlite3"))
+        return
+    store = RedisStore(request.getfixturevalue("redis_url"))
+    store.r.flushall()
+    yield store
+    store.close()
+
+
+def exposure(event_id, campaign, variation, holdout=False):
+    return _event({"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
+                   "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout})
+
+
+def conversion(event_id, goal, value=None):
+    event = {"id": event_id, "type": "conversion", "version": 1, "ts": 1763900000000, "goal": goal}
+    if value is not None:
+        event["value"] = value
+    return _event(event)
+
+
+def _event(event):
+    event["_json"] = json.dumps(event, separators=(",", ":"))  # as collect hands them over
+    return event
+
+
+def by_key(counters):
+    """{(campaign, variation, goal): counter} for readable assertions."""
+    return {(c["campaign"], c["variation"], c["goal"]): c for c in counters}
+
+
+def basic_scenario(store, site="shop"):
+    """Every interface method once; used for each backend and for Redis Cluster."""
+    store.create_site(site, f"hash-{site}")
+    assert store.site_exists(site) and site in store.list_sites()
+    assert store.site_for_key_hash(f"hash-{site}") == site
+    store.save_draft(site, '{"campaigns": []}')
+    assert store.get_draft(site) == '{"campaigns": []}'
+    assert store.add_version(site, lambda n: (f"payload {n}", f"sig {n}", "2026-11-23T17:00:00Z")) == 1
+    assert store.get_version(site) == (1, "payload 1", "sig 1", "2026-11-23T17:00:00Z")
+    assert list(store.list_versions(site)) == [(1, "2026-11-23T17:00:00Z")]
+    events = [exposure("e-000001", "hero", "promo"), conversion("e-000002", "purchase", 12.5)]
+    assert store.record_events(site, "visitor-1", events) == 2
+    assert store.record_events(site, "visitor-1", events) == 0
+    counters = by_key(store.counters(site))
+    assert counters[("hero", "promo", None)]["visitors"] == 1
+    purchase = counters[("hero", "promo", "purchase")]
+    assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 12.5, 156.25)
+    assert store.ping()
+
+
+def test_basic_scenario(store):
+    basic_scenario(store)
+
+
+def test_duplicate_site_is_refused_and_keeps_its_key(store):
+    store.create_site("shop", "hash-1")
+    with pytest.raises(SiteExists):
+        store.create_site("shop", "hash-2")
+    assert store.site_for_key_hash("hash-1") == "shop"
+    assert store.site_for_key_hash("hash-2") is None
+
+
+def test_sites_and_key_lookup(store):
+    assert store.list_sites() == [] and not store.site_exists("shop")
+    store.create_site("shop", "hash-shop")
+    store.create_site("alpha", "hash-alpha")
+    store.add_key("shop", "hash-shop-2")
+    assert store.list_sites() == ["alpha", "shop"]
+    assert store.site_exists("alpha") and not store.site_exists("beta")
+    assert store.site_for_key_hash("hash-shop") == "shop"
+    assert store.site_for_key_hash("hash-shop-2") == "shop"
+    assert store.site_for_key_hash("hash-alpha") == "alpha"
+    assert store.site_for_key_hash("unknown") is None
+
+
+def test_draft_round_trip(store):
+    store.create_site("shop", "h")
+    assert store.get_draft("shop") is None
+    store.save_draft("shop", '{"a":1}')
+    store.save_draft("shop", '{"a":2,"text":"é \\u2028"}')
+    assert store.get_draft("shop") == '{"a":2,"text":"é \\u2028"}'
+    assert store.get_draft("other") is None
+
+
+def test_versions_are_numbered_per_site_and_listed_newest_first(store):
+    for site in ("shop", "alpha"):
+        store.create_site(site, "h-" + site)
+    seen = []
+
+    def make(n):
+        seen.append(n)
+        return f"payload {n}", f"sig {n}", f"2026-11-23T17:00:0{n}Z"
+
+    assert [store.add_version("shop", make) for _ in range(3)] == [1, 2, 3]
+    assert store.add_version("alpha", make) == 1
+    assert seen == [1, 2, 3, 1]
+    assert [tuple(r) for r in store.list_versions("shop")] == [
+        (3, "2026-11-23T17:00:03Z"), (2, "2026-11-23T17:00:02Z"), (1, "2026-11-23T17:00:01Z")]
+    assert list(store.list_versions("nothing")) == []
+
+
+def test_get_version_latest_specific_and_missing(store):
+    store.create_site("shop", "h")
+    assert store.get_version("shop") is None
+    assert store.get_version("shop", 1) is None
+    for _ in range(2):
+        store.add_version("shop", lambda n: (f"payload {n}", f"sig {n}", f"at {n}"))
+    assert tuple(store.get_version("shop")) == (2, "payload 2", "sig 2", "at 2")
+    assert tuple(store.get_version("shop", 1)) == (1, "payload 1", "sig 1", "at 1")
+    assert store.get_version("shop", 3) is None
+    assert store.get_version("other") is None
+
+
+def test_failed_payload_leaves_no_version(store):
+    store.create_site("shop", "h")
+
+    def broken(n):
+        raise RuntimeError("compile failed")
+
+    with pytest.raises(RuntimeError):
+        store.add_version("shop", broken)
+    assert store.get_version("shop") is None
+    assert store.add_version("shop", lambda n: ("p", "s", "at")) == 1
+
+
+def test_concurrent_publishes_get_distinct_consecutive_versions(store):
+    store.create_site("shop", "h")
+    threads, per_thread = 6, 5
+    results, errors = [], []
+
+    def make(n):
+        time.sleep(0.001)  # widen the window between allocating and storing
+        return f"payload {n}", "sig", "at"
+
+    def publish():
+        try:
+            for _ in range(per_thread):
+                results.append(store.add_version("shop", make))
+        except Exception as e:  # surfaced by the assertion below
+            errors.append(e)
+
+    workers = [threading.Thread(target=publish) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    assert sorted(results) == list(range(1, threads * per_thread + 1))
+    assert [v for v, _ in store.list_versions("shop")] == list(range(threads * per_thread, 0, -1))
+    assert all(store.get_version("shop", n)[1] == f"payload {n}" for n in results)
+
+
+def test_events_are_idempotent_by_id(store):
+    store.create_site("shop", "h")
+    batch = [exposure("e-000001", "hero", "promo"), conversion("e-000002", "purchase", 10)]
+    assert store.record_events("shop", "visitor-1", batch) == 2
+    assert store.record_events("shop", "visitor-1", batch) == 0
+    # an id already seen is skipped even inside a new batch, even for another visitor
+    again = [conversion("e-000002", "purchase", 10), conversion("e-000003", "purchase", 5)]
+    assert store.record_events("shop", "visitor-2", again) == 1
+    assert store.record_events("shop", "visitor-1", [conversion("e-000004", "purchase", 1)] * 2) == 1
+    counters = by_key(store.counters("shop"))
+    assert counters[("hero", "promo", None)]["visitors"] == 1
+    assert counters[("hero", "promo", "purchase")]["conversions"] == 1
+    assert counters[("hero", "promo", "purchase")]["revenue"] == 11.0
+    assert store.record_events("shop", "visitor-1", []) == 0
+
+
+def test_event_ids_are_per_site(store):
+    for site in ("shop", "alpha"):
+        store.create_site(site, "h-" + site)
+        assert store.record_events(site, "visitor-1", [exposure("e-000001", "hero", "promo")]) == 1
+    assert by_key(store.counters("alpha"))[("hero", "promo", None)]["visitors"] == 1
+    assert store.counters("nothing") == []
+
+
+def test_first_variation_wins(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", "promo")])
+    store.record_events("shop", "visitor-1", [exposure("e-000002", "hero", "control"),
+                                              exposure("e-000003", "hero", "promo")])
+    store.record_events("shop", "visitor-2", [exposure("e-000004", "hero", "control")])
+    store.record_events("shop", "visitor-1", [conversion("e-000005", "purchase", 3)])
+    counters = by_key(store.counters("shop"))
+    assert counters[("hero", "promo", None)]["visitors"] == 1
+    assert counters[("hero", "control", None)]["visitors"] == 1
+    assert counters[("hero", "promo", "purchase")]["conversions"] == 1
+    assert ("hero", "control", "purchase") not in counters
+
+
+def test_holdout_exposures_and_conversions_count_as_holdout(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", None, holdout=True),
+                                              exposure("e-000002", "hero", "promo")])
+    store.record_events("shop", "visitor-2", [exposure("e-000003", "hero", None, holdout=True)])
+    store.record_events("shop", "visitor-1", [conversion("e-000004", "purchase", 7.5)])
+    counters = by_key(store.counters("shop"))
+    assert counters[("hero", None, None)]["visitors"] == 2
+    assert ("hero", "promo", None) not in counters
+    holdout = counters[("hero", None, "purchase")]
+    assert (holdout["conversions"], holdout["revenue"]) == (1, 7.5)
+
+
+def test_conversion_before_exposure_is_not_attributed(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "visitor-1", [conversion("e-000001", "purchase", 20)])
+    assert store.counters("shop") == []
+    store.record_events("shop", "visitor-1", [exposure("e-000002", "hero", "promo")])
+    store.record_events("shop", "visitor-1", [conversion("e-000003", "purchase", 5)])
+    purchase = by_key(store.counters("shop"))[("hero", "promo", "purchase")]
+    assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 5.0, 25.0)
+
+
+def test_conversion_counts_once_per_visitor_revenue_sums_and_spreads_over_campaigns(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", "promo"),
+                                              exposure("e-000002", "cta", "control")])
+    store.record_events("shop", "visitor-1", [conversion("e-000003", "purchase", 10),
+                                              conversion("e-000004", "purchase", 2.5),
+                                              conversion("e-000005", "add_to_cart")])
+    counters = by_key(store.counters("shop"))
+    for key in (("hero", "promo", "purchase"), ("cta", "control", "purchase")):
+        assert (counters[key]["conversions"], counters[key]["revenue"], counters[key]["visitors"]) == (1, 12.5, 0)
+    assert counters[("hero", "promo", "add_to_cart")]["conversions"] == 1
+    assert counters[("hero", "promo", "add_to_cart")]["revenue"] == 0.0
+    assert set(counters[("hero", "promo", "purchase")]) == {
+        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq"}
+
+
+def test_revenue_sq_is_the_sum_over_visitors_of_squared_revenue(store):
+    store.create_site("shop", "h")
+    spends = {"visitor-1": [10, 5], "visitor-2": [2.5], "visitor-3": [-4, 1.25, 0.75]}
+    n = 0
+    for visitor, values in spends.items():
+        n += 1
+        store.record_events("shop", visitor, [exposure(f"x-{n:06d}", "hero", "promo")])
+        for value in values:
+            n += 1
+            store.record_events("shop", visitor, [conversion(f"c-{n:06d}", "purchase", value)])
+    purchase = by_key(store.counters("shop"))[("hero", "promo", "purchase")]
+    assert purchase["conversions"] == 3
+    assert purchase["revenue"] == sum(sum(v) for v in spends.values())
+    assert purchase["revenue_sq"] == 15 ** 2 + 2.5 ** 2 + (-2) ** 2
+
+
+def test_ping(store):
+    assert store.ping() is True
+
+
+def test_unix_socket_url(tmp_path):
+    socket = tmp_path / "redis.sock"
+    with redis_server(("--unixsocket", str(socket))):
+        store = RedisStore(f"unix://{socket}")
+        try:
+            basic_scenario(store)
+        finally:
+            store.close()
+
+
+# The same random event sequence through both backends gives identical counters.
+
+VISITORS = ["visitor-a", "visitor-b", "visitor-c"]
+event_ids = st.integers(0, 30).map(lambda i: f"event-{i:04d}")  # small pool: duplicates happen
+exposures = st.builds(lambda i, c, v: exposure(i, c, v, holdout=v is None), event_ids,
+                      st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]))
+values = st.one_of(st.none(), st.integers(-100, 1000),
+                   st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
+conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values)
+batches = st.lists(st.tuples(st.sampled_from(VISITORS), st.lists(st.one_of(exposures, conversions),
+                                                                  min_size=1, max_size=5)), max_size=25)
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory, redis_url):
+    redis_store = RedisStore(redis_url)
+    yield SQLiteStore(str(tmp_path_factory.mktemp("sqlite") / "store.sqlite3")), redis_store
+    redis_store.close()
+
+
+def _sorted(counters):
+    return sorted(counters, key=lambda c: (c["campaign"], c["variation"] or "", c["goal"] or ""))
+
+
+@settings(max_examples=30, deadline=None)
+@given(batches=batches)
+def test_backends_fold_the_same_events_into_the_same_counters(both, batches):
+    site = "s-" + uuid.uuid4().hex[:12]  # a fresh site per example: no flush needed
+    for store in both:
+        store.create_site(site, "hash-" + site)
+    for visitor, events in batches:
+        assert len({store.record_events(site, visitor, events) for store in both}) == 1
+    sqlite_counters, redis_counters = (_sorted(store.counters(site)) for store in both)
+    assert redis_counters == sqlite_counters
+
+
+def test_redis_cluster():
+    with redis_cluster() as (url, ports):
+        store = RedisStore(url)
+        try:
+            # several sites: their hash tags spread them over the masters
+            sites = [f"site-{i}" for i in range(6)]
+            for site in sites:
+                basic_scenario(store, site)
+            assert store.list_sites() == sites
+            nodes = {store.r.get_node_from_key(f"vitrina:{{{site}}}:counters").name for site in sites}
+            assert len(nodes) > 1
+        finally:
+            store.close()
