@@ -2,7 +2,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors, store
+from . import errors, ratelimit, store
 from .config import load_config
 
 
@@ -21,6 +21,7 @@ def create_app(test_config=None, env=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     errors.init_app(app)
     store.init_app(app)
+    ratelimit.init_app(app)
 
     from .api_merchant import bp as merchant_bp
     from .api_public import bp as public_bp

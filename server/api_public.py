@@ -11,6 +11,7 @@ from . import bundles
 from .context import request_context
 from .errors import APIError
 from .events import BatchInvalid, parse_batch, verify_against_bundles
+from .ratelimit import check_collect
 from .sdk_asset import sdk_source
 from .store import get_store
 
@@ -91,6 +92,7 @@ def collect(site):
                                              "Access-Control-Allow-Headers": "Content-Type",
                                              "Access-Control-Max-Age": "86400"})
     _known_site(site)
+    check_collect(site, cors)
     limit = current_app.config["VITRINA_COLLECT_MAX_BYTES"]
     if (request.content_length or 0) > limit:
         raise APIError(413, "payload_too_large", f"A batch may be at most {limit} bytes.", headers=cors)

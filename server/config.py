@@ -64,4 +64,8 @@ def load_config(env=None):
         "VITRINA_SDK_PATH": env.get("VITRINA_SDK_PATH") or None,
         "VITRINA_COLLECT_MAX_BYTES": _int(env, "VITRINA_COLLECT_MAX_BYTES", 64 * 1024, 1024, 1024 * 1024),
         "VITRINA_CONFIG_MAX_BYTES": _int(env, "VITRINA_CONFIG_MAX_BYTES", 512 * 1024, 1024, 16 * 1024 * 1024),
+        # collect batches allowed per window (0 = unlimited), per site and per client address
+        "VITRINA_RATE_WINDOW": _int(env, "VITRINA_RATE_WINDOW", 10, 1, 3600),
+        "VITRINA_RATE_SITE": _int(env, "VITRINA_RATE_SITE", 50_000, 0, 10**9),
+        "VITRINA_RATE_CLIENT": _int(env, "VITRINA_RATE_CLIENT", 100, 0, 10**9),
     }

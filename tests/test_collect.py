@@ -161,3 +161,30 @@ def test_no_ip_is_stored(app, client, published):
     raw = database_bytes(app)
     assert b"visitor-0001" in raw  # the event was written...
     assert b"203.0.113.77" not in raw  # ...without the address it came from
+
+
+def test_flooding_client_gets_429_with_retry_after(tmp_path):
+    from server import create_app
+    from tests.conftest import make_site
+    app = create_app(env={"VITRINA_DATABASE": str(tmp_path / "r.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
+                          "VITRINA_RATE_CLIENT": "5", "VITRINA_RATE_WINDOW": "60"})
+    make_site(app, "shop")
+    client = app.test_client()
+    codes = [client.post(URL, data="{}", environ_base={"REMOTE_ADDR": "198.51.100.1"}).status_code for _ in range(7)]
+    assert codes == [400] * 5 + [429] * 2
+    flooded = client.post(URL, data="{}", environ_base={"REMOTE_ADDR": "198.51.100.1"})
+    assert 1 <= int(flooded.headers["Retry-After"]) <= 60
+    assert flooded.get_json()["error"] == "rate_limited"
+    # another client is not affected
+    assert client.post(URL, data="{}", environ_base={"REMOTE_ADDR": "198.51.100.2"}).status_code == 400
+
+
+def test_site_limit_applies_across_clients(tmp_path):
+    from server import create_app
+    from tests.conftest import make_site
+    app = create_app(env={"VITRINA_DATABASE": str(tmp_path / "r.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
+                          "VITRINA_RATE_SITE": "3", "VITRINA_RATE_WINDOW": "60"})
+    make_site(app, "shop")
+    client = app.test_client()
+    codes = [client.post(URL, data="{}", environ_base={"REMOTE_ADDR": f"198.51.100.{i}"}).status_code for i in range(5)]
+    assert codes == [400, 400, 400, 429, 429]
