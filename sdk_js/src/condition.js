@@ -1,0 +1,127 @@
+// MongoDB-style conditions (docs/DESIGN.md "Conditions"); server/evaluator.py is the twin.
+// Never throws: a malformed condition (unknown operator, bad regex, bad operand) is false as a
+// whole, even under $not or $nor, and `log` hears why.
+
+const isArr = Array.isArray
+const isObj = (x) => !!x && typeof x == "object" && !isArr(x)
+const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k)
+const bad = (m) => {
+  throw [m]
+}
+
+// Own properties only, so "constructor" or "length" never resolve to built-ins.
+const get = (o, path) => {
+  for (const k of path.split(".")) {
+    if (!o || typeof o != "object" || (isArr(o) && !/^\d+$/.test(k)) || !own(o, k)) return null
+    o = o[k]
+  }
+  return o ?? null
+}
+
+// Deep, type-strict equality (1 never equals "1" or true); i: strings compare case-insensitively.
+const eq = (a, b, i) => {
+  if (i && typeof a == "string" && typeof b == "string") return a.toLowerCase() == b.toLowerCase()
+  if (a === b) return true
+  if (!a || !b || typeof a != "object" || typeof b != "object" || isArr(a) != isArr(b)) return false
+  const k = Object.keys(a)
+  return k.length == Object.keys(b).length && k.every((x) => own(b, x) && eq(a[x], b[x], i))
+}
+
+// An array attribute matches a value when it equals it or one of its elements does.
+const match = (a, e, i) => eq(a, e, i) || (isArr(a) && a.some((x) => eq(x, e, i)))
+const some = (a, f) => (isArr(a) ? a.some(f) : f(a))
+const isOp = (c) => isObj(c) && Object.keys(c).length > 0 && Object.keys(c).every((k) => k[0] == "$")
+
+// "v1.2.3-rc.1+b7" -> "    1-    2-    3-rc-    1": ordered as plain strings.
+const ver = (v) => {
+  const p = (typeof v == "number" ? v + "" : typeof v == "string" && v ? v : "0")
+    .replace(/^v/, "")
+    .split("+")[0]
+    .split(/[-.]/)
+  // "1.2" means 1.2.0, so it equals "1.2.0" and ranks above "1.2.0-beta".
+  while (p.length < 3 && p.every((x) => /^\d+$/.test(x))) p.push("0")
+  if (p.length == 3) p.push("~")
+  return p.map((x) => (/^\d+$/.test(x) ? x.padStart(5, " ") : x)).join("-")
+}
+
+// JS relational operators on scalars: numeric unless both are strings; objects never compare.
+const rel = (o, a, e) =>
+  !(a && typeof a == "object") &&
+  !(e && typeof e == "object") &&
+  (o == "$lt" ? a < e : o == "$lte" ? a <= e : o == "$gt" ? a > e : a >= e)
+
+function op(o, a, e) {
+  const i = o.slice(-1) == "i"
+  if (/^\$v(eq|ne|[gl]te?)$/.test(o)) return op("$" + o.slice(2), ver(a), ver(e))
+  switch (o) {
+    case "$eq":
+      return match(a, e)
+    case "$ne":
+      return !match(a, e)
+    case "$lt":
+    case "$lte":
+    case "$gt":
+    case "$gte":
+      return some(a, (x) => rel(o, x, e))
+    case "$in":
+    case "$ini":
+    case "$nin":
+    case "$nini":
+      isArr(e) || bad(o + " needs an array")
+      return e.some((y) => match(a, y, i)) == (o[1] == "i")
+    case "$all":
+    case "$alli":
+      isArr(e) || bad(o + " needs an array")
+      return isArr(a) && e.every((c) => a.some((x) => val(c, x, i)))
+    case "$regex":
+    case "$regexi": {
+      let r
+      try {
+        r = new RegExp(e, i ? "i" : "")
+      } catch (_) {}
+      if (typeof e != "string" || !r) bad("bad regex " + e)
+      return some(a, (x) => typeof x == "string" && r.test(x))
+    }
+    case "$exists":
+      return !e == (a == null)
+    case "$type":
+      return (a == null ? "null" : isArr(a) ? "array" : typeof a) == e
+    case "$size":
+      return isArr(a) && val(e, a.length)
+    case "$elemMatch":
+      isObj(e) || bad("$elemMatch needs an object")
+      return isArr(a) && a.some((x) => x != null && (isOp(e) ? val(e, x) : cond(e, x)))
+    case "$not":
+      return !val(e, a)
+  }
+  bad("unknown operator " + o)
+}
+
+function val(c, v, i) {
+  return isOp(c) ? Object.keys(c).every((o) => op(o, v, c[o])) : match(v, c, i)
+}
+
+function cond(c, o) {
+  isObj(c) || bad("condition must be an object")
+  return Object.keys(c).every((k) => {
+    const v = c[k]
+    if (k == "$not") return !cond(v, o)
+    if (k == "$and" || k == "$or" || k == "$nor") {
+      isArr(v) || bad(k + " needs an array")
+      if (k == "$and") return v.every((x) => cond(x, o))
+      // An empty $or is true, so an empty $nor is false (GrowthBook).
+      return (!v.length || v.some((x) => cond(x, o))) == (k == "$or")
+    }
+    return val(v, get(o, k))
+  })
+}
+
+export function evalCondition(condition, attributes, log) {
+  try {
+    return cond(condition, attributes)
+  } catch (e) {
+    // e is [reason] from bad(), or a RangeError from absurdly deep nesting.
+    if (typeof log == "function") log(isArr(e) ? e[0] : "condition error: " + e)
+    return false
+  }
+}

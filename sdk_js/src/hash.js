@@ -1,0 +1,19 @@
+// docs/DESIGN.md "Hashing and bucketing"; server/bucketing.py is the twin.
+
+export const fnv1a = (s) => {
+  let h = 0x811c9dc5
+  for (const b of new TextEncoder().encode(s)) h = Math.imul(h ^ b, 0x01000193)
+  return h >>> 0
+}
+
+// murmur3's finaliser: FNV-1a alone leaves ids that differ in the last character close together.
+export const fmix32 = (h) => {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b)
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
+}
+
+export const hash = (seed, id) => fmix32(fnv1a(seed + ":" + id)) / 2 ** 32
+
+// Truncated, not rounded, so the text never reads 1.0000 and both languages print the same.
+export const bucketText = (b) => "0." + String(Math.floor(b * 1e4)).padStart(4, "0")

@@ -1,0 +1,64 @@
+// The shared vectors in spec/ against the JS twins; tests/test_spec_vectors.py runs the same files.
+import assert from "node:assert/strict"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { describe, test } from "node:test"
+import { bucketText, chooseVariation, decide, evalCondition, hash } from "../src/esm.js"
+import { fmix32, fnv1a } from "../src/hash.js"
+
+const spec = new URL("../../spec/", import.meta.url)
+// Peer vectors beside the project checkout; a fresh clone has none and skips them.
+const conformance = new URL("../../../shared/conformance/growthbook-cases.json", import.meta.url)
+const load = (url) => JSON.parse(readFileSync(url, "utf8"))
+const index = load(new URL("index.json", spec))
+const files = index.files.map(({ file, topic }) => ({ file, topic, doc: load(new URL(file, spec)) }))
+
+test("index lists every vector file with its topic and version", () => {
+  const onDisk = readdirSync(spec).filter((f) => /^\d\d-.*\.json$/.test(f))
+  assert.deepEqual(onDisk.sort(), files.map((f) => f.file).sort())
+  for (const { topic, doc } of files) {
+    assert.equal(doc.topic, topic)
+    assert.equal(doc.specVersion, index.specVersion)
+  }
+  assert.ok(files.reduce((n, f) => n + f.doc.cases.length, 0) >= 300)
+})
+
+const run = {
+  conditions: (c) => assert.equal(evalCondition(c.condition, c.attributes), c.expected),
+  hashing: (c) => {
+    if (c.function == "fnv1a") assert.equal(fnv1a(c.input), c.expected)
+    else if (c.function == "fmix32") assert.equal(fmix32(c.input), c.expected)
+    else if (c.function == "hash") {
+      const b = hash(c.seed, c.id)
+      assert.equal(b, c.expected)
+      assert.equal(bucketText(b), c.expected_text)
+    } else assert.equal(bucketText(c.bucket), c.expected)
+  },
+  bucketing: (c) => {
+    let b = c.bucket
+    if (b === undefined) {
+      b = hash(c.campaign.seed, c.visitor_id)
+      assert.equal(bucketText(b), c.expected_bucket_text)
+    }
+    const v = chooseVariation(c.campaign, b)
+    assert.equal(v && v.key, c.expected_variation)
+  },
+  decisions: (c) => assert.deepEqual(decide(c.bundle, c.attributes, c.visitor_id, c.options), c.expected),
+}
+run.regex = run.versions = run.conditions
+
+for (const { file, topic, doc } of files) {
+  describe(file, () => {
+    for (const c of doc.cases) test(c.description, () => run[topic](c))
+  })
+}
+
+describe("growthbook conformance (evalCondition)", () => {
+  if (!existsSync(conformance)) {
+    test("peer vectors", { skip: "no ../shared/conformance beside this checkout" }, () => {})
+    return
+  }
+  load(conformance).evalCondition.forEach(([name, condition, attributes, expected, ...saved], n) => {
+    const skip = (saved.length || /\$(inGroup|notInGroup)/.test(JSON.stringify(condition))) && "saved groups are outside Vitrina's language"
+    test(`${String(n).padStart(3, "0")} ${name}`, { skip }, () => assert.equal(evalCondition(condition, attributes), expected))
+  })
+})

@@ -1,0 +1,146 @@
+"""Which campaigns and variations a visitor gets (docs/DESIGN.md "Decision").
+
+The twin of sdk_js/src/decide.js: same rules in the same order, same reason strings.
+"""
+import re
+import time
+from datetime import date
+
+from .bucketing import bucket_text, hash
+from .evaluator import eval_condition
+
+_TIME = re.compile(r"([1-9][0-9]{3})-([0-9]{2})-([0-9]{2})"
+                   r"(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?(Z|([+-])([0-9]{2}):([0-9]{2}))?)?")
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def parse_time(text):
+    """ISO 8601 as the compiler writes it -> ms since the epoch; no offset means UTC.
+
+    Out-of-range fields roll over as JavaScript's Date.UTC does (Feb 31 is Mar 3); anything
+    else is NaN, which no `now` satisfies: a broken schedule never shows a campaign."""
+    m = _TIME.fullmatch(text) if isinstance(text, str) else None
+    if not m:
+        return float("nan")
+    y, mo, d, h, mi, s, frac, zone, sign, oh, om = m.groups()
+    y, mo = int(y) + (int(mo) - 1) // 12, (int(mo) - 1) % 12 + 1
+    days = date(y, mo, 1).toordinal() - _EPOCH + int(d) - 1
+    ms = (((days * 24 + int(h or 0)) * 60 + int(mi or 0)) * 60 + int(s or 0)) * 1000
+    ms += int((frac or "").ljust(3, "0")[:3])
+    if sign:
+        ms -= (1 if sign == "+" else -1) * (int(oh) * 60 + int(om)) * 60000
+    return ms
+
+
+def choose_variation(campaign, bucket):
+    """The variation for `bucket` (None outside traffic); cumulative weights in config order."""
+    variations = campaign.get("variations") or []
+    traffic = _default(campaign.get("traffic"), 1)
+    if not bucket < traffic:
+        return None
+    total = 0
+    for variation in variations:
+        total += variation.get("weight") or 0
+        if bucket < total * traffic:
+            return variation
+    # The fallback covers weights whose float sum falls a hair short of 1.
+    return variations[-1] if variations else None
+
+
+def footprint(campaign):
+    """Every selector a campaign may touch, over all its variations, so exclusion never depends on the bucket."""
+    return [a.get("selector") for v in (campaign.get("variations") or []) for a in (v.get("actions") or [])
+            if isinstance(a.get("selector"), str)]
+
+
+def _default(value, fallback):
+    return fallback if value is None else value
+
+
+def _rule(c, key, ctx):
+    """-> (reason, variation key if chosen, forced)."""
+    variations = c.get("variations") or []
+    has = lambda v: any(x.get("key") == v for x in variations)  # noqa: E731
+    forced = ctx["force"].get(key)
+    if forced is not None and has(forced):
+        return f"forced {forced}", forced, True
+    schedule = c.get("schedule") or {}
+    now = ctx["now"]
+    if (schedule.get("start") is not None and not now >= parse_time(schedule["start"])) or \
+            (schedule.get("end") is not None and not now < parse_time(schedule["end"])):
+        return "not scheduled", None, False
+    ev = ctx["eval"]
+    if c.get("pages") is not None and not ev(c["pages"]):
+        return "page not matched", None, False
+    segment = c.get("segment")
+    if segment is not None and not ev(ctx["segments"].get(segment)):
+        return f"segment {segment} not matched", None, False
+    has_conditions = c.get("conditions") is not None
+    if has_conditions and not ev(c["conditions"]):
+        return "conditions not matched", None, False
+    if c.get("trigger") is not None and key not in ctx["triggered"]:
+        return "waiting for trigger", None, False
+    cap = c.get("cap") or {}
+    seen = ctx["counts"].get(key) or {}
+    if (cap.get("per_visitor") is not None and (seen.get("visitor") or 0) >= cap["per_visitor"]) or \
+            (cap.get("per_session") is not None and (seen.get("session") or 0) >= cap["per_session"]):
+        return "capped", None, False
+    group = c.get("group")
+    if group is not None:
+        other = next((o for o in ctx["chosen"] if o.get("group") == group), None)
+        if other is not None:
+            return f"excluded by group {group} ({other.get('key')})", None, False
+    for selector in footprint(c):
+        other = next((o for o in ctx["chosen"] if selector in footprint(o)), None)
+        if other is not None:
+            return f"excluded by selector {selector} ({other.get('key')})", None, False
+    seed = _default(c.get("seed"), key)
+    sticky = ctx["sticky"].get(key)
+    if sticky and sticky.get("seed") == seed and has(sticky.get("variation")):
+        return f"sticky {sticky['variation']}", sticky["variation"], False
+    bucket = hash(seed, ctx["visitor_id"])
+    variation = choose_variation(c, bucket)
+    text = f"; bucket {bucket_text(bucket)}"
+    if not bucket < _default(c.get("traffic"), 1):
+        return "outside traffic" + text, None, False
+    if variation is None:
+        return "no variations", None, False
+    if segment is not None:
+        who = f"segment {segment}" + (" and conditions" if has_conditions else "")
+    else:
+        who = "conditions" if has_conditions else "all visitors"
+    return f"{who} matched{text}", variation["key"], False
+
+
+def decide(bundle, attributes, visitor_id, *, now=None, force=None, sticky=None, counts=None, triggered=None,
+           log=None):
+    """{holdout, variations, reasons, holdout_campaigns} for one visitor. `now` is ms since the
+    epoch; `force` {campaign: variation}; `sticky` {campaign: {seed, variation}}; `counts`
+    {campaign: {visitor, session}}; `triggered` [campaign]; `log(reason)` hears condition errors."""
+    visitor_id = visitor_id if isinstance(visitor_id, str) else ""
+    share = (bundle.get("settings") or {}).get("holdout") or 0
+    holdout = hash(f"holdout:{_default(bundle.get('site'), '')}", visitor_id) < share
+    ctx = {
+        "now": time.time() * 1000 if now is None else now,
+        "force": force or {}, "sticky": sticky or {}, "counts": counts or {}, "triggered": triggered or [],
+        "segments": bundle.get("segments") or {}, "visitor_id": visitor_id, "chosen": [],
+        "eval": lambda condition: eval_condition(condition, attributes, log),
+    }
+    out = {"holdout": holdout, "variations": {}, "reasons": {}, "holdout_campaigns": []}
+    for c in bundle.get("campaigns") or []:
+        key = c.get("key")
+        try:
+            reason, variation, forced = _rule(c, key, ctx)
+        except Exception:  # a campaign the compiler would not have written: skip it, never fail the page
+            reason, variation, forced = "invalid campaign", None, False
+        if variation is None:
+            out["reasons"][key] = reason
+            continue
+        ctx["chosen"].append(c)
+        if holdout and not forced:
+            out["holdout_campaigns"].append(key)
+            out["reasons"][key] = "holdout; " + reason
+        else:
+            out["variations"][key] = variation
+            out["reasons"][key] = reason
+    return out
