@@ -3,7 +3,7 @@ import gzip
 import hashlib
 import json
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -102,9 +102,11 @@ def collect(site):
     try:
         visitor_id, events = parse_batch(raw)
     except BatchInvalid as e:
+        get_store().count_rejections(site, {"invalid": 1})
         raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
-    problems = verify_against_bundles(events, lambda version: bundles.load_version(site, version))
+    problems = verify_against_bundles(events, visitor_id, lambda version: bundles.load_version(site, version))
     if problems:
+        get_store().count_rejections(site, Counter(p["code"] for p in problems))
         raise APIError(400, "unverified_events", "Some events do not match a published version; nothing was recorded.",
                        problems, headers=cors)
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results

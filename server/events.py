@@ -4,6 +4,9 @@ import json
 import math
 import re
 
+from .bucketing import hash
+from .decision import choose_variation
+
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_EVENTS = 100
@@ -110,23 +113,64 @@ def _check_conversion(event, at):
     return problems
 
 
-def verify_against_bundles(events, load_bundle):
-    """Problems for events naming an unknown version, campaign, variation or goal.
-    load_bundle(version) returns the bundle dict or None."""
+STICKY_LOOKBACK = 20  # earlier versions searched for a sticky assignment made under other weights
+
+
+def _p_code(path, message, code):
+    return {"path": path, "message": message, "code": code}
+
+
+def bucketed_assignment(bundle, campaign, visitor_id):
+    """(in_holdout, variation key or None outside traffic) as decide() computes them."""
+    in_holdout = hash(f"holdout:{bundle['site']}", visitor_id) < (bundle["settings"].get("holdout") or 0)
+    chosen = choose_variation(campaign, hash(campaign["seed"], visitor_id))
+    return in_holdout, chosen["key"] if chosen else None
+
+
+def _campaign(bundle, key):
+    return next((c for c in bundle["campaigns"] if c["key"] == key), None)
+
+
+def _consistent(event, visitor_id, bundle, campaign, load_bundle):
+    """Whether the reported assignment is what bucketing gives, in this version or, for a
+    sticky assignment, in an earlier version of the same campaign (same seed)."""
+    wanted = (True, None) if event.get("holdout") else (False, event["variation"])
+    for version in range(event["version"], max(0, event["version"] - STICKY_LOOKBACK), -1):
+        older = bundle if version == event["version"] else load_bundle(version)
+        past = older and _campaign(older, event["campaign"])
+        if not past or past["seed"] != campaign["seed"]:
+            break
+        in_holdout, variation = bucketed_assignment(older, past, visitor_id)
+        if variation is not None and (in_holdout, None if in_holdout else variation) == wanted:
+            return True
+    return False
+
+
+def verify_against_bundles(events, visitor_id, load_bundle):
+    """Problems (with a `code` for the rejection counters) for events naming an unknown
+    version, campaign, variation or goal, or an assignment bucketing would not give.
+    load_bundle(version) returns the bundle dict or None. Forced (QA) events are not checked:
+    they are never counted."""
     problems = []
     for i, event in enumerate(events):
         at = f"/events/{i}"
         bundle = load_bundle(event["version"])
         if bundle is None:
-            problems.append(_p(at + "/version", f"no published version {event['version']}"))
+            problems.append(_p_code(at + "/version", f"no published version {event['version']}", "unknown_version"))
             continue
         if event["type"] == "conversion":
             if event["goal"] not in bundle["goals"]:
-                problems.append(_p(at + "/goal", f"no goal {event['goal']!r} in version {event['version']}"))
+                problems.append(_p_code(at + "/goal", f"no goal {event['goal']!r} in version {event['version']}",
+                                        "unknown_goal"))
             continue
-        campaign = next((c for c in bundle["campaigns"] if c["key"] == event["campaign"]), None)
+        campaign = _campaign(bundle, event["campaign"])
         if campaign is None:
-            problems.append(_p(at + "/campaign", f"no live campaign {event['campaign']!r} in version {event['version']}"))
+            problems.append(_p_code(at + "/campaign", f"no live campaign {event['campaign']!r} in version "
+                                    f"{event['version']}", "unknown_campaign"))
         elif not event.get("holdout") and event["variation"] not in {v["key"] for v in campaign["variations"]}:
-            problems.append(_p(at + "/variation", f"no variation {event['variation']!r} in campaign {event['campaign']!r}"))
+            problems.append(_p_code(at + "/variation", f"no variation {event['variation']!r} in campaign "
+                                    f"{event['campaign']!r}", "unknown_variation"))
+        elif not event.get("forced") and not _consistent(event, visitor_id, bundle, campaign, load_bundle):
+            problems.append(_p_code(at + ("/holdout" if event.get("holdout") else "/variation"),
+                                    "this visitor is not bucketed into that assignment", "bucketing"))
     return problems

@@ -40,7 +40,7 @@ class RedisWindows:
 
 def init_app(app):
     from .store import get_store  # noqa: F401 (the store is made first)
-    client = getattr(app.extensions["vitrina_store"], "redis", None)
+    client = getattr(app.extensions["vitrina_store"], "r", None)  # RedisStore's client
     app.extensions["vitrina_rate"] = RedisWindows(client) if client is not None else MemoryWindows()
 
 

@@ -34,7 +34,9 @@ def site_results(site):
     configured = {c["key"]: c for c in bundle["campaigns"]}
     keys = list(configured) + sorted(set(counters) - set(configured))
     return {"site": site, "version": bundle["version"],
-            "campaigns": [_campaign(key, configured.get(key), counters.get(key, {})) for key in keys]}
+            "campaigns": [_campaign(key, configured.get(key), counters.get(key, {})) for key in keys],
+            # events refused by collect, by reason: forged or broken traffic is visible, never counted
+            "rejected": get_store().rejections(site)}
 
 
 def _campaign(key, campaign, arms):

@@ -21,6 +21,23 @@ def ev(kind, **fields):
     return base
 
 
+def visitors(client, campaign_key, variation, holdout=False):
+    """Visitor ids that bucketing assigns to `variation` (or to the holdout) of a campaign."""
+    from server.events import bucketed_assignment
+    bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
+    campaign_ = next(c for c in bundle["campaigns"] if c["key"] == campaign_key)
+    for i in range(100_000):
+        visitor = f"visitor-{i:05d}"
+        in_holdout, chosen = bucketed_assignment(bundle, campaign_, visitor)
+        if in_holdout == holdout and chosen == variation:
+            yield visitor
+
+
+def promo_visitors(client, n):
+    ids = visitors(client, "hero-newsletter", "promo")
+    return [next(ids) for _ in range(n)]
+
+
 def post(client, visitor, events, **kw):
     # text/plain, as sendBeacon sends it: no CORS preflight.
     return client.post(URL, data=json.dumps({"visitor_id": visitor, "events": events}),
@@ -40,7 +57,8 @@ def variation(data, key, name):
 
 
 def test_accepts_batch_with_cors(client, published):
-    response = post(client, "visitor-0001", [ev("exposure")])
+    (visitor,) = promo_visitors(client, 1)
+    response = post(client, visitor, [ev("exposure")])
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
@@ -52,31 +70,35 @@ def test_preflight_is_answered(client, published):
 
 
 def test_visitor_counts_once_per_variation_across_pages(client, published):
+    first, second = promo_visitors(client, 2)
     for _ in range(3):  # three page views, three exposures
-        post(client, "visitor-0001", [ev("exposure")])
-    post(client, "visitor-0002", [ev("exposure")])
+        post(client, first, [ev("exposure")])
+    post(client, second, [ev("exposure")])
     data = results(client, published)
     assert variation(data, "hero-newsletter", "promo")["visitors"] == 2
 
 
 def test_retried_batch_counts_once(client, published):
     batch = [ev("exposure"), ev("conversion", value=10)]
-    post(client, "visitor-0001", batch)
-    post(client, "visitor-0001", batch)
+    (visitor,) = promo_visitors(client, 1)
+    post(client, visitor, batch)
+    post(client, visitor, batch)
     promo = variation(results(client, published), "hero-newsletter", "promo")
     assert promo["visitors"] == 1
     assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 10.0}
 
 
 def test_conversions_counted_once_per_visitor_revenue_summed(client, published):
-    post(client, "visitor-0001", [ev("exposure"), ev("conversion", value=10), ev("conversion", value=2.5)])
-    post(client, "visitor-0002", [ev("exposure")])
+    first, second = promo_visitors(client, 2)
+    post(client, first, [ev("exposure"), ev("conversion", value=10), ev("conversion", value=2.5)])
+    post(client, second, [ev("exposure")])
     promo = variation(results(client, published), "hero-newsletter", "promo")
     assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 0.5, "revenue": 12.5}
 
 
 def test_holdout_exposures_and_forced_previews(client, published):
-    post(client, "visitor-0001", [ev("exposure", variation=None, holdout=True), ev("conversion")])
+    held = next(visitors(client, "hero-newsletter", "promo", holdout=True))
+    assert post(client, held, [ev("exposure", variation=None, holdout=True), ev("conversion")]).status_code == 204
     post(client, "visitor-0002", [ev("exposure", forced=True), ev("conversion", forced=True)])
     data = results(client, published)
     hero = campaign(data, "hero-newsletter")
@@ -86,9 +108,10 @@ def test_holdout_exposures_and_forced_previews(client, published):
 
 
 def test_results_shape(client, published):
+    arms = {"control": visitors(client, "cta-wording", "control"), "urgent": visitors(client, "cta-wording", "urgent")}
     for i in range(10):
-        vid = f"visitor-{i:04d}"
         arm = "urgent" if i % 2 else "control"
+        vid = next(arms[arm])
         events = [ev("exposure", campaign="cta-wording", variation=arm)]
         if i % 2 or i == 0:
             events.append(ev("conversion", goal="add_to_cart"))
@@ -145,6 +168,42 @@ def test_bad_batches_are_refused_with_reasons_and_change_nothing(client, publish
     assert variation(results(client, published), "hero-newsletter", "promo")["visitors"] == 0
 
 
+def test_assignments_contradicting_bucketing_are_rejected_and_counted(client, published):
+    control = next(visitors(client, "cta-wording", "control"))
+    forged = post(client, control, [ev("exposure", campaign="cta-wording", variation="urgent")])
+    assert forged.status_code == 400
+    assert forged.get_json()["details"][0] == {"path": "/events/0/variation", "code": "bucketing",
+                                               "message": "this visitor is not bucketed into that assignment"}
+    not_held = next(visitors(client, "hero-newsletter", "promo"))
+    assert post(client, not_held, [ev("exposure", variation=None, holdout=True)]).status_code == 400
+    post(client, control, [ev("exposure", campaign="nope")])
+    post(client, control, "not a list")
+    data = results(client, published)
+    assert data["rejected"] == {"bucketing": 2, "unknown_campaign": 1, "invalid": 1}
+    assert all(v["visitors"] == 0 for v in campaign(data, "cta-wording")["variations"])
+    # the true assignment is accepted
+    assert post(client, control, [ev("exposure", campaign="cta-wording", variation="control")]).status_code == 204
+
+
+def test_sticky_assignment_from_an_earlier_version_is_accepted(client, published, demo_config):
+    # A visitor bucketed into "urgent" at 50/50 keeps it after the weights move to 90/10.
+    urgent = list(visitors(client, "cta-wording", "urgent"))
+    demo_config["campaigns"][1]["variations"][0]["weight"] = 0.9
+    demo_config["campaigns"][1]["variations"][1]["weight"] = 0.1
+    client.put("/api/v1/sites/shop/config", json=demo_config, headers=published)
+    assert client.post("/api/v1/sites/shop/publish", headers=published).get_json()["version"] == 2
+    now_control = set(visitors(client, "cta-wording", "control"))
+    moved = next(v for v in urgent if v in now_control)
+    assert post(client, moved, [ev("exposure", campaign="cta-wording", variation="urgent", version=2)]).status_code == 204
+    # a restart (new seed) ends stickiness
+    demo_config["campaigns"][1]["seed"] = "cta-wording-2"
+    client.put("/api/v1/sites/shop/config", json=demo_config, headers=published)
+    client.post("/api/v1/sites/shop/publish", headers=published)
+    restarted = set(visitors(client, "cta-wording", "control"))
+    victim = next(v for v in urgent if v in restarted)
+    assert post(client, victim, [ev("exposure", campaign="cta-wording", variation="urgent", version=3)]).status_code == 400
+
+
 def test_oversized_batch_is_413(client, published):
     raw = json.dumps({"visitor_id": "visitor-0001", "events": [ev("exposure", campaign="x" * 70000)]})
     response = client.post(URL, data=raw, headers={"Content-Type": "text/plain"})
@@ -157,9 +216,10 @@ def test_unknown_site_is_404(client, published):
 
 
 def test_no_ip_is_stored(app, client, published):
-    post(client, "visitor-0001", [ev("exposure")], environ_base={"REMOTE_ADDR": "203.0.113.77"})
+    (visitor,) = promo_visitors(client, 1)
+    post(client, visitor, [ev("exposure")], environ_base={"REMOTE_ADDR": "203.0.113.77"})
     raw = database_bytes(app)
-    assert b"visitor-0001" in raw  # the event was written...
+    assert visitor.encode() in raw  # the event was written...
     assert b"203.0.113.77" not in raw  # ...without the address it came from
 
 

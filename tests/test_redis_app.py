@@ -6,6 +6,8 @@ import pytest
 
 from conftest import DEMO_CONFIG, make_site
 from server import create_app
+from server.compiler import compile_bundle
+from server.events import bucketed_assignment
 from server.store import get_store
 from servers import redis_server
 
@@ -36,22 +38,31 @@ def conversion(event_id, goal, value=None, version=1):
     return event if value is None else {**event, "value": value}
 
 
+def _bucketed(variation, holdout=False, skip=0):
+    """A visitor id that bucketing puts on `variation` of cta-wording (or in the holdout)."""
+    bundle = compile_bundle("shop", 1, json.loads(DEMO_CONFIG.read_text()))
+    cta = next(c for c in bundle["campaigns"] if c["key"] == "cta-wording")
+    ids = (f"visitor-{i:05d}" for i in range(100_000))
+    matching = (v for v in ids if bucketed_assignment(bundle, cta, v) == (holdout, variation))
+    return [next(matching) for _ in range(skip + 1)][-1]
+
+
+ALPHA, BETA, GAMMA, DELTA = _bucketed("control"), _bucketed("urgent"), _bucketed("control", True), _bucketed("control", skip=1)
+
 BATCHES = [
-    ("visitor-alpha", [exposure("ev-alpha-1", "cta-wording", "control"),
+    (ALPHA, [exposure("ev-alpha-1", "cta-wording", "control"),
                        conversion("ev-alpha-2", "purchase", 30), conversion("ev-alpha-3", "purchase", 20),
                        conversion("ev-alpha-4", "add_to_cart")]),
-    ("visitor-beta", [exposure("ev-beta-01", "cta-wording", "urgent"),
-                      exposure("ev-beta-02", "hero-newsletter", "promo"),
-                      exposure("ev-beta-03", "cta-wording", "control"),  # first variation wins
-                      conversion("ev-beta-04", "purchase", 50.25)]),
-    ("visitor-gamma", [exposure("ev-gamma-1", "cta-wording", None), conversion("ev-gamma-2", "purchase", 10)]),
-    ("visitor-delta", [conversion("ev-delta-1", "purchase", 99),  # before any exposure: not attributed
+    (BETA, [exposure("ev-beta-01", "cta-wording", "urgent"),
+            exposure("ev-beta-02", "hero-newsletter", "promo"),
+            conversion("ev-beta-04", "purchase", 50.25)]),
+    (GAMMA, [exposure("ev-gamma-1", "cta-wording", None), conversion("ev-gamma-2", "purchase", 10)]),
+    (DELTA, [conversion("ev-delta-1", "purchase", 99),  # before any exposure: not attributed
                        exposure("ev-delta-2", "cta-wording", "control")]),
     ("visitor-qa-01", [exposure("ev-qa-0001", "cta-wording", "urgent", forced=True)]),  # QA: never counted
-    ("visitor-beta", [exposure("ev-beta-01", "cta-wording", "urgent"),  # a retried beacon
-                      exposure("ev-beta-02", "hero-newsletter", "promo"),
-                      exposure("ev-beta-03", "cta-wording", "control"),
-                      conversion("ev-beta-04", "purchase", 50.25)]),
+    (BETA, [exposure("ev-beta-01", "cta-wording", "urgent"),  # a retried beacon
+            exposure("ev-beta-02", "hero-newsletter", "promo"),
+            conversion("ev-beta-04", "purchase", 50.25)]),
 ]
 
 
@@ -70,7 +81,7 @@ def run_flow(app):
         body = json.dumps({"visitor_id": visitor_id, "events": events})
         response = client.post("/v1/sites/shop/collect", data=body, content_type="text/plain")
         assert response.status_code == 204, response.get_data(as_text=True)
-    unknown = {"visitor_id": "visitor-alpha", "events": [conversion("ev-alpha-9", "purchase", 1, version=2)]}
+    unknown = {"visitor_id": ALPHA, "events": [conversion("ev-alpha-9", "purchase", 1, version=2)]}
     assert client.post("/v1/sites/shop/collect", json=unknown).status_code == 400
     assert client.get("/api/v1/sites/shop/versions", headers=auth).get_json()["versions"][0]["version"] == 1
     results = client.get("/api/v1/sites/shop/results", headers=auth)

@@ -268,6 +268,15 @@ def test_revenue_sq_is_the_sum_over_visitors_of_squared_revenue(store):
     assert purchase["revenue_sq"] == 15 ** 2 + 2.5 ** 2 + (-2) ** 2
 
 
+def test_rejections_are_counted_per_site_and_reason(store):
+    assert store.rejections("shop") == {}
+    store.count_rejections("shop", {"bucketing": 2, "unknown_version": 1})
+    store.count_rejections("shop", {"bucketing": 3})
+    store.count_rejections("other", {"invalid": 1})
+    assert store.rejections("shop") == {"bucketing": 5, "unknown_version": 1}
+    assert store.rejections("other") == {"invalid": 1}
+
+
 def test_ping(store):
     assert store.ping() is True
 

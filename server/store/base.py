@@ -54,5 +54,13 @@ class Store:
         conversions, revenue, revenue_sq}] for every counter of the site."""
         raise NotImplementedError
 
+    def count_rejections(self, site, counts):
+        """Add {reason: n} to the site's rejected-event counters."""
+        raise NotImplementedError
+
+    def rejections(self, site):
+        """{reason: n} of every event refused for the site."""
+        raise NotImplementedError
+
     def ping(self):
         raise NotImplementedError

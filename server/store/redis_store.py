@@ -192,6 +192,15 @@ class RedisStore(Store):
             row[metric] = int(value) if metric in ("visitors", "conversions") else float(value)
         return list(rows.values())
 
+    def count_rejections(self, site, counts):
+        pipe = self.r.pipeline(transaction=False)
+        for reason, n in counts.items():
+            pipe.hincrby(self._k(site, "rejections"), reason, n)
+        pipe.execute()
+
+    def rejections(self, site):
+        return {k: int(v) for k, v in sorted(self.r.hgetall(self._k(site, "rejections")).items())}
+
     def ping(self):
         return bool(self.r.ping())
 

@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS counters (
   visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
   revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
   PRIMARY KEY (site, campaign, variation, goal));
+CREATE TABLE IF NOT EXISTS rejections (
+  site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
 """
 
 
@@ -153,6 +155,14 @@ class SQLiteStore(Store):
             (site,)).fetchall()
         return [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "visitors": n,
                  "conversions": k, "revenue": r, "revenue_sq": r2} for c, v, g, n, k, r, r2 in rows]
+
+    def count_rejections(self, site, counts):
+        with self._tx() as db:
+            db.executemany("INSERT INTO rejections VALUES (?, ?, ?) ON CONFLICT(site, reason) DO UPDATE SET "
+                           "count=count+excluded.count", [(site, r, n) for r, n in counts.items()])
+
+    def rejections(self, site):
+        return dict(self._db().execute("SELECT reason, count FROM rejections WHERE site=? ORDER BY reason", (site,)))
 
     def ping(self):
         self._db().execute("SELECT 1").fetchone()
