@@ -2,7 +2,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors, ratelimit, store
+from . import errors, ratelimit, spool, store
 from .config import load_config
 
 
@@ -22,6 +22,7 @@ def create_app(test_config=None, env=None):
     errors.init_app(app)
     store.init_app(app)
     ratelimit.init_app(app)
+    spool.init_app(app)
 
     from .api_merchant import bp as merchant_bp
     from .api_public import bp as public_bp

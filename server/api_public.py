@@ -3,17 +3,18 @@ import gzip
 import hashlib
 import json
 import re
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import bundles
+from . import bundles, spool
 from .context import request_context
 from .errors import APIError
-from .events import BatchInvalid, parse_batch, verify_against_bundles
+from .collect import EventsRejected, count_rejections, ingest, site_exists
+from .events import BatchInvalid, parse_batch
 from .ratelimit import check_collect
 from .sdk_asset import sdk_source
-from .store import get_store
+from .store import UNAVAILABLE, get_store
 
 bp = Blueprint("public", __name__)
 SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -91,7 +92,13 @@ def collect(site):
         return Response(status=204, headers={**cors, "Access-Control-Allow-Methods": "POST",
                                              "Access-Control-Allow-Headers": "Content-Type",
                                              "Access-Control-Max-Age": "86400"})
-    _known_site(site)
+    if not SITE_RE.match(site):
+        raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors)
+    try:
+        if not site_exists(site):
+            raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors)
+    except UNAVAILABLE:
+        pass  # checked again when the spooled batch is replayed
     check_collect(site, cors)
     limit = current_app.config["VITRINA_COLLECT_MAX_BYTES"]
     if (request.content_length or 0) > limit:
@@ -102,18 +109,19 @@ def collect(site):
     try:
         visitor_id, events = parse_batch(raw)
     except BatchInvalid as e:
-        get_store().count_rejections(site, {"invalid": 1})
+        count_rejections(site, {"invalid": 1})
         raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
-    problems = verify_against_bundles(events, visitor_id, lambda version: bundles.load_version(site, version))
-    if problems:
-        get_store().count_rejections(site, Counter(p["code"] for p in problems))
+    try:
+        ingest(site, visitor_id, events)
+    except EventsRejected as e:
+        if e.problems[0]["code"] == "unknown_site":
+            raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors) from None
         raise APIError(400, "unverified_events", "Some events do not match a published version; nothing was recorded.",
-                       problems, headers=cors)
-    counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
-    for event in counted:
-        event["_json"] = json.dumps(event, separators=(",", ":"))
-    if counted:
-        get_store().record_events(site, visitor_id, counted)
+                       e.problems, headers=cors) from None
+    except UNAVAILABLE as e:
+        current_app.logger.warning("store unavailable (%s): batch spooled to disk", e)
+        spool.save(site, visitor_id, events)
+        return Response(status=202, headers=cors)
     return Response(status=204, headers=cors)
 
 

@@ -70,4 +70,15 @@ def load_latest(site):
 
 
 def load_version(site, version):
-    return _checked(site, get_store().get_version(site, version))
+    """A verified version; served from memory once seen, so collect can verify events while
+    the store is unreachable."""
+    # (site, version) -> verified bundle, per app: versions are immutable, so it never goes stale
+    _versions = current_app.extensions.setdefault("vitrina_versions", {})
+    cached = _versions.get((site, version))
+    if cached is None:
+        cached = _checked(site, get_store().get_version(site, version))
+        if cached is not None:
+            if len(_versions) > 4096:
+                _versions.clear()
+            _versions[(site, version)] = cached
+    return cached

@@ -62,6 +62,7 @@ def load_config(env=None):
         "VITRINA_PROXY_HOPS": _int(env, "VITRINA_PROXY_HOPS", 0, 0, 10),
         "VITRINA_SECRET_KEYS": _secret_keys(env.get("VITRINA_SECRET_KEY"), database),
         "VITRINA_SDK_PATH": env.get("VITRINA_SDK_PATH") or None,
+        "VITRINA_SPOOL_DIR": env.get("VITRINA_SPOOL_DIR") or str(Path(database).resolve().parent / "spool"),
         "VITRINA_COLLECT_MAX_BYTES": _int(env, "VITRINA_COLLECT_MAX_BYTES", 64 * 1024, 1024, 1024 * 1024),
         "VITRINA_CONFIG_MAX_BYTES": _int(env, "VITRINA_CONFIG_MAX_BYTES", 512 * 1024, 1024, 16 * 1024 * 1024),
         # collect batches allowed per window (0 = unlimited), per site and per client address

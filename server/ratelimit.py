@@ -10,6 +10,7 @@ import time
 from flask import current_app, request
 
 from .errors import APIError
+from .store import UNAVAILABLE
 
 
 class MemoryWindows:
@@ -59,6 +60,10 @@ def check_collect(site, cors_headers):
     retry = str(max(1, int(window_s - now % window_s + 0.999)))
     for key, limit, who in ((f"vitrina:{{{site}}}:rate:site", config["VITRINA_RATE_SITE"], "this site"),
                             (f"vitrina:{{{site}}}:rate:c:{_client_tag(site)}", config["VITRINA_RATE_CLIENT"], "this client")):
-        if limit and windows.hit(key, window) > limit:
+        try:
+            hits = windows.hit(key, window) if limit else 0
+        except UNAVAILABLE:
+            return  # fail open: an unreachable Redis must not drop traffic (the spool takes it)
+        if hits > limit:
             raise APIError(429, "rate_limited", f"Too many batches from {who}; retry after {retry} s.",
                            headers={**cors_headers, "Retry-After": retry})

@@ -1,7 +1,16 @@
 """The store: SQLite by default, Redis when VITRINA_REDIS_URL is set. One instance per app."""
+import sqlite3
+
+import redis.exceptions
 from flask import current_app
 
 from .base import SiteExists, Store  # noqa: F401
+
+
+# Errors that mean "the store cannot be reached right now", as opposed to a bug.
+UNAVAILABLE = (OSError, sqlite3.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
+               redis.exceptions.RedisClusterException)
 
 
 def make_store(config):
