@@ -64,3 +64,6 @@ class Store:
 
     def ping(self):
         raise NotImplementedError
+
+    def close(self):
+        """Release connections held by this process."""

@@ -168,6 +168,12 @@ class SQLiteStore(Store):
         self._db().execute("SELECT 1").fetchone()
         return True
 
+    def close(self):
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, so concurrent gunicorn workers serialise their writes."""

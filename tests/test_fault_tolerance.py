@@ -1,0 +1,193 @@
+"""Nothing lost: events sent under load while Redis stops and restarts, or while a gunicorn
+worker is killed, are all counted exactly once (clients retry as the SDK does; the server
+spools to disk while Redis is down)."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+
+import pytest
+
+from server.auth import hash_key, new_api_key
+from tests.servers import REPO, free_port, gunicorn_server, wait_for
+
+CONFIG = {
+    "campaigns": [{"key": "hero", "type": "experiment",
+                   "variations": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+                   "goals": ["purchase"]}],
+    "goals": {"purchase": {"event": "purchase"}},
+    "settings": {"holdout": 0},
+}
+BATCHES = 240
+
+
+@contextmanager
+def durable_redis():
+    """A redis-server with an fsync-always append-only file, restartable on the same port."""
+    workdir = tempfile.mkdtemp(prefix="vitrina-redis-aof-")
+    port = free_port()
+    args = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+            "--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+    state = {}
+
+    def start():
+        state["proc"] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _ping(port), what="redis-server")
+
+    def stop():
+        state["proc"].terminate()
+        state["proc"].wait(10)
+
+    start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0", start, stop
+    finally:
+        if state["proc"].poll() is None:
+            stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ping(port):
+    import redis
+    return redis.Redis(port=port, socket_timeout=0.5).ping()
+
+
+def _request(url, data=None, headers=None, method=None):
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    with urllib.request.urlopen(req, timeout=10) as response:
+        return response.status, response.read()
+
+
+def _setup_site(url, env):
+    key = new_api_key()
+    from server import create_app
+    from server.store import get_store
+    app = create_app(env=env)
+    with app.app_context():
+        get_store().create_site("shop", hash_key(key))
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    _request(f"{url}/api/v1/sites/shop/config", json.dumps(CONFIG).encode(), auth, "PUT")
+    _request(f"{url}/api/v1/sites/shop/publish", b"", auth, "POST")
+    app.extensions["vitrina_store"].close()
+    return auth
+
+
+def _batch(i):
+    """Visitor i: its true experiment assignment, then a purchase worth 1."""
+    from server.decision import choose_variation
+    from server.bucketing import hash as bucket_hash
+    visitor = f"visitor-{i:06d}"
+    campaign = {"variations": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}], "traffic": 1}
+    variation = choose_variation(campaign, bucket_hash("hero", visitor))["key"]
+    now = int(time.time() * 1000)
+    return json.dumps({"visitor_id": visitor, "events": [
+        {"id": f"exp-{i:06d}", "type": "exposure", "version": 1, "ts": now, "campaign": "hero",
+         "variation": variation, "holdout": False},
+        {"id": f"buy-{i:06d}", "type": "conversion", "version": 1, "ts": now, "goal": "purchase", "value": 1}]}).encode()
+
+
+def _send_all(url, stats, pause=0.004):
+    """Send every batch, retrying each until the server accepts it, as the SDK's queue does."""
+    for i in range(BATCHES):
+        body = _batch(i)
+        for attempt in range(200):
+            try:
+                status, _ = _request(f"{url}/v1/sites/shop/collect", body, {"Content-Type": "text/plain"})
+                stats[status] = stats.get(status, 0) + 1
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+                code = getattr(e, "code", "conn")
+                stats[code] = stats.get(code, 0) + 1
+                time.sleep(0.05)
+        else:
+            raise AssertionError(f"batch {i} never accepted")
+        time.sleep(pause)
+
+
+def _totals(url, auth):
+    status, body = _request(f"{url}/api/v1/sites/shop/results", headers=auth)
+    hero = json.loads(body)["campaigns"][0]
+    visitors = sum(v["visitors"] for v in hero["variations"])
+    conversions = sum(v["goals"]["purchase"]["conversions"] for v in hero["variations"])
+    revenue = sum(v["goals"]["purchase"]["revenue"] for v in hero["variations"])
+    return visitors, conversions, revenue
+
+
+def _wait_totals(url, auth, expected, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        totals = _totals(url, auth)
+        if totals == expected or time.monotonic() > deadline:
+            return totals
+        time.sleep(0.25)
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"VITRINA_DATABASE": str(tmp_path / "v.sqlite3"), "VITRINA_SECRET_KEY": "fault-secret-key-0123456789",
+            "VITRINA_SPOOL_DIR": str(tmp_path / "spool")}
+
+
+def test_redis_outage_under_load_loses_nothing_and_counts_once(env, tmp_path):
+    with durable_redis() as (redis_url, start_redis, stop_redis):
+        env = {**env, "VITRINA_REDIS_URL": redis_url}
+        with gunicorn_server(env, workers=2) as url:
+            auth = _setup_site(url, env)
+            _request(f"{url}/v1/sites/shop/bundle.json")  # workers learn the version before the outage
+            stats = {}
+            sender = threading.Thread(target=_send_all, args=(url, stats))
+            sender.start()
+            time.sleep(0.3)
+            stop_redis()
+            time.sleep(1.5)  # batches keep arriving while Redis is down
+            start_redis()
+            sender.join(120)
+            assert not sender.is_alive()
+            assert stats.get(202, 0) > 0, f"no batch was spooled during the outage: {stats}"
+            assert _wait_totals(url, auth, (BATCHES, BATCHES, float(BATCHES))) == (BATCHES, BATCHES, float(BATCHES))
+            # every spooled batch has been replayed and removed
+            assert not list((tmp_path / "spool").glob("*.batch"))
+            # resending everything (a client retrying after the fact) changes nothing
+            _send_all(url, {}, pause=0)
+            assert _totals(url, auth) == (BATCHES, BATCHES, float(BATCHES))
+
+
+def test_killed_worker_loses_nothing_and_counts_once(env):
+    with gunicorn_server(env, workers=2) as url:
+        auth = _setup_site(url, env)
+        master = _gunicorn_master(url)
+        stats = {}
+        sender = threading.Thread(target=_send_all, args=(url, stats))
+        sender.start()
+        killed = 0
+        for _ in range(3):
+            time.sleep(0.3)
+            workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+            if workers:
+                os.kill(int(workers[0]), signal.SIGKILL)
+                killed += 1
+        sender.join(120)
+        assert killed == 3 and not sender.is_alive()
+        assert _wait_totals(url, auth, (BATCHES, BATCHES, float(BATCHES))) == (BATCHES, BATCHES, float(BATCHES))
+
+
+def _gunicorn_master(url):
+    port = url.rsplit(":", 1)[1]
+    out = subprocess.run(["pgrep", "-f", f"server.cli serve --host 127.0.0.1 --port {port}"],
+                         capture_output=True, text=True).stdout.split()
+    pids = {int(p) for p in out}
+    masters = [p for p in pids if _parent(p) not in pids]  # workers are forked children of the master
+    assert len(masters) == 1, out
+    return masters[0]
+
+
+def _parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
