@@ -63,7 +63,7 @@ def _check_event(event, at, seen):
     if not isinstance(event, dict):
         return [_p(at, "must be an object")]
     kind = event.get("type")
-    if kind not in EVENT_FIELDS:
+    if not isinstance(kind, str) or kind not in EVENT_FIELDS:
         return [_p(at + "/type", "must be 'exposure' or 'conversion'")]
     problems = []
     extra = set(event) - EVENT_FIELDS[kind]
