@@ -1,0 +1,161 @@
+import { test } from "node:test"
+import assert from "node:assert/strict"
+import { classify, collect, expand, merge, parseQuery, sniff, timeOf, utmOf } from "../src/attributes.js"
+
+const HOST = "shop.example"
+const cls = (ref, search = "") => classify(ref, HOST, parseQuery(search))
+
+test("parseQuery keeps the first value and never a built-in name", () => {
+  assert.deepEqual(parseQuery("?a=1&a=2&b=x%20y"), { a: "1", b: "x y" })
+  const q = parseQuery("?__proto__=1&constructor=2")
+  assert.equal(Object.getPrototypeOf(q), Object.prototype)
+  assert.equal(q.constructor, Object)
+})
+
+test("referrer classification", () => {
+  const cases = [
+    ["", "", ["direct", "direct"]],
+    ["https://www.google.com/search?q=mug", "", ["google", "search"]],
+    ["https://www.google.co.uk/", "", ["google", "search"]],
+    ["https://www.bing.com/", "", ["bing", "search"]],
+    ["https://search.yahoo.co.jp/", "", ["yahoo", "search"]],
+    ["https://duckduckgo.com/", "", ["duckduckgo", "search"]],
+    ["https://yandex.ru/", "", ["yandex", "search"]],
+    ["https://www.baidu.com/", "", ["baidu", "search"]],
+    ["https://www.ecosia.org/", "", ["ecosia", "search"]],
+    ["https://l.facebook.com/l.php", "", ["facebook", "social"]],
+    ["https://www.instagram.com/", "", ["instagram", "social"]],
+    ["https://t.co/abc", "", ["twitter", "social"]],
+    ["https://x.com/someone", "", ["twitter", "social"]],
+    ["https://www.linkedin.com/", "", ["linkedin", "social"]],
+    ["https://lnkd.in/x", "", ["linkedin", "social"]],
+    ["https://pinterest.fr/", "", ["pinterest", "social"]],
+    ["https://www.tiktok.com/", "", ["tiktok", "social"]],
+    ["https://m.youtube.com/", "", ["youtube", "social"]],
+    ["https://youtu.be/x", "", ["youtube", "social"]],
+    ["https://old.reddit.com/r/x", "", ["reddit", "social"]],
+    ["https://mail.google.com/", "", ["mail.google.com", "email"]],
+    ["https://blog.example.org/post", "", ["blog.example.org", "referral"]],
+    ["https://x.example.org/", "", ["x.example.org", "referral"]],
+    ["https://www.googleblog.com/", "", ["googleblog.com", "referral"]],
+    ["", "?utm_source=Newsletter&utm_medium=email", ["newsletter", "email"]],
+    ["", "?utm_source=nl&utm_medium=E-Mail", ["nl", "email"]],
+    ["https://www.google.com/", "?gclid=abc", ["google", "paid"]],
+    ["", "?msclkid=abc", ["bing", "paid"]],
+    ["https://m.facebook.com/", "?fbclid=abc", ["facebook", "paid"]],
+    ["https://www.google.com/", "?utm_source=google&utm_medium=cpc", ["google", "paid"]],
+    ["", "?utm_source=partner&utm_medium=ppc", ["partner", "paid"]],
+    ["", "?utm_source=fb&utm_medium=paid_social", ["fb", "paid"]],
+    ["", "?utm_source=partner&utm_medium=affiliate", ["partner", "affiliate"]],
+    ["https://www.google.com/", "?utm_source=partner", ["partner", "search"]],
+    ["", "?utm_source=partner", ["partner", "referral"]],
+    // Back on our own site, campaign parameters still start a new attribution.
+    ["https://shop.example/cart", "?utm_source=banner&utm_medium=internal", ["banner", "internal"]],
+  ]
+  for (const [ref, search, want] of cases) assert.deepEqual(cls(ref, search), want, ref + search)
+})
+
+test("a referrer from this same site is internal (0): the session keeps its source", () => {
+  assert.equal(cls("https://shop.example/products"), 0)
+  assert.equal(cls("https://www.shop.example/"), 0)
+  assert.equal(classify("https://shop.example/", "www.shop.example", {}), 0)
+  assert.deepEqual(cls("not a url"), ["direct", "direct"])
+})
+
+test("utmOf: landing values, or null when the URL has none", () => {
+  assert.equal(utmOf(parseQuery("?a=1")), null)
+  assert.deepEqual(utmOf(parseQuery("?utm_source=nl&utm_campaign=bf&utm_term=mug&utm_content=hero&utm_medium=email")), {
+    source: "nl",
+    medium: "email",
+    campaign: "bf",
+    term: "mug",
+    content: "hero",
+  })
+})
+
+test("sniff falls back to the device type only", () => {
+  const ua = {
+    android: "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+    iphone: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    ipad: "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    mac: "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",
+  }
+  assert.deepEqual(sniff(ua.android), { type: "mobile" })
+  assert.deepEqual(sniff(ua.iphone), { type: "mobile" })
+  assert.deepEqual(sniff(ua.ipad), { type: "tablet" })
+  assert.deepEqual(sniff(ua.mac), { type: "desktop" })
+  assert.deepEqual(sniff(undefined), { type: "desktop" })
+})
+
+test("timeOf reads the local clock", () => {
+  const d = new Date(2026, 10, 23, 7, 5) // a Monday, local time
+  assert.deepEqual(timeOf(d), { hour: 7, weekday: 1, date: "2026-11-23" })
+  assert.equal(timeOf(new Date(2026, 0, 1, 23, 59)).date, "2026-01-01")
+})
+
+test("merge copies, deep-merges objects and replaces arrays", () => {
+  const a = { cart: { value: 1, items: 2 }, h: [1, 2] }
+  const m = merge(a, { cart: { value: 5 }, h: [3] })
+  assert.deepEqual(m, { cart: { value: 5, items: 2 }, h: [3] })
+  assert.deepEqual(a, { cart: { value: 1, items: 2 }, h: [1, 2] })
+})
+
+test("expand: namespaces address the tree, other keys go under user", () => {
+  assert.deepEqual(expand({ plan: "gold", cart: { value: 12 }, page: { type: "product" } }), {
+    user: { plan: "gold" },
+    cart: { value: 12 },
+    page: { type: "product" },
+  })
+  const polluted = merge({}, expand(JSON.parse('{"__proto__": {"polluted": 1}, "user": {"__proto__": {"polluted": 1}}}')))
+  assert.equal({}.polluted, undefined)
+  assert.ok(polluted)
+})
+
+function fakeWindow(href, { referrer = "", title = "T", lang = "fr", pageType = null } = {}) {
+  const u = new URL(href)
+  return {
+    location: { href: u.href, pathname: u.pathname, hostname: u.hostname, search: u.search },
+    document: {
+      title,
+      referrer,
+      documentElement: { lang },
+      querySelector: (s) => (pageType && s == 'meta[name="vitrina:page-type"]' ? { content: pageType } : null),
+    },
+    navigator: { userAgent: "Mozilla/5.0 (iPhone; Mobile)", maxTouchPoints: 5, language: "fr-FR" },
+    screen: { width: 390, height: 844 },
+  }
+}
+
+test("collect fills every namespace, server context first, site values last", () => {
+  const now = Date.UTC(2026, 10, 23, 12)
+  const visit = { n: 2, s: now - 65e3, l: now, p: 3, t: 9, d: 4, g: "/landing", r: ["google", "search"], u: { source: "nl" }, h: ["/", "/p"], e: { purchase: 1 } }
+  const b = { t0: now - 12e3, last: now - 3e3, scroll: 40, exit: false }
+  const ctx = { geo: { country: "FR", region: "IDF", city: "Paris", continent: "EU", timezone: "Europe/Paris" }, device: { type: "tablet", os: "ios", browser: "safari" } }
+  const w = fakeWindow("https://shop.example/p/mug?color=red&utm_source=nl#top", { referrer: "https://www.google.com/", pageType: "product" })
+  const a = collect(w, now, visit, ctx, b, { user: { plan: "gold" }, cart: { value: 12, items: 1 }, page: { type: "override" } })
+  assert.deepEqual(a.page, {
+    url: "https://shop.example/p/mug?color=red&utm_source=nl#top",
+    path: "/p/mug",
+    host: "shop.example",
+    query: { color: "red", utm_source: "nl" },
+    title: "T",
+    type: "override",
+    lang: "fr",
+    scroll: 40,
+    time: 12,
+    exit_intent: false,
+    idle: 3,
+  })
+  assert.deepEqual(a.referrer, { url: "https://www.google.com/", host: "www.google.com", source: "google", medium: "search" })
+  assert.deepEqual(a.utm, { source: "nl" })
+  assert.deepEqual(a.visit, { new: false, returning: true, count: 2, pageviews: 3, total_pageviews: 9, days_since_last: 4, landing: "/landing", time_on_site: 65 })
+  assert.deepEqual(a.device, { type: "tablet", os: "ios", browser: "safari", touch: true, lang: "fr-FR", screen: { width: 390, height: 844 } })
+  assert.deepEqual(a.geo, ctx.geo)
+  assert.deepEqual(a.history, { pages: ["/", "/p"], events: { purchase: 1 } })
+  assert.deepEqual(a.cart, { value: 12, items: 1 })
+  assert.deepEqual(a.user, { plan: "gold" })
+  assert.equal(a.time.hour, new Date(now).getHours())
+  // Without server context the UA decides the type.
+  assert.equal(collect(w, now, visit, {}, b, {}).device.type, "mobile")
+  assert.equal(collect(fakeWindow("https://shop.example/"), now, visit, {}, b, {}).page.type, null)
+})

@@ -1,0 +1,63 @@
+import { test } from "node:test"
+import assert from "node:assert/strict"
+import { pageview, rid } from "../src/storage.js"
+
+const T0 = Date.UTC(2026, 10, 23, 12)
+const MIN = 6e4
+
+test("rid: random hex of the asked byte length", () => {
+  assert.match(rid(10), /^[0-9a-f]{20}$/)
+  assert.notEqual(rid(10), rid(10))
+})
+
+test("a first page view starts visit 1", () => {
+  const s = pageview(null, T0, ["google", "search"], { source: "nl" }, "/")
+  assert.equal(s.n, 1)
+  assert.equal(s.p, 1)
+  assert.equal(s.t, 1)
+  assert.equal(s.d, null)
+  assert.equal(s.g, "/")
+  assert.deepEqual(s.r, ["google", "search"])
+  assert.deepEqual(s.u, { source: "nl" })
+  assert.deepEqual(s.h, ["/"])
+  assert.deepEqual([s.e, s.x, s.k], [{}, {}, {}])
+})
+
+test("within 30 minutes the session goes on and keeps its landing attribution", () => {
+  let s = pageview(null, T0, ["google", "search"], { source: "nl" }, "/")
+  s = pageview(s, T0 + 29 * MIN, 0, null, "/p") // internal
+  s = pageview(s, T0 + 40 * MIN, ["direct", "direct"], null, "/q") // typed URL
+  assert.equal(s.n, 1)
+  assert.equal(s.p, 3)
+  assert.deepEqual(s.r, ["google", "search"])
+  assert.deepEqual(s.u, { source: "nl" })
+  assert.equal(s.g, "/")
+  // A new campaign click mid-session takes over.
+  s = pageview(s, T0 + 41 * MIN, ["bing", "paid"], { source: "bing" }, "/r")
+  assert.deepEqual(s.r, ["bing", "paid"])
+  assert.deepEqual(s.u, { source: "bing" })
+})
+
+test("30 minutes without a page view start a new session", () => {
+  let s = pageview(null, T0, ["google", "search"], null, "/")
+  s.x = { hero: { visitor: 2, session: 2 } }
+  s = pageview(s, T0 + 3 * 864e5, undefined, undefined, "/back")
+  assert.equal(s.n, 2)
+  assert.equal(s.p, 1)
+  assert.equal(s.t, 2)
+  assert.equal(s.d, 3)
+  assert.equal(s.g, "/back")
+  assert.deepEqual(s.r, ["direct", "direct"])
+  assert.deepEqual(s.u, {})
+  assert.deepEqual(s.x, { hero: { visitor: 2, session: 0 } })
+})
+
+test("history keeps the 20 most recent distinct paths, newest last", () => {
+  let s = null
+  for (let i = 0; i < 25; i++) s = pageview(s, T0 + i * MIN, 0, null, "/p" + i)
+  s = pageview(s, T0 + 26 * MIN, 0, null, "/p10")
+  assert.equal(s.h.length, 20)
+  assert.equal(s.h[19], "/p10")
+  assert.equal(s.h.filter((p) => p == "/p10").length, 1)
+  assert.equal(s.h[0], "/p5")
+})

@@ -1,0 +1,104 @@
+import { afterEach, test } from "node:test"
+import assert from "node:assert/strict"
+import { queue } from "../src/tracker.js"
+
+const ev = (i) => ({ id: "e" + String(i).padStart(8, "0"), type: "exposure" })
+const tick = () => new Promise((r) => setTimeout(r, 0))
+
+const made = []
+afterEach(() => made.splice(0).forEach((q) => q.flush())) // clears a pending timer
+
+function setup({ stored = null, postOk = true, beaconOk = true, delay = 1e9 } = {}) {
+  const t = { posts: [], beacons: [], saved: stored }
+  t.q = queue({
+    post: (b) => (t.posts.push(b), Promise.resolve(typeof postOk == "function" ? postOk() : postOk)),
+    beacon: (b) => (t.beacons.push(b), beaconOk),
+    load: () => stored,
+    save: (b) => (t.saved = b),
+    delay,
+  })
+  made.push(t.q)
+  return t
+}
+
+test("nothing is stored nor sent until enabled", () => {
+  const t = setup()
+  t.q.add(ev(1))
+  t.q.flush()
+  t.q.flush(1)
+  assert.deepEqual([t.posts, t.beacons, t.saved], [[], [], null])
+  t.q.enable(true)
+  t.q.flush()
+  assert.deepEqual(t.posts, [[ev(1)]])
+})
+
+test("events batch; the 20th goes at once, and storage mirrors what is unsent", async () => {
+  const t = setup()
+  t.q.enable(true)
+  for (let i = 0; i < 19; i++) t.q.add(ev(i))
+  assert.equal(t.posts.length, 0)
+  assert.equal(t.saved.length, 19)
+  t.q.add(ev(19))
+  assert.equal(t.posts.length, 1)
+  assert.equal(t.posts[0].length, 20)
+  assert.deepEqual(t.saved, [])
+})
+
+test("the delay sends a partial batch", async () => {
+  const t = setup({ delay: 5 })
+  t.q.enable(true)
+  t.q.add(ev(1))
+  t.q.add(ev(2))
+  await new Promise((r) => setTimeout(r, 30))
+  assert.deepEqual(t.posts, [[ev(1), ev(2)]])
+})
+
+test("a failed POST goes back to the queue and storage, for the beacon or the next page", async () => {
+  const t = setup({ postOk: false })
+  t.q.enable(true)
+  t.q.add(ev(1))
+  t.q.flush()
+  await tick()
+  assert.deepEqual(t.saved, [ev(1)])
+  t.q.add(ev(2))
+  t.q.flush(1)
+  assert.deepEqual(t.beacons, [[ev(1), ev(2)]])
+  assert.deepEqual(t.saved, [])
+})
+
+test("a refused beacon keeps its events", () => {
+  const t = setup({ beaconOk: false })
+  t.q.enable(true)
+  t.q.add(ev(1))
+  t.q.flush(1)
+  assert.deepEqual(t.saved, [ev(1)])
+})
+
+test("events left by an earlier page go with the first send", () => {
+  const t = setup({ stored: [ev(1)] })
+  t.q.enable(true)
+  t.q.add(ev(2))
+  t.q.flush()
+  assert.deepEqual(t.posts, [[ev(1), ev(2)]])
+})
+
+test("the queue is bounded to the newest 100 events", () => {
+  const t = setup()
+  t.q.enable(false)
+  for (let i = 0; i < 150; i++) t.q.add(ev(i))
+  t.q.enable(true)
+  assert.equal(t.posts.length, 0)
+  const u = setup({ postOk: false })
+  u.q.enable(true)
+  for (let i = 0; i < 250; i++) u.q.add(ev(i))
+  assert.ok(u.saved.length <= 100)
+})
+
+test("disabling forgets queued events", () => {
+  const t = setup()
+  t.q.add(ev(1))
+  t.q.enable(false)
+  t.q.enable(true)
+  t.q.flush()
+  assert.deepEqual(t.posts, [])
+})
