@@ -1,0 +1,144 @@
+"""The rest of the browser contract, in real Chromium: the same decision in the browser and
+on the server, QA preview, consent, dataLayer and handlers, SPA navigation and vitrina.set().
+"""
+import copy
+import re
+import time
+
+from playwright.sync_api import expect
+
+from .pageutil import CONFIG, HERO, HERO_ORIGINAL, HERO_PROMO, visitor_id
+
+VISITORS = 6
+
+
+def test_browser_and_server_decide_alike(new_context, shop):
+    """JS in the browser and Python behind `decide` bucket the same visitor the same way,
+    and give the same reason (the debug log prints it)."""
+    seen = set()
+    for _ in range(VISITORS):
+        page = new_context().new_page()
+        log = []
+        page.on("console", lambda m, log=log: log.append(m.text))
+        page.goto(shop.url("/product.html?vitrina_debug=1"))
+        vid = visitor_id(page)
+        in_browser = page.evaluate("(ks) => ks.map((k) => vitrina.getVariation(k))", ["cta-wording", "late-reco"])
+        server = shop.decide(vid, {"page": {"path": "/product.html"}})
+        assert [server["variations"].get(k) for k in ("cta-wording", "late-reco")] == in_browser, vid
+        reason = server["reasons"]["cta-wording"]
+        assert re.fullmatch(r"all visitors matched; bucket 0\.\d{4}", reason)
+        assert any("cta-wording" in line and reason in line for line in log), (reason, log)
+        seen.add(in_browser[0])
+        page.close()
+    assert seen <= {"control", "urgent"}
+
+
+def test_forced_preview_is_shown_but_not_counted(page, fresh_site):
+    page.goto(fresh_site.url("/?vitrina_force=hero-newsletter:promo"))  # not in the segment
+    expect(page.locator(HERO)).to_have_text(HERO_PROMO)
+    assert page.evaluate("vitrina.getVariation('hero-newsletter')") == "promo"
+    page.goto("about:blank")
+
+    # The page's home-note exposure travels in the same batch as the forced one.
+    results = fresh_site.wait_for_results(lambda r: r.total_visitors("home-note") >= 1)
+    assert results.total_visitors("hero-newsletter") == 0
+    assert results.total_visitors("home-note") == 1
+
+
+def test_exposures_reach_the_datalayer_and_handlers(page, shop):
+    page.goto(shop.url("/?utm_source=newsletter"))
+    expect(page.locator(HERO)).to_have_text(HERO_PROMO)
+    layer = page.evaluate("window.dataLayer")
+    assert any(e.get("campaign") == "hero-newsletter" and e.get("variation") == "promo" for e in layer), layer
+    # A handler registered after the fact still hears the page's exposures.
+    heard = page.evaluate("""new Promise((resolve) =>
+        vitrina.on("exposure", (e) => e.campaign === "hero-newsletter" && resolve(e)))""")
+    assert heard["variation"] == "promo" and heard["holdout"] is False
+
+
+def test_consent_required_keeps_everything_back_until_given(page, vitrina):
+    config = copy.deepcopy(CONFIG)
+    config["settings"]["consent"] = "required"
+    site = vitrina.new_site(config)
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+
+    page.goto(site.url("/"))
+    expect(page.locator(HERO)).to_have_text(HERO_ORIGINAL)
+    page.wait_for_timeout(1500)  # longer than the SDK's batching delay
+    assert posts == []
+    results = site.results()
+    assert [results.total_visitors(c["key"]) for c in results["campaigns"]] == [0] * len(CONFIG["campaigns"])
+    assert [c["name"] for c in page.context.cookies() if c["name"].startswith("vtr_")] == []
+    assert page.evaluate("Object.keys(localStorage).filter((k) => k.startsWith('vtr_'))") == []
+
+    page.evaluate("vitrina.consent(true)")
+    vid = visitor_id(page)
+    assert {c["name"]: c["value"] for c in page.context.cookies()}.get("vtr_id") == vid
+    variation = page.evaluate("vitrina.getVariation('home-note')")
+    page.goto("about:blank")
+    # What happened before consent was held in memory, and goes once consent is given.
+    results = site.wait_for_results(lambda r: r.total_visitors("home-note") >= 1)
+    assert results.visitors("home-note", variation) == 1
+
+
+def test_consent_refused_sends_nothing(page, vitrina):
+    config = copy.deepcopy(CONFIG)
+    config["settings"]["consent"] = "required"
+    site = vitrina.new_site(config)
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+    page.goto(site.url("/"))
+    page.evaluate("vitrina.consent(false)")
+    page.goto(site.url("/product.html"))
+    expect(page.locator("#reco h2")).to_have_text("Bestsellers picked for you")
+    page.goto("about:blank")
+    time.sleep(0.5)  # a beacon sent on leaving would have landed
+    assert posts == []
+    results = site.results()
+    assert [results.total_visitors(c["key"]) for c in results["campaigns"]] == [0] * len(CONFIG["campaigns"])
+
+
+def test_spa_navigation_and_set_reevaluate_campaigns(page, shop):
+    title = page.locator("#spa-title")
+    page.goto(shop.url("/spa.html"))
+    expect(title).to_have_text("Shop")
+
+    page.evaluate("go('/spa/cart')")  # page matches, the cart condition not yet
+    page.wait_for_timeout(100)
+    expect(title).to_have_text("Shop")
+    assert page.evaluate("vitrina.getVariation('spa-cart')") is None
+
+    page.evaluate("vitrina.set({cart: {value: 60}})")
+    expect(title).to_have_text("Free delivery on your cart")
+    assert page.evaluate("vitrina.getVariation('spa-cart')") == "big-cart"
+
+    page.evaluate("go('/spa.html')")  # leaving the page the campaign runs on takes it back
+    expect(title).to_have_text("Shop")
+    page.go_back()  # popstate: back on /spa/cart
+    expect(title).to_have_text("Free delivery on your cart")
+
+
+def test_holdout_visitors_see_nothing_and_are_counted_apart(new_context, vitrina):
+    config = copy.deepcopy(CONFIG)
+    config["settings"]["holdout"] = 0.5
+    site = vitrina.new_site(config)
+    held = []
+    for _ in range(VISITORS):
+        page = new_context().new_page()
+        page.goto(site.url("/?utm_source=newsletter"))
+        vid = visitor_id(page)
+        server = site.decide(vid, {"page": {"path": "/"}, "utm": {"source": "newsletter"}})
+        if server["holdout"]:
+            # A holdout visitor sees the untouched page; its would-be exposure is still reported.
+            assert "hero-newsletter" in server["holdout_campaigns"]
+            expect(page.locator(HERO)).to_have_text(HERO_ORIGINAL)
+            assert page.evaluate("vitrina.getVariation('hero-newsletter')") is None
+        else:
+            expect(page.locator(HERO)).to_have_text(HERO_PROMO)
+        held.append(server["holdout"])
+        page.goto("about:blank")
+
+    results = site.wait_for_results(lambda r: r.total_visitors("hero-newsletter") >= VISITORS)
+    assert results.visitors("hero-newsletter", None) == sum(held)
+    assert results.visitors("hero-newsletter", "promo") == VISITORS - sum(held)
