@@ -147,6 +147,10 @@ class Results(dict):
         c = self.campaign(campaign)
         return sum(v["visitors"] for v in c["variations"]) + c["holdout"]["visitors"]
 
+    def rejected(self):
+        """Refused events by reason: the real SDK should never send one the server refuses."""
+        return self.get("rejected", {})
+
     def goal(self, campaign, variation, goal):
         return self.arm(campaign, variation)["goals"].get(goal, {"conversions": 0, "revenue": 0.0})
 

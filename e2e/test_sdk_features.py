@@ -43,6 +43,7 @@ def test_forced_preview_is_shown_but_not_counted(page, fresh_site):
     results = fresh_site.wait_for_results(lambda r: r.total_visitors("home-note") >= 1)
     assert results.total_visitors("hero-newsletter") == 0
     assert results.total_visitors("home-note") == 1
+    assert results.rejected() == {}
 
 
 def test_exposures_reach_the_datalayer_and_handlers(page, shop):
@@ -80,6 +81,7 @@ def test_consent_required_keeps_everything_back_until_given(page, vitrina):
     # What happened before consent was held in memory, and goes once consent is given.
     results = site.wait_for_results(lambda r: r.total_visitors("home-note") >= 1)
     assert results.visitors("home-note", variation) == 1
+    assert results.rejected() == {}
 
 
 def test_consent_refused_sends_nothing(page, vitrina):
@@ -142,3 +144,4 @@ def test_holdout_visitors_see_nothing_and_are_counted_apart(new_context, vitrina
     results = site.wait_for_results(lambda r: r.total_visitors("hero-newsletter") >= VISITORS)
     assert results.visitors("hero-newsletter", None) == sum(held)
     assert results.visitors("hero-newsletter", "promo") == VISITORS - sum(held)
+    assert results.rejected() == {}

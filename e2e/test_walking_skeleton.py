@@ -66,6 +66,7 @@ def test_results_count_the_newsletter_visitor_once_and_only_on_promo(context, ne
     assert results.visitors("hero-newsletter", None) == 0
     assert results.total_visitors("hero-newsletter") == 1
     assert results.total_visitors("home-note") == 2
+    assert results.rejected() == {}
 
 
 def test_visitor_id_is_stable_across_pages_and_tabs(context, shop):
@@ -130,6 +131,7 @@ def test_conversions_reach_the_variation_the_visitor_saw(page, fresh_site):
     assert results.goal("cta-wording", cta_variation, "purchase")["revenue"] == 12.0
     assert results.goal("late-reco", "bestsellers", "purchase")["revenue"] == 12.0
     assert results.total_visitors("home-note") == 1
+    assert results.rejected() == {}
 
 
 def test_every_action_kind_applies(page, shop):
@@ -178,10 +180,17 @@ def test_every_action_kind_applies(page, shop):
     expect(page.locator("#t-html #t-strong")).to_have_count(1)
 
 
-def test_redirect_action_sends_the_visitor_to_the_other_url(page, shop):
-    page.goto(shop.url("/split-a.html"))
-    page.wait_for_url(re.compile(r"/split-b\.html"))
+def test_redirect_action_sends_the_visitor_to_the_other_url_and_counts_once(page, vitrina):
+    site = vitrina.new_site()
+    page.goto(site.url("/split-a.html?utm_campaign=spring"))
+    page.wait_for_url(re.compile(r"/split-b\.html\?utm_campaign=spring$"))  # the query string goes along
     expect(page.locator("h1")).to_have_text("Redesigned landing page")
+    assert page.evaluate("vitrina.getVariation('split-landing')") is None  # nothing runs on the target
+    page.reload()
+    page.goto("about:blank")
+    results = site.wait_for_results(lambda r: r.total_visitors("split-landing") >= 1)
+    assert results.visitors("split-landing", "redesign") == 1
+    assert results.rejected() == {}
 
 
 def test_tag_is_the_only_request_before_the_first_exposure(page, vitrina, shop):
