@@ -145,3 +145,21 @@ def test_holdout_visitors_see_nothing_and_are_counted_apart(new_context, vitrina
     assert results.visitors("hero-newsletter", None) == sum(held)
     assert results.visitors("hero-newsletter", "promo") == VISITORS - sum(held)
     assert results.rejected() == {}
+
+
+def test_behavioural_triggers_apply_their_campaign_when_they_fire(page, shop):
+    page.goto(shop.url("/long.html"))
+    scroll_offer, cart_offer = page.locator("#scroll-offer"), page.locator("#cart-offer")
+    page.wait_for_timeout(200)
+    expect(scroll_offer).to_have_text("Keep reading")
+    expect(cart_offer).to_have_text("Nothing in your cart yet")
+    assert page.evaluate("[vitrina.getVariation('scroll-offer'), vitrina.getVariation('cart-offer')]") == [None, None]
+
+    page.mouse.wheel(0, 3000)  # {"scroll": 50}
+    expect(scroll_offer).to_have_text("Still here? Take 5% off")
+    assert page.evaluate("vitrina.getVariation('scroll-offer')") == "offer"
+    expect(cart_offer).to_have_text("Nothing in your cart yet")
+
+    page.evaluate("vitrina.track('add_to_cart')")  # {"event": "add_to_cart"}
+    expect(cart_offer).to_have_text("Free gift with your cart")
+    expect(scroll_offer).to_have_text("Still here? Take 5% off")
