@@ -11,13 +11,8 @@ const UTM = ["source", "medium", "campaign", "term", "content"]
 const lc = (s) => (s || "").toLowerCase()
 const bare = (h) => lc(h).replace(/^www\./, "")
 
-export const hostOf = (url) => {
-  try {
-    return new URL(url).hostname
-  } catch (e) {
-    return ""
-  }
-}
+// document.referrer is "" or an absolute URL.
+export const hostOf = (url) => url && new URL(url).hostname
 
 // First value wins, as in most analytics tools; inherited names are never overwritten.
 export const parseQuery = (search) => {

@@ -78,16 +78,13 @@ export function createDom(doc, nonce) {
         [a.addClass, true],
         [a.removeClass, false],
       ])
-        for (const n of [].concat(x || []).join(" ").split(" ")) n && add(s, "c", n, on)
-      let css = a.style
-      if (css && typeof css == "object") css = Object.keys(css).map((k) => k.replace(/[A-Z]/g, "-$&") + ":" + css[k]).join(";")
-      if (a.hide) css = (css || "") + ";display:none!important"
-      if (css) {
-        // The browser parses the declarations (shorthands, !important, url(...;...)) for us.
-        const p = doc.createElement("p").style
-        p.cssText = css
-        for (const n of p) add(s, "s", n, p.getPropertyValue(n) + "\n" + p.getPropertyPriority(n))
-      }
+        for (const n of ("" + (x || "")).split(/[ ,]/)) n && add(s, "c", n, on) // "a b" or ["a", "b"]
+      // The browser parses the declarations (shorthands, !important, url(...;...)) for us;
+      // an object sets properties by name ({fontSize: "2em"}), without !important.
+      const p = doc.createElement("p").style
+      typeof a.style == "object" ? Object.assign(p, a.style) : (p.cssText = a.style || "")
+      if (a.hide) p.setProperty("display", "none", "important")
+      for (const n of p) add(s, "s", n, p.getPropertyValue(n) + "\n" + p.getPropertyPriority(n))
       if (a.remove) add(s, "r", 0, true)
       for (const [n, h] of [
         ["before", a.insertBefore],
@@ -151,7 +148,6 @@ export function createDom(doc, nonce) {
         if (m[o.id]) undo(el, o, m[o.id].o)
         delete m[o.id]
       }
-      el.removeAttribute(MARK)
     }
   }
 

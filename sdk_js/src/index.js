@@ -13,7 +13,6 @@ const D = document
 const L = location
 const H = {} // event -> handlers
 const past = [] // [event, payload] so far: a late handler still hears them
-const pre = [] // calls made before init, run by it in order
 let B // bundle
 let C // server context {geo, device}
 let V // visit state; set once init has run
@@ -203,14 +202,7 @@ function init(o) {
   }
   W.addEventListener("popstate", nav)
   emit("ready", R || {})
-  for (const [n, ...a] of pre.splice(0)) api[n] && api[n](...a)
 }
-
-// Before init, calls wait in `pre` and run in order once it has.
-const wait =
-  (n, f) =>
-  (...a) =>
-    V ? f(...a) : void pre.push([n, ...a])
 
 const api = {
   init,
@@ -218,20 +210,20 @@ const api = {
     ;(H[n] = H[n] || []).push(f)
     for (const [m, p] of past) m == n && call(f, p)
   },
-  set: wait("set", (o) => {
+  set(o) {
     extra = merge(extra, expand(o))
     run()
-  }),
-  track: wait("track", (n, p) => {
+  },
+  track(n, p) {
     n = "" + n
     V.e[n] = (V.e[n] || 0) + 1
     keep()
     if (B) for (const g of tracked(B.goals, n)) convert(g, p && p.value)
     trig.event(n)
-  }),
-  identify: wait("identify", (t) => ls("vtr_u", "" + t)),
-  consent: wait("consent", consent),
-  refresh: wait("refresh", refresh),
+  },
+  identify: (t) => ls("vtr_u", "" + t),
+  consent,
+  refresh,
   getVariation: (k) => (R && R.variations[k]) || null,
   getVisitorId: () => vid,
 }
