@@ -24,12 +24,11 @@ export const rid = (n) => {
 const ID = /^[\w.-]{8,64}$/
 
 export function cookie(k, v) {
-  if (v === undefined) {
-    const m = document.cookie.match("(?:^|; )" + k + "=([^;]*)")
-    return m && m[1]
-  }
-  if (on || !v)
-    document.cookie = k + "=" + (v || "") + ";path=/;max-age=" + (v ? 3456e4 : 0) + ";SameSite=Lax" + (location.protocol == "https:" ? ";Secure" : "")
+  try {
+    if (v === undefined) return (document.cookie.match("(?:^|; )" + k + "=([^;]*)") || [])[1]
+    if (on || !v)
+      document.cookie = k + "=" + (v || "") + ";path=/;max-age=" + (v ? 3456e4 : 0) + ";SameSite=Lax" + (location.protocol == "https:" ? ";Secure" : "")
+  } catch (e) {} // a sandboxed frame has no cookies
 }
 
 // The cookie wins over its localStorage mirror; a fresh id is random (not derived from the
