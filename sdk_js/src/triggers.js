@@ -31,7 +31,7 @@ export function watch(win, list, fire) {
   const reset = () => Object.assign(b, { t0: Date.now(), last: Date.now(), scroll: 0, exit: false, ev: {}, f: {} })
   reset()
   for (const e of ["mousemove", "keydown", "touchstart", "click", "scroll", "mouseout"]) win.addEventListener(e, check, { passive: true, capture: true })
-  if (list.length) setInterval(check, 500) // time_on_page and idle come due without an event
+  if (list.length) setInterval(check, 250) // time_on_page and idle come due without an event
   return {
     b,
     reset,
