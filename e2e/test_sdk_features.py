@@ -9,28 +9,48 @@ from playwright.sync_api import expect
 
 from .pageutil import CONFIG, HERO, HERO_ORIGINAL, HERO_PROMO, visitor_id
 
-VISITORS = 6
+
+def pick_visitors(site, attributes, outcome, wanted, each):
+    """`each` visitor ids per wanted outcome(decide(...)), so a test covers every branch
+    however the buckets fall. Deterministic: the same ids are tried in the same order."""
+    found = {w: [] for w in wanted}
+    for i in range(1000):
+        vid = f"e2e-visitor-{i:04d}"
+        got = outcome(site.decide(vid, attributes))
+        if got in found and len(found[got]) < each:
+            found[got].append(vid)
+        if all(len(ids) == each for ids in found.values()):
+            return found
+    raise AssertionError(f"no {each} visitors for each of {wanted} in 1000 ids: {found}")
+
+
+def returning_visitor(new_context, site, vid):
+    """A page in a new context whose first-party cookie already holds visitor id `vid`."""
+    context = new_context()
+    context.add_cookies([{"name": "vtr_id", "value": vid, "url": site.shop_url}])
+    return context.new_page()
 
 
 def test_browser_and_server_decide_alike(new_context, shop):
     """JS in the browser and Python behind `decide` bucket the same visitor the same way,
     and give the same reason (the debug log prints it)."""
-    seen = set()
-    for _ in range(VISITORS):
-        page = new_context().new_page()
+    attributes = {"page": {"path": "/product.html"}}
+    chosen = pick_visitors(shop, attributes, lambda d: d["variations"].get("cta-wording"), ("control", "urgent"), 1)
+    # A visitor with a new random id, then one known to land in each variation.
+    for vid in (None, *chosen["control"], *chosen["urgent"]):
+        page = returning_visitor(new_context, shop, vid) if vid else new_context().new_page()
         log = []
         page.on("console", lambda m, log=log: log.append(m.text))
         page.goto(shop.url("/product.html?vitrina_debug=1"))
-        vid = visitor_id(page)
+        vid = vid or visitor_id(page)
+        assert visitor_id(page) == vid  # the cookie wins
         in_browser = page.evaluate("(ks) => ks.map((k) => vitrina.getVariation(k))", ["cta-wording", "late-reco"])
-        server = shop.decide(vid, {"page": {"path": "/product.html"}})
+        server = shop.decide(vid, attributes)
         assert [server["variations"].get(k) for k in ("cta-wording", "late-reco")] == in_browser, vid
         reason = server["reasons"]["cta-wording"]
         assert re.fullmatch(r"all visitors matched; bucket 0\.\d{4}", reason)
         assert any("cta-wording" in line and reason in line for line in log), (reason, log)
-        seen.add(in_browser[0])
-        page.close()
-    assert seen <= {"control", "urgent"}
+        page.context.close()
 
 
 def test_forced_preview_is_shown_but_not_counted(page, fresh_site):
@@ -125,25 +145,24 @@ def test_holdout_visitors_see_nothing_and_are_counted_apart(new_context, vitrina
     config = copy.deepcopy(CONFIG)
     config["settings"]["holdout"] = 0.5
     site = vitrina.new_site(config)
-    held = []
-    for _ in range(VISITORS):
-        page = new_context().new_page()
-        page.goto(site.url("/?utm_source=newsletter"))
-        vid = visitor_id(page)
-        server = site.decide(vid, {"page": {"path": "/"}, "utm": {"source": "newsletter"}})
-        if server["holdout"]:
-            # A holdout visitor sees the untouched page; its would-be exposure is still reported.
-            assert "hero-newsletter" in server["holdout_campaigns"]
-            expect(page.locator(HERO)).to_have_text(HERO_ORIGINAL)
-            assert page.evaluate("vitrina.getVariation('hero-newsletter')") is None
-        else:
-            expect(page.locator(HERO)).to_have_text(HERO_PROMO)
-        held.append(server["holdout"])
-        page.goto("about:blank")
+    attributes = {"page": {"path": "/"}, "utm": {"source": "newsletter"}}
+    chosen = pick_visitors(site, attributes, lambda d: d["holdout"], (True, False), 2)
+    for held, ids in chosen.items():
+        for vid in ids:
+            page = returning_visitor(new_context, site, vid)
+            page.goto(site.url("/?utm_source=newsletter"))
+            if held:
+                # A holdout visitor sees the untouched page; its would-be exposure is still reported.
+                expect(page.locator(HERO)).to_have_text(HERO_ORIGINAL)
+                assert page.evaluate("vitrina.getVariation('hero-newsletter')") is None
+            else:
+                expect(page.locator(HERO)).to_have_text(HERO_PROMO)
+            page.goto("about:blank")
+            page.context.close()
 
-    results = site.wait_for_results(lambda r: r.total_visitors("hero-newsletter") >= VISITORS)
-    assert results.visitors("hero-newsletter", None) == sum(held)
-    assert results.visitors("hero-newsletter", "promo") == VISITORS - sum(held)
+    results = site.wait_for_results(lambda r: r.total_visitors("hero-newsletter") >= 4)
+    assert results.visitors("hero-newsletter", None) == 2
+    assert results.visitors("hero-newsletter", "promo") == 2
     assert results.rejected() == {}
 
 
