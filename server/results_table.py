@@ -9,8 +9,17 @@ def _p(x):
     return "-" if x is None else f"{x:.3f}"
 
 
+def _effect(stats):
+    ci = stats["ci"]
+    ci_text = f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else ""
+    return f"{_pct(stats['uplift'])}{ci_text} p={_p(stats['p_value'])}"
+
+
 def render(data):
-    lines = [f"Site {data['site']}, version {data['version'] if data['version'] is not None else '(none)'}"]
+    lines = [f"Site {data['site']}, version {data['version'] if data['version'] is not None else '(none)'}"
+             "   (uplift with 95% confidence interval and p-value)"]
+    if data.get("rejected"):
+        lines.append("Rejected events: " + ", ".join(f"{k} {v}" for k, v in data["rejected"].items()))
     if not data["campaigns"]:
         lines.append("No campaigns yet.")
     for c in data["campaigns"]:
@@ -29,8 +38,10 @@ def render(data):
                 line += f"{stats['conversions']:>20}{stats['rate'] * 100:>8.2f}%{stats['revenue']:>11.2f}"
             lines.append(line)
         for comp in c["comparisons"]:
-            ci = comp["ci"]
-            ci_text = f"[{_pct(ci[0])}, {_pct(ci[1])}]" if ci else "-"
-            lines.append(f"  {comp['variation']} vs {comp['vs']} on {comp['goal']}: uplift {_pct(comp['uplift'])} "
-                         f"95% CI {ci_text} p={_p(comp['p_value'])}")
+            if comp["uplift"] is None and comp["p_value"] is None:
+                continue  # nothing to compare yet
+            line = f"  {comp['variation']} vs {comp['vs']} on {comp['goal']}: conversion {_effect(comp)}"
+            if comp.get("revenue_per_visitor"):
+                line += f"; revenue/visitor {_effect(comp['revenue_per_visitor'])}"
+            lines.append(line)
     return "\n".join(lines)
