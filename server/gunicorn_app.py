@@ -9,7 +9,8 @@ class VitrinaServer(BaseApplication):
 
     def load_config(self):
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
 
     def load(self):
         from . import create_app
@@ -20,4 +21,6 @@ def run(host, port, workers, **extra):
     VitrinaServer({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-",
                    # No %(h)s: visitor IPs are never written anywhere, logs included.
                    "access_log_format": '%(t)s "%(r)s" %(s)s %(b)s %(M)sms',
+                   # gunicorn 27 opens one control socket per user by default: several servers would share it.
+                   "control_socket_disable": True,
                    "forwarded_allow_ips": "127.0.0.1", **extra}).run()
