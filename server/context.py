@@ -1,5 +1,6 @@
 """This request's context: geo from geoip2 (bundled GeoLite2 City by default) and device
 from user-agents. The IP is only looked up, never stored nor sent back."""
+import re
 from functools import lru_cache
 
 import geoip2.database
@@ -18,7 +19,10 @@ BROWSER_NAMES = {"chrome": "chrome", "chrome mobile": "chrome", "chrome mobile i
                  "chrome mobile webview": "chrome", "firefox": "firefox", "firefox mobile": "firefox",
                  "firefox ios": "firefox", "safari": "safari", "mobile safari": "safari",
                  "mobile safari ui/wkwebview": "safari", "edge": "edge", "edge mobile": "edge", "opera": "opera",
-                 "opera mobile": "opera", "samsung internet": "samsung"}
+                 "opera mobile": "opera", "samsung internet": "samsung", "headlesschrome": "chrome"}
+# What ua-parser misses (Applebot) or calls a phone (Firefox on an Android tablet), as the SDK's
+# fallback reads it: both sides classify spec/07-devices.json alike.
+BOT_RE = re.compile(r"bot/|spider|crawl|externalhit", re.I)
 
 
 def geoip_path():
@@ -50,10 +54,11 @@ def geo_for_ip(ip, path):
 
 
 def device_for_ua(ua_string):
-    ua = parse_ua((ua_string or "")[:MAX_UA])
-    if ua.is_bot:
+    ua_string = (ua_string or "")[:MAX_UA]
+    ua = parse_ua(ua_string)
+    if ua.is_bot or BOT_RE.search(ua_string):
         kind = "bot"
-    elif ua.is_tablet:
+    elif ua.is_tablet or "Tablet" in ua_string:
         kind = "tablet"
     elif ua.is_mobile:
         kind = "mobile"

@@ -1,10 +1,11 @@
 // Hot data: what the SDK knows about the page, the visit and the device, as one nested
 // object whose dotted paths are the attribute names conditions use (docs/DESIGN.md
 // "Attributes"). Pure functions: the browser objects come in as arguments.
+import { isObj } from "./condition.js"
 
 // Anchored on the registrable name, so "x.example.com" is not X and "google.co.uk" is Google.
 const KNOWN =
-  /(?:^|\.)(?:(google|bing|yahoo|duckduckgo|yandex|baidu|ecosia)|(facebook|fb|instagram|twitter|x|t|linkedin|lnkd|pinterest|tiktok|youtube|youtu|reddit))\.(?:com?|org|net|[a-z]{2})(?:\.[a-z]{2})?$/
+  /(?:^|\.)(?:(google|bing|yahoo|duckduckgo|yandex|baidu|ecosia)|(facebook|fb|instagram|twitter|x|t|linkedin|lnkd|pinterest|tiktok|youtube|youtu|reddit))\.[a-z]{2,3}(?:\.[a-z]{2})?$/
 const ALIAS = { fb: "facebook", x: "twitter", t: "twitter", lnkd: "linkedin", youtu: "youtube" }
 const UTM = ["source", "medium", "campaign", "term", "content"]
 
@@ -52,18 +53,18 @@ export function classify(ref, host, q) {
   return [r[0] || "direct", r[1] || (r[0] ? "referral" : "direct")]
 }
 
-// Fallback when the server sent no device context (tag.js always sends it): type only,
-// with the names server/context.py uses.
-export const sniff = (ua) => ({ type: /iPad|Tablet/.test(ua) ? "tablet" : /Mobi|Android/.test(ua) ? "mobile" : "desktop" })
+// Fallback when the server sent no device context (tag.js always sends it): type only, as
+// server/context.py gives it (spec/07-devices.json). An Android UA without "Mobi" is a tablet.
+export const sniff = (ua) => ({
+  type: /bot\/|spider|crawl|externalhit/i.test(ua) ? "bot" : /iPad|Tablet|Android(?!.*Mobi)/.test(ua) ? "tablet" : /Mobi/.test(ua) ? "mobile" : "desktop",
+})
 
 // The visitor's local clock; weekday 0 is Sunday, as Date#getDay.
 export const timeOf = (d) => ({
   hour: d.getHours(),
   weekday: d.getDay(),
-  date: new Date(d - d.getTimezoneOffset() * 6e4).toISOString().slice(0, 10),
+  date: d.toLocaleDateString("sv"), // Swedish dates are ISO: YYYY-MM-DD
 })
-
-const isObj = (x) => !!x && typeof x == "object" && !Array.isArray(x)
 
 // Deep merge into a copy of a: plain objects merge, arrays and scalars replace.
 export const merge = (a, b) => {
@@ -82,10 +83,18 @@ export const expand = (o) => {
   return out
 }
 
-// The site declares its page type before the tag: <meta name="vitrina:page-type" content="product">.
-const pageType = (doc) => {
-  const m = doc.querySelector('meta[name="vitrina:page-type"]')
-  return m && m.content
+// Newest first, distinct, as strings, at most 20 (the visit state keeps these lists).
+const front = (l, x) => (l = l || [], x == null ? l : [x + ""].concat(l.filter((y) => y != x)).slice(0, 20))
+
+// Viewed products: GA4 view_item events in window.dataLayer, as GTM ({event, ecommerce:
+// {items}}) or gtag("event", "view_item", {items}) push them. Re-reading the same data layer
+// leaves the lists as they are. A malformed data layer is not our page's problem.
+export function viewed(v, dl) {
+  try {
+    for (const e of dl || [])
+      for (const i of (e[1] == "view_item" ? e[2] : e.event == "view_item" && e.ecommerce).items || [])
+        (v.i = front(v.i, i.item_id)), (v.c = front(v.c, i.item_category))
+  } catch (e) {}
 }
 
 // The whole tree. v: visit state (storage.js), ctx: server context {geo, device},
@@ -97,6 +106,7 @@ export function collect(win, now, v, ctx, b, extra) {
   const nav = win.navigator
   const s = win.screen
   const r = v.r || []
+  viewed(v, win.dataLayer) // into v, the visit state: index.js keeps it
   return merge(
     {
       page: {
@@ -105,7 +115,8 @@ export function collect(win, now, v, ctx, b, extra) {
         host: L.hostname,
         query: parseQuery(L.search),
         title: doc.title,
-        type: pageType(doc),
+        // The site declares it in <head>: <meta name="vitrina:page-type" content="product">.
+        type: (doc.querySelector('meta[name="vitrina:page-type"]') || 0).content,
         lang: doc.documentElement.lang,
         scroll: b.scroll,
         time: sec(b.t0),
@@ -131,7 +142,7 @@ export function collect(win, now, v, ctx, b, extra) {
         screen: { width: s.width, height: s.height },
       }),
       geo: ctx.geo,
-      history: { pages: v.h, events: v.e },
+      history: { pages: [...v.h].reverse(), products: front(v.i), categories: front(v.c), events: v.e },
       cart: {},
       user: {},
     },

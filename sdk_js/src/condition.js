@@ -3,7 +3,7 @@
 // whole, even under $not or $nor, and `log` hears why.
 
 const isArr = Array.isArray
-const isObj = (x) => !!x && typeof x == "object" && !isArr(x)
+export const isObj = (x) => !!x && typeof x == "object" && !isArr(x)
 const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k)
 const bad = (m) => {
   throw [m]

@@ -95,6 +95,7 @@ function run() {
   if (!B) return
   const now = Date.now()
   const r = (R = decide(B, attrs(), vid, { now, force, sticky: V.k, counts: base, triggered: trig.fired() }))
+  keep() // attrs() adds the products the data layer shows to the visit state
   if (debug) for (const k in r.reasons) console.log("[vitrina]", k, r.variations[k] || null, r.reasons[k])
   const map = {}
   for (const k in r.variations) {

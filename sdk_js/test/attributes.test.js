@@ -1,6 +1,6 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { classify, collect, expand, merge, parseQuery, sniff, timeOf, utmOf } from "../src/attributes.js"
+import { classify, collect, expand, merge, parseQuery, timeOf, utmOf, viewed } from "../src/attributes.js"
 
 const HOST = "shop.example"
 const cls = (ref, search = "") => classify(ref, HOST, parseQuery(search))
@@ -72,20 +72,6 @@ test("utmOf: landing values, or null when the URL has none", () => {
   })
 })
 
-test("sniff falls back to the device type only", () => {
-  const ua = {
-    android: "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
-    iphone: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
-    ipad: "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
-    mac: "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",
-  }
-  assert.deepEqual(sniff(ua.android), { type: "mobile" })
-  assert.deepEqual(sniff(ua.iphone), { type: "mobile" })
-  assert.deepEqual(sniff(ua.ipad), { type: "tablet" })
-  assert.deepEqual(sniff(ua.mac), { type: "desktop" })
-  assert.deepEqual(sniff(undefined), { type: "desktop" })
-})
-
 test("timeOf reads the local clock", () => {
   const d = new Date(2026, 10, 23, 7, 5) // a Monday, local time
   assert.deepEqual(timeOf(d), { hour: 7, weekday: 1, date: "2026-11-23" })
@@ -150,11 +136,60 @@ test("collect fills every namespace, server context first, site values last", ()
   assert.deepEqual(a.visit, { new: false, returning: true, count: 2, pageviews: 3, total_pageviews: 9, days_since_last: 4, landing: "/landing", time_on_site: 65 })
   assert.deepEqual(a.device, { type: "tablet", os: "ios", browser: "safari", touch: true, lang: "fr-FR", screen: { width: 390, height: 844 } })
   assert.deepEqual(a.geo, ctx.geo)
-  assert.deepEqual(a.history, { pages: ["/", "/p"], events: { purchase: 1 } })
+  assert.deepEqual(a.history, { pages: ["/p", "/"], products: [], categories: [], events: { purchase: 1 } })
   assert.deepEqual(a.cart, { value: 12, items: 1 })
   assert.deepEqual(a.user, { plan: "gold" })
   assert.equal(a.time.hour, new Date(now).getHours())
   // Without server context the UA decides the type.
   assert.equal(collect(w, now, visit, {}, b, {}).device.type, "mobile")
-  assert.equal(collect(fakeWindow("https://shop.example/"), now, visit, {}, b, {}).page.type, null)
+  assert.equal(collect(fakeWindow("https://shop.example/"), now, visit, {}, b, {}).page.type, undefined)
+})
+
+// GA4's view_item as Google Tag Manager pushes it, and as gtag() does (an arguments object).
+const gtm = (...items) => ({ event: "view_item", ecommerce: { currency: "EUR", items } })
+function gtag() {
+  return arguments
+}
+
+test("viewed: GA4 view_item events in the data layer, newest first, distinct, as strings", () => {
+  const v = {}
+  viewed(v, [
+    { event: "gtm.js" },
+    gtm({ item_id: "mug", item_category: "kitchen" }),
+    { event: "add_to_cart", ecommerce: { items: [{ item_id: "cart-only", item_category: "x" }] } },
+    gtag("event", "view_item_list", { items: [{ item_id: "list-only" }] }),
+    gtag("event", "view_item", { items: [{ item_id: 42, item_category: "toys" }] }),
+    gtm({ item_id: "kettle", item_category: "kitchen" }, { item_id: "no-category" }),
+  ])
+  assert.deepEqual(v, { i: ["no-category", "kettle", "42", "mug"], c: ["kitchen", "toys"] })
+  // The same data layer read again (each decision re-reads it) changes nothing.
+  viewed(v, [gtm({ item_id: "mug", item_category: "kitchen" }), gtm({ item_id: "kettle", item_category: "kitchen" })])
+  viewed(v, [gtm({ item_id: "mug", item_category: "kitchen" }), gtm({ item_id: "kettle", item_category: "kitchen" })])
+  assert.deepEqual(v, { i: ["kettle", "mug", "no-category", "42"], c: ["kitchen", "toys"] })
+})
+
+test("viewed: at most 20 of each, the oldest dropped", () => {
+  const v = {}
+  for (let n = 0; n < 30; n++) viewed(v, [gtm({ item_id: "p" + n, item_category: "c" + n })])
+  assert.equal(v.i.length, 20)
+  assert.deepEqual([v.i[0], v.i[19], v.c[0]], ["p29", "p10", "c29"])
+})
+
+test("viewed: a malformed data layer never throws", () => {
+  for (const dl of [undefined, null, {}, 5, "abc", [null], [gtm(null)], [{ event: "view_item" }], [gtag("event", "view_item")], [gtm({})]]) {
+    const v = { i: ["kept"] }
+    assert.doesNotThrow(() => viewed(v, dl))
+    assert.deepEqual(v.i, ["kept"])
+  }
+})
+
+test("collect: history holds the products and categories the page's data layer shows, kept in the visit state", () => {
+  const w = fakeWindow("https://shop.example/p/mug")
+  w.dataLayer = [gtm({ item_id: "mug", item_category: "kitchen" })]
+  const visit = { n: 1, s: 0, h: ["/", "/p/mug"], i: ["old"], c: ["garden"], e: {} }
+  const a = collect(w, 0, visit, {}, { t0: 0, last: 0 }, {})
+  assert.deepEqual(a.history.products, ["mug", "old"])
+  assert.deepEqual(a.history.categories, ["kitchen", "garden"])
+  assert.deepEqual([visit.i, visit.c], [["mug", "old"], ["kitchen", "garden"]])
+  assert.deepEqual(a.history.pages, ["/p/mug", "/"]) // this page first
 })

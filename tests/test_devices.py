@@ -1,0 +1,48 @@
+"""spec/07-devices.json: the server classifies real user agents (phones, tablets, desktops,
+bots) as the vectors say; sdk_js/test/devices.test.js holds the SDK's UA fallback to the same
+types, and e2e/test_parity.py shows a browser carries the server's answer."""
+import json
+from pathlib import Path
+
+import pytest
+
+from server import create_app
+from server.context import MAX_UA, device_for_ua
+
+VECTORS = json.loads((Path(__file__).resolve().parents[1] / "spec" / "07-devices.json").read_text("utf-8"))
+CASES = [pytest.param(c["user_agent"], c["expected"], id=c["description"][:70]) for c in VECTORS["cases"]]
+
+
+@pytest.mark.parametrize("ua, expected", CASES)
+def test_device_for_ua(ua, expected):
+    assert device_for_ua(ua) == expected
+
+
+def test_every_kind_of_device_is_covered():
+    kinds = [c["expected"]["type"] for c in VECTORS["cases"]]
+    assert len(kinds) >= 40 and len(set(c["user_agent"] for c in VECTORS["cases"])) == len(kinds)
+    assert {k: kinds.count(k) >= 5 for k in ("mobile", "tablet", "desktop", "bot")} == dict.fromkeys(
+        ("mobile", "tablet", "desktop", "bot"), True)
+    for field in ("os", "browser"):
+        # Every name the server maps to appears in some vector.
+        assert {c["expected"][field] for c in VECTORS["cases"]} >= (
+            {"ios", "android", "windows", "macos", "chromeos", "linux", "other"} if field == "os"
+            else {"chrome", "firefox", "safari", "edge", "opera", "samsung", "other"})
+
+
+@pytest.mark.parametrize("ua", [None, "", "x" * 10_000, "\x00\uffff"])
+def test_missing_or_odd_user_agents_are_a_desktop_of_unknown_make(ua):
+    assert device_for_ua(ua) == {"type": "desktop", "os": "other", "browser": "other"}
+
+
+def test_only_the_first_bytes_of_a_huge_user_agent_are_read():
+    iphone = VECTORS["cases"][0]["user_agent"]
+    assert device_for_ua(iphone + " " * MAX_UA + "Googlebot/2.1")["type"] == "mobile"
+
+
+def test_context_endpoint_carries_the_classification(tmp_path):
+    app = create_app(env={"VITRINA_DATABASE": str(tmp_path / "d.sqlite3")})
+    client = app.test_client()
+    for case in VECTORS["cases"][::7]:
+        got = client.get("/v1/context", headers={"User-Agent": case["user_agent"]}).get_json()["device"]
+        assert got == case["expected"], case["description"]
