@@ -1,8 +1,21 @@
 """A tiny static 'shop' on its own origin, with the tag URL filled into its pages.
-Used by `vitrina demo` and by the e2e tests."""
+Used by `vitrina demo` and by the e2e tests.
+
+Two switches for pages that test the tag under harder conditions:
+- a page containing `{{NONCE}}` gets a fresh nonce there and is served with the strict
+  header `Content-Security-Policy: script-src 'nonce-N'; style-src 'nonce-N'` (no inline
+  code, no eval: only what carries the nonce runs or styles the page);
+- `?delay=<ms>` on any request (at most 5000) answers that much later, as a slow
+  third-party script or API would.
+"""
+import secrets
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+MAX_DELAY_MS = 5000
 
 
 def make_shop_server(host, port, pages_dir, vitrina_origin, site):
@@ -13,16 +26,27 @@ def make_shop_server(host, port, pages_dir, vitrina_origin, site):
             super().__init__(*args, directory=str(pages_dir), **kwargs)
 
         def do_GET(self):
-            path = self.path.split("?", 1)[0].split("#", 1)[0]
-            name = "index.html" if path in ("", "/") else path.lstrip("/")
+            url = urlsplit(self.path)
+            delay = parse_qs(url.query).get("delay", ["0"])[0]
+            if delay.isdigit():
+                time.sleep(min(int(delay), MAX_DELAY_MS) / 1000)
+            name = "index.html" if url.path in ("", "/") else url.path.lstrip("/")
             page = pages_dir / name
             if page.suffix != ".html" or not page.is_file() or pages_dir not in page.resolve().parents:
                 return super().do_GET()
-            body = page.read_text().replace("{{VITRINA}}", vitrina_origin).replace("{{SITE}}", site).encode()
+            text = page.read_text().replace("{{VITRINA}}", vitrina_origin).replace("{{SITE}}", site)
+            csp = None
+            if "{{NONCE}}" in text:
+                nonce = secrets.token_urlsafe(16)
+                text = text.replace("{{NONCE}}", nonce)
+                csp = f"script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'"
+            body = text.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            if csp:
+                self.send_header("Content-Security-Policy", csp)
             self.end_headers()
             self.wfile.write(body)
 
