@@ -166,9 +166,7 @@ def test_every_action_kind_applies(page, shop):
     assert page.evaluate(ids, "#t-append") == ["first", "t-appended"]
     # css: a stylesheet for the page
     expect(page.locator("#t-css")).to_have_css("color", "rgb(0, 128, 0)")
-    # an html action never runs script
-    expect(page.locator("#t-script-span")).to_have_text("safe")
-    assert page.evaluate("window.pwned") is None
+    # (HTML that could run code never gets published: tests/test_config_api.py)
     # an SPA re-render replaces the element: the change comes back
     page.wait_for_function("window.rerenderedAt > 0")
     expect(page.locator("#t-rerender .title")).to_have_text("personalized title")

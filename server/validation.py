@@ -3,6 +3,7 @@ reported with its JSON pointer; nothing invalid gets stored."""
 import json
 import re
 from functools import lru_cache
+from html.parser import HTMLParser
 from importlib import resources
 
 from jsonschema import Draft202012Validator
@@ -17,6 +18,8 @@ SELECTOR_ACTIONS = {"text", "html", "attr", "addClass", "removeClass", "style", 
                     "insertBefore", "insertAfter", "append"}
 MAX_CONDITION_DEPTH = 12
 URL_ATTRS = {"href", "src", "action", "formaction", "xlink:href", "srcdoc"}
+HTML_FIELDS = ("html", "insertBefore", "insertAfter", "append")
+SCRIPT_TAGS = {"script", "iframe", "object", "embed", "frame", "frameset", "base", "meta"}
 
 
 def pointer(parts):
@@ -133,9 +136,43 @@ def _check_action(action, at, add):
                 "remove, insertBefore, insertAfter, append, css or redirect")
     if "redirect" in action and not _safe_url(action["redirect"]):
         add(at + ["redirect"], "redirect must be an http(s) URL or a path")
+    for field in HTML_FIELDS:
+        if field in action:
+            problem = html_problem(action[field])
+            if problem:
+                add(at + [field], problem)
     for name, value in (action.get("attr") or {}).items():
         if name.lower() in URL_ATTRS and value is not None and not _safe_url(value):
             add(at + ["attr", name], f"{name} must be an http(s) URL, a path or a fragment")
+
+
+class _ScriptFinder(HTMLParser):
+    """Finds what would run as script once the SDK inserts merchant HTML: script-capable
+    elements, on* handler attributes, and javascript:-style URLs."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.problem = None
+
+    def handle_starttag(self, tag, attrs):
+        if self.problem:
+            return
+        if tag in SCRIPT_TAGS:
+            self.problem = f"<{tag}> is not allowed: inserted HTML never runs code"
+        for name, value in attrs:
+            if name.startswith("on"):
+                self.problem = f"the event handler attribute {name}= is not allowed: inserted HTML never runs code"
+            elif name in URL_ATTRS and value is not None and not _safe_url(value):
+                self.problem = f"{name}= must be an http(s) URL, a path or a fragment"
+
+    handle_startendtag = handle_starttag
+
+
+def html_problem(markup):
+    finder = _ScriptFinder()
+    finder.feed(markup)
+    finder.close()
+    return finder.problem
 
 
 def _safe_url(url):
