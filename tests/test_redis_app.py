@@ -119,3 +119,19 @@ def test_redis_backed_app_gives_the_same_results_as_sqlite(tmp_path, redis_url):
     assert hero["variations"][0]["visitors"] == 1
     assert hero["variations"][0]["goals"]["purchase"]["revenue"] == 50.25
     assert campaigns["late-reco"]["variations"][0]["visitors"] == 0
+
+
+def test_rate_limits_are_shared_by_every_process_through_redis(tmp_path, redis_url):
+    env = {"VITRINA_DATABASE": str(tmp_path / "r.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
+           "VITRINA_REDIS_URL": redis_url, "VITRINA_RATE_CLIENT": "3", "VITRINA_RATE_WINDOW": "60"}
+    first, second = create_app(env=env), create_app(env=env)  # two server processes, one Redis
+    try:
+        first.extensions["vitrina_store"].r.flushall()
+        make_site(first, "shop")
+        hit = lambda app: app.test_client().post("/v1/sites/shop/collect", data="{}",  # noqa: E731
+                                                 environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code
+        assert [hit(first), hit(second), hit(first)] == [400, 400, 400]
+        assert hit(second) == 429
+    finally:
+        for app in (first, second):
+            app.extensions["vitrina_store"].close()
