@@ -69,6 +69,11 @@ def device_for_ua(ua_string):
     return {"type": kind, "os": OS_NAMES.get(os_family, "other"), "browser": BROWSER_NAMES.get(browser_family, "other")}
 
 
+def device_for_ua(ua_string):
+    """{type, os, browser}; parsed once per distinct user agent (parsing costs far more than a lookup)."""
+    return dict(_device((ua_string or "")[:MAX_UA]))
+
+
 def request_context():
     return {"geo": geo_for_ip(request.remote_addr, geoip_path()),
             "device": device_for_ua(request.headers.get("User-Agent"))}
