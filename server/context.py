@@ -54,7 +54,12 @@ def geo_for_ip(ip, path):
 
 
 def device_for_ua(ua_string):
-    ua_string = (ua_string or "")[:MAX_UA]
+    """{type, os, browser}; parsed once per distinct user agent (parsing costs far more than a lookup)."""
+    return dict(_device((ua_string or "")[:MAX_UA]))
+
+
+@lru_cache(maxsize=4096)
+def _device(ua_string):
     ua = parse_ua(ua_string)
     if ua.is_bot or BOT_RE.search(ua_string):
         kind = "bot"
@@ -67,11 +72,6 @@ def device_for_ua(ua_string):
     os_family = (ua.os.family or "").lower()
     browser_family = (ua.browser.family or "").lower()
     return {"type": kind, "os": OS_NAMES.get(os_family, "other"), "browser": BROWSER_NAMES.get(browser_family, "other")}
-
-
-def device_for_ua(ua_string):
-    """{type, os, browser}; parsed once per distinct user agent (parsing costs far more than a lookup)."""
-    return dict(_device((ua_string or "")[:MAX_UA]))
 
 
 def request_context():
