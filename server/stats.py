@@ -1,6 +1,7 @@
 """Statistics for results: two-proportion z-test and Welch's t-test with 95% CIs on the
 relative uplift, and a chi-square sample-ratio-mismatch check. Standard library only."""
 import math
+from functools import lru_cache
 
 Z95 = 1.959963984540054
 SRM_ALPHA = 0.001  # the usual threshold: an SRM alarm must be rare on a healthy split
@@ -111,9 +112,17 @@ def t_sf(t, df):
 
 
 def t_quantile(p, df):
-    """The t with P(T <= t) = p, by bisection (p > 0.5)."""
-    low, high = 0.0, 1e6
-    for _ in range(200):
+    """The t with P(T <= t) = p (p > 0.5), by bisection; cached per df to 3 decimals, the
+    precision Welch's df deserves, so a results page computes each quantile once."""
+    return _t_quantile(p, round(df, 3))
+
+
+@lru_cache(maxsize=4096)
+def _t_quantile(p, df):
+    low, high = 0.0, 1.0
+    while 1 - t_sf(high, df) < p:  # bracket first: high stays small for any useful df
+        low, high = high, high * 2
+    for _ in range(60):  # 2^-60 of the bracket: far below what a CI prints
         mid = (low + high) / 2
         if 1 - t_sf(mid, df) < p:
             low = mid
