@@ -1,6 +1,5 @@
 """Public endpoints called by shop pages: tag, bundle, context, collect, SDK, health."""
 import gzip
-import hashlib
 import json
 import re
 from collections import OrderedDict
@@ -14,6 +13,7 @@ from .collect import EventsRejected, count_rejections, ingest, site_exists
 from .events import BatchInvalid, parse_batch
 from .ratelimit import check_collect
 from .sdk_asset import sdk_source
+from .tag_body import prefix_for
 from .store import UNAVAILABLE, get_store
 
 bp = Blueprint("public", __name__)
@@ -42,40 +42,58 @@ def _gzipped(body, etag):
 
 
 def _send(body, content_type, etag, cache_control, vary=()):
-    """Body with its (unquoted) ETag: 304 on a match, gzip when accepted."""
+    """Body (bytes, or a function making them) with its (unquoted) ETag: 304 on a match,
+    gzip when accepted (compressed once per ETag)."""
     headers = {"ETag": f'"{etag}"', "Cache-Control": cache_control, "Access-Control-Allow-Origin": "*",
                "Vary": ", ".join(("Accept-Encoding",) + tuple(vary)), "X-Content-Type-Options": "nosniff"}
     if request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)
+    body = body() if callable(body) else body
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         body = _gzipped(body, etag)
         headers["Content-Encoding"] = "gzip"
     return Response(body, content_type=content_type, headers=headers)
 
 
+def _not_modified_or_encoded(etag, headers):
+    """304 when the client has this ETag, else whether to send gzip."""
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers=headers), False
+    return None, "gzip" in request.headers.get("Accept-Encoding", "")
+
+
 @bp.get("/v1/sites/<site>/tag.js")
 def tag(site):
     _known_site(site)
-    sdk, _ = sdk_source()
-    latest = bundles.load_latest(site)
-    boot = {"endpoint": f"{request.host_url}v1/sites/{site}", "bundle": latest[0] if latest else None,
-            "context": request_context()}
-    body = sdk + b"\n;vitrina.init(" + js_literal(boot).encode() + b");\n"
-    etag = hashlib.sha256(body).hexdigest()[:32]
+    sdk, sdk_digest = sdk_source()
+    entry = bundles.latest(site)
+    endpoint = f"{request.host_url}v1/sites/{site}"
+    prefix = prefix_for((site, entry and entry.version, entry and entry.signature, endpoint, sdk_digest),
+                        lambda: (sdk + b"\n;vitrina.init({\"endpoint\":" + js_literal(endpoint).encode()
+                                 + b",\"bundle\":" + (entry.bundle_literal if entry else b"null") + b",\"context\":"))
+    suffix = js_literal(request_context()).encode() + b"});\n"
+    etag = prefix.etag(suffix)
     # The body carries this request's geo and device: private, short-lived, varying by UA.
-    return _send(body, "application/javascript; charset=utf-8", etag, "private, max-age=60", ("User-Agent",))
+    headers = {"ETag": f'"{etag}"', "Cache-Control": "private, max-age=60", "Access-Control-Allow-Origin": "*",
+               "Vary": "Accept-Encoding, User-Agent", "X-Content-Type-Options": "nosniff"}
+    not_modified, gzip_it = _not_modified_or_encoded(etag, headers)
+    if not_modified:
+        return not_modified
+    if gzip_it:
+        headers["Content-Encoding"] = "gzip"
+    body = prefix.gzip(suffix) if gzip_it else prefix.data + suffix
+    return Response(body, content_type="application/javascript; charset=utf-8", headers=headers)
 
 
 @bp.get("/v1/sites/<site>/bundle.json")
 def bundle_json(site):
     _known_site(site)
-    latest = bundles.load_latest(site)
-    if latest is None:
+    entry = bundles.latest(site)
+    if entry is None:
         raise APIError(404, "not_published", f"Site '{site}' has no published version yet.")
-    bundle, signature = latest
-    body = js_literal({"bundle": bundle, "signature": signature}).encode()
-    etag = f'{site}-{bundle["version"]}-{signature[:16]}'
-    return _send(body, "application/json", etag, "public, max-age=60, stale-while-revalidate=300")
+    # The ETag is known before any body is built: a 304 costs one cheap store read.
+    etag = f"{site}-{entry.version}-{entry.signature[:16]}"
+    return _send(lambda: entry.json_body, "application/json", etag, "public, max-age=60, stale-while-revalidate=300")
 
 
 @bp.get("/v1/context")

@@ -1,7 +1,6 @@
 """Publishing, rollback and verified loading of the immutable, signed bundle versions."""
 import json
 from datetime import datetime, timezone
-from functools import lru_cache
 
 from flask import current_app
 
@@ -43,42 +42,71 @@ def rollback(site, version):
     return _store_signed(site, lambda new: {**old, "version": new, "published_at": now, "rolled_back_from": version})
 
 
-@lru_cache(maxsize=256)
-def _verified(payload, signature, keys):
-    # Versions are immutable: a (payload, signature) pair verified once stays verified.
-    verify(payload, signature, list(keys))
-    return json.loads(payload)
+class Version:
+    """A verified, immutable bundle version and what is served from it, computed once."""
+
+    def __init__(self, site, bundle, signature):
+        self.site, self.bundle, self.signature = site, bundle, signature
+        self.version = bundle["version"]
+        self._json = None
+        self._literal = None
+
+    @property
+    def bundle_literal(self):
+        """The bundle as a script-safe JSON literal (inside tag.js), built on first use."""
+        if self._literal is None:
+            from .api_public import js_literal
+            self._literal = js_literal(self.bundle).encode()
+        return self._literal
+
+    @property
+    def json_body(self):
+        """The bytes of bundle.json, built on first use."""
+        if self._json is None:
+            from .api_public import js_literal
+            self._json = js_literal({"bundle": self.bundle, "signature": self.signature}).encode()
+        return self._json
 
 
-def _checked(site, row):
-    if row is None:
-        return None
-    version, payload, signature, _ = row
-    try:
-        return _verified(payload, signature, tuple(_keys()))
-    except SignatureInvalid:
-        current_app.logger.error("site %s version %s: bundle signature does not verify; refusing to serve it", site, version)
-        raise APIError(503, "bundle_signature_invalid",
-                       f"Version {version} of site '{site}' failed signature verification and is not served.") from None
+def _load(site, version):
+    """The verified Version, from the per-app cache or the store; None if there is none.
+    Versions are immutable, so a version verified once stays verified; each process
+    verifies each version it serves once."""
+    cache = current_app.extensions.setdefault("vitrina_versions", {})
+    entry = cache.get((site, version))
+    if entry is None:
+        row = get_store().get_version(site, version)
+        if row is None:
+            return None
+        _, payload, signature, _ = row
+        try:
+            verify(payload, signature, _keys())
+        except SignatureInvalid:
+            current_app.logger.error("site %s version %s: bundle signature does not verify; refusing to serve it",
+                                     site, version)
+            raise APIError(503, "bundle_signature_invalid",
+                           f"Version {version} of site '{site}' failed signature verification and is not served.") from None
+        entry = Version(site, json.loads(payload), signature)
+        if len(cache) > 1024:
+            cache.clear()
+        cache[(site, version)] = entry
+    return entry
+
+
+def latest(site):
+    """The newest Version, verified; None if nothing is published. One cheap store read."""
+    version = get_store().latest_version(site)
+    return None if version is None else _load(site, version)
 
 
 def load_latest(site):
     """(bundle, signature) of the newest version, verified; None if nothing is published."""
-    row = get_store().get_version(site)
-    bundle = _checked(site, row)
-    return (bundle, row[2]) if bundle is not None else None
+    entry = latest(site)
+    return (entry.bundle, entry.signature) if entry else None
 
 
 def load_version(site, version):
-    """A verified version; served from memory once seen, so collect can verify events while
+    """A verified version's bundle; from memory once seen, so collect can verify events while
     the store is unreachable."""
-    # (site, version) -> verified bundle, per app: versions are immutable, so it never goes stale
-    _versions = current_app.extensions.setdefault("vitrina_versions", {})
-    cached = _versions.get((site, version))
-    if cached is None:
-        cached = _checked(site, get_store().get_version(site, version))
-        if cached is not None:
-            if len(_versions) > 4096:
-                _versions.clear()
-            _versions[(site, version)] = cached
-    return cached
+    entry = _load(site, version)
+    return entry.bundle if entry else None

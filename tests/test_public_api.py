@@ -43,7 +43,13 @@ def test_tag_escapes_markup_in_merchant_strings(client, published, demo_config):
 def test_tag_etag_and_gzip(client, published):
     first = client.get("/v1/sites/shop/tag.js", headers={"Accept-Encoding": "gzip"})
     assert first.headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(first.data).startswith(REPO_SDK.read_bytes())
+    plain = client.get("/v1/sites/shop/tag.js")
+    # one valid gzip member (CRC and size checked) holding exactly the identity body
+    assert gzip.decompress(first.data) == plain.data
+    assert plain.headers["ETag"] == first.headers["ETag"]
+    other_device = client.get("/v1/sites/shop/tag.js", headers={"Accept-Encoding": "gzip", "User-Agent": CHROME_ANDROID})
+    assert gzip.decompress(other_device.data) != plain.data
+    assert other_device.headers["ETag"] != first.headers["ETag"]
     again = client.get("/v1/sites/shop/tag.js", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
 

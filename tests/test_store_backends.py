@@ -268,6 +268,14 @@ def test_revenue_sq_is_the_sum_over_visitors_of_squared_revenue(store):
     assert purchase["revenue_sq"] == 15 ** 2 + 2.5 ** 2 + (-2) ** 2
 
 
+def test_latest_version_is_a_cheap_read(store):
+    store.create_site("shop", "hash-shop")
+    assert store.latest_version("shop") is None
+    for n in (1, 2):
+        store.add_version("shop", lambda v: (json.dumps({"version": v}), "sig", "2026-11-23T00:00:00Z"))
+    assert store.latest_version("shop") == 2 and store.latest_version("other") is None
+
+
 def test_rejections_are_counted_per_site_and_reason(store):
     assert store.rejections("shop") == {}
     store.count_rejections("shop", {"bucketing": 2, "unknown_version": 1})

@@ -40,6 +40,10 @@ class Store:
         """(version, payload, signature, published_at) of a version, the latest when None."""
         raise NotImplementedError
 
+    def latest_version(self, site):
+        """The newest version number, or None: a cheap read for every tag and bundle request."""
+        raise NotImplementedError
+
     def list_versions(self, site):
         """[(version, published_at)], newest first."""
         raise NotImplementedError

@@ -162,6 +162,10 @@ class RedisStore(Store):
             self._k(site, f"version:{int(version)}"), ["payload", "signature", "published_at"])
         return None if payload is None else (int(version), payload, signature, published_at)
 
+    def latest_version(self, site):
+        latest = self.r.get(self._k(site, "latest"))
+        return None if latest is None else int(latest)
+
     def list_versions(self, site):
         rows = self.r.hgetall(self._k(site, "versions"))
         return sorted(((int(v), at) for v, at in rows.items()), reverse=True)

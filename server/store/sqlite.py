@@ -99,6 +99,9 @@ class SQLiteStore(Store):
             sql, args = "SELECT version, payload, signature, published_at FROM versions WHERE site=? AND version=?", (site, version)
         return self._db().execute(sql, args).fetchone()
 
+    def latest_version(self, site):
+        return self._db().execute("SELECT MAX(version) FROM versions WHERE site=?", (site,)).fetchone()[0]
+
     def list_versions(self, site):
         return self._db().execute(
             "SELECT version, published_at FROM versions WHERE site=? ORDER BY version DESC", (site,)).fetchall()
