@@ -19,6 +19,9 @@ class VitrinaServer(BaseApplication):
 
 def run(host, port, workers, **extra):
     VitrinaServer({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-",
+                   # Threads keep connections alive (sync workers close each one), so a browser
+                   # or CDN reuses its connection for tag.js and collect.
+                   "worker_class": "gthread", "threads": 4, "keepalive": 5,
                    # No %(h)s: visitor IPs are never written anywhere, logs included.
                    "access_log_format": '%(t)s "%(r)s" %(s)s %(b)s %(M)sms',
                    # gunicorn 27 opens one control socket per user by default: several servers would share it.
