@@ -5,6 +5,7 @@ The twin of sdk_js/src/decide.js: same rules in the same order, same reason stri
 import re
 import time
 from datetime import date
+from functools import lru_cache
 
 from .bucketing import bucket_text, hash
 from .evaluator import eval_condition
@@ -15,6 +16,12 @@ _EPOCH = date(1970, 1, 1).toordinal()
 
 
 def parse_time(text):
+    """ISO 8601 -> ms since the epoch (see _parse_time); each distinct string parsed once."""
+    return _parse_time(text) if isinstance(text, str) else float("nan")
+
+
+@lru_cache(maxsize=4096)
+def _parse_time(text):
     """ISO 8601 as the compiler writes it -> ms since the epoch; no offset means UTC.
 
     Out-of-range fields roll over as JavaScript's Date.UTC does (Feb 31 is Mar 3); anything
@@ -91,7 +98,7 @@ def _rule(c, key, ctx):
         if other is not None:
             return f"excluded by group {group} ({other.get('key')})", None, False
     for selector in footprint(c):
-        other = next((o for o in ctx["chosen"] if selector in footprint(o)), None)
+        other = ctx["taken"].get(selector)
         if other is not None:
             return f"excluded by selector {selector} ({other.get('key')})", None, False
     seed = _default(c.get("seed"), key)
@@ -124,6 +131,7 @@ def decide(bundle, attributes, visitor_id, *, now=None, force=None, sticky=None,
         "now": time.time() * 1000 if now is None else now,
         "force": force or {}, "sticky": sticky or {}, "counts": counts or {}, "triggered": triggered or [],
         "segments": bundle.get("segments") or {}, "visitor_id": visitor_id, "chosen": [],
+        "taken": {},  # selector -> the first chosen campaign touching it
         "eval": lambda condition: eval_condition(condition, attributes, log),
     }
     out = {"holdout": holdout, "variations": {}, "reasons": {}, "holdout_campaigns": []}
@@ -137,6 +145,8 @@ def decide(bundle, attributes, visitor_id, *, now=None, force=None, sticky=None,
             out["reasons"][key] = reason
             continue
         ctx["chosen"].append(c)
+        for selector in footprint(c):
+            ctx["taken"].setdefault(selector, c)
         if holdout and not forced:
             out["holdout_campaigns"].append(key)
             out["reasons"][key] = "holdout; " + reason

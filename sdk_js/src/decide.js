@@ -13,6 +13,10 @@ export const parseTime = (s) => {
     : NaN
 }
 
+// Schedules repeat on every decision: each distinct time is parsed once.
+const times = {}
+const timeOf = (s) => (s in times ? times[s] : (times[s] = parseTime(s)))
+
 // The variation for bucket b (null outside traffic); cumulative weights in config order.
 export const chooseVariation = (c, b) => {
   const vs = c.variations || []
@@ -39,6 +43,7 @@ export function decide(bundle, attributes, visitorId, options) {
   const holdout = hash("holdout:" + (bundle.site ?? ""), id) < ((bundle.settings || {}).holdout || 0)
   const out = { holdout, variations: {}, reasons: {}, holdout_campaigns: [] }
   const chosen = []
+  const taken = new Map() // selector -> the first chosen campaign touching it
 
   // -> [reason, variation key if chosen, forced]
   const rule = (c, k) => {
@@ -47,7 +52,7 @@ export function decide(bundle, attributes, visitorId, options) {
     const f = force[k]
     if (f != null && has(f)) return ["forced " + f, f, 1]
     const sc = c.schedule || {}
-    if ((sc.start != null && !(now >= parseTime(sc.start))) || (sc.end != null && !(now < parseTime(sc.end))))
+    if ((sc.start != null && !(now >= timeOf(sc.start))) || (sc.end != null && !(now < timeOf(sc.end))))
       return ["not scheduled"]
     if (c.pages != null && !ev(c.pages)) return ["page not matched"]
     const sg = c.segment
@@ -65,8 +70,7 @@ export function decide(bundle, attributes, visitorId, options) {
     const g = c.group
     let x = g != null && chosen.find((y) => y.group === g)
     if (x) return ["excluded by group " + g + " (" + x.key + ")"]
-    for (const s of footprint(c))
-      if ((x = chosen.find((y) => footprint(y).includes(s)))) return ["excluded by selector " + s + " (" + x.key + ")"]
+    for (const s of footprint(c)) if ((x = taken.get(s))) return ["excluded by selector " + s + " (" + x.key + ")"]
     const seed = c.seed ?? k
     const st = sticky[k]
     if (st && st.seed === seed && has(st.variation)) return ["sticky " + st.variation, st.variation]
@@ -90,6 +94,7 @@ export function decide(bundle, attributes, visitorId, options) {
     if (r[1] == null) out.reasons[k] = r[0]
     else {
       chosen.push(c)
+      for (const s of footprint(c)) taken.has(s) || taken.set(s, c)
       if (holdout && !r[2]) {
         out.holdout_campaigns.push(k)
         out.reasons[k] = "holdout; " + r[0]

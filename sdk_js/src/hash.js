@@ -1,8 +1,10 @@
 // docs/DESIGN.md "Hashing and bucketing"; server/bucketing.py is the twin.
 
+const te = new TextEncoder()
+
 export const fnv1a = (s) => {
   let h = 0x811c9dc5
-  for (const b of new TextEncoder().encode(s)) h = Math.imul(h ^ b, 0x01000193)
+  for (const b of te.encode(s)) h = Math.imul(h ^ b, 0x01000193)
   return h >>> 0
 }
 
