@@ -127,8 +127,17 @@ def bucketed_assignment(bundle, campaign, visitor_id):
     return in_holdout, chosen["key"] if chosen else None
 
 
+_indexes = {}  # id(bundle) -> (bundle, {key: campaign}); holding the bundle keeps its id unique
+
+
 def _campaign(bundle, key):
-    return next((c for c in bundle["campaigns"] if c["key"] == key), None)
+    """The campaign of `key`, by an index built once per bundle (a batch asks for many)."""
+    found = _indexes.get(id(bundle))
+    if found is None or found[0] is not bundle:
+        if len(_indexes) > 64:
+            _indexes.clear()
+        found = _indexes[id(bundle)] = (bundle, {c["key"]: c for c in bundle["campaigns"]})
+    return found[1].get(key)
 
 
 def _consistent(event, visitor_id, bundle, campaign, load_bundle):
