@@ -4,6 +4,7 @@ types, and e2e/test_parity.py shows a browser carries the server's answer."""
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from server import create_app
@@ -46,3 +47,16 @@ def test_context_endpoint_carries_the_classification(tmp_path):
     for case in VECTORS["cases"][::7]:
         got = client.get("/v1/context", headers={"User-Agent": case["user_agent"]}).get_json()["device"]
         assert got == case["expected"], case["description"]
+
+
+@pytest.mark.parametrize("case", [
+    {"description": "x", "user_agent": "UA", "expected": {"type": "phone", "os": "ios", "browser": "safari"}},
+    {"description": "x", "user_agent": "UA", "expected": {"type": "mobile", "os": "iOS", "browser": "safari"}},
+    {"description": "x", "user_agent": "UA", "expected": {"type": "mobile", "os": "ios"}},
+    {"description": "x", "expected": {"type": "mobile", "os": "ios", "browser": "safari"}},
+], ids=["unknown type", "os not in the short names", "browser missing", "no user agent"])
+def test_schema_rejects_malformed_device_vectors(case):
+    schema = json.loads((Path(__file__).resolve().parents[1] / "spec" / "schema.json").read_text("utf-8"))
+    doc = {"specVersion": "1.0.0", "topic": "devices", "cases": [case]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
