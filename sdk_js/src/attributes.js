@@ -1,6 +1,7 @@
 // Hot data: what the SDK knows about the page, the visit and the device, as one nested
 // object whose dotted paths are the attribute names conditions use (docs/DESIGN.md
-// "Attributes"). Pure functions: the browser objects come in as arguments.
+// "Attributes"). The browser objects come in as arguments; collect() alone writes, to the
+// visit state it is given (the products viewed).
 import { isObj } from "./condition.js"
 
 // Anchored on the registrable name, so "x.example.com" is not X and "google.co.uk" is Google.
@@ -86,17 +87,6 @@ export const expand = (o) => {
 // Newest first, distinct, as strings, at most 20 (the visit state keeps these lists).
 const front = (l, x) => (l = l || [], x == null ? l : [x + ""].concat(l.filter((y) => y != x)).slice(0, 20))
 
-// Viewed products: GA4 view_item events in window.dataLayer, as GTM ({event, ecommerce:
-// {items}}) or gtag("event", "view_item", {items}) push them. Re-reading the same data layer
-// leaves the lists as they are. A malformed data layer is not our page's problem.
-export function viewed(v, dl) {
-  try {
-    for (const e of dl || [])
-      for (const i of (e[1] == "view_item" ? e[2] : e.event == "view_item" && e.ecommerce).items || [])
-        (v.i = front(v.i, i.item_id)), (v.c = front(v.c, i.item_category))
-  } catch (e) {}
-}
-
 // The whole tree. v: visit state (storage.js), ctx: server context {geo, device},
 // b: page behaviour (triggers.js), extra: what the site set.
 export function collect(win, now, v, ctx, b, extra) {
@@ -106,7 +96,14 @@ export function collect(win, now, v, ctx, b, extra) {
   const nav = win.navigator
   const s = win.screen
   const r = v.r || []
-  viewed(v, win.dataLayer) // into v, the visit state: index.js keeps it
+  // Viewed products: GA4 view_item events in the data layer, as GTM ({event, ecommerce: {items}})
+  // or gtag("event", "view_item", {items}) push them, go into the visit state (index.js keeps
+  // it). Re-reading the same data layer changes nothing; a malformed one is not our problem.
+  try {
+    for (const e of win.dataLayer || [])
+      for (const i of (e[1] == "view_item" ? e[2] : e.event == "view_item" && e.ecommerce).items || [])
+        (v.i = front(v.i, i.item_id)), (v.c = front(v.c, i.item_category))
+  } catch (e) {}
   return merge(
     {
       page: {

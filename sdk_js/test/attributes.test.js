@@ -1,6 +1,6 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { classify, collect, expand, merge, parseQuery, timeOf, utmOf, viewed } from "../src/attributes.js"
+import { classify, collect, expand, merge, parseQuery, timeOf, utmOf } from "../src/attributes.js"
 
 const HOST = "shop.example"
 const cls = (ref, search = "") => classify(ref, HOST, parseQuery(search))
@@ -144,6 +144,13 @@ test("collect fills every namespace, server context first, site values last", ()
   assert.equal(collect(w, now, visit, {}, b, {}).device.type, "mobile")
   assert.equal(collect(fakeWindow("https://shop.example/"), now, visit, {}, b, {}).page.type, undefined)
 })
+
+// What collect() records into the visit state v from the data layer dl.
+function viewed(v, dl) {
+  const s = { h: [], ...v }
+  collect({ ...fakeWindow("https://shop.example/"), dataLayer: dl }, 0, s, {}, {}, {})
+  for (const k of ["i", "c"]) if (s[k]) v[k] = s[k]
+}
 
 // GA4's view_item as Google Tag Manager pushes it, and as gtag() does (an arguments object).
 const gtm = (...items) => ({ event: "view_item", ecommerce: { currency: "EUR", items } })
