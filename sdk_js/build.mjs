@@ -3,7 +3,7 @@ import { build } from "esbuild"
 import { fileURLToPath } from "node:url"
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
-const common = { bundle: true, target: "es2018", legalComments: "none", logLevel: "info" }
+const common = { bundle: true, target: "es2020", legalComments: "none", logLevel: "info" }
 
 await Promise.all([
   build({

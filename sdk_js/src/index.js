@@ -94,7 +94,7 @@ function redirect(k, v, to) {
 function run() {
   if (!B) return
   const now = Date.now()
-  const r = (R = decide(B, attrs(), vid, { now, force, sticky: V.k, counts: base, triggered: trig.fired() }))
+  const r = (R = decide(B, attrs(), vid, { now, force, sticky: base.k, counts: base.x, triggered: trig.fired() }))
   keep() // attrs() adds the products the data layer shows to the visit state
   if (debug) for (const k in r.reasons) console.log("[vitrina]", k, r.variations[k] || null, r.reasons[k])
   const map = {}
@@ -119,7 +119,9 @@ function view(cls) {
   href = page()
   V = pageview(V, Date.now(), cls, utmOf(qy), L.pathname)
   keep()
-  base = JSON.parse(JSON.stringify(V.x)) // caps count earlier page views only: re-deciding here keeps a campaign
+  // Caps and sticky assignments count earlier page views only: re-deciding here keeps a campaign,
+  // for the same reason as at first.
+  base = JSON.parse(JSON.stringify(V))
   seen = {}
   trig.reset()
 }
