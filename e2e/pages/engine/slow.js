@@ -1,0 +1,1 @@
+window.slowRanAt = performance.now();
