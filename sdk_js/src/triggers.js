@@ -1,7 +1,7 @@
 // Behavioural triggers (ARCHITECTURE.md "Triggers") and the page attributes they share:
 // page.scroll (deepest, %), page.time and page.idle (s), page.exit_intent.
 
-// t: a campaign's trigger, b: page behaviour, ev: events tracked on this page view.
+// t: a campaign's trigger, b: page behaviour (b.ev: events tracked on this page view).
 // A trigger has exactly one kind (the config schema says so); the others read as undefined
 // here, and every comparison with undefined or NaN is false.
 export const due = (t, b, now) =>
@@ -23,9 +23,8 @@ export function watch(win, list, fire) {
     if (h > 0) b.scroll = Math.max(b.scroll, Math.min(100, Math.round((win.scrollY / h) * 100)))
     // Leaving through the top of the window: towards the tab bar, the address bar or close.
     if (t == "mouseout" && !e.relatedTarget && e.clientY <= 0) b.exit = true
-    const go = list.filter((c) => !b.f[c.key] && due(c.trigger, b, now))
-    for (const c of go) b.f[c.key] = 1
-    if (go.length) fire()
+    // One fire() for all the campaigns that come due together; each fires once per page view.
+    if (list.filter((c) => !b.f[c.key] && due(c.trigger, b, now) && (b.f[c.key] = 1)).length) fire()
   }
   const reset = (t = Date.now()) => Object.assign(b, { t0: t, last: t, scroll: 0, exit: false, ev: {}, f: {} })
   reset()
