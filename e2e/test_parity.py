@@ -20,8 +20,6 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from server.bucketing import hash as bucket_hash
 from server.context import device_for_ua
 
@@ -66,7 +64,8 @@ def test_browser_device_attributes_are_the_servers(new_context, vitrina):
         page.goto(site.url("/targeting.html"))
         assert page.evaluate("navigator.userAgent") == ua
         chosen = page.evaluate("(ks) => ks.filter((k) => vitrina.getVariation(k))", keys)
-        in_browser = {field: [k.split("-", 1)[1] for k in chosen if k.startswith(field + "-")] for field in DEVICE_FIELDS}
+        in_browser = {field: [k.split("-", 1)[1] for k in chosen if k.startswith(field + "-")]
+                      for field in DEVICE_FIELDS}
         assert in_browser == {field: [value] for field, value in device_for_ua(ua).items()}, case["description"]
         assert device_for_ua(ua) == case["expected"]
         context.close()
@@ -74,10 +73,9 @@ def test_browser_device_attributes_are_the_servers(new_context, vitrina):
 
 # --- decisions ---
 
-def _campaign(key, segment=None, conditions=None, pages=None, weights=(0.5, 0.5), **extra):
-    variations = [{"key": "abcdefgh"[i], "weight": w, "actions": [{"selector": extra.pop("selector", f"#{key}"),
-                                                                   "text": f"{key} {'abcdefgh'[i]}"}]}
-                  for i, w in enumerate(weights)]
+def _campaign(key, segment=None, conditions=None, pages=None, weights=(0.5, 0.5), selector=None, **extra):
+    variations = [{"key": v, "weight": w, "actions": [{"selector": selector or f"#{key}", "text": f"{key} {v}"}]}
+                  for v, w in zip("abcdefgh", weights)]
     return {"key": key, "type": "experiment", "status": "live", "segment": segment, "conditions": conditions,
             "pages": pages, "variations": variations, **extra}
 
@@ -94,7 +92,8 @@ CAMPAIGNS = [
     _campaign("half-traffic", traffic=0.5),
     _campaign("google-search", segment="from-google"),
     _campaign("email-social-paid", segment="email-social-paid", weights=(0.3, 0.7)),
-    _campaign("spring-utm", conditions={"utm.campaign": {"$regexi": "^SPRING"}, "utm.source": {"$ini": ["newsletter"]}}),
+    _campaign("spring-utm", conditions={"utm.campaign": {"$regexi": "^SPRING"},
+                                        "utm.source": {"$ini": ["newsletter"]}}),
     _campaign("new-visitors", conditions={"visit.new": True, "visit.days_since_last": None}),
     _campaign("returning-days", conditions={"visit.returning": True, "visit.days_since_last": {"$gte": 2}}),
     _campaign("deep-session", conditions={"visit.pageviews": {"$gte": 3}, "visit.total_pageviews": {"$gte": 3}}),
@@ -113,7 +112,8 @@ CAMPAIGNS = [
     _campaign("product-pages", pages={"page.type": "product"}, weights=(0.25, 0.25, 0.5)),
     _campaign("sku-mug", pages={"page.path": "/targeting-product.html"}, conditions={"page.query.sku": "mug-1"}),
     _campaign("french-page", conditions={"page.lang": "fr", "page.title": {"$regex": "grès"},
-                                         "page.url": {"$regex": r"^http://localhost:\d+/"}, "page.host": "localhost"}),
+                                         "page.url": {"$regex": r"^http://localhost:\d+/"},
+                                         "page.host": "localhost"}),
     _campaign("viewed-kitchen", conditions={"history.categories": {"$all": ["kitchen"]}}),
     _campaign("viewed-two", conditions={"history.products": {"$size": 2}}),
     _campaign("came-from-product", conditions={"history.pages.1": "/targeting-product.html"}),
@@ -155,11 +155,13 @@ class Visitor:
         query = {}
         for k, v in parse_qsl(parts.query, keep_blank_values=True):
             query.setdefault(k, v)
-        utm = {k: query["utm_" + k] for k in ("source", "medium", "campaign", "term", "content") if "utm_" + k in query}
+        utm = {k: query["utm_" + k] for k in ("source", "medium", "campaign", "term", "content")
+               if "utm_" + k in query}
         if s is None or now - s["l"] >= 30 * 60 * 1000:
-            s = self.state = {"d": None if s is None else (now - s["l"]) // 86_400_000, "n": (s or {}).get("n", 0) + 1,
+            before = s or {}
+            s = self.state = {"d": None if s is None else (now - s["l"]) // 86_400_000, "n": before.get("n", 0) + 1,
                               "s": now, "p": 0, "g": parts.path, "r": source or ["direct", "direct"], "u": utm,
-                              "t": (s or {}).get("t", 0), "h": (s or {}).get("h", [])}
+                              "t": before.get("t", 0), "h": before.get("h", [])}
         else:
             if source and source[1] != "direct":
                 s["r"] = source
@@ -210,7 +212,8 @@ START = datetime(2026, 11, 23, 7, 45, tzinfo=timezone.utc)  # a Monday
 # "wishlist" call vitrina.set / vitrina.track).
 JOURNEYS = {
     "iphone-newsletter": (UA["iPhone, Safari, iOS 18"], "Europe/Paris", True, "fr-FR", (390, 844), [
-        (0, "/targeting.html?utm_source=Newsletter&utm_medium=email&utm_campaign=Spring_sale", None, ["newsletter", "email"], ()),
+        (0, "/targeting.html?utm_source=Newsletter&utm_medium=email&utm_campaign=Spring_sale", None,
+         ["newsletter", "email"], ()),
         (0.5, "/targeting-product.html?sku=mug-1&cat=kitchen", "@/targeting.html", None, ()),
         (1.5, "/targeting-cart.html", "@/targeting-product.html", None, ("cart", "gold", "wishlist")),
     ]),
@@ -221,13 +224,15 @@ JOURNEYS = {
         (4, "/targeting.html", "@/targeting-product.html", None, ("wishlist",)),
     ]),
     "tablet-facebook-ad": (UA["Galaxy Tab S9, Chrome"], "Asia/Tokyo", True, "de-DE", (800, 1280), [
-        (0, "/targeting-product.html?sku=mug-1&cat=kitchen&fbclid=IwAR0x", "https://m.facebook.com/", ["facebook", "paid"], ()),
+        (0, "/targeting-product.html?sku=mug-1&cat=kitchen&fbclid=IwAR0x", "https://m.facebook.com/",
+         ["facebook", "paid"], ()),
         (0.2, "/targeting.html", "@/targeting-product.html", None, ()),
         (5, "/targeting-cart.html", "@/targeting.html", None, ("cart",)),
     ]),
     "mac-returning": (UA["macOS, Safari"], "Europe/London", False, "en-GB", (1512, 982), [
         (0, "/targeting.html", None, None, ()),
-        (3 * 24 * 60 + 10, "/targeting-b.html", "https://blog.example.org/best-mugs", ["blog.example.org", "referral"], ()),
+        (3 * 24 * 60 + 10, "/targeting-b.html", "https://blog.example.org/best-mugs",
+         ["blog.example.org", "referral"], ()),
         (3 * 24 * 60 + 11, "/targeting-product.html?sku=mug-1&cat=kitchen", "@/targeting-b.html", None, ("gold",)),
     ]),
     "holdout-linux": (UA["Linux, Firefox"], "UTC", False, "en-US", (1920, 1080), [
@@ -243,7 +248,8 @@ def _visitor_ids(site):
     def fits(name, vid):
         held = bucket_hash("holdout:" + site.name, vid) < SETTINGS["holdout"]
         inside = bucket_hash("half-traffic", vid) < 0.5
-        return held == name.startswith("holdout") and {"iphone-newsletter": inside, "windows-google": not inside}.get(name, True)
+        traffic = {"iphone-newsletter": inside, "windows-google": not inside}.get(name, True)
+        return held == name.startswith("holdout") and traffic
     ids = {}
     for name in JOURNEYS:
         ids[name] = next(vid for vid in (f"parity-visitor-{n:03d}" for n in range(1000))
@@ -267,7 +273,8 @@ def _assert_same(browser, server, where):
         expected = (server["variations"].get(key), server["reasons"][key])
         if reason == f"sticky {variation}":
             # Shown to this visitor before: the server, which keeps no assignments, buckets the same.
-            assert variation == expected[0] and re.search(r"matched; bucket 0\.\d{4}$", expected[1]), (where, key, expected)
+            assert variation == expected[0], (where, key, expected)
+            assert re.search(r"matched; bucket 0\.\d{4}$", expected[1]), (where, key, expected)
         else:
             assert (variation, reason) == expected, (where, key)
 

@@ -1,13 +1,14 @@
 """spec/07-devices.json: the server classifies real user agents (phones, tablets, desktops,
 bots) as the vectors say; sdk_js/test/devices.test.js holds the SDK's UA fallback to the same
 types, and e2e/test_parity.py shows a browser carries the server's answer."""
+import gzip
 import json
+import re
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from server import create_app
 from server.context import MAX_UA, device_for_ua
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "spec" / "07-devices.json").read_text("utf-8"))
@@ -41,12 +42,21 @@ def test_only_the_first_bytes_of_a_huge_user_agent_are_read():
     assert device_for_ua(iphone + " " * MAX_UA + "Googlebot/2.1")["type"] == "mobile"
 
 
-def test_context_endpoint_carries_the_classification(tmp_path):
-    app = create_app(env={"VITRINA_DATABASE": str(tmp_path / "d.sqlite3")})
-    client = app.test_client()
+def test_context_endpoint_carries_the_classification(client):
     for case in VECTORS["cases"][::7]:
         got = client.get("/v1/context", headers={"User-Agent": case["user_agent"]}).get_json()["device"]
         assert got == case["expected"], case["description"]
+
+
+def test_each_tag_carries_the_classification_of_its_own_user_agent(client, published):
+    # One tag per user agent, however tag.js is cached (plain, gzip, same site and version).
+    for case in VECTORS["cases"]:
+        for encoding in ("identity", "gzip"):
+            response = client.get("/v1/sites/shop/tag.js", headers={"User-Agent": case["user_agent"],
+                                                                    "Accept-Encoding": encoding})
+            body = gzip.decompress(response.data) if encoding == "gzip" else response.data
+            boot = json.loads(re.search(rb"\n;vitrina\.init\((.*)\);\n$", body, re.S).group(1))
+            assert boot["context"]["device"] == case["expected"], case["description"]
 
 
 @pytest.mark.parametrize("case", [
