@@ -1,12 +1,16 @@
 // Variation actions on the page (ARCHITECTURE.md "Actions"): applied to matching elements
 // now and whenever the DOM changes, and taken back when a campaign stops applying.
-// Every write is guarded by a read, so our own mutations, and a framework re-rendering the
-// same content, settle after one quiet pass instead of looping. Merchant HTML is parsed by
-// <template>, whose scripts never run; nothing is ever evaluated.
+// Every write is guarded by a read, so our own mutations settle after one quiet pass, and a
+// framework re-rendering the same content every frame gets one write back per render: the
+// variation is what each frame paints. Merchant HTML is parsed by <template>, whose scripts
+// never run; nothing is ever evaluated.
 
 const MARK = "data-vtr" // applied: the anti-flicker rule lets the element show
 const OURS = "data-vtr-i" // inserted by us: never the anchor of another insertion
-const FIGHT = 20 // writes per element and op within a second before we let the page win
+// Writes per element and op before the page wins until the next task. A page that re-renders
+// every frame costs one write a frame; one that reverts us from its own MutationObserver would
+// otherwise answer us forever between two frames (microtasks never yield to rendering).
+const FIGHT = 5
 
 // An op is one property of one action: {s: selector, k: kind, n: name, w: wanted value}.
 // Kinds: p element property (textContent, innerHTML), a attribute, c class, s style
@@ -46,12 +50,14 @@ export function createDom(doc, nonce) {
   let ops = []
   let mo
   let sheet
+  let turn = 0 // tasks since the first write: fights are counted per task
+  let tick
 
   const style = (text) => {
     const s = doc.createElement("style")
     if (nonce) s.nonce = nonce
     s.textContent = text
-    return (doc.head || doc.documentElement).appendChild(s)
+    return doc.head.appendChild(s) // a script in <head> (or before it) means there is one
   }
   const tpl = (html) => {
     const t = doc.createElement("template")
@@ -107,12 +113,13 @@ export function createDom(doc, nonce) {
     let r = m[o.id]
     const cur = read(el, o, r)
     if (cur === o.w || (r && cur === r.v)) return 1
-    const now = Date.now()
     if (!r) {
-      r = m[o.id] = { o: o.k == "p" ? [...el.childNodes] : cur, t: now, n: 0 }
+      r = m[o.id] = { o: o.k == "p" ? [...el.childNodes] : cur }
       live[o.c].e.add(el)
-    } else if (now - r.t > 1e3) (r.t = now), (r.n = 0)
+    }
+    if (r.t != turn) (r.t = turn), (r.n = 0)
     if (++r.n > FIGHT) return 1
+    tick = tick || setTimeout(() => (tick = 0) || turn++)
     if (o.k == "r") el.remove()
     else if (o.k == "i") {
       const f = tpl(o.w).content
@@ -124,8 +131,11 @@ export function createDom(doc, nonce) {
     return 1
   }
 
+  // An element shows (anti-flicker) once every op on it is applied.
   function pass() {
     const found = {}
+    const done = new Set()
+    const wait = new Set()
     for (const o of ops) {
       let els = found[o.s]
       if (!els)
@@ -134,8 +144,15 @@ export function createDom(doc, nonce) {
         } catch (e) {
           els = found[o.s] = [] // an invalid selector matches nothing
         }
-      for (const el of els) apply(o, el) && !el.hasAttribute(MARK) && el.setAttribute(MARK, "")
+      for (const el of els) {
+        let ok = 1
+        try {
+          ok = apply(o, el)
+        } catch (e) {} // what the browser refuses (inserting beside <html>) is skipped, not fatal
+        ;(ok ? done : wait).add(el)
+      }
     }
+    for (const el of done) wait.has(el) || el.toggleAttribute(MARK, true) // no mutation when already there
   }
 
   function revert(k) {
@@ -156,7 +173,7 @@ export function createDom(doc, nonce) {
     for (const k in live) if (live[k].a !== map[k]) revert(k)
     for (const k in map) live[k] = live[k] || { a: map[k], o: compile(k, map[k]), e: new Set() }
     const all = Object.values(live)
-    ops = [].concat(...all.map((c) => c.o))
+    ops = all.flatMap((c) => c.o)
     for (const c of all) for (const el of c.e) el.isConnected || c.e.delete(el) // thrown away by an SPA (or removed by us)
     const css = all.map((c) => c.a.map((a) => a.css || "").join("\n")).join("\n")
     if (sheet || css.trim()) (sheet = sheet || style("")).textContent == css || (sheet.textContent = css)
