@@ -20,6 +20,9 @@ A forced variation (`?vitrina_force=<campaign>:<variation>`) is shown but never 
 results, nor are the conversions of a visitor previewing one; it holds for the page view
 it is on. `?vitrina_debug=1` logs one console line per campaign and decision:
 `[vitrina] <campaign> <variation or null> <reason>`, which `reasons()` reads back.
+
+PYTEST_DONT_REWRITE: the helpers raise their own messages, so a test module may import them
+before pytest loads this module as a plugin.
 """
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
