@@ -289,11 +289,31 @@ def test_redirect_sends_its_exposure_by_beacon_first_and_never_loops(new_context
     assert [r.url.split("/engine/")[1] for r in requests if r.resource_type == "document"][2:] == [
         "loop-a.html?x=1", "loop-b.html?x=1"]
     assert page.evaluate("vitrina.getVariation('engine-loop')") == "b"  # decided there, not applied again
+
+    # Two campaigns sending visitors to each other: one redirect per navigation.
+    def documents_since(n):
+        return [r.url.split("/engine/")[1] for r in requests if r.resource_type == "document"][n:]
+
+    before = len(documents_since(0))
+    page.goto(force_url(site.url("/engine/ping.html"), debug=True))
+    page.wait_for_url(re.compile(r"/engine/pong\.html"))
+    wait_for_ready(page)
+    page.wait_for_timeout(300)
+    assert documents_since(before) == ["ping.html?vitrina_debug=1", "pong.html?vitrina_debug=1"]
+    assert page.evaluate("vitrina.getVariation('engine-pong')") is None
+    assert reasons(page)["engine-pong"].endswith("; not redirected twice")
+    page.reload()  # a new navigation: pong may redirect, once, and ping then keeps the visitor
+    page.wait_for_url(re.compile(r"/engine/ping\.html"))
+    wait_for_ready(page)
+    page.wait_for_timeout(300)
+    assert documents_since(before + 2) == ["pong.html?vitrina_debug=1", "ping.html?vitrina_debug=1"]
     page.goto("about:blank")
-    assert len(collected(requests, "engine-loop")) == 1
-    assert len(collected(requests, "engine-split")) == 1
+
+    assert [len(collected(requests, k)) for k in ("engine-split", "engine-loop", "engine-ping", "engine-pong")] == [
+        1, 1, 1, 1]
     results = site.wait_for_results(lambda r: r.visitors("engine-loop", "b") == 1
-                                    and r.visitors("engine-split", "redirect") == 1)
+                                    and r.visitors("engine-split", "redirect") == 1
+                                    and r.visitors("engine-pong", "to-ping") == 1)
     assert results.rejected() == {}
 
 

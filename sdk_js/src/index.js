@@ -91,18 +91,27 @@ function redirect(k, v, to) {
   return 1
 }
 
+// ?vitrina_debug=1: a line per campaign and decision.
+const log = (r) => {
+  if (debug) for (const k in r.reasons) console.log("[vitrina]", k, r.variations[k] || null, r.reasons[k])
+}
+
 function run() {
   if (!B) return
   const now = Date.now()
   const r = (R = decide(B, attrs(), vid, { now, force, sticky: base.k, counts: base.x, triggered: trig.fired() }))
   keep() // attrs() adds the products the data layer shows to the visit state
-  if (debug) for (const k in r.reasons) console.log("[vitrina]", k, r.variations[k] || null, r.reasons[k])
   const map = {}
   for (const k in r.variations) {
     const acts = camp(k).variations.find((x) => x.key == r.variations[k]).actions || []
-    for (const a of acts) if (a.redirect && redirect(k, r.variations[k], a.redirect)) return
-    map[k] = acts
+    const to = acts.find((a) => a.redirect)
+    // One redirect per navigation: on a page we redirected to, another campaign's redirect is
+    // not applied (two split tests sending visitors to each other would loop).
+    if (to && skip && skip != k) delete r.variations[k], (r.reasons[k] += "; not redirected twice")
+    else if (to && redirect(k, r.variations[k], to.redirect)) return log(r)
+    else map[k] = acts
   }
+  log(r)
   dom.sync(map, hide)
   hide = 0 // anti-flicker only for the first paint
   for (const k in r.variations) expose(k, r.variations[k])
@@ -127,7 +136,7 @@ function view(cls) {
 }
 
 function refresh() {
-  if (page() != href) view(), goals()
+  if (page() != href) (skip = 0), view(), goals() // the redirect's exposure was skipped once, on its first view
   run()
 }
 
