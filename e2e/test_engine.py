@@ -317,6 +317,29 @@ def test_redirect_sends_its_exposure_by_beacon_first_and_never_loops(new_context
     assert results.rejected() == {}
 
 
+def test_consent_required_applies_from_memory_and_stores_nothing(page, vitrina):
+    """settings.consent "required", before consent: campaigns apply (on load and after an SPA
+    navigation) and handlers hear their exposures, from memory only: no cookie, no
+    localStorage, no request but the tag."""
+    config = copy.deepcopy(CONFIG)
+    config["settings"]["consent"] = "required"
+    site = vitrina.new_site(config)
+    sent = []
+    page.on("request", lambda r: r.url.startswith(vitrina.server_url) and "/tag.js" not in r.url and sent.append(r.url))
+    page.goto(site.url("/engine/exclusion.html"))
+    expect(page.locator("#promo-b")).to_have_text("Promo B (group, high priority)")
+    expect(page.locator("#badge")).to_have_text("Badge (high priority)")
+    assert {e["campaign"] for e in exposures(page)} == {"excl-group-high", "excl-selector-high"}
+    page.goto(site.url("/engine/spa.html"))
+    page.evaluate("go('/engine/spa/one')")
+    expect(page.locator("#spa-h")).to_have_text("Page one")
+    assert [e["campaign"] for e in exposures(page)] == ["engine-spa-one"]
+    page.wait_for_timeout(1200)  # past the queue's batching delay
+    assert sent == []
+    assert [c["name"] for c in page.context.cookies() if c["name"].startswith("vtr_")] == []
+    assert page.evaluate("Object.keys(localStorage)") == []
+
+
 SRM_VISITORS = 200
 POOL = 8  # browser contexts navigating at once
 # The next visitor on this tab: empty storage, its own vtr_id, then the page. Leaving the
