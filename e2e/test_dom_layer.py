@@ -233,3 +233,22 @@ def test_strict_csp_with_a_nonce_no_eval_and_every_style_applied(page, shop):
     # The only refusal is the page's own inline style: nothing of the tag's, no eval.
     assert page.evaluate("window.__refused") == [{"directive": "style-src-elem", "blocked": "inline"}]
     assert errors == []
+
+
+def test_an_action_the_browser_refuses_does_not_stop_the_others(page, vitrina):
+    """Inserting beside <html> throws in the browser: that op is skipped, the ones after it
+    still apply and the page shows."""
+    config = copy.deepcopy(CONFIG)
+    config["campaigns"].append({
+        "key": "refused-op", "type": "personalization", "status": "live",
+        "pages": {"page.path": "/engine/status.html"},
+        "variations": [{"key": "on", "actions": [
+            {"selector": "html", "insertBefore": "<p>before the document element</p>"},
+            {"selector": "#status", "text": "Applied after a refused op"}]}]})
+    site = vitrina.new_site(config)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(site.url("/engine/status.html"))
+    expect(page.locator("#status")).to_have_text("Applied after a refused op")
+    expect(page.locator("#status")).to_be_visible()
+    assert errors == []
