@@ -67,7 +67,7 @@ def test_page_rerendering_every_frame_stays_responsive_and_keeps_the_variation(p
     assert with_tag["original"] == {}, with_tag
     # Responsive: the frame rate holds, no frame waits long, the tag's work stays small.
     assert with_tag["fps"] >= 0.75 * baseline["fps"], (baseline, with_tag)
-    assert with_tag["maxGap"] < 250, with_tag
+    assert with_tag["maxGap"] < max(250, 2 * baseline["maxGap"]), (baseline, with_tag)
     assert len(with_tag["longTasks"]) <= len(baseline["longTasks"]) + 1, (baseline, with_tag)
     assert with_tag["callsPerFrame"] < 20, with_tag
     assert with_tag["observers"] == 1
