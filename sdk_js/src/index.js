@@ -197,6 +197,7 @@ function init(o) {
 
   const flush = () => q.flush(1)
   W.addEventListener("pagehide", flush)
+  W.addEventListener("online", () => q.flush()) // the network is back: send what waited
   D.addEventListener("visibilitychange", () => D.visibilityState == "hidden" && flush())
   D.addEventListener("click", (e) => B && clicked(B.goals, e.target).forEach((g) => convert(g)), true)
   // Page facts declared after the tag (title, meta) count once the document is parsed.

@@ -13,13 +13,19 @@ export function queue({ post, beacon, load, save, delay = 1e3 }) {
   let q = load() || []
   let timer = 0
   let on = false
+  let wait = delay // retry backoff: doubles on each failed POST, up to a minute
 
   const flush = (hidden) => {
     clearTimeout(timer)
     timer = 0
     const b = on ? q.splice(0, MAX) : []
     if (b.length)
-      if (!hidden) post(b).then((done) => done || save((q = b.concat(q).slice(-MAX))))
+      if (!hidden)
+        post(b).then((done) =>
+          done
+            ? (wait = delay)
+            : (save((q = b.concat(q).slice(-MAX))), on && (timer = timer || setTimeout(flush, (wait = Math.min(wait * 2, 6e4))))),
+        )
       else if (!beacon(b)) q = b.concat(q)
     if (on) save(q)
   }

@@ -6,7 +6,7 @@ const ev = (i) => ({ id: "e" + String(i).padStart(8, "0"), type: "exposure" })
 const tick = () => new Promise((r) => setTimeout(r, 0))
 
 const made = []
-afterEach(() => made.splice(0).forEach((q) => q.flush())) // clears a pending timer
+afterEach(() => made.splice(0).forEach((q) => (q.enable(false), q.flush()))) // clears pending timers, no new retry
 
 function setup({ stored = null, postOk = true, beaconOk = true, delay = 1e9 } = {}) {
   const t = { posts: [], beacons: [], saved: stored }
@@ -101,4 +101,18 @@ test("disabling forgets queued events", () => {
   t.q.enable(true)
   t.q.flush()
   assert.deepEqual(t.posts, [])
+})
+
+test("a failed POST is retried with a doubling delay until it goes through", async () => {
+  let fails = 2
+  const t = setup({ delay: 5, postOk: () => !(fails-- > 0) })
+  t.q.enable(true)
+  t.q.add(ev(1))
+  const started = Date.now()
+  while (t.posts.length < 3 && Date.now() - started < 2000) await new Promise((r) => setTimeout(r, 5))
+  assert.equal(t.posts.length, 3) // two failures, then success, with no new event to push it
+  assert.deepEqual(t.posts.map((b) => b[0].id), [ev(1).id, ev(1).id, ev(1).id])
+  assert.ok(Date.now() - started >= 5 * 2 + 5 * 4, "the retries waited 10 ms, then 20 ms")
+  await tick()
+  assert.deepEqual(t.saved, [])
 })
