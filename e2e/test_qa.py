@@ -1,26 +1,12 @@
 """server.qa, the helpers QA teams use with Playwright, loaded as a pytest plugin the way
-their own suites would load it (the e2e tests use the same helpers throughout)."""
+their own suites would load it (the e2e tests use the same helpers throughout; the pure
+helpers are unit-tested in tests/test_qa.py)."""
 import pytest
 from playwright.sync_api import expect
 
-from server.qa import force_url, parse_debug_line, wait_for_ready
+from server.qa import wait_for_ready
 
 pytest_plugins = ["server.qa"]
-
-
-def test_force_url_adds_merges_and_refuses_bad_keys():
-    assert force_url("http://shop.test/p?a=1#top", {"hero": "promo"}) == \
-        "http://shop.test/p?a=1&vitrina_force=hero:promo#top"
-    # A force already in the URL is kept unless overridden; debug is added once.
-    assert force_url("http://shop.test/?vitrina_force=hero:old,note:today&vitrina_debug=1",
-                     {"hero": "promo"}, debug=True) == \
-        "http://shop.test/?vitrina_force=hero:promo,note:today&vitrina_debug=1"
-    assert force_url("http://shop.test/") == "http://shop.test/"
-    for bad in ({"a:b": "v"}, {"a": "v,w"}, {"": "v"}):
-        with pytest.raises(ValueError):
-            force_url("http://shop.test/", bad)
-    assert parse_debug_line("[vitrina] hero null page not matched") == ("hero", None, "page not matched")
-    assert parse_debug_line("something else") is None
 
 
 def test_fixture_forces_variations_and_reads_decisions_reasons_and_exposures(vitrina_qa, shop):
