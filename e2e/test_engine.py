@@ -15,21 +15,7 @@ from playwright.sync_api import expect
 
 from server.qa import decisions, exposures, force_url, holdout, reasons, visitor_cookie, wait_for_ready
 
-from .pageutil import CONFIG
-
-
-def pick_visitors(site, attributes, outcome, wanted, each=1, prefix="e2e-engine"):
-    """`each` visitor ids per wanted outcome(decide(...)), whatever way the buckets fall;
-    deterministic (the same ids are tried in the same order)."""
-    found = {w: [] for w in wanted}
-    for i in range(2000):
-        vid = f"{prefix}-{i:04d}"
-        got = outcome(site.decide(vid, attributes))
-        if got in found and len(found[got]) < each:
-            found[got].append(vid)
-        if all(len(ids) == each for ids in found.values()):
-            return found
-    raise AssertionError(f"no {each} visitors for each of {wanted} in 2000 ids: {found}")
+from .pageutil import CONFIG, pick_visitors
 
 
 def as_visitor(new_context, site, vid, **options):

@@ -7,21 +7,7 @@ import time
 
 from playwright.sync_api import expect
 
-from .pageutil import CONFIG, HERO, HERO_ORIGINAL, HERO_PROMO, visitor_id
-
-
-def pick_visitors(site, attributes, outcome, wanted, each):
-    """`each` visitor ids per wanted outcome(decide(...)), so a test covers every branch
-    however the buckets fall. Deterministic: the same ids are tried in the same order."""
-    found = {w: [] for w in wanted}
-    for i in range(1000):
-        vid = f"e2e-visitor-{i:04d}"
-        got = outcome(site.decide(vid, attributes))
-        if got in found and len(found[got]) < each:
-            found[got].append(vid)
-        if all(len(ids) == each for ids in found.values()):
-            return found
-    raise AssertionError(f"no {each} visitors for each of {wanted} in 1000 ids: {found}")
+from .pageutil import CONFIG, HERO, HERO_ORIGINAL, HERO_PROMO, pick_visitors, visitor_id
 
 
 def returning_visitor(new_context, site, vid):
@@ -35,7 +21,7 @@ def test_browser_and_server_decide_alike(new_context, shop):
     """JS in the browser and Python behind `decide` bucket the same visitor the same way,
     and give the same reason (the debug log prints it)."""
     attributes = {"page": {"path": "/product.html"}}
-    chosen = pick_visitors(shop, attributes, lambda d: d["variations"].get("cta-wording"), ("control", "urgent"), 1)
+    chosen = pick_visitors(shop, attributes, lambda d: d["variations"].get("cta-wording"), ("control", "urgent"), 1, prefix="e2e-visitor")
     # A visitor with a new random id, then one known to land in each variation.
     for vid in (None, *chosen["control"], *chosen["urgent"]):
         page = returning_visitor(new_context, shop, vid) if vid else new_context().new_page()
@@ -146,7 +132,7 @@ def test_holdout_visitors_see_nothing_and_are_counted_apart(new_context, vitrina
     config["settings"]["holdout"] = 0.5
     site = vitrina.new_site(config)
     attributes = {"page": {"path": "/"}, "utm": {"source": "newsletter"}}
-    chosen = pick_visitors(site, attributes, lambda d: d["holdout"], (True, False), 2)
+    chosen = pick_visitors(site, attributes, lambda d: d["holdout"], (True, False), 2, prefix="e2e-visitor")
     for held, ids in chosen.items():
         for vid in ids:
             page = returning_visitor(new_context, site, vid)
