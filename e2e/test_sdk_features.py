@@ -63,12 +63,17 @@ def test_exposures_reach_the_datalayer_and_handlers(page, shop):
     assert heard["variation"] == "promo" and heard["holdout"] is False
 
 
-def test_consent_required_keeps_everything_back_until_given(page, vitrina):
+def consent_required_site(vitrina, page):
+    """A site whose config requires consent, and the list of POSTs the page makes."""
     config = copy.deepcopy(CONFIG)
     config["settings"]["consent"] = "required"
-    site = vitrina.new_site(config)
     posts = []
     page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+    return vitrina.new_site(config), posts
+
+
+def test_consent_required_keeps_everything_back_until_given(page, vitrina):
+    site, posts = consent_required_site(vitrina, page)
 
     page.goto(site.url("/"))
     expect(page.locator(HERO)).to_have_text(HERO_ORIGINAL)
@@ -91,11 +96,7 @@ def test_consent_required_keeps_everything_back_until_given(page, vitrina):
 
 
 def test_consent_refused_sends_nothing(page, vitrina):
-    config = copy.deepcopy(CONFIG)
-    config["settings"]["consent"] = "required"
-    site = vitrina.new_site(config)
-    posts = []
-    page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+    site, posts = consent_required_site(vitrina, page)
     page.goto(site.url("/"))
     page.evaluate("vitrina.consent(false)")
     page.goto(site.url("/product.html"))
