@@ -1,99 +1,40 @@
 """Public endpoints called by shop pages: tag, bundle, context, collect, SDK, health."""
-import gzip
-import json
-import re
-from collections import OrderedDict
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import bundles, spool
+from . import serving, spool
 from .context import request_context
 from .errors import APIError
 from .collect import EventsRejected, count_rejections, ingest, site_exists
 from .events import BatchInvalid, parse_batch
 from .ratelimit import check_collect
-from .sdk_asset import sdk_source
-from .tag_body import prefix_for
+from .serving import SITE_RE
 from .store import UNAVAILABLE, get_store
 
 bp = Blueprint("public", __name__)
-SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_JS_ESCAPES = {ord("<"): "\\u003c", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-_gzip_cache = OrderedDict()
 
 
-def _known_site(site):
-    if not SITE_RE.match(site) or not get_store().site_exists(site):
-        raise APIError(404, "site_not_found", f"There is no site '{site}'.")
+def _hot():
+    return serving.Hot(request.host_url, request.remote_addr, request.headers.get("User-Agent", ""),
+                       request.headers.get("Accept-Encoding", ""), request.headers.get("If-None-Match", ""),
+                       request.args.get("v"))
 
 
-def js_literal(obj):
-    """JSON safe to embed in a script: no '</script>', no raw line separators."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).translate(_JS_ESCAPES)
+def _reply(result):
+    status, headers, body = result
+    return Response(body, status=status, headers=headers)
 
 
-def _gzipped(body, etag):
-    packed = _gzip_cache.get(etag)
-    if packed is None:
-        packed = _gzip_cache[etag] = gzip.compress(body, 6, mtime=0)
-        if len(_gzip_cache) > 512:
-            _gzip_cache.popitem(last=False)
-    return packed
-
-
-def _send(body, content_type, etag, cache_control, vary=()):
-    """Body (bytes, or a function making them) with its (unquoted) ETag: 304 on a match,
-    gzip when accepted (compressed once per ETag)."""
-    headers = {"ETag": f'"{etag}"', "Cache-Control": cache_control, "Access-Control-Allow-Origin": "*",
-               "Vary": ", ".join(("Accept-Encoding",) + tuple(vary)), "X-Content-Type-Options": "nosniff"}
-    if request.if_none_match.contains(etag):
-        return Response(status=304, headers=headers)
-    body = body() if callable(body) else body
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        body = _gzipped(body, etag)
-        headers["Content-Encoding"] = "gzip"
-    return Response(body, content_type=content_type, headers=headers)
-
-
-def _not_modified_or_encoded(etag, headers):
-    """304 when the client has this ETag, else whether to send gzip."""
-    if request.if_none_match.contains(etag):
-        return Response(status=304, headers=headers), False
-    return None, "gzip" in request.headers.get("Accept-Encoding", "")
-
-
+# The three hot GETs below are normally answered by the ASGI front (server/asgi.py) before Flask
+# sees them; these views serve the same responses through the same functions (for the test
+# client, HEAD-less WSGI servers, and anything the front hands over).
 @bp.get("/v1/sites/<site>/tag.js")
 def tag(site):
-    _known_site(site)
-    sdk, sdk_digest = sdk_source()
-    entry = bundles.latest(site)
-    endpoint = f"{request.host_url}v1/sites/{site}"
-    prefix = prefix_for((site, entry and entry.version, entry and entry.signature, endpoint, sdk_digest),
-                        lambda: (sdk + b"\n;vitrina.init({\"endpoint\":" + js_literal(endpoint).encode()
-                                 + b",\"bundle\":" + (entry.bundle_literal if entry else b"null") + b",\"context\":"))
-    suffix = js_literal(request_context()).encode() + b"});\n"
-    etag = prefix.etag(suffix)
-    # The body carries this request's geo and device: private, short-lived, varying by UA.
-    headers = {"ETag": f'"{etag}"', "Cache-Control": "private, max-age=60", "Access-Control-Allow-Origin": "*",
-               "Vary": "Accept-Encoding, User-Agent", "X-Content-Type-Options": "nosniff"}
-    not_modified, gzip_it = _not_modified_or_encoded(etag, headers)
-    if not_modified:
-        return not_modified
-    if gzip_it:
-        headers["Content-Encoding"] = "gzip"
-    body = prefix.gzip(suffix) if gzip_it else prefix.data + suffix
-    return Response(body, content_type="application/javascript; charset=utf-8", headers=headers)
+    return _reply(serving.tag(site, _hot()))
 
 
 @bp.get("/v1/sites/<site>/bundle.json")
 def bundle_json(site):
-    _known_site(site)
-    entry = bundles.latest(site)
-    if entry is None:
-        raise APIError(404, "not_published", f"Site '{site}' has no published version yet.")
-    # The ETag is known before any body is built: a 304 costs one cheap store read.
-    etag = f"{site}-{entry.version}-{entry.signature[:16]}"
-    return _send(lambda: entry.json_body, "application/json", etag, "public, max-age=60, stale-while-revalidate=300")
+    return _reply(serving.bundle_json(site, _hot()))
 
 
 @bp.get("/v1/context")
@@ -145,10 +86,7 @@ def collect(site):
 
 @bp.get("/sdk/vitrina.min.js")
 def sdk():
-    body, digest = sdk_source()
-    immutable = request.args.get("v") == digest
-    cache = "public, max-age=31536000, immutable" if immutable else "public, max-age=300"
-    return _send(body, "application/javascript; charset=utf-8", digest, cache)
+    return _reply(serving.sdk(_hot()))
 
 
 @bp.get("/healthz")

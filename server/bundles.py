@@ -9,6 +9,7 @@ from .errors import APIError
 from .signing import SignatureInvalid, canonical_json, sign, verify
 from .store import get_store
 from .validation import validate_config
+from .version_watch import LatestVersions
 
 
 def _keys():
@@ -20,7 +21,9 @@ def _store_signed(site, make_bundle):
         bundle = make_bundle(version)
         payload = canonical_json(bundle)
         return payload, sign(payload, _keys()), bundle["published_at"]
-    return get_store().add_version(site, make_payload)
+    version = get_store().add_version(site, make_payload)
+    latest_versions().announce(site)
+    return version
 
 
 def publish_draft(site):
@@ -55,7 +58,7 @@ class Version:
     def bundle_literal(self):
         """The bundle as a script-safe JSON literal (inside tag.js), built on first use."""
         if self._literal is None:
-            from .api_public import js_literal
+            from .serving import js_literal
             self._literal = js_literal(self.bundle).encode()
         return self._literal
 
@@ -63,7 +66,7 @@ class Version:
     def json_body(self):
         """The bytes of bundle.json, built on first use."""
         if self._json is None:
-            from .api_public import js_literal
+            from .serving import js_literal
             self._json = js_literal({"bundle": self.bundle, "signature": self.signature}).encode()
         return self._json
 
@@ -93,9 +96,17 @@ def _load(site, version):
     return entry
 
 
+def latest_versions():
+    """This app's LatestVersions memo (made on first use, after gunicorn forked the worker)."""
+    watch = current_app.extensions.get("vitrina_latest")
+    if watch is None:
+        watch = current_app.extensions["vitrina_latest"] = LatestVersions(get_store())
+    return watch
+
+
 def latest(site):
-    """The newest Version, verified; None if nothing is published. One cheap store read."""
-    version = get_store().latest_version(site)
+    """The newest Version, verified; None if nothing is published. No store read per call."""
+    version = latest_versions().get(site)
     return None if version is None else _load(site, version)
 
 

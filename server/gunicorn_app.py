@@ -1,5 +1,46 @@
 """Run the app under gunicorn from Python, so `vitrina serve` needs no config file."""
+import os
+import signal
+
 from gunicorn.app.base import BaseApplication
+
+try:
+    import uvloop  # noqa: F401  imported before the fork: workers boot (and can be stopped) sooner
+except ImportError:
+    pass
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+_held = []
+_worker = []
+
+
+def _hold(signum, frame):
+    _held.append(signum)
+
+
+def _hold_stop_signals():
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _hold)
+
+
+def _post_fork(server, worker):
+    # A stop signal reaching a booting worker would be lost: first to the master's inherited
+    # handler, then (uvloop installs its handlers for real only once the loop runs) to a no-op
+    # while the app loads. The worker then serves on until killed. So stop signals are held
+    # from the fork until the loop runs, then handled (release_held_signals, from the lifespan).
+    _worker[:] = [worker]
+    _hold_stop_signals()
+
+
+def release_held_signals():
+    """Called on the running event loop: install the worker's loop handlers again, now that
+    they take effect, and deliver what arrived while the worker booted."""
+    if not _worker:
+        return  # not under `vitrina serve` (tests drive the ASGI app directly)
+    _worker[0].init_signals()
+    for sig in _held:
+        os.kill(os.getpid(), sig)
+    _held.clear()
 
 
 class VitrinaServer(BaseApplication):
@@ -13,17 +54,21 @@ class VitrinaServer(BaseApplication):
                 self.cfg.set(key, value)
 
     def load(self):
+        _hold_stop_signals()  # gunicorn's init_signals ran just before this (see _post_fork)
         from . import create_app
-        return create_app()
+        from .asgi import VitrinaASGI
+        return VitrinaASGI(create_app())
 
 
 def run(host, port, workers, **extra):
     VitrinaServer({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-",
-                   # Threads keep connections alive (sync workers close each one), so a browser
-                   # or CDN reuses its connection for tag.js and collect.
-                   "worker_class": "gthread", "threads": 4, "keepalive": 5,
-                   # No %(h)s: visitor IPs are never written anywhere, logs included.
-                   "access_log_format": '%(t)s "%(r)s" %(s)s %(b)s %(M)sms',
+                   # One asyncio loop per worker keeps connections alive (a browser or CDN reuses
+                   # its connection for tag.js and collect) and answers the hot GETs itself;
+                   # Flask runs on a thread pool for the rest (server/asgi.py).
+                   "worker_class": "asgi", "keepalive": 5,
+                   # A fixed, cheap access line with no visitor address (server/access_log.py).
+                   "logger_class": "server.access_log.LeanLogger",
                    # gunicorn 27 opens one control socket per user by default: several servers would share it.
                    "control_socket_disable": True,
+                   "post_fork": _post_fork,
                    "forwarded_allow_ips": "127.0.0.1", **extra}).run()

@@ -58,11 +58,13 @@ def redis_server(extra_args=()):
 
 
 @contextmanager
-def gunicorn_server(env_overrides, workers=2):
-    """`vitrina serve` (the real CLI, under gunicorn) on a free port; yields its base URL."""
+def gunicorn_server(env_overrides, workers=2, log_path=None):
+    """`vitrina serve` (the real CLI, under gunicorn) on a free port; yields its base URL.
+    Its output goes to `log_path` when given (kept), else to a temp file (removed)."""
     port = free_port()
     env = {**os.environ, **env_overrides}
-    log = tempfile.NamedTemporaryFile(prefix="vitrina-gunicorn-", suffix=".log", delete=False)
+    log = open(log_path, "wb") if log_path else tempfile.NamedTemporaryFile(
+        prefix="vitrina-gunicorn-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1",
                              "--port", str(port), "--workers", str(workers)],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -79,7 +81,9 @@ def gunicorn_server(env_overrides, workers=2):
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-        os.unlink(log.name)
+        log.close()
+        if not log_path:
+            os.unlink(log.name)
 
 
 @contextmanager

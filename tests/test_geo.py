@@ -1,4 +1,4 @@
-"""Geo from geoip2: bundled GeoLite2 by default, VITRINA_GEOIP_DB for another file, and
+"""Geo from the GeoLite2/GeoIP2 City format: bundled GeoLite2 by default, VITRINA_GEOIP_DB for another file, and
 VITRINA_PROXY_HOPS trusting exactly N X-Forwarded-For hops. Test databases are built here."""
 import pytest
 from mmdb_writer import MMDBWriter

@@ -1,0 +1,129 @@
+"""The hot public responses (tag.js, bundle.json, the SDK) as plain (status, headers, body)
+tuples built from per-process caches. The ASGI front (server/asgi.py) answers them on its event
+loop and the Flask views in api_public.py wrap the very same functions, so both paths agree."""
+import gzip
+import json
+import re
+import time
+from dataclasses import dataclass
+
+from flask import current_app
+from werkzeug.http import parse_etags
+
+from . import bundles
+from .context import context_for
+from .errors import APIError
+from .sdk_asset import sdk_source
+from .store import get_store
+from .tag_body import prefix_for
+
+SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SITE_CACHE_S = 60
+MAX_CACHED = 2048
+_JS_ESCAPES = {ord("<"): "\\u003c", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+_gzip_cache = {}    # etag -> gzip bytes of a fixed body (bundle.json, SDK)
+_tag_cache = {}     # (prefix digest, context suffix) -> (etag, plain body, gzip body)
+
+
+@dataclass(slots=True)
+class Hot:
+    """What the hot responses read from a request."""
+    host_url: str                 # "scheme://host/" as the client addressed this server
+    remote_addr: str | None
+    user_agent: str = ""
+    accept_encoding: str = ""
+    if_none_match: str = ""
+    query_v: str | None = None    # the SDK's ?v=
+
+
+def js_literal(obj):
+    """JSON safe to embed in a script: no '</script>', no raw line separators."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).translate(_JS_ESCAPES)
+
+
+def _remember(cache, key, value):
+    if len(cache) >= MAX_CACHED:  # wholesale: no lock needed between the loop and Flask threads
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _matches(if_none_match, etag):
+    if not if_none_match:
+        return False
+    return if_none_match == f'"{etag}"' or parse_etags(if_none_match).contains(etag)
+
+
+def _wants_gzip(hot):
+    return "gzip" in hot.accept_encoding
+
+
+def known_site(site):
+    """404 unless the site exists; a site seen once is remembered for a minute (per app: sites
+    are never deleted, and tests run several apps on different stores in one process)."""
+    known = current_app.extensions.setdefault("vitrina_known_sites_hot", {})  # site -> known until
+    if known.get(site, 0) > time.monotonic():
+        return
+    if not SITE_RE.match(site) or not get_store().site_exists(site):
+        raise APIError(404, "site_not_found", f"There is no site '{site}'.")
+    _remember(known, site, time.monotonic() + SITE_CACHE_S)
+
+
+def _fixed(body, content_type, etag, cache_control, hot):
+    """A body that is the same for everyone (bundle.json, SDK): 304 on a match, gzip once per ETag."""
+    headers = [("ETag", f'"{etag}"'), ("Cache-Control", cache_control), ("Access-Control-Allow-Origin", "*"),
+               ("Vary", "Accept-Encoding"), ("X-Content-Type-Options", "nosniff")]
+    if _matches(hot.if_none_match, etag):
+        return 304, headers, b""
+    body = body() if callable(body) else body
+    if _wants_gzip(hot):
+        packed = _gzip_cache.get(etag)
+        if packed is None:
+            packed = _remember(_gzip_cache, etag, gzip.compress(body, 6, mtime=0))
+        body = packed
+        headers.append(("Content-Encoding", "gzip"))
+    return 200, headers + [("Content-Type", content_type)], body
+
+
+def tag(site, hot):
+    """SDK + latest bundle + this request's context in one script."""
+    known_site(site)
+    sdk, sdk_digest = sdk_source()
+    entry = bundles.latest(site)
+    endpoint = f"{hot.host_url}v1/sites/{site}"
+    prefix = prefix_for((site, entry and entry.version, entry and entry.signature, endpoint, sdk_digest),
+                        lambda: (sdk + b"\n;vitrina.init({\"endpoint\":" + js_literal(endpoint).encode()
+                                 + b",\"bundle\":" + (entry.bundle_literal if entry else b"null") + b",\"context\":"))
+    suffix = context_for(hot.remote_addr, hot.user_agent) + b"});\n"
+    cached = _tag_cache.get((prefix.digest, suffix))
+    if cached is None:
+        cached = _remember(_tag_cache, (prefix.digest, suffix),
+                           (prefix.etag(suffix), prefix.data + suffix, prefix.gzip(suffix)))
+    etag, plain, packed = cached
+    # The body carries this request's geo and device: private, short-lived, varying by UA.
+    headers = [("ETag", f'"{etag}"'), ("Cache-Control", "private, max-age=60"), ("Access-Control-Allow-Origin", "*"),
+               ("Vary", "Accept-Encoding, User-Agent"), ("X-Content-Type-Options", "nosniff")]
+    if _matches(hot.if_none_match, etag):
+        return 304, headers, b""
+    if _wants_gzip(hot):
+        headers.append(("Content-Encoding", "gzip"))
+        plain = packed
+    return 200, headers + [("Content-Type", "application/javascript; charset=utf-8")], plain
+
+
+def bundle_json(site, hot):
+    known_site(site)
+    entry = bundles.latest(site)
+    if entry is None:
+        raise APIError(404, "not_published", f"Site '{site}' has no published version yet.")
+    # The ETag is known before any body is built: a 304 costs no more than a cache lookup.
+    etag = f"{site}-{entry.version}-{entry.signature[:16]}"
+    return _fixed(lambda: entry.json_body, "application/json", etag, "public, max-age=60, stale-while-revalidate=300",
+                  hot)
+
+
+def sdk(hot):
+    body, digest = sdk_source()
+    cache = "public, max-age=31536000, immutable" if hot.query_v == digest else "public, max-age=300"
+    return _fixed(body, "application/javascript; charset=utf-8", digest, cache, hot)
+
