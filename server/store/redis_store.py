@@ -32,6 +32,7 @@ from .base import SiteExists, Store
 
 STREAM_MAXLEN = 1_000_000
 SEP = "\0"
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 # KEYS: latest, versions, version:<n>   ARGV: n, payload, signature, published_at
 # Stores version n only if it is exactly the next one; otherwise returns 0 and the caller retries.
@@ -44,49 +45,145 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: seen, events, counters, visitor   ARGV: visitor_id, maxlen, then per event 5 values:
-# id, type, body, campaign|goal, variation ("" = holdout)|value. Returns how many were new.
+# KEYS: seen, events, counters, visitor
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 5 fields per event, each ended by a NUL:
+# id, type, campaign|goal, variation ("" = holdout)|value, length of the event's JSON body;
+# `bodies` is those bodies end to end. (Four arguments rather than five per event: packing each
+# argument costs the Python client more than these few string.find calls cost Redis.)
+# Returns how many events were new.
+#
+# Redis work per batch does not grow with the visitor's campaigns x conversions: after one SADD
+# and one XADD per event, the visitor hash is read once (HGETALL, or HMGET of the exposed
+# campaigns when the batch has no conversion), assignments and revenues are folded in Lua
+# tables, and the counters hash is read once (HMGET) and written once (HSET) for every field
+# the batch touches. Float counters add their deltas one by one in event order, each step a
+# float64 addition exactly as before (a '%.17g' string reads back as the same double), so the
+# counters stay identical to the SQLite store's.
 RECORD_EVENTS = r"""
 redis.replicate_commands()  -- Redis 5/6: writes after XADD '*' (non-deterministic); a no-op since 7
 local seen, events, counters, visitor = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local vid, maxlen, meta, bodies = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local find, sub = string.find, string.sub
+local CHUNK = 1000  -- fields per HMGET/HSET call (unpack has a stack limit)
 local function fmt(x) return string.format('%.17g', x) end
-local function add(field, delta)
-  local current = tonumber(redis.call('HGET', counters, field) or '0')
-  redis.call('HSET', counters, field, fmt(current + delta))
+local function hmget(key, fields)
+  local values = {}
+  for s = 1, #fields, CHUNK do
+    local part = redis.call('HMGET', key, unpack(fields, s, math.min(s + CHUNK - 1, #fields)))
+    for j = 1, #part do values[s + j - 1] = part[j] end
+  end
+  return values
 end
-local new = 0
-for i = 3, #ARGV, 5 do
-  local id, kind, body, name, arg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+local function hset(key, pairs_)
+  for s = 1, #pairs_, 2 * CHUNK do
+    redis.call('HSET', key, unpack(pairs_, s, math.min(s + 2 * CHUNK - 1, #pairs_)))
+  end
+end
+
+-- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
+local kinds, names, args, converts = {}, {}, {}, false
+local p, b = 1, 1
+while p <= #meta do
+  local q1 = find(meta, '\0', p, true)
+  local q2 = find(meta, '\0', q1 + 1, true)
+  local q3 = find(meta, '\0', q2 + 1, true)
+  local q4 = find(meta, '\0', q3 + 1, true)
+  local q5 = find(meta, '\0', q4 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q4 + 1, q5 - 1))
   if redis.call('SADD', seen, id) == 1 then
-    new = new + 1
-    redis.call('XADD', events, 'MAXLEN', '~', ARGV[2], '*', 'id', id, 'visitor', ARGV[1], 'type', kind, 'body', body)
-    if kind == 'exposure' then
-      -- the first variation recorded for (visitor, campaign) wins
-      if redis.call('HSETNX', visitor, 'a\0' .. name, arg) == 1 then
-        redis.call('HINCRBY', counters, 'visitors\0' .. name .. '\0' .. arg .. '\0', 1)
-      end
-    else
-      -- a conversion counts for every campaign the visitor is assigned to now
-      local value = tonumber(arg)
-      local state = redis.call('HGETALL', visitor)
-      for j = 1, #state, 2 do
-        if string.sub(state[j], 1, 2) == 'a\0' then
-          local campaign, variation = string.sub(state[j], 3), state[j + 1]
-          local own = 'r\0' .. campaign .. '\0' .. name
-          local before = redis.call('HGET', visitor, own)
-          local b = tonumber(before or '0')
-          local after = b + value
-          redis.call('HSET', visitor, own, fmt(after))
-          local counter = campaign .. '\0' .. variation .. '\0' .. name
-          redis.call('HINCRBY', counters, 'conversions\0' .. counter, before and 0 or 1)
-          add('revenue\0' .. counter, value)
-          add('revenue_sq\0' .. counter, after * after - b * b)
-        end
-      end
+    redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
+               'body', sub(bodies, b, b + length - 1))
+    local n = #kinds + 1
+    kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
+    if kind ~= 'exposure' then converts = true end
+  end
+  p, b = q5 + 1, b + length
+end
+local fresh = #kinds
+if fresh == 0 then return 0 end
+
+-- the visitor hash, as far as this batch needs it: field -> value (false or nil when absent)
+local state, assigned = {}, {}  -- assigned: {campaign, variation} in hash order, then new ones
+if converts then
+  local all = redis.call('HGETALL', visitor)
+  for j = 1, #all, 2 do
+    state[all[j]] = all[j + 1]
+    if string.sub(all[j], 1, 2) == 'a\0' then assigned[#assigned + 1] = {string.sub(all[j], 3), all[j + 1]} end
+  end
+else
+  local fields = {}
+  for n = 1, fresh do fields[n] = 'a\0' .. names[n] end
+  local values = hmget(visitor, fields)
+  for j = 1, #fields do state[fields[j]] = values[j] end
+end
+
+local written, wrote = {}, {}      -- visitor fields to write back, in first-write order
+local function put(field, value)
+  if not wrote[field] then wrote[field] = true; written[#written + 1] = field end
+  state[field] = value
+end
+local touched, ints, floats = {}, {}, {}  -- counter fields, in first-touch order
+local function incr(field, n)
+  if ints[field] == nil then touched[#touched + 1] = field; ints[field] = 0 end
+  ints[field] = ints[field] + n
+end
+local function add(field, delta)
+  local deltas = floats[field]
+  if deltas == nil then touched[#touched + 1] = field; deltas = {}; floats[field] = deltas end
+  deltas[#deltas + 1] = delta
+end
+
+for n = 1, fresh do
+  local name, arg = names[n], args[n]
+  if kinds[n] == 'exposure' then
+    -- the first variation recorded for (visitor, campaign) wins
+    local field = 'a\0' .. name
+    if not state[field] then
+      put(field, arg)
+      assigned[#assigned + 1] = {name, arg}
+      incr('visitors\0' .. name .. '\0' .. arg .. '\0', 1)
+    end
+  else
+    -- a conversion counts for every campaign the visitor is assigned to now
+    local value = tonumber(arg)
+    for _, a in ipairs(assigned) do
+      local own = 'r\0' .. a[1] .. '\0' .. name
+      local before = state[own]
+      local b = tonumber(before or '0')
+      local after = b + value
+      put(own, after)
+      local counter = a[1] .. '\0' .. a[2] .. '\0' .. name
+      if not before then incr('conversions\0' .. counter, 1) end
+      add('revenue\0' .. counter, value)
+      add('revenue_sq\0' .. counter, after * after - b * b)
     end
   end
 end
-return new
+
+if #written > 0 then
+  local out = {}
+  for _, field in ipairs(written) do
+    local value = state[field]
+    out[#out + 1] = field
+    out[#out + 1] = type(value) == 'number' and fmt(value) or value
+  end
+  hset(visitor, out)
+end
+if #touched > 0 then
+  local current, out = hmget(counters, touched), {}
+  for j, field in ipairs(touched) do
+    local c = tonumber(current[j] or '0')
+    out[#out + 1] = field
+    if ints[field] ~= nil then
+      out[#out + 1] = string.format('%d', c + ints[field])
+    else
+      for _, delta in ipairs(floats[field]) do c = c + delta end
+      out[#out + 1] = fmt(c)
+    end
+  end
+  hset(counters, out)
+end
+return fresh
 """
 
 
@@ -172,19 +269,24 @@ class RedisStore(Store):
 
     # events
     def record_events(self, site, visitor_id, events):
-        args = [visitor_id, self.stream_maxlen]
+        if not events:
+            return 0
+        meta, bodies = [], []
         for event in events:
+            body = event.get("_json") or _compact({k: v for k, v in event.items() if not k.startswith("_")})
             if event["type"] == "exposure":
                 name, arg = event["campaign"], "" if event.get("holdout") else event["variation"]
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
-            body = event.get("_json") or json.dumps({k: v for k, v in event.items() if not k.startswith("_")},
-                                                    separators=(",", ":"))
-            args += [event["id"], event["type"], body, name, arg]
-        if not events:
-            return 0
-        keys = [self._k(site, n) for n in ("seen", "events", "counters", f"visitor:{visitor_id}")]
-        return int(self._record(keys=keys, args=args))
+            size = len(body) if body.isascii() else len(body.encode())
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{size}\0")
+            bodies.append(body)
+        meta = "".join(meta)
+        if meta.count("\0") != 5 * len(events):
+            raise ValueError("event ids, campaigns, variations and goals cannot contain NUL")
+        keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
+                self._k(site, f"visitor:{visitor_id}")]
+        return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
 
     def counters(self, site):
         rows = {}
