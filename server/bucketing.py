@@ -15,9 +15,8 @@ def _utf8(text):
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace").encode("utf-8")
 
 
-def fnv1a(text):
-    """FNV-1a 32-bit over the UTF-8 bytes of `text`."""
-    h = 0x811C9DC5
+def fnv1a(text, h=0x811C9DC5):
+    """FNV-1a 32-bit over the UTF-8 bytes of `text` (continuing from state `h` when given)."""
     for byte in _utf8(text):
         h = ((h ^ byte) * 0x01000193) & _MASK
     return h
@@ -33,6 +32,23 @@ def fmix32(h):
 def hash(seed, visitor_id):  # noqa: A001 - the contract's name
     """A float in [0, 1) from `seed` and `visitor_id` (both strings)."""
     return fmix32(fnv1a(f"{seed}:{visitor_id}")) / 2**32
+
+
+def seed_state(seed):
+    """The FNV-1a state after `seed:`, so hash_from(seed_state(seed), id) == hash(seed, id) while
+    hashing only the id's bytes. Exact: FNV-1a runs byte by byte, and as the prefix ends in `:`
+    its UTF-8 bytes never depend on what follows (no surrogate pair can span the `:`)."""
+    return fnv1a(f"{seed}:")
+
+
+def hash_from(state, id_utf8):
+    """hash(seed, id) from seed_state(seed) and the id's UTF-8 bytes (bucketing._utf8(id))."""
+    h = state
+    for byte in id_utf8:
+        h = ((h ^ byte) * 0x01000193) & _MASK
+    h = ((h ^ (h >> 16)) * 0x85EBCA6B) & _MASK
+    h = ((h ^ (h >> 13)) * 0xC2B2AE35) & _MASK
+    return (h ^ (h >> 16)) / 2**32
 
 
 def bucket_text(bucket):

@@ -4,7 +4,7 @@ import json
 import math
 import re
 
-from .bucketing import hash
+from .bucketing import _utf8, hash, hash_from, seed_state
 from .decision import choose_variation
 
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")
@@ -30,6 +30,14 @@ def parse_batch(raw):
         body = json.loads(raw)
     except (ValueError, RecursionError):
         raise BatchInvalid("The body is not valid JSON.", []) from None
+    # Fast path: a well-formed batch is accepted by _valid_batch alone, which accepts nothing
+    # the full checks below would refuse; anything else takes the full checks for its reasons.
+    if type(body) is dict and _valid_batch(body):
+        return body["visitor_id"], body["events"]
+    return _checked_batch(body)
+
+
+def _checked_batch(body):
     if not isinstance(body, dict):
         raise BatchInvalid("The body must be a JSON object {visitor_id, events}.", [])
     problems = []
@@ -53,6 +61,48 @@ def parse_batch(raw):
 
 def _p(path, message):
     return {"path": path, "message": message}
+
+
+_id_ok = ID_RE.match
+_name_ok = NAME_RE.match
+_BATCH_FIELDS = frozenset(("visitor_id", "events"))
+_EXPOSURE_FIELDS = frozenset(EVENT_FIELDS["exposure"])
+_CONVERSION_FIELDS = frozenset(EVENT_FIELDS["conversion"])
+
+
+def _valid_batch(body):
+    """True when the batch passes every check of _checked_batch (exact types, as json.loads
+    makes them); False means "not sure", never "invalid"."""
+    visitor_id, events = body.get("visitor_id"), body.get("events")
+    if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _id_ok(visitor_id)
+            and type(events) is list and 1 <= len(events) <= MAX_EVENTS):
+        return False
+    seen = set()
+    for e in events:
+        if type(e) is not dict:
+            return False
+        get = e.get
+        event_id, version, ts, forced = get("id"), get("version"), get("ts"), get("forced", False)
+        if not (type(event_id) is str and _id_ok(event_id) and event_id not in seen
+                and type(version) is int and 1 <= version <= 1_000_000_000
+                and type(ts) is int and MIN_TS <= ts <= MAX_TS and (forced is False or forced is True)):
+            return False
+        seen.add(event_id)
+        kind = get("type")
+        if kind == "exposure":
+            campaign, variation, holdout = get("campaign"), get("variation"), get("holdout", False)
+            if not (e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _name_ok(campaign)
+                    and (variation is None if holdout is True
+                         else holdout is False and type(variation) is str and _name_ok(variation))):
+                return False
+        elif kind == "conversion":
+            goal, value = get("goal"), get("value", 0)
+            if not (e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _name_ok(goal)
+                    and (type(value) is int or type(value) is float) and -MAX_VALUE <= value <= MAX_VALUE):
+                return False
+        else:
+            return False
+    return True
 
 
 def _is_int(v):
@@ -127,29 +177,93 @@ def bucketed_assignment(bundle, campaign, visitor_id):
     return in_holdout, chosen["key"] if chosen else None
 
 
-_indexes = {}  # id(bundle) -> (bundle, {key: campaign}); holding the bundle keeps its id unique
+class _Campaign:
+    """What checking an exposure needs from one campaign of a bundle, computed once: its
+    variation keys, the FNV-1a state of its seed and choose_variation's thresholds."""
+    __slots__ = ("campaign", "seed", "keys", "state", "traffic", "thresholds", "last")
+
+    def __init__(self, campaign):
+        self.campaign = campaign
+        self.seed = campaign["seed"]
+        self.state = seed_state(self.seed)
+        variations = campaign.get("variations") or []
+        self.keys = frozenset(v["key"] for v in variations)
+        # the same float operations, in the same order, as decision.choose_variation
+        self.traffic = 1 if campaign.get("traffic") is None else campaign.get("traffic")
+        total, self.thresholds = 0, []
+        for variation in variations:
+            total += variation.get("weight") or 0
+            self.thresholds.append((total * self.traffic, variation["key"]))
+        self.last = variations[-1]["key"] if variations else None
+
+    def variation(self, bucket):
+        """choose_variation(campaign, bucket)["key"], None outside traffic."""
+        if not bucket < self.traffic:
+            return None
+        for threshold, key in self.thresholds:
+            if bucket < threshold:
+                return key
+        return self.last
 
 
-def _campaign(bundle, key):
-    """The campaign of `key`, by an index built once per bundle (a batch asks for many)."""
-    found = _indexes.get(id(bundle))
-    if found is None or found[0] is not bundle:
-        if len(_indexes) > 64:
-            _indexes.clear()
-        found = _indexes[id(bundle)] = (bundle, {c["key"]: c for c in bundle["campaigns"]})
-    return found[1].get(key)
+class _Bundle:
+    """A bundle as verification reads it, built once per bundle object (versions are
+    immutable; the cache holds the bundle, so its id cannot be reused while cached)."""
+    __slots__ = ("bundle", "goals", "campaigns", "holdout_state", "holdout")
+
+    def __init__(self, bundle):
+        self.bundle = bundle
+        self.goals = bundle["goals"]
+        self.campaigns = {c["key"]: _Campaign(c) for c in bundle["campaigns"]}
+        self.holdout_state = seed_state(f"holdout:{bundle['site']}")
+        self.holdout = bundle["settings"].get("holdout") or 0
 
 
-def _consistent(event, visitor_id, bundle, campaign, load_bundle):
+_compiled = {}  # id(bundle) -> _Bundle
+
+
+def _bundle(bundle):
+    found = _compiled.get(id(bundle))
+    if found is None or found.bundle is not bundle:
+        if len(_compiled) > 64:
+            _compiled.clear()
+        found = _compiled[id(bundle)] = _Bundle(bundle)
+    return found
+
+
+class _Buckets:
+    """One visitor's buckets for one batch: each seed (and the holdout) hashed once."""
+    __slots__ = ("id_utf8", "memo")
+
+    def __init__(self, visitor_id):
+        self.id_utf8 = _utf8(visitor_id)
+        self.memo = {}
+
+    def __call__(self, state):
+        bucket = self.memo.get(state)
+        if bucket is None:
+            bucket = self.memo[state] = hash_from(state, self.id_utf8)
+        return bucket
+
+    def assignment(self, compiled, campaign):
+        """bucketed_assignment(compiled.bundle, campaign.campaign, visitor_id)."""
+        return self(compiled.holdout_state) < compiled.holdout, campaign.variation(self(campaign.state))
+
+
+def _consistent(event, buckets, compiled, campaign, load_bundle):
     """Whether the reported assignment is what bucketing gives, in this version or, for a
     sticky assignment, in an earlier version of the same campaign (same seed)."""
     wanted = (True, None) if event.get("holdout") else (False, event["variation"])
     for version in range(event["version"], max(0, event["version"] - STICKY_LOOKBACK), -1):
-        older = bundle if version == event["version"] else load_bundle(version)
-        past = older and _campaign(older, event["campaign"])
-        if not past or past["seed"] != campaign["seed"]:
+        older = compiled if version == event["version"] else load_bundle(version)
+        if older is None:
             break
-        in_holdout, variation = bucketed_assignment(older, past, visitor_id)
+        if older is not compiled:
+            older = _bundle(older)
+        past = older.campaigns.get(event["campaign"])
+        if not past or past.seed != campaign.seed:
+            break
+        in_holdout, variation = buckets.assignment(older, past)
         if variation is not None and (in_holdout, None if in_holdout else variation) == wanted:
             return True
     return False
@@ -161,25 +275,31 @@ def verify_against_bundles(events, visitor_id, load_bundle):
     load_bundle(version) returns the bundle dict or None. Forced (QA) events are not checked:
     they are never counted."""
     problems = []
+    versions = {}  # version -> _Bundle or None: load_bundle is asked once per version
+    buckets = _Buckets(visitor_id)
     for i, event in enumerate(events):
         at = f"/events/{i}"
-        bundle = load_bundle(event["version"])
-        if bundle is None:
-            problems.append(_p_code(at + "/version", f"no published version {event['version']}", "unknown_version"))
+        version = event["version"]
+        compiled = versions.get(version, versions)
+        if compiled is versions:
+            bundle = load_bundle(version)
+            compiled = versions[version] = None if bundle is None else _bundle(bundle)
+        if compiled is None:
+            problems.append(_p_code(at + "/version", f"no published version {version}", "unknown_version"))
             continue
         if event["type"] == "conversion":
-            if event["goal"] not in bundle["goals"]:
-                problems.append(_p_code(at + "/goal", f"no goal {event['goal']!r} in version {event['version']}",
+            if event["goal"] not in compiled.goals:
+                problems.append(_p_code(at + "/goal", f"no goal {event['goal']!r} in version {version}",
                                         "unknown_goal"))
             continue
-        campaign = _campaign(bundle, event["campaign"])
+        campaign = compiled.campaigns.get(event["campaign"])
         if campaign is None:
             problems.append(_p_code(at + "/campaign", f"no live campaign {event['campaign']!r} in version "
-                                    f"{event['version']}", "unknown_campaign"))
-        elif not event.get("holdout") and event["variation"] not in {v["key"] for v in campaign["variations"]}:
+                                    f"{version}", "unknown_campaign"))
+        elif not event.get("holdout") and event["variation"] not in campaign.keys:
             problems.append(_p_code(at + "/variation", f"no variation {event['variation']!r} in campaign "
                                     f"{event['campaign']!r}", "unknown_variation"))
-        elif not event.get("forced") and not _consistent(event, visitor_id, bundle, campaign, load_bundle):
+        elif not event.get("forced") and not _consistent(event, buckets, compiled, campaign, load_bundle):
             problems.append(_p_code(at + ("/holdout" if event.get("holdout") else "/variation"),
                                     "this visitor is not bucketed into that assignment", "bucketing"))
     return problems
