@@ -1,10 +1,11 @@
 """tag_serving: requests/s of GET /v1/sites/<site>/tag.js and /bundle.json (gzip accepted),
 and of /bundle.json revalidated with If-None-Match (304), under gunicorn started with
-`vitrina serve` (embedded SQLite store, 2 x cores sync workers), against nginx serving the very
-same bytes as static files (gzip_static, pre-gzipped), started by this benchmark on a free
-local port with a temp config, in the same run, with the same wrk load and the same headers
-(a real mobile User-Agent: tag.js resolves the device from it). The site is the shared
-200-campaign workload. Target: >= 30% of nginx's requests/s."""
+`vitrina serve` (embedded SQLite store, 2 x cores workers of gunicorn's asyncio worker running
+server/asgi.py), against nginx serving the very same bytes as static files (gzip_static,
+pre-gzipped), started by this benchmark on a free local port with a temp config, in the same
+run, with the same wrk load and the same headers (a real mobile User-Agent: tag.js resolves the
+device from it). Both servers write an access line per request to a file, as each does by
+default. The site is the shared 200-campaign workload. Target: >= 30% of nginx's requests/s."""
 import hashlib
 import os
 import shutil
@@ -30,7 +31,7 @@ error_log {prefix}/error.log warn;
 daemon off;
 events {{ worker_connections 1024; }}
 http {{
-  access_log off;
+  access_log {prefix}/access.log;  # as vitrina serve logs every request (nginx's default too)
   client_body_temp_path {prefix}/tmp/body;
   proxy_temp_path {prefix}/tmp/proxy;
   fastcgi_temp_path {prefix}/tmp/fastcgi;
@@ -123,8 +124,8 @@ def run():
             publish(url, SITE, key, data["config"])
             _, _, sdk = _get(url + "/sdk/vitrina.min.js", {})
             paths = {"tag.js": f"/v1/sites/{SITE}/tag.js", "bundle.json": f"/v1/sites/{SITE}/bundle.json",
-                     # the SDK alone: bytes cached in memory, no store, no context: what this server
-                     # stack (gunicorn sync workers + Flask) does at best, for reference
+                     # the SDK alone: one fixed body, no site, no context: what this server stack
+                     # does at best, for reference
                      "sdk": f"/sdk/vitrina.min.js?v={hashlib.sha256(sdk).hexdigest()[:16]}"}
             files, etags, sizes = {}, {}, {}
             hdrs = dict(h.split(": ", 1) for h in base_headers)
@@ -156,5 +157,5 @@ def run():
                     rows.append(Row("tag_serving", label, vitrina_rps, "req/s", nginx_rps, "nginx static",
                                     "" if reference else "ratio >= 0.30×",
                                     None if reference else vitrina_rps / nginx_rps >= 0.30))
-    log(f"wrk -c {CONNECTIONS}, {SECONDS} s per run; gunicorn {workers} sync workers, nginx {os.cpu_count()} workers")
+    log(f"wrk -c {CONNECTIONS}, {SECONDS} s per run; gunicorn {workers} asgi workers, nginx {os.cpu_count()} workers")
     return rows

@@ -6,6 +6,7 @@ other request, and any hot one that ends in an error, goes to the Flask app thro
 server/wsgi_bridge.py, so errors keep the API's one shape."""
 import logging
 import os
+import time
 from urllib.parse import parse_qs
 
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -31,7 +32,8 @@ class VitrinaASGI:
     def __init__(self, flask_app):
         self.flask_app = flask_app
         self._memo, self._memo_generation = {}, None
-        self._latest = self._sdk_path = None  # made on first use, in the forked worker
+        self._latest = self._sdk_path = self._sdk_mtime = None  # made on first use, in the forked worker
+        self._sdk_checked = float("-inf")
         self.bridge = WSGIBridge(flask_app.wsgi_app, flask_app.config["MAX_CONTENT_LENGTH"])
         hops = flask_app.config["VITRINA_PROXY_HOPS"]
         # The same trusted-hops rule as the Flask side (werkzeug's ProxyFix), applied to a tiny environ.
@@ -93,16 +95,20 @@ class VitrinaASGI:
         return found
 
     def _generation(self):
-        """Changes whenever a memoised reply may have: a store commit or publish, an SDK rebuild."""
+        """Changes whenever a memoised reply may have: a new version, an SDK rebuild (looked for
+        once a second: rebuilds are a development event, and a stat per request is not free)."""
         if self._latest is None:
             with self.flask_app.app_context():
                 self._latest = bundles.latest_versions()
                 self._sdk_path = str(sdk_path())
-        try:
-            sdk_mtime = os.stat(self._sdk_path).st_mtime_ns
-        except OSError:
-            sdk_mtime = None
-        return self._latest.token(), sdk_mtime
+        now = time.monotonic()
+        if now >= self._sdk_checked + 1.0:
+            try:
+                self._sdk_mtime = os.stat(self._sdk_path).st_mtime_ns
+            except OSError:
+                self._sdk_mtime = None
+            self._sdk_checked = now
+        return self._latest.token(), self._sdk_mtime
 
     def _request(self, scope):
         seen = {}
