@@ -290,3 +290,39 @@ def test_large_batches_fold_like_sqlite(redis_url, tmp_path):
         assert [(c["goal"], c["conversions"], c["revenue"]) for c in late] == [("g0", 2, 0.2)]
     finally:
         redis_store.close()
+
+
+def test_zero_value_conversions_fold_like_sqlite(redis_url, tmp_path):
+    # Repeated conversions worth 0 (or -0.0) leave the Redis fields untouched; the counters
+    # must still equal SQLite's to the bit (repr tells -0.0 from 0.0).
+    sqlite, redis_store = SQLiteStore(str(tmp_path / "z.sqlite3")), RedisStore(redis_url)
+    try:
+        site = "z-" + uuid.uuid4().hex[:12]
+        for store in (sqlite, redis_store):
+            store.create_site(site, "hash-" + site)
+        rng = random.Random(11)
+        n = 0
+        for _ in range(120):
+            visitor = rng.choice(["visitor-1", "visitor-2", "visitor-3", "visitor-4", "visitor-5"])
+            batch = []
+            for _ in range(rng.randint(1, 6)):
+                n += 1
+                if rng.random() < 0.3:
+                    batch.append(_exposure(0, id=f"z-{n:06d}", campaign=rng.choice(["c1", "c2", "c3"]),
+                                           variation=rng.choice(["a", "b"])))
+                else:
+                    value = rng.choice([0, 0.0, -0.0, None, 0, 5, 2.5, -3, 1e-300])
+                    event = _conversion(0, id=f"z-{n:06d}", goal=rng.choice(["g1", "g2"]), value=value)
+                    if value is None:
+                        del event["value"]
+                    batch.append(event)
+            results = {store.record_events(site, visitor, [_with_json(dict(e)) for e in batch])
+                       for store in (sqlite, redis_store)}
+            assert len(results) == 1
+            assert rows(redis_store, site) == rows(sqlite, site)  # after every batch: sums hide steps
+    finally:
+        redis_store.close()
+
+
+def rows(store, site):
+    return repr(sorted(store.counters(site), key=lambda c: (c["campaign"], c["variation"], c["goal"] or "")))

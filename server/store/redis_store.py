@@ -149,13 +149,17 @@ for n = 1, fresh do
     for _, a in ipairs(assigned) do
       local own = 'r\0' .. a[1] .. '\0' .. name
       local before = state[own]
-      local b = tonumber(before or '0')
-      local after = b + value
-      put(own, after)
-      local counter = a[1] .. '\0' .. a[2] .. '\0' .. name
-      if not before then incr('conversions\0' .. counter, 1) end
-      add('revenue\0' .. counter, value)
-      add('revenue_sq\0' .. counter, after * after - b * b)
+      -- A repeated conversion worth 0 changes nothing (x + 0 == x, after^2 - b^2 == 0; no value
+      -- here is ever -0, as every sum starts at +0): its fields are left as they are.
+      if not (before and value == 0) then
+        local b = tonumber(before or '0')
+        local after = b + value
+        put(own, after)
+        local counter = a[1] .. '\0' .. a[2] .. '\0' .. name
+        if not before then incr('conversions\0' .. counter, 1) end
+        add('revenue\0' .. counter, value)
+        add('revenue_sq\0' .. counter, after * after - b * b)
+      end
     end
   end
 end
