@@ -275,31 +275,45 @@ def verify_against_bundles(events, visitor_id, load_bundle):
     load_bundle(version) returns the bundle dict or None. Forced (QA) events are not checked:
     they are never counted."""
     problems = []
-    versions = {}  # version -> _Bundle or None: load_bundle is asked once per version
+    versions = {}  # version -> (_Bundle, visitor in its holdout) or None: each loaded once per batch
     buckets = _Buckets(visitor_id)
+    memo, id_utf8 = buckets.memo, buckets.id_utf8
     for i, event in enumerate(events):
-        at = f"/events/{i}"
         version = event["version"]
-        compiled = versions.get(version, versions)
-        if compiled is versions:
+        found = versions.get(version, versions)
+        if found is versions:
             bundle = load_bundle(version)
-            compiled = versions[version] = None if bundle is None else _bundle(bundle)
-        if compiled is None:
-            problems.append(_p_code(at + "/version", f"no published version {version}", "unknown_version"))
+            if bundle is None:
+                found = None
+            else:
+                compiled = _bundle(bundle)
+                found = (compiled, buckets(compiled.holdout_state) < compiled.holdout)
+            versions[version] = found
+        if found is None:
+            problems.append(_p_code(f"/events/{i}/version", f"no published version {version}", "unknown_version"))
             continue
+        compiled, in_holdout = found
         if event["type"] == "conversion":
             if event["goal"] not in compiled.goals:
-                problems.append(_p_code(at + "/goal", f"no goal {event['goal']!r} in version {version}",
+                problems.append(_p_code(f"/events/{i}/goal", f"no goal {event['goal']!r} in version {version}",
                                         "unknown_goal"))
             continue
         campaign = compiled.campaigns.get(event["campaign"])
+        holdout = event.get("holdout")
         if campaign is None:
-            problems.append(_p_code(at + "/campaign", f"no live campaign {event['campaign']!r} in version "
+            problems.append(_p_code(f"/events/{i}/campaign", f"no live campaign {event['campaign']!r} in version "
                                     f"{version}", "unknown_campaign"))
-        elif not event.get("holdout") and event["variation"] not in campaign.keys:
-            problems.append(_p_code(at + "/variation", f"no variation {event['variation']!r} in campaign "
+        elif not holdout and event["variation"] not in campaign.keys:
+            problems.append(_p_code(f"/events/{i}/variation", f"no variation {event['variation']!r} in campaign "
                                     f"{event['campaign']!r}", "unknown_variation"))
-        elif not event.get("forced") and not _consistent(event, buckets, compiled, campaign, load_bundle):
-            problems.append(_p_code(at + ("/holdout" if event.get("holdout") else "/variation"),
-                                    "this visitor is not bucketed into that assignment", "bucketing"))
+        elif not event.get("forced"):
+            # the assignment bucketing gives in this version (nearly always), else the lookback
+            bucket = memo.get(campaign.state)
+            if bucket is None:
+                bucket = memo[campaign.state] = hash_from(campaign.state, id_utf8)
+            variation = campaign.variation(bucket)
+            if variation is None or (not in_holdout if holdout else in_holdout or variation != event["variation"]):
+                if not _consistent(event, buckets, compiled, campaign, load_bundle):
+                    problems.append(_p_code(f"/events/{i}" + ("/holdout" if holdout else "/variation"),
+                                            "this visitor is not bucketed into that assignment", "bucketing"))
     return problems
