@@ -43,9 +43,9 @@ class VitrinaASGI:
         kind = scope["type"]
         if kind == "http":
             if scope["method"] in ("GET", "HEAD"):
-                reply = self._hot(scope)
+                reply = self.hot_reply(scope)
                 if reply is not None:
-                    status, raw, body = reply
+                    status, raw, body, _ = reply
                     await send({"type": "http.response.start", "status": status, "headers": raw})
                     await send({"type": "http.response.body", "body": body})
                     return
@@ -53,8 +53,9 @@ class VitrinaASGI:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
-    def _hot(self, scope):
-        """(status, raw headers, body) for a hot GET, or None to let Flask answer."""
+    def hot_reply(self, scope):
+        """(status, raw headers, body, serialised header block) for a hot GET, or None to let
+        Flask answer. Also called by server/hot_http.py with a scope of its own making."""
         path = scope["path"]
         if path == SDK_PATH:
             route = ("sdk", None)
@@ -91,7 +92,8 @@ class VitrinaASGI:
                 raw.append((b"content-length", str(len(body)).encode()))
             if len(self._memo) >= MEMO_SIZE:
                 self._memo = {}
-            found = self._memo[key] = (status, raw, body)
+            block = b"".join(b"%s: %s\r\n" % pair for pair in raw)
+            found = self._memo[key] = (status, raw, body, block)
         return found
 
     def _generation(self):

@@ -62,10 +62,10 @@ class VitrinaServer(BaseApplication):
 
 def run(host, port, workers, **extra):
     VitrinaServer({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-",
-                   # One asyncio loop per worker keeps connections alive (a browser or CDN reuses
-                   # its connection for tag.js and collect) and answers the hot GETs itself;
-                   # Flask runs on a thread pool for the rest (server/asgi.py).
-                   "worker_class": "asgi", "keepalive": 5,
+                   # gunicorn's asyncio worker, each connection starting on server/hot_http.py
+                   # (the hot GETs answered at once) and handed to gunicorn's own protocol for
+                   # anything else; Flask runs on a thread pool behind it (server/asgi.py).
+                   "worker_class": "server.hot_http.HotWorker", "keepalive": 5,
                    # A fixed, cheap access line with no visitor address (server/access_log.py).
                    "logger_class": "server.access_log.LeanLogger",
                    # gunicorn 27 opens one control socket per user by default: several servers would share it.
