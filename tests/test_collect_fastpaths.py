@@ -236,13 +236,9 @@ def test_bodies_are_each_events_compact_json():
 
 # --- the Redis record script ------------------------------------------------------------------
 
-@pytest.fixture(scope="module", params=["redis", "redis-without-smismember"])
-def redis_url(request):
-    # The script asks which ids are new with SMISMEMBER (Redis >= 6.2) and falls back to one
-    # SADD per event where the command is missing: a server with it renamed away stands in
-    # for Redis 5 / 6.0.
-    extra = ("--rename-command", "SMISMEMBER", "") if request.param == "redis-without-smismember" else ()
-    with redis_server(extra) as (url, _, _):
+@pytest.fixture(scope="module")
+def redis_url():
+    with redis_server() as (url, _, _):
         yield url
 
 

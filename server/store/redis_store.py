@@ -80,52 +80,24 @@ local function hset(key, pairs_)
   end
 end
 
--- every event of the call, in order
-local ids, kinds_all, names_all, args_all, texts = {}, {}, {}, {}, {}
-local p, b, count = 1, 1, 0
+-- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
+local kinds, names, args, converts = {}, {}, {}, false
+local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
   local q2 = find(meta, '\0', q1 + 1, true)
   local q3 = find(meta, '\0', q2 + 1, true)
   local q4 = find(meta, '\0', q3 + 1, true)
   local q5 = find(meta, '\0', q4 + 1, true)
-  local length = tonumber(sub(meta, q4 + 1, q5 - 1))
-  count = count + 1
-  ids[count], kinds_all[count] = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1)
-  names_all[count], args_all[count] = sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
-  texts[count] = sub(bodies, b, b + length - 1)
-  p, b = q5 + 1, b + length
-end
-
--- which are new (idempotence by id): one SMISMEMBER and one SADD on Redis >= 6.2, else one
--- SADD per event. New events go to the stream; kinds, names, args keep their order.
-local new = {}
-local member = {}
-for s = 1, count, CHUNK do
-  local part = redis.pcall('SMISMEMBER', seen, unpack(ids, s, math.min(s + CHUNK - 1, count)))
-  if part.err then member = nil; break end
-  for j = 1, #part do member[s + j - 1] = part[j] end
-end
-if member then
-  local added = {}
-  for i = 1, count do
-    if member[i] == 0 and not new[ids[i]] then new[ids[i]] = i; added[#added + 1] = ids[i] end
-  end
-  for s = 1, #added, CHUNK do redis.call('SADD', seen, unpack(added, s, math.min(s + CHUNK - 1, #added))) end
-else
-  for i = 1, count do
-    if redis.call('SADD', seen, ids[i]) == 1 then new[ids[i]] = i end
-  end
-end
-local kinds, names, args, converts = {}, {}, {}, false
-for i = 1, count do
-  if new[ids[i]] == i then
-    local kind = kinds_all[i]
-    redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', ids[i], 'visitor', vid, 'type', kind, 'body', texts[i])
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q4 + 1, q5 - 1))
+  if redis.call('SADD', seen, id) == 1 then
+    redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
+               'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
-    kinds[n], names[n], args[n] = kind, names_all[i], args_all[i]
+    kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
     if kind ~= 'exposure' then converts = true end
   end
+  p, b = q5 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
