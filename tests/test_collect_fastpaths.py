@@ -256,9 +256,12 @@ def test_stream_holds_each_new_event_once_in_order(redis_url):
         assert store.record_events("shop", "visitor-1", first) == 3
         again = [first[1], _with_json(_conversion(3, value=2)), _with_json(_conversion(3, value=2))]
         assert store.record_events("shop", "visitor-1", again) == 1
+        # bodies are cut from one argument by UTF-8 length: a caller's non-ASCII body survives
+        wide = [dict(_exposure(4), _json='{"note":"é \u2028 ✓"}'), _with_json(_conversion(5))]
+        assert store.record_events("shop", "visitor-1", wide) == 2
         entries = [fields for _, fields in store.r.xrange("vitrina:{shop}:events")]
         assert entries == [{"id": e["id"], "visitor": "visitor-1", "type": e["type"], "body": e["_json"]}
-                           for e in first + again[1:2]]
+                           for e in first + again[1:2] + wide]
     finally:
         store.close()
 
