@@ -106,7 +106,7 @@ def _measure(url, headers, expect):
     status, _, _ = _get(url, dict(h.split(": ", 1) for h in headers))
     if status != expect:
         raise RuntimeError(f"{url}: status {status}, expected {expect}")
-    s = wrk(url, SECONDS, CONNECTIONS, headers=headers)
+    s = wrk(url, SECONDS, CONNECTIONS, threads=2, headers=headers)
     if s["status"] or s["errors"]:
         raise RuntimeError(f"{url}: {s['status']} error statuses, {s['errors']} socket errors")
     return s["rps"]
@@ -157,5 +157,6 @@ def run():
                     rows.append(Row("tag_serving", label, vitrina_rps, "req/s", nginx_rps, "nginx static",
                                     "" if reference else "ratio >= 0.30×",
                                     None if reference else vitrina_rps / nginx_rps >= 0.30))
-    log(f"wrk -c {CONNECTIONS}, {SECONDS} s per run; gunicorn {workers} asgi workers, nginx {os.cpu_count()} workers")
+    log(f"wrk -t2 -c {CONNECTIONS}, {SECONDS} s per run (wrk shares the 2 cores with the server it loads); "
+        f"vitrina serve {workers} workers (lean HTTP front + gunicorn asyncio worker), nginx {os.cpu_count()} workers")
     return rows

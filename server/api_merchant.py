@@ -13,7 +13,7 @@ from .store import get_store
 from .validation import parse_config, validate_config
 
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/sites/<site>")
-ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 
 

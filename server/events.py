@@ -7,8 +7,8 @@ import re
 from .bucketing import _utf8, hash, hash_from, seed_state
 from .decision import choose_variation
 
-ID_RE = re.compile(r"^[A-Za-z0-9_.-]{8,64}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ID_RE = re.compile(r"^[A-Za-z0-9_.-]{8,64}\Z")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 MAX_EVENTS = 100
 MAX_VALUE = 1e9
 MIN_TS, MAX_TS = 1_500_000_000_000, 4_100_000_000_000  # 2017 .. 2099, in ms

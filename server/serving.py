@@ -17,7 +17,7 @@ from .sdk_asset import sdk_source
 from .store import get_store
 from .tag_body import prefix_for
 
-SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 SITE_CACHE_S = 60
 MAX_CACHED = 2048
 _JS_ESCAPES = {ord("<"): "\\u003c", 0x2028: "\\u2028", 0x2029: "\\u2029"}

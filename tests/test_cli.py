@@ -35,9 +35,11 @@ def test_sites_create_prints_the_key_alone_on_its_last_line_and_stores_its_hash(
     assert vitrina(env, "sites", "list").stdout.split() == ["shop"]
 
 
-def test_sites_create_rejects_a_bad_name(env):
-    proc = vitrina(env, "sites", "create", "Bad Name!")
+@pytest.mark.parametrize("name", ["Bad Name!", "shop\n"])
+def test_sites_create_rejects_a_bad_name(env, name):
+    proc = vitrina(env, "sites", "create", name)
     assert proc.returncode == 2 and "site name" in proc.stderr
+    assert vitrina(env, "sites", "list").stdout.split() == []
 
 
 def test_publish_from_a_file_and_results_table(env, tmp_path):

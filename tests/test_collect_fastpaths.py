@@ -329,3 +329,19 @@ def test_zero_value_conversions_fold_like_sqlite(redis_url, tmp_path):
 
 def rows(store, site):
     return repr(sorted(store.counters(site), key=lambda c: (c["campaign"], c["variation"], c["goal"] or "")))
+
+
+@pytest.mark.parametrize("path, change", [
+    ("/visitor_id", lambda body: body.update(visitor_id="v1.abcdefgh\n")),
+    ("/events/0/id", lambda body: body["events"][0].update(id="event-0000\n")),
+    ("/events/1/campaign", lambda body: body["events"][1].update(campaign="hero\n")),
+    ("/events/0/goal", lambda body: body["events"][0].update(goal="purchase\n")),
+])
+def test_a_trailing_newline_is_refused(path, change):
+    """`$` in a Python pattern also matches before a final newline; ids and names end at \\Z."""
+    body = {"visitor_id": "v1.abcdefgh", "events": [_conversion(0), _exposure(1)]}
+    assert ev.parse_batch(json.dumps(body))  # accepted as it is
+    change(body)
+    with pytest.raises(BatchInvalid) as refused:
+        ev.parse_batch(json.dumps(body))
+    assert [d["path"] for d in refused.value.details] == [path]

@@ -101,6 +101,10 @@ BAD_CONFIGS = [
                                                                      "end": "2026-11-01T00:00:00Z"}),
      "/campaigns/0/schedule/end", "ends before it starts"),
     ("bad trigger", _set(["campaigns", 0, "trigger"], {"scroll": 150}), "/campaigns/0/trigger", ""),
+    # Python's `$` also matches before a final newline: the patterns must not let one through
+    ("key ending in a newline", _set(["campaigns", 0, "key"], "hero-newsletter\n"), "/campaigns/0/key", "match"),
+    ("date ending in a newline", _set(["campaigns", 0, "schedule"], {"start": "2026-12-01T00:00:00Z\n"}),
+     "/campaigns/0/schedule/start", "match"),
 ]
 
 
