@@ -11,6 +11,8 @@ import time
 import urllib.request
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server import create_app
 from server.auth import hash_key, new_api_key
@@ -217,3 +219,42 @@ def test_revalidation_and_gzip_match_the_flask_view(server):
         (status, headers2, body), = _read_responses(sock, 1)
         assert (status, body, headers2["etag"]) == (304, b"", headers["etag"])
         assert "content-length" not in headers2
+
+
+# --- property: the lean front never answers differently from gunicorn's stock worker -----------
+
+_PATHS = [BUNDLE, "/sdk/vitrina.min.js", "/sdk/vitrina.min.js?v=0123", BUNDLE + "?x=1&y", "/v1/sites/SHOP/bundle.json",
+          "/v1/sites/shop//bundle.json", "//v1/sites/shop/bundle.json", BUNDLE + "#frag", "/v1/sites/sh%6fp/bundle.json",
+          "http://shop.test" + BUNDLE, "*", "/v1/sites/shop/bundle.json/", "/v1/sites/-/bundle.json", "/healthz"]
+_HEADER_LINES = ["Accept-Encoding: gzip", "Accept-Encoding: br, gzip;q=0.5", "If-None-Match: *", "If-None-Match: W/\"x\"",
+                 "Connection: keep-alive", "Connection: close, TE", "User-Agent: test", "User-Agent:", "X-Empty:",
+                 "X-Tab:\tvalue\t", "X-High: caf\xe9", "X-Ctl: a\x01b", "X-Del: a\x7fb", "Content-Length: 0",
+                 "Content-Length: 00",
+                 "Host: other.test", "host: shop.test", "X_Under: 1", "X-Forwarded-For: 198.51.100.7",
+                 "X-Forwarded-Proto: https", "Forwarded: for=1.2.3.4", "Upgrade: h2c", "Expect: 100-continue",
+                 "!#$%&'*+.^`|~: token-name", "X Space: 1", ": no-name", "NoColon", " X-Leading-Space: 1",
+                 "X-Trailing-Space : 1", "X-Long: " + "v" * 300]
+
+
+def _wire(method, path, version, lines, host, eol):
+    head = [f"{method} {path} {version}"] + (["Host: shop.test"] if host else []) + lines
+    return (eol.join(head) + eol + eol).encode("latin-1")
+
+
+def _answer(address, raw):
+    with socket.create_connection(address, timeout=3) as sock:
+        sock.sendall(raw)
+        try:
+            return [(status, body) for status, _, body in _read_responses(sock, 1, head_only=(0,) if raw.startswith(b"HEAD") else ())]
+        except (socket.timeout, ConnectionResetError):
+            return "no answer"
+
+
+@settings(max_examples=120, deadline=None)
+@given(method=st.sampled_from(["GET", "HEAD", "POST", "get", "OPTIONS"]), path=st.sampled_from(_PATHS),
+       version=st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "http/1.1"]),
+       lines=st.lists(st.sampled_from(_HEADER_LINES), max_size=5), host=st.booleans() | st.just(True),
+       eol=st.sampled_from(["\r\n", "\r\n", "\n"]))
+def test_lean_front_and_stock_gunicorn_answer_alike(server, stock, method, path, version, lines, host, eol):
+    raw = _wire(method, path, version, lines, host, eol)
+    assert _answer(server[:2], raw) == _answer(stock, raw), raw
