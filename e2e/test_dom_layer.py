@@ -135,10 +135,10 @@ def test_antiflicker_hides_only_targets_and_only_until_applied_or_the_deadline(p
 
 
 # The content of #spa-root as nested [tag, {attributes}, children] (attribute order and our
-# data-vtr marks aside; a style attribute emptied by a revert counts as absent).
+# data-vtr marks aside).
 SNAPSHOT = """() => {
   const snap = (n) => n.nodeType == 3 ? n.data : [n.tagName, Object.fromEntries([...n.attributes]
-      .filter((a) => !a.name.startsWith("data-vtr") && !(a.name == "style" && !a.value))
+      .filter((a) => !a.name.startsWith("data-vtr"))
       .map((a) => [a.name, a.value])), [...n.childNodes].filter((c) => c.nodeType < 4).map(snap)];
   const css = (s) => getComputedStyle(document.querySelector(s)).color;
   return {tree: snap(document.querySelector("#spa-root")), boxColor: css("#spa-box"), cssColor: css("#spa-css"),

@@ -33,7 +33,9 @@ const write = (el, o, v) => {
   if (o.k == "p") el[n] = v
   else if (o.k == "a") v == null ? el.removeAttribute(n) : el.setAttribute(n, v)
   else if (o.k == "c") el.classList.toggle(n, v)
-  else if (o.k == "s") el.style.setProperty(n, ...v.split("\n")) // "value\npriority": serialised values hold no newline
+  // "value\npriority": serialised values hold no newline; a revert leaving no declaration
+  // leaves no empty style="" either
+  else if (o.k == "s") el.style.setProperty(n, ...v.split("\n")), el.style.length || el.removeAttribute("style")
 }
 
 // A removed element stays removed: the page (or the next page view) brings it back.
