@@ -230,7 +230,7 @@ _HEADER_LINES = ["Accept-Encoding: gzip", "Accept-Encoding: br, gzip;q=0.5", "If
                  "Connection: keep-alive", "Connection: close, TE", "User-Agent: test", "User-Agent:", "X-Empty:",
                  "X-Tab:\tvalue\t", "X-High: caf\xe9", "X-Ctl: a\x01b", "X-Del: a\x7fb", "Content-Length: 0",
                  "Content-Length: 00",
-                 "Host: other.test", "host: shop.test", "X_Under: 1", "X-Forwarded-For: 198.51.100.7",
+                 "Host: other.test", "host: shop.test", "Host:", "Host: a b", "Host: [::1]:80", "Host: shop.test:80", "X_Under: 1", "X-Forwarded-For: 198.51.100.7",
                  "X-Forwarded-Proto: https", "Forwarded: for=1.2.3.4", "Upgrade: h2c", "Expect: 100-continue",
                  "!#$%&'*+.^`|~: token-name", "X Space: 1", ": no-name", "NoColon", " X-Leading-Space: 1",
                  "X-Trailing-Space : 1", "X-Long: " + "v" * 300]
@@ -244,8 +244,10 @@ def _wire(method, path, version, lines, host, eol):
 def _answer(address, raw):
     with socket.create_connection(address, timeout=3) as sock:
         sock.sendall(raw)
+        own = f":{address[1]}".encode()  # without a Host header, URLs in bodies carry each server's port
         try:
-            return [(status, body) for status, _, body in _read_responses(sock, 1, head_only=(0,) if raw.startswith(b"HEAD") else ())]
+            return [(status, body.replace(own, b":PORT"))
+                    for status, _, body in _read_responses(sock, 1, head_only=(0,) if raw.startswith(b"HEAD") else ())]
         except (socket.timeout, ConnectionResetError):
             return "no answer"
 
