@@ -93,9 +93,7 @@ def context_for(ip, ua_string):
     key = (hash(ip), ua_string)
     found = cache.get(key)
     if found is None:
-        from .serving import js_literal
-        if len(cache) >= 4096:
-            cache.clear()
-        found = cache[key] = js_literal({"geo": geo_for_ip(ip, geoip_path()),
-                                         "device": device_for_ua(ua_string)}).encode()
+        from .serving import _remember, js_literal
+        found = _remember(cache, key, js_literal({"geo": geo_for_ip(ip, geoip_path()),
+                                                  "device": device_for_ua(ua_string)}).encode())
     return found

@@ -4,21 +4,18 @@ loop and the Flask views in api_public.py wrap the very same functions, so both 
 import gzip
 import json
 import re
-import time
 from dataclasses import dataclass
 
-from flask import current_app
 from werkzeug.http import parse_etags
 
 from . import bundles
+from .collect import site_exists
 from .context import context_for
 from .errors import APIError
 from .sdk_asset import sdk_source
-from .store import get_store
 from .tag_body import prefix_for
 
 SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
-SITE_CACHE_S = 60
 MAX_CACHED = 2048
 _JS_ESCAPES = {ord("<"): "\\u003c", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 _gzip_cache = {}    # etag -> gzip bytes of a fixed body (bundle.json, SDK)
@@ -59,14 +56,9 @@ def _wants_gzip(hot):
 
 
 def known_site(site):
-    """404 unless the site exists; a site seen once is remembered for a minute (per app: sites
-    are never deleted, and tests run several apps on different stores in one process)."""
-    known = current_app.extensions.setdefault("vitrina_known_sites_hot", {})  # site -> known until
-    if known.get(site, 0) > time.monotonic():
-        return
-    if not SITE_RE.match(site) or not get_store().site_exists(site):
+    """404 unless the site exists (collect's memo: a site seen once is known for a minute)."""
+    if not SITE_RE.match(site) or not site_exists(site):
         raise APIError(404, "site_not_found", f"There is no site '{site}'.")
-    _remember(known, site, time.monotonic() + SITE_CACHE_S)
 
 
 def _fixed(body, content_type, etag, cache_control, hot):
