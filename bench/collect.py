@@ -31,7 +31,7 @@ XADD_REQUESTS = 300_000
 
 def _templates(bundle, path):
     """One batch per visitor (event ids left as @ID@-NN for the Lua script to fill)."""
-    from server.events import bucketed_assignment
+    from server.events.batch import bucketed_assignment
     rng = random.Random(7)
     ts = now_ms()
     campaigns = bundle["campaigns"]

@@ -1,4 +1,4 @@
-"""decide_python: server.decision.decide on the shared 200-campaign bundle, median per call.
+"""decide_python: server.decisions.decide.decide on the shared 200-campaign bundle, median per call.
 Target < 2 ms.
 
 Baseline (same run, same loop, same profiles): json.loads of the POST /decide request body
@@ -16,7 +16,7 @@ WARMUP = 200
 
 
 def run():
-    from server.decision import decide
+    from server.decisions.decide import decide
     data = workload.load()
     bundle, profiles = data["bundle"], data["profiles"]
     bodies = [json.dumps({"visitor_id": p["visitor_id"], "attributes": p["attributes"]}) for p in profiles]

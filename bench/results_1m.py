@@ -29,7 +29,7 @@ def _env(workdir, redis_url):
 def _visitor_batches(bundle):
     """(visitor_id, events) for visitors of CAMPAIGN until EVENTS events in all: 1-12 exposures
     (page views), add_to_cart for ~40% of them, purchases with a value for ~15%."""
-    from server.events import bucketed_assignment
+    from server.events.batch import bucketed_assignment
     campaign = next(c for c in bundle["campaigns"] if c["key"] == CAMPAIGN)
     rng = random.Random(1_000_000)
     ts = int(time.time() * 1000)
@@ -64,11 +64,12 @@ def _conversion(event_id, ts, goal, value):
 def _load(env, queue):
     """In a child process: record EVENTS events into the store `env` names; report (events, s)."""
     try:
-        from server import create_app, bundles
+        from server import create_app
+        from server.configs import publishing
         from server.store import get_store
         app = create_app(env=env)
         with app.app_context():
-            bundle, _ = bundles.load_latest(SITE)
+            bundle, _ = publishing.load_latest(SITE)
             store = get_store()
             t0 = time.monotonic()
             n = 0
@@ -82,7 +83,7 @@ def _load(env, queue):
 def _prepare(env):
     """Create the site and publish the demo config as version 1; returns the auth headers."""
     from server import create_app
-    from server.auth import hash_key, new_api_key
+    from server.web.auth import hash_key, new_api_key
     from server.store import get_store
     app = create_app(env=env)
     key = new_api_key()

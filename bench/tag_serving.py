@@ -1,7 +1,7 @@
 """tag_serving: requests/s of GET /v1/sites/<site>/tag.js and /bundle.json (gzip accepted),
 and of /bundle.json revalidated with If-None-Match (304), under gunicorn started with
 `vitrina serve` (embedded SQLite store, 2 x cores workers of gunicorn's asyncio worker running
-server/asgi.py), against nginx serving the very same bytes as static files (gzip_static,
+server/web/asgi.py), against nginx serving the very same bytes as static files (gzip_static,
 pre-gzipped), started by this benchmark on a free local port with a temp config, in the same
 run, with the same wrk load and the same headers (a real mobile User-Agent: tag.js resolves the
 device from it). Both servers write an access line per request to a file, as each does by

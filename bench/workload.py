@@ -15,8 +15,8 @@ import random
 from datetime import datetime, timezone
 from pathlib import Path
 
-from server.compiler import compile_bundle
-from server.validation import validate_config
+from server.configs.compiler import compile_bundle
+from server.configs.validation import validate_config
 
 OUT = Path(__file__).resolve().parent / "out"
 SITE = "bench"

@@ -209,7 +209,7 @@ def test_paused_and_draft_campaigns_are_not_delivered(page, vitrina):
 def test_sticky_assignment_survives_weight_changes_until_the_campaign_restarts(new_context, vitrina):
     """A visitor keeps the variation they saw when the weights change; a new seed (restart)
     assigns afresh. The server accepts the sticky exposure made under the old weights."""
-    from server.bucketing import hash as bucket
+    from server.decisions.bucketing import hash as bucket
 
     config = copy.deepcopy(CONFIG)
     site = vitrina.new_site(config)

@@ -1,7 +1,7 @@
 """The browser and the server decide alike, in real Chromium.
 
 - Device: a page loaded with a real user agent (spec/07-devices.json) reads `device.type`,
-  `device.os` and `device.browser` equal to what server/context.py gives that user agent.
+  `device.os` and `device.browser` equal to what server/delivery/context.py gives that user agent.
 - Decisions: visitors with their own devices, clocks, time zones and journeys (campaign
   clicks, search, social, referral, returning days later, product pages with a GA4 data layer,
   a cart, vitrina.set and vitrina.track) browse a site of ~35 campaigns over every attribute
@@ -20,8 +20,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
-from server.bucketing import hash as bucket_hash
-from server.context import device_for_ua
+from server.decisions.bucketing import hash as bucket_hash
+from server.delivery.context import device_for_ua
 
 DEVICES = json.loads((Path(__file__).resolve().parents[1] / "spec" / "07-devices.json").read_text())["cases"]
 SETTINGS = {"holdout": 0.2, "consent": "implied", "antiflicker_ms": 400}

@@ -2,8 +2,9 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors, ratelimit, spool, store
-from .config import load_config
+from server import errors, store
+from server.events import spool
+from server.settings import load_config
 
 
 def create_app(test_config=None, env=None):
@@ -21,11 +22,10 @@ def create_app(test_config=None, env=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     errors.init_app(app)
     store.init_app(app)
-    ratelimit.init_app(app)
     spool.init_app(app)
 
-    from .api_merchant import bp as merchant_bp
-    from .api_public import bp as public_bp
+    from server.web.merchant import bp as merchant_bp
+    from server.web.public import bp as public_bp
     app.register_blueprint(public_bp)
     app.register_blueprint(merchant_bp)
     return app

@@ -4,23 +4,23 @@ import json
 import os
 import sys
 
-from .config import ConfigError, load_config
+from server.settings import ConfigError, load_config
 
 
 def _app():
-    from . import create_app
+    from server import create_app
     return create_app()
 
 
 def cmd_serve(args):
-    from .gunicorn_app import run
+    from server.web.gunicorn_app import run
     run(args.host, args.port, args.workers)
 
 
 def cmd_sites_create(args):
-    from .auth import hash_key, new_api_key
-    from .api_public import SITE_RE
-    from .store import SiteExists, get_store
+    from server.store import SiteExists, get_store
+    from server.web.auth import hash_key, new_api_key
+    from server.web.public import SITE_RE
     if not SITE_RE.match(args.site):
         return _fail(f"site name {args.site!r}: use 1-63 lowercase letters, digits or '-', starting with a letter or digit")
     key = new_api_key()
@@ -35,7 +35,7 @@ def cmd_sites_create(args):
 
 
 def cmd_sites_list(args):
-    from .store import get_store
+    from server.store import get_store
     with _app().app_context():
         for site in get_store().list_sites():
             print(site)
@@ -43,7 +43,7 @@ def cmd_sites_list(args):
 
 
 def cmd_publish(args):
-    from .publishing import publish_file
+    from server.configs.publishing import publish_file
     with _app().app_context():
         ok, result = publish_file(args.site, args.config)
     if not ok:
@@ -56,9 +56,9 @@ def cmd_publish(args):
 
 
 def cmd_results(args):
-    from .results import site_results
-    from .results_table import render
-    from .store import get_store
+    from server.results.report import site_results
+    from server.results.table import render
+    from server.store import get_store
     with _app().app_context():
         if not get_store().site_exists(args.site):
             return _fail(f"no site {args.site!r}")
@@ -68,7 +68,7 @@ def cmd_results(args):
 
 
 def cmd_demo(args):
-    from .demo import run_demo
+    from server.demo import run_demo
     run_demo(args.host, args.port, args.shop_port)
 
 

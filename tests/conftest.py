@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from server import create_app
-from server.auth import hash_key, new_api_key
 from server.store import get_store
+from server.web.auth import hash_key, new_api_key
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "server" / "demo" / "config.json"

@@ -16,8 +16,8 @@ from http.client import HTTPConnection
 import pytest
 
 from server import create_app
-from server.auth import hash_key, new_api_key
 from server.store import get_store
+from server.web.auth import hash_key, new_api_key
 from tests.conftest import DEMO_CONFIG
 from tests.servers import REPO, free_port, gunicorn_server, redis_server, wait_for
 

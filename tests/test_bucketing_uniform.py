@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from server.bucketing import hash
-from server.decision import choose_variation
+from server.decisions.bucketing import hash
+from server.decisions.decide import choose_variation
 
 N = 100_000
 # Upper 0.001 quantile of the chi-square distribution, by degrees of freedom.

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from server.auth import hash_key
+from server.web.auth import hash_key
 from tests.servers import REPO, gunicorn_server
 
 DEMO_CONFIG = REPO / "server" / "demo" / "config.json"

@@ -23,7 +23,7 @@ def ev(kind, **fields):
 
 def visitors(client, campaign_key, variation, holdout=False):
     """Visitor ids that bucketing assigns to `variation` (or to the holdout) of a campaign."""
-    from server.events import bucketed_assignment
+    from server.events.batch import bucketed_assignment
     bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
     campaign_ = next(c for c in bundle["campaigns"] if c["key"] == campaign_key)
     for i in range(100_000):

@@ -13,15 +13,22 @@ import random
 import uuid
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from servers import redis_server
 
-from server import events as ev
-from server.bucketing import _utf8, hash, hash_from, seed_state
-from server.collect import _bodies
-from server.events import BatchInvalid, _checked_batch, _valid_batch, bucketed_assignment, verify_against_bundles
+from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
+from server.events import batch as ev
+from server.events.batch import (
+    BatchInvalid,
+    _checked_batch,
+    _valid_batch,
+    bucketed_assignment,
+    verify_against_bundles,
+)
+from server.events.collect import _bodies
 from server.store.redis_store import RedisStore
 from server.store.sqlite import SQLiteStore
-from servers import redis_server
 
 TS = 1763900000000
 

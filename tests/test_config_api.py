@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from server.auth import hash_key
+from server.web.auth import hash_key
 from tests.conftest import database_bytes, make_site
 
 URL = "/api/v1/sites/shop/config"

@@ -1,7 +1,7 @@
 """POST /api/v1/sites/<site>/decide: the Python evaluator on the published bundle."""
 import pytest
 
-from server.bucketing import hash as bucket_hash
+from server.decisions.bucketing import hash as bucket_hash
 from tests.conftest import make_site
 
 URL = "/api/v1/sites/shop/decide"

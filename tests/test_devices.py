@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from server.context import MAX_UA, device_for_ua
+from server.delivery.context import MAX_UA, device_for_ua
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "spec" / "07-devices.json").read_text("utf-8"))
 CASES = [pytest.param(c["user_agent"], c["expected"], id=c["description"][:70]) for c in VECTORS["cases"]]

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from server.auth import hash_key, new_api_key
-from tests.servers import REPO, free_port, gunicorn_server, wait_for
+from server.web.auth import hash_key, new_api_key
+from tests.servers import free_port, gunicorn_server, wait_for
 
 CONFIG = {
     "campaigns": [{"key": "hero", "type": "experiment",
@@ -81,8 +81,8 @@ def _setup_site(url, env):
 
 def _batch(i):
     """Visitor i: its true experiment assignment, then a purchase worth 1."""
-    from server.decision import choose_variation
-    from server.bucketing import hash as bucket_hash
+    from server.decisions.bucketing import hash as bucket_hash
+    from server.decisions.decide import choose_variation
     visitor = f"visitor-{i:06d}"
     campaign = {"variations": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}], "traffic": 1}
     variation = choose_variation(campaign, bucket_hash("hero", visitor))["key"]

@@ -5,7 +5,7 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from server import create_app
-from server.context import geo_for_ip
+from server.delivery.context import geo_for_ip
 
 
 def _record(country, continent, region, city, tz):

@@ -1,4 +1,4 @@
-"""server/hot_http.py on the wire, against real `vitrina serve`: raw sockets, so pipelining,
+"""server/web/hot_http.py on the wire, against real `vitrina serve`: raw sockets, so pipelining,
 keep-alive, hand-over to gunicorn's protocol mid-connection and malformed or ambiguous requests
 are exercised exactly as a client would send them."""
 import json
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server import create_app
-from server.auth import hash_key, new_api_key
 from server.store import get_store
+from server.web.auth import hash_key, new_api_key
 from tests.conftest import DEMO_CONFIG
 from tests.servers import REPO, free_port, gunicorn_server, wait_for
 
@@ -35,7 +35,7 @@ def stock(env, server):
     """The same app and store under gunicorn's stock asyncio worker (no lean front): the
     reference for what gunicorn answers. Yields (host, port)."""
     port = free_port()
-    code = f"from server.gunicorn_app import run; run('127.0.0.1', {port}, 1, worker_class='asgi', accesslog=None)"
+    code = f"from server.web.gunicorn_app import run; run('127.0.0.1', {port}, 1, worker_class='asgi', accesslog=None)"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

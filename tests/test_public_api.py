@@ -3,7 +3,7 @@ import gzip
 import json
 import re
 
-from server.sdk_asset import REPO_SDK
+from server.delivery.sdk_asset import REPO_SDK
 
 CHROME_ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/131.0.0.0 Mobile Safari/537.36")

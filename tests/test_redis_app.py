@@ -3,13 +3,13 @@ redis-server), giving the same results as the embedded SQLite store."""
 import json
 
 import pytest
-
 from conftest import DEMO_CONFIG, make_site
-from server import create_app
-from server.compiler import compile_bundle
-from server.events import bucketed_assignment
-from server.store import get_store
 from servers import redis_server
+
+from server import create_app
+from server.configs.compiler import compile_bundle
+from server.events.batch import bucketed_assignment
+from server.store import get_store
 
 TS = 1763900000000
 

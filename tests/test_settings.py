@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from server.config import ConfigError, load_config
+from server.settings import ConfigError, load_config
 from tests.servers import REPO
 
 

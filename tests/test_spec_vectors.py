@@ -6,9 +6,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from server.bucketing import bucket_text, fmix32, fnv1a, hash
-from server.decision import choose_variation, decide
-from server.evaluator import eval_condition
+from server.decisions.bucketing import bucket_text, fmix32, fnv1a, hash
+from server.decisions.conditions import eval_condition
+from server.decisions.decide import choose_variation, decide
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "spec"

@@ -3,7 +3,14 @@ import math
 
 import pytest
 
-from server.stats import chi2_sf, compare_proportions, srm_check, t_quantile, t_sf, welch
+from server.results.stats import (
+    chi2_sf,
+    compare_proportions,
+    srm_check,
+    t_quantile,
+    t_sf,
+    welch,
+)
 
 
 @pytest.mark.parametrize("x, df, expected", [

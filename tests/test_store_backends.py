@@ -6,12 +6,13 @@ import time
 import uuid
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from servers import redis_cluster, redis_server
 
 from server.store import SiteExists
 from server.store.redis_store import RedisStore
 from server.store.sqlite import SQLiteStore
-from servers import redis_cluster, redis_server
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,13 @@
-"""server/version_watch.py: two LatestVersions over two store instances of one database stand
+"""server/configs/latest.py: two LatestVersions over two store instances of one database stand
 for two server processes. An announced version is seen by the other at once (SQLite: the
 shared stamp file) or within moments (Redis: pub/sub); an unannounced one within MAX_AGE_S."""
 import time
 
 import pytest
 
+from server.configs.latest import MAX_AGE_S, LatestVersions
 from server.store.redis_store import RedisStore
 from server.store.sqlite import SQLiteStore
-from server.version_watch import MAX_AGE_S, LatestVersions
 from tests.servers import redis_server
 
 
@@ -49,8 +49,6 @@ def test_an_announced_version_reaches_the_other_process(stores):
         publisher.announce("shop")
         assert publisher.get("shop") == expected  # the publishing process at once
         assert _seen_within(other, expected, 0.5)
-    publisher.close()
-    other.close()
 
 
 def test_an_unannounced_version_is_seen_within_the_age_bound(stores):
@@ -62,7 +60,6 @@ def test_an_unannounced_version_is_seen_within_the_age_bound(stores):
     started = time.monotonic()
     assert _seen_within(other, 1, MAX_AGE_S + 0.5)
     assert time.monotonic() - started <= MAX_AGE_S + 0.5
-    other.close()
 
 
 def test_the_memo_does_not_read_the_store_per_call(tmp_path):
@@ -75,5 +72,4 @@ def test_the_memo_does_not_read_the_store_per_call(tmp_path):
     watch = LatestVersions(store)
     assert [watch.get("shop") for _ in range(50)] == [1] * 50
     assert len(reads) <= 2  # once, or twice if the one-second bound ticked over meanwhile
-    watch.close()
     store.close()

@@ -55,7 +55,7 @@ export function classify(ref, host, q) {
 }
 
 // Fallback when the server sent no device context (tag.js always sends it): type only, as
-// server/context.py gives it (spec/07-devices.json). An Android UA without "Mobi" is a tablet.
+// server/delivery/context.py gives it (spec/07-devices.json). An Android UA without "Mobi" is a tablet.
 export const sniff = (ua) => ({
   type: /bot\/|spider|crawl|externalhit/i.test(ua) ? "bot" : /iPad|Tablet|Android(?!.*Mobi)/.test(ua) ? "tablet" : /Mobi/.test(ua) ? "mobile" : "desktop",
 })

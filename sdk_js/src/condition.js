@@ -1,4 +1,4 @@
-// MongoDB-style conditions (docs/DESIGN.md "Conditions"); server/evaluator.py is the twin.
+// MongoDB-style conditions (docs/DESIGN.md "Conditions"); server/decisions/conditions.py is the twin.
 // Never throws: a malformed condition (unknown operator, bad regex, bad operand) is false as a
 // whole, even under $not or $nor, and `log` hears why.
 

@@ -1,6 +1,6 @@
-// docs/DESIGN.md "Decision"; server/decision.py is the twin: same rules, same reason strings.
+// docs/DESIGN.md "Decision"; server/decisions/decide.py is the twin: same rules, same reason strings.
 import { evalCondition } from "./condition.js"
-import { bucketText, hash } from "./hash.js"
+import { HASH_VERSION, bucketText, hash } from "./hash.js"
 
 // ISO 8601 as the compiler writes it; no offset means UTC (Date.parse would read local time).
 // Anything else is NaN, which no `now` satisfies: a broken schedule never shows a campaign.
@@ -39,6 +39,13 @@ export function decide(bundle, attributes, visitorId, options) {
   const now = o.now ?? Date.now()
   const segments = bundle.segments || {}
   const id = typeof visitorId == "string" ? visitorId : ""
+  const scheme = bundle.hash ?? HASH_VERSION
+  // Buckets of another scheme: deciding with ours would reassign everyone.
+  if (scheme !== HASH_VERSION) {
+    const reasons = {}
+    for (const c of bundle.campaigns || []) reasons[c.key] = "unknown hash version " + scheme
+    return { holdout: false, variations: {}, reasons, holdout_campaigns: [] }
+  }
   const ev = (c) => evalCondition(c, attributes, o.log)
   const holdout = hash("holdout:" + (bundle.site ?? ""), id) < ((bundle.settings || {}).holdout || 0)
   const out = { holdout, variations: {}, reasons: {}, holdout_campaigns: [] }

@@ -1,6 +1,9 @@
-// docs/DESIGN.md "Hashing and bucketing"; server/bucketing.py is the twin.
+// docs/DESIGN.md "Hashing and bucketing"; server/decisions/bucketing.py is the twin.
 
 const te = new TextEncoder()
+
+// The scheme below; a bundle names the one its buckets use ("hash": 1).
+export const HASH_VERSION = 1
 
 export const fnv1a = (s) => {
   let h = 0x811c9dc5

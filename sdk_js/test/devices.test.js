@@ -1,5 +1,5 @@
 // spec/07-devices.json against the SDK's UA fallback (used only when tag.js sent no device
-// context, e.g. the SDK alone with bundle.json): the same type as server/context.py. os and
+// context, e.g. the SDK alone with bundle.json): the same type as server/delivery/context.py. os and
 // browser come from the server only.
 import { test } from "node:test"
 import assert from "node:assert/strict"

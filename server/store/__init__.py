@@ -1,23 +1,21 @@
 """The store: SQLite by default, Redis when VITRINA_REDIS_URL is set. One instance per app."""
-import sqlite3
+import time
 
-import redis.exceptions
 from flask import current_app
 
+from server.cache import app_cache
+
 from .base import SiteExists, Store  # noqa: F401
+from .redis_store import RedisStore
+from .sqlite import SQLiteStore
 
-
-# Errors that mean "the store cannot be reached right now", as opposed to a bug.
-UNAVAILABLE = (OSError, sqlite3.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
-               redis.exceptions.RedisClusterException)
+# Errors that mean "the store cannot be reached right now", as opposed to a bug (every backend's).
+UNAVAILABLE = tuple(dict.fromkeys(SQLiteStore.UNAVAILABLE + RedisStore.UNAVAILABLE))
 
 
 def make_store(config):
     if config.get("VITRINA_REDIS_URL"):
-        from .redis_store import RedisStore
         return RedisStore(config["VITRINA_REDIS_URL"])
-    from .sqlite import SQLiteStore
     return SQLiteStore(config["VITRINA_DATABASE"])
 
 
@@ -27,3 +25,15 @@ def init_app(app):
 
 def get_store():
     return current_app.extensions["vitrina_store"]
+
+
+def site_exists(site):
+    """Whether the site exists; a site seen once is known for a minute (sites are never deleted
+    while a server runs), so a store outage does not turn known sites into 404s."""
+    known = app_cache("known sites", 4096, "nothing: sites are never deleted; entries expire after a minute")
+    if known.get(site, 0) > time.monotonic():
+        return True
+    exists = get_store().site_exists(site)
+    if exists:
+        known.put(site, time.monotonic() + 60)
+    return exists

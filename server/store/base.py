@@ -1,5 +1,7 @@
 """What every store backend provides; the shared store test suite holds them to it."""
 
+VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, announced or not
+
 
 class SiteExists(Exception):
     pass
@@ -64,6 +66,23 @@ class Store:
 
     def rejections(self, site):
         """{reason: n} of every event refused for the site."""
+        raise NotImplementedError
+
+    # serving: what changes when a version is published, rate-limit windows, outages
+    UNAVAILABLE = (OSError,)  # exceptions meaning "cannot be reached right now", as opposed to a bug
+
+    def version_token(self):
+        """A value that changes whenever any site may have a new version: after announce_version
+        in any process using this store, and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
+        raise NotImplementedError
+
+    def announce_version(self, site):
+        """Tell every process using this store that `site` has a new version."""
+        raise NotImplementedError
+
+    def hit_window(self, key, window, ttl_s):
+        """Count one hit of `key` in the fixed window `window`; returns the count so far. Windows are
+        forgotten after ttl_s (Redis: shared by every process; SQLite: per process, in memory)."""
         raise NotImplementedError
 
     def ping(self):

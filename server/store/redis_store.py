@@ -23,12 +23,17 @@ SQLite store (Lua numbers are doubles, stored with 17 significant digits), so bo
 give identical counters for the same events.
 """
 import json
+import logging
+import threading
 import time
 
 import redis
 import redis.cluster
 
-from .base import SiteExists, Store
+from .base import VERSION_TOKEN_MAX_AGE_S, SiteExists, Store
+
+log = logging.getLogger(__name__)
+CHANNEL = "vitrina:published"
 
 STREAM_MAXLEN = 1_000_000
 SEP = "\0"
@@ -198,12 +203,65 @@ def connect(url):
     return redis.Redis.from_url(url, decode_responses=True)
 
 
+class _VersionWatch:
+    def __init__(self, client):
+        self.client = client
+        self.generation = 0
+        self._listener = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._pubsub = None
+
+    def token(self):
+        if self._listener is None:
+            self._start()  # lazily: gunicorn forks workers after the app may have been made
+        return self.generation, int(time.monotonic() / VERSION_TOKEN_MAX_AGE_S)
+
+    def announce(self, site):
+        try:
+            self.client.publish(CHANNEL, site)
+        except Exception as e:  # the memo's age bound still brings the version within a second
+            log.warning("could not announce a new version of %s: %s", site, e)
+        self.generation += 1  # this process at once
+
+    def _start(self):
+        with self._lock:
+            if self._listener is None:
+                self._listener = threading.Thread(target=self._listen, name="vitrina-version-watch", daemon=True)
+                self._listener.start()
+
+    def _listen(self):
+        while not self._stopped.is_set():
+            try:
+                pubsub = self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                self.generation += 1  # anything published while we were not listening
+                for _message in pubsub.listen():
+                    self.generation += 1
+            except Exception as e:  # Redis away: the age bound covers the gap; try again soon
+                log.debug("version watch reconnecting: %s", e)
+                self._stopped.wait(1)
+
+    def close(self):
+        self._stopped.set()
+        if self._pubsub is not None:
+            try:
+                self._pubsub.close()
+            except Exception:  # closing a dead connection: nothing left to do
+                pass
+
+
 class RedisStore(Store):
+    UNAVAILABLE = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                   redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
+                   redis.exceptions.RedisClusterException)
+
     def __init__(self, url, stream_maxlen=STREAM_MAXLEN):
         self.r = connect(url)
         self.stream_maxlen = stream_maxlen
         self._add_version = self.r.register_script(ADD_VERSION)
         self._record = self.r.register_script(RECORD_EVENTS)
+        self._watch = _VersionWatch(self.r)
 
     @staticmethod
     def _k(site, name):
@@ -311,11 +369,26 @@ class RedisStore(Store):
     def rejections(self, site):
         return {k: int(v) for k, v in sorted(self.r.hgetall(self._k(site, "rejections")).items())}
 
+    # serving
+    def version_token(self):
+        return self._watch.token()
+
+    def announce_version(self, site):
+        self._watch.announce(site)
+
+    def hit_window(self, key, window, ttl_s):
+        redis_key = f"{key}:{window}"
+        pipe = self.r.pipeline(transaction=False)
+        pipe.incr(redis_key)
+        pipe.expire(redis_key, ttl_s)
+        return pipe.execute()[0]
+
     def ping(self):
         return bool(self.r.ping())
 
     def close(self):
         """Close every connection (a cluster client keeps one pool per node)."""
+        self._watch.close()
         if isinstance(self.r, redis.cluster.RedisCluster):
             for node in self.r.get_nodes():
                 if node.redis_connection is not None:

@@ -1,14 +1,15 @@
 """Public endpoints called by shop pages: tag, bundle, context, collect, SDK, health."""
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from . import serving, spool
-from .context import request_context
-from .errors import APIError
-from .collect import EventsRejected, count_rejections, ingest, site_exists
-from .events import BatchInvalid, parse_batch
-from .ratelimit import check_collect
-from .serving import SITE_RE
-from .store import UNAVAILABLE, get_store
+from server.delivery import serving
+from server.delivery.context import request_context
+from server.delivery.serving import SITE_RE
+from server.errors import APIError
+from server.events import spool
+from server.events.batch import BatchInvalid, parse_batch
+from server.events.collect import EventsRejected, count_rejections, ingest
+from server.events.ratelimit import check_collect
+from server.store import UNAVAILABLE, get_store, site_exists
 
 bp = Blueprint("public", __name__)
 
@@ -24,7 +25,7 @@ def _reply(result):
     return Response(body, status=status, headers=headers)
 
 
-# The three hot GETs below are normally answered by the ASGI front (server/asgi.py) before Flask
+# The three hot GETs below are normally answered by the ASGI front (server/web/asgi.py) before Flask
 # sees them; these views serve the same responses through the same functions (for the test
 # client, HEAD-less WSGI servers, and anything the front hands over).
 @bp.get("/v1/sites/<site>/tag.js")

@@ -11,8 +11,16 @@ class SignatureInvalid(Exception):
     pass
 
 
+_SCRIPT_ESCAPES = {ord("<"): "\\u003c", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def canonical_json(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def script_json(obj):
+    """JSON safe to embed in a script: no '</script>', no raw line separators."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).translate(_SCRIPT_ESCAPES)
 
 
 def _signer(keys):

@@ -5,6 +5,7 @@ The twin of sdk_js/src/hash.js: the same visitor gets the same bucket in the bro
 import math
 
 _MASK = 0xFFFFFFFF
+HASH_VERSION = 1  # the scheme below; a bundle names the one its buckets use ("hash": 1)
 
 
 def _utf8(text):

@@ -4,7 +4,6 @@ import secrets
 from pathlib import Path
 
 
-
 class ConfigError(ValueError):
     """A setting is invalid; the message names the variable."""
 

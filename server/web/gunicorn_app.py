@@ -55,19 +55,19 @@ class VitrinaServer(BaseApplication):
 
     def load(self):
         _hold_stop_signals()  # gunicorn's init_signals ran just before this (see _post_fork)
-        from . import create_app
-        from .asgi import VitrinaASGI
-        return VitrinaASGI(create_app())
+        from server import create_app
+        from server.web.asgi import VitrinaASGI
+        return VitrinaASGI(create_app(), on_startup=release_held_signals)
 
 
 def run(host, port, workers, **extra):
     VitrinaServer({"bind": f"{host}:{port}", "workers": workers, "accesslog": "-",
-                   # gunicorn's asyncio worker, each connection starting on server/hot_http.py
+                   # gunicorn's asyncio worker, each connection starting on server/web/hot_http.py
                    # (the hot GETs answered at once) and handed to gunicorn's own protocol for
-                   # anything else; Flask runs on a thread pool behind it (server/asgi.py).
-                   "worker_class": "server.hot_http.HotWorker", "keepalive": 5,
-                   # A fixed, cheap access line with no visitor address (server/access_log.py).
-                   "logger_class": "server.access_log.LeanLogger",
+                   # anything else; Flask runs on a thread pool behind it (server/web/asgi.py).
+                   "worker_class": "server.web.hot_http.HotWorker", "keepalive": 5,
+                   # A fixed, cheap access line with no visitor address (server/web/access_log.py).
+                   "logger_class": "server.web.access_log.LeanLogger",
                    # gunicorn 27 opens one control socket per user by default: several servers would share it.
                    "control_socket_disable": True,
                    "post_fork": _post_fork,

@@ -7,6 +7,9 @@ import maxminddb
 from flask import current_app, request
 from user_agents import parse as parse_ua
 
+from server.cache import app_cache
+from server.configs.signing import script_json
+
 EMPTY_GEO = {"country": None, "region": None, "city": None, "continent": None, "timezone": None}
 MAX_UA = 512
 
@@ -89,11 +92,6 @@ def request_context():
 def context_for(ip, ua_string):
     """The context as a script-safe JSON literal (bytes), for tag.js. Memoised per app under
     hash(ip): the process-salted hash keeps addresses themselves out of the cache."""
-    cache = current_app.extensions.setdefault("vitrina_context_literals", {})
-    key = (hash(ip), ua_string)
-    found = cache.get(key)
-    if found is None:
-        from .serving import _remember, js_literal
-        found = _remember(cache, key, js_literal({"geo": geo_for_ip(ip, geoip_path()),
-                                                  "device": device_for_ua(ua_string)}).encode())
-    return found
+    cache = app_cache("context literals", 2048, "nothing: a GeoIP database or user-agent parser change restarts the server")
+    return cache.get_or_make((hash(ip), ua_string), lambda: script_json(
+        {"geo": geo_for_ip(ip, geoip_path()), "device": device_for_ua(ua_string)}).encode())

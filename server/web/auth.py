@@ -6,8 +6,8 @@ import secrets
 
 from flask import request
 
-from .errors import APIError
-from .store import get_store
+from server.errors import APIError
+from server.store import get_store
 
 KEY_PREFIX = "vk_"
 

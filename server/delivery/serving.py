@@ -1,23 +1,22 @@
 """The hot public responses (tag.js, bundle.json, the SDK) as plain (status, headers, body)
-tuples built from per-process caches. The ASGI front (server/asgi.py) answers them on its event
+tuples built from per-process caches. The ASGI front (server/web/asgi.py) answers them on its event
 loop and the Flask views in api_public.py wrap the very same functions, so both paths agree."""
 import gzip
-import json
 import re
 from dataclasses import dataclass
 
 from werkzeug.http import parse_etags
 
-from . import bundles
-from .collect import site_exists
-from .context import context_for
-from .errors import APIError
-from .sdk_asset import sdk_source
-from .tag_body import prefix_for
+from server.configs import publishing
+from server.configs.signing import script_json
+from server.delivery.context import context_for
+from server.delivery.sdk_asset import sdk_source
+from server.delivery.tag_body import prefix_for
+from server.errors import APIError
+from server.store import site_exists
 
 SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 MAX_CACHED = 2048
-_JS_ESCAPES = {ord("<"): "\\u003c", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 _gzip_cache = {}    # etag -> gzip bytes of a fixed body (bundle.json, SDK)
 _tag_cache = {}     # (prefix digest, context suffix) -> (etag, plain body, gzip body)
 
@@ -31,11 +30,6 @@ class Hot:
     accept_encoding: str = ""
     if_none_match: str = ""
     query_v: str | None = None    # the SDK's ?v=
-
-
-def js_literal(obj):
-    """JSON safe to embed in a script: no '</script>', no raw line separators."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).translate(_JS_ESCAPES)
 
 
 def _remember(cache, key, value):
@@ -81,10 +75,10 @@ def tag(site, hot):
     """SDK + latest bundle + this request's context in one script."""
     known_site(site)
     sdk, sdk_digest = sdk_source()
-    entry = bundles.latest(site)
+    entry = publishing.latest(site)
     endpoint = f"{hot.host_url}v1/sites/{site}"
     prefix = prefix_for((site, entry and entry.version, entry and entry.signature, endpoint, sdk_digest),
-                        lambda: (sdk + b"\n;vitrina.init({\"endpoint\":" + js_literal(endpoint).encode()
+                        lambda: (sdk + b"\n;vitrina.init({\"endpoint\":" + script_json(endpoint).encode()
                                  + b",\"bundle\":" + (entry.bundle_literal if entry else b"null") + b",\"context\":"))
     suffix = context_for(hot.remote_addr, hot.user_agent) + b"});\n"
     cached = _tag_cache.get((prefix.digest, suffix))
@@ -105,7 +99,7 @@ def tag(site, hot):
 
 def bundle_json(site, hot):
     known_site(site)
-    entry = bundles.latest(site)
+    entry = publishing.latest(site)
     if entry is None:
         raise APIError(404, "not_published", f"Site '{site}' has no published version yet.")
     # The ETag is known before any body is built: a 304 costs no more than a cache lookup.

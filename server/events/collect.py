@@ -1,16 +1,13 @@
 """Ingesting a validated `collect` batch: verify against the published versions, record,
 count rejections. Used by the endpoint and by the spool replayer alike."""
 import json
-import time
 from collections import Counter
 
 from flask import current_app
 
-from . import bundles
-from .events import verify_against_bundles
-from .store import UNAVAILABLE, get_store
-
-SITE_CACHE_S = 60
+from server.configs import publishing
+from server.events.batch import verify_against_bundles
+from server.store import UNAVAILABLE, get_store, site_exists
 
 
 class EventsRejected(Exception):
@@ -19,18 +16,6 @@ class EventsRejected(Exception):
     def __init__(self, problems):
         super().__init__("events rejected")
         self.problems = problems
-
-
-def site_exists(site):
-    """Whether the site exists, remembered for a minute so a store outage does not turn
-    known sites into 404s."""
-    _known_sites = current_app.extensions.setdefault("vitrina_known_sites", {})  # site -> known until
-    if _known_sites.get(site, 0) > time.monotonic():
-        return True
-    exists = get_store().site_exists(site)
-    if exists:
-        _known_sites[site] = time.monotonic() + SITE_CACHE_S
-    return exists
 
 
 def count_rejections(site, counts):
@@ -44,7 +29,7 @@ def ingest(site, visitor_id, events):
     """Verify and record one batch; EventsRejected lists the problems (nothing recorded)."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
-    problems = verify_against_bundles(events, visitor_id, lambda version: bundles.load_version(site, version))
+    problems = verify_against_bundles(events, visitor_id, lambda version: publishing.load_version(site, version))
     if problems:
         count_rejections(site, Counter(p["code"] for p in problems))
         raise EventsRejected(problems)

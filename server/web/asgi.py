@@ -1,9 +1,9 @@
 """The application gunicorn runs (worker class "asgi", one asyncio loop per worker).
 
 The hot GETs every shop page makes (tag.js, bundle.json, the SDK) are answered right on the
-event loop from per-process caches (server/serving.py): no thread hop, no Flask request. Every
+event loop from per-process caches (server/delivery/serving.py): no thread hop, no Flask request. Every
 other request, and any hot one that ends in an error, goes to the Flask app through
-server/wsgi_bridge.py, so errors keep the API's one shape."""
+server/web/wsgi_bridge.py, so errors keep the API's one shape."""
 import logging
 import os
 import time
@@ -12,9 +12,10 @@ from urllib.parse import parse_qs
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.sansio.utils import get_host
 
-from . import bundles, serving
-from .sdk_asset import sdk_path
-from .wsgi_bridge import WSGIBridge
+from server.configs import publishing
+from server.delivery import serving
+from server.delivery.sdk_asset import sdk_path
+from server.web.wsgi_bridge import WSGIBridge
 
 log = logging.getLogger(__name__)
 SDK_PATH = "/sdk/vitrina.min.js"
@@ -29,8 +30,9 @@ def _environ_of(environ, start_response):
 
 
 class VitrinaASGI:
-    def __init__(self, flask_app):
+    def __init__(self, flask_app, on_startup=None):
         self.flask_app = flask_app
+        self.on_startup = on_startup
         self._memo, self._memo_generation = {}, None
         self._latest = self._sdk_path = self._sdk_mtime = None  # made on first use, in the forked worker
         self._sdk_checked = float("-inf")
@@ -55,7 +57,7 @@ class VitrinaASGI:
 
     def hot_reply(self, scope):
         """(status, raw headers, body, serialised header block) for a hot GET, or None to let
-        Flask answer. Also called by server/hot_http.py with a scope of its own making."""
+        Flask answer. Also called by server/web/hot_http.py with a scope of its own making."""
         path = scope["path"]
         if path == SDK_PATH:
             route = ("sdk", None)
@@ -101,7 +103,7 @@ class VitrinaASGI:
         once a second: rebuilds are a development event, and a stat per request is not free)."""
         if self._latest is None:
             with self.flask_app.app_context():
-                self._latest = bundles.latest_versions()
+                self._latest = publishing.latest_versions()
                 self._sdk_path = str(sdk_path())
         now = time.monotonic()
         if now >= self._sdk_checked + 1.0:
@@ -139,8 +141,8 @@ class VitrinaASGI:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                from .gunicorn_app import release_held_signals
-                release_held_signals()
+                if self.on_startup is not None:
+                    self.on_startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.bridge.pool.shutdown(wait=True)

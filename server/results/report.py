@@ -1,9 +1,9 @@
 """Results per campaign and variation, assembled from the store's counters."""
 from collections import defaultdict
 
-from . import bundles
-from .stats import compare_proportions, srm_check, welch
-from .store import get_store
+from server.configs import publishing
+from server.results.stats import compare_proportions, srm_check, welch
+from server.store import get_store
 
 
 def _goal_stats(counter, visitors):
@@ -25,7 +25,7 @@ def _arm(key, rows, goals):
 
 
 def site_results(site):
-    latest = bundles.load_latest(site)
+    latest = publishing.load_latest(site)
     bundle = latest[0] if latest else {"version": None, "campaigns": []}
     # counters[campaign][variation][goal or None] -> counter row
     counters = defaultdict(lambda: defaultdict(dict))

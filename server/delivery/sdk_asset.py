@@ -4,9 +4,9 @@ from pathlib import Path
 
 from flask import current_app
 
-from .errors import APIError
+from server.errors import APIError
 
-REPO_SDK = Path(__file__).resolve().parents[1] / "sdk_js" / "dist" / "vitrina.min.js"
+REPO_SDK = Path(__file__).resolve().parents[2] / "sdk_js" / "dist" / "vitrina.min.js"
 _cache = {}
 
 

@@ -7,8 +7,8 @@ import time
 from datetime import date
 from functools import lru_cache
 
-from .bucketing import bucket_text, hash
-from .evaluator import eval_condition
+from server.decisions.bucketing import HASH_VERSION, bucket_text, hash
+from server.decisions.conditions import eval_condition
 
 _TIME = re.compile(r"([1-9][0-9]{3})-([0-9]{2})-([0-9]{2})"
                    r"(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?(Z|([+-])([0-9]{2}):([0-9]{2}))?)?")
@@ -125,6 +125,10 @@ def decide(bundle, attributes, visitor_id, *, now=None, force=None, sticky=None,
     epoch; `force` {campaign: variation}; `sticky` {campaign: {seed, variation}}; `counts`
     {campaign: {visitor, session}}; `triggered` [campaign]; `log(reason)` hears condition errors."""
     visitor_id = visitor_id if isinstance(visitor_id, str) else ""
+    scheme = bundle.get("hash", HASH_VERSION)
+    if scheme != HASH_VERSION:  # buckets of another scheme: deciding with ours would reassign everyone
+        return {"holdout": False, "variations": {}, "holdout_campaigns": [],
+                "reasons": {c.get("key"): f"unknown hash version {scheme}" for c in bundle.get("campaigns") or []}}
     share = (bundle.get("settings") or {}).get("holdout") or 0
     holdout = hash(f"holdout:{_default(bundle.get('site'), '')}", visitor_id) < share
     ctx = {

@@ -4,7 +4,7 @@ gunicorn's asyncio worker parses every request in pure Python and goes through t
 message machinery: ~60 µs a request, three quarters of the cost of serving tag.js. This
 protocol owns each new connection first. A request it can answer on its own — GET or HEAD
 of tag.js, bundle.json or the SDK, plain HTTP/1.1, no body, no header it does not fully
-understand, answered by the per-process memo of server/asgi.py — it answers straight away.
+understand, answered by the per-process memo of server/web/asgi.py — it answers straight away.
 At the first request it cannot (any other path, a body, Transfer-Encoding, Upgrade, Expect,
 forwarded-scheme headers gunicorn would interpret, underscores in names, obsolete folding, a
 malformed line, an error reply, ...), it hands the connection with every unanswered byte to

@@ -2,6 +2,9 @@
 from datetime import datetime, timezone
 
 DEFAULT_SETTINGS = {"holdout": 0.0, "consent": "implied", "antiflicker_ms": 400}
+# The hashing scheme buckets are computed with (docs/DESIGN.md "Hashing and bucketing"). A new scheme gets a
+# new number, so an evaluator that does not know it decides nothing instead of reassigning everyone.
+HASH_VERSION = 1
 
 
 def _campaign(campaign):
@@ -37,6 +40,7 @@ def compile_bundle(site, version, config, now=None):
     return {
         "site": site,
         "version": version,
+        "hash": HASH_VERSION,
         "published_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "segments": config.get("segments", {}),
         # Every goal ships: a goal unused by a campaign still records conversions for the holdout report.

@@ -4,13 +4,13 @@ import re
 
 from flask import Blueprint, jsonify, request
 
-from . import bundles
-from .auth import require_site_key
-from .decision import decide
-from .errors import APIError
-from .results import site_results
-from .store import get_store
-from .validation import parse_config, validate_config
+from server.configs import publishing
+from server.configs.validation import parse_config, validate_config
+from server.decisions.decide import decide
+from server.errors import APIError
+from server.results.report import site_results
+from server.store import get_store
+from server.web.auth import require_site_key
 
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/sites/<site>")
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
@@ -49,7 +49,7 @@ def get_config(site):
 @bp.post("/publish")
 @require_site_key
 def publish(site):
-    version = bundles.publish_draft(site)
+    version = publishing.publish_draft(site)
     return jsonify({"site": site, "version": version}), 201
 
 
@@ -68,7 +68,7 @@ def rollback(site):
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise APIError(400, "invalid_request", "Send {\"version\": <a published version number>}.",
                        [{"path": "/version", "message": "must be a positive integer"}])
-    new = bundles.rollback(site, version)
+    new = publishing.rollback(site, version)
     return jsonify({"site": site, "version": new, "rolled_back_from": version}), 201
 
 
@@ -81,7 +81,7 @@ def decide_for_visitor(site):
     problems = _decide_problems(body)
     if problems:
         raise APIError(400, "invalid_request", "Send {\"visitor_id\": \"...\", \"attributes\": {...}}.", problems)
-    latest = bundles.load_latest(site)
+    latest = publishing.load_latest(site)
     if latest is None:
         raise APIError(409, "not_published", f"Site '{site}' has no published version yet.")
     bundle, _ = latest

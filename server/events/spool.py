@@ -84,7 +84,7 @@ def replay_once(app, ingest, limit=200):
 
 def _replayer(app):
     global _thread
-    from .collect import ingest
+    from server.events.collect import ingest
     while True:
         time.sleep(REPLAY_EVERY_S)
         try:

@@ -28,7 +28,7 @@ def pointer(parts):
 
 @lru_cache(maxsize=1)
 def _validator():
-    schema = json.loads(resources.files("server").joinpath("schema/site-config.schema.json").read_text())
+    schema = json.loads(resources.files("server.configs").joinpath("schema/site-config.schema.json").read_text())
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 

@@ -4,8 +4,8 @@ import json
 import math
 import re
 
-from .bucketing import _utf8, hash, hash_from, seed_state
-from .decision import choose_variation
+from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
+from server.decisions.decide import choose_variation
 
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]{8,64}\Z")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")

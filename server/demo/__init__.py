@@ -3,14 +3,14 @@ origin, and the server under gunicorn."""
 import json
 from pathlib import Path
 
-from . import create_app
-from .auth import hash_key, new_api_key
-from .gunicorn_app import run
-from .publishing import publish_file
-from .shop_server import make_shop_server, serve_in_thread
-from .store import SiteExists, get_store
+from server import create_app
+from server.configs.publishing import publish_file
+from server.demo.shop import make_shop_server, serve_in_thread
+from server.store import SiteExists, get_store
+from server.web.auth import hash_key, new_api_key
+from server.web.gunicorn_app import run
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo"
+DEMO_DIR = Path(__file__).resolve().parent
 SITE = "demo"
 
 

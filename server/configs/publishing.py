@@ -1,15 +1,22 @@
 """Publishing, rollback and verified loading of the immutable, signed bundle versions."""
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 from flask import current_app
 
-from .compiler import compile_bundle
-from .errors import APIError
-from .signing import SignatureInvalid, canonical_json, sign, verify
-from .store import get_store
-from .validation import validate_config
-from .version_watch import LatestVersions
+from server.configs.compiler import compile_bundle
+from server.configs.latest import LatestVersions
+from server.configs.signing import (
+    SignatureInvalid,
+    canonical_json,
+    script_json,
+    sign,
+    verify,
+)
+from server.configs.validation import parse_config, validate_config
+from server.errors import APIError
+from server.store import get_store
 
 
 def _keys():
@@ -58,16 +65,14 @@ class Version:
     def bundle_literal(self):
         """The bundle as a script-safe JSON literal (inside tag.js), built on first use."""
         if self._literal is None:
-            from .serving import js_literal
-            self._literal = js_literal(self.bundle).encode()
+            self._literal = script_json(self.bundle).encode()
         return self._literal
 
     @property
     def json_body(self):
         """The bytes of bundle.json, built on first use."""
         if self._json is None:
-            from .serving import js_literal
-            self._json = js_literal({"bundle": self.bundle, "signature": self.signature}).encode()
+            self._json = script_json({"bundle": self.bundle, "signature": self.signature}).encode()
         return self._json
 
 
@@ -121,3 +126,19 @@ def load_version(site, version):
     the store is unreachable."""
     entry = _load(site, version)
     return entry.bundle if entry else None
+
+
+def publish_file(site, path):
+    """Validate, save and publish a config file (the CLI's `publish`): (True, version) or (False, problems)."""
+    if not get_store().site_exists(site):
+        return False, [{"path": "", "message": f"no site {site!r}: run 'vitrina sites create {site}' first"}]
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        return False, [{"path": "", "message": f"cannot read the file: {e.strerror}"}]
+    config, problems = parse_config(raw)
+    problems = problems or validate_config(config)
+    if problems:
+        return False, problems
+    get_store().save_draft(site, json.dumps(config, separators=(",", ":")))
+    return True, publish_draft(site)
