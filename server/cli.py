@@ -23,9 +23,10 @@ def cmd_serve(args):
 def cmd_sites_create(args):
     from server.store import SiteExists, get_store
     from server.web.auth import hash_key, new_api_key
-    from server.web.public import SITE_RE
+    from server.wire.ids import SITE_RE
     if not SITE_RE.match(args.site):
-        return _fail(f"site name {args.site!r}: use 1-63 lowercase letters, digits or '-', starting with a letter or digit")
+        return _fail(f"site name {args.site!r}: use 1 to 63 lowercase letters, digits or '-', starting with a letter "
+                     "or digit")
     key = new_api_key()
     with _app().app_context():
         try:
