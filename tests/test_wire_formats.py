@@ -88,14 +88,14 @@ def test_the_server_takes_its_id_regexes_from_the_schema():
 
 def _sdk_visitor_id_literal():
     source = (REPO / "sdk_js" / "src" / "storage.js").read_text()
-    found = re.findall(r"^const \w+ = (/.*\{8,64\}.*/[a-z]*)$", source, re.M)
+    found = re.findall(r"^const \w+ = /(.*\{8,64\}.*)/([a-z]*)$", source, re.M)
     assert len(found) == 1, "sdk_js/src/storage.js should have one `const NAME = /...{8,64}.../`, the visitor id test"
-    return found[0]
+    return found[0]  # (source, flags)
 
 
 NODE_MATCHES = """
-const [literal, pattern, strings] = JSON.parse(require("fs").readFileSync(0, "utf8"))
-const sdk = eval(literal)  // a regex literal read from storage.js (test code only)
+const [[source, flags], pattern, strings] = JSON.parse(require("fs").readFileSync(0, "utf8"))
+const sdk = new RegExp(source, flags)  // the regex literal of storage.js
 const schema = new RegExp(pattern, "u")  // JSON Schema patterns are ECMA-262, as validators run them
 process.stdout.write(JSON.stringify(strings.map((s) => [sdk.test(s), schema.test(s)])))
 """
@@ -203,7 +203,7 @@ def _full_checks_accept(body):
         return False
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(valid_batches)
 def test_batches_built_from_the_schema_take_the_fast_path(body):
     assert problems("collect-batch", body) == []
@@ -215,7 +215,7 @@ def test_the_fast_path_accepts_exactly_what_the_schema_accepts():
     """Neither accepts what the other refuses: the fast path is the schema (plus distinct ids)."""
     outcomes = set()
 
-    @settings(max_examples=600, deadline=None)
+    @settings(max_examples=500, deadline=None)
     @given(mutated_batches())
     def agree(body):
         accepted = _full_checks_accept(body)
