@@ -13,16 +13,20 @@ def _app():
 
 
 def cmd_serve(args):
+    from server.store import describe
     from server.web.gunicorn_app import run
+    print(f"Vitrina on http://{args.host}:{args.port}/ with {args.workers} worker(s); store: "
+          f"{describe(load_config())}", flush=True)
     run(args.host, args.port, args.workers)
 
 
 def cmd_sites_create(args):
     from server.store import SiteExists, get_store
     from server.web.auth import hash_key, new_api_key
-    from server.web.public import SITE_RE
+    from server.wire.ids import SITE_RE
     if not SITE_RE.match(args.site):
-        return _fail(f"site name {args.site!r}: use 1-63 lowercase letters, digits or '-', starting with a letter or digit")
+        return _fail(f"site name {args.site!r}: use 1 to 63 lowercase letters, digits or '-', starting with a letter "
+                     "or digit")
     key = new_api_key()
     with _app().app_context():
         try:
@@ -78,30 +82,52 @@ def _fail(message):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="vitrina", description="Vitrina personalization server")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the server under gunicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=min(4, 2 * (os.cpu_count() or 1)))
+    parser = argparse.ArgumentParser(
+        prog="vitrina", description="Vitrina personalization server. Settings come from VITRINA_* environment "
+        "variables (README.md \"Settings\"); the default database is $XDG_DATA_HOME/vitrina/vitrina.sqlite3 "
+        "(~/.local/share/vitrina/vitrina.sqlite3), whatever the current folder.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (each command has its own --help)")
+    serve = sub.add_parser("serve", help="run the server under gunicorn",
+                           description="Run the server under gunicorn, after printing the store it uses "
+                           "(the SQLite file, or the Redis URL without its password).")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; "
+                       "0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument("--workers", type=int, default=min(4, 2 * (os.cpu_count() or 1)),
+                       help="worker processes (default: twice the CPU count, at most 4: %(default)s here)")
     serve.set_defaults(func=cmd_serve)
-    sites = sub.add_parser("sites", help="manage sites").add_subparsers(dest="sites_command", required=True)
-    create = sites.add_parser("create", help="create a site and print its API key")
-    create.add_argument("site")
+    sites = sub.add_parser("sites", help="create and list sites", description="Create and list sites.")
+    sites_sub = sites.add_subparsers(dest="sites_command", required=True, metavar="COMMAND",
+                                     help="what to do with sites")
+    create = sites_sub.add_parser("create", help="create a site and print its API key",
+                                  description="Create a site and print its first API key, once, alone on the last "
+                                  "line (only its hash is stored).")
+    create.add_argument("site", help="site name: 1 to 63 lowercase letters, digits or '-', starting with a letter "
+                        "or digit")
     create.set_defaults(func=cmd_sites_create)
-    sites.add_parser("list", help="list sites").set_defaults(func=cmd_sites_list)
-    publish = sub.add_parser("publish", help="validate, save and publish a config file")
-    publish.add_argument("site")
-    publish.add_argument("config")
+    sites_sub.add_parser("list", help="list sites, one a line",
+                         description="List every site, one a line.").set_defaults(func=cmd_sites_list)
+    publish = sub.add_parser("publish", help="validate, save and publish a config file",
+                             description="Validate a config file, save it as the site's draft and publish it as a "
+                             "new version. An invalid file publishes nothing and lists every problem with its JSON "
+                             "path (exit status 1).")
+    publish.add_argument("site", help="the site to publish to")
+    publish.add_argument("config", help="path of the config JSON file")
     publish.set_defaults(func=cmd_publish)
-    results = sub.add_parser("results", help="print a site's results")
-    results.add_argument("site")
-    results.add_argument("--json", action="store_true", help="print the JSON of GET .../results")
+    results = sub.add_parser("results", help="print a site's results",
+                             description="Print a site's results as a table: per campaign and variation, visitors, "
+                             "conversions, rates, uplift against control and holdout.")
+    results.add_argument("site", help="the site whose results to print")
+    results.add_argument("--json", action="store_true", help="print the JSON of GET .../results instead of a table")
     results.set_defaults(func=cmd_results)
-    demo = sub.add_parser("demo", help="server + demo shop + sample config")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--shop-port", type=int, default=8001)
+    demo = sub.add_parser("demo", help="server + demo shop + sample config",
+                          description="Create the site 'demo', publish the sample config and run the server with a "
+                          "demo shop on its own origin. ./scripts/demo.sh passes its options here, e.g. "
+                          "./scripts/demo.sh --port 9000 --shop-port 9001.")
+    demo.add_argument("--host", default="127.0.0.1", help="address of the server and the shop (default: %(default)s)")
+    demo.add_argument("--port", type=int, default=8000, help="the server's port (default: %(default)s)")
+    demo.add_argument("--shop-port", type=int, default=8001, help="the demo shop's port (default: %(default)s)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -2,7 +2,6 @@
 tuples built from per-process caches. The ASGI front (server/web/asgi.py) answers them on its event
 loop and the Flask views in api_public.py wrap the very same functions, so both paths agree."""
 import gzip
-import re
 from dataclasses import dataclass
 
 from werkzeug.http import parse_etags
@@ -14,8 +13,8 @@ from server.delivery.sdk_asset import sdk_source
 from server.delivery.tag_body import prefix_for
 from server.errors import APIError
 from server.store import site_exists
+from server.wire.ids import SITE_RE
 
-SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 MAX_CACHED = 2048
 _gzip_cache = {}    # etag -> gzip bytes of a fixed body (bundle.json, SDK)
 _tag_cache = {}     # (prefix digest, context suffix) -> (etag, plain body, gzip body)

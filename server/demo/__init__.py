@@ -6,7 +6,8 @@ from pathlib import Path
 from server import create_app
 from server.configs.publishing import publish_file
 from server.demo.shop import make_shop_server, serve_in_thread
-from server.store import SiteExists, get_store
+from server.settings import load_config
+from server.store import SiteExists, describe, get_store
 from server.web.auth import hash_key, new_api_key
 from server.web.gunicorn_app import run
 
@@ -42,6 +43,7 @@ Vitrina demo is running.
   Shop (its own origin):  http://{host}:{shop_port}/
   Newsletter visitor:     http://{host}:{shop_port}/?utm_source=newsletter
   Server:                 {origin}   (tag: {origin}/v1/sites/{SITE}/tag.js)
+  Store:                  {describe(load_config())}
   Results:                curl -H 'Authorization: Bearer {key}' {origin}/api/v1/sites/{SITE}/results
 Press Ctrl+C to stop.
 """, flush=True)

@@ -1,6 +1,5 @@
 """Merchant API: drafts, publishing, versions, rollback, server-side decisions, results."""
 import json
-import re
 
 from flask import Blueprint, jsonify, request
 
@@ -11,9 +10,9 @@ from server.errors import APIError
 from server.results.report import site_results
 from server.store import get_store
 from server.web.auth import require_site_key
+from server.wire.schemas import problems as schema_problems
 
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/sites/<site>")
-ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 
 
@@ -78,7 +77,7 @@ def decide_for_visitor(site):
     if (request.content_length or 0) > MAX_ATTRIBUTES_BYTES:
         raise APIError(413, "payload_too_large", f"The body may be at most {MAX_ATTRIBUTES_BYTES} bytes.")
     body = _json_body()
-    problems = _decide_problems(body)
+    problems = schema_problems("decide-request", body)
     if problems:
         raise APIError(400, "invalid_request", "Send {\"visitor_id\": \"...\", \"attributes\": {...}}.", problems)
     latest = publishing.load_latest(site)
@@ -88,26 +87,6 @@ def decide_for_visitor(site):
     result = decide(bundle, body.get("attributes", {}), body["visitor_id"],
                     now=body.get("now"), force=body.get("force"), triggered=body.get("triggered"))
     return jsonify({"version": bundle["version"], **result})
-
-
-def _decide_problems(body):
-    if not isinstance(body, dict):
-        return [{"path": "", "message": "must be an object"}]
-    problems = []
-    if not isinstance(body.get("visitor_id"), str) or not ID_RE.match(body["visitor_id"]):
-        problems.append({"path": "/visitor_id", "message": "must be 1 to 128 characters of A-Z a-z 0-9 _ . -"})
-    if not isinstance(body.get("attributes", {}), dict):
-        problems.append({"path": "/attributes", "message": "must be an object"})
-    if "now" in body and (not isinstance(body["now"], (int, float)) or isinstance(body["now"], bool)):
-        problems.append({"path": "/now", "message": "must be a time in milliseconds since 1970"})
-    if "force" in body and not (isinstance(body["force"], dict) and all(isinstance(v, str) for v in body["force"].values())):
-        problems.append({"path": "/force", "message": "must map campaign keys to variation keys"})
-    if "triggered" in body and not (isinstance(body["triggered"], list) and all(isinstance(v, str) for v in body["triggered"])):
-        problems.append({"path": "/triggered", "message": "must be a list of campaign keys"})
-    extra = set(body) - {"visitor_id", "attributes", "now", "force", "triggered"}
-    if extra:
-        problems.append({"path": "", "message": f"unknown fields: {', '.join(sorted(extra))}"})
-    return problems
 
 
 @bp.get("/results")

@@ -3,13 +3,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from server.delivery import serving
 from server.delivery.context import request_context
-from server.delivery.serving import SITE_RE
 from server.errors import APIError
 from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch
 from server.events.collect import EventsRejected, count_rejections, ingest
 from server.events.ratelimit import check_collect
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.wire.ids import SITE_RE
 
 bp = Blueprint("public", __name__)
 
