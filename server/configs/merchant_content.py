@@ -214,8 +214,20 @@ def css_problems(css, stylesheet):
     problems = []
     if stylesheet and "</style" in css.lower():
         problems.append("a stylesheet may not contain </style")
-    for url in _urls(tinycss2.parse_component_value_list(css, skip_comments=True)):
+    tokens = tinycss2.parse_component_value_list(css, skip_comments=True)
+    for url in _urls(tokens):
         problem = url_problem(url)
         if problem:
-            problems.append(f"url({url}): {problem}")
+            problems.append(f"url({url!r}): {problem}")
+    problems.extend(dict.fromkeys(f"CSS syntax error: {error.message}" for error in _errors(tokens)))
     return problems
+
+
+def _errors(tokens):
+    for token in tokens:
+        if token.type == "error":
+            yield token
+        elif token.type == "function":
+            yield from _errors(token.arguments)
+        elif token.type in ("() block", "[] block", "{} block"):
+            yield from _errors(token.content)

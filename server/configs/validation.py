@@ -11,7 +11,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from server.configs.attributes import attribute_problem
 from server.configs.merchant_content import (
@@ -101,10 +100,32 @@ def validate_config(config):
 
 
 def _schema_problem(error):
-    # oneOf/anyOf say only "is not valid under any of the given schemas": name the likeliest branch's reason.
     if error.context:
-        error = best_match(error.context)
-    return {"path": pointer(error.absolute_path), "message": error.message}
+        error = _likeliest_branch(error)
+    message = error.message
+    if error.validator == "pattern" and isinstance(error.schema, dict) and "description" in error.schema:
+        message = f"{error.instance!r} does not match the expected form: {error.schema['description']}"
+    return {"path": pointer(error.absolute_path), "message": message}
+
+
+def _likeliest_branch(error):
+    """oneOf/anyOf only say "is not valid under any of the given schemas". The branch that takes
+    the value's type and fails deeper inside says more: {"scroll": 150} is a scroll trigger whose
+    150 is over the maximum, not a null."""
+    typed = [e for e in error.context if e.validator != "type"]
+    deepest = max(typed, key=lambda e: len(e.absolute_path), default=None)
+    if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
+        return deepest
+    if not typed:
+        types = [t for e in error.context for t in _listed(e.validator_value)]
+        error.message = f"{error.instance!r} is not of type {' or '.join(dict.fromkeys(types))}"
+    elif len(typed) == 1:
+        return typed[0]
+    return error
+
+
+def _listed(value):
+    return value if isinstance(value, list) else [value]
 
 
 def _sort_key(problem):
