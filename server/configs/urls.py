@@ -8,14 +8,17 @@ import re
 from ada_url import URL
 
 ALLOWED_SCHEMES = ("http", "https", "mailto", "tel")
-# Two bases with different hosts: a relative URL that resolves to the same host against both
-# names its own host ("//evil.example/", "/\\evil.example/" in a browser).
-_BASES = ("https://a.vitrina.invalid/", "https://b.vitrina.invalid/")
+# A relative URL that resolves to the same host on pages of two different hosts names its own
+# host ("//evil.example/", "/\\evil.example/" in a browser). Pages of both schemes: "https:/x" is
+# a path on an https page but the host x on an http page.
+_PAGES = (("http://a.vitrina.invalid/", "http://b.vitrina.invalid/"),
+          ("https://a.vitrina.invalid/", "https://b.vitrina.invalid/"))
 _SRCSET_SEPARATORS = re.compile(r"[\t\n\f\r ,]+")
 
 
 class Parsed:
-    """scheme (lower case, no colon) and host (None when the URL stays on the page's host)."""
+    """scheme (lower case, no colon) and host: the host the URL names on a page of either
+    scheme, or None when it stays on the page's own host."""
 
     def __init__(self, scheme, host):
         self.scheme, self.host = scheme, host
@@ -24,16 +27,11 @@ class Parsed:
 def parse(url):
     """How a page resolves `url`; None when the browser cannot parse it at all."""
     try:
-        absolute = URL(url)
-    except ValueError:
-        pass
-    else:
-        return Parsed(absolute.protocol[:-1], absolute.hostname or None)
-    try:
-        first, second = (URL(url, base) for base in _BASES)
+        resolved = [(URL(url, first), URL(url, second)) for first, second in _PAGES]
     except ValueError:
         return None
-    return Parsed(first.protocol[:-1], first.hostname if first.hostname == second.hostname else None)
+    hosts = [a.hostname for a, b in resolved if a.hostname and a.hostname == b.hostname]
+    return Parsed(resolved[-1][0].protocol[:-1], hosts[0] if hosts else None)
 
 
 def url_problem(url):
