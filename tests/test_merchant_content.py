@@ -170,6 +170,7 @@ def test_unparseable_url_is_refused():
     ("https://shop.example@evil.example/", ["shop.example"], "names the host evil.example"),
     ("/\\evil.example", [], "names the host evil.example"), ("\\\\evil.example", [], "names the host evil.example"),
     ("http:evil.example", [], "names the host evil.example"), ("javascript:x", ["shop.example"], "not javascript:"),
+    ("https:/evil.example", [], "names the host evil.example"),  # a path on an https page, a host on an http one
     ("tel:+1", [], "not tel:"),
 ])
 def test_redirect_hosts(url, hosts, problem):
