@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from server.configs.attributes import attribute_problem, registry
-from server.configs.validation import SCHEMA, validate_config
+from server.configs.validation import SCHEMA, review_config, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = json.loads((REPO / "spec" / "attributes.json").read_text("utf-8"))
@@ -110,6 +110,14 @@ def test_the_config_schema_is_loaded_from_spec():
     assert settings["redirect_hosts"]["type"] == "array"
     assert settings["max_value"] == {"type": "number", "minimum": 0, "description": "largest conversion value accepted",
                                      "default": 100000}
+
+
+@pytest.mark.parametrize("path", ["server/demo/config.json", "e2e/pages/config.json"])
+def test_the_shipped_configs_validate_and_lose_nothing_to_sanitising(path):
+    config = json.loads((REPO / path).read_text("utf-8"))
+    review = review_config(config)
+    assert (review.problems, review.warnings) == ([], [])
+    assert review.config == config
 
 
 def test_a_config_naming_its_schema_validates(demo_config):
