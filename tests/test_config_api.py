@@ -3,10 +3,13 @@ import copy
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from server.configs.validation import review_config, validate_config
 from server.store import get_store
 from server.web.auth import hash_key
-from tests.conftest import database_bytes, make_site
+from tests.conftest import DEMO_CONFIG, database_bytes, make_site
 
 URL = "/api/v1/sites/shop/config"
 
@@ -373,6 +376,25 @@ def test_a_valid_key_asking_for_a_missing_site_is_told_there_is_none(client, sho
         assert body["details"] == []
 
 
+def test_values_nested_past_64_levels_are_refused_without_recursing(client, shop, demo_config):
+    nested = []
+    for _ in range(900):  # json.loads takes it; anything recursive over it would not
+        nested = [nested]
+    demo_config["segments"]["mobile"] = {"page.path": nested}
+    response = client.put(URL, json=demo_config, headers=shop)
+    assert response.status_code == 400
+    [problem] = response.get_json()["details"]
+    assert problem["message"] == "nested deeper than 64 levels"
+    assert problem["path"] == "/segments/mobile/page.path" + "/0" * (65 - 3)  # the first value 65 levels down
+
+
+def test_problem_messages_are_bounded(client, shop, demo_config):
+    demo_config["campaigns"][0]["name"] = "x" * 20000
+    [problem] = client.put(URL, json=demo_config, headers=shop).get_json()["details"]
+    assert problem["path"] == "/campaigns/0/name" and "is too long" not in problem["message"]
+    assert len(problem["message"]) == 300 and problem["message"].endswith("…")
+
+
 def test_duplicate_json_keys_are_refused(client, shop):
     body = '{"segments": {}, "segments": {}}'
     response = client.put(URL, data=body, headers={**shop, "Content-Type": "application/json"})
@@ -391,3 +413,49 @@ def test_oversized_config_is_413(client, shop):
     response = client.put(URL, data=big, headers={**shop, "Content-Type": "application/json"})
     assert response.status_code == 413
     assert response.get_json()["error"] == "request_entity_too_large"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) |
+    st.text(alphabet=st.sampled_from("ab$.:/<>()[]{}*+?\\\t\x01٢0 jvscrip"), max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["$regex", "$in", "$or", "$and", "$not", "$elemMatch", "$type", "$size", "$all", "page.path",
+                         "utm.medum", "user.x", "selector", "html", "attr", "css", "style", "redirect", "key",
+                         "variations", "actions", "schedule", "start", "end", "weight", "segment", "goals",
+                         "pageview", "href", "onclick", "redirect_hosts", "x"]), inner, max_size=4),
+    max_leaves=20)
+
+
+def _graft(config, path, value):
+    target = config
+    for part in path[:-1]:
+        target = target[part] if isinstance(target, dict) else target[part % len(target)]
+    if isinstance(target, dict):
+        target[path[-1] if path[-1] in target else next(iter(target), "x")] = value
+    elif target:
+        target[path[-1] % len(target)] = value
+
+
+PLACES = [["segments", "newsletter"], ["goals", "thanks_page"], ["campaigns", 0], ["campaigns", 0, "variations"],
+          ["campaigns", 0, "variations", 0, "actions", 0], ["campaigns", 0, "variations", 0, "actions"],
+          ["campaigns", 1, "schedule"], ["campaigns", 0, "pages"], ["settings"], ["settings", "holdout"]]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(PLACES), JSON, st.data())
+def test_review_never_raises_whatever_is_grafted_into_a_valid_config(place, value, data):
+    """Every malformed part gets problems with paths, never an exception (a 500)."""
+    config = json.loads(DEMO_CONFIG.read_text())
+    config["campaigns"][1]["schedule"] = {"start": data.draw(st.sampled_from(
+        ["2026-02-31T00:00:00Z", "2026-01-01T24:00Z", "2026-01-01T00:00:00-24:00", "0000-01-01T00:00Z", None]))}
+    _graft(config, place, value)
+    review = review_config(config)
+    assert all(p["path"] == "" or p["path"].startswith("/") for p in review.problems)
+    json.dumps(review.config)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON)
+def test_review_never_raises_on_any_json(value):
+    review = review_config(value)
+    assert (review.problems == []) == (isinstance(value, dict) and validate_config(value) == [])

@@ -2,7 +2,6 @@
 it cannot say, checked together so one answer lists every problem, each with its JSON pointer.
 Merchant HTML is sanitised rather than judged: the review returns the config to store, with
 warnings saying what was removed. Nothing invalid gets stored (docs/DESIGN.md "Config validation")."""
-import copy
 import difflib
 import json
 import re
@@ -37,6 +36,8 @@ SELECTOR_ACTIONS = {"text", "html", "attr", "addClass", "removeClass", "style", 
                     "insertBefore", "insertAfter", "append"}
 HTML_FIELDS = ("html", "insertBefore", "insertAfter", "append")
 MAX_CONDITION_DEPTH = 12
+MAX_DEPTH = 64
+MAX_MESSAGE_LENGTH = 300
 MAX_REGEX_LENGTH = 500
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
                         r"(?:Z|[+-]([0-9]{2}):([0-9]{2}))")
@@ -86,12 +87,44 @@ class Review:
 
 
 def review_config(config):
-    checker = _Checker(copy.deepcopy(config))
+    too_deep = _too_deep(config)
+    if too_deep is not None:  # nothing below may recurse into it: not the checks, nor json.dumps
+        return Review([{"path": pointer(too_deep), "message": f"nested deeper than {MAX_DEPTH} levels"}], [], config)
+    checker = _Checker(_sanitisable_copy(config))
     schema_problems = [_schema_problem(e) for e in _validator().iter_errors(config)]
     checker.check()
     flagged = {p["path"] for p in schema_problems}
     problems = schema_problems + [p for p in checker.problems if p["path"] not in flagged]
     return Review(_in_order(problems), _in_order(checker.warnings), checker.config)
+
+
+def _too_deep(config):
+    """The path of the first value nested deeper than MAX_DEPTH, found without recursion; or None."""
+    stack = [(config, [])]
+    while stack:
+        value, parts = stack.pop()
+        if len(parts) > MAX_DEPTH:
+            return parts
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend((child, parts + [key]) for key, child in children)
+    return None
+
+
+def _sanitisable_copy(config):
+    """A copy in which HTML fields can be replaced: campaigns, variations and actions are new
+    containers; everything else is shared with the input (no deep copy, no recursion)."""
+    def copied(items, each=lambda x: x):
+        return [each(dict(x)) if isinstance(x, dict) else x for x in items] if isinstance(items, list) else items
+
+    def with_copied(key, each=lambda x: x):
+        def copy_of(parent):
+            if key in parent:
+                parent[key] = copied(parent[key], each)
+            return parent
+        return copy_of
+
+    return with_copied("campaigns", with_copied("variations", with_copied("actions")))(dict(config)) \
+        if isinstance(config, dict) else config
 
 
 def validate_config(config):
@@ -105,6 +138,8 @@ def _schema_problem(error):
     message = error.message
     if error.validator == "pattern" and isinstance(error.schema, dict) and "description" in error.schema:
         message = f"{error.instance!r} does not match the expected form: {error.schema['description']}"
+    if len(message) > MAX_MESSAGE_LENGTH:  # jsonschema quotes the whole value, which may be 20 KB
+        message = message[:MAX_MESSAGE_LENGTH - 1] + "…"
     return {"path": pointer(error.absolute_path), "message": message}
 
 
