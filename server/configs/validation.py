@@ -113,18 +113,22 @@ def _too_deep(config):
 def _sanitisable_copy(config):
     """A copy in which HTML fields can be replaced: campaigns, variations and actions are new
     containers; everything else is shared with the input (no deep copy, no recursion)."""
-    def copied(items, each=lambda x: x):
-        return [each(dict(x)) if isinstance(x, dict) else x for x in items] if isinstance(items, list) else items
+    if not isinstance(config, dict):
+        return config
+    config = dict(config)
+    for campaign in _copied_objects(config, "campaigns"):
+        for variation in _copied_objects(campaign, "variations"):
+            _copied_objects(variation, "actions")
+    return config
 
-    def with_copied(key, each=lambda x: x):
-        def copy_of(parent):
-            if key in parent:
-                parent[key] = copied(parent[key], each)
-            return parent
-        return copy_of
 
-    return with_copied("campaigns", with_copied("variations", with_copied("actions")))(dict(config)) \
-        if isinstance(config, dict) else config
+def _copied_objects(parent, key):
+    """Replace the list parent[key] by one holding copies of its objects; returns the copies."""
+    items = parent.get(key)
+    if not isinstance(items, list):
+        return []
+    parent[key] = [dict(x) if isinstance(x, dict) else x for x in items]
+    return [x for x in parent[key] if isinstance(x, dict)]
 
 
 def validate_config(config):
