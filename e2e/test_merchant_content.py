@@ -7,6 +7,8 @@ JSON path; URLs are read as Chromium's own `new URL()` reads them.
 
 Each payload calls parent.__pwn('v<i>') when published and parent.__pwn('r<i>') as the raw
 control; an init script records the calls."""
+import uuid
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -87,7 +89,7 @@ def content_site(vitrina, tmp_path_factory):
         (pages / name).write_text(_page(nonce))
     (pages / "later.js").write_text("window.__laterSrcRan = (window.__laterSrcRan || 0) + 1;\n")
     (pages / "evil.js").write_text("parent.__pwn('attr-src');\n")
-    name = "e2e-content"
+    name = f"e2e-content-{uuid.uuid4().hex[:8]}"  # the fixture may be set up again when tests are reordered
     key = vitrina.create_site_fast(name)
     port = free_port()
     shop = make_shop_server("127.0.0.1", port, pages, vitrina.server_url, name)
