@@ -47,16 +47,27 @@ def cmd_sites_list(args):
 
 
 def cmd_publish(args):
-    from server.configs.publishing import publish_file
+    from server.configs.publishing import PublishFileError, publish_file
     with _app().app_context():
-        ok, result = publish_file(args.site, args.config)
-    if not ok:
-        print(f"{args.config}: the config is invalid; nothing was published:", file=sys.stderr)
-        for problem in result:
-            print(f"  {problem['path'] or '/'}: {problem['message']}", file=sys.stderr)
+        try:
+            result = publish_file(args.site, args.config)
+        except PublishFileError as e:
+            return _fail(str(e))
+    if result.problems:
+        count = len(result.problems)
+        print(f"{args.config}: {count} problem{'s' if count > 1 else ''}; nothing was published:", file=sys.stderr)
+        _print_problems(result.problems)
         return 1
-    print(f"Published {args.site} version {result}")
+    if result.warnings:
+        print(f"{args.config}: sanitised; what was removed:", file=sys.stderr)
+        _print_problems(result.warnings)
+    print(f"Published {args.site} version {result.version}")
     return 0
+
+
+def _print_problems(problems):
+    for problem in problems:
+        print(f"  {problem['path'] or '/'}: {problem['message']}", file=sys.stderr)
 
 
 def cmd_results(args):

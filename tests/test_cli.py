@@ -68,6 +68,34 @@ def test_publish_of_an_invalid_file_lists_problems_and_publishes_nothing(env, tm
     assert json.loads(vitrina(env, "results", "shop", "--json").stdout)["version"] is None
 
 
+def test_publish_names_the_real_problem_a_missing_file_or_site_a_bad_json(env, tmp_path):
+    vitrina(env, "sites", "create", "shop")
+    missing = vitrina(env, "publish", "shop", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"vitrina: cannot read {tmp_path / 'nope.json'}: No such file or directory"
+    no_site = vitrina(env, "publish", "shopp", str(DEMO_CONFIG))
+    assert no_site.returncode == 2
+    assert no_site.stderr.strip() == "vitrina: no site 'shopp': run 'vitrina sites create shopp' first"
+    (tmp_path / "bad.json").write_text('{"segments": ')
+    not_json = vitrina(env, "publish", "shop", str(tmp_path / "bad.json"))
+    assert not_json.returncode == 1 and "invalid" not in not_json.stderr
+    assert not_json.stderr.startswith(f"{tmp_path / 'bad.json'}: 1 problem; nothing was published:\n  /: not valid JSON")
+
+
+def test_publish_prints_what_sanitising_removed(env, tmp_path):
+    vitrina(env, "sites", "create", "shop")
+    config = json.loads(DEMO_CONFIG.read_text())
+    config["campaigns"][0]["variations"][0]["actions"].append(
+        {"selector": "#hero", "append": "<p>Hi<script>pwn()</script></p>"})
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config))
+    proc = vitrina(env, "publish", "shop", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "version 1" in proc.stdout
+    assert proc.stderr == (f"{path}: sanitised; what was removed:\n"
+                           "  /campaigns/0/variations/0/actions/4/append: removed <script> element\n")
+
+
 def test_serve_runs_gunicorn_on_the_embedded_defaults_and_says_where_its_store_is(tmp_path):
     log = tmp_path / "serve.log"
     with gunicorn_server({"VITRINA_DATABASE": str(tmp_path / "g.sqlite3")}, log_path=log) as url:

@@ -27,9 +27,9 @@ def prepare():
         config_path = DEMO_DIR / "config.json"
         draft = store.get_draft(SITE)
         if draft is None or json.loads(draft) != json.loads(config_path.read_text()) or not store.list_versions(SITE):
-            ok, result = publish_file(SITE, config_path)
-            if not ok:
-                raise SystemExit(f"the sample config is invalid: {result}")
+            result = publish_file(SITE, config_path)
+            if result.problems or result.warnings:
+                raise SystemExit(f"the sample config is not clean: {result.problems or result.warnings}")
     return key
 
 

@@ -40,7 +40,10 @@ def require_site_key(view):
         if owner is None:
             raise APIError(401, "unauthorized", "This API key is not valid.",
                            headers={"WWW-Authenticate": 'Bearer realm="vitrina", error="invalid_token"'})
-        if not hmac.compare_digest(owner, site):
+        if not hmac.compare_digest(owner.encode(), site.encode("utf-8", "surrogatepass")):
+            # A valid key asking for a site that is not there: say so, rather than "not yours".
+            if not get_store().site_exists(site):
+                raise APIError(404, "site_not_found", f"There is no site '{site}'.")
             raise APIError(403, "forbidden", f"This API key does not open site '{site}'.")
         return view(site, *args, **kwargs)
 

@@ -4,7 +4,7 @@ import json
 from flask import Blueprint, jsonify, request
 
 from server.configs import publishing
-from server.configs.validation import parse_config, validate_config
+from server.configs.validation import parse_config, review_config
 from server.decisions.decide import decide
 from server.errors import APIError
 from server.results.report import site_results
@@ -26,12 +26,13 @@ def _json_body():
 @bp.put("/config")
 @require_site_key
 def put_config(site):
-    config = _json_body()
-    problems = validate_config(config)
-    if problems:
-        raise APIError(400, "invalid_config", f"The config has {len(problems)} problem(s); nothing was saved.", problems)
-    get_store().save_draft(site, json.dumps(config, separators=(",", ":")))
-    return jsonify({"site": site, "saved": True})
+    review = review_config(_json_body())
+    if review.problems:
+        raise APIError(400, "invalid_config", f"The config has {len(review.problems)} problem(s); nothing was saved.",
+                       review.problems)
+    # The sanitised config is what is stored, read back and published; warnings say what it lost.
+    get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
+    return jsonify({"site": site, "saved": True, "warnings": review.warnings})
 
 
 @bp.get("/config")
@@ -48,8 +49,8 @@ def get_config(site):
 @bp.post("/publish")
 @require_site_key
 def publish(site):
-    version = publishing.publish_draft(site)
-    return jsonify({"site": site, "version": version}), 201
+    version, warnings = publishing.publish_draft(site)
+    return jsonify({"site": site, "version": version, "warnings": warnings}), 201
 
 
 @bp.get("/versions")
