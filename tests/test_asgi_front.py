@@ -95,6 +95,14 @@ def test_hot_replies_equal_the_flask_views(env):
                 assert (status, body, head.get("etag")) == (200, b"", got["etag"])
 
 
+def _publish_and_warm(url, auth, config):
+    """Publish, then warm every worker's caches on that version (many connections, so every worker)."""
+    version = _publish(url, auth, config)
+    for _ in range(20):
+        assert _served_version(url) == version
+    return version
+
+
 def _new_version_everywhere(url, auth, config, before):
     """Publish; every request after it (several connections, so several workers) serves the new version."""
     published = _publish(url, auth, config)  # the same config again still makes a new version
@@ -107,9 +115,7 @@ def test_a_publish_is_served_at_once_on_every_worker_sqlite(env):
     auth = _site(env)
     config = json.loads(DEMO_CONFIG.read_text())
     with gunicorn_server(env, workers=3) as url:
-        version = _publish(url, auth, config)
-        for _ in range(20):  # warm every worker's memo on the old version
-            assert _served_version(url) == version
+        version = _publish_and_warm(url, auth, config)
         for _ in range(3):
             version, seen = _new_version_everywhere(url, auth, config, version)
             assert set(seen) == {version}
@@ -121,9 +127,7 @@ def test_a_publish_reaches_every_worker_within_moments_redis(env):
         auth = _site(env)
         config = json.loads(DEMO_CONFIG.read_text())
         with gunicorn_server(env, workers=3) as url:
-            version = _publish(url, auth, config)
-            for _ in range(20):
-                assert _served_version(url) == version
+            version = _publish_and_warm(url, auth, config)
             for _ in range(3):
                 version = _publish(url, auth, config)
                 time.sleep(0.05)  # the announcement crosses Redis pub/sub: milliseconds, not the 1 s fallback
@@ -149,9 +153,7 @@ def test_an_unannounced_version_reaches_every_worker_within_the_age_bound(env):
     auth = _site(env)
     config = json.loads(DEMO_CONFIG.read_text())
     with gunicorn_server(env, workers=3) as url:
-        version = _publish(url, auth, config)
-        for _ in range(20):
-            assert _served_version(url) == version
+        _publish_and_warm(url, auth, config)
         version = _add_version_unannounced(env, config)
         time.sleep(MAX_AGE_S + 0.2)  # the documented bound: the version token moves at least this often
         assert {_served_version(url) for _ in range(30)} == {version}

@@ -22,9 +22,10 @@ SITE_ROUTES = {"tag.js": serving.tag, "bundle.json": serving.bundle_json}
 # Routes whose reply reads the visitor (address, user agent): memoised per visitor, not per URL.
 PER_VISITOR = frozenset({"tag.js"})
 REPLIES = 4096
-# Flask's threads per worker, as our own bridge had: a2wsgi's default is 10 (and its
-# send_queue_size of 10 response chunks, kept: Flask's answers here are one chunk).
-FLASK_THREADS = 8
+# a2wsgi, set deliberately: Flask's threads per worker, the count of the bridge this replaced
+# (a2wsgi's default is 10); response chunks queued between a thread and the loop, a2wsgi's
+# default (Flask's answers here are one chunk).
+FLASK_THREADS, FLASK_SEND_QUEUE = 8, 10
 _WANTED = {b"host": "host", b"user-agent": "user_agent", b"accept-encoding": "accept_encoding",
            b"if-none-match": "if_none_match", b"x-forwarded-for": "xff", b"x-forwarded-proto": "xfp",
            b"x-forwarded-host": "xfh"}
@@ -38,7 +39,7 @@ def _environ_of(environ, start_response):
 class VitrinaASGI:
     def __init__(self, flask_app):
         self.flask_app = flask_app
-        self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS)
+        self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS, send_queue_size=FLASK_SEND_QUEUE)
         self.max_body = flask_app.config["MAX_CONTENT_LENGTH"]
         self.access_log = AccessLog()
         self._replies = None  # made on first use, in the forked worker
