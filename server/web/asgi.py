@@ -78,7 +78,7 @@ class VitrinaASGI:
         key = (what, site, hot.host_url, "gzip" in hot.accept_encoding, hot.if_none_match, hot.query_v)
         if what in PER_VISITOR:
             key += (hot.user_agent, hash(hot.remote_addr))  # a process-salted hash: no address kept
-        replies = self._replies or self._make_replies()
+        replies = self._replies if self._replies is not None else self._make_replies()
         found = replies.get(key)
         if found is None:
             try:
