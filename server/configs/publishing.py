@@ -5,6 +5,7 @@ from pathlib import Path
 
 from flask import current_app
 
+from server.cache import app_cache
 from server.configs.compiler import compile_bundle
 from server.configs.latest import LatestVersions
 from server.configs.signing import (
@@ -83,7 +84,8 @@ def _load(site, version):
     """The verified Version, from the per-app cache or the store; None if there is none.
     Versions are immutable, so a version verified once stays verified; each process
     verifies each version it serves once."""
-    cache = current_app.extensions.setdefault("vitrina_versions", {})
+    cache = app_cache("verified versions", 1024, "nothing: a published version is immutable and its signature "
+                      "was checked with the keys the server started with")
     entry = cache.get((site, version))
     if entry is None:
         row = get_store().get_version(site, version)
@@ -97,19 +99,13 @@ def _load(site, version):
                                      site, version)
             raise APIError(503, "bundle_signature_invalid",
                            f"Version {version} of site '{site}' failed signature verification and is not served.") from None
-        entry = Version(site, json.loads(payload), signature)
-        if len(cache) > 1024:
-            cache.clear()
-        cache[(site, version)] = entry
+        entry = cache.put((site, version), Version(site, json.loads(payload), signature))
     return entry
 
 
 def latest_versions():
-    """This app's LatestVersions memo (made on first use, after gunicorn forked the worker)."""
-    watch = current_app.extensions.get("vitrina_latest")
-    if watch is None:
-        watch = current_app.extensions["vitrina_latest"] = LatestVersions(get_store())
-    return watch
+    """This app's LatestVersions, over the app's cache of them (made on first use, in the worker)."""
+    return LatestVersions.of_app(get_store())
 
 
 def latest(site):

@@ -169,15 +169,14 @@ class _Bundle:
         self.holdout = bundle["settings"].get("holdout") or 0
 
 
-_compiled = {}  # id(bundle) -> _Bundle
-
-
-def _bundle(bundle):
-    found = _compiled.get(id(bundle))
+def _bundle(bundle, cache):
+    """The _Bundle of `bundle`, from `cache` (keyed by the bundle object, which it holds, so the
+    id is not reused while cached) when one is given."""
+    if cache is None:
+        return _Bundle(bundle)
+    found = cache.get(id(bundle))
     if found is None or found.bundle is not bundle:
-        if len(_compiled) > 64:
-            _compiled.clear()
-        found = _compiled[id(bundle)] = _Bundle(bundle)
+        found = cache.put(id(bundle), _Bundle(bundle))
     return found
 
 
@@ -200,7 +199,7 @@ class _Buckets:
         return self(compiled.holdout_state) < compiled.holdout, campaign.variation(self(campaign.state))
 
 
-def _consistent(event, buckets, compiled, campaign, load_bundle):
+def _consistent(event, buckets, compiled, campaign, load_bundle, cache):
     """Whether the reported assignment is what bucketing gives, in this version or, for a
     sticky assignment, in an earlier version of the same campaign (same seed)."""
     wanted = (True, None) if event.get("holdout") else (False, event["variation"])
@@ -209,7 +208,7 @@ def _consistent(event, buckets, compiled, campaign, load_bundle):
         if older is None:
             break
         if older is not compiled:
-            older = _bundle(older)
+            older = _bundle(older, cache)
         past = older.campaigns.get(event["campaign"])
         if not past or past.seed != campaign.seed:
             break
@@ -219,11 +218,12 @@ def _consistent(event, buckets, compiled, campaign, load_bundle):
     return False
 
 
-def verify_against_bundles(events, visitor_id, load_bundle):
+def verify_against_bundles(events, visitor_id, load_bundle, cache=None):
     """Problems (with a `code` for the rejection counters) for events naming an unknown
     version, campaign, variation or goal, or an assignment bucketing would not give.
-    load_bundle(version) returns the bundle dict or None. Forced (QA) events are not checked:
-    they are never counted."""
+    load_bundle(version) returns the bundle dict or None; `cache` (a server.cache.Cache) keeps
+    each bundle's compiled form between batches. Forced (QA) events are not checked: they are
+    never counted."""
     problems = []
     versions = {}  # version -> (_Bundle, visitor in its holdout) or None: each loaded once per batch
     buckets = _Buckets(visitor_id)
@@ -236,7 +236,7 @@ def verify_against_bundles(events, visitor_id, load_bundle):
             if bundle is None:
                 found = None
             else:
-                compiled = _bundle(bundle)
+                compiled = _bundle(bundle, cache)
                 found = (compiled, buckets(compiled.holdout_state) < compiled.holdout)
             versions[version] = found
         if found is None:
@@ -263,7 +263,7 @@ def verify_against_bundles(events, visitor_id, load_bundle):
                 bucket = memo[campaign.state] = hash_from(campaign.state, id_utf8)
             variation = campaign.variation(bucket)
             if variation is None or (not in_holdout if holdout else in_holdout or variation != event["variation"]):
-                if not _consistent(event, buckets, compiled, campaign, load_bundle):
+                if not _consistent(event, buckets, compiled, campaign, load_bundle, cache):
                     problems.append(_p_code(f"/events/{i}" + ("/holdout" if holdout else "/variation"),
                                             "this visitor is not bucketed into that assignment", "bucketing"))
     return problems

@@ -5,6 +5,7 @@ from collections import Counter
 
 from flask import current_app
 
+from server.cache import app_cache
 from server.configs import publishing
 from server.events.batch import verify_against_bundles
 from server.store import UNAVAILABLE, get_store, site_exists
@@ -29,7 +30,9 @@ def ingest(site, visitor_id, events):
     """Verify and record one batch; EventsRejected lists the problems (nothing recorded)."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
-    problems = verify_against_bundles(events, visitor_id, lambda version: publishing.load_version(site, version))
+    compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
+    problems = verify_against_bundles(events, visitor_id, lambda version: publishing.load_version(site, version),
+                                      compiled)
     if problems:
         count_rejections(site, Counter(p["code"] for p in problems))
         raise EventsRejected(problems)
