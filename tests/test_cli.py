@@ -69,7 +69,7 @@ def test_publish_of_an_invalid_file_lists_problems_and_publishes_nothing(env, tm
 def test_serve_runs_gunicorn_on_the_embedded_defaults(tmp_path):
     with gunicorn_server({"VITRINA_DATABASE": str(tmp_path / "g.sqlite3")}) as url:
         health = json.loads(urllib.request.urlopen(url + "/healthz", timeout=5).read())
-        assert health == {"status": "ok", "store": "SQLiteStore", "store_ok": True}
+        assert health == {"status": "ok", "store": "SQLiteStore", "store_ok": True, "spooled": 0, "dead_letter": 0}
         server = urllib.request.urlopen(url + "/healthz", timeout=5).headers["Server"]
         assert "gunicorn" in server
     assert (tmp_path / "secret_key").exists()

@@ -1,5 +1,6 @@
 """Validation of `collect` batches: shape and bounds first, then each event against the
-published bundle version it names. A batch with any problem is refused whole."""
+published bundle version it names. A batch with any problem is refused whole, except a
+conversion whose value is outside the site's bounds: that event alone is refused."""
 import json
 import math
 import re
@@ -10,7 +11,8 @@ from server.decisions.decide import choose_variation
 ID_RE = re.compile(r"^[A-Za-z0-9_.-]{8,64}\Z")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 MAX_EVENTS = 100
-MAX_VALUE = 1e9
+DEFAULT_MAX_VALUE = 100_000  # a conversion's value is at most the site's settings.max_value, this by default
+UNVERIFIABLE = object()  # what load_bundle returns for a stored version whose signature does not verify
 MIN_TS, MAX_TS = 1_500_000_000_000, 4_100_000_000_000  # 2017 .. 2099, in ms
 EVENT_FIELDS = {
     "exposure": {"id", "type", "version", "ts", "campaign", "variation", "holdout", "forced"},
@@ -98,7 +100,7 @@ def _valid_batch(body):
         elif kind == "conversion":
             goal, value = get("goal"), get("value", 0)
             if not (e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _name_ok(goal)
-                    and (type(value) is int or type(value) is float) and -MAX_VALUE <= value <= MAX_VALUE):
+                    and (type(value) is int or type(value) is float and value - value == 0.0)):  # finite
                 return False
         else:
             return False
@@ -157,9 +159,9 @@ def _check_conversion(event, at):
     if not isinstance(event.get("goal"), str) or not NAME_RE.match(event["goal"]):
         problems.append(_p(at + "/goal", "must be a goal key"))
     value = event.get("value", 0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or abs(value) > MAX_VALUE:
-        problems.append(_p(at + "/value", f"must be a finite number of at most {MAX_VALUE:.0e} in size"))
+    # Its range is the site's (settings.max_value), checked against the version: see verify_against_bundles.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or isinstance(value, float) and not math.isfinite(value):
+        problems.append(_p(at + "/value", "must be a finite number"))
     return problems
 
 
@@ -209,7 +211,7 @@ class _Campaign:
 class _Bundle:
     """A bundle as verification reads it, built once per bundle object (versions are
     immutable; the cache holds the bundle, so its id cannot be reused while cached)."""
-    __slots__ = ("bundle", "goals", "campaigns", "holdout_state", "holdout")
+    __slots__ = ("bundle", "goals", "campaigns", "holdout_state", "holdout", "max_value")
 
     def __init__(self, bundle):
         self.bundle = bundle
@@ -217,6 +219,7 @@ class _Bundle:
         self.campaigns = {c["key"]: _Campaign(c) for c in bundle["campaigns"]}
         self.holdout_state = seed_state(f"holdout:{bundle['site']}")
         self.holdout = bundle["settings"].get("holdout") or 0
+        self.max_value = bundle["settings"].get("max_value", DEFAULT_MAX_VALUE)
 
 
 _compiled = {}  # id(bundle) -> _Bundle
@@ -256,7 +259,7 @@ def _consistent(event, buckets, compiled, campaign, load_bundle):
     wanted = (True, None) if event.get("holdout") else (False, event["variation"])
     for version in range(event["version"], max(0, event["version"] - STICKY_LOOKBACK), -1):
         older = compiled if version == event["version"] else load_bundle(version)
-        if older is None:
+        if older is None or older is UNVERIFIABLE:
             break
         if older is not compiled:
             older = _bundle(older)
@@ -270,10 +273,11 @@ def _consistent(event, buckets, compiled, campaign, load_bundle):
 
 
 def verify_against_bundles(events, visitor_id, load_bundle):
-    """Problems (with a `code` for the rejection counters) for events naming an unknown
-    version, campaign, variation or goal, or an assignment bucketing would not give.
-    load_bundle(version) returns the bundle dict or None. Forced (QA) events are not checked:
-    they are never counted."""
+    """Problems (with a `code` for the rejection counters) for events naming an unknown or
+    unverifiable version, an unknown campaign, variation or goal, an assignment bucketing would
+    not give, or a value outside [0, settings.max_value] (code `value`: only that event is
+    refused). load_bundle(version) returns the bundle dict, None, or UNVERIFIABLE. Forced (QA)
+    events are not checked for bucketing or value: they are never counted."""
     problems = []
     versions = {}  # version -> (_Bundle, visitor in its holdout) or None: each loaded once per batch
     buckets = _Buckets(visitor_id)
@@ -283,8 +287,8 @@ def verify_against_bundles(events, visitor_id, load_bundle):
         found = versions.get(version, versions)
         if found is versions:
             bundle = load_bundle(version)
-            if bundle is None:
-                found = None
+            if bundle is None or bundle is UNVERIFIABLE:
+                found = bundle
             else:
                 compiled = _bundle(bundle)
                 found = (compiled, buckets(compiled.holdout_state) < compiled.holdout)
@@ -292,11 +296,19 @@ def verify_against_bundles(events, visitor_id, load_bundle):
         if found is None:
             problems.append(_p_code(f"/events/{i}/version", f"no published version {version}", "unknown_version"))
             continue
+        if found is UNVERIFIABLE:
+            problems.append(_p_code(f"/events/{i}/version", f"version {version} fails signature verification on "
+                                    "this server", "unverifiable_version"))
+            continue
         compiled, in_holdout = found
         if event["type"] == "conversion":
+            value = event.get("value", 0)
             if event["goal"] not in compiled.goals:
                 problems.append(_p_code(f"/events/{i}/goal", f"no goal {event['goal']!r} in version {version}",
                                         "unknown_goal"))
+            elif not 0 <= value <= compiled.max_value and not event.get("forced"):
+                problems.append(_p_code(f"/events/{i}/value", f"must be from 0 to {compiled.max_value} "
+                                        f"(settings.max_value of version {version})", "value"))
             continue
         campaign = compiled.campaigns.get(event["campaign"])
         holdout = event.get("holdout")
