@@ -281,7 +281,7 @@ class RedisStore(Store):
         self._record = self.r.register_script(RECORD_EVENTS)
         self._touch_key = self.r.register_script(TOUCH_KEY)
         self._watch = _VersionWatch(self.r)
-        self._upgrade()
+        self._upgraded = False
 
     @staticmethod
     def _k(site, name):
@@ -291,13 +291,16 @@ class RedisStore(Store):
     def _key_record(key_hash):
         return f"vitrina:{{key:{key_hash}}}"
 
-    # upgrades of the layout, run by every process that starts before the first one is done:
-    # each step is idempotent, so several processes running it at once agree
+    # Upgrades of the layout, run before a process first reads or writes keys (not on start: a
+    # worker must boot while Redis is away). Every step is idempotent, so processes running
+    # them at once agree.
     def _upgrade(self):
-        if int(self.r.get(SCHEMA_KEY) or 0) >= SCHEMA_VERSION:
+        if self._upgraded:
             return
-        self._name_legacy_keys()
-        self.r.set(SCHEMA_KEY, SCHEMA_VERSION)
+        if int(self.r.get(SCHEMA_KEY) or 0) < SCHEMA_VERSION:
+            self._name_legacy_keys()
+            self.r.set(SCHEMA_KEY, SCHEMA_VERSION)
+        self._upgraded = True
 
     def _name_legacy_keys(self):
         """Keys from before names and scopes become owner keys named `default` (a site's later
@@ -319,6 +322,7 @@ class RedisStore(Store):
 
     # sites and keys
     def create_site(self, site, key_hash):
+        self._upgrade()
         if not self.r.set(self._k(site, "site"), repr(time.time()), nx=True):
             raise SiteExists(site)
         try:
@@ -329,6 +333,7 @@ class RedisStore(Store):
         self.r.sadd("vitrina:sites", site)
 
     def add_key(self, site, name, scope, key_hash):
+        self._upgrade()
         record = self._key_record(key_hash)
         if not self.r.hsetnx(record, "site", site):
             raise ValueError("this API key hash is already registered")
@@ -338,6 +343,7 @@ class RedisStore(Store):
         self.r.hset(record, mapping={"name": name, "scope": scope, "created_at": repr(time.time())})
 
     def key_for_hash(self, key_hash):
+        self._upgrade()
         return self._api_key(self.r.hgetall(self._key_record(key_hash)))
 
     @staticmethod
@@ -349,6 +355,7 @@ class RedisStore(Store):
                       None if last_used is None else float(last_used))
 
     def list_keys(self, site):
+        self._upgrade()
         pipe = self.r.pipeline(transaction=False)
         for key_hash in self.r.hgetall(self._k(site, "keys")).values():
             pipe.hgetall(self._key_record(key_hash))
@@ -356,6 +363,7 @@ class RedisStore(Store):
         return sorted(keys, key=lambda key: (key.created_at, key.name))
 
     def revoke_key(self, site, name):
+        self._upgrade()
         key_hash = self.r.hget(self._k(site, "keys"), name)
         if key_hash is None:
             return False
