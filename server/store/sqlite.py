@@ -61,8 +61,9 @@ def _name_legacy_keys(db):
         db.execute("UPDATE api_keys SET name=? WHERE key_hash=?", (legacy_key_name(counts[site]), key_hash))
 
 
-# Each step upgrades a database of the schema version before it (PRAGMA user_version); a new
-# database skips them all (nothing to upgrade), then SCHEMA creates whatever is missing.
+# Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
+# alone would not (a new column, data to rewrite); on a new database they find nothing to do.
+# A new table needs no step: SCHEMA creates what is missing on every start.
 MIGRATIONS = [_name_legacy_keys]
 
 
@@ -121,20 +122,16 @@ class SQLiteStore(Store):
         self._prepare()
 
     def _prepare(self):
-        """Upgrade the database, then create what is missing, in one transaction: of several
-        processes starting at once, one does it and the others find it done."""
-        if self._db().execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
-            return  # the usual start: no write lock taken
-        with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version >= len(MIGRATIONS):
-                return
-            for migrate in MIGRATIONS[version:]:
-                migrate(db)
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        """Upgrade an older database (in one transaction: of several processes starting at once,
+        one does it and the others find it done), then create whatever is missing."""
+        if self._db().execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+            with self._tx() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                for migrate in MIGRATIONS[version:]:
+                    migrate(db)
+                db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
+        self._db().executescript(SCHEMA)
 
     def _db(self):
         db = getattr(self._local, "db", None)
