@@ -58,6 +58,12 @@ def redis_server(extra_args=()):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def vitrina(env, *args):
+    """`vitrina <args>` (the real CLI, in its own process) with environment `env`."""
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
 @contextmanager
 def gunicorn_server(env_overrides, workers=2, log_path=None):
     """`vitrina serve` (the real CLI, under gunicorn) on a free port; yields its base URL.

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from server.web.auth import hash_key
-from tests.servers import REPO, gunicorn_server
+from tests.servers import REPO, gunicorn_server, vitrina
 
 DEMO_CONFIG = REPO / "server" / "demo" / "config.json"
 
@@ -16,11 +16,6 @@ DEMO_CONFIG = REPO / "server" / "demo" / "config.json"
 @pytest.fixture
 def env(tmp_path):
     return {**os.environ, "VITRINA_DATABASE": str(tmp_path / "v.sqlite3")}
-
-
-def vitrina(env, *args):
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_sites_create_prints_the_key_alone_on_its_last_line_and_stores_its_hash(env, tmp_path):

@@ -12,15 +12,9 @@ import urllib.request
 import pytest
 
 from server.web.auth import hash_key, new_api_key
+from tests.conftest import EXPERIMENT_CONFIG
 from tests.servers import durable_redis, gunicorn_server, gunicorn_workers
 
-CONFIG = {
-    "campaigns": [{"key": "hero", "type": "experiment",
-                   "variations": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}],
-                   "goals": ["purchase"]}],
-    "goals": {"purchase": {"event": "purchase"}},
-    "settings": {"holdout": 0},
-}
 BATCHES = 240
 
 
@@ -38,7 +32,7 @@ def _setup_site(url, env):
     with app.app_context():
         get_store().create_site("shop", hash_key(key))
     auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    _request(f"{url}/api/v1/sites/shop/config", json.dumps(CONFIG).encode(), auth, "PUT")
+    _request(f"{url}/api/v1/sites/shop/config", json.dumps(EXPERIMENT_CONFIG).encode(), auth, "PUT")
     _request(f"{url}/api/v1/sites/shop/publish", b"", auth, "POST")
     app.extensions["vitrina_store"].close()
     return auth

@@ -3,8 +3,6 @@ keys API for owner keys only, the CLI, last use written at most once a minute, a
 key refused at once by every worker of a real multi-worker gunicorn, on both stores."""
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +12,7 @@ import pytest
 from server.store import get_store
 from server.web.auth import hash_key
 from tests.conftest import database_bytes, make_site
-from tests.servers import REPO, gunicorn_server, redis_server
+from tests.servers import gunicorn_server, redis_server, vitrina
 
 SITE = "/api/v1/sites/shop"
 
@@ -168,11 +166,6 @@ def test_rollback_to_a_version_beyond_any_integer_is_400_not_500(client, publish
 @pytest.fixture
 def env(tmp_path):
     return {**os.environ, "VITRINA_DATABASE": str(tmp_path / "v.sqlite3")}
-
-
-def vitrina(env, *args):
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_cli_creates_lists_and_revokes_keys(env, tmp_path):

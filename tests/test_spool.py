@@ -13,16 +13,9 @@ from server.configs import publishing
 from server.events import spool
 from server.events.batch import bucketed_assignment
 from server.store import UNAVAILABLE, get_store
-from tests.conftest import make_site
+from tests.conftest import EXPERIMENT_CONFIG, make_site
 from tests.servers import durable_redis, gunicorn_server, gunicorn_workers, wait_for
 
-CONFIG = {
-    "campaigns": [{"key": "hero", "type": "experiment",
-                   "variations": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}],
-                   "goals": ["purchase"]}],
-    "goals": {"purchase": {"event": "purchase"}},
-    "settings": {"holdout": 0},
-}
 NOW = int(time.time() * 1000)
 
 
@@ -33,7 +26,7 @@ def _env(tmp_path, secret="spool-secret-key-0123456789", **extra):
 
 def _publish(app, auth):
     client = app.test_client()
-    assert client.put("/api/v1/sites/shop/config", json=CONFIG, headers=auth).status_code == 200
+    assert client.put("/api/v1/sites/shop/config", json=EXPERIMENT_CONFIG, headers=auth).status_code == 200
     return client.post("/api/v1/sites/shop/publish", headers=auth).get_json()["version"]
 
 
