@@ -61,20 +61,21 @@ def _bearer_token():
 
 def _key_of_request():
     token = _bearer_token()
-    key = get_store().key_for_hash(hash_key(token)) if len(token) <= MAX_KEY_LENGTH else None
+    key_hash = hash_key(token)
+    key = get_store().key_for_hash(key_hash) if len(token) <= MAX_KEY_LENGTH else None
     if key is None:
         raise APIError(401, "unauthorized", "This API key is not valid.",
                        headers={"WWW-Authenticate": 'Bearer realm="vitrina", error="invalid_token"'})
-    return token, key
+    return key_hash, key
 
 
-def _note_use(token, key):
+def _note_use(key_hash, key):
     """Record the key's last use, at most once a minute: the lookup read it anyway."""
     now = time.time()
     if key.last_used_at is not None and now - key.last_used_at < TOUCH_EVERY_S:
         return
     try:
-        get_store().touch_key(hash_key(token), now)
+        get_store().touch_key(key_hash, now)
     except UNAVAILABLE as e:  # a missed note of use must not fail the request
         current_app.logger.warning("could not note the use of key %r of %s: %s", key.name, key.site, e)
 
@@ -87,7 +88,7 @@ def require_key(scope):
     def decorate(view):
         @functools.wraps(view)
         def wrapper(site, *args, **kwargs):
-            token, key = _key_of_request()
+            key_hash, key = _key_of_request()
             if key.site != site:
                 if not SITE_RE.match(site) or not site_exists(site):
                     raise APIError(404, "site_not_found", f"There is no site '{site}'.")
@@ -95,7 +96,7 @@ def require_key(scope):
             if SCOPES.index(key.scope) < needed:
                 raise APIError(403, "forbidden", f"This key's scope is '{key.scope}'; this request needs a key "
                                                  f"of scope {' or '.join(repr(s) for s in SCOPES[needed:])}.")
-            _note_use(token, key)
+            _note_use(key_hash, key)
             return view(site, *args, **kwargs)
 
         return wrapper
