@@ -1,4 +1,4 @@
-"""The `vitrina` command: serve, sites, publish, results, demo."""
+"""The `vitrina` command: serve, sites, keys, publish, results, demo."""
 import argparse
 import json
 import os
@@ -33,8 +33,55 @@ def cmd_sites_create(args):
             get_store().create_site(args.site, hash_key(key))
         except SiteExists:
             return _fail(f"site {args.site!r} already exists")
-    print(f"Created site {args.site!r}. Its API key is shown once; only its hash is stored:")
+    print(f"Created site {args.site!r}. Its owner key 'default' is shown once; only its hash is stored:")
     print(key)
+    return 0
+
+
+def cmd_keys_list(args):
+    from server.store import get_store
+    from server.web.keys import iso_time
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        rows = [(k.name, k.scope, iso_time(k.created_at), iso_time(k.last_used_at) or "never")
+                for k in store.list_keys(args.site)]
+    rows.insert(0, ("NAME", "SCOPE", "CREATED", "LAST USED"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    return 0
+
+
+def cmd_keys_create(args):
+    from server.store import KeyExists, get_store
+    from server.web.auth import create_key, key_problems
+    problems = key_problems(args.name, args.scope)
+    if problems:
+        return _fail(f"key name {args.name!r}: {problems[0]['message']}")
+    with _app().app_context():
+        if not get_store().site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        try:
+            key = create_key(args.site, args.name, args.scope)
+        except KeyExists:
+            return _fail(f"site {args.site!r} already has a key named {args.name!r}")
+    print(f"Created key {args.name!r} (scope {args.scope}) of site {args.site!r}. It is shown once; "
+          "only its hash is stored:")
+    print(key)
+    return 0
+
+
+def cmd_keys_revoke(args):
+    from server.store import get_store
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        if not store.revoke_key(args.site, args.name):
+            return _fail(f"site {args.site!r} has no key named {args.name!r}")
+    print(f"Revoked key {args.name!r} of site {args.site!r}: it opens nothing from now on.")
     return 0
 
 
@@ -125,6 +172,27 @@ def build_parser():
                              "path (exit status 1).")
     publish.add_argument("site", help="the site to publish to")
     publish.add_argument("config", help="path of the config JSON file")
+    keys = sub.add_parser("keys", help="manage a site's API keys",
+                          description="List, create and revoke a site's API keys (each with a name and a scope).")
+    keys = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND", help="what to do with keys")
+    keys_list = keys.add_parser("list", help="names, scopes, creation and last use of a site's keys (never a secret)",
+                                description="List a site's keys: name, scope, when created, when last used. Never a secret.")
+    keys_list.add_argument("site", help="the site whose keys to list")
+    keys_list.set_defaults(func=cmd_keys_list)
+    keys_create = keys.add_parser("create", help="create a key and print it once, alone on its last line",
+                                  description="Create a key with a name and a scope and print it once, alone on the "
+                                  "last line (only its hash is stored).")
+    keys_create.add_argument("site", help="the site the key opens")
+    keys_create.add_argument("--name", required=True, help="a name for the key, unique in the site (e.g. ci, dashboard)")
+    keys_create.add_argument("--scope", required=True, choices=["owner", "publish", "read"],
+                             help="owner: everything, keys included; publish: edit, publish, roll back; read: GET and decide")
+    keys_create.set_defaults(func=cmd_keys_create)
+    keys_revoke = keys.add_parser("revoke", help="revoke a key, at once on every server",
+                                  description="Revoke a key by name: from the next request on, on every server, it "
+                                  "gets 401.")
+    keys_revoke.add_argument("site", help="the site the key opens")
+    keys_revoke.add_argument("name", help="the key's name (see 'vitrina keys list')")
+    keys_revoke.set_defaults(func=cmd_keys_revoke)
     publish.set_defaults(func=cmd_publish)
     results = sub.add_parser("results", help="print a site's results",
                              description="Print a site's results as a table: per campaign and variation, visitors, "

@@ -10,7 +10,7 @@ import pytest
 
 from server.cli import build_parser
 from server.web.auth import hash_key
-from tests.servers import REPO, gunicorn_server
+from tests.servers import REPO, gunicorn_server, vitrina
 
 DEMO_CONFIG = REPO / "server" / "demo" / "config.json"
 
@@ -18,11 +18,6 @@ DEMO_CONFIG = REPO / "server" / "demo" / "config.json"
 @pytest.fixture
 def env(tmp_path):
     return {**os.environ, "VITRINA_DATABASE": str(tmp_path / "v.sqlite3")}
-
-
-def vitrina(env, *args):
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_sites_create_prints_the_key_alone_on_its_last_line_and_stores_its_hash(env, tmp_path):
@@ -100,7 +95,7 @@ def test_serve_runs_gunicorn_on_the_embedded_defaults_and_says_where_its_store_i
     log = tmp_path / "serve.log"
     with gunicorn_server({"VITRINA_DATABASE": str(tmp_path / "g.sqlite3")}, log_path=log) as url:
         health = json.loads(urllib.request.urlopen(url + "/healthz", timeout=5).read())
-        assert health == {"status": "ok", "store": "SQLiteStore", "store_ok": True}
+        assert health == {"status": "ok", "store": "SQLiteStore", "store_ok": True, "spooled": 0, "dead_letter": 0}
         # the server software is not advertised (uvicorn's Server header is off)
         assert urllib.request.urlopen(url + "/healthz", timeout=5).headers["Server"] is None
     assert (tmp_path / "secret_key").exists()

@@ -20,6 +20,11 @@ from server.errors import APIError
 from server.store import get_store
 
 
+class VersionUnverifiable(APIError):
+    """A stored version whose signature verifies with none of the secret keys (tampered with,
+    or signed with a key since removed from VITRINA_SECRET_KEY): it is never served."""
+
+
 def _keys():
     return current_app.config["VITRINA_SECRET_KEYS"]
 
@@ -97,7 +102,7 @@ def _load(site, version):
         except SignatureInvalid:
             current_app.logger.error("site %s version %s: bundle signature does not verify; refusing to serve it",
                                      site, version)
-            raise APIError(503, "bundle_signature_invalid",
+            raise VersionUnverifiable(503, "bundle_signature_invalid",
                            f"Version {version} of site '{site}' failed signature verification and is not served.") from None
         entry = cache.put((site, version), Version(site, json.loads(payload), signature))
     return entry

@@ -7,7 +7,7 @@ from server import create_app
 from server.configs.publishing import publish_file
 from server.demo.shop import make_shop_server, serve_in_thread
 from server.settings import load_config
-from server.store import SiteExists, describe, get_store
+from server.store import DEFAULT_KEY_NAME, SiteExists, describe, get_store
 from server.web.auth import hash_key, new_api_key
 from server.web.gunicorn_app import run
 
@@ -22,8 +22,9 @@ def prepare():
         store = get_store()
         try:
             store.create_site(SITE, hash_key(key))
-        except SiteExists:
-            store.add_key(SITE, hash_key(key))
+        except SiteExists:  # a new run's key replaces the last run's
+            store.revoke_key(SITE, DEFAULT_KEY_NAME)
+            store.add_key(SITE, DEFAULT_KEY_NAME, "owner", hash_key(key))
         config_path = DEMO_DIR / "config.json"
         draft = store.get_draft(SITE)
         if draft is None or json.loads(draft) != json.loads(config_path.read_text()) or not store.list_versions(SITE):

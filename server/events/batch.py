@@ -1,5 +1,6 @@
 """Validation of `collect` batches: shape and bounds first, then each event against the
-published bundle version it names. A batch with any problem is refused whole."""
+published bundle version it names. A batch with any problem is refused whole, except a
+conversion whose value is outside the site's bounds: that event alone is refused."""
 import json
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
@@ -14,9 +15,11 @@ _EVENT = _SCHEMA["$defs"]["event"]["properties"]
 MAX_EVENTS = _SCHEMA["properties"]["events"]["maxItems"]
 MAX_VERSION = _EVENT["version"]["maximum"]
 MIN_TS, MAX_TS = _EVENT["ts"]["minimum"], _EVENT["ts"]["maximum"]
-MIN_VALUE = _SCHEMA["$defs"]["conversion"]["properties"]["value"]["minimum"]
-MAX_VALUE = _SCHEMA["$defs"]["conversion"]["properties"]["value"]["maximum"]
 EVENT_FIELDS = {kind: frozenset(_SCHEMA["$defs"][kind]["properties"]) for kind in ("exposure", "conversion")}
+MIN_VALUE = _SCHEMA["$defs"]["conversion"]["properties"]["value"]["minimum"]  # finite: the shape; the site's
+MAX_VALUE = _SCHEMA["$defs"]["conversion"]["properties"]["value"]["maximum"]  # bounds are checked in verify
+DEFAULT_MAX_VALUE = 100_000  # a conversion's value is at most the site's settings.max_value, this by default
+UNVERIFIABLE = object()  # what load_bundle returns for a stored version whose signature does not verify
 
 
 class BatchInvalid(ValueError):
@@ -159,7 +162,7 @@ class _Campaign:
 class _Bundle:
     """A bundle as verification reads it, built once per bundle object (versions are
     immutable; the cache holds the bundle, so its id cannot be reused while cached)."""
-    __slots__ = ("bundle", "goals", "campaigns", "holdout_state", "holdout")
+    __slots__ = ("bundle", "goals", "campaigns", "holdout_state", "holdout", "max_value")
 
     def __init__(self, bundle):
         self.bundle = bundle
@@ -167,6 +170,7 @@ class _Bundle:
         self.campaigns = {c["key"]: _Campaign(c) for c in bundle["campaigns"]}
         self.holdout_state = seed_state(f"holdout:{bundle['site']}")
         self.holdout = bundle["settings"].get("holdout") or 0
+        self.max_value = bundle["settings"].get("max_value", DEFAULT_MAX_VALUE)
 
 
 def _bundle(bundle, cache):
@@ -205,7 +209,7 @@ def _consistent(event, buckets, compiled, campaign, load_bundle, cache):
     wanted = (True, None) if event.get("holdout") else (False, event["variation"])
     for version in range(event["version"], max(0, event["version"] - STICKY_LOOKBACK), -1):
         older = compiled if version == event["version"] else load_bundle(version)
-        if older is None:
+        if older is None or older is UNVERIFIABLE:
             break
         if older is not compiled:
             older = _bundle(older, cache)
@@ -219,11 +223,12 @@ def _consistent(event, buckets, compiled, campaign, load_bundle, cache):
 
 
 def verify_against_bundles(events, visitor_id, load_bundle, cache=None):
-    """Problems (with a `code` for the rejection counters) for events naming an unknown
-    version, campaign, variation or goal, or an assignment bucketing would not give.
-    load_bundle(version) returns the bundle dict or None; `cache` (a server.cache.Cache) keeps
-    each bundle's compiled form between batches. Forced (QA) events are not checked: they are
-    never counted."""
+    """Problems (with a `code` for the rejection counters) for events naming an unknown or
+    unverifiable version, an unknown campaign, variation or goal, an assignment bucketing would
+    not give, or a value outside [0, settings.max_value] (code `value`: only that event is
+    refused). load_bundle(version) returns the bundle dict, None, or UNVERIFIABLE; `cache` (a
+    server.cache.Cache) keeps each bundle's compiled form between batches. Forced (QA) events
+    are not checked for bucketing or value: they are never counted."""
     problems = []
     versions = {}  # version -> (_Bundle, visitor in its holdout) or None: each loaded once per batch
     buckets = _Buckets(visitor_id)
@@ -233,8 +238,8 @@ def verify_against_bundles(events, visitor_id, load_bundle, cache=None):
         found = versions.get(version, versions)
         if found is versions:
             bundle = load_bundle(version)
-            if bundle is None:
-                found = None
+            if bundle is None or bundle is UNVERIFIABLE:
+                found = bundle
             else:
                 compiled = _bundle(bundle, cache)
                 found = (compiled, buckets(compiled.holdout_state) < compiled.holdout)
@@ -242,11 +247,19 @@ def verify_against_bundles(events, visitor_id, load_bundle, cache=None):
         if found is None:
             problems.append(_p_code(f"/events/{i}/version", f"no published version {version}", "unknown_version"))
             continue
+        if found is UNVERIFIABLE:
+            problems.append(_p_code(f"/events/{i}/version", f"version {version} fails signature verification on "
+                                    "this server", "unverifiable_version"))
+            continue
         compiled, in_holdout = found
         if event["type"] == "conversion":
+            value = event.get("value", 0)
             if event["goal"] not in compiled.goals:
                 problems.append(_p_code(f"/events/{i}/goal", f"no goal {event['goal']!r} in version {version}",
                                         "unknown_goal"))
+            elif not 0 <= value <= compiled.max_value and not event.get("forced"):
+                problems.append(_p_code(f"/events/{i}/value", f"must be from 0 to {compiled.max_value} "
+                                        f"(settings.max_value of version {version})", "value"))
             continue
         campaign = compiled.campaigns.get(event["campaign"])
         holdout = event.get("holdout")

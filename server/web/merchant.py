@@ -9,11 +9,12 @@ from server.decisions.decide import decide
 from server.errors import APIError
 from server.results.report import site_results
 from server.store import get_store
-from server.web.auth import require_site_key
+from server.web.auth import require_key
 from server.wire.schemas import problems as schema_problems
 
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/sites/<site>")
 MAX_ATTRIBUTES_BYTES = 64 * 1024
+MAX_VERSION = 10**9  # as collect's events: no site publishes a billion versions
 
 
 def _json_body():
@@ -24,7 +25,7 @@ def _json_body():
 
 
 @bp.put("/config")
-@require_site_key
+@require_key("publish")
 def put_config(site):
     review = review_config(_json_body())
     if review.problems:
@@ -36,7 +37,7 @@ def put_config(site):
 
 
 @bp.get("/config")
-@require_site_key
+@require_key("read")
 def get_config(site):
     raw = get_store().get_draft(site)
     if raw is None:
@@ -47,33 +48,33 @@ def get_config(site):
 
 
 @bp.post("/publish")
-@require_site_key
+@require_key("publish")
 def publish(site):
     version, warnings = publishing.publish_draft(site)
     return jsonify({"site": site, "version": version, "warnings": warnings}), 201
 
 
 @bp.get("/versions")
-@require_site_key
+@require_key("read")
 def versions(site):
     rows = get_store().list_versions(site)
     return jsonify({"site": site, "versions": [{"version": v, "published_at": at} for v, at in rows]})
 
 
 @bp.post("/rollback")
-@require_site_key
+@require_key("publish")
 def rollback(site):
     body = _json_body()
     version = body.get("version") if isinstance(body, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
         raise APIError(400, "invalid_request", "Send {\"version\": <a published version number>}.",
-                       [{"path": "/version", "message": "must be a positive integer"}])
+                       [{"path": "/version", "message": f"must be an integer from 1 to {MAX_VERSION}"}])
     new = publishing.rollback(site, version)
     return jsonify({"site": site, "version": new, "rolled_back_from": version}), 201
 
 
 @bp.post("/decide")
-@require_site_key
+@require_key("read")
 def decide_for_visitor(site):
     if (request.content_length or 0) > MAX_ATTRIBUTES_BYTES:
         raise APIError(413, "payload_too_large", f"The body may be at most {MAX_ATTRIBUTES_BYTES} bytes.")
@@ -91,6 +92,6 @@ def decide_for_visitor(site):
 
 
 @bp.get("/results")
-@require_site_key
+@require_key("read")
 def results(site):
     return jsonify(site_results(site))
