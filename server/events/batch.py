@@ -4,6 +4,7 @@ import json
 import math
 import re
 
+from server.catalog.products import ITEM_ID_RE, ITEM_ID_RULE
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.decisions.decide import choose_variation
 
@@ -15,7 +16,12 @@ MIN_TS, MAX_TS = 1_500_000_000_000, 4_100_000_000_000  # 2017 .. 2099, in ms
 EVENT_FIELDS = {
     "exposure": {"id", "type", "version", "ts", "campaign", "variation", "holdout", "forced"},
     "conversion": {"id", "type", "version", "ts", "goal", "value", "forced"},
+    # a recommendation signal (server/recs): it names no campaign, so its version is optional, unchecked
+    "item": {"id", "type", "version", "ts", "action", "items", "session", "forced"},
 }
+ITEM_ACTIONS = ("view", "cart", "purchase")
+MAX_EVENT_ITEMS = 20
+MAX_SESSION = 10**9
 
 
 class BatchInvalid(ValueError):
@@ -68,6 +74,9 @@ _name_ok = NAME_RE.match
 _BATCH_FIELDS = frozenset(("visitor_id", "events"))
 _EXPOSURE_FIELDS = frozenset(EVENT_FIELDS["exposure"])
 _CONVERSION_FIELDS = frozenset(EVENT_FIELDS["conversion"])
+_ITEM_FIELDS = frozenset(EVENT_FIELDS["item"])
+_ITEM_ACTIONS = frozenset(ITEM_ACTIONS)
+_item_id_ok = ITEM_ID_RE.match
 
 
 def _valid_batch(body):
@@ -82,23 +91,32 @@ def _valid_batch(body):
         if type(e) is not dict:
             return False
         get = e.get
-        event_id, version, ts, forced = get("id"), get("version"), get("ts"), get("forced", False)
+        event_id, ts, forced = get("id"), get("ts"), get("forced", False)
         if not (type(event_id) is str and _id_ok(event_id) and event_id not in seen
-                and type(version) is int and 1 <= version <= 1_000_000_000
                 and type(ts) is int and MIN_TS <= ts <= MAX_TS and (forced is False or forced is True)):
             return False
         seen.add(event_id)
-        kind = get("type")
+        kind, version = get("type"), get("version")
         if kind == "exposure":
             campaign, variation, holdout = get("campaign"), get("variation"), get("holdout", False)
-            if not (e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _name_ok(campaign)
+            if not (type(version) is int and 1 <= version <= 1_000_000_000
+                    and e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _name_ok(campaign)
                     and (variation is None if holdout is True
                          else holdout is False and type(variation) is str and _name_ok(variation))):
                 return False
         elif kind == "conversion":
             goal, value = get("goal"), get("value", 0)
-            if not (e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _name_ok(goal)
+            if not (type(version) is int and 1 <= version <= 1_000_000_000
+                    and e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _name_ok(goal)
                     and (type(value) is int or type(value) is float) and -MAX_VALUE <= value <= MAX_VALUE):
+                return False
+        elif kind == "item":
+            items, session = get("items"), get("session", 0)
+            if not (e.keys() <= _ITEM_FIELDS and get("action") in _ITEM_ACTIONS and type(items) is list
+                    and ("version" not in e or type(version) is int and 1 <= version <= 1_000_000_000)
+                    and 1 <= len(items) <= MAX_EVENT_ITEMS
+                    and all(type(i) is str and _item_id_ok(i) for i in items)
+                    and type(session) is int and 0 <= session <= MAX_SESSION):
                 return False
         else:
             return False
@@ -114,7 +132,7 @@ def _check_event(event, at, seen):
         return [_p(at, "must be an object")]
     kind = event.get("type")
     if not isinstance(kind, str) or kind not in EVENT_FIELDS:
-        return [_p(at + "/type", "must be 'exposure' or 'conversion'")]
+        return [_p(at + "/type", "must be 'exposure', 'conversion' or 'item'")]
     problems = []
     extra = set(event) - EVENT_FIELDS[kind]
     if extra:
@@ -125,7 +143,8 @@ def _check_event(event, at, seen):
         problems.append(_p(at + "/id", "the same id appears twice in the batch"))
     else:
         seen.add(event["id"])
-    if not _is_int(event.get("version")) or not 1 <= event["version"] <= 10**9:
+    if (kind != "item" or "version" in event) and (not _is_int(event.get("version"))
+                                                   or not 1 <= event["version"] <= 10**9):
         problems.append(_p(at + "/version", "must be a published bundle version (integer)"))
     if not _is_int(event.get("ts")) or not MIN_TS <= event["ts"] <= MAX_TS:
         problems.append(_p(at + "/ts", "must be a time in milliseconds since 1970"))
@@ -133,8 +152,10 @@ def _check_event(event, at, seen):
         problems.append(_p(at + "/forced", "must be a boolean"))
     if kind == "exposure":
         problems.extend(_check_exposure(event, at))
-    else:
+    elif kind == "conversion":
         problems.extend(_check_conversion(event, at))
+    else:
+        problems.extend(_check_item(event, at))
     return problems
 
 
@@ -160,6 +181,22 @@ def _check_conversion(event, at):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or abs(value) > MAX_VALUE:
         problems.append(_p(at + "/value", f"must be a finite number of at most {MAX_VALUE:.0e} in size"))
+    return problems
+
+
+def _check_item(event, at):
+    problems = []
+    if event.get("action") not in ITEM_ACTIONS:
+        problems.append(_p(at + "/action", f"must be one of {', '.join(ITEM_ACTIONS)}"))
+    items = event.get("items")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_EVENT_ITEMS:
+        problems.append(_p(at + "/items", f"must be a list of 1 to {MAX_EVENT_ITEMS} product ids"))
+    else:
+        problems.extend(_p(f"{at}/items/{i}", f"must be a product id: {ITEM_ID_RULE}")
+                        for i, item in enumerate(items) if not isinstance(item, str) or not ITEM_ID_RE.match(item))
+    session = event.get("session", 0)
+    if not _is_int(session) or not 0 <= session <= MAX_SESSION:
+        problems.append(_p(at + "/session", f"must be an integer from 0 to {MAX_SESSION}"))
     return problems
 
 
@@ -270,7 +307,7 @@ def _consistent(event, buckets, compiled, campaign, load_bundle):
 
 
 def verify_against_bundles(events, visitor_id, load_bundle):
-    """Problems (with a `code` for the rejection counters) for events naming an unknown
+    """Problems (with a `code` for the rejection counters) for exposures and conversions naming an unknown
     version, campaign, variation or goal, or an assignment bucketing would not give.
     load_bundle(version) returns the bundle dict or None. Forced (QA) events are not checked:
     they are never counted."""
@@ -279,6 +316,8 @@ def verify_against_bundles(events, visitor_id, load_bundle):
     buckets = _Buckets(visitor_id)
     memo, id_utf8 = buckets.memo, buckets.id_utf8
     for i, event in enumerate(events):
+        if event["type"] == "item":
+            continue  # a recommendation signal names no campaign nor goal: nothing to verify
         version = event["version"]
         found = versions.get(version, versions)
         if found is versions:

@@ -7,6 +7,7 @@ from flask import current_app
 
 from server.configs import publishing
 from server.events.batch import verify_against_bundles
+from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 
 
@@ -33,6 +34,12 @@ def ingest(site, visitor_id, events):
     if problems:
         count_rejections(site, Counter(p["code"] for p in problems))
         raise EventsRejected(problems)
+    signals = [e for e in events if e["type"] == "item"]
+    if signals:  # recommendation signals (server/recs), apart from results' events
+        events = [e for e in events if e["type"] != "item"]
+        signals = [e for e in signals if not e.get("forced")]
+        if signals:
+            get_store().record_interactions(site, interaction_rows(visitor_id, signals))
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
     if counted:
         for event, body in zip(counted, _bodies(counted)):

@@ -15,6 +15,7 @@ from werkzeug.sansio.utils import get_host
 from server.configs import publishing
 from server.delivery import serving
 from server.delivery.sdk_asset import sdk_path
+from server.web.catalog_api import body_limit
 from server.web.wsgi_bridge import WSGIBridge
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class VitrinaASGI:
         self._memo, self._memo_generation = {}, None
         self._latest = self._sdk_path = self._sdk_mtime = None  # made on first use, in the forked worker
         self._sdk_checked = float("-inf")
-        self.bridge = WSGIBridge(flask_app.wsgi_app, flask_app.config["MAX_CONTENT_LENGTH"])
+        self.bridge = WSGIBridge(flask_app.wsgi_app, body_limit(flask_app.config))
         hops = flask_app.config["VITRINA_PROXY_HOPS"]
         # The same trusted-hops rule as the Flask side (werkzeug's ProxyFix), applied to a tiny environ.
         self._proxy_fix = ProxyFix(_environ_of, x_for=hops, x_proto=hops, x_host=hops) if hops else None

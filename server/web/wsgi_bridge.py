@@ -13,24 +13,26 @@ from concurrent.futures import ThreadPoolExecutor
 
 class WSGIBridge:
     def __init__(self, wsgi_app, max_body, threads=8):
+        """max_body: the largest body read, in bytes, or a function of the request path giving it."""
         self.wsgi_app = wsgi_app
-        self.max_body = max_body
+        self.max_body = max_body if callable(max_body) else (lambda path: max_body)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vitrina-wsgi")
 
     async def __call__(self, scope, receive, send):
         environ = self._environ(scope)
         declared = environ.get("CONTENT_LENGTH")
-        if declared and declared.isdigit() and int(declared) > self.max_body:
+        max_body = self.max_body(scope["path"])
+        if declared and declared.isdigit() and int(declared) > max_body:
             body = b""  # not read at all: the app refuses it from CONTENT_LENGTH alone
         else:
-            body = await self._read_body(receive)
+            body = await self._read_body(receive, max_body)
         environ["wsgi.input"] = io.BytesIO(body)
         loop = asyncio.get_running_loop()
         status, headers, chunks = await loop.run_in_executor(self.pool, self._run, environ)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"".join(chunks)})
 
-    async def _read_body(self, receive):
+    async def _read_body(self, receive, max_body):
         parts, size = [], 0
         while True:
             message = await receive()
@@ -39,7 +41,7 @@ class WSGIBridge:
             chunk = message.get("body", b"")
             parts.append(chunk)
             size += len(chunk)
-            if size > self.max_body or not message.get("more_body"):
+            if size > max_body or not message.get("more_body"):
                 return b"".join(parts)  # past the limit: enough for the app to answer 413
 
     def _run(self, environ):
@@ -76,6 +78,7 @@ class WSGIBridge:
             "wsgi.multithread": True,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
+            "wsgi.input_terminated": True,  # a body without Content-Length (chunked) is read to its end
         }
         if client:
             environ["REMOTE_ADDR"] = client[0]
