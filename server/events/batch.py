@@ -111,8 +111,9 @@ def _valid_batch(body):
                     and (type(value) is int or type(value) is float) and -MAX_VALUE <= value <= MAX_VALUE):
                 return False
         elif kind == "item":
-            items, session = get("items"), get("session", 0)
-            if not (e.keys() <= _ITEM_FIELDS and get("action") in _ITEM_ACTIONS and type(items) is list
+            action, items, session = get("action"), get("items"), get("session", 0)
+            if not (e.keys() <= _ITEM_FIELDS and type(action) is str and action in _ITEM_ACTIONS
+                    and type(items) is list
                     and ("version" not in e or type(version) is int and 1 <= version <= 1_000_000_000)
                     and 1 <= len(items) <= MAX_EVENT_ITEMS
                     and all(type(i) is str and _item_id_ok(i) for i in items)
