@@ -158,19 +158,27 @@ def test_filters_exclusions_price_category_and_availability(shop):
     assert ids(both) == ["beans-1", "spoon-1", "spoon-out", "rake-1"] and both["served_by"] == "bought_together"
 
 
-def test_thin_data_falls_back_along_the_chain_and_says_what_served(shop):
+def test_thin_data_is_filled_along_the_chain_which_says_what_served(shop):
     client, _ = shop
-    # bought_together has 3 in stock for mug-a; similar has 2 (mug-b, mug-c); the mugs category
-    # has no other buyer; site bestsellers have 4 (mug-a is the anchor: left out)
+    # bought_together has 3 in stock for mug-a; similar fills with mug-b then mug-c; the mugs'
+    # bestsellers then (mug-a, the anchor, left out): mug-e
     answer = recs(client, "strategy=bought_together&items=mug-a&n=4")
-    assert answer["served_by"] == "bestsellers"
-    assert ids(answer) == ["beans-1", "rake-1", "spoon-1", "mug-e"]  # 6, 5, 4, 3 buyers (rake-2 3: id order)
+    assert (answer["served_by"], answer["filled_by"]) == ("bought_together", ["similar"])
+    assert ids(answer) == ["beans-1", "spoon-1", "rake-1", "mug-b"]
+    answer = recs(client, "strategy=bought_together&items=mug-a&n=6")
+    assert answer["filled_by"] == ["similar", "bestsellers_in_category"]
+    assert ids(answer)[3:] == ["mug-b", "mug-c", "mug-e"]
+    assert recs(client, "strategy=bought_together&items=mug-a&n=3")["filled_by"] == []
     # an item nobody bought with anything
-    assert recs(client, "strategy=bought_together&items=mug-c&n=1")["served_by"] == "similar"
+    answer = recs(client, "strategy=bought_together&items=mug-c&n=1")
+    assert (answer["served_by"], ids(answer)) == ("similar", ["mug-b"])
     # no items at all: straight to bestsellers
     assert recs(client, "strategy=bought_together&n=2")["served_by"] == "bestsellers"
     # an unknown item (not in the feed) is no anchor
     assert recs(client, "strategy=similar&items=unknown-1&n=1")["served_by"] == "bestsellers"
+    # nothing at all to show
+    empty = recs(client, "strategy=recently_viewed&items=spoon-out")
+    assert (empty["served_by"], empty["filled_by"], empty["items"]) == (None, [], [])
 
 
 def test_similar_is_same_category_close_in_price_and_never_a_variant(shop):
@@ -239,8 +247,10 @@ def test_merchandising_boosts_buries_and_pins(app, shop):
     _forget_rules(app)
     answer = recs(client, "strategy=bought_together&items=mug-a&n=3")
     assert (answer["served_by"], ids(answer)) == ("bought_together", ["spoon-1", "mug-d", "rake-1"])
+    # buried: after everything else, the fallbacks' items included
     assert ids(recs(client, "strategy=bought_together&items=mug-a&n=3&exclude=mug-d")) == ["spoon-1", "rake-1",
-                                                                                         "beans-1"]
+                                                                                         "mug-b"]
+    assert ids(recs(client, "strategy=bought_together&items=mug-a&n=20&exclude=mug-d"))[-1] == "beans-1"
 
 
 def test_bad_queries_are_refused_with_their_paths(shop):

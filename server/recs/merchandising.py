@@ -8,12 +8,12 @@
 
 - `match` names one field: `id`, `category` (that category or below it), `brand` or
   `custom_label_0` .. `custom_label_4`, with a value or a list of values (any of them matches).
-- boost multiplies a product's score by `factor` (above 1, at most 100, default 2); bury puts
-  matching products after every other one (their order kept); pin puts product `id` at `position`
+- boost multiplies a product's score by `factor` (above 1, at most 100, default 2), within the
+  step of the fallback chain that proposed it; bury puts matching products after every other one,
+  fallbacks included (their order kept); pin puts product `id` at `position`
   (1-based, default 1) whenever it passes the request's filters, even when the strategy did not
   propose it. Rules apply in order; `strategies` (default: all) limits a rule to some strategies.
-- Pins, boosts and buries change the order of what a strategy serves, never which strategy
-  serves: the fallback chain looks at the strategy's own items."""
+- Pins, boosts and buries change the order of what is served, never which steps serve."""
 from server.catalog.products import (
     CUSTOM_LABELS,
     category,
@@ -120,9 +120,8 @@ def pinned_ids(rules):
     return [r["id"] for r in rules if r["action"] == "pin"]
 
 
-def apply(rules, scored, pinned):
-    """Order [(product, score)] by the rules: boosted scores, buried last, ties by id, then pins
-    (from `pinned`: {id: product} of pinned products that pass the filters) at their positions."""
+def order(rules, scored):
+    """([product], [buried product]) from [(product, score)]: boosted scores, ties by id."""
     boosts = [r for r in rules if r["action"] == "boost"]
     buries = [r["match"] for r in rules if r["action"] == "bury"]
     ranked = []
@@ -130,12 +129,18 @@ def apply(rules, scored, pinned):
         for rule in boosts:
             if _matches(rule["match"], product):
                 score *= rule["factor"]
-        buried = any(_matches(match, product) for match in buries)
-        ranked.append((buried, -score, product["id"], product))
-    ranked.sort(key=lambda row: row[:3])
-    ordered = [row[3] for row in ranked]
+        ranked.append((-score, product["id"], product))
+    ranked.sort(key=lambda row: row[:2])
+    kept, buried = [], []
+    for _, _, product in ranked:
+        (buried if any(_matches(match, product) for match in buries) else kept).append(product)
+    return kept, buried
+
+
+def pin(rules, products, pinned):
+    """The pinned products ({id: product}, those that pass the filters) at their positions."""
     for rule in rules:
         if rule["action"] == "pin" and rule["id"] in pinned:
-            ordered = [p for p in ordered if p["id"] != rule["id"]]
-            ordered.insert(min(rule["position"] - 1, len(ordered)), pinned[rule["id"]])
-    return ordered
+            products = [p for p in products if p["id"] != rule["id"]]
+            products.insert(min(rule["position"] - 1, len(products)), pinned[rule["id"]])
+    return products

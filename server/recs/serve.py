@@ -1,6 +1,10 @@
 """Answering one recommendations request from precomputed rankings: the strategy's fallback
 chain, the filters (availability, exclusions, price, category), the merchant's rules, and a
-deterministic order (score, then id). What is shown comes from the catalogue alone."""
+deterministic order (score, then id). What is shown comes from the catalogue alone.
+
+The chain fills: the strategy's own items come first; when it has fewer than `n` after the
+filters, the next steps of its chain fill the remaining places. `served_by` is the first step that
+gave an item, `filled_by` the later ones that did."""
 import json
 from dataclasses import dataclass
 
@@ -40,7 +44,7 @@ class _Catalogue:
 
 
 def recommend(store, site, query, rules_document=None):
-    """{"strategy", "served_by", "items": [public product fields]}."""
+    """{"strategy", "served_by", "filled_by", "items": [public product fields]}."""
     catalogue = _Catalogue(store, site)
     anchors = list(query.items)
     anchor_products = catalogue.get(anchors)
@@ -57,17 +61,22 @@ def recommend(store, site, query, rules_document=None):
     def read(names):
         return store.rankings(site, names)
 
-    served_by, scored = None, []
-    for step in CHAINS[query.strategy]:
-        proposed = sorted(((i, s) for i, s in candidates(step, anchors, query.category, anchor_category, read)
-                           if i not in hidden), key=lambda row: (-row[1], row[0]))[:MAX_CANDIDATES]
-        found = catalogue.get([i for i, _ in proposed])
-        step_scored = [(found[i], s) for i, s in proposed if i in found and shown(found[i])]
-        if len(step_scored) > len(scored):
-            served_by, scored = step, step_scored
-        if len(step_scored) >= query.n:
-            break
     rules = merchandising.rules_for(rules_document, query.strategy)
+    chosen, held_back, used = [], [], []  # held_back: buried items, shown only if slots remain
+    for step in CHAINS[query.strategy]:
+        taken = {p["id"] for p in chosen + held_back}
+        proposed = sorted(((i, s) for i, s in candidates(step, anchors, query.category, anchor_category, read)
+                           if i not in hidden and i not in taken), key=lambda row: (-row[1], row[0]))[:MAX_CANDIDATES]
+        found = catalogue.get([i for i, _ in proposed])
+        ordered, buried = merchandising.order(rules, [(found[i], s) for i, s in proposed if i in found and shown(found[i])])
+        ordered = ordered[:query.n - len(chosen)]
+        if ordered:
+            used.append(step)
+        chosen += ordered
+        held_back += buried
+        if len(chosen) >= query.n:
+            break
     pinned = {i: p for i, p in catalogue.get(merchandising.pinned_ids(rules)).items() if i not in hidden and shown(p)}
-    ordered = merchandising.apply(rules, scored, pinned)[:query.n]
-    return {"strategy": query.strategy, "served_by": served_by, "items": [public_view(p) for p in ordered]}
+    shown_items = merchandising.pin(rules, chosen + held_back, pinned)[:query.n]
+    return {"strategy": query.strategy, "served_by": used[0] if used else None, "filled_by": used[1:],
+            "items": [public_view(p) for p in shown_items]}

@@ -8,8 +8,8 @@ import json
 
 STRATEGIES = ("bought_together", "viewed_together", "similar", "upsell", "trending", "bestsellers",
               "recently_viewed", "personal")
-# The first step of a chain that has `n` items after the filters serves (else the step with the
-# most); "bestsellers_in_category" is bestsellers within the first anchor's category.
+# Each step fills the places the steps before it left (server/recs/serve.py);
+# "bestsellers_in_category" is bestsellers within the first anchor's category.
 CHAINS = {
     "bought_together": ("bought_together", "similar", "bestsellers_in_category", "bestsellers"),
     "viewed_together": ("viewed_together", "similar", "bestsellers_in_category", "bestsellers"),
