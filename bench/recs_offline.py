@@ -35,7 +35,7 @@ TRAIN_SHARE = 0.8
 K = 4
 IMPORT_PRODUCTS = 100_000
 WRK_SECONDS = 8
-EVALUATED = ("bought_together", "viewed_together", "similar", "upsell", "personal", "trending", "bestsellers")
+EVALUATED = ("viewed_together", "similar", "upsell", "personal", "trending", "bestsellers")
 ALL_AVAILABILITY = frozenset({"in_stock", "out_of_stock", "preorder", "backorder"})
 
 

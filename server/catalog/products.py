@@ -6,7 +6,6 @@ attribute. Fields of the specification that recommendations do not use (descript
 are accepted and not stored."""
 import math
 import re
-from urllib.parse import urlsplit
 
 ITEM_ID_RE = re.compile(r"^[A-Za-z0-9_.:@+~/-]{1,100}\Z")
 ITEM_ID_RULE = "1 to 100 characters of A-Z a-z 0-9 _ . : @ + ~ / -"
@@ -25,6 +24,7 @@ _PRICE_RE = re.compile(r"^\s*(\d{1,13}(?:\.\d{1,4})?)(?:\s+([A-Za-z]{3}))?\s*\Z"
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}\Z")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _URL_BAD_RE = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
+_URL_START_RE = re.compile(r"https?://[^/?#]+", re.IGNORECASE)  # a scheme we allow and a host
 
 
 def _p(path, message):
@@ -63,11 +63,7 @@ def url_problem(value):
         return f"must be at most {MAX_URL} characters"
     if _URL_BAD_RE.search(value):
         return "must not contain spaces, quotes, < > \\ ` or control characters (percent-encode them)"
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return "is not a URL"
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if not _URL_START_RE.match(value):
         return "must be an absolute http:// or https:// URL"
     return None
 
