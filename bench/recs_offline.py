@@ -27,7 +27,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import Row, create_site, gunicorn_server, http, log, redis_server, server_env, temp_dir, wrk
+from .common import (
+    Row,
+    create_site,
+    gunicorn_server,
+    http,
+    log,
+    redis_server,
+    server_env,
+    temp_dir,
+    wrk,
+)
 
 SITE = "shop"
 PRODUCTS, ORDERS, SESSIONS = 1000, 10_000, 8000
@@ -156,6 +166,9 @@ def _big_feed(path):
 
 
 def import_time(name, feed_path, redis_url=None):
+    if redis_url:
+        import redis
+        redis.Redis.from_url(redis_url).flushall()  # the latency run's shop
     with temp_dir("vitrina-bench-import-") as workdir:
         env = server_env(workdir, redis_url)
         key = create_site(env, SITE)

@@ -14,8 +14,18 @@ from http.client import HTTPConnection
 from pathlib import Path
 
 from . import workload
-from .common import (Row, create_site, free_port, gunicorn_server, log, publish, server_env, temp_dir, wait_for,
-                     wrk)
+from .common import (
+    Row,
+    create_site,
+    free_port,
+    gunicorn_server,
+    log,
+    publish,
+    server_env,
+    temp_dir,
+    wait_for,
+    wrk,
+)
 
 SITE = "bench"
 SECONDS = 4

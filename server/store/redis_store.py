@@ -451,14 +451,17 @@ class RedisStore(Store):
         self.r.delete(mark_key)
         return deleted
 
-    def get_products(self, site, ids):
-        ids = list(dict.fromkeys(ids))
+    def _values(self, site, prefix, names):
+        """{name: value} of the existing keys `prefix + name` of the site."""
         found = {}
-        for part in _chunks(ids):
-            for pid, body in zip(part, self.r.mget([self._k(site, f"p:{pid}") for pid in part])):
-                if body is not None:
-                    found[pid] = body
+        for part in _chunks(dict.fromkeys(names)):
+            for name, value in zip(part, self.r.mget([self._k(site, prefix + name) for name in part])):
+                if value is not None:
+                    found[name] = value
         return found
+
+    def get_products(self, site, ids):
+        return self._values(site, "p:", ids)
 
     def list_products(self, site, after="", limit=100):
         ids = self.r.zrangebylex(self._k(site, "catalog"), f"({after}" if after else "-", "+", start=0, num=limit)
@@ -520,13 +523,7 @@ class RedisStore(Store):
             pipe.execute()
 
     def rankings(self, site, names):
-        names = list(dict.fromkeys(names))
-        found = {}
-        for part in _chunks(names):
-            for name, body in zip(part, self.r.mget([self._k(site, f"rk:{name}") for name in part])):
-                if body is not None:
-                    found[name] = body
-        return found
+        return self._values(site, "rk:", names)
 
     def touch_recs_inputs(self, site, kind):
         if kind not in ("imports", "signals"):

@@ -249,15 +249,22 @@ class SQLiteStore(Store):
         with self._tx() as db:
             return db.execute("DELETE FROM products WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
 
-    def get_products(self, site, ids):
-        ids = list(dict.fromkeys(ids))
+    def _rows_by_key(self, table, column, site, keys):
+        """{key: body} of the site's rows of `table` whose `column` is one of `keys`."""
+        keys = list(dict.fromkeys(keys))
+        if len(keys) == 1:  # the common case, without building an IN list
+            row = self._db().execute(f"SELECT body FROM {table} WHERE site=? AND {column}=?", (site, keys[0])).fetchone()
+            return {keys[0]: row[0]} if row else {}
         found = {}
-        db = self._db()
-        for start in range(0, len(ids), CHUNK):
-            part = ids[start:start + CHUNK]
-            found.update(db.execute(f"SELECT id, body FROM products WHERE site=? AND id IN ({','.join('?' * len(part))})",
-                                    (site, *part)))
+        for start in range(0, len(keys), CHUNK):
+            part = keys[start:start + CHUNK]
+            found.update(self._db().execute(
+                f"SELECT {column}, body FROM {table} WHERE site=? AND {column} IN ({','.join('?' * len(part))})",
+                (site, *part)))
         return found
+
+    def get_products(self, site, ids):
+        return self._rows_by_key("products", "id", site, ids)
 
     def list_products(self, site, after="", limit=100):
         return self._db().execute("SELECT id, body FROM products WHERE site=? AND id>? ORDER BY id LIMIT ?",
@@ -294,16 +301,7 @@ class SQLiteStore(Store):
             self._touch(db, site, "built", built_at)
 
     def rankings(self, site, names):
-        names = list(dict.fromkeys(names))
-        if len(names) == 1:  # the common case, without building an IN list
-            row = self._db().execute("SELECT body FROM rankings WHERE site=? AND name=?", (site, names[0])).fetchone()
-            return {names[0]: row[0]} if row else {}
-        found = {}
-        for start in range(0, len(names), CHUNK):
-            part = names[start:start + CHUNK]
-            found.update(self._db().execute(
-                f"SELECT name, body FROM rankings WHERE site=? AND name IN ({','.join('?' * len(part))})", (site, *part)))
-        return found
+        return self._rows_by_key("rankings", "name", site, names)
 
     @staticmethod
     def _touch(db, site, kind, at=None):
