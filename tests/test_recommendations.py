@@ -328,3 +328,18 @@ def test_a_second_honest_visitor_does_count(app, shop):
         collect(client, f"honest-{v:04d}", [item_event(700_000 + v, "purchase", ["rake-2", "spoon-1"])])
     build(app)
     assert "spoon-1" in ids(recs(client, "strategy=bought_together&items=rake-2&n=20&availability=in_stock"))
+
+
+def test_an_unreachable_store_is_a_503_in_the_error_shape(tmp_path):
+    with redis_server() as (url, _, proc):
+        env = {"VITRINA_DATABASE": str(tmp_path / "v.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
+               "VITRINA_REDIS_URL": url}
+        app = create_app(env=env)
+        client = app.test_client()
+        planted(app, client)
+        assert recs(client, "strategy=bought_together&items=mug-a&n=3")["served_by"] == "bought_together"
+        proc.kill()
+        proc.wait(10)
+        response = client.get(f"{RECS}?strategy=bought_together&items=mug-a&n=3")
+        assert response.status_code == 503 and response.get_json()["error"] == "store_unavailable"
+        assert response.headers["Cache-Control"] == "no-store" and response.headers["Access-Control-Allow-Origin"] == "*"

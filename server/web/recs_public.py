@@ -6,7 +6,7 @@ import json
 import math
 import time
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from server.cache import app_cache
 from server.catalog.products import AVAILABILITY, item_id_problem, normalise_category
@@ -14,7 +14,7 @@ from server.delivery.serving import SITE_RE
 from server.errors import APIError
 from server.recs.serve import Query, recommend
 from server.recs.strategies import STRATEGIES
-from server.store import get_store, site_exists
+from server.store import UNAVAILABLE, get_store, site_exists
 
 bp = Blueprint("recs_public", __name__)
 CORS = {"Access-Control-Allow-Origin": "*"}
@@ -99,7 +99,13 @@ def recommendations(site):
     if strategy not in STRATEGIES:
         raise APIError(404, "strategy_not_found", f"There is no strategy '{strategy}'; there are: "
                        f"{', '.join(STRATEGIES)}.", [_p("/strategy", "unknown strategy")], headers=_no_store())
-    answer = recommend(get_store(), site, parse_query(strategy), _rules(site))
+    query = parse_query(strategy)
+    try:
+        answer = recommend(get_store(), site, query, _rules(site))
+    except UNAVAILABLE as e:
+        current_app.logger.warning("recommendations for %s: store unavailable (%s)", site, e)
+        raise APIError(503, "store_unavailable", "Recommendations are unavailable right now; try again later.",
+                       headers={**_no_store(), "Retry-After": "5"}) from None
     response = jsonify(answer)
     response.headers.update({**CORS, "Cache-Control": f"public, max-age={MAX_AGE_S}"})
     return response
