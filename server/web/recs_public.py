@@ -93,15 +93,8 @@ def _rules(site):
 
 @bp.get("/v1/sites/<site>/recommendations")
 def recommendations(site):
-    if not SITE_RE.match(site) or not site_exists(site):
-        raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=_no_store())
-    strategy = request.args.get("strategy", "")
-    if strategy not in STRATEGIES:
-        raise APIError(404, "strategy_not_found", f"There is no strategy '{strategy}'; there are: "
-                       f"{', '.join(STRATEGIES)}.", [_p("/strategy", "unknown strategy")], headers=_no_store())
-    query = parse_query(strategy)
     try:
-        answer = recommend(get_store(), site, query, _rules(site))
+        answer = _answer(site)
     except UNAVAILABLE as e:
         current_app.logger.warning("recommendations for %s: store unavailable (%s)", site, e)
         raise APIError(503, "store_unavailable", "Recommendations are unavailable right now; try again later.",
@@ -109,3 +102,13 @@ def recommendations(site):
     response = jsonify(answer)
     response.headers.update({**CORS, "Cache-Control": f"public, max-age={MAX_AGE_S}"})
     return response
+
+
+def _answer(site):
+    if not SITE_RE.match(site) or not site_exists(site):
+        raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=_no_store())
+    strategy = request.args.get("strategy", "")
+    if strategy not in STRATEGIES:
+        raise APIError(404, "strategy_not_found", f"There is no strategy '{strategy}'; there are: "
+                       f"{', '.join(STRATEGIES)}.", [_p("/strategy", "unknown strategy")], headers=_no_store())
+    return recommend(get_store(), site, parse_query(strategy), _rules(site))
