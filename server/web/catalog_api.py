@@ -1,4 +1,5 @@
 """Merchant API of the catalogue and recommendations: product feeds, order history, merchandising."""
+import io
 import json
 import re
 
@@ -31,8 +32,10 @@ def _feed_records(what):
     if (request.content_length or 0) > limit:
         raise APIError(413, "payload_too_large", f"{what} may be at most {limit} bytes (VITRINA_FEED_MAX_BYTES).")
     media = feed.media_type_of(request.content_type)
+    # Werkzeug's limited stream is unbuffered: its readline would read a byte per call
+    stream = io.BufferedReader(request.stream, buffer_size=1 << 16)
     try:
-        return feed.records(request.stream, media)
+        return feed.records(stream, media)
     except feed.UnsupportedMediaType as e:
         raise APIError(415, "unsupported_media_type", f"Content-Type {media or '(none)'}: {e}.") from None
 
