@@ -106,7 +106,15 @@ def planted(app, client):
 
 def build(app):
     with app.app_context():
-        return build_site(get_store(), "shop")
+        summary = build_site(get_store(), "shop")
+    forget_recent_reads(app)
+    return summary
+
+
+def forget_recent_reads(app):
+    """The endpoint reads rules, rankings and products at most 5 s old; a test does not wait."""
+    for cache in app_caches(app).values():
+        cache.clear()
 
 
 @pytest.fixture
@@ -224,19 +232,12 @@ def test_bestsellers_per_category_recently_viewed_and_personal(shop):
     assert (personal["served_by"], ids(personal)) == ("personal", ["mug-c", "beans-1"])
 
 
-def _forget_rules(app):
-    """The endpoint reads rules at most 5 s old; a test does not wait for them."""
-    cache = app_caches(app).get("merchandising rules")
-    if cache is not None:
-        cache.clear()
-
-
 def test_merchandising_boosts_buries_and_pins(app, shop):
     client, headers = shop
     url = f"{API}/merchandising"
     rules = {"rules": [{"action": "boost", "match": {"id": "spoon-1"}, "factor": 2}]}
     assert client.put(url, json=rules, headers=headers).status_code == 200
-    _forget_rules(app)
+    forget_recent_reads(app)
     assert ids(recs(client, "strategy=bought_together&items=mug-a&n=3")) == ["spoon-1", "beans-1", "rake-1"]
     rules = {"rules": [{"action": "bury", "match": {"custom_label_0": "high_margin"}},
                        {"action": "pin", "id": "mug-d", "position": 2, "strategies": ["bought_together"]},
@@ -244,7 +245,7 @@ def test_merchandising_boosts_buries_and_pins(app, shop):
                        {"action": "boost", "match": {"category": "Garden"}, "factor": 10,
                         "strategies": ["similar"]}]}  # not for this strategy
     assert client.put(url, json=rules, headers=headers).status_code == 200
-    _forget_rules(app)
+    forget_recent_reads(app)
     answer = recs(client, "strategy=bought_together&items=mug-a&n=3")
     assert (answer["served_by"], ids(answer)) == ("bought_together", ["spoon-1", "mug-d", "rake-1"])
     # buried: after everything else, the fallbacks' items included
@@ -340,6 +341,26 @@ def test_an_unreachable_store_is_a_503_in_the_error_shape(tmp_path):
         assert recs(client, "strategy=bought_together&items=mug-a&n=3")["served_by"] == "bought_together"
         proc.kill()
         proc.wait(10)
+        for query in ("strategy=bought_together&items=mug-a&n=3", "strategy=similar&items=rake-2"):
+            cached = client.get(f"{RECS}?{query}")  # the first: from reads less than 5 s old
+            assert cached.status_code == (200 if "mug-a" in query else 503)
+        forget_recent_reads(app)
         response = client.get(f"{RECS}?strategy=bought_together&items=mug-a&n=3")
         assert response.status_code == 503 and response.get_json()["error"] == "store_unavailable"
         assert response.headers["Cache-Control"] == "no-store" and response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_reading_products_a_page_at_a_time_gives_what_reading_them_all_gives(app, shop, monkeypatch):
+    from server.recs import merchandising, serve
+    from server.recs.strategies import STRATEGIES
+
+    def answers():
+        with app.app_context():
+            return [serve.recommend(get_store(), "shop", serve.Query(strategy, (anchor,), n, frozenset(exclude)),
+                                    {"rules": [{"action": "bury", "match": {"brand": "Fjord"}}]})
+                    for strategy in STRATEGIES for anchor in CATALOGUE for n in (1, 3, 20)
+                    for exclude in ((), ("beans-1", "mug-b"))]
+
+    paged = answers()
+    monkeypatch.setattr(merchandising, "reorders", lambda rules: True)  # as with a boost: read everything
+    assert answers() == paged

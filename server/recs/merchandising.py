@@ -120,6 +120,11 @@ def pinned_ids(rules):
     return [r["id"] for r in rules if r["action"] == "pin"]
 
 
+def reorders(rules):
+    """Whether the rules may move a product up past others (a boost)."""
+    return any(r["action"] == "boost" for r in rules)
+
+
 def order(rules, scored):
     """([product], [buried product]) from [(product, score)]: boosted scores, ties by id."""
     boosts = [r for r in rules if r["action"] == "boost"]

@@ -43,6 +43,23 @@ class _Catalogue:
         return {i: self.known[i] for i in ids if self.known.get(i)}
 
 
+def _take(proposed, needed, rules, catalogue, shown):
+    """(the first `needed` products of a step that pass the filters, in the rules' order; the
+    buried ones met on the way). Products are read a page at a time, as far as needed, unless a
+    boost may lift one from anywhere in the list."""
+    page = len(proposed) if merchandising.reorders(rules) else max(2 * needed, 8)
+    ordered, buried = [], []
+    for start in range(0, len(proposed), page):
+        part = proposed[start:start + page]
+        found = catalogue.get([i for i, _ in part])
+        kept, held = merchandising.order(rules, [(found[i], s) for i, s in part if i in found and shown(found[i])])
+        ordered += kept
+        buried += held
+        if len(ordered) >= needed:
+            break
+    return ordered[:needed], buried
+
+
 def recommend(store, site, query, rules_document=None):
     """{"strategy", "served_by", "filled_by", "items": [public product fields]}."""
     catalogue = _Catalogue(store, site)
@@ -67,9 +84,7 @@ def recommend(store, site, query, rules_document=None):
         taken = {p["id"] for p in chosen + held_back}
         proposed = sorted(((i, s) for i, s in candidates(step, anchors, query.category, anchor_category, read)
                            if i not in hidden and i not in taken), key=lambda row: (-row[1], row[0]))[:MAX_CANDIDATES]
-        found = catalogue.get([i for i, _ in proposed])
-        ordered, buried = merchandising.order(rules, [(found[i], s) for i, s in proposed if i in found and shown(found[i])])
-        ordered = ordered[:query.n - len(chosen)]
+        ordered, buried = _take(proposed, query.n - len(chosen), rules, catalogue, shown)
         if ordered:
             used.append(step)
         chosen += ordered

@@ -20,7 +20,8 @@ bp = Blueprint("recs_public", __name__)
 CORS = {"Access-Control-Allow-Origin": "*"}
 MAX_N, MAX_ITEMS, MAX_EXCLUDE = 20, 20, 100
 MAX_AGE_S = 300
-RULES_MAX_AGE_S = 5
+READS_MAX_AGE_S = 5  # rules, rankings and products: what a request reads is at most this old
+_MISSING = object()
 PARAMS = {"strategy", "items", "n", "exclude", "category", "min_price", "max_price", "availability"}
 
 
@@ -85,10 +86,49 @@ def _no_store():
     return {**CORS, "Cache-Control": "no-store"}
 
 
+def _window():
+    return int(time.monotonic() // READS_MAX_AGE_S)
+
+
 def _rules(site):
-    cache = app_cache("merchandising rules", 4096, f"PUT .../merchandising: entries live {RULES_MAX_AGE_S} s",
-                      token=lambda: int(time.monotonic() // RULES_MAX_AGE_S))
+    cache = app_cache("merchandising rules", 4096, f"PUT .../merchandising: entries live {READS_MAX_AGE_S} s",
+                      token=_window)
     return cache.get_or_make(site, lambda: json.loads(get_store().get_merchandising(site) or "null"))
+
+
+class _RecentReads:
+    """The store's product and ranking reads through per-process caches whose entries live
+    READS_MAX_AGE_S: popular products and anchors cost no store read. (Answers are cached by
+    CDNs for MAX_AGE_S anyway.) Absent keys are remembered too."""
+
+    def __init__(self, store):
+        self.store = store
+        self.products = app_cache("recommended products", 50_000,
+                                  f"a catalogue change: entries live {READS_MAX_AGE_S} s", token=_window)
+        self.ranked = app_cache("recommendation rankings", 50_000,
+                                f"a recommendations build: entries live {READS_MAX_AGE_S} s", token=_window)
+
+    def get_products(self, site, ids):
+        return self._through(self.products, site, ids, self.store.get_products)
+
+    def rankings(self, site, names):
+        return self._through(self.ranked, site, names, self.store.rankings)
+
+    @staticmethod
+    def _through(cache, site, keys, read):
+        found, missing = {}, []
+        for key in keys:
+            value = cache.get((site, key), _MISSING)
+            if value is _MISSING:
+                missing.append(key)
+            elif value is not None:
+                found[key] = value
+        if missing:
+            fresh = read(site, missing)
+            for key in missing:
+                cache.put((site, key), fresh.get(key))
+            found.update(fresh)
+        return found
 
 
 @bp.get("/v1/sites/<site>/recommendations")
@@ -111,4 +151,4 @@ def _answer(site):
     if strategy not in STRATEGIES:
         raise APIError(404, "strategy_not_found", f"There is no strategy '{strategy}'; there are: "
                        f"{', '.join(STRATEGIES)}.", [_p("/strategy", "unknown strategy")], headers=_no_store())
-    return recommend(get_store(), site, parse_query(strategy), _rules(site))
+    return recommend(_RecentReads(get_store()), site, parse_query(strategy), _rules(site))
