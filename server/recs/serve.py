@@ -47,7 +47,7 @@ def _take(proposed, needed, rules, catalogue, shown):
     """(the first `needed` products of a step that pass the filters, in the rules' order; the
     buried ones met on the way). Products are read a page at a time, as far as needed, unless a
     boost may lift one from anywhere in the list."""
-    page = len(proposed) if merchandising.reorders(rules) else max(2 * needed, 8)
+    page = max(len(proposed), 1) if merchandising.reorders(rules) else max(2 * needed, 8)
     ordered, buried = [], []
     for start in range(0, len(proposed), page):
         part = proposed[start:start + page]
