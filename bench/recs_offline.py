@@ -146,10 +146,13 @@ def latency(name, redis_url=None):
     if recs["errors"] or recs["status"]:
         raise RuntimeError(f"wrk saw errors: {recs}")
     log(f"{name}: recommendations {recs['rps']:,.0f} req/s, /healthz {health['rps']:,.0f} req/s")
-    return [Row("recs_offline", f"recommendations p50, {name}", recs["p50_us"] / 1000, "ms", health["p50_us"] / 1000,
-                "GET /healthz p50", "< 10 ms", recs["p50_us"] < 10_000),
-            Row("recs_offline", f"recommendations p99, {name}", recs["p99_us"] / 1000, "ms", health["p99_us"] / 1000,
-                "GET /healthz p99", "< 50 ms", recs["p99_us"] < 50_000)]
+    rows = []
+    for pct, target_ms in (("p50", 10), ("p99", 50)):
+        figure, base = recs[f"{pct}_us"] / 1000, health[f"{pct}_us"] / 1000
+        note = f"/healthz itself takes {base:.0f} ms at {pct} under this load" if base >= target_ms else ""
+        rows.append(Row("recs_offline", f"recommendations {pct}, {name}", figure, "ms", base, f"GET /healthz {pct}",
+                        f"< {target_ms} ms", figure < target_ms, note))
+    return rows
 
 
 def _big_feed(path):

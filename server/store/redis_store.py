@@ -427,14 +427,22 @@ class RedisStore(Store):
         products = list(products)
         pipe = self.r.pipeline(transaction=False)
         for part in _chunks(products):
-            for pid, body in part:
-                pipe.set(self._k(site, f"p:{pid}"), body)
+            self._set_many(pipe, {self._k(site, f"p:{pid}"): body for pid, body in part})
             members = {pid: 0 for pid, _ in part}
             pipe.zadd(self._k(site, "catalog"), members)
             if mark is not None:
                 pipe.zadd(self._k(site, f"catalog:mark:{mark}"), members)
         pipe.execute()
         return len(products)
+
+    def _set_many(self, pipe, values):
+        """SET each key: one MSET (keys of one site share a slot), except in a cluster pipeline,
+        which refuses multi-key commands."""
+        if isinstance(self.r, redis.cluster.RedisCluster):
+            for key, value in values.items():
+                pipe.set(key, value)
+        else:
+            pipe.mset(values)
 
     def delete_products(self, site, ids):
         ids = list(dict.fromkeys(ids))
@@ -517,8 +525,7 @@ class RedisStore(Store):
     def _write_ranking_batch(self, site, fresh_key, batch):
         if batch:
             pipe = self.r.pipeline(transaction=False)
-            for name, body in batch:
-                pipe.set(self._k(site, f"rk:{name}"), body)
+            self._set_many(pipe, {self._k(site, f"rk:{name}"): body for name, body in batch})
             pipe.sadd(fresh_key, *(name for name, _ in batch))
             pipe.execute()
 
