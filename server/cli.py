@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from server.accounts import audit
 from server.settings import ConfigError, load_config
 
 
@@ -165,6 +166,8 @@ def cmd_keys_create(args):
             key = create_key(args.site, args.name, args.scope)
         except KeyExists:
             return _fail(f"site {args.site!r} already has a key named {args.name!r}")
+        audit.record(args.site, "key.create", f"created API key '{args.name}' (scope {args.scope})",
+                     {"name": args.name, "scope": args.scope})
     print(f"Created key {args.name!r} (scope {args.scope}) of site {args.site!r}. It is shown once; "
           "only its hash is stored:")
     print(key)
@@ -179,6 +182,7 @@ def cmd_keys_revoke(args):
             return _fail(f"no site {args.site!r}")
         if not store.revoke_key(args.site, args.name):
             return _fail(f"site {args.site!r} has no key named {args.name!r}")
+        audit.record(args.site, "key.revoke", f"revoked API key '{args.name}'", {"name": args.name})
     print(f"Revoked key {args.name!r} of site {args.site!r}: it opens nothing from now on.")
     return 0
 
@@ -206,6 +210,9 @@ def cmd_publish(args):
     if result.warnings:
         print(f"{args.config}: sanitised; what was removed:", file=sys.stderr)
         _print_problems(result.warnings)
+    with _app().app_context():
+        audit.record(args.site, "publish", f"published version {result.version} from {os.path.basename(args.config)}",
+                     {"version": result.version})
     print(f"Published {args.site} version {result.version}")
     return 0
 
