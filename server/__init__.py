@@ -2,7 +2,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from server import errors, store
+from server import errors, store, workspace
 from server.events import spool
 from server.settings import load_config
 
@@ -34,4 +34,5 @@ def create_app(test_config=None, env=None):
     app.register_blueprint(keys_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(recs_public_bp)
+    workspace.init_app(app)
     return app
