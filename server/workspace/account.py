@@ -5,11 +5,12 @@ from server.accounts import audit
 from server.accounts.users import LinkInvalid, check_password, normal_email, password_problem, set_password, user_of_link
 from server.configs.validation import SCHEMA
 from server.store import get_store
-from server.workspace.guard import safe_next, sign_in_allowed, signed_in
+from server.workspace.guard import protect, safe_next, sign_in_allowed, signed_in
 from server.workspace.guard import sign_in as start_session
 from server.workspace.guard import sign_out as end_session
 
 bp = Blueprint("account", __name__, url_prefix="/app", template_folder="templates")
+protect(bp)
 
 
 @bp.get("/")

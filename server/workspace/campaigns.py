@@ -10,9 +10,10 @@ from server.configs.validation import parse_config
 from server.results.report import site_results
 from server.workspace import forms
 from server.workspace.editing import current, save
-from server.workspace.guard import site_role
+from server.workspace.guard import protect, site_role
 
 bp = Blueprint("campaigns", __name__, url_prefix="/app/s/<site>", template_folder="templates")
+protect(bp)
 STATUSES = ("live", "paused", "draft")
 SCHEMA_URL = "/app/schema/site-config.json"
 

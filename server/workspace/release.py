@@ -17,9 +17,10 @@ from server.delivery import preview as previews
 from server.errors import APIError
 from server.store import get_store
 from server.workspace.editing import current
-from server.workspace.guard import may, site_role
+from server.workspace.guard import may, protect, site_role
 
 bp = Blueprint("release", __name__, url_prefix="/app/s/<site>", template_folder="templates")
+protect(bp)
 VISITOR_FIELDS = [  # (attribute, label, example) of the "which campaigns would this visitor get" form
     ("page.url", "Page URL", "https://shop.example/product.html"), ("page.path", "Page path", "/product.html"),
     ("utm.source", "UTM source", "newsletter"), ("utm.medium", "UTM medium", "email"),

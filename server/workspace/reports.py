@@ -11,9 +11,10 @@ from server.recs.strategies import STRATEGIES
 from server.results import series
 from server.results.report import site_results
 from server.store import get_store
-from server.workspace.guard import site_role
+from server.workspace.guard import protect, site_role
 
 bp = Blueprint("reports", __name__, url_prefix="/app/s/<site>", template_folder="templates")
+protect(bp)
 
 
 @bp.get("/results")

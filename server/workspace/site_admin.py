@@ -7,9 +7,10 @@ from server.store import KeyExists, get_store
 from server.web.auth import create_key, key_problems
 from server.workspace import forms
 from server.workspace.editing import current, save
-from server.workspace.guard import site_role
+from server.workspace.guard import protect, site_role
 
 bp = Blueprint("site_admin", __name__, url_prefix="/app/s/<site>", template_folder="templates")
+protect(bp)
 SETTINGS_PATHS = {f"/settings/{name}" for name in ("holdout", "consent", "antiflicker_ms", "redirect_hosts",
                                                    "timezone", "max_value")} | {"/settings"}
 
