@@ -9,7 +9,7 @@ from server.configs.compiler import compile_campaign
 from server.configs.validation import parse_config
 from server.results.report import site_results
 from server.workspace import forms
-from server.workspace.editing import current, save
+from server.workspace.editing import current, go_to, save
 from server.workspace.guard import protect, site_role
 
 bp = Blueprint("campaigns", __name__, url_prefix="/app/s/<site>", template_folder="templates")
@@ -121,7 +121,7 @@ def edit(site, key):
             site, config, request.form.get("etag", etag), campaign, at, saved.problems, stale=saved.stale)), \
             412 if saved.stale else 400
     flash(f"Saved campaign '{campaign['key']}' to the draft. Publish to make it live.")
-    return redirect(url_for("campaigns.edit", site=site, key=campaign["key"]))
+    return go_to(url_for("campaigns.edit", site=site, key=campaign["key"]))
 
 
 @bp.post("/campaigns/<key>/delete")

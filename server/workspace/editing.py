@@ -1,6 +1,6 @@
 """Reading and saving a site's draft from the workspace: every save sends the ETag the page was
 rendered with (If-Match header from htmx, or the form's `etag` field) and is audited."""
-from flask import request
+from flask import make_response, redirect, request
 from werkzeug.http import parse_etags
 
 from server.accounts import audit
@@ -43,3 +43,13 @@ def save(site, config, action, summary, details=None, form_problems=()):
         return Saved(problems=e.details)
     audit.record(site, action, summary, details)
     return Saved(ok=True, warnings=review.warnings)
+
+
+def go_to(url):
+    """Where a successful form goes next: a redirect, or for htmx a full navigation (HX-Redirect),
+    so the next page (and its flashed message) is shown whole."""
+    if request.headers.get("HX-Request"):
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)

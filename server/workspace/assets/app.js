@@ -6,6 +6,8 @@ import htmx from "htmx.org/dist/htmx.esm.js"
 Object.assign(htmx.config, {
   includeIndicatorStyles: false, allowEval: false, allowScriptTags: false, historyCacheSize: 0,
   selfRequestsOnly: true,
+  // A refused save (400: problems by field; 412: someone saved first) is a page to show, not an error.
+  responseHandling: [{ code: "204", swap: false }, { code: "[234]..", swap: true }, { code: "...", swap: false, error: true }],
 })
 window.htmx = htmx
 
