@@ -5,7 +5,7 @@ import * as Plot from "@observablehq/plot"
 const COLORS = ["#1f5fa8", "#c2410c", "#15803d", "#7e22ce", "#a16207", "#0f766e", "#be123c", "#4b5563"]
 
 function color(names) {
-  return { type: "ordinal", domain: names, range: COLORS }
+  return { type: "ordinal", domain: names, range: COLORS.slice(0, Math.max(1, names.length)) }
 }
 
 // Plot adds a <style> element to each chart: a strict CSP refuses it, so it goes before the
@@ -33,9 +33,10 @@ function legend(container, names) {
 
 function rates(container, rows) {
   const names = rows.map((r) => r.variation)
+  rows = rows.map((r) => ({ ...r, rate: r.rate * 100, low: r.low * 100, high: r.high * 100 }))
   attach(container, Plot.plot({
-    width: Math.max(320, container.clientWidth || 640), height: 60 + 36 * rows.length, marginLeft: 110,
-    x: { label: "Conversion rate (%)", percent: true, grid: true, domain: [0, Math.max(0.01, ...rows.map((r) => r.high))] },
+    width: Math.max(320, container.clientWidth || 640), height: 60 + 36 * rows.length, marginLeft: 110, marginRight: 20,
+    x: { label: "Conversion rate (%)", grid: true, domain: [0, Math.max(1, ...rows.map((r) => r.high))] },
     y: { label: null, domain: names }, color: color(names),
     marks: [
       Plot.ruleY(rows, { y: "variation", x1: "low", x2: "high", stroke: "variation", strokeWidth: 3 }),
@@ -45,14 +46,15 @@ function rates(container, rows) {
   }))
 }
 
-function daily(container, rows, goal) {
-  const names = [...new Set(rows.map((r) => r.variation))]
+function daily(container, rows, goal, order) {
+  const seen = new Set(rows.map((r) => r.variation))
+  const names = [...order, ...[...seen].filter((n) => !order.includes(n))]  // the rate chart's colours
   const long = rows.flatMap((r) => [
     { day: new Date(r.day + "T00:00:00"), variation: r.variation, metric: "Visitors", value: r.visitors },
     { day: new Date(r.day + "T00:00:00"), variation: r.variation, metric: `Conversions (${goal || "no goal"})`, value: r.conversions },
   ])
   attach(container, Plot.plot({
-    width: Math.max(320, container.clientWidth || 640), height: 360, marginLeft: 50,
+    width: Math.max(320, container.clientWidth || 640), height: 360, marginLeft: 50, marginRight: 110,
     x: { label: null, type: "utc" }, y: { label: null, grid: true }, fy: { label: null }, color: color(names),
     marks: [Plot.lineY(long, { x: "day", y: "value", fy: "metric", stroke: "variation", marker: "dot" }), Plot.ruleY([0])],
   }))
@@ -67,7 +69,9 @@ function draw() {
     if (container.dataset.chart === "rates") {
       rates(container, data.rates[container.dataset.goal] || [])
       legend(container, (data.rates[container.dataset.goal] || []).map((r) => r.variation))
-    } else if (container.dataset.chart === "daily") daily(container, data.daily, data.goal)
+    } else if (container.dataset.chart === "daily") {
+      daily(container, data.daily, data.goal, (data.rates[data.goal] || []).map((r) => r.variation))
+    }
     container.dataset.drawn = "1"
   }
 }
