@@ -1,9 +1,9 @@
 """The day an event is counted in for the daily series: its time in the site's time zone
 (`settings.timezone` of the version it names, UTC by default), as YYYY-MM-DD.
 
-The time is the event's own `ts`, held to the receipt time: never in the future, and never more
-than LATE_S before it (the SDK keeps unsent events for the next page, so a late event is
-normal; a clock years off is not, and counts today)."""
+The time is the event's own `ts` when it lies within LATE_S before its receipt (the SDK keeps
+unsent events for the next page, so a late event is normal), else the receipt time: a clock in
+the future, or days off, counts today."""
 from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -19,5 +19,7 @@ def _day_of_minute(zone, minute):
 
 def day_of(ts_ms, zone, now):
     """The day (in `zone`) of the event time ts_ms, received at `now` (seconds)."""
-    seconds = min(max(ts_ms / 1000, now - LATE_S), now)
+    seconds = ts_ms / 1000
+    if not now - LATE_S <= seconds <= now:
+        seconds = now
     return _day_of_minute(zone or DEFAULT_ZONE, int(seconds // 60))  # no zone moves its midnight off a minute
