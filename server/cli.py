@@ -1,4 +1,4 @@
-"""The `vitrina` command: serve, sites, publish, results, demo."""
+"""The `vitrina` command: serve, sites, publish, results, sample-size, demo."""
 import argparse
 import json
 import os
@@ -62,8 +62,29 @@ def cmd_results(args):
     with _app().app_context():
         if not get_store().site_exists(args.site):
             return _fail(f"no site {args.site!r}")
-        data = site_results(args.site)
+        data = site_results(args.site, all_goals=args.all_goals)
     print(json.dumps(data, indent=2) if args.json else render(data))
+    return 0
+
+
+def cmd_sample_size(args):
+    from server.results import sample_size as planning
+    values = {name: getattr(args, name) for name in planning.PARAMETERS}
+    problems = planning.problems(values)
+    if problems:
+        return _fail("; ".join(f"--{p['path'][1:]} {p['message']}" for p in problems))
+    plan = planning.sample_size(**planning.parse(values))
+    if args.json:
+        print(json.dumps(plan, indent=2))
+        return 0
+    print(f"Baseline rate {plan['baseline']:.2%}, detecting {plan['mde']:+.1%} (to {plan['expected_rate']:.2%}), "
+          f"alpha {plan['alpha']}, power {plan['power']:.0%}, {plan['variations']} variations, control included")
+    fixed, sequential = plan["fixed"], plan["sequential"]
+    print(f"  fixed mode:      {fixed['visitors_per_variation']:>12,} visitors per variation, "
+          f"{fixed['visitors']:,} in all; read the results once, when they are reached")
+    if sequential:
+        print(f"  sequential mode: {sequential['visitors_per_variation']:>12,} visitors per variation, "
+              f"{sequential['visitors']:,} in all; look any day, it may stop sooner")
     return 0
 
 
@@ -97,7 +118,17 @@ def build_parser():
     results = sub.add_parser("results", help="print a site's results")
     results.add_argument("site")
     results.add_argument("--json", action="store_true", help="print the JSON of GET .../results")
+    results.add_argument("--all-goals", action="store_true",
+                         help="every goal counted for a campaign, not only those it lists (?goals=all)")
     results.set_defaults(func=cmd_results)
+    size = sub.add_parser("sample-size", help="visitors an experiment on a conversion rate needs")
+    size.add_argument("--baseline", required=True, help="the control's conversion rate, e.g. 0.03")
+    size.add_argument("--mde", required=True, help="the smallest relative change to detect, e.g. 0.1 for +10%%")
+    size.add_argument("--alpha", default="0.05", help="significance level (default 0.05)")
+    size.add_argument("--power", default="0.8", help="chance to detect the change when it is there (default 0.8)")
+    size.add_argument("--variations", default="2", help="arms, control included (default 2)")
+    size.add_argument("--json", action="store_true", help="print the JSON of GET .../sample-size")
+    size.set_defaults(func=cmd_sample_size)
     demo = sub.add_parser("demo", help="server + demo shop + sample config")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
