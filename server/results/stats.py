@@ -19,7 +19,6 @@ SRM_ALPHA = 0.001  # the usual threshold: an SRM alarm must be rare on a healthy
 # GrowthBook's default. Earlier and later looks are valid too, a little wider.
 SEQUENTIAL_TUNING = 5000
 BETA_GRID_POINTS = 401  # Simpson's rule over the narrower posterior: error below 1e-6
-MODES = ("sequential", "fixed")
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def rate(conversions, visitors):
 
 
 def _sample_variance(total, total_sq, n):
-    return max(0.0, (total_sq - total * total / n) / (n - 1))
+    return np.maximum(0.0, (total_sq - total * total / n) / (n - 1))
 
 
 def mean(total, total_sq, n):
@@ -58,51 +57,62 @@ def ratio(numerator, numerator_sq, denominator, denominator_sq, cross, n):
     return Estimate(r, max(0.0, var_n - 2 * r * cov + r * r * var_d) / (n * mean_d * mean_d), n)
 
 
-def compare(a, b, mode="sequential", alpha=0.05, welch=False):
-    """B against A: {uplift, ci, p_value} of the relative uplift mean_B / mean_A - 1.
+def log_ratio(a, b):
+    """(theta, variance) of theta = log(mean_B / mean_A), by the delta method
+    Var(theta) ~ var_A / mean_A^2 + var_B / mean_B^2. Estimates of numbers or of numpy arrays."""
+    return np.log(b.mean / a.mean), _relative_variance(a) + _relative_variance(b)
 
-    The statistic is theta = log(mean_B / mean_A), its variance by the delta method
-    Var(theta) ~ var_A / mean_A^2 + var_B / mean_B^2. In `fixed` mode the interval and the
-    two-sided p-value are Wald's on theta, with the normal distribution, or Student's t at
-    Welch-Satterthwaite's degrees of freedom when `welch`; in `sequential` mode they are the
-    always-valid asymptotic confidence sequence and p-value of `sequential_interval`. Both ends
-    are mapped back with exp(.) - 1. Needs both means > 0 and a variance > 0 (else None)."""
-    if a.mean <= 0 or b.mean <= 0:
+
+def _relative_variance(estimate):
+    """variance / mean^2, as (sd / mean)^2 so that tiny means cannot underflow to 0 / 0."""
+    return (np.sqrt(estimate.variance) / estimate.mean) ** 2
+
+
+def compare(a, b, mode="sequential", alpha=0.05, welch=False):
+    """B against A: {uplift, ci, p_value} of the relative uplift mean_B / mean_A - 1, all three
+    from the one statistic of `log_ratio`. In `fixed` mode the interval and the two-sided p-value
+    are Wald's, with the normal distribution, or Student's t at Welch-Satterthwaite's degrees of
+    freedom when `welch`; in `sequential` mode they are the always-valid confidence sequence and
+    p-value of `sequential_interval`. Both ends are mapped back with exp(.) - 1, so the interval
+    never goes below -100%. None unless both means and the variance are > 0."""
+    if not (a.mean > 0 and b.mean > 0):
         return None
-    rel_a, rel_b = a.variance / a.mean**2, b.variance / b.mean**2
-    variance = rel_a + rel_b
+    theta, variance = log_ratio(a, b)
     if not variance > 0:
         return None
-    theta = math.log(b.mean / a.mean)
     if mode == "sequential":
         low, high, p_value = sequential_interval(theta, variance, a.n + b.n, alpha)
     else:
-        df = variance**2 / (rel_a**2 / (a.n - 1) + rel_b**2 / (b.n - 1)) if welch else None
+        df = None
+        if welch:
+            rel_a, rel_b = _relative_variance(a), _relative_variance(b)
+            df = variance**2 / (rel_a**2 / (a.n - 1) + rel_b**2 / (b.n - 1))
         low, high, p_value = fixed_interval(theta, variance, alpha, df)
-    return {"uplift": math.expm1(theta), "ci": [math.expm1(low), math.expm1(high)], "p_value": p_value}
+    return {"uplift": math.expm1(theta), "ci": [math.expm1(low), math.expm1(high)], "p_value": float(p_value)}
 
 
 def fixed_interval(estimate, variance, alpha, df=None):
-    """(low, high, p) of a Wald test of estimate = 0: normal, or Student's t with df."""
+    """(low, high, p) of a Wald test of estimate = 0: normal, or Student's t with df. Takes
+    numbers or numpy arrays (the A/A simulations run thousands of looks at once)."""
     law = distributions.norm if df is None else distributions.t(df)
-    se = math.sqrt(variance)
+    se = np.sqrt(variance)
     half = law.isf(alpha / 2) * se
-    return estimate - half, estimate + half, float(min(1.0, 2 * law.sf(abs(estimate) / se)))
+    return estimate - half, estimate + half, np.minimum(1.0, 2 * law.sf(np.abs(estimate) / se))
 
 
 def sequential_interval(estimate, variance, n, alpha, tuning=SEQUENTIAL_TUNING):
     """(low, high, p) of the asymptotic confidence sequence of Waudby-Smith et al. (2024, "Time-
-    uniform central limit theory and asymptotic confidence sequences", eq. 9; the normal-mixture
-    boundary, GrowthBook's sequential engine): valid at every look at once, so a merchant may
-    look every day. `n` is the number of visitors the estimate comes from; the mixture's
-    rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / tuning makes the sequence tightest at
-    n = tuning. The p-value is 1 / the mixture martingale (an e-value), capped at 1: it is
-    below alpha exactly when the interval excludes 0."""
+    uniform central limit theory and asymptotic confidence sequences", Annals of Statistics,
+    eq. 9; the normal-mixture boundary of GrowthBook's sequential engine): valid at every look
+    at once, so a merchant may look every day. `n` is the number of visitors the estimate comes
+    from; the mixture's rho^2 = (-2 log alpha + log(1 - 2 log alpha)) / tuning makes the
+    sequence tightest at n = tuning. The p-value is 1 / the mixture martingale (an e-value),
+    capped at 1: below alpha exactly when the interval excludes 0. Numbers or numpy arrays."""
     rho2 = (-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) / tuning
     spread = n * rho2 + 1
-    half = math.sqrt(variance * 2 * spread / (n * rho2) * math.log(math.sqrt(spread) / alpha))
-    log_e_value = rho2 * estimate**2 * n / variance / (2 * spread) - 0.5 * math.log(spread)
-    return estimate - half, estimate + half, math.exp(-max(0.0, log_e_value))
+    half = np.sqrt(variance * 2 * spread / (n * rho2) * np.log(np.sqrt(spread) / alpha))
+    log_e_value = rho2 * estimate**2 * n / variance / (2 * spread) - 0.5 * np.log(spread)
+    return estimate - half, estimate + half, np.exp(-np.maximum(0.0, log_e_value))
 
 
 def bayes_rates(conversions_a, visitors_a, conversions_b, visitors_b):
@@ -149,8 +159,9 @@ def bayes_normal(a, b):
     difference_type "relative"): P(uplift > 0) and E[max(-uplift, 0)]."""
     if a.mean <= 0:
         return None
-    mu = b.mean / a.mean - 1
-    variance = b.variance / a.mean**2 + a.variance * b.mean**2 / a.mean**4
+    ratio_ = b.mean / a.mean
+    mu = ratio_ - 1
+    variance = (np.sqrt(b.variance) / a.mean) ** 2 + (np.sqrt(a.variance) / a.mean * ratio_) ** 2
     if not variance > 0:
         return None
     sd = math.sqrt(variance)
