@@ -183,6 +183,10 @@ def _pct(x):
 def _table_agrees(campaign):
     """Every comparison's line in the table shows the JSON's figures, or says not enough data."""
     text = render({"site": "shop", "version": 1, "campaigns": [campaign], "rejected": {}})
+    assert "p=-" not in text
+    if not any(v["visitors"] for v in campaign["variations"] + [campaign["holdout"]]):
+        assert "no visitors yet" in text and all(r["status"] != "ok" for r in campaign["comparisons"])
+        return
     blocks = text.split("\n\n")
     for row in campaign["comparisons"]:
         block = next(b for b in blocks if b.lstrip().startswith(row["goal"]))
@@ -192,7 +196,6 @@ def _table_agrees(campaign):
             assert line.rstrip().endswith("not enough data")
         else:
             assert f"{_pct(row['uplift'])} [{_pct(row['ci'][0])}, {_pct(row['ci'][1])}]" in line
-    assert "p=-" not in text
 
 
 # Through the API and the CLI, on the real store

@@ -15,6 +15,10 @@ def _p(x):
     return "p<0.001" if x < 0.001 else f"p={x:.3f}"
 
 
+def _share(x):
+    return ">99.9%" if x > 0.999 else "<0.1%" if x < 0.001 else f"{x:.1%}"
+
+
 def _count(n):
     return f"{n:,}"
 
@@ -26,6 +30,10 @@ def render(data):
         lines.append("Rejected events: " + ", ".join(f"{k} {v}" for k, v in data["rejected"].items()))
     if not data["campaigns"]:
         lines.append("No campaigns yet.")
+    else:
+        lines += ["Each comparison: the relative uplift [its interval] and p-value; the adjusted p corrects for every",
+                  "comparison with the same baseline (Benjamini-Hochberg); chance to win and expected loss are Bayesian;",
+                  "not enough data: fewer visitors or conversions in an arm than the campaign's minimum."]
     for campaign in data["campaigns"]:
         lines += [""] + _campaign(campaign)
     return "\n".join(lines)
@@ -34,9 +42,8 @@ def render(data):
 def _campaign(c):
     s = c["stats"]
     lines = [f"{c['key']} ({c['type'] or 'not published'})",
-             f"  {MODE_NAMES[s['mode']]}, {1 - s['alpha']:.0%} intervals; adjusted p: Benjamini-Hochberg over the "
-             f"comparisons with one baseline; not enough data: under {s['min_visitors']} visitors or "
-             f"{s['min_conversions']} conversions in an arm"]
+             f"  {MODE_NAMES[s['mode']]}, {1 - s['alpha']:.0%} intervals; "
+             f"minimum {s['min_visitors']} visitors and {s['min_conversions']} conversions an arm"]
     srm = c["srm"]
     if srm["status"] == "not_enough_data":
         lines.append("  split check: not enough data")
@@ -44,6 +51,9 @@ def _campaign(c):
         verdict = "ok" if srm["ok"] else "SAMPLE RATIO MISMATCH: the split is broken, do not trust these results"
         lines.append(f"  split check: {verdict} ({_p(srm['p_value'])})")
     arms = [(v["key"], v) for v in c["variations"]] + [("(holdout)", c["holdout"])]
+    if not any(arm["visitors"] for _, arm in arms):
+        lines.append("  no visitors yet")
+        return lines
     if not c["goals"]:
         lines.append("  visitors: " + ", ".join(f"{name} {_count(arm['visitors'])}" for name, arm in arms))
         lines.append("  no goals listed for this campaign (`vitrina results --all-goals` shows every goal counted)")
@@ -53,7 +63,8 @@ def _campaign(c):
 
 
 def _goal(c, goal, arms):
-    comparisons = [x for x in c["comparisons"] if x["goal"] == goal]
+    # against control first, then against the holdout
+    comparisons = sorted((x for x in c["comparisons"] if x["goal"] == goal), key=lambda x: x["vs"] != "control")
     revenue = any(x["metric"] != "conversion_rate" for x in comparisons)
     header = f"    {'arm':<18}{'visitors':>10}{'conversions':>13}{'rate':>9}"
     if revenue:
@@ -69,21 +80,26 @@ def _goal(c, goal, arms):
         rows = [x for x in comparisons if x["metric"] == metric]
         if rows:
             lines.append(f"    {METRIC_NAMES[metric]}:")
-            lines += [f"      {x['variation'] + ' vs ' + x['vs']:<24}{_comparison(x, c['stats']['alpha'])}" for x in rows]
+            for x in rows:
+                first, *more = _comparison(x, c["stats"]["alpha"])
+                lines.append(f"      {x['variation'] + ' vs ' + x['vs']:<24}{first}")
+                lines += [f"      {'':<24}{text}" for text in more]
     return lines
 
 
-def _comparison(x, alpha):
-    if x["status"] != "ok":
-        return "not enough data"
+def _interval(x):
     low, high = x["ci"]
-    text = f"{_pct(x['uplift'])} [{_pct(low)}, {_pct(high)}]  {_p(x['p_value'])}  adjusted {_p(x['adjusted_p_value'])}"
-    if x["adjusted_p_value"] < alpha:
-        text += "  significant"
+    return f"{_pct(x['uplift'])} [{_pct(low)}, {_pct(high)}]"
+
+
+def _comparison(x, alpha):
+    """The comparison's lines: the uplift, its interval and p-values; the Bayesian summary; CUPED."""
+    if x["status"] != "ok":
+        return ["not enough data"]
+    verdict = ": significant" if x["adjusted_p_value"] < alpha else ""
+    lines = [f"{_interval(x)}  {_p(x['p_value'])}, adjusted {_p(x['adjusted_p_value'])}{verdict}"]
     if x["bayes"]:
-        text += (f"  chance to win {x['bayes']['chance_to_win']:.1%}, "
-                 f"expected loss {x['bayes']['expected_loss']:.2%}")
+        lines.append(f"chance to win {_share(x['bayes']['chance_to_win'])}, expected loss {x['bayes']['expected_loss']:.2%}")
     if x["cuped"]:
-        cuped = x["cuped"]
-        text += f"  (CUPED: {_pct(cuped['uplift'])} [{_pct(cuped['ci'][0])}, {_pct(cuped['ci'][1])}] {_p(cuped['p_value'])})"
-    return text
+        lines.append(f"with CUPED: {_interval(x['cuped'])}  {_p(x['cuped']['p_value'])}")
+    return lines
