@@ -8,8 +8,6 @@ from server.configs import publishing
 from server.configs.validation import parse_config, validate_config
 from server.decisions.decide import decide
 from server.errors import APIError
-from server.results import sample_size as planning
-from server.results.report import site_results
 from server.store import get_store
 from server.web.auth import require_site_key
 
@@ -118,6 +116,7 @@ def results(site):
     if goals not in ("campaign", "all"):
         raise APIError(400, "invalid_request", "goals is `campaign` (the default) or `all`.",
                        [{"path": "/goals", "message": "must be campaign or all"}])
+    from server.results.report import site_results  # scipy loads on the first results request, not in every worker
     return jsonify(site_results(site, all_goals=goals == "all"))
 
 
@@ -125,6 +124,7 @@ def results(site):
 @require_site_key
 def sample_size(site):
     """Visitors needed for a conversion-rate experiment; alpha defaults to the site's settings.stats."""
+    from server.results import sample_size as planning
     values = {name: request.args.get(name) for name in planning.PARAMETERS}
     if values["alpha"] is None:
         latest = publishing.load_latest(site)
