@@ -24,7 +24,9 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
 from statsmodels.stats.proportion import test_proportions_2indep as proportions_test_2indep
 
+from server.results import sample_size as planning
 from server.results import stats
+from server.results.sample_size import sample_size
 from tests.simulation import aa_false_positive_rates
 
 REL = 1e-9
@@ -276,3 +278,34 @@ def test_an_aa_experiment_looked_at_daily_stays_within_its_level(capsys):
         assert rates["sequential"] <= 0.05
         assert rates["fixed_peeking"] > 0.05 + noise
         assert abs(rates["fixed_once"] - 0.05) < noise
+
+
+@pytest.mark.parametrize("baseline, mde, variations", [(0.05, 0.2, 2), (0.03, -0.15, 3), (0.3, 0.05, 2)])
+def test_planned_sample_size_gives_the_planned_power(baseline, mde, variations):
+    """4,000 simulated experiments at the planned visitors per arm, with the effect planned for:
+    each mode's test (at the plan's share of alpha) detects it about `power` of the time."""
+    plan = sample_size(baseline, mde, alpha=0.05, power=0.8, variations=variations)
+    alpha = 0.05 / (variations - 1)
+    rng = np.random.default_rng(29)
+    for mode in ("fixed", "sequential"):
+        n = plan[mode]["visitors_per_variation"]
+        control = stats.rate(rng.binomial(n, baseline, 4000), n)
+        variation = stats.rate(rng.binomial(n, baseline * (1 + mde), 4000), n)
+        theta, variance = stats.log_ratio(control, variation)
+        if mode == "fixed":
+            p_values = stats.fixed_interval(theta, variance, alpha)[2]
+        else:
+            p_values = stats.sequential_interval(theta, variance, 2 * n, alpha)[2]
+        power = np.mean(p_values < alpha)
+        assert abs(power - 0.8) < 3 * math.sqrt(0.8 * 0.2 / 4000), (mode, power)
+
+
+def test_sample_size_refuses_what_cannot_be_planned():
+    assert planning.problems({"baseline": "0.03", "mde": "0.1"}) == []
+    assert [p["path"] for p in planning.problems({"baseline": "1.5", "mde": "nan", "alpha": "0", "power": "1",
+                                                   "variations": "1"})] == ["/baseline", "/mde", "/alpha", "/power",
+                                                                            "/variations"]
+    assert planning.problems({"baseline": "0.6", "mde": "1"}) == [
+        {"path": "/mde", "message": "baseline x (1 + mde) must stay below 1"}]
+    assert planning.problems({"mde": "0.1"}) == [
+        {"path": "/baseline", "message": "is required: a conversion rate between 0 and 1, exclusive"}]
