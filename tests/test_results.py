@@ -291,3 +291,14 @@ def test_cli_table_and_json_agree(app, client, filled):
     assert "thanks_page" in vitrina("results", "shop", "--all-goals").split("cta-wording")[1]
     plan = vitrina("sample-size", "--baseline", "0.03", "--mde", "0.1")
     assert re.search(r"fixed mode: +53,256 visitors per variation", plan)
+
+
+def test_the_bundle_carries_stats_settings_only_when_set(client, published, filled):
+    bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]  # version 2: filled's config
+    assert bundle["settings"]["stats"] == {"mode": "fixed", "alpha": 0.1}
+    assert [c["key"] for c in bundle["campaigns"] if "stats" in c] == ["cta-wording"]
+    assert client.put("/api/v1/sites/shop/config", json=json.loads((REPO / "server/demo/config.json").read_text()),
+                      headers=filled).status_code == 200
+    assert client.post("/api/v1/sites/shop/publish", headers=filled).status_code == 201
+    plain = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
+    assert "stats" not in plain["settings"] and not any("stats" in c for c in plain["campaigns"])

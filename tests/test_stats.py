@@ -8,9 +8,13 @@ import math
 import numpy as np
 import pytest
 from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig
-from gbstats.frequentist.tests import FrequentistConfig, SequentialConfig, SequentialTwoSidedTTest, TwoSidedTTest
+from gbstats.frequentist.tests import (
+    FrequentistConfig,
+    SequentialConfig,
+    SequentialTwoSidedTTest,
+    TwoSidedTTest,
+)
 from gbstats.models.statistics import (
-    ProportionStatistic,
     RatioStatistic,
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
@@ -22,7 +26,9 @@ from scipy import special
 from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
-from statsmodels.stats.proportion import test_proportions_2indep as proportions_test_2indep
+from statsmodels.stats.proportion import (
+    test_proportions_2indep as proportions_test_2indep,
+)
 
 from server.results import sample_size as planning
 from server.results import stats

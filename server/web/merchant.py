@@ -116,7 +116,8 @@ def results(site):
     if goals not in ("campaign", "all"):
         raise APIError(400, "invalid_request", "goals is `campaign` (the default) or `all`.",
                        [{"path": "/goals", "message": "must be campaign or all"}])
-    from server.results.report import site_results  # scipy loads on the first results request, not in every worker
+    # scipy loads on the first results request, not in every worker at start (about 1 s, 75 MB)
+    from server.results.report import site_results
     return jsonify(site_results(site, all_goals=goals == "all"))
 
 
