@@ -85,7 +85,8 @@ def test_retried_batch_counts_once(client, published):
     post(client, visitor, batch)
     promo = variation(results(client, published), "hero-newsletter", "promo")
     assert promo["visitors"] == 1
-    assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 10.0, "revenue_per_visitor": 10.0, "orders": None, "aov": None}
+    assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 10.0,
+        "revenue_per_visitor": 10.0, "orders": None, "aov": None}
 
 
 def test_conversions_counted_once_per_visitor_revenue_summed(client, published):
@@ -93,7 +94,8 @@ def test_conversions_counted_once_per_visitor_revenue_summed(client, published):
     post(client, first, [ev("exposure"), ev("conversion", value=10), ev("conversion", value=2.5)])
     post(client, second, [ev("exposure")])
     promo = variation(results(client, published), "hero-newsletter", "promo")
-    assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 0.5, "revenue": 12.5, "revenue_per_visitor": 6.25, "orders": None, "aov": None}
+    assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 0.5, "revenue": 12.5,
+        "revenue_per_visitor": 6.25, "orders": None, "aov": None}
 
 
 def test_holdout_exposures_and_forced_previews(client, published):
@@ -121,7 +123,8 @@ def test_results_shape(client, published):
     cta = campaign(data, "cta-wording")
     assert cta["type"] == "experiment"
     assert [v["key"] for v in cta["variations"]] == ["control", "urgent"]
-    assert cta["variations"][1]["goals"]["add_to_cart"] == {"conversions": 5, "rate": 1.0, "revenue": 0.0, "revenue_per_visitor": 0.0, "orders": None, "aov": None}
+    assert cta["variations"][1]["goals"]["add_to_cart"] == {"conversions": 5, "rate": 1.0, "revenue": 0.0,
+        "revenue_per_visitor": 0.0, "orders": None, "aov": None}
     assert cta["variations"][0]["goals"]["add_to_cart"]["rate"] == 0.2
     # 5 visitors an arm: far below the minimum sample, so no figure that could be mistaken for a finding
     assert cta["srm"] == {"status": "not_enough_data", "p_value": None, "ok": None}
