@@ -9,6 +9,7 @@ interval never goes below -100%. docs/DESIGN.md "Results" says why each method.
 """
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import integrate
@@ -115,41 +116,42 @@ def sequential_interval(estimate, variance, n, alpha, tuning=SEQUENTIAL_TUNING):
     return estimate - half, estimate + half, np.exp(-np.maximum(0.0, log_e_value))
 
 
-def bayes_rates(conversions_a, visitors_a, conversions_b, visitors_b):
-    """{chance_to_win, expected_loss} of B against A with Beta(1 + conversions, 1 + failures)
-    posteriors (a uniform prior): P(rate_B > rate_A), and E[max(rate_A - rate_B, 0)] relative to
-    A's posterior mean (the share of A's rate one expects to lose by choosing B). Integrated
-    numerically over the narrower posterior, with the other's distribution function in closed form."""
-    post_a = _beta_posterior(conversions_a, visitors_a)
-    post_b = _beta_posterior(conversions_b, visitors_b)
-    a_is_narrower = post_a[3] <= post_b[3]
-    (a_n, b_n, _, _), (a_w, b_w, mean_w, _) = (post_a, post_b) if a_is_narrower else (post_b, post_a)
-    x = _grid(*((post_a, post_b) if a_is_narrower else (post_b, post_a))[0])
-    density = distributions.beta.pdf(x, a_n, b_n)
-    mass = integrate.simpson(density, x=x)
-    wide_cdf = distributions.beta.cdf(x, a_w, b_w)
-    # E[W 1{W <= x}] = mean_W P(W' <= x) with W' ~ Beta(a + 1, b), since x f(x; a, b) = mean f(x; a + 1, b)
-    partial_mean = mean_w * distributions.beta.cdf(x, a_w + 1, b_w)
-    if a_is_narrower:  # x is A: B wins where B > x; the loss is E[max(x - B, 0)]
-        win, loss = 1 - wide_cdf, x * wide_cdf - partial_mean
-    else:  # x is B: B wins where A < x; the loss is E[max(A - x, 0)]
-        win, loss = wide_cdf, (mean_w - partial_mean) - x * (1 - wide_cdf)
-    chance = integrate.simpson(density * win, x=x) / mass
-    expected_loss = integrate.simpson(density * loss, x=x) / mass / post_a[2]
-    return {"chance_to_win": _clip(chance), "expected_loss": max(0.0, float(expected_loss))}
+class _Beta(NamedTuple):
+    a: float
+    b: float
+    mean: float
+    sd: float
 
 
 def _beta_posterior(conversions, visitors):
-    """(a, b, mean, sd) of Beta(1 + conversions, 1 + visitors - conversions)."""
+    """Beta(1 + conversions, 1 + visitors - conversions): a uniform prior updated by the arm."""
     a, b = 1 + conversions, 1 + visitors - conversions
     mean_ = a / (a + b)
-    return a, b, mean_, math.sqrt(mean_ * (1 - mean_) / (a + b + 1))
+    return _Beta(a, b, mean_, math.sqrt(mean_ * (1 - mean_) / (a + b + 1)))
 
 
-def _grid(a, b, mean_, sd):
-    """Points over the posterior's mass: between its 1e-12 and 1 - 1e-12 quantiles."""
-    low, high = distributions.beta.ppf([1e-12, 1 - 1e-12], a, b)
-    return np.linspace(low, high, BETA_GRID_POINTS)
+def bayes_rates(conversions_a, visitors_a, conversions_b, visitors_b):
+    """{chance_to_win, expected_loss} of B against A with Beta posteriors (a uniform prior):
+    P(rate_B > rate_A), and E[max(rate_A - rate_B, 0)] relative to A's posterior mean (the share
+    of A's rate one expects to lose by choosing B). Integrated by Simpson's rule over the narrower
+    posterior N, between its 1e-12 and 1 - 1e-12 quantiles, with the other posterior W in closed
+    form at each point x: its distribution function and E[W 1{W <= x}] = mean_W P(W' <= x) for
+    W' ~ Beta(a_W + 1, b_W) (since x f(x; a, b) = mean f(x; a + 1, b))."""
+    post_a, post_b = _beta_posterior(conversions_a, visitors_a), _beta_posterior(conversions_b, visitors_b)
+    a_is_narrow = post_a.sd <= post_b.sd
+    narrow, wide = (post_a, post_b) if a_is_narrow else (post_b, post_a)
+    x = np.linspace(*distributions.beta.ppf([1e-12, 1 - 1e-12], narrow.a, narrow.b), BETA_GRID_POINTS)
+    density = distributions.beta.pdf(x, narrow.a, narrow.b)
+    wide_cdf = distributions.beta.cdf(x, wide.a, wide.b)
+    wide_below = wide.mean * distributions.beta.cdf(x, wide.a + 1, wide.b)  # E[W 1{W <= x}]
+    if a_is_narrow:  # x is A: B wins where B > x; the loss is E[max(x - B, 0)]
+        win, loss = 1 - wide_cdf, x * wide_cdf - wide_below
+    else:  # x is B: B wins where A < x; the loss is E[max(A - x, 0)]
+        win, loss = wide_cdf, (wide.mean - wide_below) - x * (1 - wide_cdf)
+    mass = integrate.simpson(density, x=x)
+    chance = integrate.simpson(density * win, x=x) / mass
+    expected_loss = integrate.simpson(density * loss, x=x) / mass / post_a.mean
+    return {"chance_to_win": _clip(chance), "expected_loss": max(0.0, float(expected_loss))}
 
 
 def bayes_normal(a, b):
