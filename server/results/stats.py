@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import integrate
 from scipy import stats as distributions
 
 SRM_ALPHA = 0.001  # the usual threshold: an SRM alarm must be rare on a healthy split
 # The confidence sequence is tightest when this many visitors (both arms) have been compared;
 # GrowthBook's default. Earlier and later looks are valid too, a little wider.
 SEQUENTIAL_TUNING = 5000
-BETA_GRID_POINTS = 401  # Simpson's rule over the narrower posterior: error below 1e-6
+# Gauss-Legendre nodes and weights on [-1, 1] for the Beta integrals: 64 points put the chance to
+# win within 1e-9 of the exact sum (tests/test_stats.py).
+GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(64)
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,10 @@ def compare(a, b, mode="sequential", alpha=0.05, welch=False):
 def fixed_interval(estimate, variance, alpha, df=None):
     """(low, high, p) of a Wald test of estimate = 0: normal, or Student's t with df. Takes
     numbers or numpy arrays (the A/A simulations run thousands of looks at once)."""
-    law = distributions.norm if df is None else distributions.t(df)
+    law, shape = (distributions.norm, ()) if df is None else (distributions.t, (df,))
     se = np.sqrt(variance)
-    half = law.isf(alpha / 2) * se
-    return estimate - half, estimate + half, np.minimum(1.0, 2 * law.sf(np.abs(estimate) / se))
+    half = law.isf(alpha / 2, *shape) * se
+    return estimate - half, estimate + half, np.minimum(1.0, 2 * law.sf(np.abs(estimate) / se, *shape))
 
 
 def sequential_interval(estimate, variance, n, alpha, tuning=SEQUENTIAL_TUNING):
@@ -133,25 +134,26 @@ def _beta_posterior(conversions, visitors):
 def bayes_rates(conversions_a, visitors_a, conversions_b, visitors_b):
     """{chance_to_win, expected_loss} of B against A with Beta posteriors (a uniform prior):
     P(rate_B > rate_A), and E[max(rate_A - rate_B, 0)] relative to A's posterior mean (the share
-    of A's rate one expects to lose by choosing B). Integrated by Simpson's rule over the narrower
-    posterior N, between its 1e-12 and 1 - 1e-12 quantiles, with the other posterior W in closed
-    form at each point x: its distribution function and E[W 1{W <= x}] = mean_W P(W' <= x) for
-    W' ~ Beta(a_W + 1, b_W) (since x f(x; a, b) = mean f(x; a + 1, b))."""
+    of A's rate one expects to lose by choosing B). Integrated by Gauss-Legendre quadrature over
+    the narrower posterior N, between its 1e-12 and 1 - 1e-12 quantiles, with the other posterior
+    W in closed form at each point x: its distribution function and E[W 1{W <= x}] =
+    mean_W P(W' <= x) for W' ~ Beta(a_W + 1, b_W) (since x f(x; a, b) = mean f(x; a + 1, b))."""
     post_a, post_b = _beta_posterior(conversions_a, visitors_a), _beta_posterior(conversions_b, visitors_b)
     a_is_narrow = post_a.sd <= post_b.sd
     narrow, wide = (post_a, post_b) if a_is_narrow else (post_b, post_a)
-    x = np.linspace(*distributions.beta.ppf([1e-12, 1 - 1e-12], narrow.a, narrow.b), BETA_GRID_POINTS)
-    density = distributions.beta.pdf(x, narrow.a, narrow.b)
-    wide_cdf = distributions.beta.cdf(x, wide.a, wide.b)
-    wide_below = wide.mean * distributions.beta.cdf(x, wide.a + 1, wide.b)  # E[W 1{W <= x}]
+    low, high = distributions.beta.ppf([1e-12, 1 - 1e-12], narrow.a, narrow.b)
+    nodes, weights = GAUSS_LEGENDRE
+    x = (high - low) / 2 * nodes + (high + low) / 2
+    weights = weights * distributions.beta.pdf(x, narrow.a, narrow.b)
+    wide_cdf, wide_cdf_1 = distributions.beta.cdf(x, [[wide.a], [wide.a + 1]], wide.b)
+    wide_below = wide.mean * wide_cdf_1  # E[W 1{W <= x}]
     if a_is_narrow:  # x is A: B wins where B > x; the loss is E[max(x - B, 0)]
         win, loss = 1 - wide_cdf, x * wide_cdf - wide_below
     else:  # x is B: B wins where A < x; the loss is E[max(A - x, 0)]
         win, loss = wide_cdf, (wide.mean - wide_below) - x * (1 - wide_cdf)
-    mass = integrate.simpson(density, x=x)
-    chance = integrate.simpson(density * win, x=x) / mass
-    expected_loss = integrate.simpson(density * loss, x=x) / mass / post_a.mean
-    return {"chance_to_win": _clip(chance), "expected_loss": max(0.0, float(expected_loss))}
+    mass = weights.sum()
+    expected_loss = (weights @ loss) / mass / post_a.mean
+    return {"chance_to_win": _clip((weights @ win) / mass), "expected_loss": max(0.0, float(expected_loss))}
 
 
 def bayes_normal(a, b):
