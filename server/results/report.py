@@ -144,11 +144,14 @@ def compare_arms(base_rows, rows, goal, metric, settings):
         bayes = stats.bayes_rates(_count(base_rows, goal, metric), base.n, _count(rows, goal, metric), arm.n)
     else:
         bayes = stats.bayes_normal(base, arm)
-    return {"method": mode, "status": "ok", "uplift": _round(result["uplift"]),
-            "ci": [_round(x) for x in result["ci"]], "p_value": _round(result["p_value"]),
-            "adjusted_p_value": None,
+    return {"method": mode, "status": "ok", **_figures(result), "adjusted_p_value": None,
             "bayes": bayes and {k: _round(v) for k, v in bayes.items()},
             "cuped": _cuped(base_rows, rows, goal, metric, settings)}
+
+
+def _figures(result):
+    return {"uplift": _round(result["uplift"]), "ci": [_round(x) for x in result["ci"]],
+            "p_value": _round(result["p_value"])}
 
 
 def _count(rows, goal, metric):
@@ -170,7 +173,7 @@ def _estimate(rows, goal, metric):
                        visitors)
 
 
-def covariates(rows, goal, metric):
+def _covariates(rows, goal, metric):
     """The arm's CUPED sums for the metric, or None while the counters have no pre-exposure
     covariates (exposures do not carry them yet: docs/DESIGN.md "Results", CUPED)."""
     visitors_row, row = rows.get(None) or {}, rows.get(goal) or {}
@@ -186,13 +189,10 @@ def covariates(rows, goal, metric):
 
 
 def _cuped(base_rows, rows, goal, metric, settings):
-    base, arm = covariates(base_rows, goal, metric), covariates(rows, goal, metric)
+    base, arm = _covariates(base_rows, goal, metric), _covariates(rows, goal, metric)
     adjusted = stats.cuped(base, arm) if base and arm else None
     result = adjusted and stats.compare(*adjusted, settings["mode"], settings["alpha"], metric != "conversion_rate")
-    if not result:
-        return None
-    return {"uplift": _round(result["uplift"]), "ci": [_round(x) for x in result["ci"]],
-            "p_value": _round(result["p_value"])}
+    return _figures(result) if result else None
 
 
 def adjust(comparisons):
