@@ -291,6 +291,11 @@ def test_cli_table_and_json_agree(app, client, filled):
     assert "thanks_page" in vitrina("results", "shop", "--all-goals").split("cta-wording")[1]
     plan = vitrina("sample-size", "--baseline", "0.03", "--mde", "0.1")
     assert re.search(r"fixed mode: +53,256 visitors per variation", plan)
+    assert json.loads(vitrina("sample-size", "--baseline", "0.03", "--mde", "0.1", "--json"))["fixed"] == {
+        "visitors_per_variation": 53256, "visitors": 106512}
+    refused = subprocess.run([sys.executable, "-m", "server.cli", "sample-size", "--baseline", "2", "--mde", "0.1"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--baseline must be a conversion rate between 0 and 1" in refused.stderr
 
 
 def test_the_bundle_carries_stats_settings_only_when_set(client, published, filled):
