@@ -176,6 +176,18 @@ def test_no_result_contradicts_itself_and_the_table_says_the_same(control, promo
     _table_agrees(data)
 
 
+@pytest.mark.parametrize("spend", [5e-324, 1e-170, 1e-300, 1e154, 1.7e308])
+def test_amounts_too_small_or_large_to_square_give_no_figure_not_an_error(spend):
+    """What the fuzz against the real server found in the Welch test before (values of 5e-324
+    made results a 500): every figure is a finite number or null."""
+    data = result({"control": (400, {"purchase": (20, 20 * spend, 20 * spend * spend)}),
+                   "promo": (400, {"purchase": (30, 30 * spend, 30 * spend * spend)})})
+    json.dumps(data, allow_nan=False)
+    _table_agrees(data)
+    rate = comparison(data, "promo", "control")
+    assert rate["status"] == "ok" and rate["uplift"] == pytest.approx(0.5)
+
+
 def _pct(x):
     return f"{x * 100:+.1f}%"
 

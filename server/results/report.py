@@ -1,5 +1,6 @@
 """Results per campaign: each arm's counters from the store, compared by server/results/stats.py
 (docs/DESIGN.md "Results" describes every field)."""
+import math
 from collections import defaultdict
 
 from server.configs import publishing
@@ -81,10 +82,14 @@ def _goal_summary(row, visitors):
     conversions, revenue, orders = row.get("conversions", 0), row.get("revenue", 0.0), row.get("orders")
     return {"conversions": conversions,
             "rate": round(conversions / visitors, 6) if visitors else 0.0,
-            "revenue": round(revenue, 2),
-            "revenue_per_visitor": round(revenue / visitors, 4) if visitors else 0.0,
+            "revenue": _amount(revenue, 2),
+            "revenue_per_visitor": _amount(revenue / visitors, 4) if visitors else 0.0,
             "orders": orders,  # null until purchases carry order ids and the stores count them
-            "aov": round(revenue / orders, 2) if orders else None}
+            "aov": _amount(revenue / orders, 2) if orders else None}
+
+
+def _amount(x, digits):
+    return round(x, digits) if math.isfinite(x) else None  # a sum past float64's range: JSON has no inf
 
 
 def _srm(observed, weights):
@@ -209,5 +214,6 @@ def adjust(comparisons):
 
 
 def _round(x):
-    """Six significant digits: enough for any decision, and tiny p-values keep their magnitude."""
-    return None if x is None else float(f"{x:.6g}")
+    """Six significant digits: enough for any decision, and tiny p-values keep their magnitude.
+    None for what is not a finite number (JSON has no inf or NaN)."""
+    return None if x is None or not math.isfinite(x) else float(f"{x:.6g}")

@@ -79,8 +79,9 @@ def compare(a, b, mode="sequential", alpha=0.05, welch=False):
     never goes below -100%. None unless both means and the variance are > 0."""
     if not (a.mean > 0 and b.mean > 0):
         return None
-    theta, variance = log_ratio(a, b)
-    if not variance > 0:
+    with np.errstate(all="ignore"):  # amounts too small or large to square: no figure rather than inf
+        theta, variance = log_ratio(a, b)
+    if not (variance > 0 and math.isfinite(variance) and math.isfinite(theta)):
         return None
     if mode == "sequential":
         low, high, p_value = sequential_interval(theta, variance, a.n + b.n, alpha)
@@ -163,10 +164,11 @@ def bayes_normal(a, b):
     difference_type "relative"): P(uplift > 0) and E[max(-uplift, 0)]."""
     if a.mean <= 0:
         return None
-    ratio_ = b.mean / a.mean
-    mu = ratio_ - 1
-    variance = (np.sqrt(b.variance) / a.mean) ** 2 + (np.sqrt(a.variance) / a.mean * ratio_) ** 2
-    if not variance > 0:
+    with np.errstate(all="ignore"):
+        ratio_ = b.mean / a.mean
+        mu = ratio_ - 1
+        variance = (np.sqrt(b.variance) / a.mean) ** 2 + (np.sqrt(a.variance) / a.mean * ratio_) ** 2
+    if not (variance > 0 and math.isfinite(variance) and math.isfinite(mu)):
         return None
     sd = math.sqrt(variance)
     loss = sd * distributions.norm.pdf(mu / sd) - mu * distributions.norm.sf(mu / sd)

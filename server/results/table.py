@@ -19,6 +19,10 @@ def _share(x):
     return ">99.9%" if x > 0.999 else "<0.1%" if x < 0.001 else f"{x:.1%}"
 
 
+def _money(x):
+    return "-" if x is None else f"{x:,.2f}"
+
+
 def _count(n):
     return f"{n:,}"
 
@@ -74,7 +78,7 @@ def _goal(c, goal, arms):
         stats = arm["goals"][goal]
         line = f"    {name:<18}{_count(arm['visitors']):>10}{_count(stats['conversions']):>13}{stats['rate'] * 100:>8.2f}%"
         if revenue:
-            line += f"{stats['revenue']:>13,.2f}{stats['revenue_per_visitor']:>13,.2f}"
+            line += f"{_money(stats['revenue']):>13}{_money(stats['revenue_per_visitor']):>13}"
         lines.append(line)
     for metric in METRIC_NAMES:
         rows = [x for x in comparisons if x["metric"] == metric]
