@@ -96,4 +96,4 @@ def test_sdk_alone_is_long_cached_when_versioned(client):
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "store": "SQLiteStore", "store_ok": True}
+    assert response.get_json() == {"status": "ok", "store": "SQLiteStore", "store_ok": True, "spooled": 0, "dead_letter": 0}

@@ -1,12 +1,12 @@
 """The hot public responses (tag.js, bundle.json, the SDK) as plain (status, headers, body)
 tuples built from per-process caches. The ASGI front (server/web/asgi.py) answers them on its event
-loop and the Flask views in api_public.py wrap the very same functions, so both paths agree."""
+loop and the Flask views in server/web/public.py wrap the very same functions, so both paths agree."""
 import gzip
-import re
 from dataclasses import dataclass
 
 from werkzeug.http import parse_etags
 
+from server.cache import app_cache
 from server.configs import publishing
 from server.configs.signing import script_json
 from server.delivery.context import context_for
@@ -14,11 +14,9 @@ from server.delivery.sdk_asset import sdk_source
 from server.delivery.tag_body import prefix_for
 from server.errors import APIError
 from server.store import site_exists
+from server.wire.ids import SITE_RE
 
-SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
-MAX_CACHED = 2048
-_gzip_cache = {}    # etag -> gzip bytes of a fixed body (bundle.json, SDK)
-_tag_cache = {}     # (prefix digest, context suffix) -> (etag, plain body, gzip body)
+KEYED_BY_CONTENT = "nothing: entries are keyed by a digest of what they are made from"
 
 
 @dataclass(slots=True)
@@ -30,13 +28,6 @@ class Hot:
     accept_encoding: str = ""
     if_none_match: str = ""
     query_v: str | None = None    # the SDK's ?v=
-
-
-def _remember(cache, key, value):
-    if len(cache) >= MAX_CACHED:  # wholesale: no lock needed between the loop and Flask threads
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 def _matches(if_none_match, etag):
@@ -63,10 +54,8 @@ def _fixed(body, content_type, etag, cache_control, hot):
         return 304, headers, b""
     body = body() if callable(body) else body
     if _wants_gzip(hot):
-        packed = _gzip_cache.get(etag)
-        if packed is None:
-            packed = _remember(_gzip_cache, etag, gzip.compress(body, 6, mtime=0))
-        body = packed
+        body = app_cache("gzipped bodies", 256, KEYED_BY_CONTENT).get_or_make(
+            etag, lambda: gzip.compress(body, 6, mtime=0))
         headers.append(("Content-Encoding", "gzip"))
     return 200, headers + [("Content-Type", content_type)], body
 
@@ -81,11 +70,8 @@ def tag(site, hot):
                         lambda: (sdk + b"\n;vitrina.init({\"endpoint\":" + script_json(endpoint).encode()
                                  + b",\"bundle\":" + (entry.bundle_literal if entry else b"null") + b",\"context\":"))
     suffix = context_for(hot.remote_addr, hot.user_agent) + b"});\n"
-    cached = _tag_cache.get((prefix.digest, suffix))
-    if cached is None:
-        cached = _remember(_tag_cache, (prefix.digest, suffix),
-                           (prefix.etag(suffix), prefix.data + suffix, prefix.gzip(suffix)))
-    etag, plain, packed = cached
+    etag, plain, packed = app_cache("tag bodies", 256, KEYED_BY_CONTENT).get_or_make(
+        (prefix.digest, suffix), lambda: (prefix.etag(suffix), prefix.data + suffix, prefix.gzip(suffix)))
     # The body carries this request's geo and device: private, short-lived, varying by UA.
     headers = [("ETag", f'"{etag}"'), ("Cache-Control", "private, max-age=60"), ("Access-Control-Allow-Origin", "*"),
                ("Vary", "Accept-Encoding, User-Agent"), ("X-Content-Type-Options", "nosniff")]

@@ -6,12 +6,10 @@ compressor's state after the prefix, and splices it into one valid gzip member."
 import hashlib
 import struct
 import zlib
-from collections import OrderedDict
-from threading import Lock
+
+from server.cache import app_cache
 
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, mtime 0, unknown OS
-_prefixes = OrderedDict()
-_lock = Lock()
 
 
 class Prefix:
@@ -33,15 +31,6 @@ class Prefix:
 
 
 def prefix_for(key, build):
-    """The Prefix cached under `key` (site, version, endpoint, SDK digest), built once."""
-    with _lock:
-        found = _prefixes.get(key)
-        if found is not None:
-            _prefixes.move_to_end(key)
-            return found
-    made = Prefix(build())
-    with _lock:
-        _prefixes[key] = made
-        while len(_prefixes) > 64:
-            _prefixes.popitem(last=False)
-    return made
+    """The Prefix cached under `key` (site, version, signature, endpoint, SDK digest), built once."""
+    prefixes = app_cache("tag prefixes", 64, "nothing: keyed by site, version, signature, endpoint and SDK digest")
+    return prefixes.get_or_make(key, lambda: Prefix(build()))

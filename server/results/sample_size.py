@@ -67,7 +67,9 @@ def sample_size(baseline, mde, alpha=0.05, power=0.8, variations=2):
         return effect - half - distributions.norm.ppf(power) * math.sqrt(variance)
 
     sequential = None
-    if margin(MAX_VISITORS) > 0:
+    if margin(1) >= 0:
+        sequential = 1
+    elif margin(MAX_VISITORS) > 0:
         sequential = math.ceil(optimize.brentq(margin, 1, MAX_VISITORS, xtol=0.5))
     return {
         "baseline": baseline, "mde": mde, "alpha": alpha, "power": power, "variations": variations,
