@@ -8,9 +8,9 @@ from datetime import date, timedelta
 from server.results.stats import Z95
 
 HOLDOUT = "(holdout)"
-CSV_COLUMNS = ["campaign", "variation", "goal", "visitors", "conversions", "rate", "revenue"] + [
-    f"{name}_vs_{baseline}" for baseline in ("control", "holdout")
-    for name in ("uplift", "ci_low", "ci_high", "p_value")]
+COMPARED = ("status", "uplift", "ci_low", "ci_high", "p_value", "adjusted_p_value", "chance_to_win")
+CSV_COLUMNS = ["campaign", "variation", "goal", "visitors", "conversions", "rate", "revenue", "revenue_per_visitor",
+               "method"] + [f"{name}_vs_{baseline}" for baseline in ("control", "holdout") for name in COMPARED]
 MAX_DAYS = 366
 
 
@@ -33,7 +33,7 @@ def arms(campaign):
 
 
 def goals_of(campaign):
-    return list(dict.fromkeys(g for _, arm in arms(campaign) for g in arm["goals"]))
+    return campaign.get("goals") or list(dict.fromkeys(g for _, arm in arms(campaign) for g in arm["goals"]))
 
 
 def rate_chart(campaign, goal):
@@ -85,17 +85,27 @@ def money(campaign, goal):
     return rows if any(r["revenue"] for r in rows) else []
 
 
+def rate_comparisons(campaign):
+    """{(variation, vs, goal): comparison} of the conversion rate (not revenue or AOV)."""
+    return {(c["variation"], c["vs"], c["goal"]): c for c in campaign["comparisons"]
+            if c.get("metric", "conversion_rate") == "conversion_rate"}
+
+
 def csv_rows(campaign):
-    """One row per arm and goal, in CSV_COLUMNS order, values as GET .../results gives them."""
-    compared = {(c["variation"], c["vs"], c["goal"]): c for c in campaign["comparisons"]}
+    """One row per arm and goal, in CSV_COLUMNS order, values as GET .../results gives them
+    (comparisons: of the conversion rate)."""
+    compared = rate_comparisons(campaign)
+    method = (campaign.get("stats") or {}).get("mode")
     rows = []
     for name, arm in arms(campaign):
         for goal in goals_of(campaign):
             stats = arm["goals"].get(goal, {"conversions": 0, "rate": 0.0, "revenue": 0.0})
-            row = [campaign["key"], name, goal, arm["visitors"], stats["conversions"], stats["rate"], stats["revenue"]]
+            row = [campaign["key"], name, goal, arm["visitors"], stats["conversions"], stats["rate"], stats["revenue"],
+                   stats.get("revenue_per_visitor"), method]
             for baseline in ("control", "holdout"):
-                c = compared.get((name, baseline, goal))
-                ci = (c or {}).get("ci") or [None, None]
-                row += [(c or {}).get("uplift"), ci[0], ci[1], (c or {}).get("p_value")]
+                c = compared.get((name, baseline, goal)) or {}
+                ci = c.get("ci") or [None, None]
+                row += [c.get("status"), c.get("uplift"), ci[0], ci[1], c.get("p_value"), c.get("adjusted_p_value"),
+                        (c.get("bayes") or {}).get("chance_to_win")]
             rows.append(["" if value is None else value for value in row])
     return rows

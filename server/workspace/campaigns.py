@@ -7,7 +7,6 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from server.configs import publishing
 from server.configs.compiler import compile_campaign
 from server.configs.validation import parse_config
-from server.results.report import site_results
 from server.workspace import forms
 from server.workspace.editing import current, go_to, save
 from server.workspace.guard import protect, site_role
@@ -25,6 +24,7 @@ def _live_campaigns(site):
 
 def _summaries(site, config):
     """One row per draft campaign for the list: state against what is live, visitors, uplift."""
+    from server.results.report import site_results  # scipy loads on the first results page, not at start
     live = _live_campaigns(site)
     results = {c["key"]: c for c in site_results(site)["campaigns"]}
     rows = []
@@ -51,7 +51,8 @@ def _primary_uplift(result, goal):
     """The best uplift of a variation on the primary goal: against control, else against the holdout."""
     if not result or goal is None:
         return None
-    comparisons = [c for c in result["comparisons"] if c["goal"] == goal and c["uplift"] is not None]
+    comparisons = [c for c in result["comparisons"] if c["goal"] == goal and c["uplift"] is not None
+                   and c.get("metric", "conversion_rate") == "conversion_rate"]
     for baseline in ("control", "holdout"):
         found = [c for c in comparisons if c["vs"] == baseline]
         if found:

@@ -9,7 +9,6 @@ from server.catalog.products import item_id_problem
 from server.recs.serve import Query, recommend
 from server.recs.strategies import STRATEGIES
 from server.results import series
-from server.results.report import site_results
 from server.store import get_store
 from server.workspace.guard import protect, site_role
 
@@ -20,12 +19,17 @@ protect(bp)
 @bp.get("/results")
 @site_role("viewer")
 def results(site):
-    data = site_results(site)
+    data = _site_results(site)
     return render_template("reports/results.html", data=data, arms=series.arms)
 
 
+def _site_results(site):
+    from server.results.report import site_results  # scipy loads on the first results page, not at start
+    return site_results(site)
+
+
 def _campaign(site, key):
-    data = site_results(site)
+    data = _site_results(site)
     found = next((c for c in data["campaigns"] if c["key"] == key), None)
     if found is None:
         abort(404, f"No results for campaign '{key}': it is not live and has no events.")
