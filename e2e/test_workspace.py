@@ -6,7 +6,6 @@ serious on any page; the audit log lists each step. Screenshots go to test-resul
 import csv
 import io
 import json
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -37,6 +36,11 @@ def no_serious_violations(page, name):
         .filter((v) => v.impact === "serious" || v.impact === "critical")
         .map((v) => ({id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5)}))""")
     assert found == [], f"{name}: {json.dumps(found, indent=1)}"
+
+
+def settled(page):
+    """Wait until htmx has no request in flight (the builder redraws the form on every change)."""
+    expect(page.locator(".htmx-request")).to_have_count(0)
 
 
 def sign_in_with_link(page, server_url, link, password):
@@ -87,8 +91,12 @@ def test_a_new_owner_builds_previews_publishes_rolls_back_and_reads_results(page
     # The segment builder: attribute, operator, value; the condition JSON it builds.
     page.goto(f"{app}/segments/new")
     page.get_by_label("Segment name").fill("newsletter")
+    page.get_by_label("Segment name").blur()
+    settled(page)
     page.get_by_label("Attribute").select_option("utm.source")
+    settled(page)
     page.get_by_label("Operator").select_option(label="is one of, ignoring case")
+    settled(page)
     expect(page.locator("#built")).to_contain_text('"$ini"')  # the builder redrawn (htmx) for this operator
     page.get_by_label("Value", exact=True).fill("newsletter")
     page.get_by_label("Value", exact=True).blur()

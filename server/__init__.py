@@ -24,8 +24,8 @@ def create_app(test_config=None, env=None):
     store.init_app(app)
     spool.init_app(app)
 
-    from server.web.keys import bp as keys_bp
     from server.web.catalog_api import bp as catalog_bp
+    from server.web.keys import bp as keys_bp
     from server.web.merchant import bp as merchant_bp
     from server.web.openapi import bp as api_docs_bp
     from server.web.public import bp as public_bp

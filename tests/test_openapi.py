@@ -8,7 +8,11 @@ import urllib.request
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
+from schemathesis.checks import (
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from servers import gunicorn_server, vitrina
 
 from server.web.openapi import OPERATIONS, document

@@ -4,8 +4,9 @@ without events filled with zeros), and the CSV rows, which hold exactly the numb
 GET .../results."""
 import math
 from datetime import date, timedelta
+from statistics import NormalDist
 
-from server.results.stats import Z95
+Z95 = NormalDist().inv_cdf(0.975)  # the standard library's normal: scipy stays unloaded until results need it
 
 HOLDOUT = "(holdout)"
 COMPARED = ("status", "uplift", "ci_low", "ci_high", "p_value", "adjusted_p_value", "chance_to_win")

@@ -57,7 +57,6 @@ from .base import (
     Store,
     User,
     UserExists,
-    draft_etag,
     legacy_key_name,
 )
 

@@ -2,8 +2,8 @@
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from server.delivery import serving
-from server.delivery.preview import preview_body
 from server.delivery.context import request_context
+from server.delivery.preview import preview_body
 from server.errors import APIError
 from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch

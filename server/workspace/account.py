@@ -1,8 +1,24 @@
 """Signing in and out, setting a password from a one-time link, and the list of one's sites."""
-from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 
 from server.accounts import audit
-from server.accounts.users import LinkInvalid, check_password, normal_email, password_problem, set_password, user_of_link
+from server.accounts.users import (
+    LinkInvalid,
+    check_password,
+    normal_email,
+    password_problem,
+    set_password,
+    user_of_link,
+)
 from server.configs.validation import SCHEMA
 from server.store import get_store
 from server.workspace.guard import protect, safe_next, sign_in_allowed, signed_in

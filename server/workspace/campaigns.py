@@ -1,13 +1,21 @@
 """Campaigns (list, edit), segments (with the builder), goals and the JSON view of the config."""
 import copy
-import json
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
+import server.workspace.forms as forms
 from server.configs import publishing
 from server.configs.compiler import compile_campaign
 from server.configs.validation import parse_config
-from server.workspace import forms
 from server.workspace.editing import current, go_to, save
 from server.workspace.guard import protect, site_role
 
@@ -24,7 +32,9 @@ def _live_campaigns(site):
 
 def _summaries(site, config):
     """One row per draft campaign for the list: state against what is live, visitors, uplift."""
-    from server.results.report import site_results  # scipy loads on the first results page, not at start
+    from server.results.report import (
+        site_results,  # scipy loads on the first results page, not at start
+    )
     live = _live_campaigns(site)
     results = {c["key"]: c for c in site_results(site)["campaigns"]}
     rows = []
@@ -242,7 +252,7 @@ def goals(site):
 @site_role("viewer")
 def config_json(site):
     config, etag = current(site)
-    text, problems, stale, warnings = forms.pretty(config), [], None, []
+    text, problems, stale = forms.pretty(config), [], None
     if request.method == "POST":
         if not forms.role_allows_edit(g.role):
             abort(403, "Viewers cannot change the config.")

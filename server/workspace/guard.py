@@ -5,7 +5,17 @@ import functools
 import hashlib
 import time
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import ValidationError, validate_csrf
 from werkzeug.exceptions import HTTPException

@@ -4,7 +4,16 @@ import io
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import segno
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from markupsafe import Markup
 
 from server.accounts import audit

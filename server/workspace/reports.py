@@ -24,7 +24,9 @@ def results(site):
 
 
 def _site_results(site):
-    from server.results.report import site_results  # scipy loads on the first results page, not at start
+    from server.results.report import (
+        site_results,  # scipy loads on the first results page, not at start
+    )
     return site_results(site)
 
 

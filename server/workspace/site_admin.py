@@ -1,11 +1,20 @@
 """Site settings (with the tag snippets), users and their roles, API keys, and the audit log."""
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
+import server.workspace.forms as forms
 from server.accounts import audit
 from server.accounts.users import ROLES, ensure_user, link_url, may_reset, normal_email
 from server.store import KeyExists, get_store
 from server.web.auth import create_key, key_problems
-from server.workspace import forms
 from server.workspace.editing import current, save
 from server.workspace.guard import protect, site_role
 
