@@ -11,7 +11,7 @@ import traceback
 
 from .common import load_average, table
 
-BENCHMARKS = ["tag_size", "eval_browser", "decide_python", "results_1m", "tag_serving", "collect"]
+BENCHMARKS = ["tag_size", "first_paint", "eval_browser", "decide_python", "results_1m", "tag_serving", "collect"]
 
 
 def main(argv):

@@ -1,13 +1,13 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { pageview, rid } from "../src/storage.js"
+import { pageview, randomHex } from "../src/storage.js"
 
 const T0 = Date.UTC(2026, 10, 23, 12)
 const MIN = 6e4
 
-test("rid: random hex of the asked byte length", () => {
-  assert.match(rid(10), /^[0-9a-f]{20}$/)
-  assert.notEqual(rid(10), rid(10))
+test("randomHex: random hex of the asked byte length", () => {
+  assert.match(randomHex(10), /^[0-9a-f]{20}$/)
+  assert.notEqual(randomHex(10), randomHex(10))
 })
 
 test("a first page view starts visit 1", () => {
