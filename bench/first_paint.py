@@ -27,7 +27,7 @@ SDK-file-alone page; CLS 0 on the demo pages.
 import json
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from . import workload
 from .common import (REPO, Row, create_site, free_port, gunicorn_server, log, median, publish, server_env,
@@ -97,10 +97,11 @@ def _pages_server(pages):
     class Handler(SimpleHTTPRequestHandler):
         def do_GET(self):
             url = urlsplit(self.path)
+            variant = parse_qs(url.query).get("v", [""])[0]
             if url.path == "/growthbook/auto.min.js":
                 body, kind = GROWTHBOOK.read_bytes(), "application/javascript"
-            elif url.query.startswith("v=") and url.query[2:] in pages:
-                body, kind = pages[url.query[2:]], "text/html; charset=utf-8"
+            elif variant in pages:
+                body, kind = pages[variant], "text/html; charset=utf-8"
             else:
                 self.send_error(404)
                 return

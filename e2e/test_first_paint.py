@@ -11,7 +11,7 @@ bench/first_paint.py.
 import json
 
 from .conftest import PARIS_IP, behind_proxy
-from .pageutil import HERO, HERO_PROMO, sampler, seen_texts
+from .pageutil import HERO, HERO_PROMO, sampler, seen_texts, visitor_id
 
 CLS = """async () => {
   let cls = 0
@@ -73,3 +73,19 @@ def test_a_visitor_who_clicks_and_leaves_before_idle_time_loses_nothing(context,
                                     and r.goal("busy-ab", variation, "add_to_cart")["conversions"] == 1)
     assert results.total_visitors("busy-ab") == 1
     assert results.rejected() == {}
+
+
+def test_with_the_cookie_cleared_the_stored_visitor_comes_back_from_the_next_page(context, shop):
+    """Without its cookie the tag takes the visitor for a new one rather than open the local
+    storage before the first paint; its copy of the id there brings the visitor back after."""
+    page = context.new_page()
+    page.goto(shop.url("/"))
+    page.wait_for_function("document.cookie.includes('vtr_id=')")
+    vid = visitor_id(page)
+    context.clear_cookies()
+    page.goto(shop.url("/product.html"))
+    assert visitor_id(page) != vid  # this page view
+    page.wait_for_function("document.cookie.includes('vtr_id=')")
+    assert page.evaluate("JSON.parse(localStorage.getItem('vtr_id'))") == vid
+    page.goto(shop.url("/"))
+    assert visitor_id(page) == vid

@@ -7,7 +7,7 @@
 import { endPhase, phases, scriptStart } from "./timing.js"
 import { decide, footprint } from "./decide.js"
 import { classify, collect, expand, merge, parseQuery, readViewedProducts, utmOf } from "./attributes.js"
-import { allowWrites, cookie, local, pageview, randomHex, readVisitorId, session, storeVisitorId } from "./storage.js"
+import { allowWrites, cookie, isVisitorId, local, newVisitorId, pageview, randomHex, session, storeVisitorId } from "./storage.js"
 import { createDom } from "./dom.js"
 import { queue } from "./tracker.js"
 import { clicked, hasClickGoals, tracked, viewed } from "./goals.js"
@@ -48,7 +48,10 @@ const MISSING = 2 // it did not come in time: this page view decides without it
  * @property {boolean} [initialised]
  * @property {string} endpoint absolute URL of /v1/sites/<site> ("" when unknown: nothing is sent)
  * @property {string} visitorId
- * @property {boolean} [consented]
+ * @property {boolean} [consented] may we store and send (read from storage after the first paint)
+ * @property {boolean} [consentKnown]
+ * @property {boolean} [returning] the vtr_id cookie was there: the visit state was read at init
+ * @property {boolean} [visitStored] this page view's visit state is written (from the first paint on)
  * @property {VisitState} visit
  * @property {VisitState} pageStart the visit state as this page view started: caps and sticky assignments count earlier page views only
  * @property {Decision} [decision] the latest
@@ -133,8 +136,8 @@ const hook = (name, argument) => {
 /** A `?vitrina_debug=1` line that is not a decision. @param {string} topic @param {string} text */
 const note = (topic, text) => state.debug && console.log("[vitrina:" + topic + "] " + text)
 
-// Storage is written after the first paint; until then the state lives in memory.
-const saveVisit = () => state.startedAfterPaint && local("vtr_v", state.visit)
+// Storage is written after the first paint (startAfterPaint); until then the state lives in memory.
+const saveVisit = () => state.visitStored && local("vtr_v", state.visit)
 const saveContext = () => state.startedAfterPaint && state.contextToStore && session("vtr_ctx", state.context)
 
 const collectAttributes = () => {
@@ -354,6 +357,15 @@ function fetchContext() {
   )
 }
 
+/** Whether we may store and send: settings.consent and what the visitor said (vtr_c), read once. */
+function resolveConsent() {
+  if (state.consentKnown) return
+  state.consentKnown = true
+  const said = local("vtr_c")
+  state.consented = said === 1 || (said !== 0 && state.bundle?.settings?.consent != "required")
+  allowWrites(state.consented)
+}
+
 /**
  * @param {boolean} given
  */
@@ -369,7 +381,8 @@ function consent(given) {
   local("vtr_c", +given) // a refusal is remembered too, or the next page would ask again
   allowWrites(given)
   state.consented = given
-  if (given && state.startedAfterPaint) storeVisitorId(state.visitorId), saveVisit(), saveContext()
+  state.consentKnown = true
+  if (given && state.visitStored) storeVisitorId(state.visitorId), saveVisit(), saveContext()
   state.tracker?.enable(given && !!state.endpoint)
 }
 
@@ -385,7 +398,13 @@ function startAfterPaint() {
   if (state.startedAfterPaint || !state.initialised) return
   state.startedAfterPaint = true
   const started = performance.now()
-  storeVisitorId(state.visitorId)
+  resolveConsent()
+  // Without the cookie the visitor was taken for a new one, without reading the local storage
+  // at init (its first read costs milliseconds). A mirror there means the cookie alone was
+  // cleared: the stored id comes back from the next page view on, this one keeps its own.
+  const mirror = state.returning ? null : local("vtr_id")
+  state.visitStored = !isVisitorId(mirror)
+  state.visitStored ? storeVisitorId(state.visitorId) : cookie("vtr_id", mirror)
   readViewedProducts(win, state.visit)
   saveVisit()
   saveContext()
@@ -456,11 +475,11 @@ function init(options) {
   const settings = bundle?.settings || {}
   const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
   state.endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
-  const consentGiven = local("vtr_c")
-  state.consented = consentGiven === 1 || (consentGiven !== 0 && settings.consent != "required")
-  allowWrites(state.consented)
-  state.visitorId = readVisitorId()
-  state.visit = local("vtr_v") || {}
+  // Identity and visit state: a visitor without the cookie is a new one (see startAfterPaint).
+  const id = cookie("vtr_id")
+  state.returning = isVisitorId(id)
+  state.visitorId = state.returning ? /** @type {string} */ (id) : newVisitorId()
+  state.visit = (state.returning && local("vtr_v")) || {}
   state.redirectedFrom = state.visit.j || ""
   delete state.visit.j
   state.antiflickerUntil = Date.now() + (settings.antiflicker_ms ?? DEFAULT_ANTIFLICKER_MS)
@@ -520,7 +539,7 @@ const api = {
     hook("track", name)
   },
   /** @param {any} token */
-  identify: (token) => local("vtr_u", "" + token),
+  identify: (token) => (resolveConsent(), local("vtr_u", "" + token)),
   consent,
   refresh,
   /** The server-resolved context; context.js calls it when the tag ran first. */

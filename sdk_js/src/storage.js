@@ -55,13 +55,11 @@ export function cookie(name, value) {
   } catch (_) {} // a sandboxed frame has no cookies
 }
 
-/**
- * The visitor id: the cookie wins over its localStorage mirror; a fresh id is random (not
- * derived from the page), so two tabs opened at once may only disagree until the first one
- * writes (storeVisitorId, after the first paint).
- */
-export const readVisitorId = () =>
-  [cookie("vtr_id"), local("vtr_id")].find((id) => VISITOR_ID.test(id)) || "v1." + randomHex(12)
+/** @param {any} id */
+export const isVisitorId = (id) => typeof id == "string" && VISITOR_ID.test(id) // test(undefined) reads "undefined"
+
+/** A fresh visitor id: random, not derived from the page. */
+export const newVisitorId = () => "v1." + randomHex(12)
 
 /** Re-written on every page view: 400 days after the last visit. @param {string} id */
 export function storeVisitorId(id) {
