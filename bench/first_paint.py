@@ -126,12 +126,13 @@ MEASURE = """async () => {
   const scripts = performance.getEntriesByType("resource").filter((e) => e.initiatorType == "script")
   const arrived = Math.max(window.__before, ...scripts.map((e) => e.responseEnd))
   await new Promise((r) => setTimeout(r, 50)) // the tag's idle-time work, which the phases include
-  return {
-    fcp: fcp() ? fcp().startTime : null,
-    exec: scripts.length ? window.__after - arrived : 0,
-    phases: Object.fromEntries(performance.getEntriesByType("measure").filter((m) => m.name.startsWith("vitrina:"))
-      .map((m) => [m.name.slice(8), m.duration])),
-  }
+  const measures = performance.getEntriesByType("measure").filter((m) => m.name.startsWith("vitrina:"))
+  const phases = Object.fromEntries(measures.map((m) => [m.name.slice(8), m.duration]))
+  const tag = scripts.find((e) => e.name.endsWith("/tag.js"))
+  const load = measures.find((m) => m.name == "vitrina:load")
+  // Parse and compile: from the moment the script could run to its first statement.
+  if (tag && load) phases.parse = load.startTime - Math.max(window.__before, tag.responseEnd)
+  return {fcp: fcp() ? fcp().startTime : null, exec: scripts.length ? window.__after - arrived : 0, phases}
 }"""
 
 CLS = """async () => {

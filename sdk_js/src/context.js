@@ -80,12 +80,6 @@ function outcomeWithoutContext(campaign, bundle, attributes, options) {
 }
 
 /**
- * @param {Campaign} a
- * @param {Campaign} b
- */
-const excludes = (a, b) => (a.group != null && a.group === b.group) || footprint(a).some((s) => footprint(b).includes(s))
-
-/**
  * The keys of the campaigns whose decision may differ once the context is known: those that
  * read it, and those a waiting campaign of higher priority could exclude (same group or a
  * shared selector), transitively. Every other campaign decides now exactly as it would with
@@ -97,17 +91,25 @@ const excludes = (a, b) => (a.group != null && a.group === b.group) || footprint
  * @returns {Set<string>}
  */
 export function awaitingContext(bundle, attributes, options) {
-  /** @type {Campaign[]} */
-  const waiting = []
+  /** @type {Set<string>} */
+  const waiting = new Set()
+  /** @type {Set<any>} the groups and selectors of the waiting campaigns */
+  const held = new Set()
   for (const campaign of bundle.campaigns || []) {
     let outcome = DECIDED
+    /** @type {string[]} */
+    let reach = []
     try {
+      reach = footprint(campaign).map((selector) => "#" + selector)
+      if (campaign.group != null) reach.push("@" + campaign.group)
       outcome = outcomeWithoutContext(campaign, bundle, attributes, options)
     } catch (_) {} // a malformed campaign: decide() says "invalid campaign" without any context
-    if (outcome == WAITS || (outcome == CANDIDATE && waiting.some((other) => excludes(other, campaign))))
-      waiting.push(campaign)
+    if (outcome == WAITS || (outcome == CANDIDATE && reach.some((x) => held.has(x)))) {
+      waiting.add(campaign.key)
+      reach.forEach((x) => held.add(x))
+    }
   }
-  return new Set(waiting.map((c) => c.key))
+  return waiting
 }
 
 /**

@@ -144,6 +144,7 @@ export function createDom(doc, nonce, refused) {
   function compile(campaign, actions) {
     /** @type {Op[]} */
     const out = []
+    const base = doc.baseURI
     /** @type {(selector: string, kind: Op["kind"], name: string, wanted: any) => void} */
     const add = (selector, kind, name, wanted) => {
       out.push({ selector, kind, name, wanted, campaign, id: campaign + " " + out.length })
@@ -157,7 +158,7 @@ export function createDom(doc, nonce, refused) {
       for (const name in action.attr) {
         const value = action.attr[name]
         const wanted = value == null || value === false ? null : "" + value
-        if (safeAttribute(name, wanted, doc.baseURI)) add(selector, "a", name, wanted)
+        if (safeAttribute(name, wanted, base)) add(selector, "a", name, wanted)
         else refused(campaign + ": attribute " + name + " refused")
       }
       for (const [classes, on] of /** @type {[any, boolean][]} */ ([

@@ -7,11 +7,14 @@
 // another element's href): never a target.
 const REFUSED_ELEMENTS = /^(?:script|style|iframe|frame|frameset|object|embed|applet|base|meta|link|set|animate|animatemotion|animatetransform)$/
 // Attributes holding one URL, or a list of them (srcset, ping), that a browser may follow.
-const URL_ATTRIBUTES = /^(?:href|src|action|formaction|xlink:href|poster|data|srcset|imagesrcset|background|cite|longdesc|ping|codebase|manifest|icon|lowsrc|dynsrc|archive|profile|usemap)$/
+const URL_ATTRIBUTES = /^(?:href|src|action|formaction|xlink:href|poster|data|srcset|imagesrcset|background|cite|longdesc|ping)$/
 // Script entry points: event handlers, a document of its own, inline style (the style action
 // goes through the CSSOM instead).
 const REFUSED_ATTRIBUTES = /^(?:on|srcdoc$|style$)/
 const ALLOWED_SCHEMES = /^(?:https?|mailto|tel):$/
+// What the URL parser reads as http(s) or relative without parsing it: an absolute http(s)
+// URL as written, or one starting with "/", "?" or "#" (no scheme can start there).
+const PLAINLY_SAFE = /^(?:https?:\/\/|[/?#])/
 
 /**
  * Whether no action may touch this element.
@@ -28,7 +31,7 @@ export const refusedTarget = (element) => REFUSED_ELEMENTS.test(element.localNam
  */
 export function safeUrl(url, base) {
   try {
-    return ALLOWED_SCHEMES.test(new URL(url, base).protocol)
+    return PLAINLY_SAFE.test(url) || ALLOWED_SCHEMES.test(new URL(url, base).protocol)
   } catch (_) {
     return false // the browser would not follow it either; refusing costs nothing
   }

@@ -45,6 +45,7 @@ const MISSING = 2 // it did not come in time: this page view decides without it
  * The runtime's whole state.
  * @typedef {Object} RuntimeState
  * @property {Bundle | null} [bundle]
+ * @property {Map<string, Campaign>} campaigns the bundle's, by key
  * @property {boolean} [initialised]
  * @property {string} endpoint absolute URL of /v1/sites/<site> ("" when unknown: nothing is sent)
  * @property {string} visitorId
@@ -87,6 +88,7 @@ const MISSING = 2 // it did not come in time: this page view decides without it
 /** @type {RuntimeState} */
 const state = {
   dom: /** @type {any} */ (null), // made by init
+  campaigns: new Map(),
   endpoint: "",
   visitorId: "",
   visit: {},
@@ -108,7 +110,7 @@ const state = {
 
 const pageUrl = () => location.href.split("#")[0]
 /** @param {string} key */
-const campaignOf = (key) => /** @type {Campaign} */ ((state.bundle?.campaigns || []).find((c) => c.key == key))
+const campaignOf = (key) => /** @type {Campaign} */ (state.campaigns.get(key))
 /** @type {{[paths: string]: boolean}} */
 const bundleReadsMemo = {}
 /** Whether the bundle reads these attributes (it never changes after init). @param {RegExp} paths */
@@ -472,6 +474,7 @@ function init(options) {
   endPhase("load")
   options = options || {}
   const bundle = (state.bundle = options.bundle || null)
+  for (const campaign of bundle?.campaigns || []) state.campaigns.set(campaign.key, campaign)
   const settings = bundle?.settings || {}
   const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
   state.endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
@@ -494,10 +497,11 @@ function init(options) {
 
   // The context, in this order: init's option, context.js (before or after the tag), this session's.
   const given = serverContext(options.context) || serverContext(win.vitrinaContext)
-  const fromSession = given ? null : serverContext(session("vtr_ctx"))
+  const needed = !given && reads(SERVER_PATH)
+  const fromSession = needed && serverContext(session("vtr_ctx"))
   state.context = given || fromSession || {}
   state.contextToStore = !!given
-  state.contextState = given || fromSession || !reads(SERVER_PATH) ? KNOWN : WAITING
+  state.contextState = needed && !fromSession ? WAITING : KNOWN
 
   for (const [, install] of state.registered) state.modules.push(install(moduleRuntime))
   startPageView(classify(doc.referrer, location.hostname, query))

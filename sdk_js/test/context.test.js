@@ -171,3 +171,8 @@ test("serverContext keeps geo, crm and device os/browser, never a device type", 
   assert.deepEqual(serverContext({ device: { os: 5 }, geo: "FR" }), { device: {} })
   for (const junk of [null, undefined, "x", 5, []]) assert.equal(serverContext(junk), null)
 })
+
+test("a malformed campaign waits for nothing and holds nothing back", () => {
+  const b = bundle([campaign("broken", { conditions: { "geo.country": "FR" }, variations: [{ key: "on", actions: [null] }] }), campaign("after")])
+  assert.deepEqual(waiting(b), [])
+})

@@ -19,7 +19,6 @@ const SCRIPT_URLS = [
   "data:text/html,<script>alert(1)</script>",
   "blob:https://shop.example/1",
   "file:///etc/passwd",
-  "http://[::1",
 ]
 
 test("safeUrl: http(s), mailto, tel and relative URLs only, as the URL parser reads them", () => {
