@@ -132,3 +132,23 @@ def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "store": "SQLiteStore", "store_ok": True}
+
+
+def test_tag_without_a_build_is_503_with_the_fix(tmp_path):
+    from server import create_app
+    from tests.conftest import make_site
+    (tmp_path / "dist").mkdir()
+    sdk = tmp_path / "dist" / "vitrina.min.js"
+    sdk.write_bytes(REPO_SDK.read_bytes())  # the SDK file, but no manifest.json beside it
+    app = create_app(env={"VITRINA_DATABASE": str(tmp_path / "v.sqlite3"), "VITRINA_SECRET_KEY": "k" * 32,
+                          "VITRINA_SDK_PATH": str(sdk)})
+    make_site(app, "shop")
+    response = app.test_client().get("/v1/sites/shop/tag.js")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "sdk_not_built" and "npm run build" in response.get_json()["message"]
+    # A manifest naming a module file that is not there is no build either.
+    (tmp_path / "dist" / "manifest.json").write_text(json.dumps({**MANIFEST, "modules": {"triggers": "gone.js"}}))
+    (tmp_path / "dist" / "core.min.js").write_bytes(CORE)
+    assert app.test_client().get("/v1/sites/shop/tag.js").status_code == 503
+    (tmp_path / "dist" / "gone.js").write_bytes(TRIGGERS)
+    assert app.test_client().get("/v1/sites/shop/tag.js").data.startswith(CORE + b"\n;vitrina.init(")

@@ -114,6 +114,7 @@ export function createDom(doc, nonce, refused) {
   let cssSheet
   /** @type {Set<string>} */
   const refusedOps = new Set()
+  const scratchStyle = doc.createElement("p").style // parses the style actions' declarations
   let task = 0 // tasks since the first write: fights are counted per task
   let taskTimer = 0
 
@@ -168,8 +169,9 @@ export function createDom(doc, nonce, refused) {
         for (const name of ("" + (classes || "")).split(/[ ,]/)) name && add(selector, "c", name, on) // "a b" or ["a", "b"]
       // The browser parses the declarations (shorthands, !important, url(...;...)) for us;
       // an object sets properties by name ({fontSize: "2em"}), without !important.
-      const parsedStyle = doc.createElement("p").style
-      typeof action.style == "object" ? Object.assign(parsedStyle, action.style) : (parsedStyle.cssText = action.style || "")
+      const parsedStyle = scratchStyle
+      parsedStyle.cssText = typeof action.style == "object" ? "" : action.style || ""
+      if (typeof action.style == "object") Object.assign(parsedStyle, action.style)
       if (action.hide) parsedStyle.setProperty("display", "none", "important")
       for (const name of parsedStyle)
         add(selector, "s", name, parsedStyle.getPropertyValue(name) + "\n" + parsedStyle.getPropertyPriority(name))
@@ -277,7 +279,7 @@ export function createDom(doc, nonce, refused) {
     for (const c of all) for (const element of c.touched) element.isConnected || c.touched.delete(element) // thrown away by an SPA (or removed by us)
     const css = all.map((c) => c.actions.map((action) => action.css || "").join("\n")).join("\n")
     if (cssSheet || css.trim()) (cssSheet = cssSheet || addStyle("")).textContent == css || (cssSheet.textContent = css)
-    if (antiflickerMs > 0 && ops.length) hideFor(ops.map((op) => op.selector), antiflickerMs, ":not([" + APPLIED + "])")
+    if (antiflickerMs > 0 && ops.length) hideFor([...new Set(ops.map((op) => op.selector))], antiflickerMs, ":not([" + APPLIED + "])")
     if (!observer && ops.length)
       (observer = new MutationObserver(pass)).observe(doc.documentElement, {
         childList: true,
