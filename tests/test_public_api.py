@@ -152,3 +152,18 @@ def test_tag_without_a_build_is_503_with_the_fix(tmp_path):
     assert app.test_client().get("/v1/sites/shop/tag.js").status_code == 503
     (tmp_path / "dist" / "gone.js").write_bytes(TRIGGERS)
     assert app.test_client().get("/v1/sites/shop/tag.js").data.startswith(CORE + b"\n;vitrina.init(")
+
+
+def test_modules_a_bundle_needs():
+    from server.delivery.modules import condition_paths, modules_for
+    campaign = {"key": "c", "trigger": None, "pages": None, "segment": None, "conditions": None}
+    assert modules_for(None) == [] and modules_for({"campaigns": [campaign]}) == []
+    assert modules_for({"campaigns": [{**campaign, "trigger": {"scroll": 50}}]}) == ["triggers"]
+    # The behaviour the module watches, read by a condition, a segment or a page-view goal.
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"$or": [{"page.scroll": {"$gte": 50}}]}}]}) == ["triggers"]
+    assert modules_for({"campaigns": [{**campaign, "segment": "s"}], "segments": {"s": {"page.idle": {"$gt": 9}}}}) == ["triggers"]
+    assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"$not": {"page.exit_intent": True}}}}}) == ["triggers"]
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"page.path": "/", "page.scroller": 1}}]}) == []
+    assert modules_for({"campaigns": [], "segments": {"unused": {"page.scroll": 1}}}) == []
+    assert condition_paths({"a": 1, "$and": [{"b": 1}, {"$nor": [{"c": {"$elemMatch": {"d": 1}}}]}], "$not": {"e": 1}}) \
+        == ["a", "b", "c", "e"]

@@ -51,6 +51,7 @@ const MISSING = 2 // it did not come in time: this page view decides without it
  * @property {string} visitorId
  * @property {boolean} [consented] may we store and send (read from storage after the first paint)
  * @property {boolean} [consentKnown]
+ * @property {boolean} [consentRequired] settings.consent: "required"
  * @property {boolean} [returning] the vtr_id cookie was there: the visit state was read at init
  * @property {boolean} [visitStored] this page view's visit state is written (from the first paint on)
  * @property {VisitState} visit
@@ -290,7 +291,7 @@ function decideAndApply(firstPaint) {
 /** {"pageview": condition} goals, once per page view: when the document is parsed, after the first paint. */
 function pageViewGoals() {
   if (!state.bundle || state.goalsDone || !state.startedAfterPaint || doc.readyState == "loading") return
-  if (state.contextState == WAITING) return // settleWaiting() comes back
+  if (state.contextState == WAITING) return // called again once the waiting campaigns decide
   state.goalsDone = true
   for (const goal of viewed(state.bundle.goals, collectAttributes())) convert(goal)
 }
@@ -364,7 +365,7 @@ function resolveConsent() {
   if (state.consentKnown) return
   state.consentKnown = true
   const said = local("vtr_c")
-  state.consented = said === 1 || (said !== 0 && state.bundle?.settings?.consent != "required")
+  state.consented = said === 1 || (said !== 0 && !state.consentRequired)
   allowWrites(state.consented)
 }
 
@@ -449,7 +450,7 @@ function startAfterPaint() {
   }
 }
 
-/** Runs `work` after the next paint, at idle time; or at pagehide, or after a bound, whichever comes first. */
+/** Schedules startAfterPaint() at idle time after the next paint, or after a bound (pagehide comes in init). */
 function afterFirstPaint() {
   const idle = win.requestIdleCallback
   requestAnimationFrame(() => (idle ? idle(startAfterPaint, { timeout: 1e3 }) : setTimeout(startAfterPaint)))
@@ -476,6 +477,7 @@ function init(options) {
   const bundle = (state.bundle = options.bundle || null)
   for (const campaign of bundle?.campaigns || []) state.campaigns.set(campaign.key, campaign)
   const settings = bundle?.settings || {}
+  state.consentRequired = settings.consent == "required"
   const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
   state.endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
   // Identity and visit state: a visitor without the cookie is a new one (see startAfterPaint).
