@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from playwright.sync_api import expect
 
 from server.qa import decisions, exposures, force_url, holdout, reasons, visitor_cookie, wait_for_ready
+from server.wire.schemas import problems
 
 from .pageutil import CONFIG, pick_visitors
 
@@ -34,8 +35,9 @@ def collected(requests, campaign):
     found = []
     for r in requests:
         if r.method == "POST" and r.url.endswith("/collect"):
-            found += [e for e in json.loads(r.post_data)["events"]
-                      if e["type"] == "exposure" and e["campaign"] == campaign]
+            body = json.loads(r.post_data)
+            assert problems("collect-batch", body) == []  # what the SDK sends is what the schema says
+            found += [e for e in body["events"] if e["type"] == "exposure" and e["campaign"] == campaign]
     return found
 
 

@@ -24,8 +24,10 @@ def create_app(test_config=None, env=None):
     store.init_app(app)
     spool.init_app(app)
 
+    from server.web.keys import bp as keys_bp
     from server.web.merchant import bp as merchant_bp
     from server.web.public import bp as public_bp
     app.register_blueprint(public_bp)
     app.register_blueprint(merchant_bp)
+    app.register_blueprint(keys_bp)
     return app

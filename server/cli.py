@@ -1,4 +1,4 @@
-"""The `vitrina` command: serve, sites, publish, results, demo."""
+"""The `vitrina` command: serve, sites, keys, publish, results, demo."""
 import argparse
 import json
 import os
@@ -13,24 +13,75 @@ def _app():
 
 
 def cmd_serve(args):
+    from server.store import describe
     from server.web.gunicorn_app import run
+    print(f"Vitrina on http://{args.host}:{args.port}/ with {args.workers} worker(s); store: "
+          f"{describe(load_config())}", flush=True)
     run(args.host, args.port, args.workers)
 
 
 def cmd_sites_create(args):
     from server.store import SiteExists, get_store
     from server.web.auth import hash_key, new_api_key
-    from server.web.public import SITE_RE
+    from server.wire.ids import SITE_RE
     if not SITE_RE.match(args.site):
-        return _fail(f"site name {args.site!r}: use 1-63 lowercase letters, digits or '-', starting with a letter or digit")
+        return _fail(f"site name {args.site!r}: use 1 to 63 lowercase letters, digits or '-', starting with a letter "
+                     "or digit")
     key = new_api_key()
     with _app().app_context():
         try:
             get_store().create_site(args.site, hash_key(key))
         except SiteExists:
             return _fail(f"site {args.site!r} already exists")
-    print(f"Created site {args.site!r}. Its API key is shown once; only its hash is stored:")
+    print(f"Created site {args.site!r}. Its owner key 'default' is shown once; only its hash is stored:")
     print(key)
+    return 0
+
+
+def cmd_keys_list(args):
+    from server.store import get_store
+    from server.web.keys import iso_time
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        rows = [(k.name, k.scope, iso_time(k.created_at), iso_time(k.last_used_at) or "never")
+                for k in store.list_keys(args.site)]
+    rows.insert(0, ("NAME", "SCOPE", "CREATED", "LAST USED"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    return 0
+
+
+def cmd_keys_create(args):
+    from server.store import KeyExists, get_store
+    from server.web.auth import create_key, key_problems
+    problems = key_problems(args.name, args.scope)
+    if problems:
+        return _fail(f"key name {args.name!r}: {problems[0]['message']}")
+    with _app().app_context():
+        if not get_store().site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        try:
+            key = create_key(args.site, args.name, args.scope)
+        except KeyExists:
+            return _fail(f"site {args.site!r} already has a key named {args.name!r}")
+    print(f"Created key {args.name!r} (scope {args.scope}) of site {args.site!r}. It is shown once; "
+          "only its hash is stored:")
+    print(key)
+    return 0
+
+
+def cmd_keys_revoke(args):
+    from server.store import get_store
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        if not store.revoke_key(args.site, args.name):
+            return _fail(f"site {args.site!r} has no key named {args.name!r}")
+    print(f"Revoked key {args.name!r} of site {args.site!r}: it opens nothing from now on.")
     return 0
 
 
@@ -43,16 +94,27 @@ def cmd_sites_list(args):
 
 
 def cmd_publish(args):
-    from server.configs.publishing import publish_file
+    from server.configs.publishing import PublishFileError, publish_file
     with _app().app_context():
-        ok, result = publish_file(args.site, args.config)
-    if not ok:
-        print(f"{args.config}: the config is invalid; nothing was published:", file=sys.stderr)
-        for problem in result:
-            print(f"  {problem['path'] or '/'}: {problem['message']}", file=sys.stderr)
+        try:
+            result = publish_file(args.site, args.config)
+        except PublishFileError as e:
+            return _fail(str(e))
+    if result.problems:
+        count = len(result.problems)
+        print(f"{args.config}: {count} problem{'s' if count > 1 else ''}; nothing was published:", file=sys.stderr)
+        _print_problems(result.problems)
         return 1
-    print(f"Published {args.site} version {result}")
+    if result.warnings:
+        print(f"{args.config}: sanitised; what was removed:", file=sys.stderr)
+        _print_problems(result.warnings)
+    print(f"Published {args.site} version {result.version}")
     return 0
+
+
+def _print_problems(problems):
+    for problem in problems:
+        print(f"  {problem['path'] or '/'}: {problem['message']}", file=sys.stderr)
 
 
 def cmd_results(args):
@@ -78,30 +140,73 @@ def _fail(message):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="vitrina", description="Vitrina personalization server")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the server under gunicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=min(4, 2 * (os.cpu_count() or 1)))
+    parser = argparse.ArgumentParser(
+        prog="vitrina", description="Vitrina personalization server. Settings come from VITRINA_* environment "
+        "variables (README.md \"Settings\"); the default database is $XDG_DATA_HOME/vitrina/vitrina.sqlite3 "
+        "(~/.local/share/vitrina/vitrina.sqlite3), whatever the current folder.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (each command has its own --help)")
+    serve = sub.add_parser("serve", help="run the server under gunicorn",
+                           description="Run the server under gunicorn, after printing the store it uses "
+                           "(the SQLite file, or the Redis URL without its password).")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; "
+                       "0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
+    serve.add_argument("--workers", type=int, default=min(4, 2 * (os.cpu_count() or 1)),
+                       help="worker processes (default: twice the CPU count, at most 4: %(default)s here)")
     serve.set_defaults(func=cmd_serve)
-    sites = sub.add_parser("sites", help="manage sites").add_subparsers(dest="sites_command", required=True)
-    create = sites.add_parser("create", help="create a site and print its API key")
-    create.add_argument("site")
+    sites = sub.add_parser("sites", help="create and list sites", description="Create and list sites.")
+    sites_sub = sites.add_subparsers(dest="sites_command", required=True, metavar="COMMAND",
+                                     help="what to do with sites")
+    create = sites_sub.add_parser("create", help="create a site and print its API key",
+                                  description="Create a site and print its first API key, once, alone on the last "
+                                  "line (only its hash is stored).")
+    create.add_argument("site", help="site name: 1 to 63 lowercase letters, digits or '-', starting with a letter "
+                        "or digit")
     create.set_defaults(func=cmd_sites_create)
-    sites.add_parser("list", help="list sites").set_defaults(func=cmd_sites_list)
-    publish = sub.add_parser("publish", help="validate, save and publish a config file")
-    publish.add_argument("site")
-    publish.add_argument("config")
+    sites_sub.add_parser("list", help="list sites, one a line",
+                         description="List every site, one a line.").set_defaults(func=cmd_sites_list)
+    publish = sub.add_parser("publish", help="validate, save and publish a config file",
+                             description="Validate a config file, save it as the site's draft and publish it as a "
+                             "new version. An invalid file publishes nothing and lists every problem with its JSON "
+                             "path (exit status 1).")
+    publish.add_argument("site", help="the site to publish to")
+    publish.add_argument("config", help="path of the config JSON file")
+    keys = sub.add_parser("keys", help="manage a site's API keys",
+                          description="List, create and revoke a site's API keys (each with a name and a scope).")
+    keys = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND", help="what to do with keys")
+    keys_list = keys.add_parser("list", help="names, scopes, creation and last use of a site's keys (never a secret)",
+                                description="List a site's keys: name, scope, when created, when last used. Never a secret.")
+    keys_list.add_argument("site", help="the site whose keys to list")
+    keys_list.set_defaults(func=cmd_keys_list)
+    keys_create = keys.add_parser("create", help="create a key and print it once, alone on its last line",
+                                  description="Create a key with a name and a scope and print it once, alone on the "
+                                  "last line (only its hash is stored).")
+    keys_create.add_argument("site", help="the site the key opens")
+    keys_create.add_argument("--name", required=True, help="a name for the key, unique in the site (e.g. ci, dashboard)")
+    keys_create.add_argument("--scope", required=True, choices=["owner", "publish", "read"],
+                             help="owner: everything, keys included; publish: edit, publish, roll back; read: GET and decide")
+    keys_create.set_defaults(func=cmd_keys_create)
+    keys_revoke = keys.add_parser("revoke", help="revoke a key, at once on every server",
+                                  description="Revoke a key by name: from the next request on, on every server, it "
+                                  "gets 401.")
+    keys_revoke.add_argument("site", help="the site the key opens")
+    keys_revoke.add_argument("name", help="the key's name (see 'vitrina keys list')")
+    keys_revoke.set_defaults(func=cmd_keys_revoke)
     publish.set_defaults(func=cmd_publish)
-    results = sub.add_parser("results", help="print a site's results")
-    results.add_argument("site")
-    results.add_argument("--json", action="store_true", help="print the JSON of GET .../results")
+    results = sub.add_parser("results", help="print a site's results",
+                             description="Print a site's results as a table: per campaign and variation, visitors, "
+                             "conversions, rates, uplift against control and holdout.")
+    results.add_argument("site", help="the site whose results to print")
+    results.add_argument("--json", action="store_true", help="print the JSON of GET .../results instead of a table")
     results.set_defaults(func=cmd_results)
-    demo = sub.add_parser("demo", help="server + demo shop + sample config")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--shop-port", type=int, default=8001)
+    demo = sub.add_parser("demo", help="server + demo shop + sample config",
+                          description="Create the site 'demo', publish the sample config and run the server with a "
+                          "demo shop on its own origin. ./scripts/demo.sh passes its options here, e.g. "
+                          "./scripts/demo.sh --port 9000 --shop-port 9001.")
+    demo.add_argument("--host", default="127.0.0.1", help="address of the server and the shop (default: %(default)s)")
+    demo.add_argument("--port", type=int, default=8000, help="the server's port (default: %(default)s)")
+    demo.add_argument("--shop-port", type=int, default=8001, help="the demo shop's port (default: %(default)s)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -8,7 +8,7 @@ class ConfigError(ValueError):
     """A setting is invalid; the message names the variable."""
 
 
-DEFAULT_DATABASE = "var/vitrina.sqlite3"
+DATABASE_NAME = "vitrina.sqlite3"
 
 
 def _int(env, name, default, low, high):
@@ -40,10 +40,25 @@ def _secret_keys(raw, database):
     return [key_file.read_text().strip()]
 
 
+def default_database(env):
+    """The per-user data directory of the XDG base directory spec, so every `vitrina` command
+    finds the same database whatever folder it runs from: $XDG_DATA_HOME/vitrina/vitrina.sqlite3,
+    by default ~/.local/share/vitrina/vitrina.sqlite3 (a relative XDG_DATA_HOME is ignored, as the
+    spec says)."""
+    data_home = env.get("XDG_DATA_HOME") or ""
+    if not os.path.isabs(data_home):
+        home = env.get("HOME") or os.path.expanduser("~")
+        if not os.path.isabs(home):
+            raise ConfigError("VITRINA_DATABASE is not set and there is no home folder for the default "
+                              "(~/.local/share/vitrina/): set VITRINA_DATABASE to a file path")
+        data_home = os.path.join(home, ".local", "share")
+    return os.path.join(data_home, "vitrina", DATABASE_NAME)
+
+
 def load_config(env=None):
     """Return the Flask config mapping for these environment variables, or raise ConfigError."""
     env = os.environ if env is None else env
-    database = env.get("VITRINA_DATABASE") or DEFAULT_DATABASE
+    database = os.path.abspath(env.get("VITRINA_DATABASE") or default_database(env))
     redis_url = env.get("VITRINA_REDIS_URL") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         raise ConfigError(f"VITRINA_REDIS_URL must start with redis://, rediss://, unix:// or redis+cluster://, got {redis_url!r}")

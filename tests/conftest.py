@@ -9,6 +9,14 @@ from server.web.auth import hash_key, new_api_key
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "server" / "demo" / "config.json"
+# One 50/50 experiment, no holdout: every visitor is counted, in the variation bucketing gives.
+EXPERIMENT_CONFIG = {
+    "campaigns": [{"key": "hero", "type": "experiment",
+                   "variations": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+                   "goals": ["purchase"]}],
+    "goals": {"purchase": {"event": "purchase"}},
+    "settings": {"holdout": 0},
+}
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Real servers for tests: redis-server and gunicorn on free local ports, stopped after use."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -57,6 +58,12 @@ def redis_server(extra_args=()):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def vitrina(env, *args):
+    """`vitrina <args>` (the real CLI, in its own process) with environment `env`."""
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
 @contextmanager
 def gunicorn_server(env_overrides, workers=2, log_path=None):
     """`vitrina serve` (the real CLI, under gunicorn) on a free port; yields its base URL.
@@ -84,6 +91,65 @@ def gunicorn_server(env_overrides, workers=2, log_path=None):
         log.close()
         if not log_path:
             os.unlink(log.name)
+
+
+def gunicorn_master(url):
+    """The pid of the gunicorn master gunicorn_server started for `url`."""
+    port = url.rsplit(":", 1)[1]
+    out = subprocess.run(["pgrep", "-f", f"server.cli serve --host 127.0.0.1 --port {port}"],
+                         capture_output=True, text=True).stdout.split()
+    pids = {int(p) for p in out}
+    masters = [p for p in pids if _parent(p) not in pids]  # workers are forked children of the master
+    assert len(masters) == 1, out
+    return masters[0]
+
+
+def gunicorn_workers(url):
+    """The pids of its workers now."""
+    out = subprocess.run(["pgrep", "-P", str(gunicorn_master(url))], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def _parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+@contextmanager
+def durable_redis():
+    """A redis-server with an fsync-always append-only file, restartable on the same port;
+    yields (url, start, stop, process) with process() the running redis-server."""
+    workdir = tempfile.mkdtemp(prefix="vitrina-redis-aof-")
+    port = free_port()
+    args = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+            "--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+    state = {}
+
+    def start():
+        state["proc"] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _ping(port), what="redis-server")
+
+    def stop():
+        state["proc"].send_signal(signal.SIGCONT)  # a stopped (SIGSTOP) server would not hear SIGTERM
+        state["proc"].terminate()
+        state["proc"].wait(10)
+
+    start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0", start, stop, lambda: state["proc"]
+    finally:
+        if state["proc"].poll() is None:
+            stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ping(port):
+    import redis
+    client = redis.Redis(port=port, socket_timeout=0.5)
+    try:
+        return client.ping()
+    finally:
+        client.close()
 
 
 @contextmanager

@@ -99,3 +99,59 @@ def test_every_package_names_its_one_job(package):
 def test_server_top_level_stays_small():
     top = sorted(p.name for p in SERVER.glob("*.py"))
     assert len(top) <= 8, f"group these into packages by concern: {top}"
+
+
+SERVERS = ("gunicorn", "uvicorn", "uvicorn_worker", "a2wsgi", "httptools", "werkzeug.serving")
+
+
+def _imports_of_servers():
+    """(file, line, dotted name) of every name imported from an HTTP server package."""
+    found = []
+    for path in SERVER.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            found += [(path.name, node.lineno, name) for name in names
+                      if any(name == server or name.startswith(server + ".") for server in SERVERS)]
+    return found
+
+
+def test_no_private_name_of_an_http_server_is_imported():
+    """Only what the servers publish: no `_name` anywhere in an imported path (such names change
+    without notice, and patching one pinned gunicorn below 28)."""
+    imported = _imports_of_servers()
+    assert any(name.startswith("uvicorn_worker.") for _, _, name in imported)  # the check sees our imports
+    private = [(f, line, name) for f, line, name in imported if any(part.startswith("_") for part in name.split("."))]
+    assert private == []
+
+
+def test_no_module_of_ours_speaks_http_on_a_socket():
+    """Parsing HTTP is the server's job: no asyncio protocol, no socket reads in server/."""
+    offenders = []
+    for path in SERVER.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef) and node.name in ("data_received", "buffer_updated", "get_buffer"):
+                offenders.append((path.name, node.name))
+            if isinstance(node, ast.Attribute) and node.attr in ("recv", "recv_into", "Protocol", "BufferedProtocol"):
+                offenders.append((path.name, node.attr))
+    assert offenders == []
+
+
+def test_no_module_keeps_a_cache_of_its_own():
+    """State that outlives a request lives in server/cache.py's caches (each saying what
+    invalidates it): no module-level dict, list or set that starts empty to be filled later."""
+    empty = (ast.Dict, ast.List, ast.Set)
+    offenders = []
+    for path in SERVER.rglob("*.py"):
+        for node in ast.parse(path.read_text(), str(path)).body:
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+            if isinstance(value, empty) and not getattr(value, "keys", getattr(value, "elts", None)):
+                offenders.append((path.name, node.lineno))
+            if isinstance(value, ast.Call) and getattr(value.func, "id", getattr(value.func, "attr", "")) in (
+                    "dict", "list", "set", "OrderedDict", "defaultdict", "WeakValueDictionary") and not value.args:
+                offenders.append((path.name, node.lineno))
+    assert offenders == []

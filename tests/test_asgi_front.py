@@ -4,6 +4,7 @@ Redis), keep errors in the API's shape, bound request bodies, log no visitor add
 server told to stop while its workers boot stops."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,9 @@ from http.client import HTTPConnection
 import pytest
 
 from server import create_app
+from server.configs.compiler import compile_bundle
+from server.configs.latest import MAX_AGE_S
+from server.configs.signing import canonical_json, sign
 from server.store import get_store
 from server.web.auth import hash_key, new_api_key
 from tests.conftest import DEMO_CONFIG
@@ -54,9 +58,13 @@ def _publish(url, auth, config):
 
 
 def _served_version(url):
+    """The version bundle.json and tag.js serve (the same one, or an AssertionError)."""
     status, _, body = _request(f"{url}/v1/sites/shop/bundle.json")
     assert status == 200, body
-    return json.loads(body)["bundle"]["version"]
+    version = json.loads(body)["bundle"]["version"]
+    status, _, tag = _request(f"{url}/v1/sites/shop/tag.js", headers={"User-Agent": UA})
+    assert status == 200 and re.search(rb'"version":%d[,}]' % version, tag), version
+    return version
 
 
 @pytest.fixture
@@ -87,6 +95,14 @@ def test_hot_replies_equal_the_flask_views(env):
                 assert (status, body, head.get("etag")) == (200, b"", got["etag"])
 
 
+def _publish_and_warm(url, auth, config):
+    """Publish, then warm every worker's caches on that version (many connections, so every worker)."""
+    version = _publish(url, auth, config)
+    for _ in range(20):
+        assert _served_version(url) == version
+    return version
+
+
 def _new_version_everywhere(url, auth, config, before):
     """Publish; every request after it (several connections, so several workers) serves the new version."""
     published = _publish(url, auth, config)  # the same config again still makes a new version
@@ -99,9 +115,7 @@ def test_a_publish_is_served_at_once_on_every_worker_sqlite(env):
     auth = _site(env)
     config = json.loads(DEMO_CONFIG.read_text())
     with gunicorn_server(env, workers=3) as url:
-        version = _publish(url, auth, config)
-        for _ in range(20):  # warm every worker's memo on the old version
-            assert _served_version(url) == version
+        version = _publish_and_warm(url, auth, config)
         for _ in range(3):
             version, seen = _new_version_everywhere(url, auth, config, version)
             assert set(seen) == {version}
@@ -113,13 +127,36 @@ def test_a_publish_reaches_every_worker_within_moments_redis(env):
         auth = _site(env)
         config = json.loads(DEMO_CONFIG.read_text())
         with gunicorn_server(env, workers=3) as url:
-            version = _publish(url, auth, config)
-            for _ in range(20):
-                assert _served_version(url) == version
+            version = _publish_and_warm(url, auth, config)
             for _ in range(3):
                 version = _publish(url, auth, config)
                 time.sleep(0.05)  # the announcement crosses Redis pub/sub: milliseconds, not the 1 s fallback
                 assert {_served_version(url) for _ in range(30)} == {version}
+
+
+def _add_version_unannounced(env, config):
+    """A new signed version written to the store without announcing it, as a process killed
+    between its commit and its announcement leaves it."""
+    app = create_app(env=env)
+
+    def make_payload(version):
+        bundle = compile_bundle("shop", version, config)
+        payload = canonical_json(bundle)
+        return payload, sign(payload, app.config["VITRINA_SECRET_KEYS"]), bundle["published_at"]
+    with app.app_context():
+        version = get_store().add_version("shop", make_payload)
+    app.extensions["vitrina_store"].close()
+    return version
+
+
+def test_an_unannounced_version_reaches_every_worker_within_the_age_bound(env):
+    auth = _site(env)
+    config = json.loads(DEMO_CONFIG.read_text())
+    with gunicorn_server(env, workers=3) as url:
+        _publish_and_warm(url, auth, config)
+        version = _add_version_unannounced(env, config)
+        time.sleep(MAX_AGE_S + 0.2)  # the documented bound: the version token moves at least this often
+        assert {_served_version(url) for _ in range(30)} == {version}
 
 
 def test_hot_path_errors_keep_the_api_shape(env):

@@ -146,6 +146,9 @@ BAD_BATCHES = [
     ("bad ts", batch(ev("exposure", ts="now")), "invalid_batch", "/events/1/ts"),
     ("infinite value", '{"visitor_id":"visitor-0001","events":[{"id":"abcdefgh1","type":"conversion","version":1,'
                        '"ts":%d,"goal":"purchase","value":1e999}]}' % NOW, "invalid_batch", "/events/0/value"),
+    ("value past the double range", '{"visitor_id":"visitor-0001","events":[{"id":"abcdefgh1","type":"conversion",'
+                                    '"version":1,"ts":%d,"goal":"purchase","value":%d}]}' % (NOW, 10**400),
+     "invalid_batch", "/events/0/value"),
     ("holdout with variation", batch(ev("exposure", holdout=True)), "invalid_batch", "/events/1/variation"),
     ("extra field", batch(ev("exposure", ip="1.2.3.4")), "invalid_batch", "/events/1"),
     ("unknown version", batch(ev("exposure", version=7)), "unverified_events", "/events/1/version"),
@@ -248,3 +251,50 @@ def test_site_limit_applies_across_clients(tmp_path):
     client = app.test_client()
     codes = [client.post(URL, data="{}", environ_base={"REMOTE_ADDR": f"198.51.100.{i}"}).status_code for i in range(5)]
     assert codes == [400, 400, 400, 429, 429]
+
+
+def test_a_value_out_of_bounds_refuses_that_conversion_alone_and_counts_it(client, published):
+    first, second = promo_visitors(client, 2)
+    batch = [ev("exposure"), ev("conversion", value=-1e9), ev("conversion", value=100_001), ev("conversion", value=40),
+             ev("conversion", value=1e300)]
+    response = client.post(URL, data=json.dumps({"visitor_id": first, "events": batch}, allow_nan=False),
+                           headers={"Content-Type": "text/plain"})
+    assert response.status_code == 200 and response.headers["Access-Control-Allow-Origin"] == "*"
+    refused = response.get_json()["refused"]
+    assert [(p["path"], p["code"]) for p in refused] == [
+        ("/events/1/value", "value"), ("/events/2/value", "value"), ("/events/4/value", "value")]
+    assert "100000" in refused[0]["message"]
+    # a batch of nothing but refused values records nothing: refused whole, as any other
+    only_bad = post(client, second, [ev("conversion", value=-3)])
+    assert only_bad.status_code == 400 and only_bad.get_json()["details"][0]["code"] == "value"
+    data = results(client, published)
+    promo = variation(data, "hero-newsletter", "promo")
+    assert promo["visitors"] == 1 and promo["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 40.0}
+    assert data["rejected"] == {"value": 4}
+    # bounds are checked against the version the event names, so forced previews are not
+    assert post(client, first, [ev("conversion", value=-1, forced=True)]).status_code == 204
+
+
+def test_the_site_sets_its_own_bound(client, published, demo_config):
+    demo_config["settings"]["max_value"] = 500
+    assert client.put("/api/v1/sites/shop/config", json=demo_config, headers=published).status_code == 200
+    assert client.post("/api/v1/sites/shop/publish", headers=published).get_json()["version"] == 2
+    (visitor,) = promo_visitors(client, 1)
+    response = post(client, visitor, [ev("exposure", version=2), ev("conversion", value=500, version=2),
+                                      ev("conversion", value=501, version=2), ev("conversion", value=700)])
+    assert [p["path"] for p in response.get_json()["refused"]] == ["/events/2/value"]  # version 1: 100,000
+    purchase = variation(results(client, published), "hero-newsletter", "promo")["goals"]["purchase"]
+    assert purchase["revenue"] == 1200.0
+
+
+def test_a_version_that_no_longer_verifies_is_a_4xx_the_sdk_drops_and_is_counted(app, client, published):
+    # The server's secret key replaced without keeping the old one: version 1 no longer verifies.
+    from server import create_app
+    rotated = create_app(env={"VITRINA_DATABASE": app.config["VITRINA_DATABASE"],
+                              "VITRINA_SECRET_KEY": "a-new-key-0123456789abcdef"})
+    (visitor,) = promo_visitors(client, 1)
+    response = post(rotated.test_client(), visitor, [ev("exposure"), ev("conversion", value=5)])
+    assert response.status_code == 400  # not 503: a browser would retry it forever
+    assert {d["code"] for d in response.get_json()["details"]} == {"unverifiable_version"}
+    assert results(client, published)["rejected"] == {"unverifiable_version": 2}
+    assert variation(results(client, published), "hero-newsletter", "promo")["visitors"] == 0

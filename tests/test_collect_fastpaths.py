@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import redis_server
 
+from server.cache import Cache
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.events import batch as ev
 from server.events.batch import (
@@ -186,7 +187,8 @@ def _compare_with_reference(rng, outcomes):
             events.append({"id": f"e{i}", "type": "exposure", "version": version, "campaign": key,
                            "holdout": holdout, "variation": None if holdout else variation,
                            "forced": rng.random() < 0.05})
-        got = [{k: p[k] for k in ("path", "code")} for p in verify_against_bundles(events, visitor, versions.get)]
+        got = [{k: p[k] for k in ("path", "code")} for p in verify_against_bundles(events, visitor, versions.get,
+                                                                                       _compiled_cache())]
         assert got == _reference_verify(events, visitor, versions.get)
         outcomes.update(p["code"] for p in got)
         outcomes.add("accepted" if len(got) < len(events) else "refused")
@@ -204,28 +206,34 @@ def _bucketed_to(bundle, variation):
                 if bucketed_assignment(bundle, campaign, v) == (False, variation))
 
 
+def _compiled_cache():
+    return Cache("compiled bundles", 64, "nothing: keyed by the bundle object each entry holds")
+
+
 def test_compiled_bundles_follow_the_bundle_object_not_its_version():
     # Two bundle objects for the same version (a reloaded cache, another app): each is
     # verified on its own weights, never on the other's compiled campaigns.
+    compiled = _compiled_cache()
     all_a, all_b = _bundle_with_weights([1, 0]), _bundle_with_weights([0, 1])
     visitor = "visitor-00001"
     exposure = [{"id": "e1", "type": "exposure", "version": 1, "campaign": "cta", "variation": "a", "holdout": False}]
-    assert verify_against_bundles(exposure, visitor, lambda v: all_a) == []
-    assert [p["code"] for p in verify_against_bundles(exposure, visitor, lambda v: all_b)] == ["bucketing"]
-    assert verify_against_bundles(exposure, visitor, lambda v: all_a) == []
+    assert verify_against_bundles(exposure, visitor, lambda v: all_a, compiled) == []
+    assert [p["code"] for p in verify_against_bundles(exposure, visitor, lambda v: all_b, compiled)] == ["bucketing"]
+    assert verify_against_bundles(exposure, visitor, lambda v: all_a, compiled) == []
     # many bundles (the cache is bounded and cleared): still each its own answer
     for n in range(200):
         bundle = _bundle_with_weights([1, 0] if n % 2 else [0, 1])
-        assert (verify_against_bundles(exposure, visitor, lambda v: bundle) == []) == bool(n % 2)
+        assert (verify_against_bundles(exposure, visitor, lambda v: bundle, compiled) == []) == bool(n % 2)
 
 
 def test_buckets_are_per_visitor():
+    compiled = _compiled_cache()
     bundle = _bundle_with_weights([0.5, 0.5])
     to_a, to_b = _bucketed_to(bundle, "a"), _bucketed_to(bundle, "b")
     exposure = [{"id": "e1", "type": "exposure", "version": 1, "campaign": "cta", "variation": "a", "holdout": False}]
-    assert verify_against_bundles(exposure, to_a, lambda v: bundle) == []
-    assert [p["code"] for p in verify_against_bundles(exposure, to_b, lambda v: bundle)] == ["bucketing"]
-    assert verify_against_bundles(exposure, to_a, lambda v: bundle) == []
+    assert verify_against_bundles(exposure, to_a, lambda v: bundle, compiled) == []
+    assert [p["code"] for p in verify_against_bundles(exposure, to_b, lambda v: bundle, compiled)] == ["bucketing"]
+    assert verify_against_bundles(exposure, to_a, lambda v: bundle, compiled) == []
 
 
 # --- stream bodies ----------------------------------------------------------------------------

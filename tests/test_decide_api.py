@@ -62,7 +62,7 @@ def test_force_for_qa(client, published):
     ({"visitor_id": "a b", "attributes": {}}, "/visitor_id"),
     ({"visitor_id": "v1", "attributes": []}, "/attributes"),
     ({"visitor_id": "v1", "now": "today"}, "/now"),
-    ({"visitor_id": "v1", "force": {"x": 1}}, "/force"),
+    ({"visitor_id": "v1", "force": {"x": 1}}, "/force/x"),  # the value that is wrong
     ({"visitor_id": "v1", "triggered": "x"}, "/triggered"),
     ({"visitor_id": "v1", "ip": "1.2.3.4"}, ""),
     ([], ""),

@@ -3,60 +3,19 @@ worker is killed, are all counted exactly once (clients retry as the SDK does; t
 spools to disk while Redis is down)."""
 import json
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 
 import pytest
 
 from server.web.auth import hash_key, new_api_key
-from tests.servers import free_port, gunicorn_server, wait_for
+from tests.conftest import EXPERIMENT_CONFIG
+from tests.servers import durable_redis, gunicorn_server, gunicorn_workers
 
-CONFIG = {
-    "campaigns": [{"key": "hero", "type": "experiment",
-                   "variations": [{"key": "control", "weight": 0.5}, {"key": "b", "weight": 0.5}],
-                   "goals": ["purchase"]}],
-    "goals": {"purchase": {"event": "purchase"}},
-    "settings": {"holdout": 0},
-}
 BATCHES = 240
-
-
-@contextmanager
-def durable_redis():
-    """A redis-server with an fsync-always append-only file, restartable on the same port."""
-    workdir = tempfile.mkdtemp(prefix="vitrina-redis-aof-")
-    port = free_port()
-    args = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
-            "--appendonly", "yes", "--appendfsync", "always", "--save", ""]
-    state = {}
-
-    def start():
-        state["proc"] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: _ping(port), what="redis-server")
-
-    def stop():
-        state["proc"].terminate()
-        state["proc"].wait(10)
-
-    start()
-    try:
-        yield f"redis://127.0.0.1:{port}/0", start, stop
-    finally:
-        if state["proc"].poll() is None:
-            stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _ping(port):
-    import redis
-    return redis.Redis(port=port, socket_timeout=0.5).ping()
 
 
 def _request(url, data=None, headers=None, method=None):
@@ -73,7 +32,7 @@ def _setup_site(url, env):
     with app.app_context():
         get_store().create_site("shop", hash_key(key))
     auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    _request(f"{url}/api/v1/sites/shop/config", json.dumps(CONFIG).encode(), auth, "PUT")
+    _request(f"{url}/api/v1/sites/shop/config", json.dumps(EXPERIMENT_CONFIG).encode(), auth, "PUT")
     _request(f"{url}/api/v1/sites/shop/publish", b"", auth, "POST")
     app.extensions["vitrina_store"].close()
     return auth
@@ -136,7 +95,7 @@ def env(tmp_path):
 
 
 def test_redis_outage_under_load_loses_nothing_and_counts_once(env, tmp_path):
-    with durable_redis() as (redis_url, start_redis, stop_redis):
+    with durable_redis() as (redis_url, start_redis, stop_redis, _):
         env = {**env, "VITRINA_REDIS_URL": redis_url}
         with gunicorn_server(env, workers=2) as url:
             auth = _setup_site(url, env)
@@ -162,32 +121,16 @@ def test_redis_outage_under_load_loses_nothing_and_counts_once(env, tmp_path):
 def test_killed_worker_loses_nothing_and_counts_once(env):
     with gunicorn_server(env, workers=2) as url:
         auth = _setup_site(url, env)
-        master = _gunicorn_master(url)
         stats = {}
         sender = threading.Thread(target=_send_all, args=(url, stats))
         sender.start()
         killed = 0
         for _ in range(3):
             time.sleep(0.3)
-            workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+            workers = sorted(gunicorn_workers(url))
             if workers:
-                os.kill(int(workers[0]), signal.SIGKILL)
+                os.kill(workers[0], signal.SIGKILL)
                 killed += 1
         sender.join(120)
         assert killed == 3 and not sender.is_alive()
         assert _wait_totals(url, auth, (BATCHES, BATCHES, float(BATCHES))) == (BATCHES, BATCHES, float(BATCHES))
-
-
-def _gunicorn_master(url):
-    port = url.rsplit(":", 1)[1]
-    out = subprocess.run(["pgrep", "-f", f"server.cli serve --host 127.0.0.1 --port {port}"],
-                         capture_output=True, text=True).stdout.split()
-    pids = {int(p) for p in out}
-    masters = [p for p in pids if _parent(p) not in pids]  # workers are forked children of the master
-    assert len(masters) == 1, out
-    return masters[0]
-
-
-def _parent(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])

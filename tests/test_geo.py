@@ -1,11 +1,17 @@
 """Geo from the GeoLite2/GeoIP2 City format: bundled GeoLite2 by default, VITRINA_GEOIP_DB for another file, and
 VITRINA_PROXY_HOPS trusting exactly N X-Forwarded-For hops. Test databases are built here."""
+import json
+import urllib.request
+
 import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from server import create_app
 from server.delivery.context import geo_for_ip
+from server.store import get_store
+from server.web.auth import hash_key, new_api_key
+from tests.servers import gunicorn_server
 
 
 def _record(country, continent, region, city, tz):
@@ -64,3 +70,26 @@ def test_proxy_hops_trust_exactly_n_forwarded_addresses(tmp_path, city_db):
                 headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.5"}) == "JP"
     assert _geo(tmp_path, city_db, 2, environ_base={"REMOTE_ADDR": "10.0.0.1"},
                 headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.5"}) == "FR"
+
+
+@pytest.mark.parametrize("hops, country", [(0, None), (1, "JP"), (2, "FR")])
+def test_proxy_hops_mean_the_same_on_the_hot_path_and_in_flask(tmp_path, city_db, hops, country):
+    """Under `vitrina serve`: tag.js (answered on the event loop) and /v1/context (Flask) trust
+    the same N hops; the server itself trusts none (its own proxy-header handling is off)."""
+    env = {"VITRINA_DATABASE": str(tmp_path / "d.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
+           "VITRINA_GEOIP_DB": str(city_db), "VITRINA_PROXY_HOPS": str(hops)}
+    app = create_app(env=env)
+    with app.app_context():
+        get_store().create_site("shop", hash_key(new_api_key()))
+    app.extensions["vitrina_store"].close()
+    forwarded = {"X-Forwarded-For": "198.51.100.1, 203.0.113.5", "X-Forwarded-Proto": "https"}
+    with gunicorn_server(env) as url:
+        context = urllib.request.urlopen(urllib.request.Request(url + "/v1/context", headers=forwarded), timeout=5).read()
+        tag = urllib.request.urlopen(urllib.request.Request(url + "/v1/sites/shop/tag.js", headers=forwarded),
+                                     timeout=5).read()
+    assert json.loads(context)["geo"]["country"] == country
+    assert b'"geo":{"country":%s,' % json.dumps(country).encode() in tag
+    # the forwarded scheme too: one value given, so only a one-hop setting takes it (as werkzeug's ProxyFix)
+    assert (b'"endpoint":"https://' in tag) == (hops == 1)
+    for body in (context, tag):
+        assert b"198.51.100" not in body and b"203.0.113" not in body  # the address is never echoed

@@ -131,7 +131,7 @@ def test_sdk_alone_is_long_cached_when_versioned(client):
 def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "store": "SQLiteStore", "store_ok": True}
+    assert response.get_json() == {"status": "ok", "store": "SQLiteStore", "store_ok": True, "spooled": 0, "dead_letter": 0}
 
 
 def test_tag_without_a_build_is_503_with_the_fix(tmp_path):

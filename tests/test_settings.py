@@ -44,3 +44,24 @@ def test_cli_refuses_to_start_with_a_bad_setting(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "VITRINA_PROXY_HOPS" in proc.stderr
+
+
+def test_the_default_database_is_in_the_per_user_data_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    config = load_config({"HOME": str(home)})
+    assert config["VITRINA_DATABASE"] == str(home / ".local" / "share" / "vitrina" / "vitrina.sqlite3")
+    assert (home / ".local" / "share" / "vitrina" / "secret_key").exists()
+    assert config["VITRINA_SPOOL_DIR"] == str(home / ".local" / "share" / "vitrina" / "spool")
+    data = tmp_path / "data"
+    assert load_config({"HOME": str(home), "XDG_DATA_HOME": str(data)})["VITRINA_DATABASE"] == \
+        str(data / "vitrina" / "vitrina.sqlite3")
+    # the XDG spec: a relative XDG_DATA_HOME is invalid and ignored
+    assert load_config({"HOME": str(home), "XDG_DATA_HOME": "relative"})["VITRINA_DATABASE"] == \
+        str(home / ".local" / "share" / "vitrina" / "vitrina.sqlite3")
+    assert not (tmp_path / "relative").exists() and not (tmp_path / "var").exists()
+
+
+def test_a_relative_database_setting_is_made_absolute_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config({"VITRINA_DATABASE": "db/v.sqlite3"})["VITRINA_DATABASE"] == str(tmp_path / "db" / "v.sqlite3")

@@ -78,3 +78,12 @@ def test_srm_flags_a_broken_split_only():
     assert srm_check([1200, 1100], [0.5, 0.5])["p_value"] == pytest.approx(0.03705621856411898, abs=1e-6)
     assert srm_check([0, 0], [0.5, 0.5]) == {"p_value": None, "ok": True}
     assert not math.isnan(srm_check([9000, 1000], [0.9, 0.1])["p_value"])
+
+
+@pytest.mark.parametrize("a, b", [([5e-324, 0.0, 5e-324], [1.0, 2.0, 0.0]), ([1e-170, 0.0], [1e-170, 3e-170]),
+                                  ([0.0, 0.0, 1e-300], [5e-324, 5e-324, 0.0])])
+def test_welch_on_revenues_too_small_to_square_gives_nones_not_an_error(a, b):
+    # Found by the fuzz test against the real server: values of 5e-324 made results a 500.
+    result = welch(sum(a), sum(x * x for x in a), len(a), sum(b), sum(x * x for x in b), len(b))
+    for figure in (result["uplift"], result["p_value"], *(result["ci"] or [])):
+        assert figure is None or math.isfinite(figure)

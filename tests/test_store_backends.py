@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import redis_cluster, redis_server
 
-from server.store import SiteExists
+from server.store import ApiKey, KeyExists, SiteExists
 from server.store.redis_store import RedisStore
 from server.store.sqlite import SQLiteStore
 
@@ -58,7 +58,7 @@ def basic_scenario(store, site="shop"):
     """Every interface method once; used for each backend and for Redis Cluster."""
     store.create_site(site, f"hash-{site}")
     assert store.site_exists(site) and site in store.list_sites()
-    assert store.site_for_key_hash(f"hash-{site}") == site
+    assert store.key_for_hash(f"hash-{site}").site == site
     store.save_draft(site, '{"campaigns": []}')
     assert store.get_draft(site) == '{"campaigns": []}'
     assert store.add_version(site, lambda n: (f"payload {n}", f"sig {n}", "2026-11-23T17:00:00Z")) == 1
@@ -82,21 +82,66 @@ def test_duplicate_site_is_refused_and_keeps_its_key(store):
     store.create_site("shop", "hash-1")
     with pytest.raises(SiteExists):
         store.create_site("shop", "hash-2")
-    assert store.site_for_key_hash("hash-1") == "shop"
-    assert store.site_for_key_hash("hash-2") is None
+    assert store.key_for_hash("hash-1").site == "shop"
+    assert store.key_for_hash("hash-2") is None
+    assert [k.name for k in store.list_keys("shop")] == ["default"]
 
 
 def test_sites_and_key_lookup(store):
     assert store.list_sites() == [] and not store.site_exists("shop")
+    before = time.time()
     store.create_site("shop", "hash-shop")
     store.create_site("alpha", "hash-alpha")
-    store.add_key("shop", "hash-shop-2")
+    store.add_key("shop", "ci", "publish", "hash-shop-2")
     assert store.list_sites() == ["alpha", "shop"]
     assert store.site_exists("alpha") and not store.site_exists("beta")
-    assert store.site_for_key_hash("hash-shop") == "shop"
-    assert store.site_for_key_hash("hash-shop-2") == "shop"
-    assert store.site_for_key_hash("hash-alpha") == "alpha"
-    assert store.site_for_key_hash("unknown") is None
+    owner = store.key_for_hash("hash-shop")
+    assert (owner.site, owner.name, owner.scope, owner.last_used_at) == ("shop", "default", "owner", None)
+    assert before <= owner.created_at <= time.time()
+    assert (store.key_for_hash("hash-shop-2").site, store.key_for_hash("hash-shop-2").scope) == ("shop", "publish")
+    assert store.key_for_hash("hash-alpha").site == "alpha"
+    assert store.key_for_hash("unknown") is None
+
+
+def test_keys_are_named_per_site_listed_oldest_first_and_revoked_at_once(store):
+    store.create_site("shop", "hash-owner")
+    store.create_site("alpha", "hash-alpha")
+    store.add_key("shop", "ci", "publish", "hash-ci")
+    store.add_key("shop", "dashboard", "read", "hash-dash")
+    store.add_key("alpha", "ci", "read", "hash-alpha-ci")  # names are per site
+    with pytest.raises(KeyExists):
+        store.add_key("shop", "ci", "read", "hash-other")
+    assert store.key_for_hash("hash-other") is None  # the refused key opens nothing
+    keys = store.list_keys("shop")
+    assert [(k.name, k.scope) for k in keys] == [("default", "owner"), ("ci", "publish"), ("dashboard", "read")]
+    assert all(isinstance(k, ApiKey) and k.site == "shop" for k in keys)
+    assert [k.name for k in store.list_keys("alpha")] == ["default", "ci"]
+    assert store.list_keys("nothing") == []
+    assert store.revoke_key("shop", "ci") is True
+    assert store.key_for_hash("hash-ci") is None
+    assert store.revoke_key("shop", "ci") is False and store.revoke_key("nothing", "ci") is False
+    assert [k.name for k in store.list_keys("shop")] == ["default", "dashboard"]
+    assert store.key_for_hash("hash-alpha-ci").site == "alpha"  # alpha's key of that name stays
+    store.add_key("shop", "ci", "read", "hash-ci-2")  # the name is free again
+    assert store.key_for_hash("hash-ci-2").scope == "read"
+
+
+def test_last_use_of_a_key(store):
+    store.create_site("shop", "hash-owner")
+    store.add_key("shop", "ci", "publish", "hash-ci")
+    store.touch_key("hash-ci", 1763900000.5)
+    assert store.key_for_hash("hash-ci").last_used_at == 1763900000.5
+    assert store.key_for_hash("hash-owner").last_used_at is None
+    assert [k.last_used_at for k in store.list_keys("shop")] == [None, 1763900000.5]
+    store.revoke_key("shop", "ci")
+    store.touch_key("hash-ci", 1763900001.0)  # a request that looked the key up just before
+    assert store.key_for_hash("hash-ci") is None and len(store.list_keys("shop")) == 1
+
+
+def test_an_unknown_huge_version_is_none(store):
+    store.create_site("shop", "h")
+    store.add_version("shop", lambda n: ("p", "s", "at"))
+    assert store.get_version("shop", 2**63) is None and store.get_version("shop", 10**30) is None
 
 
 def test_draft_round_trip(store):
@@ -284,6 +329,60 @@ def test_rejections_are_counted_per_site_and_reason(store):
     store.count_rejections("other", {"invalid": 1})
     assert store.rejections("shop") == {"bucketing": 5, "unknown_version": 1}
     assert store.rejections("other") == {"invalid": 1}
+
+
+LEGACY_SQLITE = """
+CREATE TABLE sites (site TEXT PRIMARY KEY, created_at REAL NOT NULL);
+CREATE TABLE api_keys (key_hash TEXT PRIMARY KEY, site TEXT NOT NULL, created_at REAL NOT NULL);
+INSERT INTO sites VALUES ('shop', 1700000000), ('alpha', 1700000001);
+INSERT INTO api_keys VALUES ('hash-shop-2', 'shop', 1700000005), ('hash-shop', 'shop', 1700000000),
+                            ('hash-alpha', 'alpha', 1700000001);
+"""
+
+
+def _legacy_keys_are_named(store):
+    assert [(k.name, k.scope) for k in store.list_keys("shop")] == [("default", "owner"), ("default-2", "owner")]
+    assert store.key_for_hash("hash-shop").name == "default"
+    assert store.key_for_hash("hash-shop-2").name == "default-2"
+    assert (store.key_for_hash("hash-alpha").name, store.key_for_hash("hash-alpha").scope) == ("default", "owner")
+    store.add_key("shop", "ci", "read", "hash-ci")  # new keys on the upgraded store
+    assert store.key_for_hash("hash-ci").scope == "read"
+
+
+def test_sqlite_keys_from_before_names_become_owner_keys_named_default(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "old.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.executescript(LEGACY_SQLITE)
+    stores = [SQLiteStore(path) for _ in range(2)]  # the second finds the upgrade done
+    _legacy_keys_are_named(stores[1])
+    assert stores[0].key_for_hash("hash-shop").created_at == 1700000000
+    for store in stores:
+        store.close()
+
+
+def test_redis_keys_from_before_names_become_owner_keys_named_default(redis_url):
+    import redis
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushall()
+    client.set("vitrina:{shop}:site", "1700000000.0")
+    client.set("vitrina:{alpha}:site", "1700000001.0")
+    client.sadd("vitrina:sites", "shop", "alpha")
+    for key_hash, site in (("hash-shop", "shop"), ("hash-shop-2", "shop"), ("hash-alpha", "alpha")):
+        client.set(f"vitrina:{{key:{key_hash}}}:site", site)
+    stores = []
+    starting = [threading.Thread(target=lambda: stores.append(RedisStore(redis_url))) for _ in range(3)]
+    for thread in starting:  # several processes starting at once all run the upgrade
+        thread.start()
+    for thread in starting:
+        thread.join()
+    _legacy_keys_are_named(stores[0])
+    assert stores[1].key_for_hash("hash-shop").created_at == 1700000000.0
+    assert client.keys("vitrina:{key:*}:site") == []  # the old lookup keys are gone
+    assert client.get("vitrina:schema") == "1"
+    for store in stores:
+        store.close()
+    client.close()
 
 
 def test_ping(store):

@@ -5,33 +5,30 @@ dropped whenever the store's version token moves (`Store.version_token()`): publ
 the new version to every server process (SQLite: a shared stamp file; Redis: pub/sub), and the
 token also moves every VERSION_TOKEN_MAX_AGE_S, so a lost announcement (a Redis reconnect, a process killed
 between its commit and its announcement) delays a new version by a second at most."""
+from server.cache import Cache, app_cache
 from server.store.base import VERSION_TOKEN_MAX_AGE_S as MAX_AGE_S  # noqa: F401 (the bound tests rely on)
 
-_MISSING = object()
+NAME, SIZE = "latest versions", 4096
+INVALIDATED_BY = "a publish in any process (the store's version token, which also moves every second)"
 
 
 class LatestVersions:
-    """site -> latest published version (None: nothing published), memoised until a change."""
+    """site -> latest published version (None: nothing published), memoised in a cache that the
+    store's version token empties (by default a cache of its own; publishing passes the app's)."""
 
-    def __init__(self, store):
+    def __init__(self, store, cache=None):
         self.store = store
-        self._token = None
-        self._memo = {}
+        self.cache = cache if cache is not None else Cache(NAME, SIZE, INVALIDATED_BY, token=store.version_token)
 
-    def token(self):
-        """Changes whenever the store may have a new version (for memos built on top of this one)."""
-        return self.store.version_token()
+    @classmethod
+    def of_app(cls, store):
+        """Over the current app's cache (listed with the app's other caches)."""
+        return cls(store, app_cache(NAME, SIZE, INVALIDATED_BY, token=store.version_token))
 
     def get(self, site):
-        token = self.store.version_token()
-        if token != self._token:
-            self._memo, self._token = {}, token
-        found = self._memo.get(site, _MISSING)
-        if found is _MISSING:
-            found = self._memo[site] = self.store.latest_version(site)
-        return found
+        return self.cache.get_or_make(site, lambda: self.store.latest_version(site))
 
     def announce(self, site):
         """Called after this process added a version of `site`."""
         self.store.announce_version(site)
-        self._memo = {}
+        self.cache.clear()

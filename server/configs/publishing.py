@@ -5,6 +5,7 @@ from pathlib import Path
 
 from flask import current_app
 
+from server.cache import app_cache
 from server.configs.compiler import compile_bundle
 from server.configs.latest import LatestVersions
 from server.configs.signing import (
@@ -14,9 +15,14 @@ from server.configs.signing import (
     sign,
     verify,
 )
-from server.configs.validation import parse_config, validate_config
+from server.configs.validation import parse_config, review_config
 from server.errors import APIError
 from server.store import get_store
+
+
+class VersionUnverifiable(APIError):
+    """A stored version whose signature verifies with none of the secret keys (tampered with,
+    or signed with a key since removed from VITRINA_SECRET_KEY): it is never served."""
 
 
 def _keys():
@@ -34,14 +40,17 @@ def _store_signed(site, make_bundle):
 
 
 def publish_draft(site):
+    """Compile and sign the draft as the next version: (version, warnings). The draft was
+    sanitised when saved; one saved before a sanitising rule existed is sanitised now, and
+    the warnings say what that removed."""
     raw = get_store().get_draft(site)
     if raw is None:
         raise APIError(409, "no_draft", f"Site '{site}' has no draft config: PUT one to /api/v1/sites/{site}/config first.")
-    config = json.loads(raw)
-    problems = validate_config(config)
-    if problems:
-        raise APIError(400, "invalid_config", "The draft no longer validates; fix it and PUT it again.", problems)
-    return _store_signed(site, lambda version: compile_bundle(site, version, config))
+    review = review_config(json.loads(raw))
+    if review.problems:
+        raise APIError(400, "invalid_config", "The draft no longer validates; fix it and PUT it again.", review.problems)
+    version = _store_signed(site, lambda version: compile_bundle(site, version, review.config))
+    return version, review.warnings
 
 
 def rollback(site, version):
@@ -80,7 +89,8 @@ def _load(site, version):
     """The verified Version, from the per-app cache or the store; None if there is none.
     Versions are immutable, so a version verified once stays verified; each process
     verifies each version it serves once."""
-    cache = current_app.extensions.setdefault("vitrina_versions", {})
+    cache = app_cache("verified versions", 1024, "nothing: a published version is immutable and its signature "
+                      "was checked with the keys the server started with")
     entry = cache.get((site, version))
     if entry is None:
         row = get_store().get_version(site, version)
@@ -92,21 +102,15 @@ def _load(site, version):
         except SignatureInvalid:
             current_app.logger.error("site %s version %s: bundle signature does not verify; refusing to serve it",
                                      site, version)
-            raise APIError(503, "bundle_signature_invalid",
+            raise VersionUnverifiable(503, "bundle_signature_invalid",
                            f"Version {version} of site '{site}' failed signature verification and is not served.") from None
-        entry = Version(site, json.loads(payload), signature)
-        if len(cache) > 1024:
-            cache.clear()
-        cache[(site, version)] = entry
+        entry = cache.put((site, version), Version(site, json.loads(payload), signature))
     return entry
 
 
 def latest_versions():
-    """This app's LatestVersions memo (made on first use, after gunicorn forked the worker)."""
-    watch = current_app.extensions.get("vitrina_latest")
-    if watch is None:
-        watch = current_app.extensions["vitrina_latest"] = LatestVersions(get_store())
-    return watch
+    """This app's LatestVersions, over the app's cache of them (made on first use, in the worker)."""
+    return LatestVersions.of_app(get_store())
 
 
 def latest(site):
@@ -128,17 +132,31 @@ def load_version(site, version):
     return entry.bundle if entry else None
 
 
+class PublishFileError(Exception):
+    """The file cannot be published for a reason other than its content (no such site, unreadable)."""
+
+
+class FilePublished:
+    """`problems` (nothing published), else `version` and `warnings` (what sanitising removed)."""
+
+    def __init__(self, problems=(), warnings=(), version=None):
+        self.problems, self.warnings, self.version = list(problems), list(warnings), version
+
+
 def publish_file(site, path):
-    """Validate, save and publish a config file (the CLI's `publish`): (True, version) or (False, problems)."""
+    """Validate, save and publish a config file (the CLI's `publish`)."""
     if not get_store().site_exists(site):
-        return False, [{"path": "", "message": f"no site {site!r}: run 'vitrina sites create {site}' first"}]
+        raise PublishFileError(f"no site {site!r}: run 'vitrina sites create {site}' first")
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
-        return False, [{"path": "", "message": f"cannot read the file: {e.strerror}"}]
+        raise PublishFileError(f"cannot read {path}: {e.strerror}") from None
     config, problems = parse_config(raw)
-    problems = problems or validate_config(config)
     if problems:
-        return False, problems
-    get_store().save_draft(site, json.dumps(config, separators=(",", ":")))
-    return True, publish_draft(site)
+        return FilePublished(problems)
+    review = review_config(config)
+    if review.problems:
+        return FilePublished(review.problems)
+    get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
+    version, _ = publish_draft(site)
+    return FilePublished(warnings=review.warnings, version=version)

@@ -1,25 +1,47 @@
-"""Site config validation: the shipped JSON Schema, then semantic checks. Every problem is
-reported with its JSON pointer; nothing invalid gets stored."""
+"""Site config validation: the JSON Schema (spec/schemas/site-config.schema.json) and the rules
+it cannot say, checked together so one answer lists every problem, each with its JSON pointer.
+Merchant HTML is sanitised rather than judged: the review returns the config to store, with
+warnings saying what was removed. Nothing invalid gets stored (docs/DESIGN.md "Config validation")."""
+import difflib
 import json
 import re
+from datetime import datetime
 from functools import lru_cache
-from html.parser import HTMLParser
-from importlib import resources
+from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-OPERATORS = {
+from server.configs.attributes import attribute_problem
+from server.configs.merchant_content import (
+    attr_problem,
+    css_problems,
+    sanitise_html,
+    selector_problem,
+)
+from server.configs.urls import redirect_problem
+from server.decisions.conditions import regex_problem
+
+SCHEMA = Path(__file__).resolve().parents[2] / "spec" / "schemas" / "site-config.schema.json"
+COMBINATORS = {"$and", "$or", "$nor"}
+VALUE_OPERATORS = {
     "$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$regex", "$exists", "$type", "$size",
-    "$all", "$elemMatch", "$not", "$and", "$or", "$nor", "$ini", "$nini", "$alli", "$regexi",
+    "$all", "$elemMatch", "$not", "$ini", "$nini", "$alli", "$regexi",
     "$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte",
 }
+OPERATORS = VALUE_OPERATORS | COMBINATORS
 REGEX_OPERATORS = {"$regex", "$regexi"}
+LIST_OPERATORS = {"$in", "$nin", "$ini", "$nini", "$all", "$alli"}
+TYPE_NAMES = ("string", "number", "boolean", "null", "array", "object")
 SELECTOR_ACTIONS = {"text", "html", "attr", "addClass", "removeClass", "style", "hide", "remove",
                     "insertBefore", "insertAfter", "append"}
-MAX_CONDITION_DEPTH = 12
-URL_ATTRS = {"href", "src", "action", "formaction", "xlink:href", "srcdoc"}
 HTML_FIELDS = ("html", "insertBefore", "insertAfter", "append")
-SCRIPT_TAGS = {"script", "iframe", "object", "embed", "frame", "frameset", "base", "meta"}
+MAX_CONDITION_DEPTH = 12
+MAX_DEPTH = 64
+MAX_MESSAGE_LENGTH = 300
+MAX_REGEX_LENGTH = 500
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+                        r"(?:Z|[+-]([0-9]{2}):([0-9]{2}))")
+_INLINE_FLAGS = re.compile(r"\(\?[a-zA-Z]+[):]")
 
 
 def pointer(parts):
@@ -28,7 +50,7 @@ def pointer(parts):
 
 @lru_cache(maxsize=1)
 def _validator():
-    schema = json.loads(resources.files("server.configs").joinpath("schema/site-config.schema.json").read_text())
+    schema = json.loads(SCHEMA.read_text("utf-8"))
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
@@ -56,161 +78,309 @@ def parse_config(raw):
         return None, [{"path": "", "message": f"not valid JSON: {e}"}]
 
 
+class Review:
+    """What validation says of a config: `problems` (it may not be stored), `warnings` (what
+    sanitising removed) and `config`, the sanitised config to store and compile."""
+
+    def __init__(self, problems, warnings, config):
+        self.problems, self.warnings, self.config = problems, warnings, config
+
+
+def review_config(config):
+    too_deep = _too_deep(config)
+    if too_deep is not None:  # nothing below may recurse into it: not the checks, nor json.dumps
+        return Review([{"path": pointer(too_deep), "message": f"nested deeper than {MAX_DEPTH} levels"}], [], config)
+    checker = _Checker(_sanitisable_copy(config))
+    schema_problems = [_schema_problem(e) for e in _validator().iter_errors(config)]
+    checker.check()
+    flagged = {p["path"] for p in schema_problems}
+    problems = schema_problems + [p for p in checker.problems if p["path"] not in flagged]
+    return Review(_in_order(problems), _in_order(checker.warnings), checker.config)
+
+
+def _too_deep(config):
+    """The path of the first value nested deeper than MAX_DEPTH, found without recursion; or None."""
+    stack = [(config, [])]
+    while stack:
+        value, parts = stack.pop()
+        if len(parts) > MAX_DEPTH:
+            return parts
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        stack.extend((child, parts + [key]) for key, child in children)
+    return None
+
+
+def _sanitisable_copy(config):
+    """A copy in which HTML fields can be replaced: campaigns, variations and actions are new
+    containers; everything else is shared with the input (no deep copy, no recursion)."""
+    if not isinstance(config, dict):
+        return config
+    config = dict(config)
+    for campaign in _copied_objects(config, "campaigns"):
+        for variation in _copied_objects(campaign, "variations"):
+            _copied_objects(variation, "actions")
+    return config
+
+
+def _copied_objects(parent, key):
+    """Replace the list parent[key] by one holding copies of its objects; returns the copies."""
+    items = parent.get(key)
+    if not isinstance(items, list):
+        return []
+    parent[key] = [dict(x) if isinstance(x, dict) else x for x in items]
+    return [x for x in parent[key] if isinstance(x, dict)]
+
+
 def validate_config(config):
-    """Return the list of problems ({path, message}); empty means valid."""
-    problems = [{"path": pointer(e.absolute_path), "message": e.message}
-                for e in sorted(_validator().iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))]
-    if problems:
-        return problems
-    return _semantic_problems(config)
+    """The list of problems ({path, message}); empty means valid."""
+    return review_config(config).problems
 
 
-def _semantic_problems(config):
-    problems = []
+def _schema_problem(error):
+    if error.context:
+        error = _likeliest_branch(error)
+    message = error.message
+    if error.validator == "pattern" and isinstance(error.schema, dict) and "description" in error.schema:
+        message = f"{error.instance!r} does not match the expected form: {error.schema['description']}"
+    if len(message) > MAX_MESSAGE_LENGTH:  # jsonschema quotes the whole value, which may be 20 KB
+        message = message[:MAX_MESSAGE_LENGTH - 1] + "…"
+    return {"path": pointer(error.absolute_path), "message": message}
 
-    def add(parts, message):
-        problems.append({"path": pointer(parts), "message": message})
 
-    segments = config.get("segments", {})
-    goals = config.get("goals", {})
-    for name, condition in segments.items():
-        _check_condition(condition, ["segments", name], add)
-    for name, goal in goals.items():
-        if "pageview" in goal:
-            _check_condition(goal["pageview"], ["goals", name, "pageview"], add)
+def _likeliest_branch(error):
+    """oneOf/anyOf only say "is not valid under any of the given schemas". The branch that takes
+    the value's type and fails deeper inside says more: {"scroll": 150} is a scroll trigger whose
+    150 is over the maximum, not a null."""
+    typed = [e for e in error.context if e.validator != "type"]
+    deepest = max(typed, key=lambda e: len(e.absolute_path), default=None)
+    if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
+        return deepest
+    if not typed:
+        types = [t for e in error.context for t in _listed(e.validator_value)]
+        error.message = f"{error.instance!r} is not of type {' or '.join(dict.fromkeys(types))}"
+    elif len(typed) == 1:
+        return typed[0]
+    return error
 
-    seen_keys = {}
-    for i, campaign in enumerate(config.get("campaigns", [])):
-        at = ["campaigns", i]
-        key = campaign["key"]
-        if key in seen_keys:
-            add(at + ["key"], f"duplicate campaign key {key!r} (also at /campaigns/{seen_keys[key]})")
-        seen_keys.setdefault(key, i)
+
+def _listed(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _sort_key(problem):
+    parts = problem["path"].split("/")[1:]
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+
+
+def _in_order(problems):
+    unique = list({(p["path"], p["message"]): p for p in problems}.values())
+    return sorted(unique, key=_sort_key)
+
+
+def _dict(x):
+    return x if isinstance(x, dict) else {}
+
+
+def _list(x):
+    return x if isinstance(x, list) else []
+
+
+class _Checker:
+    """The semantic rules, over a config that may also break the schema: every rule looks only
+    at what has the shape it expects. Sanitises HTML fields of `config` in place."""
+
+    def __init__(self, config):
+        self.config = config
+        self.problems, self.warnings = [], []
+
+    def add(self, parts, message):
+        self.problems.append({"path": pointer(parts), "message": message})
+
+    def warn(self, parts, message):
+        self.warnings.append({"path": pointer(parts), "message": message})
+
+    def check(self):
+        config = _dict(self.config)
+        segments, goals = _dict(config.get("segments")), _dict(config.get("goals"))
+        redirect_hosts = [h for h in _list(_dict(config.get("settings")).get("redirect_hosts")) if isinstance(h, str)]
+        for name, condition in segments.items():
+            self.condition(condition, ["segments", name])
+        for name, goal in goals.items():
+            if "pageview" in _dict(goal):
+                self.condition(goal["pageview"], ["goals", name, "pageview"])
+        seen_keys = {}
+        for i, campaign in enumerate(_list(config.get("campaigns"))):
+            if isinstance(campaign, dict):
+                self.campaign(campaign, ["campaigns", i], segments, goals, seen_keys, redirect_hosts)
+
+    def campaign(self, campaign, at, segments, goals, seen_keys, redirect_hosts):
+        key = campaign.get("key")
+        if isinstance(key, str):
+            if key in seen_keys:
+                self.add(at + ["key"], f"duplicate campaign key {key!r} (also at /campaigns/{seen_keys[key]})")
+            seen_keys.setdefault(key, at[-1])
         segment = campaign.get("segment")
-        if segment is not None and segment not in segments:
-            add(at + ["segment"], f"unknown segment {segment!r}")
+        if isinstance(segment, str) and segment not in segments:
+            self.add(at + ["segment"], f"unknown segment {segment!r}" + _did_you_mean(segment, segments))
         for field in ("conditions", "pages"):
             if campaign.get(field) is not None:
-                _check_condition(campaign[field], at + [field], add)
-        for j, goal in enumerate(campaign.get("goals", [])):
-            if goal not in goals:
-                add(at + ["goals", j], f"unknown goal {goal!r}")
-        if campaign.get("type") == "experiment" and len(campaign["variations"]) < 2:
-            add(at + ["variations"], "an experiment needs at least two variations")
-        _check_schedule(campaign.get("schedule") or {}, at + ["schedule"], add)
-        _check_variations(campaign["variations"], at + ["variations"], add)
-    return problems
+                self.condition(campaign[field], at + [field])
+        for j, goal in enumerate(_list(campaign.get("goals"))):
+            if isinstance(goal, str) and goal not in goals:
+                self.add(at + ["goals", j], f"unknown goal {goal!r}" + _did_you_mean(goal, goals))
+        variations = _list(campaign.get("variations"))
+        if campaign.get("type") == "experiment" and len(variations) == 1:
+            self.add(at + ["variations"], "an experiment needs at least two variations")
+        self.schedule(_dict(campaign.get("schedule")), at + ["schedule"])
+        self.variations(variations, at + ["variations"], redirect_hosts)
 
+    def schedule(self, schedule, at):
+        times = {}
+        for bound in ("start", "end"):
+            value = schedule.get(bound)
+            match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
+            if match is None:
+                continue  # absent, null, or the schema's pattern already says what is wrong
+            if match.group(1) and (int(match.group(1)) > 23 or int(match.group(2)) > 59):
+                self.add(at + [bound], f"not a real date and time: {value[-6:]} is not a UTC offset")
+                continue
+            try:
+                times[bound] = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as e:
+                self.add(at + [bound], f"not a real date and time: {e}")
+        if len(times) == 2 and times["end"] <= times["start"]:
+            self.add(at + ["end"], "the schedule ends before it starts")
 
-def _check_schedule(schedule, at, add):
-    start, end = schedule.get("start"), schedule.get("end")
-    if start and end:
-        from datetime import datetime
-        if datetime.fromisoformat(end.replace("Z", "+00:00")) <= datetime.fromisoformat(start.replace("Z", "+00:00")):
-            add(at + ["end"], "the schedule ends before it starts")
+    def variations(self, variations, at, redirect_hosts):
+        keys = {}
+        for j, variation in enumerate(variations):
+            if not isinstance(variation, dict):
+                continue
+            key = variation.get("key")
+            if isinstance(key, str):
+                if key in keys:
+                    self.add(at + [j, "key"], f"duplicate variation key {key!r}")
+                keys.setdefault(key, j)
+            for k, action in enumerate(_list(variation.get("actions"))):
+                if isinstance(action, dict):
+                    self.action(action, at + [j, "actions", k], redirect_hosts)
+        variations = [v for v in variations if isinstance(v, dict)]
+        weights = [v["weight"] for v in variations if isinstance(v.get("weight"), (int, float))]
+        if any("weight" in v for v in variations) and not all("weight" in v for v in variations):
+            self.add(at, "give every variation a weight, or none (equal split)")
+        elif weights and len(weights) == len(variations) and abs(sum(weights) - 1) > 1e-6:
+            self.add(at, f"variation weights must sum to 1, they sum to {round(sum(weights), 6)}")
 
+    def action(self, action, at, redirect_hosts):
+        needs_selector = SELECTOR_ACTIONS & action.keys()
+        if needs_selector and "selector" not in action:
+            self.add(at, f"{', '.join(sorted(needs_selector))} needs a 'selector'")
+        if not needs_selector and not ({"css", "redirect"} & action.keys()):
+            self.add(at, "the action does nothing: give it text, html, attr, addClass, removeClass, style, hide, "
+                         "remove, insertBefore, insertAfter, append, css or redirect")
+        if isinstance(action.get("selector"), str):
+            self.report(at + ["selector"], selector_problem(action["selector"]))
+        if isinstance(action.get("redirect"), str):
+            self.report(at + ["redirect"], redirect_problem(action["redirect"], redirect_hosts))
+        for field in HTML_FIELDS:
+            if isinstance(action.get(field), str):
+                action[field], removed = sanitise_html(action[field])
+                for message in removed:
+                    self.warn(at + [field], message)
+        for name, value in _dict(action.get("attr")).items():
+            if isinstance(value, (str, type(None))):
+                self.report(at + ["attr", name], attr_problem(name, value))
+        if isinstance(action.get("css"), str):
+            for problem in css_problems(action["css"], stylesheet=True):
+                self.add(at + ["css"], problem)
+        self.style(action.get("style"), at + ["style"])
 
-def _check_variations(variations, at, add):
-    keys = {}
-    for j, variation in enumerate(variations):
-        if variation["key"] in keys:
-            add(at + [j, "key"], f"duplicate variation key {variation['key']!r}")
-        keys.setdefault(variation["key"], j)
-        for k, action in enumerate(variation.get("actions", [])):
-            _check_action(action, at + [j, "actions", k], add)
-    weighted = [v for v in variations if "weight" in v]
-    if weighted and len(weighted) != len(variations):
-        add(at, "give every variation a weight, or none (equal split)")
-    elif weighted:
-        total = sum(v["weight"] for v in variations)
-        if abs(total - 1) > 1e-6:
-            add(at, f"variation weights must sum to 1, they sum to {round(total, 6)}")
+    def style(self, style, at):
+        declarations = [([], style)] if isinstance(style, str) else [
+            ([name], f"{name}: {value}") for name, value in _dict(style).items() if isinstance(value, str)]
+        for parts, text in declarations:
+            for problem in css_problems(text, stylesheet=False):
+                self.add(at + parts, problem)
 
+    def report(self, parts, problem):
+        if problem:
+            self.add(parts, problem)
 
-def _check_action(action, at, add):
-    needs_selector = SELECTOR_ACTIONS & action.keys()
-    if needs_selector and "selector" not in action:
-        add(at, f"{', '.join(sorted(needs_selector))} needs a 'selector'")
-    if not needs_selector and not ({"css", "redirect"} & action.keys()):
-        add(at, "the action does nothing: give it text, html, attr, addClass, removeClass, style, hide, "
-                "remove, insertBefore, insertAfter, append, css or redirect")
-    if "redirect" in action and not _safe_url(action["redirect"]):
-        add(at + ["redirect"], "redirect must be an http(s) URL or a path")
-    for field in HTML_FIELDS:
-        if field in action:
-            problem = html_problem(action[field])
-            if problem:
-                add(at + [field], problem)
-    for name, value in (action.get("attr") or {}).items():
-        if name.lower() in URL_ATTRS and value is not None and not _safe_url(value):
-            add(at + ["attr", name], f"{name} must be an http(s) URL, a path or a fragment")
-
-
-class _ScriptFinder(HTMLParser):
-    """Finds what would run as script once the SDK inserts merchant HTML: script-capable
-    elements, on* handler attributes, and javascript:-style URLs."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.problem = None
-
-    def handle_starttag(self, tag, attrs):
-        if self.problem:
+    def condition(self, condition, at, depth=0, attributes=True):
+        """A condition: keys are attribute names (paths inside the element, under $elemMatch)
+        or $and $or $nor $not."""
+        if depth > MAX_CONDITION_DEPTH:
+            self.add(at, f"condition nested deeper than {MAX_CONDITION_DEPTH} levels")
             return
-        if tag in SCRIPT_TAGS:
-            self.problem = f"<{tag}> is not allowed: inserted HTML never runs code"
-        for name, value in attrs:
-            if name.startswith("on"):
-                self.problem = f"the event handler attribute {name}= is not allowed: inserted HTML never runs code"
-            elif name in URL_ATTRS and value is not None and not _safe_url(value):
-                self.problem = f"{name}= must be an http(s) URL, a path or a fragment"
+        if not isinstance(condition, dict):
+            self.add(at, "a condition is an object, such as {\"utm.source\": \"newsletter\"}")
+            return
+        for key, value in condition.items():
+            here = at + [key]
+            if key in COMBINATORS:
+                if not isinstance(value, list):
+                    self.add(here, f"{key} takes a list of conditions")
+                    continue
+                for i, item in enumerate(value):
+                    self.condition(item, here + [i], depth + 1, attributes)
+            elif key == "$not":
+                self.condition(value, here, depth + 1, attributes)
+            elif key.startswith("$"):
+                self.add(here, f"{key} compares an attribute's value: write {{\"<attribute>\": {{\"{key}\": ...}}}}"
+                         if key in VALUE_OPERATORS else _unknown_operator(key))
+            else:
+                if attributes:
+                    self.report(here, attribute_problem(key))
+                self.value(value, here, depth + 1)
 
-    handle_startendtag = handle_starttag
+    def value(self, expression, at, depth):
+        """What an attribute is compared with: a literal, or an object of operators."""
+        if depth > MAX_CONDITION_DEPTH:
+            self.add(at, f"condition nested deeper than {MAX_CONDITION_DEPTH} levels")
+            return
+        if not (isinstance(expression, dict) and expression and all(k.startswith("$") for k in expression)):
+            return  # a literal, compared for equality
+        for op, operand in expression.items():
+            here = at + [op]
+            if op in COMBINATORS:
+                self.add(here, f"{op} combines conditions, not values: put it at the top of the condition")
+            elif op not in VALUE_OPERATORS:
+                self.add(here, _unknown_operator(op))
+            elif op in REGEX_OPERATORS:
+                self.regex(operand, here)
+            elif op in LIST_OPERATORS and not isinstance(operand, list):
+                self.add(here, f"{op} takes a list of values")
+            elif op == "$type" and operand not in TYPE_NAMES:
+                self.add(here, f"$type is one of {', '.join(TYPE_NAMES)}")
+            elif op in ("$not", "$size"):
+                self.value(operand, here, depth + 1)
+            elif op == "$all":
+                for i, item in enumerate(operand):
+                    self.value(item, here + [i], depth + 1)
+            elif op == "$elemMatch":
+                if not isinstance(operand, dict):
+                    self.add(here, "$elemMatch takes an object")
+                elif all(k.startswith("$") for k in operand):
+                    self.value(operand, here, depth + 1)
+                else:
+                    self.condition(operand, here, depth + 1, attributes=False)
+
+    def regex(self, pattern, at):
+        if not isinstance(pattern, str):
+            self.add(at, "a regex must be a string")
+        elif len(pattern) > MAX_REGEX_LENGTH:
+            self.add(at, f"a regex may be at most {MAX_REGEX_LENGTH} characters")
+        else:
+            problem = regex_problem(pattern)
+            if problem:
+                hint = "; for case-insensitive matching use $regexi" if _INLINE_FLAGS.search(pattern) else ""
+                self.add(at, f"invalid regex (JavaScript syntax): {problem}{hint}")
 
 
-def html_problem(markup):
-    finder = _ScriptFinder()
-    finder.feed(markup)
-    finder.close()
-    return finder.problem
+def _unknown_operator(op):
+    return f"unknown operator {op!r}" + _did_you_mean(op, OPERATORS)
 
 
-def _safe_url(url):
-    scheme = re.match(r"^\s*([A-Za-z][A-Za-z0-9+.-]*):", url)
-    return scheme is None or scheme.group(1).lower() in ("http", "https", "mailto", "tel")
-
-
-def _check_condition(condition, at, add, depth=0):
-    if depth > MAX_CONDITION_DEPTH:
-        add(at, f"condition nested deeper than {MAX_CONDITION_DEPTH} levels")
-        return
-    if isinstance(condition, list):
-        for i, item in enumerate(condition):
-            _check_condition(item, at + [i], add, depth + 1)
-        return
-    if not isinstance(condition, dict):
-        return
-    for key, value in condition.items():
-        here = at + [key]
-        if key.startswith("$"):
-            if key not in OPERATORS:
-                add(here, f"unknown operator {key!r}")
-            elif key in REGEX_OPERATORS:
-                _check_regex(value, here, add)
-            elif key in ("$and", "$or", "$nor") and not isinstance(value, list):
-                add(here, f"{key} takes a list of conditions")
-        if isinstance(value, (dict, list)):
-            _check_condition(value, here, add, depth + 1)
-
-
-def _check_regex(value, at, add):
-    if not isinstance(value, str):
-        add(at, "a regex must be a string")
-        return
-    if len(value) > 500:
-        add(at, "a regex may be at most 500 characters")
-        return
-    try:
-        re.compile(value)
-    except re.error as e:
-        add(at, f"invalid regex: {e}")
+def _did_you_mean(word, choices):
+    guesses = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {guesses[0]!r}?" if guesses else ""

@@ -8,7 +8,7 @@ import math
 import re
 from functools import lru_cache
 
-__all__ = ["eval_condition"]
+__all__ = ["eval_condition", "regex_problem"]
 
 
 class _Bad(Exception):
@@ -488,14 +488,32 @@ def _translate(p, total, names):
     return "".join(out), groups, found
 
 
+def _python_regex(pattern, insensitive):
+    p = _astral_to_pairs(pattern)
+    _, total, names = _translate(p, None, None)
+    python, _, _ = _translate(p, total, names)
+    return re.compile(python, re.IGNORECASE if insensitive else 0)
+
+
 @lru_cache(maxsize=512)
 def _regex(pattern, insensitive):
     """The compiled Python twin of JavaScript's `new RegExp(pattern, insensitive ? "i" : "")`,
     or None where JavaScript throws (or, rarely, where Python cannot follow: see DESIGN.md)."""
     try:
-        p = _astral_to_pairs(pattern)
-        _, total, names = _translate(p, None, None)
-        python, _, _ = _translate(p, total, names)
-        return re.compile(python, re.IGNORECASE if insensitive else 0)
+        return _python_regex(pattern, insensitive)
     except (_Bad, re.error, OverflowError, RecursionError, ValueError):
         return None
+
+
+def regex_problem(pattern):
+    """Why `new RegExp(pattern)` fails (so a $regex condition on it is always false), or None.
+    Config validation asks this, so it refuses exactly what the evaluators cannot run."""
+    try:
+        _python_regex(pattern, False)
+    except _Bad as e:
+        return e.args[0]
+    except re.error as e:
+        return str(e)
+    except (OverflowError, RecursionError, ValueError):
+        return "too large or too deeply nested"
+    return None

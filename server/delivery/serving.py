@@ -3,7 +3,6 @@ body) tuples built from per-process caches. The ASGI front (server/web/asgi.py) 
 event loop and the Flask views in server/web/public.py wrap the very same functions, so both paths agree."""
 import gzip
 import hashlib
-import re
 from dataclasses import dataclass
 
 from werkzeug.http import parse_etags
@@ -15,16 +14,15 @@ from server.delivery.modules import modules_for
 from server.delivery.sdk_asset import sdk_build, sdk_source
 from server.errors import APIError
 from server.store import site_exists
+from server.wire.ids import SITE_RE
 
-SITE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
-MAX_CACHED = 2048
+KEYED_BY_CONTENT = "nothing: entries are keyed by a digest of what they are made from"
 # Every visitor of a version gets the same tag.js: a shared cache (a CDN, nginx) may keep it a
 # minute and serve it stale for ten more while it revalidates (docs/DESIGN.md "tag.js").
 TAG_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=600"
 # context.js carries this visitor's geo and device: the browser alone keeps it, for a few page views.
 CONTEXT_CACHE_CONTROL = "private, max-age=300"
 JS = "application/javascript; charset=utf-8"
-_gzip_cache = {}    # etag -> gzip bytes of a fixed body (bundle.json, SDK)
 
 
 @dataclass(slots=True)
@@ -36,13 +34,6 @@ class Hot:
     accept_encoding: str = ""
     if_none_match: str = ""
     query_v: str | None = None    # the SDK's ?v=
-
-
-def _remember(cache, key, value):
-    if len(cache) >= MAX_CACHED:  # wholesale: no lock needed between the loop and Flask threads
-        cache.clear()
-    cache[key] = value
-    return value
 
 
 def _matches(if_none_match, etag):
@@ -69,10 +60,8 @@ def _fixed(body, content_type, etag, cache_control, hot):
         return 304, headers, b""
     body = body() if callable(body) else body
     if _wants_gzip(hot):
-        packed = _gzip_cache.get(etag)
-        if packed is None:
-            packed = _remember(_gzip_cache, etag, gzip.compress(body, 6, mtime=0))
-        body = packed
+        body = app_cache("gzipped bodies", 256, KEYED_BY_CONTENT).get_or_make(
+            etag, lambda: gzip.compress(body, 6, mtime=0))
         headers.append(("Content-Encoding", "gzip"))
     return 200, headers + [("Content-Type", content_type)], body
 

@@ -1,21 +1,25 @@
 """Validation of `collect` batches: shape and bounds first, then each event against the
-published bundle version it names. A batch with any problem is refused whole."""
+published bundle version it names. A batch with any problem is refused whole, except a
+conversion whose value is outside the site's bounds: that event alone is refused."""
 import json
-import math
-import re
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.decisions.decide import choose_variation
+from server.wire.ids import EVENT_ID_RE, KEY_RE, VISITOR_ID_RE
+from server.wire.schemas import by_path, schema
+from server.wire.schemas import problems as schema_problems
 
-ID_RE = re.compile(r"^[A-Za-z0-9_.-]{8,64}\Z")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
-MAX_EVENTS = 100
-MAX_VALUE = 1e9
-MIN_TS, MAX_TS = 1_500_000_000_000, 4_100_000_000_000  # 2017 .. 2099, in ms
-EVENT_FIELDS = {
-    "exposure": {"id", "type", "version", "ts", "campaign", "variation", "holdout", "forced"},
-    "conversion": {"id", "type", "version", "ts", "goal", "value", "forced"},
-}
+# The bounds of spec/schemas/collect-batch.schema.json, for the fast path below.
+_SCHEMA = schema("collect-batch")
+_EVENT = _SCHEMA["$defs"]["event"]["properties"]
+MAX_EVENTS = _SCHEMA["properties"]["events"]["maxItems"]
+MAX_VERSION = _EVENT["version"]["maximum"]
+MIN_TS, MAX_TS = _EVENT["ts"]["minimum"], _EVENT["ts"]["maximum"]
+EVENT_FIELDS = {kind: frozenset(_SCHEMA["$defs"][kind]["properties"]) for kind in ("exposure", "conversion")}
+MIN_VALUE = _SCHEMA["$defs"]["conversion"]["properties"]["value"]["minimum"]  # finite: the shape; the site's
+MAX_VALUE = _SCHEMA["$defs"]["conversion"]["properties"]["value"]["maximum"]  # bounds are checked in verify
+DEFAULT_MAX_VALUE = 100_000  # a conversion's value is at most the site's settings.max_value, this by default
+UNVERIFIABLE = object()  # what load_bundle returns for a stored version whose signature does not verify
 
 
 class BatchInvalid(ValueError):
@@ -24,57 +28,64 @@ class BatchInvalid(ValueError):
         self.details = details
 
 
+def _not_json(constant):
+    raise ValueError(f"{constant} is not JSON")
+
+
+# NaN and Infinity are not JSON (Python's parser reads them unless told not to).
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
 def parse_batch(raw):
     """(visitor_id, events) from the raw body, or BatchInvalid listing every problem."""
     try:
-        body = json.loads(raw)
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, bytes) else raw
+        body = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise BatchInvalid("The body is not valid JSON.", []) from None
-    # Fast path: a well-formed batch is accepted by _valid_batch alone, which accepts nothing
-    # the full checks below would refuse; anything else takes the full checks for its reasons.
+    # Fast path: _valid_batch accepts exactly what the schema and the duplicate check accept
+    # (tests/test_collect_fastpaths.py); anything else takes the full checks for its reasons.
     if type(body) is dict and _valid_batch(body):
         return body["visitor_id"], body["events"]
     return _checked_batch(body)
 
 
 def _checked_batch(body):
+    """The schema's problems, and ids that appear twice (which a JSON Schema cannot say)."""
     if not isinstance(body, dict):
         raise BatchInvalid("The body must be a JSON object {visitor_id, events}.", [])
-    problems = []
-    visitor_id = body.get("visitor_id")
-    if not isinstance(visitor_id, str) or not ID_RE.match(visitor_id):
-        problems.append(_p("/visitor_id", "must be 8 to 64 characters of A-Z a-z 0-9 _ . -"))
-    extra = set(body) - {"visitor_id", "events"}
-    if extra:
-        problems.append(_p("", f"unknown fields: {', '.join(sorted(extra))}"))
+    problems = schema_problems("collect-batch", body)
     events = body.get("events")
-    if not isinstance(events, list) or not 1 <= len(events) <= MAX_EVENTS:
-        problems.append(_p("/events", f"must be a list of 1 to {MAX_EVENTS} events"))
-        events = []
-    seen = set()
-    for i, event in enumerate(events):
-        problems.extend(_check_event(event, f"/events/{i}", seen))
+    if isinstance(events, list):
+        seen = set()
+        for i, event in enumerate(events):
+            event_id = event.get("id") if isinstance(event, dict) else None
+            if isinstance(event_id, str) and _event_id_ok(event_id):
+                if event_id in seen:
+                    problems.append(_p(f"/events/{i}/id", "the same id appears twice in the batch"))
+                seen.add(event_id)
     if problems:
-        raise BatchInvalid("The batch has invalid events; nothing was recorded.", problems)
-    return visitor_id, events
+        raise BatchInvalid("The batch has invalid events; nothing was recorded.", by_path(problems))
+    return body["visitor_id"], events
 
 
 def _p(path, message):
     return {"path": path, "message": message}
 
 
-_id_ok = ID_RE.match
-_name_ok = NAME_RE.match
-_BATCH_FIELDS = frozenset(("visitor_id", "events"))
-_EXPOSURE_FIELDS = frozenset(EVENT_FIELDS["exposure"])
-_CONVERSION_FIELDS = frozenset(EVENT_FIELDS["conversion"])
+_visitor_ok = VISITOR_ID_RE.match
+_event_id_ok = EVENT_ID_RE.match
+_key_ok = KEY_RE.match
+_BATCH_FIELDS = frozenset(_SCHEMA["properties"])
+_EXPOSURE_FIELDS = EVENT_FIELDS["exposure"]
+_CONVERSION_FIELDS = EVENT_FIELDS["conversion"]
 
 
 def _valid_batch(body):
-    """True when the batch passes every check of _checked_batch (exact types, as json.loads
-    makes them); False means "not sure", never "invalid"."""
+    """True when the batch passes the schema and has no id twice (exact types, as json.loads
+    makes them): the same answer as _checked_batch, without its cost."""
     visitor_id, events = body.get("visitor_id"), body.get("events")
-    if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _id_ok(visitor_id)
+    if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _visitor_ok(visitor_id)
             and type(events) is list and 1 <= len(events) <= MAX_EVENTS):
         return False
     seen = set()
@@ -83,84 +94,26 @@ def _valid_batch(body):
             return False
         get = e.get
         event_id, version, ts, forced = get("id"), get("version"), get("ts"), get("forced", False)
-        if not (type(event_id) is str and _id_ok(event_id) and event_id not in seen
-                and type(version) is int and 1 <= version <= 1_000_000_000
+        if not (type(event_id) is str and _event_id_ok(event_id) and event_id not in seen
+                and type(version) is int and 1 <= version <= MAX_VERSION
                 and type(ts) is int and MIN_TS <= ts <= MAX_TS and (forced is False or forced is True)):
             return False
         seen.add(event_id)
         kind = get("type")
         if kind == "exposure":
             campaign, variation, holdout = get("campaign"), get("variation"), get("holdout", False)
-            if not (e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _name_ok(campaign)
+            if not (e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _key_ok(campaign)
                     and (variation is None if holdout is True
-                         else holdout is False and type(variation) is str and _name_ok(variation))):
+                         else holdout is False and type(variation) is str and _key_ok(variation))):
                 return False
         elif kind == "conversion":
             goal, value = get("goal"), get("value", 0)
-            if not (e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _name_ok(goal)
-                    and (type(value) is int or type(value) is float) and -MAX_VALUE <= value <= MAX_VALUE):
+            if not (e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _key_ok(goal)
+                    and (type(value) is int or type(value) is float) and MIN_VALUE <= value <= MAX_VALUE):
                 return False
         else:
             return False
     return True
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _check_event(event, at, seen):
-    if not isinstance(event, dict):
-        return [_p(at, "must be an object")]
-    kind = event.get("type")
-    if not isinstance(kind, str) or kind not in EVENT_FIELDS:
-        return [_p(at + "/type", "must be 'exposure' or 'conversion'")]
-    problems = []
-    extra = set(event) - EVENT_FIELDS[kind]
-    if extra:
-        problems.append(_p(at, f"unknown fields: {', '.join(sorted(extra))}"))
-    if not isinstance(event.get("id"), str) or not ID_RE.match(event["id"]):
-        problems.append(_p(at + "/id", "must be 8 to 64 characters of A-Z a-z 0-9 _ . -"))
-    elif event["id"] in seen:
-        problems.append(_p(at + "/id", "the same id appears twice in the batch"))
-    else:
-        seen.add(event["id"])
-    if not _is_int(event.get("version")) or not 1 <= event["version"] <= 10**9:
-        problems.append(_p(at + "/version", "must be a published bundle version (integer)"))
-    if not _is_int(event.get("ts")) or not MIN_TS <= event["ts"] <= MAX_TS:
-        problems.append(_p(at + "/ts", "must be a time in milliseconds since 1970"))
-    if not isinstance(event.get("forced", False), bool):
-        problems.append(_p(at + "/forced", "must be a boolean"))
-    if kind == "exposure":
-        problems.extend(_check_exposure(event, at))
-    else:
-        problems.extend(_check_conversion(event, at))
-    return problems
-
-
-def _check_exposure(event, at):
-    problems = []
-    if not isinstance(event.get("campaign"), str) or not NAME_RE.match(event["campaign"]):
-        problems.append(_p(at + "/campaign", "must be a campaign key"))
-    holdout = event.get("holdout", False)
-    if not isinstance(holdout, bool):
-        problems.append(_p(at + "/holdout", "must be a boolean"))
-    elif holdout and event.get("variation") is not None:
-        problems.append(_p(at + "/variation", "must be null for a holdout exposure"))
-    elif not holdout and (not isinstance(event.get("variation"), str) or not NAME_RE.match(event["variation"])):
-        problems.append(_p(at + "/variation", "must be a variation key"))
-    return problems
-
-
-def _check_conversion(event, at):
-    problems = []
-    if not isinstance(event.get("goal"), str) or not NAME_RE.match(event["goal"]):
-        problems.append(_p(at + "/goal", "must be a goal key"))
-    value = event.get("value", 0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or abs(value) > MAX_VALUE:
-        problems.append(_p(at + "/value", f"must be a finite number of at most {MAX_VALUE:.0e} in size"))
-    return problems
 
 
 STICKY_LOOKBACK = 20  # earlier versions searched for a sticky assignment made under other weights
@@ -209,7 +162,7 @@ class _Campaign:
 class _Bundle:
     """A bundle as verification reads it, built once per bundle object (versions are
     immutable; the cache holds the bundle, so its id cannot be reused while cached)."""
-    __slots__ = ("bundle", "goals", "campaigns", "holdout_state", "holdout")
+    __slots__ = ("bundle", "goals", "campaigns", "holdout_state", "holdout", "max_value")
 
     def __init__(self, bundle):
         self.bundle = bundle
@@ -217,17 +170,17 @@ class _Bundle:
         self.campaigns = {c["key"]: _Campaign(c) for c in bundle["campaigns"]}
         self.holdout_state = seed_state(f"holdout:{bundle['site']}")
         self.holdout = bundle["settings"].get("holdout") or 0
+        self.max_value = bundle["settings"].get("max_value", DEFAULT_MAX_VALUE)
 
 
-_compiled = {}  # id(bundle) -> _Bundle
-
-
-def _bundle(bundle):
-    found = _compiled.get(id(bundle))
+def _bundle(bundle, cache):
+    """The _Bundle of `bundle`, from `cache` (keyed by the bundle object, which it holds, so the
+    id is not reused while cached) when one is given."""
+    if cache is None:
+        return _Bundle(bundle)
+    found = cache.get(id(bundle))
     if found is None or found.bundle is not bundle:
-        if len(_compiled) > 64:
-            _compiled.clear()
-        found = _compiled[id(bundle)] = _Bundle(bundle)
+        found = cache.put(id(bundle), _Bundle(bundle))
     return found
 
 
@@ -250,16 +203,16 @@ class _Buckets:
         return self(compiled.holdout_state) < compiled.holdout, campaign.variation(self(campaign.state))
 
 
-def _consistent(event, buckets, compiled, campaign, load_bundle):
+def _consistent(event, buckets, compiled, campaign, load_bundle, cache):
     """Whether the reported assignment is what bucketing gives, in this version or, for a
     sticky assignment, in an earlier version of the same campaign (same seed)."""
     wanted = (True, None) if event.get("holdout") else (False, event["variation"])
     for version in range(event["version"], max(0, event["version"] - STICKY_LOOKBACK), -1):
         older = compiled if version == event["version"] else load_bundle(version)
-        if older is None:
+        if older is None or older is UNVERIFIABLE:
             break
         if older is not compiled:
-            older = _bundle(older)
+            older = _bundle(older, cache)
         past = older.campaigns.get(event["campaign"])
         if not past or past.seed != campaign.seed:
             break
@@ -269,11 +222,13 @@ def _consistent(event, buckets, compiled, campaign, load_bundle):
     return False
 
 
-def verify_against_bundles(events, visitor_id, load_bundle):
-    """Problems (with a `code` for the rejection counters) for events naming an unknown
-    version, campaign, variation or goal, or an assignment bucketing would not give.
-    load_bundle(version) returns the bundle dict or None. Forced (QA) events are not checked:
-    they are never counted."""
+def verify_against_bundles(events, visitor_id, load_bundle, cache=None):
+    """Problems (with a `code` for the rejection counters) for events naming an unknown or
+    unverifiable version, an unknown campaign, variation or goal, an assignment bucketing would
+    not give, or a value outside [0, settings.max_value] (code `value`: only that event is
+    refused). load_bundle(version) returns the bundle dict, None, or UNVERIFIABLE; `cache` (a
+    server.cache.Cache) keeps each bundle's compiled form between batches. Forced (QA) events
+    are not checked for bucketing or value: they are never counted."""
     problems = []
     versions = {}  # version -> (_Bundle, visitor in its holdout) or None: each loaded once per batch
     buckets = _Buckets(visitor_id)
@@ -283,20 +238,28 @@ def verify_against_bundles(events, visitor_id, load_bundle):
         found = versions.get(version, versions)
         if found is versions:
             bundle = load_bundle(version)
-            if bundle is None:
-                found = None
+            if bundle is None or bundle is UNVERIFIABLE:
+                found = bundle
             else:
-                compiled = _bundle(bundle)
+                compiled = _bundle(bundle, cache)
                 found = (compiled, buckets(compiled.holdout_state) < compiled.holdout)
             versions[version] = found
         if found is None:
             problems.append(_p_code(f"/events/{i}/version", f"no published version {version}", "unknown_version"))
             continue
+        if found is UNVERIFIABLE:
+            problems.append(_p_code(f"/events/{i}/version", f"version {version} fails signature verification on "
+                                    "this server", "unverifiable_version"))
+            continue
         compiled, in_holdout = found
         if event["type"] == "conversion":
+            value = event.get("value", 0)
             if event["goal"] not in compiled.goals:
                 problems.append(_p_code(f"/events/{i}/goal", f"no goal {event['goal']!r} in version {version}",
                                         "unknown_goal"))
+            elif not 0 <= value <= compiled.max_value and not event.get("forced"):
+                problems.append(_p_code(f"/events/{i}/value", f"must be from 0 to {compiled.max_value} "
+                                        f"(settings.max_value of version {version})", "value"))
             continue
         campaign = compiled.campaigns.get(event["campaign"])
         holdout = event.get("holdout")
@@ -313,7 +276,7 @@ def verify_against_bundles(events, visitor_id, load_bundle):
                 bucket = memo[campaign.state] = hash_from(campaign.state, id_utf8)
             variation = campaign.variation(bucket)
             if variation is None or (not in_holdout if holdout else in_holdout or variation != event["variation"]):
-                if not _consistent(event, buckets, compiled, campaign, load_bundle):
+                if not _consistent(event, buckets, compiled, campaign, load_bundle, cache):
                     problems.append(_p_code(f"/events/{i}" + ("/holdout" if holdout else "/variation"),
                                             "this visitor is not bucketed into that assignment", "bucketing"))
     return problems

@@ -5,17 +5,29 @@ from collections import Counter
 
 from flask import current_app
 
+from server.cache import app_cache
 from server.configs import publishing
-from server.events.batch import verify_against_bundles
+from server.events.batch import UNVERIFIABLE, verify_against_bundles
 from server.store import UNAVAILABLE, get_store, site_exists
+
+ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
+RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
 
 
 class EventsRejected(Exception):
-    permanent = True  # replaying the batch again would not change the answer
+    """The batch is refused whole: nothing of it was recorded, nor counted as a rejection yet
+    (the caller counts `counts()` once the refusal is final)."""
 
     def __init__(self, problems):
         super().__init__("events rejected")
         self.problems = problems
+        # replaying a spooled batch again would not change the answer, unless the only problem
+        # is a version this server cannot verify (a secret key removed too early)
+        self.permanent = any(p["code"] != RETRYABLE for p in problems)
+
+    def counts(self):
+        """{reason: events} for the rejection counters (a batch for no site is counted nowhere)."""
+        return Counter(p["code"] for p in self.problems if p["code"] != "unknown_site")
 
 
 def count_rejections(site, counts):
@@ -25,19 +37,37 @@ def count_rejections(site, counts):
         current_app.logger.warning("could not count rejections for %s: %s", site, e)
 
 
+def _load_verified(site):
+    def load(version):
+        try:
+            return publishing.load_version(site, version)
+        except publishing.VersionUnverifiable:
+            return UNVERIFIABLE
+    return load
+
+
 def ingest(site, visitor_id, events):
-    """Verify and record one batch; EventsRejected lists the problems (nothing recorded)."""
+    """Verify and record one batch. Returns the problems of the events refused alone (a value
+    outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
+    (nothing recorded). The store being unreachable raises one of UNAVAILABLE."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
-    problems = verify_against_bundles(events, visitor_id, lambda version: publishing.load_version(site, version))
-    if problems:
-        count_rejections(site, Counter(p["code"] for p in problems))
+    compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
+    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled)
+    alone = [p for p in problems if p["code"] == ALONE]
+    if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
+    if alone:
+        refused = {int(p["path"].split("/")[2]) for p in alone}
+        events = [e for i, e in enumerate(events) if i not in refused]
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
     if counted:
         for event, body in zip(counted, _bodies(counted)):
             event["_json"] = body
         get_store().record_events(site, visitor_id, counted)
+    if alone:
+        count_rejections(site, {ALONE: len(alone)})
+    return alone
 
 
 _compact = json.JSONEncoder(separators=(",", ":")).encode

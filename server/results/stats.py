@@ -141,19 +141,21 @@ def welch(sum_a, sq_a, n_a, sum_b, sq_b, n_b):
     var_b = max(0.0, (sq_b - sum_b * sum_b / n_b) / (n_b - 1))
     se2_a, se2_b = var_a / n_a, var_b / n_b
     se = math.sqrt(se2_a + se2_b)
-    if se == 0:
+    df_denominator = se2_a**2 / (n_a - 1) + se2_b**2 / (n_b - 1)
+    if se == 0 or df_denominator == 0:  # no spread, or one too small to square in float64
         return {"uplift": _round(mean_b / mean_a - 1) if mean_a else None, "ci": None, "p_value": None}
-    df = (se2_a + se2_b) ** 2 / (se2_a**2 / (n_a - 1) + se2_b**2 / (n_b - 1))
+    df = (se2_a + se2_b) ** 2 / df_denominator
     p_value = 2 * t_sf(abs(mean_b - mean_a) / se, df)
     if mean_a == 0:
         return {"uplift": None, "ci": None, "p_value": _round(p_value)}
     ratio = mean_b / mean_a
     # Var(mB/mA) ≈ ratio^2 * (se_b^2/mB^2 + se_a^2/mA^2)
-    rel_se = math.sqrt(se2_a / mean_a**2 + (se2_b / mean_b**2 if mean_b else 0.0)) * abs(ratio)
+    # (divided twice rather than by a square that can underflow to 0 for tiny means)
+    rel_se = math.sqrt(se2_a / mean_a / mean_a + (se2_b / mean_b / mean_b if mean_b else 0.0)) * abs(ratio)
     half = t_quantile(0.975, df) * rel_se
     return {"uplift": _round(ratio - 1), "ci": [_round(ratio - 1 - half), _round(ratio - 1 + half)],
             "p_value": _round(p_value)}
 
 
 def _round(x):
-    return None if x is None else round(x, 6)
+    return None if x is None or not math.isfinite(x) else round(x, 6)  # JSON has no inf or NaN

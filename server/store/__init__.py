@@ -1,11 +1,12 @@
 """The store: SQLite by default, Redis when VITRINA_REDIS_URL is set. One instance per app."""
 import time
+from urllib.parse import urlsplit
 
 from flask import current_app
 
 from server.cache import app_cache
 
-from .base import SiteExists, Store  # noqa: F401
+from .base import DEFAULT_KEY_NAME, ApiKey, KeyExists, SiteExists, Store  # noqa: F401
 from .redis_store import RedisStore
 from .sqlite import SQLiteStore
 
@@ -17,6 +18,18 @@ def make_store(config):
     if config.get("VITRINA_REDIS_URL"):
         return RedisStore(config["VITRINA_REDIS_URL"])
     return SQLiteStore(config["VITRINA_DATABASE"])
+
+
+def describe(config):
+    """Which store this config uses, for a person: the kind and where (a Redis password hidden)."""
+    url = config.get("VITRINA_REDIS_URL")
+    if not url:
+        return f"SQLite {config['VITRINA_DATABASE']}"
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        url = parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
+    return f"Redis {url}"
 
 
 def init_app(app):

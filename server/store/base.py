@@ -1,27 +1,64 @@
 """What every store backend provides; the shared store test suite holds them to it."""
+from dataclasses import dataclass
 
 VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, announced or not
+DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what keys from before names became
 
 
 class SiteExists(Exception):
     pass
 
 
+class KeyExists(Exception):
+    """The site already has a key of that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: never the secret, only what it opens and who may do what with it."""
+    site: str
+    name: str
+    scope: str                          # owner | publish | read
+    created_at: float                   # seconds since 1970
+    last_used_at: float | None = None   # written at most once a minute (server/web/auth.py)
+
+
+def legacy_key_name(n):
+    """The name of a site's n-th key (from 1) made before keys had names: the first becomes
+    the owner key `default` that `sites create` makes today, the next ones `default-2`..."""
+    return DEFAULT_KEY_NAME if n == 1 else f"{DEFAULT_KEY_NAME}-{n}"
+
+
 class Store:
     """Interface. Events are recorded idempotently and folded into counters at write time,
     so results never scan raw events."""
 
-    # sites and keys
+    # sites and keys (a key is stored as the SHA-256 of its secret; names are unique per site)
     def create_site(self, site, key_hash):
+        """The site and its owner key named `default`; SiteExists if the site does."""
         raise NotImplementedError
 
-    def add_key(self, site, key_hash):
+    def add_key(self, site, name, scope, key_hash):
+        """Another key of the site; KeyExists if the site has a key of that name."""
+        raise NotImplementedError
+
+    def key_for_hash(self, key_hash):
+        """The ApiKey stored under this hash, or None: one cheap read per merchant request."""
+        raise NotImplementedError
+
+    def list_keys(self, site):
+        """[ApiKey] of the site, oldest first."""
+        raise NotImplementedError
+
+    def revoke_key(self, site, name):
+        """Delete the site's key of that name, effective for the very next lookup; False if none."""
+        raise NotImplementedError
+
+    def touch_key(self, key_hash, when):
+        """Set the key's last_used_at (nothing if it was revoked meanwhile)."""
         raise NotImplementedError
 
     def site_exists(self, site):
-        raise NotImplementedError
-
-    def site_for_key_hash(self, key_hash):
         raise NotImplementedError
 
     def list_sites(self):

@@ -4,7 +4,10 @@ Every key of a site carries the hash tag `{<site>}`, so a site lives in one clus
 each write is one atomic Lua script over keys of that slot:
 
     vitrina:sites                      set     every site name (one key: fine in a cluster)
-    vitrina:{key:<key hash>}:site      string  site an API key hash opens (one key per lookup)
+    vitrina:schema                     string  version of this layout (upgrades run on start)
+    vitrina:{key:<key hash>}           hash    site, name, scope, created_at, last_used_at of an
+                                               API key (one key per lookup; deleted on revocation)
+    vitrina:{<site>}:keys              hash    key name -> key hash
     vitrina:{<site>}:site              string  created_at; exists iff the site does
     vitrina:{<site>}:draft             hash    config, updated_at
     vitrina:{<site>}:latest            string  newest version number
@@ -30,14 +33,29 @@ import time
 import redis
 import redis.cluster
 
-from .base import VERSION_TOKEN_MAX_AGE_S, SiteExists, Store
+from .base import (
+    DEFAULT_KEY_NAME,
+    VERSION_TOKEN_MAX_AGE_S,
+    ApiKey,
+    KeyExists,
+    SiteExists,
+    Store,
+    legacy_key_name,
+)
 
 log = logging.getLogger(__name__)
 CHANNEL = "vitrina:published"
 
 STREAM_MAXLEN = 1_000_000
+SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 1
+LEGACY_KEY_PREFIX, LEGACY_KEY_SUFFIX = "vitrina:{key:", "}:site"  # before keys had names: string -> site
 SEP = "\0"
 _compact = json.JSONEncoder(separators=(",", ":")).encode
+
+# KEYS: the key's record   ARGV: last_used_at. A revoked key (record deleted) stays deleted.
+TOUCH_KEY = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1]) end
+"""
 
 # KEYS: latest, versions, version:<n>   ARGV: n, payload, signature, published_at
 # Stores version n only if it is exactly the next one; otherwise returns 0 and the caller retries.
@@ -261,36 +279,103 @@ class RedisStore(Store):
         self.stream_maxlen = stream_maxlen
         self._add_version = self.r.register_script(ADD_VERSION)
         self._record = self.r.register_script(RECORD_EVENTS)
+        self._touch_key = self.r.register_script(TOUCH_KEY)
         self._watch = _VersionWatch(self.r)
+        self._upgraded = False
 
     @staticmethod
     def _k(site, name):
         return f"vitrina:{{{site}}}:{name}"
 
     @staticmethod
-    def _key_hash_key(key_hash):
-        return f"vitrina:{{key:{key_hash}}}:site"
+    def _key_record(key_hash):
+        return f"vitrina:{{key:{key_hash}}}"
+
+    # Upgrades of the layout, run before a process first reads or writes keys (not on start: a
+    # worker must boot while Redis is away). Every step is idempotent, so processes running
+    # them at once agree.
+    def _upgrade(self):
+        if self._upgraded:
+            return
+        if int(self.r.get(SCHEMA_KEY) or 0) < SCHEMA_VERSION:
+            self._name_legacy_keys()
+            self.r.set(SCHEMA_KEY, SCHEMA_VERSION)
+        self._upgraded = True
+
+    def _name_legacy_keys(self):
+        """Keys from before names and scopes become owner keys named `default` (a site's later
+        ones `default-2`...)."""
+        legacy = list(self.r.scan_iter(match=f"{LEGACY_KEY_PREFIX}*{LEGACY_KEY_SUFFIX}", count=1000))
+        found = [(self.r.get(old), old[len(LEGACY_KEY_PREFIX):-len(LEGACY_KEY_SUFFIX)], old) for old in legacy]
+        # in key-hash order within a site: Redis kept no creation time per key
+        for site, key_hash, old in sorted(entry for entry in found if entry[0] is not None):
+            record = self._key_record(key_hash)
+            if not self.r.exists(record):
+                n = 1
+                while not (self.r.hsetnx(self._k(site, "keys"), legacy_key_name(n), key_hash)
+                           or self.r.hget(self._k(site, "keys"), legacy_key_name(n)) == key_hash):
+                    n += 1
+                created = self.r.get(self._k(site, "site")) or repr(time.time())
+                self.r.hset(record, mapping={"site": site, "name": legacy_key_name(n), "scope": "owner",
+                                             "created_at": created})
+            self.r.delete(old)
 
     # sites and keys
     def create_site(self, site, key_hash):
+        self._upgrade()
         if not self.r.set(self._k(site, "site"), repr(time.time()), nx=True):
             raise SiteExists(site)
         try:
-            self.add_key(site, key_hash)
+            self.add_key(site, DEFAULT_KEY_NAME, "owner", key_hash)
         except Exception:
             self.r.delete(self._k(site, "site"))  # as SQLite's rollback: no site without its key
             raise
         self.r.sadd("vitrina:sites", site)
 
-    def add_key(self, site, key_hash):
-        if not self.r.set(self._key_hash_key(key_hash), site, nx=True):
+    def add_key(self, site, name, scope, key_hash):
+        self._upgrade()
+        record = self._key_record(key_hash)
+        if not self.r.hsetnx(record, "site", site):
             raise ValueError("this API key hash is already registered")
+        if not self.r.hsetnx(self._k(site, "keys"), name, key_hash):
+            self.r.delete(record)
+            raise KeyExists(name)
+        self.r.hset(record, mapping={"name": name, "scope": scope, "created_at": repr(time.time())})
+
+    def key_for_hash(self, key_hash):
+        self._upgrade()
+        return self._api_key(self.r.hgetall(self._key_record(key_hash)))
+
+    @staticmethod
+    def _api_key(record):
+        if not record.get("scope"):  # absent, or caught between its two writes in add_key
+            return None
+        last_used = record.get("last_used_at")
+        return ApiKey(record["site"], record["name"], record["scope"], float(record["created_at"]),
+                      None if last_used is None else float(last_used))
+
+    def list_keys(self, site):
+        self._upgrade()
+        pipe = self.r.pipeline(transaction=False)
+        for key_hash in self.r.hgetall(self._k(site, "keys")).values():
+            pipe.hgetall(self._key_record(key_hash))
+        keys = [key for key in map(self._api_key, pipe.execute()) if key is not None and key.site == site]
+        return sorted(keys, key=lambda key: (key.created_at, key.name))
+
+    def revoke_key(self, site, name):
+        self._upgrade()
+        key_hash = self.r.hget(self._k(site, "keys"), name)
+        if key_hash is None:
+            return False
+        self.r.delete(self._key_record(key_hash))  # first: the key stops opening anything at once
+        self.r.hdel(self._k(site, "keys"), name)
+        return True
+
+    def touch_key(self, key_hash, when):
+        self._touch_key(keys=[self._key_record(key_hash)], args=[repr(float(when))])
 
     def site_exists(self, site):
         return self.r.exists(self._k(site, "site")) == 1
-
-    def site_for_key_hash(self, key_hash):
-        return self.r.get(self._key_hash_key(key_hash))
 
     def list_sites(self):
         return sorted(self.r.smembers("vitrina:sites"))

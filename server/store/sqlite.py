@@ -5,13 +5,24 @@ import sqlite3
 import threading
 import time
 
-from .base import VERSION_TOKEN_MAX_AGE_S, SiteExists, Store
+from .base import (
+    DEFAULT_KEY_NAME,
+    VERSION_TOKEN_MAX_AGE_S,
+    ApiKey,
+    KeyExists,
+    SiteExists,
+    Store,
+    legacy_key_name,
+)
 
 HOLDOUT = ""  # the holdout's variation in key columns, where NULL cannot be part of a key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (site TEXT PRIMARY KEY, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, site TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+  key_hash TEXT PRIMARY KEY, site TEXT NOT NULL, created_at REAL NOT NULL,
+  name TEXT NOT NULL, scope TEXT NOT NULL, last_used_at REAL);
+CREATE UNIQUE INDEX IF NOT EXISTS api_keys_by_name ON api_keys (site, name);
 CREATE TABLE IF NOT EXISTS drafts (site TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
   site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
@@ -33,6 +44,27 @@ CREATE TABLE IF NOT EXISTS counters (
 CREATE TABLE IF NOT EXISTS rejections (
   site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
 """
+
+
+def _name_legacy_keys(db):
+    """Keys from before names and scopes (api_keys without a `name` column) become owner keys
+    named `default` (a site's later ones `default-2`...)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+    if not columns or "name" in columns:
+        return
+    db.execute("ALTER TABLE api_keys ADD COLUMN name TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE api_keys ADD COLUMN scope TEXT NOT NULL DEFAULT 'owner'")
+    db.execute("ALTER TABLE api_keys ADD COLUMN last_used_at REAL")
+    counts = {}
+    for key_hash, site in db.execute("SELECT key_hash, site FROM api_keys ORDER BY site, created_at, key_hash").fetchall():
+        counts[site] = counts.get(site, 0) + 1
+        db.execute("UPDATE api_keys SET name=? WHERE key_hash=?", (legacy_key_name(counts[site]), key_hash))
+
+
+# Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
+# alone would not (a new column, data to rewrite); on a new database they find nothing to do.
+# A new table needs no step: SCHEMA creates what is missing on every start.
+MIGRATIONS = [_name_legacy_keys]
 
 
 class _VersionStamp:
@@ -87,6 +119,17 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._stamp = None  # mapped on first use: gunicorn forks workers after the app is made
         self._windows = _MemoryWindows()
+        self._prepare()
+
+    def _prepare(self):
+        """Upgrade an older database (in one transaction: of several processes starting at once,
+        one does it and the others find it done), then create whatever is missing."""
+        if self._db().execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+            with self._tx() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                for migrate in MIGRATIONS[version:]:
+                    migrate(db)
+                db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
         # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
         self._db().executescript(SCHEMA)
 
@@ -108,18 +151,40 @@ class SQLiteStore(Store):
             if db.execute("SELECT 1 FROM sites WHERE site=?", (site,)).fetchone():
                 raise SiteExists(site)
             db.execute("INSERT INTO sites VALUES (?, ?)", (site, time.time()))
-            db.execute("INSERT INTO api_keys VALUES (?, ?, ?)", (key_hash, site, time.time()))
+            self._insert_key(db, site, DEFAULT_KEY_NAME, "owner", key_hash)
 
-    def add_key(self, site, key_hash):
+    def add_key(self, site, name, scope, key_hash):
         with self._tx() as db:
-            db.execute("INSERT INTO api_keys VALUES (?, ?, ?)", (key_hash, site, time.time()))
+            if db.execute("SELECT 1 FROM api_keys WHERE site=? AND name=?", (site, name)).fetchone():
+                raise KeyExists(name)
+            self._insert_key(db, site, name, scope, key_hash)
+
+    @staticmethod
+    def _insert_key(db, site, name, scope, key_hash):
+        db.execute("INSERT INTO api_keys (key_hash, site, created_at, name, scope) VALUES (?, ?, ?, ?, ?)",
+                   (key_hash, site, time.time(), name, scope))
+
+    _KEY_COLUMNS = "site, name, scope, created_at, last_used_at"
+
+    def key_for_hash(self, key_hash):
+        row = self._db().execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE key_hash=?", (key_hash,)).fetchone()
+        return ApiKey(*row) if row else None
+
+    def list_keys(self, site):
+        rows = self._db().execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE site=? ORDER BY created_at, name",
+                                  (site,))
+        return [ApiKey(*row) for row in rows]
+
+    def revoke_key(self, site, name):
+        with self._tx() as db:
+            return db.execute("DELETE FROM api_keys WHERE site=? AND name=?", (site, name)).rowcount > 0
+
+    def touch_key(self, key_hash, when):
+        with self._tx() as db:
+            db.execute("UPDATE api_keys SET last_used_at=? WHERE key_hash=?", (when, key_hash))
 
     def site_exists(self, site):
         return self._db().execute("SELECT 1 FROM sites WHERE site=?", (site,)).fetchone() is not None
-
-    def site_for_key_hash(self, key_hash):
-        row = self._db().execute("SELECT site FROM api_keys WHERE key_hash=?", (key_hash,)).fetchone()
-        return row[0] if row else None
 
     def list_sites(self):
         return [r[0] for r in self._db().execute("SELECT site FROM sites ORDER BY site")]
@@ -145,6 +210,8 @@ class SQLiteStore(Store):
     def get_version(self, site, version=None):
         if version is None:
             sql, args = "SELECT version, payload, signature, published_at FROM versions WHERE site=? ORDER BY version DESC LIMIT 1", (site,)
+        elif not -2**63 <= version < 2**63:
+            return None  # beyond SQLite's integers: no such version (rather than an OverflowError)
         else:
             sql, args = "SELECT version, payload, signature, published_at FROM versions WHERE site=? AND version=?", (site, version)
         return self._db().execute(sql, args).fetchone()

@@ -1,28 +1,35 @@
-"""The application gunicorn runs (worker class "asgi", one asyncio loop per worker).
+"""The application each uvicorn worker runs (server/web/gunicorn_app.py).
 
-The hot GETs every shop page makes (tag.js, bundle.json, the SDK) are answered right on the
-event loop from per-process caches (server/delivery/serving.py): no thread hop, no Flask request. Every
-other request, and any hot one that ends in an error, goes to the Flask app through
-server/web/wsgi_bridge.py, so errors keep the API's one shape."""
-import logging
-import os
+The GETs every shop page makes (tag.js, bundle.json, the SDK) are answered right on the event
+loop from a memo of finished replies: no thread hop, no Flask request. Every other request, and
+any hot one whose answer is an error, goes to the Flask app through a2wsgi's WSGI-to-ASGI bridge,
+so errors keep the API's one shape. One access line per request, without the visitor's address."""
 import time
 from urllib.parse import parse_qs
 
+from a2wsgi import WSGIMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.sansio.utils import get_host
 
-from server.configs import publishing
+from server.cache import app_cache
 from server.delivery import serving
-from server.delivery.sdk_asset import sdk_path
-from server.web.wsgi_bridge import WSGIBridge
+from server.delivery.sdk_asset import sdk_mtime
+from server.store import get_store
+from server.web.access_log import AccessLog
 
-log = logging.getLogger(__name__)
 SDK_PATH = "/sdk/vitrina.min.js"
-MEMO_SIZE = 4096
+SITE_ROUTES = {"tag.js": serving.tag, "bundle.json": serving.bundle_json}
+# Routes whose reply reads the visitor (address, user agent): memoised per visitor, not per URL.
+PER_VISITOR = frozenset({"tag.js"})
+REPLIES = 4096
+# a2wsgi, set deliberately: Flask's threads per worker, the count of the bridge this replaced
+# (a2wsgi's default is 10); response chunks queued between a thread and the loop, a2wsgi's
+# default (Flask's answers here are one chunk).
+FLASK_THREADS, FLASK_SEND_QUEUE = 8, 10
 _WANTED = {b"host": "host", b"user-agent": "user_agent", b"accept-encoding": "accept_encoding",
            b"if-none-match": "if_none_match", b"x-forwarded-for": "xff", b"x-forwarded-proto": "xfp",
            b"x-forwarded-host": "xfh"}
+CLIENT_CLOSED = 499  # logged (as nginx does) for a client gone before its request body arrived
 
 
 def _environ_of(environ, start_response):
@@ -30,13 +37,12 @@ def _environ_of(environ, start_response):
 
 
 class VitrinaASGI:
-    def __init__(self, flask_app, on_startup=None):
+    def __init__(self, flask_app):
         self.flask_app = flask_app
-        self.on_startup = on_startup
-        self._memo, self._memo_generation = {}, None
-        self._latest = self._sdk_path = self._sdk_mtime = None  # made on first use, in the forked worker
-        self._sdk_checked = float("-inf")
-        self.bridge = WSGIBridge(flask_app.wsgi_app, flask_app.config["MAX_CONTENT_LENGTH"])
+        self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS, send_queue_size=FLASK_SEND_QUEUE)
+        self.max_body = flask_app.config["MAX_CONTENT_LENGTH"]
+        self.access_log = AccessLog()
+        self._replies = None  # made on first use, in the forked worker
         hops = flask_app.config["VITRINA_PROXY_HOPS"]
         # The same trusted-hops rule as the Flask side (werkzeug's ProxyFix), applied to a tiny environ.
         self._proxy_fix = ProxyFix(_environ_of, x_for=hops, x_proto=hops, x_host=hops) if hops else None
@@ -44,75 +50,59 @@ class VitrinaASGI:
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
         if kind == "http":
-            if scope["method"] in ("GET", "HEAD"):
-                reply = self.hot_reply(scope)
-                if reply is not None:
-                    status, raw, body, _ = reply
-                    await send({"type": "http.response.start", "status": status, "headers": raw})
-                    await send({"type": "http.response.body", "body": body})
-                    return
-            await self.bridge(scope, receive, send)
+            started = time.monotonic()
+            reply = self.hot_reply(scope) if scope["method"] in ("GET", "HEAD") else None
+            if reply is not None:
+                status, headers, body = reply
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})  # uvicorn sends none for HEAD
+                sent = len(body) if scope["method"] == "GET" else 0
+            else:
+                status, sent = await self._flask(scope, receive, send)
+            self.access_log.write(scope, status, sent, started)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
     def hot_reply(self, scope):
-        """(status, raw headers, body, serialised header block) for a hot GET, or None to let
-        Flask answer. Also called by server/web/hot_http.py with a scope of its own making."""
+        """(status, ASGI headers, body) for a hot GET, or None to let Flask answer."""
         path = scope["path"]
         if path == SDK_PATH:
-            route = ("sdk", None)
-        elif path.startswith("/v1/sites/") and path.endswith(("/tag.js", "/bundle.json")):
+            what, site = "sdk", None
+        elif path.startswith("/v1/sites/"):
             site, _, what = path[len("/v1/sites/"):].partition("/")
-            if what not in ("tag.js", "bundle.json"):
+            if what not in SITE_ROUTES:
                 return None
-            route = (what, site)
         else:
             return None
         hot = self._request(scope)
-        # A reply depends on nothing but the route, these request fields and the generation
-        # (store changes, SDK rebuilds), so replies are memoised per process until it moves on.
-        key = (route, hot.host_url, hot.user_agent, hash(hot.remote_addr), "gzip" in hot.accept_encoding,
-               hot.if_none_match, hot.query_v)
-        generation = self._generation()
-        if generation != self._memo_generation:
-            self._memo, self._memo_generation = {}, generation
-        found = self._memo.get(key)
+        key = (what, site, hot.host_url, "gzip" in hot.accept_encoding, hot.if_none_match, hot.query_v)
+        if what in PER_VISITOR:
+            key += (hot.user_agent, hash(hot.remote_addr))  # a process-salted hash: no address kept
+        replies = self._replies if self._replies is not None else self._make_replies()
+        found = replies.get(key)
         if found is None:
             try:
                 with self.flask_app.app_context():
-                    what, site = route
                     if what == "sdk":
                         status, headers, body = serving.sdk(hot)
-                    elif what == "tag.js":
-                        status, headers, body = serving.tag(site, hot)
                     else:
-                        status, headers, body = serving.bundle_json(site, hot)
+                        status, headers, body = SITE_ROUTES[what](site, hot)
             except Exception:  # 404, 503, a store outage...: Flask answers in the API's error shape
                 return None
             raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
             if status == 200:
                 raw.append((b"content-length", str(len(body)).encode()))
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo = {}
-            block = b"".join(b"%s: %s\r\n" % pair for pair in raw)
-            found = self._memo[key] = (status, raw, body, block)
+            found = replies.put(key, (status, raw, body))
         return found
 
-    def _generation(self):
-        """Changes whenever a memoised reply may have: a new version, an SDK rebuild (looked for
-        once a second: rebuilds are a development event, and a stat per request is not free)."""
-        if self._latest is None:
-            with self.flask_app.app_context():
-                self._latest = publishing.latest_versions()
-                self._sdk_path = str(sdk_path())
-        now = time.monotonic()
-        if now >= self._sdk_checked + 1.0:
-            try:
-                self._sdk_mtime = os.stat(self._sdk_path).st_mtime_ns
-            except OSError:
-                self._sdk_mtime = None
-            self._sdk_checked = now
-        return self._latest.token(), self._sdk_mtime
+    def _make_replies(self):
+        with self.flask_app.app_context():
+            store = get_store()
+            self._replies = app_cache(
+                "hot replies", REPLIES, "a publish (the store's version token, which also moves every second) "
+                "or an SDK rebuild (its file's mtime, looked at once a second)",
+                token=lambda: (store.version_token(), sdk_mtime(self.flask_app)))
+        return self._replies
 
     def _request(self, scope):
         seen = {}
@@ -137,14 +127,53 @@ class VitrinaASGI:
         return serving.Hot(f"{scheme}://{host}{scope.get('root_path', '')}/", remote, seen.get("user_agent", ""),
                            seen.get("accept_encoding", ""), seen.get("if_none_match", ""), query_v)
 
+    async def _flask(self, scope, receive, send):
+        """Run the request in Flask; (status, body bytes sent) for the access log."""
+        receive = await self._read_ahead(scope, receive)
+        if receive is None:
+            return CLIENT_CLOSED, 0
+        answer = [500, 0]
+
+        async def counted(message):
+            if message["type"] == "http.response.start":
+                answer[0] = message["status"]
+            elif scope["method"] != "HEAD":
+                answer[1] += len(message.get("body", b""))
+            await send(message)
+        await self.flask(scope, receive, counted)
+        return answer[0], answer[1]
+
+    async def _read_ahead(self, scope, receive):
+        """Read the request body on the event loop, as far as the app's limit plus one byte, so
+        a slow upload holds no Flask thread and an aborted one never reaches Flask (None). A body
+        declared larger than the limit is not read at all: Flask refuses it from Content-Length.
+        Returns a `receive` that replays what was read."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > self.max_body:
+                    return receive
+                break
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # http.disconnect
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if not message.get("more_body") or size > self.max_body:
+                break
+        messages.reverse()
+
+        async def replay():
+            return messages.pop() if messages else await receive()
+        return replay
+
     async def _lifespan(self, receive, send):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                if self.on_startup is not None:
-                    self.on_startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.bridge.pool.shutdown(wait=True)
+                self.flask.executor.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -1,20 +1,20 @@
 """Merchant API: drafts, publishing, versions, rollback, server-side decisions, results."""
 import json
-import re
 
 from flask import Blueprint, jsonify, request
 
 from server.configs import publishing
-from server.configs.validation import parse_config, validate_config
+from server.configs.validation import parse_config, review_config
 from server.decisions.decide import decide
 from server.errors import APIError
 from server.results.report import site_results
 from server.store import get_store
-from server.web.auth import require_site_key
+from server.web.auth import require_key
+from server.wire.schemas import problems as schema_problems
 
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/sites/<site>")
-ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}\Z")
 MAX_ATTRIBUTES_BYTES = 64 * 1024
+MAX_VERSION = 10**9  # as collect's events: no site publishes a billion versions
 
 
 def _json_body():
@@ -25,18 +25,19 @@ def _json_body():
 
 
 @bp.put("/config")
-@require_site_key
+@require_key("publish")
 def put_config(site):
-    config = _json_body()
-    problems = validate_config(config)
-    if problems:
-        raise APIError(400, "invalid_config", f"The config has {len(problems)} problem(s); nothing was saved.", problems)
-    get_store().save_draft(site, json.dumps(config, separators=(",", ":")))
-    return jsonify({"site": site, "saved": True})
+    review = review_config(_json_body())
+    if review.problems:
+        raise APIError(400, "invalid_config", f"The config has {len(review.problems)} problem(s); nothing was saved.",
+                       review.problems)
+    # The sanitised config is what is stored, read back and published; warnings say what it lost.
+    get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
+    return jsonify({"site": site, "saved": True, "warnings": review.warnings})
 
 
 @bp.get("/config")
-@require_site_key
+@require_key("read")
 def get_config(site):
     raw = get_store().get_draft(site)
     if raw is None:
@@ -47,38 +48,38 @@ def get_config(site):
 
 
 @bp.post("/publish")
-@require_site_key
+@require_key("publish")
 def publish(site):
-    version = publishing.publish_draft(site)
-    return jsonify({"site": site, "version": version}), 201
+    version, warnings = publishing.publish_draft(site)
+    return jsonify({"site": site, "version": version, "warnings": warnings}), 201
 
 
 @bp.get("/versions")
-@require_site_key
+@require_key("read")
 def versions(site):
     rows = get_store().list_versions(site)
     return jsonify({"site": site, "versions": [{"version": v, "published_at": at} for v, at in rows]})
 
 
 @bp.post("/rollback")
-@require_site_key
+@require_key("publish")
 def rollback(site):
     body = _json_body()
     version = body.get("version") if isinstance(body, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
         raise APIError(400, "invalid_request", "Send {\"version\": <a published version number>}.",
-                       [{"path": "/version", "message": "must be a positive integer"}])
+                       [{"path": "/version", "message": f"must be an integer from 1 to {MAX_VERSION}"}])
     new = publishing.rollback(site, version)
     return jsonify({"site": site, "version": new, "rolled_back_from": version}), 201
 
 
 @bp.post("/decide")
-@require_site_key
+@require_key("read")
 def decide_for_visitor(site):
     if (request.content_length or 0) > MAX_ATTRIBUTES_BYTES:
         raise APIError(413, "payload_too_large", f"The body may be at most {MAX_ATTRIBUTES_BYTES} bytes.")
     body = _json_body()
-    problems = _decide_problems(body)
+    problems = schema_problems("decide-request", body)
     if problems:
         raise APIError(400, "invalid_request", "Send {\"visitor_id\": \"...\", \"attributes\": {...}}.", problems)
     latest = publishing.load_latest(site)
@@ -90,27 +91,7 @@ def decide_for_visitor(site):
     return jsonify({"version": bundle["version"], **result})
 
 
-def _decide_problems(body):
-    if not isinstance(body, dict):
-        return [{"path": "", "message": "must be an object"}]
-    problems = []
-    if not isinstance(body.get("visitor_id"), str) or not ID_RE.match(body["visitor_id"]):
-        problems.append({"path": "/visitor_id", "message": "must be 1 to 128 characters of A-Z a-z 0-9 _ . -"})
-    if not isinstance(body.get("attributes", {}), dict):
-        problems.append({"path": "/attributes", "message": "must be an object"})
-    if "now" in body and (not isinstance(body["now"], (int, float)) or isinstance(body["now"], bool)):
-        problems.append({"path": "/now", "message": "must be a time in milliseconds since 1970"})
-    if "force" in body and not (isinstance(body["force"], dict) and all(isinstance(v, str) for v in body["force"].values())):
-        problems.append({"path": "/force", "message": "must map campaign keys to variation keys"})
-    if "triggered" in body and not (isinstance(body["triggered"], list) and all(isinstance(v, str) for v in body["triggered"])):
-        problems.append({"path": "/triggered", "message": "must be a list of campaign keys"})
-    extra = set(body) - {"visitor_id", "attributes", "now", "force", "triggered"}
-    if extra:
-        problems.append({"path": "", "message": f"unknown fields: {', '.join(sorted(extra))}"})
-    return problems
-
-
 @bp.get("/results")
-@require_site_key
+@require_key("read")
 def results(site):
     return jsonify(site_results(site))

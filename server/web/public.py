@@ -3,13 +3,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from server.delivery import serving
 from server.delivery.context import request_context
-from server.delivery.serving import SITE_RE
 from server.errors import APIError
 from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch
 from server.events.collect import EventsRejected, count_rejections, ingest
 from server.events.ratelimit import check_collect
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.wire.ids import SITE_RE
 
 bp = Blueprint("public", __name__)
 
@@ -77,16 +77,21 @@ def collect(site):
         count_rejections(site, {"invalid": 1})
         raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
     try:
-        ingest(site, visitor_id, events)
+        refused = ingest(site, visitor_id, events)
     except EventsRejected as e:
         if e.problems[0]["code"] == "unknown_site":
             raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors) from None
+        count_rejections(site, e.counts())
         raise APIError(400, "unverified_events", "Some events do not match a published version; nothing was recorded.",
                        e.problems, headers=cors) from None
     except UNAVAILABLE as e:
         current_app.logger.warning("store unavailable (%s): batch spooled to disk", e)
         spool.save(site, visitor_id, events)
         return Response(status=202, headers=cors)
+    if refused:  # the rest of the batch was recorded: a 2xx, so that nothing is sent again
+        response = jsonify({"refused": refused})
+        response.headers.update(cors)
+        return response
     return Response(status=204, headers=cors)
 
 
@@ -103,5 +108,7 @@ def healthz():
     except Exception as e:  # any backend failure means "not healthy", reported, never raised
         current_app.logger.warning("store ping failed: %s", e)
         ok = False
-    body = {"status": "ok" if ok else "degraded", "store": type(store).__name__, "store_ok": ok}
+    body = {"status": "ok" if ok else "degraded", "store": type(store).__name__, "store_ok": ok,
+            # batches waiting on disk for the store, and those set aside (spool/dead/: look at them)
+            "spooled": spool.pending(), "dead_letter": spool.dead_letters()}
     return jsonify(body), 200 if ok else 503
