@@ -8,7 +8,9 @@ import { minify } from "terser"
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 // es2020: `??` and `?.` as written, and no helpers for what every browser of the last years has.
-const common = { bundle: true, target: "es2020", legalComments: "none", logLevel: "info" }
+// tsconfigRaw: sdk_js/tsconfig.json is for the type check; its "strict" would make esbuild put a
+// "use strict" directive at the top of the core, and so of the whole tag.js it starts.
+const common = { bundle: true, target: "es2020", legalComments: "none", logLevel: "info", tsconfigRaw: {} }
 // name -> entry: each becomes dist/modules/<name>.min.js
 const MODULES = { triggers: "src/modules/triggers.js" }
 
