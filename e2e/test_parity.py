@@ -27,7 +27,9 @@ from server.delivery.context import device_for_ua
 # The page's decision is complete: campaigns reading geo or device.os/browser waited for /v1/context.
 READY = "() => new Promise((resolve) => vitrina.on('ready', resolve))"
 DEVICES = json.loads((Path(__file__).resolve().parents[1] / "spec" / "07-devices.json").read_text())["cases"]
-SETTINGS = {"holdout": 0.2, "consent": "implied", "antiflicker_ms": 400}
+# antiflicker_ms also bounds the wait for /v1/context (campaigns reading device.os/browser or
+# geo): generous, so a loaded machine still decides with the context, as parity needs.
+SETTINGS = {"holdout": 0.2, "consent": "implied", "antiflicker_ms": 3000}
 
 
 # --- device ---

@@ -90,12 +90,12 @@ GEO = {
 }
 
 
-def config(segments):
+def config(segments, antiflicker_ms=400):
     """One single-variation campaign per segment, swapping the text of #<key>."""
     return {"segments": segments, "campaigns": [
         {"key": key, "type": "personalization", "status": "live", "segment": key,
          "variations": [{"key": "on", "actions": [{"selector": f"#{key}", "text": "on"}]}]}
-        for key in segments], "settings": {"holdout": 0, "consent": "implied", "antiflicker_ms": 400}}
+        for key in segments], "settings": {"holdout": 0, "consent": "implied", "antiflicker_ms": antiflicker_ms}}
 
 
 SEGMENTS = {**REFERRER, **VISIT, **TIME, **DEVICE, **PAGE, **HISTORY, **CART}
@@ -259,7 +259,8 @@ def test_cart_and_user_values_set_by_the_site(visitor, site):
 @pytest.fixture(scope="module")
 def geo(geo_server):
     """(workdir, site) on the geo server (conftest.geo_server)."""
-    return geo_server.workdir, geo_server.new_site(config(GEO))
+    # antiflicker_ms bounds the wait for /v1/context too: long enough for a loaded machine.
+    return geo_server.workdir, geo_server.new_site(config(GEO, antiflicker_ms=3000))
 
 
 @pytest.mark.parametrize("forwarded, expected", [
