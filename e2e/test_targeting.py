@@ -111,7 +111,8 @@ FLAGS = """document.addEventListener("DOMContentLoaded", () => {
 
 @pytest.fixture(scope="module")
 def site(vitrina):
-    return vitrina.new_site(config(SEGMENTS))
+    # device-iphone reads device.os: it waits for /v1/context, up to antiflicker_ms.
+    return vitrina.new_site(config(SEGMENTS, antiflicker_ms=3000))
 
 
 @pytest.fixture
@@ -129,6 +130,7 @@ def swapped(page, group):
     """The campaigns of `group` whose element shows the variation; each must also be the one
     vitrina.getVariation names, and every other one must be untouched."""
     keys = list(group)
+    page.evaluate("() => new Promise((resolve) => vitrina.on('ready', resolve))")  # nothing waits any more
     shown = page.evaluate("(ks) => ks.filter((k) => document.getElementById(k).textContent === 'on')", keys)
     untouched = page.evaluate("(ks) => ks.filter((k) => document.getElementById(k).textContent === 'off')", keys)
     chosen = page.evaluate("(ks) => ks.filter((k) => vitrina.getVariation(k) === 'on')", keys)
