@@ -13,10 +13,16 @@ const bad = (m) => {
   throw [m]
 }
 
+// A bundle's paths repeat on every decision: each is split once.
+/** @type {Map<string, string[]>} */
+const pathParts = new Map()
+/** @param {string} path */
+const partsOf = (path) => pathParts.get(path) || (pathParts.set(path, path.split(".")), /** @type {string[]} */ (pathParts.get(path)))
+
 // Own properties only, so "constructor" or "length" never resolve to built-ins.
 /** @param {any} o @param {string} path @returns {any} */
 const get = (o, path) => {
-  for (const k of path.split(".")) {
+  for (const k of partsOf(path)) {
     if (!o || typeof o != "object" || (isArr(o) && !/^\d+$/.test(k)) || !own(o, k)) return null
     o = o[k]
   }

@@ -100,10 +100,12 @@ export function awaitingContext(bundle, attributes, options) {
     /** @type {string[]} */
     let reach = []
     try {
-      reach = footprint(campaign).map((selector) => "#" + selector)
-      if (campaign.group != null) reach.push("@" + campaign.group)
       outcome = outcomeWithoutContext(campaign, bundle, attributes, options)
-    } catch (_) {} // a malformed campaign: decide() says "invalid campaign" without any context
+      if (outcome != DECIDED) reach = footprint(campaign).map((selector) => "#" + selector)
+      if (outcome != DECIDED && campaign.group != null) reach.push("@" + campaign.group)
+    } catch (_) {
+      outcome = DECIDED // a malformed campaign: decide() says "invalid campaign" without any context
+    }
     if (outcome == WAITS || (outcome == CANDIDATE && reach.some((x) => held.has(x)))) {
       waiting.add(campaign.key)
       reach.forEach((x) => held.add(x))

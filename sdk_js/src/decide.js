@@ -62,15 +62,25 @@ export const chooseVariation = (campaign, bucket) => {
     : null
 }
 
+/** @type {WeakMap<Campaign, string[]>} a campaign's footprint, worked out once */
+const footprints = new WeakMap()
+
 /**
  * Every selector a campaign may touch, over all its variations, so exclusion never depends on the bucket.
  * @param {Campaign} campaign
  * @returns {string[]}
  */
-export const footprint = (campaign) =>
-  (campaign.variations || [])
-    .flatMap((v) => (v.actions || []).map((action) => action.selector))
-    .filter((selector) => typeof selector == "string")
+export const footprint = (campaign) => {
+  let selectors = footprints.get(campaign)
+  if (!selectors)
+    footprints.set(
+      campaign,
+      (selectors = (campaign.variations || [])
+        .flatMap((v) => (v.actions || []).map((action) => action.selector))
+        .filter((selector) => typeof selector == "string")),
+    )
+  return selectors
+}
 
 /**
  * @param {Bundle} bundle

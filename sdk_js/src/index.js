@@ -35,6 +35,8 @@ const DEFAULT_ANTIFLICKER_MS = 400
 const AFTER_PAINT_AT_LATEST_MS = 3000 // a background tab paints no frame
 // Attribute paths that need the data layer read before each decision.
 const PRODUCT_PATHS = /^history(?:$|\.(?:products|categories)(?:\.|$))/
+// What may change between init and DOMContentLoaded: page facts declared later, the data layer.
+const DOCUMENT_PATHS = /^(?:page(?:$|\.(?:title|type|lang)$)|history(?:$|\.(?:products|categories)(?:\.|$)))/
 
 // Where the server-resolved context stands on this page view.
 const KNOWN = 0 // in hand, or not needed by the bundle
@@ -279,12 +281,13 @@ function decideAndApply(firstPaint) {
     else if (to && !refused && redirect(key, decision.variations[key], to)) return logDecision(decision)
     else wanted[key] = actions
   }
-  logDecision(decision)
   state.dom.sync(wanted, firstPaint ? state.antiflickerUntil - Date.now() : 0)
   hideWhileWaiting()
   for (const key in decision.variations) expose(key, decision.variations[key])
   for (const key of decision.holdout_campaigns) expose(key, null)
   timed && endPhase("apply")
+  logDecision(decision)
+  timed && state.debug && endPhase("debug log")
   if (!state.waiting.size && !state.readyEmitted) (state.readyEmitted = true), emit("ready", decision)
 }
 
@@ -514,8 +517,9 @@ function init(options) {
   const leaving = () => (startAfterPaint(), state.tracker?.flush(true))
   win.addEventListener("pagehide", leaving)
   doc.addEventListener("visibilitychange", () => doc.visibilityState == "hidden" && leaving())
-  // Page facts declared after the tag (title, meta) count once the document is parsed.
-  doc.addEventListener("DOMContentLoaded", () => (decideAndApply(), pageViewGoals()))
+  // Page facts declared after the tag (title, meta, the data layer) count once the document is
+  // parsed: decide again if the bundle reads any.
+  doc.addEventListener("DOMContentLoaded", () => (reads(DOCUMENT_PATHS) && decideAndApply(), pageViewGoals()))
   // At once, not after the paint: a click on the first frame must convert.
   if (hasClickGoals(bundle?.goals))
     doc.addEventListener("click", (event) => state.bundle && clicked(state.bundle.goals, event.target).forEach((goal) => convert(goal)), true)
