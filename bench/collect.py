@@ -15,8 +15,18 @@ import subprocess
 from pathlib import Path
 
 from . import workload
-from .common import (Row, create_site, gunicorn_server, log, now_ms, publish, redis_server, server_env, temp_dir,
-                     wrk)
+from .common import (
+    Row,
+    create_site,
+    gunicorn_server,
+    log,
+    now_ms,
+    publish,
+    redis_server,
+    server_env,
+    temp_dir,
+    wrk,
+)
 
 HERE = Path(__file__).resolve().parent
 SITE = "bench"

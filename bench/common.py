@@ -98,8 +98,8 @@ def http(url, data=None, headers=None, method=None, timeout=30):
 def create_site(env, site):
     """Create `site` in the store the server uses (as `vitrina sites create` does); returns its key."""
     from server import create_app
-    from server.web.auth import hash_key, new_api_key
     from server.store import get_store
+    from server.web.auth import hash_key, new_api_key
     key = new_api_key()
     app = create_app(env=env)
     with app.app_context():

@@ -10,7 +10,7 @@ import multiprocessing
 import random
 import time
 
-from .common import REPO, Row, SECRET, log, median, redis_server, temp_dir
+from .common import REPO, SECRET, Row, log, median, redis_server, temp_dir
 
 SITE = "shop"
 CAMPAIGN = "cta-wording"  # the demo config's A/B experiment: control vs urgent, holdout 5%
@@ -83,8 +83,8 @@ def _load(env, queue):
 def _prepare(env):
     """Create the site and publish the demo config as version 1; returns the auth headers."""
     from server import create_app
-    from server.web.auth import hash_key, new_api_key
     from server.store import get_store
+    from server.web.auth import hash_key, new_api_key
     app = create_app(env=env)
     key = new_api_key()
     with app.app_context():

@@ -25,9 +25,13 @@ def create_app(test_config=None, env=None):
     spool.init_app(app)
 
     from server.web.keys import bp as keys_bp
+    from server.web.catalog_api import bp as catalog_bp
     from server.web.merchant import bp as merchant_bp
     from server.web.public import bp as public_bp
+    from server.web.recs_public import bp as recs_public_bp
     app.register_blueprint(public_bp)
     app.register_blueprint(merchant_bp)
     app.register_blueprint(keys_bp)
+    app.register_blueprint(catalog_bp)
+    app.register_blueprint(recs_public_bp)
     return app

@@ -1,7 +1,9 @@
-"""The `vitrina` command: serve, sites, keys, publish, results, demo."""
+"""The `vitrina` command: serve, worker, sites, keys, publish, results, sample-size, catalog, orders, recs,
+demo."""
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 from server.settings import ConfigError, load_config
@@ -17,7 +19,104 @@ def cmd_serve(args):
     from server.web.gunicorn_app import run
     print(f"Vitrina on http://{args.host}:{args.port}/ with {args.workers} worker(s); store: "
           f"{describe(load_config())}", flush=True)
-    run(args.host, args.port, args.workers)
+    worker = None
+    if not args.no_worker:
+        # One background worker beside gunicorn (never inside request workers): it exits with us.
+        worker = subprocess.Popen([sys.executable, "-m", "server.cli", "worker", "--parent", str(os.getpid())])
+    try:
+        run(args.host, args.port, args.workers)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def cmd_worker(args):
+    from server.recs.worker import run
+    run(_app(), once=args.once, parent_pid=args.parent)
+    return 0
+
+
+def _progress_bar(**options):
+    from tqdm import tqdm
+    return tqdm(file=sys.stderr, dynamic_ncols=True, **options)
+
+
+class _CountingReader:
+    """A binary file that moves a progress bar by the bytes read."""
+
+    def __init__(self, file, bar):
+        self.file, self.bar = file, bar
+
+    def read(self, size=-1):
+        data = self.file.read(size)
+        self.bar.update(len(data))
+        return data
+
+    def readline(self, size=-1):
+        data = self.file.readline(size)
+        self.bar.update(len(data))
+        return data
+
+
+def _import_file(args, what, run_import):
+    from server.catalog import feed
+    from server.store import get_store
+    try:
+        media = feed.media_type_for_path(args.file) if args.format is None else FORMATS[args.format]
+    except feed.UnsupportedMediaType as e:
+        return _fail(str(e))
+    if not os.path.isfile(args.file):
+        return _fail(f"no such file {args.file!r}")
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        with open(args.file, "rb") as f, _progress_bar(total=os.path.getsize(args.file), unit="B", unit_scale=True,
+                                                       desc=what) as bar:
+            answer = run_import(store, feed.records(_CountingReader(f, bar), media))
+    errors = answer.pop("errors")
+    print(json.dumps(answer))
+    for error in errors:
+        print(f"{args.file}:{error['line']}: {error['path'] or '/'}: {error['message']}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+FORMATS = {"json": "application/json", "jsonl": "application/x-ndjson", "csv": "text/csv",
+           "tsv": "text/tab-separated-values"}
+
+
+def cmd_catalog_import(args):
+    from server.catalog.importer import import_products
+    return _import_file(args, "catalogue", lambda store, lines: import_products(store, args.site, lines,
+                                                                                replace=not args.patch))
+
+
+def cmd_orders_import(args):
+    from server.catalog.importer import import_orders
+    return _import_file(args, "orders", lambda store, lines: import_orders(store, args.site, lines))
+
+
+def cmd_recs_build(args):
+    from server.recs.build import STAGES
+    from server.recs.worker import build_with_lock, owner_name
+    from server.store import get_store
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        with _progress_bar(total=len(STAGES), desc="recommendations", unit="step") as bar:
+            def progress(stage):
+                bar.set_postfix_str(stage)
+                bar.update(1)
+            summary = build_with_lock(store, args.site, owner_name(), progress=progress)
+    if summary is None:
+        return _fail(f"another process is building {args.site!r} right now (lock recs:{args.site})")
+    print(json.dumps(summary))
+    return 0
 
 
 def cmd_sites_create(args):
@@ -124,8 +223,29 @@ def cmd_results(args):
     with _app().app_context():
         if not get_store().site_exists(args.site):
             return _fail(f"no site {args.site!r}")
-        data = site_results(args.site)
+        data = site_results(args.site, all_goals=args.all_goals)
     print(json.dumps(data, indent=2) if args.json else render(data))
+    return 0
+
+
+def cmd_sample_size(args):
+    from server.results import sample_size as planning
+    values = {name: getattr(args, name) for name in planning.PARAMETERS}
+    problems = planning.problems(values)
+    if problems:
+        return _fail("; ".join(f"--{p['path'][1:]} {p['message']}" for p in problems))
+    plan = planning.sample_size(**planning.parse(values))
+    if args.json:
+        print(json.dumps(plan, indent=2))
+        return 0
+    print(f"Baseline rate {plan['baseline']:.2%}, detecting {plan['mde']:+.1%} (to {plan['expected_rate']:.2%}), "
+          f"alpha {plan['alpha']}, power {plan['power']:.0%}, {plan['variations']} variations, control included")
+    fixed, sequential = plan["fixed"], plan["sequential"]
+    print(f"  fixed mode:      {fixed['visitors_per_variation']:>12,} visitors per variation, "
+          f"{fixed['visitors']:,} in all; read the results once, when they are reached")
+    if sequential:
+        print(f"  sequential mode: {sequential['visitors_per_variation']:>12,} visitors per variation, "
+              f"{sequential['visitors']:,} in all; look any day, it may stop sooner")
     return 0
 
 
@@ -154,7 +274,15 @@ def build_parser():
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     serve.add_argument("--workers", type=int, default=min(4, 2 * (os.cpu_count() or 1)),
                        help="worker processes (default: twice the CPU count, at most 4: %(default)s here)")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not start the one background worker (recommendation builds) beside it")
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help="run background jobs (recommendation builds); `serve` starts one",
+                            description="Run the background jobs (recommendation builds) in this process, one store "
+                            "lock per job so one node runs each. `vitrina serve` starts one beside gunicorn.")
+    worker.add_argument("--once", action="store_true", help="one pass over the sites, then exit")
+    worker.add_argument("--parent", type=int, help=argparse.SUPPRESS)
+    worker.set_defaults(func=cmd_worker)
     sites = sub.add_parser("sites", help="create and list sites", description="Create and list sites.")
     sites_sub = sites.add_subparsers(dest="sites_command", required=True, metavar="COMMAND",
                                      help="what to do with sites")
@@ -195,11 +323,47 @@ def build_parser():
     keys_revoke.set_defaults(func=cmd_keys_revoke)
     publish.set_defaults(func=cmd_publish)
     results = sub.add_parser("results", help="print a site's results",
-                             description="Print a site's results as a table: per campaign and variation, visitors, "
-                             "conversions, rates, uplift against control and holdout.")
+                             description="Print a site's results as a table: per campaign and goal, each arm's visitors, "
+                             "conversions and rates, and each variation against control and the holdout: uplift, "
+                             "interval, p-values, chance to win.")
     results.add_argument("site", help="the site whose results to print")
     results.add_argument("--json", action="store_true", help="print the JSON of GET .../results instead of a table")
+    results.add_argument("--all-goals", action="store_true",
+                         help="every goal counted for a campaign, not only those it lists (?goals=all)")
     results.set_defaults(func=cmd_results)
+    size = sub.add_parser("sample-size", help="visitors an experiment on a conversion rate needs",
+                          description="Visitors an experiment needs to detect a relative change of a conversion "
+                          "rate, in fixed mode (read once) and in sequential mode (look any day); the same as "
+                          "GET /api/v1/sites/<site>/sample-size.")
+    size.add_argument("--baseline", required=True, help="the control's conversion rate, e.g. 0.03")
+    size.add_argument("--mde", required=True, help="the smallest relative change to detect, e.g. 0.1 for +10%%")
+    size.add_argument("--alpha", default="0.05", help="significance level (default: %(default)s)")
+    size.add_argument("--power", default="0.8", help="chance to detect the change when it is there "
+                      "(default: %(default)s)")
+    size.add_argument("--variations", default="2", help="arms, control included (default: %(default)s)")
+    size.add_argument("--json", action="store_true", help="print the JSON of GET .../sample-size")
+    size.set_defaults(func=cmd_sample_size)
+    for name, func, what in (("catalog", cmd_catalog_import, "a product feed"),
+                             ("orders", cmd_orders_import, "an order history (JSON lines)")):
+        group = sub.add_parser(name, help=f"import {what}", description=f"Import {what} into a site.")
+        group = group.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND", help="what to do")
+        command = group.add_parser("import", help=f"import {what} from a file, with a progress bar",
+                                   description=f"Import {what} from a file, with a progress bar; bad lines are "
+                                   "listed with their line number and JSON path, good ones are stored.")
+        command.add_argument("site", help="the site to import into")
+        command.add_argument("file", help="the file to read (.json, .jsonl, .csv or .tsv)")
+        command.add_argument("--format", choices=sorted(FORMATS), help="the file's format (default: from its name)")
+        if name == "catalog":
+            command.add_argument("--patch", action="store_true",
+                                 help="upsert or delete some products (default: replace the whole catalogue)")
+        command.set_defaults(func=func)
+    recs = sub.add_parser("recs", help="recommendations", description="Recommendations of a site.")
+    recs = recs.add_subparsers(dest="recs_command", required=True, metavar="COMMAND", help="what to do")
+    build = recs.add_parser("build", help="rebuild a site's recommendations now, with a progress bar",
+                            description="Rebuild a site's recommendations now (under the store lock recs:<site>), "
+                            "with a progress bar.")
+    build.add_argument("site", help="the site whose recommendations to build")
+    build.set_defaults(func=cmd_recs_build)
     demo = sub.add_parser("demo", help="server + demo shop + sample config",
                           description="Create the site 'demo', publish the sample config and run the server with a "
                           "demo shop on its own origin. ./scripts/demo.sh passes its options here, e.g. "

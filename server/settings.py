@@ -79,6 +79,12 @@ def load_config(env=None):
         "VITRINA_SPOOL_DIR": env.get("VITRINA_SPOOL_DIR") or str(Path(database).resolve().parent / "spool"),
         "VITRINA_COLLECT_MAX_BYTES": _int(env, "VITRINA_COLLECT_MAX_BYTES", 64 * 1024, 1024, 1024 * 1024),
         "VITRINA_CONFIG_MAX_BYTES": _int(env, "VITRINA_CONFIG_MAX_BYTES", 512 * 1024, 1024, 16 * 1024 * 1024),
+        # product feeds and order histories (PUT/PATCH .../catalog, POST .../orders) only
+        "VITRINA_FEED_MAX_BYTES": _int(env, "VITRINA_FEED_MAX_BYTES", 64 * 1024 * 1024, 1024, 1024 ** 3),
+        # the worker rebuilds a site's recommendations this often when browsers sent signals (0: never
+        # on schedule); after a catalogue or order import, within VITRINA_RECS_POLL_S
+        "VITRINA_RECS_EVERY_S": _int(env, "VITRINA_RECS_EVERY_S", 900, 0, 7 * 86_400),
+        "VITRINA_RECS_POLL_S": _int(env, "VITRINA_RECS_POLL_S", 5, 1, 3600),
         # collect batches allowed per window (0 = unlimited), per site and per client address
         "VITRINA_RATE_WINDOW": _int(env, "VITRINA_RATE_WINDOW", 10, 1, 3600),
         "VITRINA_RATE_SITE": _int(env, "VITRINA_RATE_SITE", 50_000, 0, 10**9),

@@ -104,7 +104,8 @@ def _commands(parser, words=()):
 
 
 def _options(parser):
-    return {option for action in parser._actions for option in action.option_strings}
+    """The options a user sees (an internal one, help=SUPPRESS, is not documented)."""
+    return {option for action in parser._actions if action.help != argparse.SUPPRESS for option in action.option_strings}
 
 
 def test_every_command_and_option_in_cli_md_exists():

@@ -71,6 +71,14 @@ def basic_scenario(store, site="shop"):
     assert counters[("hero", "promo", None)]["visitors"] == 1
     purchase = counters[("hero", "promo", "purchase")]
     assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 12.5, 156.25)
+    assert store.upsert_products(site, [("sku-1", '{"id":"sku-1"}'), ("sku-2", '{"id":"sku-2"}')]) == 2
+    assert store.get_products(site, ["sku-2", "sku-9"]) == {"sku-2": '{"id":"sku-2"}'}
+    assert store.list_products(site, "sku-1") == [("sku-2", '{"id":"sku-2"}')]
+    assert store.record_interactions(site, [("e-000003", 1.0, "v:visitor-1", "s:1", "view", '["sku-1"]')]) == 1
+    assert list(store.interactions(site, 0)) == [(1.0, "v:visitor-1", "s:1", "view", '["sku-1"]')]
+    store.write_rankings(site, [("bt:sku-1", '[["sku-2",1]]')], built_at=5.0)
+    assert store.rankings(site, ["bt:sku-1", "bt:sku-2"]) == {"bt:sku-1": '[["sku-2",1]]'}
+    assert store.delete_products(site, ["sku-1"]) == 1 and store.count_products(site) == 1
     assert store.ping()
 
 
@@ -448,3 +456,135 @@ def test_redis_cluster():
             assert len(nodes) > 1
         finally:
             store.close()
+
+
+# Catalogue, interactions, rankings, merchandising, locks (server/catalog, server/recs)
+
+def products(*ids, body="{}"):
+    return [(pid, f'{{"id":"{pid}"{body[1:]}' if body != "{}" else f'{{"id":"{pid}"}}') for pid in ids]
+
+
+def test_products_upsert_read_page_and_count(store):
+    assert store.count_products("shop") == 0 and store.list_products("shop") == []
+    assert store.upsert_products("shop", products("b", "a", "c/1", "a.2")) == 4
+    store.upsert_products("shop", [("a", '{"id":"a","title":"new"}')])
+    assert store.get_products("shop", ["a", "zz", "a"]) == {"a": '{"id":"a","title":"new"}'}
+    assert [pid for pid, _ in store.list_products("shop")] == ["a", "a.2", "b", "c/1"]  # byte order
+    assert [pid for pid, _ in store.list_products("shop", after="a", limit=2)] == ["a.2", "b"]
+    assert store.list_products("shop", after="c/1") == []
+    assert store.count_products("shop") == 4 and store.count_products("other") == 0
+    assert store.get_products("other", ["a"]) == {}
+
+
+def test_delete_products_counts_only_existing_ones(store):
+    store.upsert_products("shop", products("a", "b"))
+    assert store.delete_products("shop", ["a", "a", "missing"]) == 1
+    assert store.delete_products("shop", []) == 0
+    assert [pid for pid, _ in store.list_products("shop")] == ["b"]
+
+
+def test_a_full_import_removes_what_it_did_not_store(store):
+    store.upsert_products("shop", products(*(f"old-{i:04d}" for i in range(1200)), "kept"))
+    store.upsert_products("other", products("old-0001"))
+    store.upsert_products("shop", products("kept", "new"), mark="m1")
+    assert store.delete_products_unmarked("shop", "m1") == 1200
+    assert [pid for pid, _ in store.list_products("shop")] == ["kept", "new"]
+    assert store.get_products("shop", ["old-0001"]) == {}
+    assert store.count_products("other") == 1  # other sites untouched
+    # the mark is forgotten: the next full import with another mark starts afresh
+    store.upsert_products("shop", products("new"), mark="m2")
+    assert store.delete_products_unmarked("shop", "m2") == 1
+    assert store.count_products("shop") == 1
+
+
+def test_many_products_round_trip(store):
+    rows = [(f"sku-{i:05d}", json.dumps({"id": f"sku-{i:05d}", "title": "é" * (i % 7)})) for i in range(2500)]
+    assert store.upsert_products("shop", rows) == 2500
+    assert store.get_products("shop", [pid for pid, _ in rows]) == dict(rows)
+    paged, after = [], ""
+    while True:
+        page = store.list_products("shop", after, 1000)
+        if not page:
+            break
+        paged += page
+        after = page[-1][0]
+    assert paged == rows
+
+
+def test_interactions_are_idempotent_by_key_and_filtered_by_time(store):
+    rows = [("e-000001", 100.0, "v:a", "s:1", "view", '["x"]'), ("o:order-1", 50.5, "c:7", "o:order-1", "purchase",
+                                                                   '["x","y"]')]
+    assert store.record_interactions("shop", rows) == 2
+    assert store.record_interactions("shop", rows + [("e-000002", 200.0, "v:a", "s:2", "cart", '["y"]')]) == 1
+    assert sorted(store.interactions("shop", 0)) == [
+        (50.5, "c:7", "o:order-1", "purchase", '["x","y"]'), (100.0, "v:a", "s:1", "view", '["x"]'),
+        (200.0, "v:a", "s:2", "cart", '["y"]')]
+    assert sorted(t for t, *_ in store.interactions("shop", 100.0)) == [100.0, 200.0]
+    assert list(store.interactions("other", 0)) == []
+    assert store.recs_status("shop")["signals_at"] is not None
+
+
+def test_many_interactions_are_all_read_back(store):
+    rows = [(f"e-{i:06d}", float(i), f"v:{i % 97}", f"s:{i % 13}", "view", f'["p{i % 50}"]') for i in range(12_345)]
+    assert store.record_interactions("shop", rows) == len(rows)
+    assert sorted(store.interactions("shop", 0)) == sorted(r[1:] for r in rows)
+
+
+def test_rankings_are_replaced_whole(store):
+    store.write_rankings("shop", [(f"bt:{i}", f"[{i}]") for i in range(2100)] + [("bs", "[]")], built_at=10.0)
+    assert store.rankings("shop", ["bt:5", "bt:2099", "bs", "nope"]) == {"bt:5": "[5]", "bt:2099": "[2099]", "bs": "[]"}
+    store.write_rankings("shop", iter([("bt:5", "[55]"), ("tr", "[1]")]), built_at=20.0)
+    assert store.rankings("shop", ["bt:5", "bt:6", "bs", "tr"]) == {"bt:5": "[55]", "tr": "[1]"}
+    assert store.recs_status("shop")["built_at"] == 20.0
+    store.write_rankings("shop", [], built_at=30.0)
+    assert store.rankings("shop", ["bt:5", "tr"]) == {}
+    assert store.rankings("other", ["bt:5"]) == {}
+
+
+def test_recs_status_notes_each_kind_of_input(store):
+    assert store.recs_status("shop") == {"imports_at": None, "signals_at": None, "built_at": None}
+    before = time.time()
+    store.touch_recs_inputs("shop", "imports")
+    status = store.recs_status("shop")
+    assert status["imports_at"] >= before and status["signals_at"] is None
+    store.touch_recs_inputs("shop", "signals")
+    assert store.recs_status("shop")["signals_at"] >= status["imports_at"]
+    with pytest.raises(ValueError):
+        store.touch_recs_inputs("shop", "other")
+
+
+def test_merchandising_round_trip(store):
+    assert store.get_merchandising("shop") is None
+    store.save_merchandising("shop", '{"rules":[]}')
+    store.save_merchandising("shop", '{"rules":[{"pin":"a"}]}')
+    assert store.get_merchandising("shop") == '{"rules":[{"pin":"a"}]}'
+    assert store.get_merchandising("other") is None
+
+
+def test_a_lock_has_one_holder_until_released_or_expired(store):
+    assert store.acquire_lock("recs:shop", "node-a", 30)
+    assert not store.acquire_lock("recs:shop", "node-b", 30)
+    assert store.acquire_lock("recs:shop", "node-a", 30)  # the holder extends it
+    assert store.acquire_lock("recs:other", "node-b", 30)  # locks are independent
+    assert not store.release_lock("recs:shop", "node-b")
+    assert store.release_lock("recs:shop", "node-a")
+    assert not store.release_lock("recs:shop", "node-a")
+    assert store.acquire_lock("recs:shop", "node-b", 0.2)
+    time.sleep(0.35)
+    assert store.acquire_lock("recs:shop", "node-a", 30)  # expired: free again
+
+
+def test_of_workers_racing_for_a_lock_exactly_one_wins(store):
+    winners, start = [], threading.Barrier(8)
+
+    def race(owner):
+        start.wait()
+        if store.acquire_lock("recs:shop", owner, 30):
+            winners.append(owner)
+
+    threads = [threading.Thread(target=race, args=(f"worker-{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1

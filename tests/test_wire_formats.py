@@ -144,6 +144,14 @@ def events(draw):
             event["variation"] = draw(_pattern("key"))
         elif draw(st.booleans()):
             event["variation"] = None
+    elif kind == "item":
+        item = COLLECT["$defs"]["item"]["properties"]
+        if "version" in event and draw(st.booleans()):
+            del event["version"]  # an item event names no campaign: its version is optional
+        event["action"] = draw(st.sampled_from(item["action"]["enum"]))
+        event["items"] = draw(st.lists(_pattern("product_id"), min_size=1, max_size=item["items"]["maxItems"]))
+        if draw(st.booleans()):
+            event["session"] = draw(_bounded(item["session"]))
     else:
         event["goal"] = draw(_pattern("key"))
         if draw(st.booleans()):
@@ -162,7 +170,8 @@ ODD = st.sampled_from([
     EVENT["version"]["maximum"], EVENT["version"]["maximum"] + 1, EVENT["ts"]["minimum"], EVENT["ts"]["minimum"] - 1,
     EVENT["ts"]["maximum"], EVENT["ts"]["maximum"] + 1, float(EVENT["ts"]["minimum"]), VALUE["maximum"],
     VALUE["maximum"] + 1, VALUE["minimum"] - 0.5, 1e999, -1e999, 10**400]).map(copy.deepcopy)
-FIELDS = ["id", "type", "version", "ts", "campaign", "variation", "holdout", "forced", "goal", "value", "extra"]
+FIELDS = ["id", "type", "version", "ts", "campaign", "variation", "holdout", "forced", "goal", "value", "action", "items",
+          "session", "extra"]
 
 
 @st.composite

@@ -5,7 +5,7 @@ import json
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.decisions.decide import choose_variation
-from server.wire.ids import EVENT_ID_RE, KEY_RE, VISITOR_ID_RE
+from server.wire.ids import EVENT_ID_RE, KEY_RE, PRODUCT_ID_RE, VISITOR_ID_RE
 from server.wire.schemas import by_path, schema
 from server.wire.schemas import problems as schema_problems
 
@@ -15,11 +15,15 @@ _EVENT = _SCHEMA["$defs"]["event"]["properties"]
 MAX_EVENTS = _SCHEMA["properties"]["events"]["maxItems"]
 MAX_VERSION = _EVENT["version"]["maximum"]
 MIN_TS, MAX_TS = _EVENT["ts"]["minimum"], _EVENT["ts"]["maximum"]
-EVENT_FIELDS = {kind: frozenset(_SCHEMA["$defs"][kind]["properties"]) for kind in ("exposure", "conversion")}
+EVENT_FIELDS = {kind: frozenset(_SCHEMA["$defs"][kind]["properties"]) for kind in ("exposure", "conversion", "item")}
 MIN_VALUE = _SCHEMA["$defs"]["conversion"]["properties"]["value"]["minimum"]  # finite: the shape; the site's
 MAX_VALUE = _SCHEMA["$defs"]["conversion"]["properties"]["value"]["maximum"]  # bounds are checked in verify
 DEFAULT_MAX_VALUE = 100_000  # a conversion's value is at most the site's settings.max_value, this by default
 UNVERIFIABLE = object()  # what load_bundle returns for a stored version whose signature does not verify
+ITEM = _SCHEMA["$defs"]["item"]["properties"]
+ITEM_ACTIONS = frozenset(ITEM["action"]["enum"])
+MAX_EVENT_ITEMS = ITEM["items"]["maxItems"]
+MAX_SESSION = ITEM["session"]["maximum"]
 
 
 class BatchInvalid(ValueError):
@@ -79,6 +83,8 @@ _key_ok = KEY_RE.match
 _BATCH_FIELDS = frozenset(_SCHEMA["properties"])
 _EXPOSURE_FIELDS = EVENT_FIELDS["exposure"]
 _CONVERSION_FIELDS = EVENT_FIELDS["conversion"]
+_ITEM_FIELDS = EVENT_FIELDS["item"]
+_product_id_ok = PRODUCT_ID_RE.match
 
 
 def _valid_batch(body):
@@ -93,23 +99,33 @@ def _valid_batch(body):
         if type(e) is not dict:
             return False
         get = e.get
-        event_id, version, ts, forced = get("id"), get("version"), get("ts"), get("forced", False)
+        event_id, ts, forced = get("id"), get("ts"), get("forced", False)
         if not (type(event_id) is str and _event_id_ok(event_id) and event_id not in seen
-                and type(version) is int and 1 <= version <= MAX_VERSION
                 and type(ts) is int and MIN_TS <= ts <= MAX_TS and (forced is False or forced is True)):
             return False
         seen.add(event_id)
-        kind = get("type")
+        kind, version = get("type"), get("version")
         if kind == "exposure":
             campaign, variation, holdout = get("campaign"), get("variation"), get("holdout", False)
-            if not (e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _key_ok(campaign)
+            if not (type(version) is int and 1 <= version <= MAX_VERSION
+                    and e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _key_ok(campaign)
                     and (variation is None if holdout is True
                          else holdout is False and type(variation) is str and _key_ok(variation))):
                 return False
         elif kind == "conversion":
             goal, value = get("goal"), get("value", 0)
-            if not (e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _key_ok(goal)
+            if not (type(version) is int and 1 <= version <= MAX_VERSION
+                    and e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _key_ok(goal)
                     and (type(value) is int or type(value) is float) and MIN_VALUE <= value <= MAX_VALUE):
+                return False
+        elif kind == "item":
+            action, items, session = get("action"), get("items"), get("session", 0)
+            if not (e.keys() <= _ITEM_FIELDS and type(action) is str and action in ITEM_ACTIONS
+                    and type(items) is list
+                    and ("version" not in e or type(version) is int and 1 <= version <= MAX_VERSION)
+                    and 1 <= len(items) <= MAX_EVENT_ITEMS
+                    and all(type(i) is str and _product_id_ok(i) for i in items)
+                    and type(session) is int and 0 <= session <= MAX_SESSION):
                 return False
         else:
             return False
@@ -234,6 +250,8 @@ def verify_against_bundles(events, visitor_id, load_bundle, cache=None):
     buckets = _Buckets(visitor_id)
     memo, id_utf8 = buckets.memo, buckets.id_utf8
     for i, event in enumerate(events):
+        if event["type"] == "item":
+            continue  # a recommendation signal names no campaign nor goal: nothing to verify
         version = event["version"]
         found = versions.get(version, versions)
         if found is versions:

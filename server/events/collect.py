@@ -8,6 +8,7 @@ from flask import current_app
 from server.cache import app_cache
 from server.configs import publishing
 from server.events.batch import UNVERIFIABLE, verify_against_bundles
+from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 
 ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
@@ -60,6 +61,12 @@ def ingest(site, visitor_id, events):
     if alone:
         refused = {int(p["path"].split("/")[2]) for p in alone}
         events = [e for i, e in enumerate(events) if i not in refused]
+    signals = [e for e in events if e["type"] == "item"]
+    if signals:  # recommendation signals (server/recs), apart from results' events
+        events = [e for e in events if e["type"] != "item"]
+        signals = [e for e in signals if not e.get("forced")]
+        if signals:
+            get_store().record_interactions(site, interaction_rows(visitor_id, signals))
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
     if counted:
         for event, body in zip(counted, _bodies(counted)):

@@ -3,6 +3,9 @@ from dataclasses import dataclass
 
 VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, announced or not
 DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what keys from before names became
+# CUPED's covariates, in this order wherever a counter holds one number per covariate: what the
+# visitor did before their first exposure to the campaign (docs/DESIGN.md "Results").
+PRE_EXPOSURE_COVARIATES = ("visits", "pageviews")
 
 
 class SiteExists(Exception):
@@ -94,7 +97,17 @@ class Store:
 
     def counters(self, site):
         """[{campaign, variation (None for holdout), goal (None for visitors), visitors,
-        conversions, revenue, revenue_sq}] for every counter of the site."""
+        conversions, revenue, revenue_sq}] for every counter of the site.
+
+        Sums that later events will carry, read by results when a row has them (absent until the
+        write path records them; docs/DESIGN.md "Results"):
+        - order ids (goal rows): `orders` (distinct orders), `orders_sq` (sum over visitors of
+          their orders squared), `revenue_orders` (sum over visitors of revenue x orders);
+        - pre-exposure covariates x (PRE_EXPOSURE_COVARIATES, stored with the visitor's
+          assignment at the first exposure): on the visitors row `pre_sum` [k] (sum of x) and
+          `pre_products` [k][k] (sum of x x^T); on goal rows `pre_conversions` [k] (sum of x over
+          the visitors who converted) and `pre_revenue` [k] (x times each conversion's value,
+          added as revenue is)."""
         raise NotImplementedError
 
     def count_rejections(self, site, counts):
@@ -103,6 +116,78 @@ class Store:
 
     def rejections(self, site):
         """{reason: n} of every event refused for the site."""
+        raise NotImplementedError
+
+    # catalogue: products as JSON strings keyed by their id (server/catalog validates them)
+    def upsert_products(self, site, products, mark=None):
+        """Store [(id, json)], replacing products with the same id. With `mark` (a full import),
+        the ids are also noted under it for delete_products_unmarked. Returns how many."""
+        raise NotImplementedError
+
+    def delete_products(self, site, ids):
+        """Remove these products; returns how many existed."""
+        raise NotImplementedError
+
+    def delete_products_unmarked(self, site, mark):
+        """End of a full import: remove every product not stored under `mark` and forget the
+        mark; returns how many were removed."""
+        raise NotImplementedError
+
+    def get_products(self, site, ids):
+        """{id: json} of the ids that exist."""
+        raise NotImplementedError
+
+    def list_products(self, site, after="", limit=100):
+        """[(id, json)] of products whose id sorts after `after` (byte order), at most `limit`."""
+        raise NotImplementedError
+
+    def count_products(self, site):
+        raise NotImplementedError
+
+    # interactions: item views, carts and purchases (collect) and imported orders, for recommendations
+    def record_interactions(self, site, rows):
+        """Append [(key, ts, who, basket, action, items_json)], skipping keys already recorded
+        (event ids, "o:<order_id>"); returns how many were new. Marks the site's signals as changed."""
+        raise NotImplementedError
+
+    def interactions(self, site, since_ts):
+        """Iterate (ts, who, basket, action, items_json) of every interaction with ts >= since_ts."""
+        raise NotImplementedError
+
+    # recommendation rankings, built by server/recs/build.py and read per request
+    def write_rankings(self, site, rankings, built_at):
+        """Replace the site's rankings with the (name, json) pairs of the iterable `rankings`
+        (names not given are removed) and note that they were built from inputs as of `built_at`."""
+        raise NotImplementedError
+
+    def rankings(self, site, names):
+        """{name: json} of the named rankings that exist."""
+        raise NotImplementedError
+
+    def touch_recs_inputs(self, site, kind):
+        """Note that the site's recommendation inputs changed now: kind "imports" (catalogue,
+        orders: rebuild soon) or "signals" (browser interactions: rebuild on schedule)."""
+        raise NotImplementedError
+
+    def recs_status(self, site):
+        """{"imports_at", "signals_at", "built_at"}: epoch seconds or None."""
+        raise NotImplementedError
+
+    def save_merchandising(self, site, rules_json):
+        raise NotImplementedError
+
+    def get_merchandising(self, site):
+        """The site's merchandising rules JSON, or None."""
+        raise NotImplementedError
+
+    # locks: one holder at a time across every process and node using this store
+    def acquire_lock(self, name, owner, ttl_s):
+        """Take the lock `name` for `owner` for ttl_s seconds (again, if `owner` holds it);
+        False when someone else holds it. An expired lock is free."""
+        raise NotImplementedError
+
+    def release_lock(self, name, owner):
+        """Free the lock if `owner` holds it; returns whether it did."""
         raise NotImplementedError
 
     # serving: what changes when a version is published, rate-limit windows, outages

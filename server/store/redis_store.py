@@ -18,6 +18,15 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout),
                                                "r\\0<campaign>\\0<goal>" -> that visitor's revenue
     vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" -> number
+    vitrina:{<site>}:catalog           zset    every product id, score 0 (id order, for paging)
+    vitrina:{<site>}:p:<id>            string  one product's JSON (a key per product: no giant key)
+    vitrina:{<site>}:catalog:mark:<m>  zset    ids stored by a running full import (dropped at its end)
+    vitrina:{<site>}:interactions      stream  ts, who, basket, action, items (MAXLEN ~ interactions_maxlen)
+    vitrina:{<site>}:rk:<name>         string  one ranking's JSON (a key per item and list)
+    vitrina:{<site>}:rk                set     names of the current rankings (rk-building while written)
+    vitrina:{<site>}:recs              hash    imports_at, signals_at, built_at
+    vitrina:{<site>}:merchandising     string  merchandising rules JSON
+    vitrina:lock:<name>                string  the holder (PX ttl)
 
 The stream is the raw event log for export and replay; it is trimmed approximately to
 `stream_maxlen` entries per site (default one million), oldest first. Results never read it:
@@ -214,6 +223,46 @@ return fresh
 """
 
 
+# KEYS: seen, interactions, recs   ARGV: maxlen, now, then 6 per row: key ts who basket action items
+# Appends the rows whose key is new (the seen set is shared with collect's event ids; orders use
+# "o:<order_id>", which no event id can be). Returns how many were new.
+RECORD_INTERACTIONS = """
+local new = 0
+for i = 3, #ARGV, 6 do
+  if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'ts', ARGV[i + 1], 'who', ARGV[i + 2],
+               'basket', ARGV[i + 3], 'action', ARGV[i + 4], 'items', ARGV[i + 5])
+    new = new + 1
+  end
+end
+if new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
+return new
+"""
+
+# KEYS: lock   ARGV: owner, ttl_ms. Takes a free lock, or extends one the owner holds.
+ACQUIRE_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS: lock   ARGV: owner
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+INTERACTIONS_MAXLEN = 2_000_000
+CHUNK = 1000  # keys per MGET/DEL, members per ZADD/ZREM
+
+
+def _chunks(items, size=CHUNK):
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 def connect(url):
     """A redis-py client for redis://, rediss://, unix:// or redis+cluster:// URLs."""
     if url.startswith("redis+cluster://"):
@@ -274,12 +323,16 @@ class RedisStore(Store):
                    redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
                    redis.exceptions.RedisClusterException)
 
-    def __init__(self, url, stream_maxlen=STREAM_MAXLEN):
+    def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN):
         self.r = connect(url)
         self.stream_maxlen = stream_maxlen
+        self.interactions_maxlen = interactions_maxlen
         self._add_version = self.r.register_script(ADD_VERSION)
         self._record = self.r.register_script(RECORD_EVENTS)
         self._touch_key = self.r.register_script(TOUCH_KEY)
+        self._record_interactions = self.r.register_script(RECORD_INTERACTIONS)
+        self._acquire_lock = self.r.register_script(ACQUIRE_LOCK)
+        self._release_lock = self.r.register_script(RELEASE_LOCK)
         self._watch = _VersionWatch(self.r)
         self._upgraded = False
 
@@ -453,6 +506,138 @@ class RedisStore(Store):
 
     def rejections(self, site):
         return {k: int(v) for k, v in sorted(self.r.hgetall(self._k(site, "rejections")).items())}
+
+    # catalogue
+    def upsert_products(self, site, products, mark=None):
+        products = list(products)
+        pipe = self.r.pipeline(transaction=False)
+        for part in _chunks(products):
+            self._set_many(pipe, {self._k(site, f"p:{pid}"): body for pid, body in part})
+            members = {pid: 0 for pid, _ in part}
+            pipe.zadd(self._k(site, "catalog"), members)
+            if mark is not None:
+                pipe.zadd(self._k(site, f"catalog:mark:{mark}"), members)
+        pipe.execute()
+        return len(products)
+
+    def _set_many(self, pipe, values):
+        """SET each key: one MSET (keys of one site share a slot), except in a cluster pipeline,
+        which refuses multi-key commands."""
+        if isinstance(self.r, redis.cluster.RedisCluster):
+            for key, value in values.items():
+                pipe.set(key, value)
+        else:
+            pipe.mset(values)
+
+    def delete_products(self, site, ids):
+        ids = list(dict.fromkeys(ids))
+        deleted = 0
+        for part in _chunks(ids):
+            deleted += self.r.zrem(self._k(site, "catalog"), *part)
+            self.r.delete(*(self._k(site, f"p:{pid}") for pid in part))
+        return deleted
+
+    def delete_products_unmarked(self, site, mark):
+        mark_key = self._k(site, f"catalog:mark:{mark}")
+        stale = self.r.zdiff([self._k(site, "catalog"), mark_key])
+        deleted = self.delete_products(site, stale)
+        self.r.delete(mark_key)
+        return deleted
+
+    def _values(self, site, prefix, names):
+        """{name: value} of the existing keys `prefix + name` of the site."""
+        found = {}
+        for part in _chunks(dict.fromkeys(names)):
+            for name, value in zip(part, self.r.mget([self._k(site, prefix + name) for name in part])):
+                if value is not None:
+                    found[name] = value
+        return found
+
+    def get_products(self, site, ids):
+        return self._values(site, "p:", ids)
+
+    def list_products(self, site, after="", limit=100):
+        ids = self.r.zrangebylex(self._k(site, "catalog"), f"({after}" if after else "-", "+", start=0, num=limit)
+        found = self.get_products(site, ids)
+        return [(pid, found[pid]) for pid in ids if pid in found]
+
+    def count_products(self, site):
+        return self.r.zcard(self._k(site, "catalog"))
+
+    # interactions
+    def record_interactions(self, site, rows):
+        new = 0
+        keys = [self._k(site, "seen"), self._k(site, "interactions"), self._k(site, "recs")]
+        for part in _chunks(rows, 500):
+            args = [self.interactions_maxlen, repr(time.time())]
+            for key, ts, who, basket, action, items in part:
+                args += [key, repr(float(ts)), who, basket, action, items]
+            new += int(self._record_interactions(keys=keys, args=args))
+        return new
+
+    def interactions(self, site, since_ts):
+        key, start = self._k(site, "interactions"), "-"
+        while True:
+            entries = self.r.xrange(key, start, "+", count=10_000)
+            for _, fields in entries:
+                ts = float(fields["ts"])
+                if ts >= since_ts:
+                    yield ts, fields["who"], fields["basket"], fields["action"], fields["items"]
+            if len(entries) < 10_000:
+                return
+            start = "(" + entries[-1][0]
+
+    # rankings
+    def write_rankings(self, site, rankings, built_at):
+        names_key, fresh_key = self._k(site, "rk"), self._k(site, "rk-building")
+        self.r.delete(fresh_key)
+        batch = []
+        for ranking in rankings:
+            batch.append(ranking)
+            if len(batch) == CHUNK:
+                self._write_ranking_batch(site, fresh_key, batch)
+                batch = []
+        self._write_ranking_batch(site, fresh_key, batch)
+        stale = self.r.sdiff([names_key, fresh_key])
+        for part in _chunks(stale):
+            self.r.delete(*(self._k(site, f"rk:{name}") for name in part))
+        if self.r.exists(fresh_key):
+            self.r.rename(fresh_key, names_key)
+        else:
+            self.r.delete(names_key)
+        self.r.hset(self._k(site, "recs"), "built_at", repr(float(built_at)))
+
+    def _write_ranking_batch(self, site, fresh_key, batch):
+        if batch:
+            pipe = self.r.pipeline(transaction=False)
+            self._set_many(pipe, {self._k(site, f"rk:{name}"): body for name, body in batch})
+            pipe.sadd(fresh_key, *(name for name, _ in batch))
+            pipe.execute()
+
+    def rankings(self, site, names):
+        return self._values(site, "rk:", names)
+
+    def touch_recs_inputs(self, site, kind):
+        if kind not in ("imports", "signals"):
+            raise ValueError(f"unknown input kind {kind!r}")
+        self.r.hset(self._k(site, "recs"), f"{kind}_at", repr(time.time()))
+
+    def recs_status(self, site):
+        values = self.r.hmget(self._k(site, "recs"), ["imports_at", "signals_at", "built_at"])
+        return {name: None if v is None else float(v) for name, v in zip(("imports_at", "signals_at", "built_at"), values)}
+
+    def save_merchandising(self, site, rules_json):
+        self.r.set(self._k(site, "merchandising"), rules_json)
+
+    def get_merchandising(self, site):
+        return self.r.get(self._k(site, "merchandising"))
+
+    # locks
+    def acquire_lock(self, name, owner, ttl_s):
+        return self._acquire_lock(keys=[f"vitrina:lock:{name}"], args=[owner, max(1, int(ttl_s * 1000))]) == 1
+
+    def release_lock(self, name, owner):
+        return self._release_lock(keys=[f"vitrina:lock:{name}"], args=[owner]) == 1
 
     # serving
     def version_token(self):

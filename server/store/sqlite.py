@@ -43,7 +43,20 @@ CREATE TABLE IF NOT EXISTS counters (
   PRIMARY KEY (site, campaign, variation, goal));
 CREATE TABLE IF NOT EXISTS rejections (
   site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
+CREATE TABLE IF NOT EXISTS products (
+  site TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, mark TEXT, PRIMARY KEY (site, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS interactions (
+  site TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL, who TEXT NOT NULL, basket TEXT NOT NULL,
+  action TEXT NOT NULL, items TEXT NOT NULL, PRIMARY KEY (site, key));
+CREATE INDEX IF NOT EXISTS interactions_by_time ON interactions (site, ts);
+CREATE TABLE IF NOT EXISTS rankings (
+  site TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (site, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS recs_status (
+  site TEXT PRIMARY KEY, imports_at REAL, signals_at REAL, built_at REAL);
+CREATE TABLE IF NOT EXISTS merchandising (site TEXT PRIMARY KEY, rules TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
 """
+CHUNK = 500  # ids per IN (...) query: below SQLite's bound on host parameters
 
 
 def _name_legacy_keys(db):
@@ -283,6 +296,119 @@ class SQLiteStore(Store):
 
     def rejections(self, site):
         return dict(self._db().execute("SELECT reason, count FROM rejections WHERE site=? ORDER BY reason", (site,)))
+
+    # catalogue
+    def upsert_products(self, site, products, mark=None):
+        rows = [(site, pid, body, mark) for pid, body in products]
+        with self._tx() as db:
+            db.executemany("INSERT INTO products VALUES (?, ?, ?, ?) ON CONFLICT(site, id) DO UPDATE SET "
+                           "body=excluded.body, mark=excluded.mark", rows)
+        return len(rows)
+
+    def delete_products(self, site, ids):
+        deleted = 0
+        with self._tx() as db:
+            for pid in dict.fromkeys(ids):
+                deleted += db.execute("DELETE FROM products WHERE site=? AND id=?", (site, pid)).rowcount
+        return deleted
+
+    def delete_products_unmarked(self, site, mark):
+        with self._tx() as db:
+            return db.execute("DELETE FROM products WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
+
+    def _rows_by_key(self, table, column, site, keys):
+        """{key: body} of the site's rows of `table` whose `column` is one of `keys`."""
+        keys = list(dict.fromkeys(keys))
+        if len(keys) == 1:  # the common case, without building an IN list
+            row = self._db().execute(f"SELECT body FROM {table} WHERE site=? AND {column}=?", (site, keys[0])).fetchone()
+            return {keys[0]: row[0]} if row else {}
+        found = {}
+        for start in range(0, len(keys), CHUNK):
+            part = keys[start:start + CHUNK]
+            found.update(self._db().execute(
+                f"SELECT {column}, body FROM {table} WHERE site=? AND {column} IN ({','.join('?' * len(part))})",
+                (site, *part)))
+        return found
+
+    def get_products(self, site, ids):
+        return self._rows_by_key("products", "id", site, ids)
+
+    def list_products(self, site, after="", limit=100):
+        return self._db().execute("SELECT id, body FROM products WHERE site=? AND id>? ORDER BY id LIMIT ?",
+                                  (site, after, limit)).fetchall()
+
+    def count_products(self, site):
+        return self._db().execute("SELECT COUNT(*) FROM products WHERE site=?", (site,)).fetchone()[0]
+
+    # interactions
+    def record_interactions(self, site, rows):
+        new = 0
+        with self._tx() as db:
+            for key, ts, who, basket, action, items in rows:
+                new += db.execute("INSERT OR IGNORE INTO interactions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                  (site, key, ts, who, basket, action, items)).rowcount
+            if new:
+                self._touch(db, site, "signals")
+        return new
+
+    def interactions(self, site, since_ts):
+        cursor = self._db().execute("SELECT ts, who, basket, action, items FROM interactions WHERE site=? AND ts>=?",
+                                    (site, since_ts))
+        while True:
+            rows = cursor.fetchmany(10_000)
+            if not rows:
+                return
+            yield from rows
+
+    # rankings
+    def write_rankings(self, site, rankings, built_at):
+        with self._tx() as db:
+            db.execute("DELETE FROM rankings WHERE site=?", (site,))
+            db.executemany("INSERT INTO rankings VALUES (?, ?, ?)", ((site, name, body) for name, body in rankings))
+            self._touch(db, site, "built", built_at)
+
+    def rankings(self, site, names):
+        return self._rows_by_key("rankings", "name", site, names)
+
+    @staticmethod
+    def _touch(db, site, kind, at=None):
+        column = {"imports": "imports_at", "signals": "signals_at", "built": "built_at"}[kind]
+        db.execute(f"INSERT INTO recs_status (site, {column}) VALUES (?, ?) "
+                   f"ON CONFLICT(site) DO UPDATE SET {column}=excluded.{column}", (site, time.time() if at is None else at))
+
+    def touch_recs_inputs(self, site, kind):
+        if kind not in ("imports", "signals"):
+            raise ValueError(f"unknown input kind {kind!r}")
+        with self._tx() as db:
+            self._touch(db, site, kind)
+
+    def recs_status(self, site):
+        row = self._db().execute("SELECT imports_at, signals_at, built_at FROM recs_status WHERE site=?",
+                                 (site,)).fetchone() or (None, None, None)
+        return dict(zip(("imports_at", "signals_at", "built_at"), row))
+
+    def save_merchandising(self, site, rules_json):
+        with self._tx() as db:
+            db.execute("INSERT INTO merchandising VALUES (?, ?) ON CONFLICT(site) DO UPDATE SET rules=excluded.rules",
+                       (site, rules_json))
+
+    def get_merchandising(self, site):
+        row = self._db().execute("SELECT rules FROM merchandising WHERE site=?", (site,)).fetchone()
+        return row[0] if row else None
+
+    # locks
+    def acquire_lock(self, name, owner, ttl_s):
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT owner, expires_at FROM locks WHERE name=?", (name,)).fetchone()
+            if row and row[0] != owner and row[1] > now:
+                return False
+            db.execute("INSERT OR REPLACE INTO locks VALUES (?, ?, ?)", (name, owner, now + ttl_s))
+            return True
+
+    def release_lock(self, name, owner):
+        with self._tx() as db:
+            return db.execute("DELETE FROM locks WHERE name=? AND owner=?", (name, owner)).rowcount == 1
 
     # serving
     def version_token(self):

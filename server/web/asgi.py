@@ -16,6 +16,7 @@ from server.delivery import serving
 from server.delivery.sdk_asset import sdk_mtime
 from server.store import get_store
 from server.web.access_log import AccessLog
+from server.web.catalog_api import body_limit
 
 SDK_PATH = "/sdk/vitrina.min.js"
 SITE_ROUTES = {"tag.js": serving.tag, "bundle.json": serving.bundle_json}
@@ -40,7 +41,7 @@ class VitrinaASGI:
     def __init__(self, flask_app):
         self.flask_app = flask_app
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS, send_queue_size=FLASK_SEND_QUEUE)
-        self.max_body = flask_app.config["MAX_CONTENT_LENGTH"]
+        self.body_limit = body_limit(flask_app.config)  # path -> the largest body Flask will read
         self.access_log = AccessLog()
         self._replies = None  # made on first use, in the forked worker
         hops = flask_app.config["VITRINA_PROXY_HOPS"]
@@ -148,9 +149,10 @@ class VitrinaASGI:
         a slow upload holds no Flask thread and an aborted one never reaches Flask (None). A body
         declared larger than the limit is not read at all: Flask refuses it from Content-Length.
         Returns a `receive` that replays what was read."""
+        limit = self.body_limit(scope["path"])
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > self.max_body:
+                if value.isdigit() and int(value) > limit:
                     return receive
                 break
         messages, size = [], 0
@@ -160,8 +162,13 @@ class VitrinaASGI:
                 return None  # http.disconnect
             messages.append(message)
             size += len(message.get("body", b""))
-            if not message.get("more_body") or size > self.max_body:
+            if not message.get("more_body") or size > limit:
                 break
+        if any(name == b"transfer-encoding" for name, _ in scope["headers"]):
+            # A chunked body, now read (or read past the limit): Flask gets its length, as WSGI
+            # gives no other way to say where a body ends (and refuses one past the limit from it).
+            scope["headers"] = [(n, v) for n, v in scope["headers"] if n not in (b"transfer-encoding", b"content-length")]
+            scope["headers"].append((b"content-length", str(size).encode()))
         messages.reverse()
 
         async def replay():
