@@ -47,7 +47,7 @@ def test_no_layout_shift_with_the_context_script(new_context, geo_server):
 
 BUSY = {
     "campaigns": [{"key": "busy-ab", "type": "experiment", "status": "live", "pages": {"page.path": "/busy.html"},
-                   "cap": {"per_visitor": 3},
+                   "cap": {"per_visitor": 3}, "goals": ["add_to_cart"],
                    "variations": [{"key": "a", "actions": [{"selector": "#busy-title", "text": "Title A"}]},
                                   {"key": "b", "actions": [{"selector": "#busy-title", "text": "Title B"}]}]}],
     "goals": {"add_to_cart": {"click": "#buy"}},
