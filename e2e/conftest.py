@@ -24,9 +24,9 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from server import create_app
-from server.web.auth import hash_key, new_api_key
 from server.demo.shop import make_shop_server, serve_in_thread
 from server.store import get_store
+from server.web.auth import hash_key, new_api_key
 from tests.servers import REPO, free_port, gunicorn_server, redis_server
 
 from .pageutil import CONFIG, PAGES
