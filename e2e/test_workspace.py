@@ -145,6 +145,16 @@ def test_a_new_owner_builds_previews_publishes_rolls_back_and_reads_results(page
     answer = http("GET", f"{vitrina.server_url}/v1/sites/{site.name}/preview.json?token={query['vitrina_preview'][0]}")
     assert answer.status == 200 and answer.json()["force"] == {"hero-news": "promo"}
     assert [c["key"] for c in answer.json()["bundle"]["campaigns"]] == ["hero-news"]  # the draft, not what is live
+    # The link on the shop: the draft's variation, forced, shown by the tag; nothing counted.
+    phone = browser.new_context(viewport={"width": 390, "height": 800})
+    previewed = phone.new_page()
+    previewed.goto(href)
+    wait_for_ready(previewed)
+    expect(previewed.locator(HERO)).to_have_text(PROMO)  # live (version 1) has no campaign at all
+    previewed.goto("about:blank")
+    phone.close()
+    time.sleep(1)  # what a page sends on leaving lands within this
+    assert site.results().rejected() == {}  # the preview sent nothing (its version is no published one)
     # Which campaigns would this visitor get, with every reason.
     page.get_by_label("Decide with").select_option("draft")
     page.get_by_label("UTM source").fill("NewsLetter")
