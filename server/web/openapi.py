@@ -27,6 +27,8 @@ JS = "application/javascript"
 OPERATIONS = [
     ("get", "/v1/sites/{site}/tag.js", "The tag: the SDK and the latest published bundle", None, None,
      {200: ("the script", {"type": "string"}, JS), 304: ("not modified", None, None), 404: None, 503: None}),
+    ("get", "/v1/sites/{site}/context.js", "This visitor's server-resolved context, as a script before the tag", None,
+     None, {200: ("the script", {"type": "string"}, JS), 404: None}),
     ("get", "/v1/sites/{site}/bundle.json", "The latest signed bundle", None, None,
      {200: ("{bundle, signature}", {"type": "object", "required": ["bundle", "signature"]}, JSON), 304: ("not modified", None, None),
       404: None, 503: None}),
