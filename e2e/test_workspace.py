@@ -6,6 +6,7 @@ serious on any page; the audit log lists each step. Screenshots go to test-resul
 import csv
 import io
 import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
