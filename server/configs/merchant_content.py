@@ -212,7 +212,10 @@ def css_problems(css, stylesheet):
     problems = []
     if stylesheet and "</style" in css.lower():
         problems.append("a stylesheet may not contain </style")
-    tokens = tinycss2.parse_component_value_list(css, skip_comments=True)
+    try:
+        tokens = tinycss2.parse_component_value_list(css, skip_comments=True)
+    except ValueError:  # a number of more than 4300 digits: Python refuses to read it (int_max_str_digits)
+        return problems + ["CSS syntax error: a number too long to read"]
     for url in _urls(tokens):
         problem = url_problem(url)
         if problem:
