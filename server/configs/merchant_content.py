@@ -70,9 +70,19 @@ def _cleaner():
     )
 
 
+MAX_SANITISE_PASSES = 4
+
+
 def sanitise_html(markup):
-    """(sanitised HTML, [what was removed, one sentence each])."""
-    clean = _cleaner().clean(markup)
+    """(sanitised HTML, [what was removed, one sentence each]). Sanitised again until it stops
+    changing: a tree the parser builds can serialise to markup that parses into another tree (an
+    <a> inside an <a>, moved out of a table), and what is published must read back as itself."""
+    clean = markup
+    for _ in range(MAX_SANITISE_PASSES):
+        cleaner = _cleaner().clean(clean)
+        if cleaner == clean:
+            break
+        clean = cleaner
     return clean, _removed(markup, clean) if clean != markup else []
 
 
