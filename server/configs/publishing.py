@@ -17,7 +17,9 @@ from server.configs.signing import (
 )
 from server.configs.validation import parse_config, review_config
 from server.errors import APIError
-from server.store import get_store
+from server.store import UNAVAILABLE, get_store, site_exists
+
+_MISSING = object()
 
 
 class VersionUnverifiable(APIError):
@@ -93,7 +95,8 @@ def _load(site, version):
                       "was checked with the keys the server started with")
     entry = cache.get((site, version))
     if entry is None:
-        row = get_store().get_version(site, version)
+        store = get_store()
+        row = store.outage.call(store.get_version, site, version)
         if row is None:
             return None
         _, payload, signature, _ = row
@@ -114,9 +117,40 @@ def latest_versions():
 
 
 def latest(site):
-    """The newest Version, verified; None if nothing is published. No store read per call."""
-    version = latest_versions().get(site)
-    return None if version is None else _load(site, version)
+    """The newest Version, verified; None if nothing is published. No store read per call.
+
+    Stale-if-error: when the store cannot be asked (unreachable, or asked lately in vain, or
+    this is the event loop, which never waits on it), the Version this process last served for
+    the site; the store's error when it served none yet. While the store is away, that Version
+    stands as the latest until the token next moves, so memory answers without asking again."""
+    served = app_cache("last served versions", 4096, "nothing: each entry is replaced by the next one served; "
+                       "they are what is served while the store cannot be asked")
+    versions = latest_versions()
+    try:
+        version = versions.get(site)
+        entry = None if version is None else _load(site, version)
+    except UNAVAILABLE:
+        entry = served.get(site, _MISSING)
+        if entry is _MISSING:
+            raise
+        if get_store().outage.away:
+            versions.remember(site, entry and entry.version)
+        return entry
+    if served.get(site, _MISSING) is not entry:
+        served.put(site, entry)
+    return entry
+
+
+def in_memory(site):
+    """Whether the site's latest version is known without asking the store (the event loop's test)."""
+    return latest_versions().known(site)
+
+
+def refresh(site):
+    """Read what serving the site needs into memory: whether it exists, its latest version, that
+    version verified. Store reads, bounded by the store's timeout: never on the event loop."""
+    if site_exists(site):
+        latest(site)
 
 
 def load_latest(site):

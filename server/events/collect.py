@@ -32,8 +32,9 @@ class EventsRejected(Exception):
 
 
 def count_rejections(site, counts):
+    store = get_store()
     try:
-        get_store().count_rejections(site, counts)
+        store.outage.call(store.count_rejections, site, counts)
     except UNAVAILABLE as e:  # best effort: a refused batch must not turn into a 500
         current_app.logger.warning("could not count rejections for %s: %s", site, e)
 
@@ -61,17 +62,18 @@ def ingest(site, visitor_id, events):
     if alone:
         refused = {int(p["path"].split("/")[2]) for p in alone}
         events = [e for i, e in enumerate(events) if i not in refused]
+    store = get_store()  # asked through its outage guard: while it is away, the batch spools at once
     signals = [e for e in events if e["type"] == "item"]
     if signals:  # recommendation signals (server/recs), apart from results' events
         events = [e for e in events if e["type"] != "item"]
         signals = [e for e in signals if not e.get("forced")]
         if signals:
-            get_store().record_interactions(site, interaction_rows(visitor_id, signals))
+            store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals))
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
     if counted:
         for event, body in zip(counted, _bodies(counted)):
             event["_json"] = body
-        get_store().record_events(site, visitor_id, counted)
+        store.outage.call(store.record_events, site, visitor_id, counted)
     if alone:
         count_rejections(site, {ALONE: len(alone)})
     return alone
