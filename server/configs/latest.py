@@ -32,9 +32,13 @@ class LatestVersions:
 
     def get(self, site):
         found = self.cache.get(site, _MISSING)
-        if found is _MISSING:
-            found = self.cache.put(site, self.store.outage.call(self.store.latest_version, site))
-        return found
+        return self.read(site) if found is _MISSING else found
+
+    def read(self, site):
+        """Ask the store (through its outage guard), whatever the memo holds; memoise the answer
+        unless the token moved meanwhile (then it may predate a publish)."""
+        token_before = self.cache.current_token()
+        return self.cache.put_unless_moved(site, self.store.outage.call(self.store.latest_version, site), token_before)
 
     def known(self, site):
         """Whether the memo holds the site now: a read that needs no store."""

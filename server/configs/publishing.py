@@ -116,8 +116,9 @@ def latest_versions():
     return LatestVersions.of_app(get_store())
 
 
-def latest(site):
-    """The newest Version, verified; None if nothing is published. No store read per call.
+def latest(site, ask_store=False):
+    """The newest Version, verified; None if nothing is published. No store read per call
+    (`ask_store`: one whatever memory holds).
 
     Stale-if-error: when the store cannot be asked (unreachable, or asked lately in vain, or
     this is the event loop, which never waits on it), the Version this process last served for
@@ -127,7 +128,7 @@ def latest(site):
                        "they are what is served while the store cannot be asked")
     versions = latest_versions()
     try:
-        version = versions.get(site)
+        version = versions.read(site) if ask_store else versions.get(site)
         entry = None if version is None else _load(site, version)
     except UNAVAILABLE:
         entry = served.get(site, _MISSING)
@@ -136,8 +137,9 @@ def latest(site):
         if get_store().outage.away:
             versions.remember(site, entry and entry.version)
         return entry
-    if served.get(site, _MISSING) is not entry:
-        served.put(site, entry)
+    before = served.get(site, _MISSING)
+    if before is not entry and (before is _MISSING or before is None or (entry and entry.version > before.version)):
+        served.put(site, entry)  # only ever forward: a slow read finishing late must not bring back an older version
     return entry
 
 
@@ -148,9 +150,10 @@ def in_memory(site):
 
 def refresh(site):
     """Read what serving the site needs into memory: whether it exists, its latest version, that
-    version verified. Store reads, bounded by the store's timeout: never on the event loop."""
+    version verified. Store reads, bounded by the store's timeout (never on the event loop); while
+    the store is away, the one that finds out whether it is back, when one is due."""
     if site_exists(site):
-        latest(site)
+        latest(site, ask_store=True)
 
 
 def load_latest(site):

@@ -199,15 +199,18 @@ class Store:
     # serving: what changes when a version is published, rate-limit windows, outages
     UNAVAILABLE = (OSError,)  # exceptions meaning "cannot be reached right now", as opposed to a bug
 
+    AWAY_ON = UNAVAILABLE  # those of them after which the store is deemed away (its outage guard skips it)
+
     @cached_property
     def outage(self):
         """This process's view of whether the store answers (server/store/outage.py): request
         paths that can do without the store call it through `store.outage.call(...)`."""
-        return Outage(self.UNAVAILABLE)
+        return Outage(self.AWAY_ON)
 
     def version_token(self):
         """A value that changes whenever any site may have a new version: after announce_version
-        in any process using this store, and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
+        in any process using this store, when the store answers again after an outage
+        (`outage.returns`), and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
         raise NotImplementedError
 
     def announce_version(self, site):

@@ -38,11 +38,12 @@ def may_block():
 class Outage:
     """This process's view of the store: answering, or away since a moment (monotonic)."""
 
-    __slots__ = ("away_since", "_next_probe", "unavailable")
+    __slots__ = ("away_since", "returns", "_next_probe", "unavailable")
 
     def __init__(self, unavailable):
         self.unavailable = unavailable  # the backend's exceptions for "cannot be reached right now"
         self.away_since = None
+        self.returns = 0  # times the store answered again after being away: part of the version token
         self._next_probe = 0.0
 
     @property
@@ -73,9 +74,14 @@ class Outage:
         return result
 
     def failed(self):
+        now = time.monotonic()
         if self.away_since is None:
-            self.away_since = time.monotonic()
-            self._next_probe = self.away_since + PROBE_EVERY_S
+            self.away_since = now
+        self._next_probe = now + PROBE_EVERY_S  # counted from the end of a failed call: one at a time
 
     def answered(self):
-        self.away_since = None
+        if self.away_since is not None:
+            # Any site may have a new version now (published by a process that could reach the
+            # store): the version token moves, so memos are read again rather than after their tick.
+            self.returns += 1
+            self.away_since = None

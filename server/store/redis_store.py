@@ -335,6 +335,7 @@ class RedisStore(Store):
     UNAVAILABLE = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                    redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
                    redis.exceptions.RedisClusterException)
+    AWAY_ON = UNAVAILABLE
 
     def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN,
                  timeout_s=STORE_TIMEOUT_S):
@@ -655,7 +656,7 @@ class RedisStore(Store):
 
     # serving
     def version_token(self):
-        return self._watch.token()
+        return self._watch.token(), self.outage.returns
 
     def announce_version(self, site):
         self._watch.announce(site)

@@ -128,6 +128,9 @@ class _MemoryWindows:
 
 class SQLiteStore(Store):
     UNAVAILABLE = (OSError, sqlite3.OperationalError)
+    # A file on this machine is never away: a locked database is busy, and each call waits for
+    # the lock its busy timeout at most (WAL readers never wait for a writer).
+    AWAY_ON = ()
 
     def __init__(self, path, timeout_s=STORE_TIMEOUT_S):
         self.path = path
@@ -423,7 +426,7 @@ class SQLiteStore(Store):
     def version_token(self):
         if self._stamp is None:
             self._stamp = _VersionStamp(self.path)
-        return self._stamp.token()
+        return self._stamp.token(), self.outage.returns
 
     def announce_version(self, site):
         if self._stamp is None:

@@ -27,7 +27,7 @@ class OffLoopReads:
         self.timeout_s = flask_app.config["VITRINA_STORE_TIMEOUT_MS"] / 1000
         self._started = False
         self._executor = self._store = self._latest = None  # made on first use, in the forked worker
-        self._reading = {}  # site -> the future of its read in flight
+        self._reading = {}  # (site, version token) -> the future of its read in flight
 
     def start(self):
         """On the event loop's thread, before it serves."""
@@ -54,11 +54,12 @@ class OffLoopReads:
         self.start()
         if self._latest.known(site):
             return
-        loop = asyncio.get_running_loop()
-        reading = self._reading.get(site)
+        loop, token = asyncio.get_running_loop(), self._store.version_token()
+        reading = self._reading.get((site, token))
         if reading is None or reading.get_loop() is not loop:  # (another loop: a test's former one)
-            reading = self._reading[site] = loop.run_in_executor(self._executor, self._read, site)
-            reading.add_done_callback(lambda done: self._read_done(site, done))
+            # A read begun under an older token may predate a publish: this one starts afresh.
+            reading = self._reading[site, token] = loop.run_in_executor(self._executor, self._read, site)
+            reading.add_done_callback(lambda done: self._read_done((site, token), done))
         if self._store.outage.away:
             return
         try:
@@ -70,8 +71,8 @@ class OffLoopReads:
         with self.flask_app.app_context():
             publishing.refresh(site)
 
-    def _read_done(self, site, done):
-        if self._reading.get(site) is done:
-            del self._reading[site]
+    def _read_done(self, key, done):
+        if self._reading.get(key) is done:
+            del self._reading[key]
         if not done.cancelled():
             done.exception()  # retrieved: a failed read is the store's outage, already noted
