@@ -154,7 +154,8 @@ def _request(url, data=None, headers=None, method=None):
 def test_a_claim_of_a_worker_killed_mid_replay_is_taken_back_nothing_lost_nothing_twice(tmp_path):
     batches = 150
     with durable_redis() as (redis_url, start_redis, stop_redis, redis_process):
-        env = _env(tmp_path, VITRINA_REDIS_URL=redis_url)
+        # a long store timeout: the replayer that probes the hung store holds its claim long enough to be killed
+        env = _env(tmp_path, VITRINA_REDIS_URL=redis_url, VITRINA_STORE_TIMEOUT_MS="10000")
         setup = create_app(env=env)
         auth = make_site(setup, "shop")
         _publish(setup, auth)

@@ -130,9 +130,9 @@ def _redis_app(tmp_path, url, **env):
                            "VITRINA_SPOOL_DIR": str(tmp_path / "spool"), "VITRINA_RATE_CLIENT": "0", **env})
 
 
-def _publish(client, auth):
-    assert client.put("/api/v1/sites/shop/config", json=EXPERIMENT_CONFIG, headers=auth).status_code == 200
-    response = client.post("/api/v1/sites/shop/publish", headers=auth)
+def _publish(client, auth, site="shop"):
+    assert client.put(f"/api/v1/sites/{site}/config", json=EXPERIMENT_CONFIG, headers=auth).status_code == 200
+    response = client.post(f"/api/v1/sites/{site}/publish", headers=auth)
     assert response.status_code == 201
     return response.get_json()["version"]
 
@@ -147,6 +147,8 @@ def test_tag_and_bundle_come_from_memory_while_redis_is_down_and_recover(redis, 
     client = app.test_client()
     auth = make_site(app, "shop")
     make_site(app, "other")  # exists, but this process never served it
+    assert _publish(client, make_site(app, "collected"), "collected") == 1
+    assert client.post("/v1/sites/collected/collect", data=_batch(0)).status_code == 204  # verified version 1
     assert _publish(client, auth) == 1
     tag, bundle = client.get("/v1/sites/shop/tag.js"), client.get("/v1/sites/shop/bundle.json")
     assert STALE not in tag.headers and _version_of(tag.data) == 1
@@ -162,6 +164,9 @@ def test_tag_and_bundle_come_from_memory_while_redis_is_down_and_recover(redis, 
         time.sleep(0.4)
     # unmarked until this process finds the store away (at its first read after the tick), marked since
     assert marks[-1] == ("store-unreachable", "store-unreachable"), marks
+    # a site whose version this process verified for collect but never served: that version
+    served = client.get("/v1/sites/collected/tag.js")
+    assert (served.status_code, _version_of(served.data), served.headers[STALE]) == (200, 1, "store-unreachable")
     # a site this process never served: nothing in memory, so the error shape, at once
     missing, took = _elapsed(client.get, "/v1/sites/other/tag.js")
     assert missing.status_code == 503 and missing.get_json()["error"] == "store_unavailable" and took < HANG

@@ -108,7 +108,23 @@ def _load(site, version):
             raise VersionUnverifiable(503, "bundle_signature_invalid",
                            f"Version {version} of site '{site}' failed signature verification and is not served.") from None
         entry = cache.put((site, version), Version(site, json.loads(payload), signature))
+        _known_at_least(site, entry)  # it exists, so the latest is this one or a later one
     return entry
+
+
+def _newest_known():
+    return app_cache("newest known versions", 4096, "nothing: each entry only ever moves to a newer version; they "
+                     "are what is served while the store cannot be asked")
+
+
+def _known_at_least(site, entry):
+    """Note `entry` (a Version, or None: nothing published) as the site's newest known version,
+    unless a newer one is known: only ever forward, so a slow read finishing late, or collect
+    verifying an older version, never brings back an older one."""
+    newest = _newest_known()
+    before = newest.get(site, _MISSING)
+    if before is not entry and (before is _MISSING or before is None or (entry and entry.version > before.version)):
+        newest.put(site, entry)
 
 
 def latest_versions():
@@ -121,25 +137,23 @@ def latest(site, ask_store=False):
     (`ask_store`: one whatever memory holds).
 
     Stale-if-error: when the store cannot be asked (unreachable, or asked lately in vain, or
-    this is the event loop, which never waits on it), the Version this process last served for
-    the site; the store's error when it served none yet. While the store is away, that Version
-    stands as the latest until the token next moves, so memory answers without asking again."""
-    served = app_cache("last served versions", 4096, "nothing: each entry is replaced by the next one served; "
-                       "they are what is served while the store cannot be asked")
+    this is the event loop, which never waits on it), the newest Version this process knows of
+    the site (served, or verified for collect); the store's error when it knows none. While the
+    store is away, that Version stands as the latest until the token next moves, so memory
+    answers without asking again."""
     versions = latest_versions()
     try:
         version = versions.read(site) if ask_store else versions.get(site)
         entry = None if version is None else _load(site, version)
     except UNAVAILABLE:
-        entry = served.get(site, _MISSING)
+        entry = _newest_known().get(site, _MISSING)
         if entry is _MISSING:
             raise
         if get_store().outage.away:
             versions.remember(site, entry and entry.version)
         return entry
-    before = served.get(site, _MISSING)
-    if before is not entry and (before is _MISSING or before is None or (entry and entry.version > before.version)):
-        served.put(site, entry)  # only ever forward: a slow read finishing late must not bring back an older version
+    if entry is None:
+        _known_at_least(site, None)
     return entry
 
 

@@ -5,7 +5,8 @@ away instead of each waiting for a timeout; and the rule that the event loop nev
 A store call on such a path goes through `Outage.call`. A call that fails as unreachable (a
 backend's UNAVAILABLE: refused, reset, timed out) marks the store away; while it is away, calls
 raise StoreAway at once, except one every PROBE_EVERY_S, which tries the store and, when it
-answers, marks it back. While an event loop registered with `never_block_this_loop` (the ASGI
+answers, marks it back. Collect's calls never probe (a batch spools at once instead): the
+probes are the background reads of serving, the spool's replayer and /healthz. While an event loop registered with `never_block_this_loop` (the ASGI
 front's) runs, every call on its thread raises StoreAway at once: the loop reads memory only, and whatever
 memory lacks is read on another thread (server/web/off_loop.py)."""
 import asyncio
@@ -50,20 +51,20 @@ class Outage:
     def away(self):
         return self.away_since is not None
 
-    def _may_try(self):
-        if self.away_since is None:
-            return True
+    def _probe_due(self):
         now = time.monotonic()
         if now < self._next_probe:
             return False
         self._next_probe = now + PROBE_EVERY_S  # this caller probes; the others skip the store meanwhile
         return True
 
-    def call(self, method, *args):
-        """method(*args), a store call; StoreAway at once when it must not or need not be tried."""
+    def call(self, method, *args, probe=True):
+        """method(*args), a store call; StoreAway at once when it must not or need not be tried.
+        While the store is away, a call with `probe` tries it when a probe is due; one without
+        (collect's, which spools instead) never waits for it."""
         if not may_block():
             raise StoreAway("the event loop never waits on the store")
-        if not self._may_try():
+        if self.away_since is not None and not (probe and self._probe_due()):
             raise StoreAway("the store did not answer lately")
         try:
             result = method(*args)
