@@ -3,11 +3,13 @@ with the store up, in the same run (docs/DESIGN.md "Serving through a store outa
 
 `vitrina serve` (2 x cores workers) on a real redis-server; two wrk processes at once, one on
 tag.js (gzip) and one POSTing correctly bucketed collect batches (bench/collect.lua, the shared
-200-campaign workload), SECONDS each: first with Redis up, then with Redis stopped (SIGSTOP: the
-worst outage, as every call waits its timeout where a dead server refuses at once), then
-resumed (SIGCONT). While it is stopped, tag.js comes from memory and collect spools to disk;
-every answer must stay 2xx. Targets: tag.js p99 within 3x its figure with the store up, collect
-p99 under 100 ms, and no request, of either, near a second (the e2e test's hang bound)."""
+200-campaign workload): SECONDS with Redis up, then with Redis stopped (SIGSTOP: the worst
+outage, as every call waits its timeout where a dead server refuses at once), FINDING_SECONDS
+first (each worker finds the store away: what is in flight then waits the store's timeout once)
+and SECONDS after, then resumed (SIGCONT). While it is stopped, tag.js comes from memory and
+collect spools to disk; every answer must stay 2xx. Targets: p99 while stopped within 2x its
+figure with Redis up, and no request near a second (the e2e test's hang bound), the first
+seconds included."""
 import os
 import secrets
 import signal
@@ -16,7 +18,17 @@ from pathlib import Path
 
 from . import workload
 from .collect import _templates
-from .common import Row, create_site, gunicorn_server, log, publish, redis_server, server_env, temp_dir, wrk
+from .common import (
+    Row,
+    create_site,
+    gunicorn_server,
+    log,
+    publish,
+    redis_server,
+    server_env,
+    temp_dir,
+    wrk,
+)
 
 HERE = Path(__file__).resolve().parent
 SITE = "bench"

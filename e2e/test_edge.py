@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import time
@@ -197,6 +198,13 @@ def test_an_emergency_refresh_replaces_the_cached_tag_at_once_from_allowed_hosts
     for gzip_ok in (True, False):  # well within the max-age: every shopper now gets version 2
         _, headers, _, version = edge_server.tag(site, gzip_ok)
         assert (headers["x-cache-status"], version) == ("HIT", 2)
+    # the other way, for every site at once: empty the cache folder (a missing file is a miss)
+    site.publish(note_config("After the second rollback"))
+    for entry in (edge_server.edge.prefix / "cache").iterdir():
+        shutil.rmtree(entry)
+    for gzip_ok in (True, False):
+        _, headers, _, version = edge_server.tag(site, gzip_ok)
+        assert (headers["x-cache-status"], version) == ("MISS", 3)
 
 
 def test_the_visitor_address_cannot_be_forged_through_the_edge(edge_server):
