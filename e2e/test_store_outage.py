@@ -8,12 +8,13 @@ import signal
 import threading
 import time
 from http.client import HTTPConnection
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import EXPERIMENT_CONFIG
-from tests.servers import durable_redis
+from tests.servers import durable_redis, wait_for
 from tests.test_fault_tolerance import _batch
 
 from .conftest import Vitrina, _require_sdk
@@ -46,7 +47,7 @@ class Prober(threading.Thread):
 
     def _ask(self, what, method, path, body=None):
         connection = HTTPConnection(*self.host.split(":"), timeout=5)
-        started = time.monotonic()
+        phase, started = self.phase, time.monotonic()  # the phase the request began in
         try:
             connection.request(method, path, body=body, headers={"Content-Type": "text/plain"})
             response = connection.getresponse()
@@ -56,7 +57,7 @@ class Prober(threading.Thread):
             status = type(e).__name__
         finally:
             connection.close()
-        self.answers.append((self.phase, what, status, time.monotonic() - started))
+        self.answers.append((phase, what, status, time.monotonic() - started))
         return status
 
     def run(self):
@@ -71,6 +72,13 @@ class Prober(threading.Thread):
     def stop(self):
         self._done.set()
         self.join(10)
+
+
+def _stop(process):
+    """SIGSTOP, returning once the process is stopped (signals are delivered asynchronously)."""
+    process.send_signal(signal.SIGSTOP)
+    wait_for(lambda: Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T",
+             timeout=5, what="redis-server stopped")
 
 
 def _visit(new_context, site, tag_statuses):
@@ -93,16 +101,17 @@ def test_tag_and_collect_keep_answering_while_redis_is_killed_and_stopped(outage
     try:
         shown += [_visit(new_context, site, tag_statuses) for _ in range(2)]
 
-        prober.phase = "killed"
         outage_server.redis_process().kill()
         outage_server.redis_process().wait()
+        prober.phase = "killed"  # (set once it is: a request begun before may still have found it up)
         killed_until = time.monotonic() + 2.5  # past the version token's tick: the workers find it away
         while time.monotonic() < killed_until:
             shown.append(_visit(new_context, site, tag_statuses))
+        prober.phase = "restarted"
         outage_server.start_redis()
 
+        _stop(outage_server.redis_process())
         prober.phase = "stopped"
-        outage_server.redis_process().send_signal(signal.SIGSTOP)
         try:
             stopped_until = time.monotonic() + 3
             while time.monotonic() < stopped_until:

@@ -125,13 +125,18 @@ def nginx_edge(origin_url):
         wait_for(up, what="nginx")
         yield edge
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc, 10)
         proc.stderr.close()
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def _stop(proc, timeout):
+    """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def vitrina(env, *args):
@@ -159,11 +164,7 @@ def gunicorn_server(env_overrides, workers=2, log_path=None):
         log.flush()
         raise RuntimeError("gunicorn did not start:\n" + Path(log.name).read_text()[-3000:]) from None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc, 15)
         log.close()
         if not log_path:
             os.unlink(log.name)
