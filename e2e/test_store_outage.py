@@ -37,7 +37,8 @@ def outage_server(tmp_path):
 
 class Prober(threading.Thread):
     """Asks for tag.js, the SDK file, /healthz and collect (a batch of its own site) over and over,
-    on fresh connections, noting (phase, what, status, seconds) of each answer."""
+    on fresh connections, noting (phase, what, status, seconds) of each answer: the phase it
+    began and ended in, or "between"."""
 
     def __init__(self, server_url, site, probe_site):
         super().__init__(daemon=True)
@@ -57,7 +58,10 @@ class Prober(threading.Thread):
             status = type(e).__name__
         finally:
             connection.close()
-        self.answers.append((phase, what, status, time.monotonic() - started))
+        if self.phase == phase:  # begun and answered within one phase (else it says nothing of either)
+            self.answers.append((phase, what, status, time.monotonic() - started))
+        else:
+            self.answers.append(("between", what, status, time.monotonic() - started))
         return status
 
     def run(self):
