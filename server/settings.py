@@ -81,6 +81,11 @@ def load_config(env=None):
         # where users reach this server, for the absolute links the CLI prints (sign-in links)
         "VITRINA_PUBLIC_URL": public_url,
         "VITRINA_PROXY_HOPS": _int(env, "VITRINA_PROXY_HOPS", 0, 0, 10),
+        # the longest one store call waits (Redis connect and read, SQLite's lock): past it, serving
+        # answers from memory and collect spools (docs/DESIGN.md "Serving through a store outage")
+        "VITRINA_STORE_TIMEOUT_MS": _int(env, "VITRINA_STORE_TIMEOUT_MS", 500, 50, 60_000),
+        # how long browsers and shared caches (a CDN, deploy/nginx.conf) may keep tag.js and bundle.json
+        "VITRINA_TAG_MAX_AGE_S": _int(env, "VITRINA_TAG_MAX_AGE_S", 60, 1, 3600),
         "VITRINA_SECRET_KEYS": _secret_keys(env.get("VITRINA_SECRET_KEY"), database),
         "VITRINA_SDK_PATH": env.get("VITRINA_SDK_PATH") or None,
         "VITRINA_SPOOL_DIR": env.get("VITRINA_SPOOL_DIR") or str(Path(database).resolve().parent / "spool"),

@@ -34,8 +34,9 @@ class EventsRejected(Exception):
 
 
 def count_rejections(site, counts):
+    store = get_store()
     try:
-        get_store().count_rejections(site, counts)
+        store.outage.call(store.count_rejections, site, counts, probe=False)
     except UNAVAILABLE as e:  # best effort: a refused batch must not turn into a 500
         current_app.logger.warning("could not count rejections for %s: %s", site, e)
 
@@ -49,10 +50,11 @@ def _load_verified(site):
     return load
 
 
-def ingest(site, visitor_id, events):
+def ingest(site, visitor_id, events, probe=False):
     """Verify and record one batch. Returns the problems of the events refused alone (a value
     outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
-    (nothing recorded). The store being unreachable raises one of UNAVAILABLE."""
+    (nothing recorded). The store being unreachable raises one of UNAVAILABLE: at once while it
+    is known to be away, unless `probe` (the spool's replayer) lets this call find out."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
@@ -63,12 +65,13 @@ def ingest(site, visitor_id, events):
     if alone:
         refused = {int(p["path"].split("/")[2]) for p in alone}
         events = [e for i, e in enumerate(events) if i not in refused]
+    store = get_store()  # through its outage guard: while it is away, a request's batch spools at once
     signals = [e for e in events if e["type"] == "item"]
     if signals:  # recommendation signals (server/recs), apart from results' events
         events = [e for e in events if e["type"] != "item"]
         signals = [e for e in signals if not e.get("forced")]
         if signals:
-            get_store().record_interactions(site, interaction_rows(visitor_id, signals))
+            store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
     if counted:
         zones, now = {}, time.time()
@@ -77,7 +80,7 @@ def ingest(site, visitor_id, events):
             version = event["version"]
             zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
             event["_day"] = day_of(event["ts"], zone, now)
-        get_store().record_events(site, visitor_id, counted)
+        store.outage.call(store.record_events, site, visitor_id, counted, probe=probe)
     if alone:
         count_rejections(site, {ALONE: len(alone)})
     return alone

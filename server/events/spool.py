@@ -129,7 +129,7 @@ def _due(path, tries, now):
 
 def replay_once(app, ingest=ingest, limit=200, now=None):
     """Replay up to `limit` waiting batches (those due: a failed one waits RETRY_DELAYS_S) with
-    ingest(site, visitor_id, events); returns how many were recorded. Raises one of UNAVAILABLE when the store is still down: the batch it
+    ingest(site, visitor_id, events, probe=True); returns how many were recorded. Raises one of UNAVAILABLE when the store is still down: the batch it
     was replaying waits again, untouched, and so does every later one."""
     folder = spool_dir(app)
     if not folder.is_dir():
@@ -158,7 +158,7 @@ def replay_once(app, ingest=ingest, limit=200, now=None):
             continue
         try:
             with app.app_context():
-                ingest(site, visitor_id, events)
+                ingest(site, visitor_id, events, probe=True)  # collect never probes an away store: this does
         except UNAVAILABLE:
             os.replace(claimed, path)  # the store is still down: everything waits for the next round
             raise

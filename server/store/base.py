@@ -1,8 +1,14 @@
 """What every store backend provides; the shared store test suite holds them to it."""
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
+
+from .outage import Outage
 
 VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, announced or not
+# The longest one store call waits for an answer (Redis: the socket's connect and read timeouts;
+# SQLite: its busy timeout, for a lock) unless VITRINA_STORE_TIMEOUT_MS says otherwise.
+STORE_TIMEOUT_S = 0.5
 DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what keys from before names became
 # CUPED's covariates, in this order wherever a counter holds one number per covariate: what the
 # visitor did before their first exposure to the campaign (docs/DESIGN.md "Results").
@@ -262,9 +268,18 @@ class Store:
     # serving: what changes when a version is published, rate-limit windows, outages
     UNAVAILABLE = (OSError,)  # exceptions meaning "cannot be reached right now", as opposed to a bug
 
+    AWAY_ON = UNAVAILABLE  # those of them after which the store is deemed away (its outage guard skips it)
+
+    @cached_property
+    def outage(self):
+        """This process's view of whether the store answers (server/store/outage.py): request
+        paths that can do without the store call it through `store.outage.call(...)`."""
+        return Outage(self.AWAY_ON)
+
     def version_token(self):
         """A value that changes whenever any site may have a new version: after announce_version
-        in any process using this store, and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
+        in any process using this store, when the store answers again after an outage
+        (`outage.returns`), and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
         raise NotImplementedError
 
     def announce_version(self, site):

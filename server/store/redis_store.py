@@ -47,9 +47,12 @@ import time
 
 import redis
 import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .base import (
     DEFAULT_KEY_NAME,
+    STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     ApiKey,
     KeyExists,
@@ -62,6 +65,7 @@ from .base import (
 
 log = logging.getLogger(__name__)
 CHANNEL = "vitrina:published"
+LISTEN_POLL_S = 1.0  # the version watch looks at its stop flag this often
 
 STREAM_MAXLEN = 1_000_000
 SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 1
@@ -297,11 +301,17 @@ def _chunks(items, size=CHUNK):
         yield items[start:start + size]
 
 
-def connect(url):
-    """A redis-py client for redis://, rediss://, unix:// or redis+cluster:// URLs."""
+def connect(url, timeout_s=STORE_TIMEOUT_S):
+    """A redis-py client for redis://, rediss://, unix:// or redis+cluster:// URLs, bounded: a
+    connect or a read waits timeout_s at most, a timeout is never retried (a stopped server would
+    make every retry wait as long: redis-py's default is 10 retries), and a refused or dropped
+    connection is retried once, at once (a pooled connection that a Redis restart closed)."""
+    bounds = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+              "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))}
     if url.startswith("redis+cluster://"):
-        return redis.cluster.RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], decode_responses=True)
-    return redis.Redis.from_url(url, decode_responses=True)
+        return redis.cluster.RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], decode_responses=True,
+                                                   **bounds)
+    return redis.Redis.from_url(url, decode_responses=True, **bounds)
 
 
 class _VersionWatch:
@@ -337,8 +347,11 @@ class _VersionWatch:
                 pubsub = self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 self.generation += 1  # anything published while we were not listening
-                for _message in pubsub.listen():
-                    self.generation += 1
+                while not self._stopped.is_set():
+                    # Polled rather than listen(): a quiet channel is no read timeout, and a stopped
+                    # (SIGSTOP) server only makes the channel quiet, which the age bound covers.
+                    if pubsub.get_message(timeout=LISTEN_POLL_S) is not None:
+                        self.generation += 1
             except Exception as e:  # Redis away: the age bound covers the gap; try again soon
                 log.debug("version watch reconnecting: %s", e)
                 self._stopped.wait(1)
@@ -356,9 +369,11 @@ class RedisStore(Store):
     UNAVAILABLE = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                    redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
                    redis.exceptions.RedisClusterException)
+    AWAY_ON = UNAVAILABLE
 
-    def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN):
-        self.r = connect(url)
+    def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN,
+                 timeout_s=STORE_TIMEOUT_S):
+        self.r = connect(url, timeout_s)
         self.stream_maxlen = stream_maxlen
         self.interactions_maxlen = interactions_maxlen
         self._add_version = self.r.register_script(ADD_VERSION)
@@ -746,7 +761,7 @@ class RedisStore(Store):
 
     # serving
     def version_token(self):
-        return self._watch.token()
+        return self._watch.token(), self.outage.returns
 
     def announce_version(self, site):
         self._watch.announce(site)

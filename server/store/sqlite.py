@@ -7,6 +7,7 @@ import time
 
 from .base import (
     DEFAULT_KEY_NAME,
+    STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     ApiKey,
     KeyExists,
@@ -71,6 +72,7 @@ CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, site TE
 CREATE INDEX IF NOT EXISTS audit_by_site ON audit (site, seq);
 """
 CHUNK = 500  # ids per IN (...) query: below SQLite's bound on host parameters
+PREPARE_TIMEOUT_S = 30  # the busy timeout while a process upgrades or creates the schema at start
 
 
 def _name_legacy_keys(db):
@@ -140,9 +142,13 @@ class _MemoryWindows:
 
 class SQLiteStore(Store):
     UNAVAILABLE = (OSError, sqlite3.OperationalError)
+    # A file on this machine is never away: a locked database is busy, and each call waits for
+    # the lock its busy timeout at most (WAL readers never wait for a writer).
+    AWAY_ON = ()
 
-    def __init__(self, path):
+    def __init__(self, path, timeout_s=STORE_TIMEOUT_S):
         self.path = path
+        self.timeout_s = timeout_s  # the busy timeout: how long a statement waits for another's lock
         self._local = threading.local()
         self._stamp = None  # mapped on first use: gunicorn forks workers after the app is made
         self._windows = _MemoryWindows()
@@ -150,20 +156,26 @@ class SQLiteStore(Store):
 
     def _prepare(self):
         """Upgrade an older database (in one transaction: of several processes starting at once,
-        one does it and the others find it done), then create whatever is missing."""
-        if self._db().execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
-            with self._tx() as db:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                for migrate in MIGRATIONS[version:]:
-                    migrate(db)
-                db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-        # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
-        self._db().executescript(SCHEMA)
+        one does it and the others find it done), then create whatever is missing. Starting
+        processes wait for each other's lock longer than a request would (PREPARE_TIMEOUT_S)."""
+        db = self._db()
+        db.execute(f"PRAGMA busy_timeout = {int(PREPARE_TIMEOUT_S * 1000)}")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+                with self._tx() as tx:
+                    version = tx.execute("PRAGMA user_version").fetchone()[0]
+                    for migrate in MIGRATIONS[version:]:
+                        migrate(tx)
+                    tx.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+            # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
+            db.executescript(SCHEMA)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
 
     def _db(self):
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
@@ -491,7 +503,7 @@ class SQLiteStore(Store):
     def version_token(self):
         if self._stamp is None:
             self._stamp = _VersionStamp(self.path)
-        return self._stamp.token()
+        return self._stamp.token(), self.outage.returns
 
     def announce_version(self, site):
         if self._stamp is None:

@@ -122,7 +122,9 @@ def sdk():
 def healthz():
     store = get_store()
     try:
-        ok = bool(store.ping())
+        # Through the outage guard: while the store is away this answers at once, but for the one
+        # call every PROBE_EVERY_S that asks it again (server/store/outage.py).
+        ok = bool(store.outage.call(store.ping))
     except Exception as e:  # any backend failure means "not healthy", reported, never raised
         current_app.logger.warning("store ping failed: %s", e)
         ok = False
