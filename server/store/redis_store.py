@@ -15,9 +15,10 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:version:<n>       hash    payload, signature, published_at (immutable)
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
     vitrina:{<site>}:seen              set     every recorded event id (idempotence)
-    vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout),
+    vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout) [+ "\\0<channel>"],
                                                "r\\0<campaign>\\0<goal>" -> that visitor's revenue
-    vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" -> number
+    vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
+                                               when not web] -> number
     vitrina:{<site>}:catalog           zset    every product id, score 0 (id order, for paging)
     vitrina:{<site>}:p:<id>            string  one product's JSON (a key per product: no giant key)
     vitrina:{<site>}:catalog:mark:<m>  zset    ids stored by a running full import (dropped at its end)
@@ -26,6 +27,13 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:rk                set     names of the current rankings (rk-building while written)
     vitrina:{<site>}:recs              hash    imports_at, signals_at, built_at
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
+    vitrina:{<site>}:identity          string  identity record JSON: customer-key salt, secret seeds
+    vitrina:{<site>}:customers         zset    every customer key, score 0 (key order)
+    vitrina:{<site>}:cu:<key>          string  one customer's JSON (attributes, a key per customer)
+    vitrina:{<site>}:customers:mark:<m> zset   keys stored by a running full import
+    vitrina:{<site>}:crm-schema        string  CRM attribute statistics JSON
+    vitrina:{<site>}:links:<key>       set     visitor ids identified as that customer
+    vitrina:{<site>}:vlinks:<visitor>  set     customer keys that visitor was identified as
     vitrina:lock:<name>                string  the holder (PX ttl)
 
 The stream is the raw event log for export and replay; it is trimmed approximately to
@@ -45,11 +53,13 @@ import redis.cluster
 from .base import (
     DEFAULT_KEY_NAME,
     VERSION_TOKEN_MAX_AGE_S,
+    WEB,
     ApiKey,
     KeyExists,
     SiteExists,
     Store,
     legacy_key_name,
+    merge_channels,
 )
 
 log = logging.getLogger(__name__)
@@ -78,10 +88,12 @@ return 1
 """
 
 # KEYS: seen, events, counters, visitor
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 5 fields per event, each ended by a NUL:
-# id, type, campaign|goal, variation ("" = holdout)|value, length of the event's JSON body;
-# `bodies` is those bodies end to end. (Four arguments rather than five per event: packing each
-# argument costs the Python client more than these few string.find calls cost Redis.)
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 6 fields per event, each ended by a NUL:
+# id, type, campaign|goal, variation ("" = holdout)|value, channel ("" = web), length of the event's
+# JSON body; `bodies` is those bodies end to end. (Four arguments rather than six per event: packing
+# each argument costs the Python client more than these few string.find calls cost Redis.)
+# An assignment is stored as its variation, followed by NUL and its channel when that is not web;
+# a counter of another channel than web has the channel as a fifth part of its field.
 # Returns how many events were new.
 #
 # Redis work per batch does not grow with the visitor's campaigns x conversions: after one SADD
@@ -113,7 +125,7 @@ local function hset(key, pairs_)
 end
 
 -- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
-local kinds, names, args, converts = {}, {}, {}, false
+local kinds, names, args, channels, converts = {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -121,26 +133,38 @@ while p <= #meta do
   local q3 = find(meta, '\0', q2 + 1, true)
   local q4 = find(meta, '\0', q3 + 1, true)
   local q5 = find(meta, '\0', q4 + 1, true)
-  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q4 + 1, q5 - 1))
+  local q6 = find(meta, '\0', q5 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q5 + 1, q6 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
+    channels[n] = sub(meta, q4 + 1, q5 - 1)
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q5 + 1, b + length
+  p, b = q6 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
 
 -- the visitor hash, as far as this batch needs it: field -> value (false or nil when absent)
-local state, assigned = {}, {}  -- assigned: {campaign, variation} in hash order, then new ones
+-- assigned: {campaign, variation, counter suffix of its channel} in hash order, then new ones
+local state, assigned = {}, {}
+local function suffix(channel) return channel == '' and '' or '\0' .. channel end
 if converts then
   local all = redis.call('HGETALL', visitor)
   for j = 1, #all, 2 do
     state[all[j]] = all[j + 1]
-    if string.sub(all[j], 1, 2) == 'a\0' then assigned[#assigned + 1] = {string.sub(all[j], 3), all[j + 1]} end
+    if string.sub(all[j], 1, 2) == 'a\0' then
+      local value = all[j + 1]
+      local cut = find(value, '\0', 1, true)
+      if cut then
+        assigned[#assigned + 1] = {string.sub(all[j], 3), sub(value, 1, cut - 1), sub(value, cut)}
+      else
+        assigned[#assigned + 1] = {string.sub(all[j], 3), value, ''}
+      end
+    end
   end
 else
   local fields = {}
@@ -171,9 +195,10 @@ for n = 1, fresh do
     -- the first variation recorded for (visitor, campaign) wins
     local field = 'a\0' .. name
     if not state[field] then
-      put(field, arg)
-      assigned[#assigned + 1] = {name, arg}
-      incr('visitors\0' .. name .. '\0' .. arg .. '\0', 1)
+      local tail = suffix(channels[n])
+      put(field, arg .. tail)
+      assigned[#assigned + 1] = {name, arg, tail}
+      incr('visitors\0' .. name .. '\0' .. arg .. '\0' .. tail, 1)
     end
   else
     -- a conversion counts for every campaign the visitor is assigned to now
@@ -187,7 +212,7 @@ for n = 1, fresh do
         local b = tonumber(before or '0')
         local after = b + value
         put(own, after)
-        local counter = a[1] .. '\0' .. a[2] .. '\0' .. name
+        local counter = a[1] .. '\0' .. a[2] .. '\0' .. name .. a[3]
         if not before then incr('conversions\0' .. counter, 1) end
         add('revenue\0' .. counter, value)
         add('revenue_sq\0' .. counter, after * after - b * b)
@@ -479,24 +504,28 @@ class RedisStore(Store):
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
             size = len(body) if body.isascii() else len(body.encode())
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{size}\0")
+            channel = event.get("channel") or WEB
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{'' if channel == WEB else channel}\0{size}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 5 * len(events):
+        if meta.count("\0") != 6 * len(events):
             raise ValueError("event ids, campaigns, variations and goals cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
                 self._k(site, f"visitor:{visitor_id}")]
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
 
-    def counters(self, site):
+    def counters(self, site, channel=None):
         rows = {}
         for field, value in self.r.hgetall(self._k(site, "counters")).items():
-            metric, campaign, variation, goal = field.split(SEP)
-            row = rows.setdefault((campaign, variation, goal), {
-                "campaign": campaign, "variation": variation or None, "goal": goal or None,
+            metric, campaign, variation, goal, *rest = field.split(SEP)
+            kind = rest[0] if rest else WEB
+            if channel is not None and kind != channel:
+                continue
+            row = rows.setdefault((campaign, variation, goal, kind), {
+                "campaign": campaign, "variation": variation or None, "goal": goal or None, "channel": kind,
                 "visitors": 0, "conversions": 0, "revenue": 0.0, "revenue_sq": 0.0})
             row[metric] = int(value) if metric in ("visitors", "conversions") else float(value)
-        return list(rows.values())
+        return merge_channels(rows.values())
 
     def count_rejections(self, site, counts):
         pipe = self.r.pipeline(transaction=False)
@@ -506,6 +535,100 @@ class RedisStore(Store):
 
     def rejections(self, site):
         return {k: int(v) for k, v in sorted(self.r.hgetall(self._k(site, "rejections")).items())}
+
+    # identity
+    def get_identity(self, site):
+        return self.r.get(self._k(site, "identity"))
+
+    def put_identity(self, site, record_json, if_absent=False):
+        return bool(self.r.set(self._k(site, "identity"), record_json, nx=if_absent))
+
+    def upsert_customers(self, site, customers, mark=None):
+        customers = list(customers)
+        pipe = self.r.pipeline(transaction=False)
+        for part in _chunks(customers):
+            self._set_many(pipe, {self._k(site, f"cu:{key}"): body for key, body in part})
+            members = {key: 0 for key, _ in part}
+            pipe.zadd(self._k(site, "customers"), members)
+            if mark is not None:
+                pipe.zadd(self._k(site, f"customers:mark:{mark}"), members)
+        pipe.execute()
+        return len(customers)
+
+    def get_customers(self, site, keys):
+        return self._values(site, "cu:", keys)
+
+    def _delete_customers(self, site, keys):
+        deleted = 0
+        for part in _chunks(dict.fromkeys(keys)):
+            deleted += self.r.zrem(self._k(site, "customers"), *part)
+            self.r.delete(*(self._k(site, f"cu:{key}") for key in part))
+        return deleted
+
+    def delete_customers_unmarked(self, site, mark):
+        mark_key = self._k(site, f"customers:mark:{mark}")
+        deleted = self._delete_customers(site, self.r.zdiff([self._k(site, "customers"), mark_key]))
+        self.r.delete(mark_key)
+        return deleted
+
+    def iter_customers(self, site):
+        after = ""
+        while True:
+            keys = self.r.zrangebylex(self._k(site, "customers"), f"({after}" if after else "-", "+", start=0, num=1000)
+            found = self.get_customers(site, keys)
+            yield from ((key, found[key]) for key in keys if key in found)
+            if len(keys) < 1000:
+                return
+            after = keys[-1]
+
+    def count_customers(self, site):
+        return self.r.zcard(self._k(site, "customers"))
+
+    def save_crm_schema(self, site, schema_json):
+        self.r.set(self._k(site, "crm-schema"), schema_json)
+
+    def get_crm_schema(self, site):
+        return self.r.get(self._k(site, "crm-schema"))
+
+    def link_visitor(self, site, customer_key, visitor_id):
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd(self._k(site, f"links:{customer_key}"), visitor_id)
+        pipe.sadd(self._k(site, f"vlinks:{visitor_id}"), customer_key)
+        pipe.execute()
+
+    def linked_visitors(self, site, customer_key):
+        return sorted(self.r.smembers(self._k(site, f"links:{customer_key}")))
+
+    def erase_units(self, site, customer_keys, units):
+        units, customer_keys = list(dict.fromkeys(units)), list(dict.fromkeys(customer_keys))
+        erased = {"customers": self._delete_customers(site, customer_keys), "events": 0, "interactions": 0}
+        for customer_key in customer_keys:
+            for visitor_id in self.r.smembers(self._k(site, f"links:{customer_key}")):
+                self.r.srem(self._k(site, f"vlinks:{visitor_id}"), customer_key)
+            self.r.delete(self._k(site, f"links:{customer_key}"))
+        for unit in units:
+            for customer_key in self.r.smembers(self._k(site, f"vlinks:{unit}")):
+                self.r.srem(self._k(site, f"links:{customer_key}"), unit)
+            self.r.delete(self._k(site, f"vlinks:{unit}"), self._k(site, f"visitor:{unit}"))
+        # the streams are scanned whole (an erasure is rare); the seen set keeps the event ids,
+        # so a retry of an erased event is not counted again
+        erased["events"] = self._delete_entries(site, "events", "visitor", set(units))
+        whos = {f"{kind}:{unit}" for unit in units for kind in ("v", "c")}
+        erased["interactions"] = self._delete_entries(site, "interactions", "who", whos)
+        return erased
+
+    def _delete_entries(self, site, stream, field, values):
+        """XDEL every entry of the site's stream whose `field` is one of `values`; returns how many."""
+        key, start, deleted = self._k(site, stream), "-", 0
+        while values:
+            entries = self.r.xrange(key, start, "+", count=10_000)
+            doomed = [entry_id for entry_id, fields in entries if fields.get(field) in values]
+            if doomed:
+                deleted += self.r.xdel(key, *doomed)
+            if len(entries) < 10_000:
+                break
+            start = "(" + entries[-1][0]
+        return deleted
 
     # catalogue
     def upsert_products(self, site, products, mark=None):
