@@ -7,6 +7,7 @@ from server.configs import publishing
 from server.configs.validation import parse_config, review_config
 from server.decisions.decide import decide
 from server.errors import APIError
+from server.identity.customers import known_types
 from server.results.report import site_results
 from server.store import get_store
 from server.web.auth import require_key
@@ -27,7 +28,7 @@ def _json_body():
 @bp.put("/config")
 @require_key("publish")
 def put_config(site):
-    review = review_config(_json_body())
+    review = review_config(_json_body(), known_types(site))
     if review.problems:
         raise APIError(400, "invalid_config", f"The config has {len(review.problems)} problem(s); nothing was saved.",
                        review.problems)
