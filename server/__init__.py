@@ -24,8 +24,10 @@ def create_app(test_config=None, env=None):
     store.init_app(app)
     spool.init_app(app)
 
-    from server.web.keys import bp as keys_bp
     from server.web.catalog_api import bp as catalog_bp
+    from server.web.customers_api import bp as customers_bp
+    from server.web.identity_public import bp as identity_public_bp
+    from server.web.keys import bp as keys_bp
     from server.web.merchant import bp as merchant_bp
     from server.web.public import bp as public_bp
     from server.web.recs_public import bp as recs_public_bp
@@ -34,4 +36,6 @@ def create_app(test_config=None, env=None):
     app.register_blueprint(keys_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(recs_public_bp)
+    app.register_blueprint(identity_public_bp)
+    app.register_blueprint(customers_bp)
     return app
