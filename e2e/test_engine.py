@@ -106,7 +106,8 @@ def test_holdout_records_would_be_exposures_and_conversions(new_context, vitrina
     for campaign in ("excl-group-high", "excl-selector-high"):
         assert results.visitors(campaign, None) == 1
         assert results.visitors(campaign, "on") == 1
-        assert results.goal(campaign, None, "purchase") == {"conversions": 1, "rate": 1.0, "revenue": 5.0}
+        assert results.goal(campaign, None, "purchase") == {"conversions": 1, "rate": 1.0, "revenue": 5.0,
+            "revenue_per_visitor": 5.0, "orders": None, "aov": None}
     # Excluded for both visitors: held-out visitors are not counted where others would not be.
     assert results.total_visitors("excl-group-low") == 0
     assert results.total_visitors("excl-selector-low") == 0

@@ -1,4 +1,5 @@
-"""The `vitrina` command: serve, worker, sites, keys, publish, results, catalog, orders, customers, recs, demo."""
+"""The `vitrina` command: serve, worker, sites, keys, publish, results, sample-size, catalog, orders, customers,
+recs, demo."""
 import argparse
 import json
 import os
@@ -252,8 +253,29 @@ def cmd_results(args):
     with _app().app_context():
         if not get_store().site_exists(args.site):
             return _fail(f"no site {args.site!r}")
-        data = site_results(args.site)
+        data = site_results(args.site, all_goals=args.all_goals)
     print(json.dumps(data, indent=2) if args.json else render(data))
+    return 0
+
+
+def cmd_sample_size(args):
+    from server.results import sample_size as planning
+    values = {name: getattr(args, name) for name in planning.PARAMETERS}
+    problems = planning.problems(values)
+    if problems:
+        return _fail("; ".join(f"--{p['path'][1:]} {p['message']}" for p in problems))
+    plan = planning.sample_size(**planning.parse(values))
+    if args.json:
+        print(json.dumps(plan, indent=2))
+        return 0
+    print(f"Baseline rate {plan['baseline']:.2%}, detecting {plan['mde']:+.1%} (to {plan['expected_rate']:.2%}), "
+          f"alpha {plan['alpha']}, power {plan['power']:.0%}, {plan['variations']} variations, control included")
+    fixed, sequential = plan["fixed"], plan["sequential"]
+    print(f"  fixed mode:      {fixed['visitors_per_variation']:>12,} visitors per variation, "
+          f"{fixed['visitors']:,} in all; read the results once, when they are reached")
+    if sequential:
+        print(f"  sequential mode: {sequential['visitors_per_variation']:>12,} visitors per variation, "
+              f"{sequential['visitors']:,} in all; look any day, it may stop sooner")
     return 0
 
 
@@ -339,11 +361,26 @@ def build_parser():
     keys_revoke.set_defaults(func=cmd_keys_revoke)
     publish.set_defaults(func=cmd_publish)
     results = sub.add_parser("results", help="print a site's results",
-                             description="Print a site's results as a table: per campaign and variation, visitors, "
-                             "conversions, rates, uplift against control and holdout.")
+                             description="Print a site's results as a table: per campaign and goal, each arm's visitors, "
+                             "conversions and rates, and each variation against control and the holdout: uplift, "
+                             "interval, p-values, chance to win.")
     results.add_argument("site", help="the site whose results to print")
     results.add_argument("--json", action="store_true", help="print the JSON of GET .../results instead of a table")
+    results.add_argument("--all-goals", action="store_true",
+                         help="every goal counted for a campaign, not only those it lists (?goals=all)")
     results.set_defaults(func=cmd_results)
+    size = sub.add_parser("sample-size", help="visitors an experiment on a conversion rate needs",
+                          description="Visitors an experiment needs to detect a relative change of a conversion "
+                          "rate, in fixed mode (read once) and in sequential mode (look any day); the same as "
+                          "GET /api/v1/sites/<site>/sample-size.")
+    size.add_argument("--baseline", required=True, help="the control's conversion rate, e.g. 0.03")
+    size.add_argument("--mde", required=True, help="the smallest relative change to detect, e.g. 0.1 for +10%%")
+    size.add_argument("--alpha", default="0.05", help="significance level (default: %(default)s)")
+    size.add_argument("--power", default="0.8", help="chance to detect the change when it is there "
+                      "(default: %(default)s)")
+    size.add_argument("--variations", default="2", help="arms, control included (default: %(default)s)")
+    size.add_argument("--json", action="store_true", help="print the JSON of GET .../sample-size")
+    size.set_defaults(func=cmd_sample_size)
     for name, func, what in (("catalog", cmd_catalog_import, "a product feed"),
                              ("orders", cmd_orders_import, "an order history (JSON lines)"),
                              ("customers", cmd_customers_import, "CRM data (customer attributes)")):

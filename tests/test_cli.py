@@ -46,7 +46,7 @@ def test_publish_from_a_file_and_results_table(env, tmp_path):
     assert "version 1" in proc.stdout
     table = vitrina(env, "results", "shop")
     assert table.returncode == 0
-    assert "hero-newsletter" in table.stdout and "(holdout)" in table.stdout
+    assert "hero-newsletter (personalization)" in table.stdout and "no visitors yet" in table.stdout
     as_json = json.loads(vitrina(env, "results", "shop", "--json").stdout)
     assert as_json["version"] == 1
 

@@ -86,7 +86,7 @@ def test_json_lines(store, items):
     site = f"jl{next(counter)}"
     lines = [json.dumps(value) if kind != "junk" else value for kind, value in items]
     body = "\n".join(lines).encode()
-    nonblank = [n for n, line in enumerate(lines) if line.strip()]
+    nonblank = [n for n, line in enumerate(lines) if line.encode().strip()]  # ASCII whitespace only, as JSON
     answer = import_products(store, site, feed.records(io.BytesIO(body), "application/x-ndjson"), replace=False)
     assert answer["received"] == len(nonblank)
     expected = _classify(store, site, [items[n] for n in nonblank], lambda k: nonblank[k] + 1)

@@ -233,6 +233,7 @@ ROUTES = [  # (methods mostly used, path template, body kind)
     (["GET", "PUT"], "/api/v1/sites/{site}/config", "config"), (["POST"], "/api/v1/sites/{site}/publish", None),
     (["GET"], "/api/v1/sites/{site}/versions", None), (["POST"], "/api/v1/sites/{site}/rollback", "rollback"),
     (["POST"], "/api/v1/sites/{site}/decide", "decide"), (["GET"], "/api/v1/sites/{site}/results", None),
+    (["GET"], "/api/v1/sites/{site}/sample-size", None),
     (["GET", "POST"], "/api/v1/sites/{site}/keys", "keys"), (["DELETE"], "/api/v1/sites/{site}/keys/{name}", None),
     (["POST", "OPTIONS"], "/v1/sites/{site}/identify", "identify"),
     (["PUT", "PATCH"], "/api/v1/sites/{site}/customers", "customers"),

@@ -28,6 +28,8 @@ def _campaign(campaign):
         "variations": [{"key": v["key"], "weight": w / total, "actions": v.get("actions", [])}
                        for v, w in zip(variations, weights)],
         "goals": campaign.get("goals", []),
+        # Results' test settings; only when set, so the bundle (shipped in every tag.js) stays small.
+        **({"stats": campaign["stats"]} if campaign.get("stats") else {}),
     }
 
 

@@ -1,47 +1,109 @@
-"""Plain-text table of a site's results, for `vitrina results`."""
+"""Plain text of a site's results, for `vitrina results`: one block per campaign and goal, every
+figure read from the API's JSON (so the two never disagree)."""
+
+METRIC_NAMES = {"conversion_rate": "conversion rate", "revenue_per_visitor": "revenue per visitor",
+                "aov": "average order value"}
+MODE_NAMES = {"sequential": "sequential test (valid at every look)",
+              "fixed": "fixed-horizon test (valid when read once, at the planned sample size)"}
 
 
 def _pct(x):
-    return "-" if x is None else f"{x * 100:+.1f}%"
+    return f"{x * 100:+.1f}%"
 
 
 def _p(x):
-    return "-" if x is None else f"{x:.3f}"
+    return "p<0.001" if x < 0.001 else f"p={x:.3f}"
 
 
-def _effect(stats):
-    ci = stats["ci"]
-    ci_text = f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else ""
-    return f"{_pct(stats['uplift'])}{ci_text} p={_p(stats['p_value'])}"
+def _share(x):
+    return ">99.9%" if x > 0.999 else "<0.1%" if x < 0.001 else f"{x:.1%}"
+
+
+def _money(x):
+    return "-" if x is None else f"{x:,.2f}"
+
+
+def _count(n):
+    return f"{n:,}"
 
 
 def render(data):
-    lines = [f"Site {data['site']}, version {data['version'] if data['version'] is not None else '(none)'}"
-             "   (uplift with 95% confidence interval and p-value)"]
+    version = data["version"] if data["version"] is not None else "(none)"
+    lines = [f"Site {data['site']}, version {version}"]
     if data.get("rejected"):
         lines.append("Rejected events: " + ", ".join(f"{k} {v}" for k, v in data["rejected"].items()))
     if not data["campaigns"]:
         lines.append("No campaigns yet.")
-    for c in data["campaigns"]:
-        lines.append("")
-        srm = c["srm"]
-        flag = "ok" if srm["ok"] else "SAMPLE RATIO MISMATCH"
-        lines.append(f"{c['key']} ({c['type'] or 'not live'})  split check: {flag} (p={_p(srm['p_value'])})")
-        goals = sorted({g for v in c["variations"] for g in v["goals"]})
-        header = f"  {'variation':<16}{'visitors':>10}" + "".join(f"{g[:14] + ' conv':>20}{'rate':>9}{'revenue':>11}" for g in goals)
-        lines.append(header)
-        rows = [(v["key"], v) for v in c["variations"]] + [("(holdout)", c["holdout"])]
-        for name, arm in rows:
-            line = f"  {name:<16}{arm['visitors']:>10}"
-            for g in goals:
-                stats = arm["goals"].get(g, {"conversions": 0, "rate": 0, "revenue": 0})
-                line += f"{stats['conversions']:>20}{stats['rate'] * 100:>8.2f}%{stats['revenue']:>11.2f}"
-            lines.append(line)
-        for comp in c["comparisons"]:
-            if comp["uplift"] is None and comp["p_value"] is None:
-                continue  # nothing to compare yet
-            line = f"  {comp['variation']} vs {comp['vs']} on {comp['goal']}: conversion {_effect(comp)}"
-            if comp.get("revenue_per_visitor"):
-                line += f"; revenue/visitor {_effect(comp['revenue_per_visitor'])}"
-            lines.append(line)
+    else:
+        lines += ["Each comparison: the relative uplift [its interval] and p-value; the adjusted p corrects for every",
+                  "comparison with the same baseline (Benjamini-Hochberg); chance to win and expected loss are Bayesian;",
+                  "not enough data: fewer visitors or conversions in an arm than the campaign's minimum."]
+    for campaign in data["campaigns"]:
+        lines += [""] + _campaign(campaign)
     return "\n".join(lines)
+
+
+def _campaign(c):
+    s = c["stats"]
+    lines = [f"{c['key']} ({c['type'] or 'not published'})",
+             f"  {MODE_NAMES[s['mode']]}, {1 - s['alpha']:.0%} intervals; "
+             f"minimum {s['min_visitors']} visitors and {s['min_conversions']} conversions an arm"]
+    srm = c["srm"]
+    if srm["status"] == "not_enough_data":
+        lines.append("  split check: not enough data")
+    elif srm["status"] != "not_applicable":
+        verdict = "ok" if srm["ok"] else "SAMPLE RATIO MISMATCH: the split is broken, do not trust these results"
+        lines.append(f"  split check: {verdict} ({_p(srm['p_value'])})")
+    arms = [(v["key"], v) for v in c["variations"]] + [("(holdout)", c["holdout"])]
+    if not any(arm["visitors"] for _, arm in arms):
+        lines.append("  no visitors yet")
+        return lines
+    if not c["goals"]:
+        lines.append("  visitors: " + ", ".join(f"{name} {_count(arm['visitors'])}" for name, arm in arms))
+        lines.append("  no goals listed for this campaign (`vitrina results --all-goals` shows every goal counted)")
+    for goal in c["goals"]:
+        lines += [""] + _goal(c, goal, arms)
+    return lines
+
+
+def _goal(c, goal, arms):
+    # against control first, then against the holdout
+    comparisons = sorted((x for x in c["comparisons"] if x["goal"] == goal), key=lambda x: x["vs"] != "control")
+    revenue = any(x["metric"] != "conversion_rate" for x in comparisons)
+    header = f"    {'arm':<18}{'visitors':>10}{'conversions':>13}{'rate':>9}"
+    if revenue:
+        header += f"{'revenue':>13}{'per visitor':>13}"
+    lines = [f"  {goal}", header]
+    for name, arm in arms:
+        stats = arm["goals"][goal]
+        line = f"    {name:<18}{_count(arm['visitors']):>10}{_count(stats['conversions']):>13}{stats['rate'] * 100:>8.2f}%"
+        if revenue:
+            line += f"{_money(stats['revenue']):>13}{_money(stats['revenue_per_visitor']):>13}"
+        lines.append(line)
+    for metric in METRIC_NAMES:
+        rows = [x for x in comparisons if x["metric"] == metric]
+        if rows:
+            lines.append(f"    {METRIC_NAMES[metric]}:")
+            for x in rows:
+                first, *more = _comparison(x, c["stats"]["alpha"])
+                lines.append(f"      {x['variation'] + ' vs ' + x['vs']:<24}{first}")
+                lines += [f"      {'':<24}{text}" for text in more]
+    return lines
+
+
+def _interval(x):
+    low, high = x["ci"]
+    return f"{_pct(x['uplift'])} [{_pct(low)}, {_pct(high)}]"
+
+
+def _comparison(x, alpha):
+    """The comparison's lines: the uplift, its interval and p-values; the Bayesian summary; CUPED."""
+    if x["status"] != "ok":
+        return ["not enough data"]
+    verdict = ": significant" if x["adjusted_p_value"] < alpha else ""
+    lines = [f"{_interval(x)}  {_p(x['p_value'])}, adjusted {_p(x['adjusted_p_value'])}{verdict}"]
+    if x["bayes"]:
+        lines.append(f"chance to win {_share(x['bayes']['chance_to_win'])}, expected loss {x['bayes']['expected_loss']:.2%}")
+    if x["cuped"]:
+        lines.append(f"with CUPED: {_interval(x['cuped'])}  {_p(x['cuped']['p_value'])}")
+    return lines

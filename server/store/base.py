@@ -3,6 +3,9 @@ from dataclasses import dataclass
 
 VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, announced or not
 DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what keys from before names became
+# CUPED's covariates, in this order wherever a counter holds one number per covariate: what the
+# visitor did before their first exposure to the campaign (docs/DESIGN.md "Results").
+PRE_EXPOSURE_COVARIATES = ("visits", "pageviews")
 
 
 class SiteExists(Exception):
@@ -116,7 +119,17 @@ class Store:
     def counters(self, site, channel=None):
         """[{campaign, variation (None for holdout), goal (None for visitors), visitors,
         conversions, revenue, revenue_sq}] for every counter of the site: summed over channels
-        (None), or of one channel ("web", "email") only."""
+        (None), or of one channel ("web", "email") only.
+
+        Sums that later events will carry, read by results when a row has them (absent until the
+        write path records them; docs/DESIGN.md "Results"):
+        - order ids (goal rows): `orders` (distinct orders), `orders_sq` (sum over visitors of
+          their orders squared), `revenue_orders` (sum over visitors of revenue x orders);
+        - pre-exposure covariates x (PRE_EXPOSURE_COVARIATES, stored with the visitor's
+          assignment at the first exposure): on the visitors row `pre_sum` [k] (sum of x) and
+          `pre_products` [k][k] (sum of x x^T); on goal rows `pre_conversions` [k] (sum of x over
+          the visitors who converted) and `pre_revenue` [k] (x times each conversion's value,
+          added as revenue is)."""
         raise NotImplementedError
 
     def count_rejections(self, site, counts):

@@ -8,9 +8,9 @@ import time
 
 from flask import current_app, request
 
-from server.wire.ids import SITE_RE
 from server.errors import APIError
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.wire.ids import SITE_RE
 
 KEY_PREFIX = "vk_"
 MAX_KEY_LENGTH = 200  # anything longer is no key of ours: not even hashed

@@ -1,4 +1,4 @@
-"""Merchant API: drafts, publishing, versions, rollback, server-side decisions, results."""
+"""Merchant API: drafts, publishing, versions, rollback, server-side decisions, results, sample sizes."""
 import json
 import time
 
@@ -10,7 +10,6 @@ from server.decisions.decide import decide
 from server.decisions.inputs import Inputs, ip_problem, zone_problem
 from server.errors import APIError
 from server.identity.customers import known_types
-from server.results.report import site_results
 from server.store import get_store
 from server.web.auth import require_key
 from server.wire.schemas import problems as schema_problems
@@ -115,4 +114,25 @@ def _decide_problems(body):
 @bp.get("/results")
 @require_key("read")
 def results(site):
-    return jsonify(site_results(site))
+    goals = request.args.get("goals", "campaign")
+    if goals not in ("campaign", "all"):
+        raise APIError(400, "invalid_request", "goals is `campaign` (the default) or `all`.",
+                       [{"path": "/goals", "message": "must be campaign or all"}])
+    # scipy loads on the first results request, not in every worker at start (about 1 s, 75 MB)
+    from server.results.report import site_results
+    return jsonify(site_results(site, all_goals=goals == "all"))
+
+
+@bp.get("/sample-size")
+@require_key("read")
+def sample_size(site):
+    """Visitors needed for a conversion-rate experiment; alpha defaults to the site's settings.stats."""
+    from server.results import sample_size as planning
+    values = {name: request.args.get(name) for name in planning.PARAMETERS}
+    if values["alpha"] is None:
+        latest = publishing.load_latest(site)
+        values["alpha"] = ((latest[0]["settings"].get("stats") or {}).get("alpha") if latest else None)
+    problems = planning.problems(values)
+    if problems:
+        raise APIError(400, "invalid_request", f"The query has {len(problems)} problem(s).", problems)
+    return jsonify(planning.sample_size(**planning.parse(values)))
