@@ -3,13 +3,14 @@
 validation of crm.*, decide with customer_id/ip/user_agent/now/timezone, and email content."""
 import json
 import os
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
 import jwt
 import pytest
 from conftest import database_bytes, make_site
-from servers import redis_server, vitrina
+from servers import REPO, redis_server, vitrina
 
 from server import create_app
 from server.decisions.bucketing import hash as bucket_hash
@@ -653,3 +654,24 @@ def test_the_bucket_a_customer_gets_is_their_key_s_not_their_id_s(app, site):
         key = customer_key("shop", "1042")
     assert key.startswith("c1.") and len(key) == 35
     assert bucket_hash("split", key) != bucket_hash("split", "1042")
+
+
+def test_results_filter_by_channel(app, client, site):
+    client.get("/api/v1/sites/shop/customers/77/content?campaigns=split", headers=site)
+    email = client.get("/api/v1/sites/shop/results?channel=email", headers=site).get_json()
+    web = client.get("/api/v1/sites/shop/results?channel=web", headers=site).get_json()
+    both = client.get("/api/v1/sites/shop/results", headers=site).get_json()
+    visitors = {name: sum(v["visitors"] for c in answer["campaigns"] if c["key"] == "split" for v in c["variations"])
+                for name, answer in (("email", email), ("web", web), ("both", both))}
+    assert visitors == {"email": 1, "web": 0, "both": 1}
+    assert email["channel"] == "email" and "channel" not in both
+    assert client.get("/api/v1/sites/shop/results?channel=sms", headers=site).status_code == 400
+
+
+def test_the_python_minting_example_of_the_reference_gives_a_token_identify_takes(app, client, site):
+    text = (REPO / "docs" / "reference" / "identity.md").read_text()
+    block = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert len(block.strip().splitlines()) == 3
+    scope = {"SECRET": secret(app), "customer_id": 1042}
+    exec(block, scope)  # the reference's own three lines
+    assert identify(client, scope["token"]).get_json()["crm"]["tier"] == "gold"

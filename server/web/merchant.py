@@ -118,9 +118,13 @@ def results(site):
     if goals not in ("campaign", "all"):
         raise APIError(400, "invalid_request", "goals is `campaign` (the default) or `all`.",
                        [{"path": "/goals", "message": "must be campaign or all"}])
+    channel = request.args.get("channel")
+    if channel not in (None, "web", "email"):
+        raise APIError(400, "invalid_request", "channel is `web` or `email` (default: both).",
+                       [{"path": "/channel", "message": "must be web or email"}])
     # scipy loads on the first results request, not in every worker at start (about 1 s, 75 MB)
     from server.results.report import site_results
-    return jsonify(site_results(site, all_goals=goals == "all"))
+    return jsonify(site_results(site, all_goals=goals == "all", channel=channel))
 
 
 @bp.get("/sample-size")
