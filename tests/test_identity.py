@@ -5,16 +5,20 @@ import json
 import os
 import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import datetime, timedelta, timezone
 
 import jwt
 import pytest
 from conftest import database_bytes, make_site
-from servers import REPO, redis_server, vitrina
+from servers import REPO, gunicorn_server, redis_server, vitrina
 
 from server import create_app
 from server.decisions.bucketing import hash as bucket_hash
 from server.decisions.decide import decide
+from server.identity.customers import stored
 from server.identity.site_secrets import ROTATION_GRACE_S, current_secret, customer_key
 from server.store import get_store
 from server.web.access_log import redacted
@@ -675,3 +679,58 @@ def test_the_python_minting_example_of_the_reference_gives_a_token_identify_take
     scope = {"SECRET": secret(app), "customer_id": 1042}
     exec(block, scope)  # the reference's own three lines
     assert identify(client, scope["token"]).get_json()["crm"]["tier"] == "gold"
+
+
+# --- the real CLI and server ------------------------------------------------------------------------
+
+def test_customers_import_cli_lists_bad_lines_and_stores_good_ones(tmp_path):
+    env = {**os.environ, "VITRINA_DATABASE": str(tmp_path / "v.sqlite3"), "VITRINA_SECRET_KEY": "cli-secret-key-0123456789"}
+    assert vitrina(env, "sites", "create", "shop").returncode == 0
+    crm = tmp_path / "crm.csv"
+    crm.write_text("customer_id,tier,ltv\n1042,gold,1250.5\n3/4,gold,1\n")
+    run = vitrina(env, "customers", "import", "shop", str(crm))
+    assert run.returncode == 1
+    assert json.loads(run.stdout) == {"received": 2, "upserted": 1, "removed": 0}
+    assert f"{crm}:3: /customer_id: must be 1 to 128 characters" in run.stderr
+    patch = tmp_path / "more.jsonl"
+    patch.write_text(json.dumps({"customer_id": "1042", "ltv": None, "segment": "b2b"}) + "\n")
+    assert vitrina(env, "customers", "import", "shop", str(patch), "--patch").returncode == 0
+    app = create_app(env={k: env[k] for k in ("VITRINA_DATABASE", "VITRINA_SECRET_KEY")})
+    with app.app_context():
+        assert stored("shop", "1042")["attributes"] == {"tier": "gold", "segment": "b2b"}
+
+
+def test_the_server_log_holds_no_customer_id_email_hash_token_or_secret(tmp_path):
+    env = {"VITRINA_DATABASE": str(tmp_path / "v.sqlite3"), "VITRINA_SECRET_KEY": "log-secret-key-0123456789"}
+    full = {**os.environ, **env}
+    key = vitrina(full, "sites", "create", "shop").stdout.strip().splitlines()[-1]
+    identity_secret = vitrina(full, "sites", "identity-secret", "shop").stdout.strip().splitlines()[-1]
+    customer, email = "jane.doe@example.com", "cd" * 32
+    jane = token(identity_secret, sub=customer, email_sha256=email)
+    log = tmp_path / "gunicorn.log"
+
+    def call(method, url, body=None, content_type="application/json"):
+        request = urllib.request.Request(url, data=body, method=method, headers={
+            "Authorization": f"Bearer {key}", "Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    with gunicorn_server(env, workers=1, log_path=log) as url:
+        api, quoted = f"{url}/api/v1/sites/shop", urllib.parse.quote(customer)
+        assert call("PUT", api + "/customers", jsonl({"customer_id": customer, "tier": "gold"}),
+                    "application/x-ndjson") == 200
+        assert call("PUT", api + "/config", json.dumps(CONFIG).encode()) == 200
+        assert call("POST", api + "/publish") == 201
+        body = json.dumps({"token": jane, "visitor_id": VISITOR}).encode()
+        assert call("POST", f"{url}/v1/sites/shop/identify?token={jane}", body, "text/plain") == 200
+        assert call("GET", f"{api}/customers/{quoted}?email_sha256={email}") == 200
+        assert call("GET", f"{api}/customers/{quoted}/content?campaigns=split") == 200
+        assert call("POST", api + "/decide", json.dumps({"customer_id": customer}).encode()) == 200
+        assert call("DELETE", f"{api}/customers/{quoted}") == 200
+    text = log.read_text()
+    assert text.count("/customers/-") == 3 and "identify?token=- " in text
+    for secret_text in (customer, quoted, email, jane, jane.split(".")[2], identity_secret):
+        assert secret_text not in text
