@@ -544,32 +544,13 @@ class RedisStore(Store):
         return bool(self.r.set(self._k(site, "identity"), record_json, nx=if_absent))
 
     def upsert_customers(self, site, customers, mark=None):
-        customers = list(customers)
-        pipe = self.r.pipeline(transaction=False)
-        for part in _chunks(customers):
-            self._set_many(pipe, {self._k(site, f"cu:{key}"): body for key, body in part})
-            members = {key: 0 for key, _ in part}
-            pipe.zadd(self._k(site, "customers"), members)
-            if mark is not None:
-                pipe.zadd(self._k(site, f"customers:mark:{mark}"), members)
-        pipe.execute()
-        return len(customers)
+        return self._upsert_indexed(site, "customers", "cu:", customers, mark)
 
     def get_customers(self, site, keys):
         return self._values(site, "cu:", keys)
 
-    def _delete_customers(self, site, keys):
-        deleted = 0
-        for part in _chunks(dict.fromkeys(keys)):
-            deleted += self.r.zrem(self._k(site, "customers"), *part)
-            self.r.delete(*(self._k(site, f"cu:{key}") for key in part))
-        return deleted
-
     def delete_customers_unmarked(self, site, mark):
-        mark_key = self._k(site, f"customers:mark:{mark}")
-        deleted = self._delete_customers(site, self.r.zdiff([self._k(site, "customers"), mark_key]))
-        self.r.delete(mark_key)
-        return deleted
+        return self._delete_unmarked(site, "customers", "cu:", mark)
 
     def iter_customers(self, site):
         after = ""
@@ -601,7 +582,8 @@ class RedisStore(Store):
 
     def erase_units(self, site, customer_keys, units):
         units, customer_keys = list(dict.fromkeys(units)), list(dict.fromkeys(customer_keys))
-        erased = {"customers": self._delete_customers(site, customer_keys), "events": 0, "interactions": 0}
+        erased = {"customers": self._delete_indexed(site, "customers", "cu:", customer_keys), "events": 0,
+                  "interactions": 0}
         for customer_key in customer_keys:
             for visitor_id in self.r.smembers(self._k(site, f"links:{customer_key}")):
                 self.r.srem(self._k(site, f"vlinks:{visitor_id}"), customer_key)
@@ -632,16 +614,21 @@ class RedisStore(Store):
 
     # catalogue
     def upsert_products(self, site, products, mark=None):
-        products = list(products)
+        return self._upsert_indexed(site, "catalog", "p:", products, mark)
+
+    def _upsert_indexed(self, site, index, prefix, rows, mark):
+        """SET a key `prefix + id` per (id, json) row, and add the ids to the sorted set `index`
+        (and to `<index>:mark:<mark>` for a full import). Returns how many."""
+        rows = list(rows)
         pipe = self.r.pipeline(transaction=False)
-        for part in _chunks(products):
-            self._set_many(pipe, {self._k(site, f"p:{pid}"): body for pid, body in part})
-            members = {pid: 0 for pid, _ in part}
-            pipe.zadd(self._k(site, "catalog"), members)
+        for part in _chunks(rows):
+            self._set_many(pipe, {self._k(site, prefix + key): body for key, body in part})
+            members = {key: 0 for key, _ in part}
+            pipe.zadd(self._k(site, index), members)
             if mark is not None:
-                pipe.zadd(self._k(site, f"catalog:mark:{mark}"), members)
+                pipe.zadd(self._k(site, f"{index}:mark:{mark}"), members)
         pipe.execute()
-        return len(products)
+        return len(rows)
 
     def _set_many(self, pipe, values):
         """SET each key: one MSET (keys of one site share a slot), except in a cluster pipeline,
@@ -653,17 +640,21 @@ class RedisStore(Store):
             pipe.mset(values)
 
     def delete_products(self, site, ids):
-        ids = list(dict.fromkeys(ids))
+        return self._delete_indexed(site, "catalog", "p:", ids)
+
+    def _delete_indexed(self, site, index, prefix, ids):
         deleted = 0
-        for part in _chunks(ids):
-            deleted += self.r.zrem(self._k(site, "catalog"), *part)
-            self.r.delete(*(self._k(site, f"p:{pid}") for pid in part))
+        for part in _chunks(dict.fromkeys(ids)):
+            deleted += self.r.zrem(self._k(site, index), *part)
+            self.r.delete(*(self._k(site, prefix + key) for key in part))
         return deleted
 
     def delete_products_unmarked(self, site, mark):
-        mark_key = self._k(site, f"catalog:mark:{mark}")
-        stale = self.r.zdiff([self._k(site, "catalog"), mark_key])
-        deleted = self.delete_products(site, stale)
+        return self._delete_unmarked(site, "catalog", "p:", mark)
+
+    def _delete_unmarked(self, site, index, prefix, mark):
+        mark_key = self._k(site, f"{index}:mark:{mark}")
+        deleted = self._delete_indexed(site, index, prefix, self.r.zdiff([self._k(site, index), mark_key]))
         self.r.delete(mark_key)
         return deleted
 

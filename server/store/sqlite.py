@@ -343,18 +343,13 @@ class SQLiteStore(Store):
             return True
 
     def upsert_customers(self, site, customers, mark=None):
-        rows = [(site, key, body, mark) for key, body in customers]
-        with self._tx() as db:
-            db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?) ON CONFLICT(site, key) DO UPDATE SET "
-                           "body=excluded.body, mark=excluded.mark", rows)
-        return len(rows)
+        return self._upsert_marked("customers", "key", site, customers, mark)
 
     def get_customers(self, site, keys):
         return self._rows_by_key("customers", "key", site, keys)
 
     def delete_customers_unmarked(self, site, mark):
-        with self._tx() as db:
-            return db.execute("DELETE FROM customers WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
+        return self._delete_unmarked("customers", site, mark)
 
     def iter_customers(self, site):
         after = ""
@@ -414,11 +409,19 @@ class SQLiteStore(Store):
 
     # catalogue
     def upsert_products(self, site, products, mark=None):
-        rows = [(site, pid, body, mark) for pid, body in products]
+        return self._upsert_marked("products", "id", site, products, mark)
+
+    def _upsert_marked(self, table, column, site, rows, mark):
+        """Store (id, body) rows of a (site, id, body, mark) table, under `mark` (a full import)."""
+        rows = [(site, key, body, mark) for key, body in rows]
         with self._tx() as db:
-            db.executemany("INSERT INTO products VALUES (?, ?, ?, ?) ON CONFLICT(site, id) DO UPDATE SET "
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?) ON CONFLICT(site, {column}) DO UPDATE SET "
                            "body=excluded.body, mark=excluded.mark", rows)
         return len(rows)
+
+    def _delete_unmarked(self, table, site, mark):
+        with self._tx() as db:
+            return db.execute(f"DELETE FROM {table} WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
 
     def delete_products(self, site, ids):
         deleted = 0
@@ -428,8 +431,7 @@ class SQLiteStore(Store):
         return deleted
 
     def delete_products_unmarked(self, site, mark):
-        with self._tx() as db:
-            return db.execute("DELETE FROM products WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
+        return self._delete_unmarked("products", site, mark)
 
     def _rows_by_key(self, table, column, site, keys):
         """{key: body} of the site's rows of `table` whose `column` is one of `keys`."""
