@@ -313,25 +313,25 @@ def test_customer_exposures_need_a_valid_identity_of_this_visitor_and_site(app, 
 # --- CRM data -----------------------------------------------------------------------------------
 
 def test_csv_import_types_cells_and_lists_bad_lines_with_their_paths(app, client, shop):
-    csv = ("customer_id,tier,ltv,last_order_at,zip,newsletter\n"
-           "1,gold,1250.5,2026-10-02,01234,true\n"
-           "2,silver,80,2026-10-02T10:00:00Z,75001,false\n"
-           "3/4,gold,1,,,\n"
-           "5,gold,1,,,,extra\n").encode()
+    csv = ("customer_id,tier,ltv,last_order_at,zip,newsletter,card\n"
+           "1,gold,1250.5,2026-10-02,01234,true,4111111111111111\n"
+           "2,silver,80,2026-10-02T10:00:00Z,75001,false,\n"
+           "3/4,gold,1,,,,\n"
+           "5,gold,1,,,,,extra\n").encode()
     answer = client.put("/api/v1/sites/shop/customers", data=csv, headers={**shop, "Content-Type": "text/csv"})
     body = answer.get_json()
     assert (body["received"], body["upserted"]) == (4, 2)
     assert body["errors"] == [
         {"line": 4, "path": "/customer_id", "message": "must be 1 to 128 characters, without control characters or /"},
-        {"line": 5, "path": "", "message": "has 7 cells; the header has 6"}]
+        {"line": 5, "path": "", "message": "has 8 cells; the header has 7"}]
     one = client.get("/api/v1/sites/shop/customers/1", headers=shop).get_json()
     assert one["attributes"] == {"tier": "gold", "ltv": 1250.5, "last_order_at": "2026-10-02", "zip": "01234",
-                                 "newsletter": True}
+                                 "newsletter": True, "card": "4111111111111111"}
     schema = client.get("/api/v1/sites/shop/crm-attributes", headers=shop).get_json()
     assert schema["customers"] == 2
     types = {a["name"]: a["type"] for a in schema["attributes"]}
     assert types == {"crm.last_order_at": "date", "crm.days_since_last_order": "number", "crm.ltv": "number",
-                     "crm.newsletter": "boolean", "crm.tier": "string", "crm.zip": "mixed"}
+                     "crm.newsletter": "boolean", "crm.tier": "string", "crm.zip": "mixed", "crm.card": "string"}
     assert next(a for a in schema["attributes"] if a["name"] == "crm.zip")["types"] == {"string": 1, "number": 1}
     bad_header = client.put("/api/v1/sites/shop/customers", data=b"id,tier\n1,gold\n",
                             headers={**shop, "Content-Type": "text/csv"}).get_json()

@@ -5,7 +5,8 @@ A record is `{"customer_id": "..."}` or `{"email_sha256": "<64 hex>"}` followed 
 `name: value`, where a name is 1 to 64 of `a-z 0-9 _` starting with a letter, and a value a string
 (at most MAX_STRING characters), a finite number, a boolean, or a list of at most MAX_LIST strings
 or numbers; `null` removes the attribute (PATCH). CSV cells are typed as they read: `true`/`false`,
-a number written as JSON writes one (no leading zero: `01234` stays a string), else a string.
+a number written as JSON writes one and below 1e15 (`01234` and a 16-digit id stay strings), else
+a string.
 A string holding an ISO 8601 date (`2026-11-02`, `2026-11-02T10:00:00Z`) has type `date`, and every
 date attribute `<x>_at` (or `<x>`) brings a derived number `days_since_<x>`, whole days from it to
 the moment of the decision (so `{"crm.days_since_last_order": {"$gt": 90}}` finds lapsed customers).
@@ -69,9 +70,9 @@ def _cell(text):
     """A CSV cell as the value it writes."""
     if text in ("true", "false"):
         return text == "true"
-    if _NUMBER.fullmatch(text):
+    if _NUMBER.fullmatch(text) and abs(float(text)) < 1e15:  # longer digit strings are ids, kept as text
         number = float(text)
-        return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+        return int(text) if "." not in text and "e" not in text.lower() else number
     return text
 
 
