@@ -1,6 +1,8 @@
 """Known customers end to end through the app: identity secrets (CLI), tokens and their forgeries
 (/identify), the signed identity in collect, CRM data (import, read, types, erasure), config
 validation of crm.*, decide with customer_id/ip/user_agent/now/timezone, and email content."""
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -13,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 import jwt
 import pytest
 from conftest import database_bytes, make_site
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from servers import REPO, gunicorn_server, redis_server, vitrina
 
 from server import create_app
@@ -20,6 +24,7 @@ from server.decisions.bucketing import hash as bucket_hash
 from server.decisions.decide import decide
 from server.identity.customers import stored
 from server.identity.site_secrets import ROTATION_GRACE_S, current_secret, customer_key
+from server.identity.tokens import TokenRefused, verify_token
 from server.store import get_store
 from server.web.access_log import redacted
 
@@ -734,3 +739,39 @@ def test_the_server_log_holds_no_customer_id_email_hash_token_or_secret(tmp_path
     assert text.count("/customers/-") == 3 and "identify?token=- " in text
     for secret_text in (customer, quoted, email, jane, jane.split(".")[2], identity_secret):
         assert secret_text not in text
+
+
+# --- tokens against anything --------------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
+                           | st.text(max_size=20),
+                           lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids,
+                                                                                   max_size=3), max_leaves=10)
+CLAIMS = st.fixed_dictionaries({}, optional={
+    "sub": st.one_of(st.text(max_size=140), JSON_VALUES), "iat": st.one_of(st.integers(0, 2**40), JSON_VALUES),
+    "exp": st.one_of(st.integers(0, 2**40), JSON_VALUES), "nbf": JSON_VALUES, "aud": JSON_VALUES,
+    "crm": JSON_VALUES, "email_sha256": JSON_VALUES, "x": JSON_VALUES})
+
+
+def _signed(header, payload, key):
+    """A JWS with exactly this header and payload, HMAC-SHA256-signed whatever the header says."""
+    part = lambda value: jwt.utils.base64url_encode(json.dumps(value).encode())  # noqa: E731
+    head = part(header) + b"." + part(payload)
+    return (head + b"." + jwt.utils.base64url_encode(hmac.new(key.encode(), head, hashlib.sha256).digest())).decode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(claims=CLAIMS, header=st.dictionaries(st.sampled_from(["alg", "typ", "kid", "crit", "b64"]), JSON_VALUES,
+                                             max_size=3), raw=st.text(max_size=200))
+def test_any_token_is_either_claims_or_a_refusal_with_a_code(claims, header, raw):
+    key = "vis_" + "k" * 43
+    now = int(time.time())
+    signed = _signed({"alg": "HS256", "typ": "JWT", **header}, {"iat": now, "exp": now + 60, **claims}, key)
+    for candidate in (signed, raw, signed[:-3], ".".join(signed.split(".")[:2]) + "."):
+        try:
+            found = verify_token("shop", candidate, [key])
+        except TokenRefused as e:
+            assert e.code in {"malformed", "algorithm", "signature", "expired", "not_yet_valid", "audience",
+                              "lifetime", "subject", "claims"} and str(e)
+        else:
+            assert isinstance(found["sub"], str) and found["exp"] - found["iat"] <= 7 * DAY
