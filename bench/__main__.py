@@ -11,8 +11,8 @@ import traceback
 
 from .common import load_average, table
 
-BENCHMARKS = ["tag_size", "eval_browser", "decide_python", "results_1m", "aa_peeking", "tag_serving", "collect",
-              "recs_offline"]
+BENCHMARKS = ["tag_size", "first_paint", "eval_browser", "decide_python", "results_1m", "aa_peeking", "tag_serving",
+              "collect", "recs_offline"]
 
 
 def main(argv):

@@ -1,12 +1,15 @@
-"""tag_size: `gzip -9` size of the tag (sdk_js/dist/vitrina.min.js, rebuilt by setup.sh) against
-GrowthBook's browser bundle (node_modules/@growthbook/growthbook/dist/bundles/index.min.js, the
-IIFE a site loads with a <script> tag). Targets: <= 8 KB (8,000 B, size-limit's unit, as in
-package.json) and far below GrowthBook's 15.5 KB: ratio <= 0.52 (8 / 15.5)."""
+"""tag_size: `gzip -9` size of what tag.js is assembled from (sdk_js/dist, rebuilt by setup.sh):
+the core, each module, and the SDK file (the core and every module, what a bundle using every
+module gets), against GrowthBook's browser bundle (node_modules/@growthbook/growthbook/dist/
+bundles/index.min.js, the IIFE a site loads with a <script> tag). Targets: the core <= 8 KB
+(8,000 B, size-limit's unit; issue 9: a site that uses no module gets the core alone) and the
+whole SDK file far below GrowthBook's 15.5 KB: ratio <= 0.52 (8 / 15.5)."""
+import json
 import subprocess
 
 from .common import REPO, Row, log
 
-VITRINA = REPO / "sdk_js" / "dist" / "vitrina.min.js"
+DIST = REPO / "sdk_js" / "dist"
 GROWTHBOOK = REPO / "node_modules" / "@growthbook" / "growthbook" / "dist" / "bundles" / "index.min.js"
 LIMIT = 8000
 
@@ -16,7 +19,13 @@ def gzip9(path):
 
 
 def run():
-    v, g = gzip9(VITRINA), gzip9(GROWTHBOOK)
-    log(f"raw: vitrina.min.js {VITRINA.stat().st_size:,} B, growthbook index.min.js {GROWTHBOOK.stat().st_size:,} B")
-    return [Row("tag_size", "tag, gzip -9", v, "B", g, "GrowthBook IIFE", f"<= {LIMIT:,} B, ratio <= 0.52×",
-                v <= LIMIT and v / g <= 0.52)]
+    manifest = json.loads((DIST / "manifest.json").read_text())
+    core, full, g = gzip9(DIST / manifest["core"]), gzip9(DIST / manifest["all"]), gzip9(GROWTHBOOK)
+    log(f"raw: core {(DIST / manifest['core']).stat().st_size:,} B, SDK file {(DIST / manifest['all']).stat().st_size:,} B,"
+        f" growthbook index.min.js {GROWTHBOOK.stat().st_size:,} B")
+    rows = [Row("tag_size", "core, gzip -9", core, "B", g, "GrowthBook IIFE", f"<= {LIMIT:,} B", core <= LIMIT)]
+    for name, path in sorted(manifest["modules"].items()):
+        rows.append(Row("tag_size", f"module {name}, gzip -9", gzip9(DIST / path), "B"))
+    rows.append(Row("tag_size", "SDK file (core + every module), gzip -9", full, "B", g, "GrowthBook IIFE",
+                    "ratio <= 0.52×", full / g <= 0.52))
+    return rows

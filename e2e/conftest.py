@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 
 from server import create_app
-from server.web.auth import hash_key, new_api_key
 from server.demo.shop import make_shop_server, serve_in_thread
 from server.store import get_store
+from server.web.auth import hash_key, new_api_key
 from tests.servers import REPO, free_port, gunicorn_server, redis_server
 
 from .pageutil import CONFIG, PAGES
@@ -270,6 +272,46 @@ def vitrina_redis(tmp_path_factory):
 def shop(vitrina):
     """Site 'shop', shared by the tests that look at pages rather than at exact counts."""
     return vitrina.shop
+
+
+def _city(country, continent, region, city, tz):
+    return {"country": {"iso_code": country, "names": {"en": country}},
+            "continent": {"code": continent, "names": {"en": continent}},
+            "subdivisions": [{"iso_code": region, "names": {"en": region}}],
+            "city": {"names": {"en": city}}, "location": {"time_zone": tz}}
+
+
+# What the test GeoIP database of `geo_server` says about its addresses.
+GEO_PARIS = {"country": "FR", "region": "IDF", "city": "Paris", "continent": "EU", "timezone": "Europe/Paris"}
+GEO_TOKYO = {"country": "JP", "region": "13", "city": "Tokyo", "continent": "AS", "timezone": "Asia/Tokyo"}
+GEO_UNKNOWN = {"country": None, "region": None, "city": None, "continent": None, "timezone": None}
+PARIS_IP, TOKYO_IP, UNKNOWN_IP = "198.51.100.7", "203.0.113.5", "192.0.2.1"
+
+
+@pytest.fixture(scope="session")
+def geo_server(tmp_path_factory):
+    """`vitrina serve` with VITRINA_GEOIP_DB on a database built here (198.51.100.0/24 is Paris,
+    203.0.113.0/24 Tokyo) and VITRINA_PROXY_HOPS=1, so the last X-Forwarded-For address is the
+    visitor's. Attribute `workdir`: where its database lives."""
+    _require_sdk()
+    workdir = tmp_path_factory.mktemp("vitrina-geo")
+    db = workdir / "test-city.mmdb"
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
+    writer.insert_network(IPSet(["198.51.100.0/24"]), _city("FR", "EU", "IDF", "Paris", "Europe/Paris"))
+    writer.insert_network(IPSet(["203.0.113.0/24"]), _city("JP", "AS", "13", "Tokyo", "Asia/Tokyo"))
+    writer.to_db_file(str(db))
+    server = Vitrina(workdir, {"VITRINA_GEOIP_DB": str(db), "VITRINA_PROXY_HOPS": "1"})
+    server.workdir = workdir
+    with server.running():
+        yield server
+
+
+def behind_proxy(context, server_url, forwarded):
+    """Every request of the browser context to the server carries `X-Forwarded-For: forwarded`, as
+    a proxy in front of it would add (below CORS: the page's requests stay simple ones)."""
+    def add_header(route):
+        route.continue_(headers={**route.request.headers, "x-forwarded-for": forwarded})
+    context.route(f"{server_url}/**", add_header)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

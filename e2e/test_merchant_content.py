@@ -180,13 +180,8 @@ def test_no_payload_runs_under_a_strict_nonce_csp(page, content_site):
     assert page.evaluate("window.__laterRan") == 1
 
 
-# Only the SDK can refuse these (the selector does not say it picks a <script>): the sdk branch
-# makes it refuse script, style, iframe, object, embed, base, meta and link at apply time.
-SDK_REFUSES_SCRIPT_TARGETS = pytest.mark.xfail(
-    strict=True, reason="needs the SDK's apply-time refusal of script targets (sdk branch); drop this mark then")
-
-
-@SDK_REFUSES_SCRIPT_TARGETS
+# Only the SDK can refuse these (the selector does not say it picks a <script>): it refuses
+# script, style, iframe, object, embed, base, meta and link targets at apply time (sdk_js/src/guards.js).
 @pytest.mark.parametrize("path", ["/later.html", "/later-csp.html"])
 def test_a_later_script_is_never_edited_before_it_runs(page, content_site, path):
     page.add_init_script(RECORD_CALLS)

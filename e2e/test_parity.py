@@ -1,7 +1,8 @@
 """The browser and the server decide alike, in real Chromium.
 
-- Device: a page loaded with a real user agent (spec/07-devices.json) reads `device.type`,
-  `device.os` and `device.browser` equal to what server/delivery/context.py gives that user agent.
+- Device: a page loaded with a real user agent (spec/07-devices.json) reads `device.type` (its
+  own classifier), `device.os` and `device.browser` (the server's, by GET /v1/context) equal to
+  what server/delivery/context.py gives that user agent.
 - Decisions: visitors with their own devices, clocks, time zones and journeys (campaign
   clicks, search, social, referral, returning days later, product pages with a GA4 data layer,
   a cart, vitrina.set and vitrina.track) browse a site of ~35 campaigns over every attribute
@@ -23,8 +24,12 @@ from zoneinfo import ZoneInfo
 from server.decisions.bucketing import hash as bucket_hash
 from server.delivery.context import device_for_ua
 
+# The page's decision is complete: campaigns reading geo or device.os/browser waited for /v1/context.
+READY = "() => new Promise((resolve) => vitrina.on('ready', resolve))"
 DEVICES = json.loads((Path(__file__).resolve().parents[1] / "spec" / "07-devices.json").read_text())["cases"]
-SETTINGS = {"holdout": 0.2, "consent": "implied", "antiflicker_ms": 400}
+# antiflicker_ms also bounds the wait for /v1/context (campaigns reading device.os/browser or
+# geo): generous, so a loaded machine still decides with the context, as parity needs.
+SETTINGS = {"holdout": 0.2, "consent": "implied", "antiflicker_ms": 3000}
 
 
 # --- device ---
@@ -62,6 +67,7 @@ def test_browser_device_attributes_are_the_servers(new_context, vitrina):
         context = new_context(user_agent=ua)
         page = context.new_page()
         page.goto(site.url("/targeting.html"))
+        page.evaluate(READY)  # campaigns reading device.os or device.browser wait for /v1/context
         assert page.evaluate("navigator.userAgent") == ua
         chosen = page.evaluate("(ks) => ks.filter((k) => vitrina.getVariation(k))", keys)
         in_browser = {field: [k.split("-", 1)[1] for k in chosen if k.startswith(field + "-")]
@@ -302,6 +308,7 @@ def test_browser_and_decide_agree_on_every_campaign(new_context, vitrina):
             now_ms = int(now.timestamp() * 1000)
             log.clear()
             page.goto(url, referer=referer)
+            page.evaluate(READY)
             visitor.view(now_ms, url, referer, source)
             if "cart" in actions:  # targeting-cart.html itself calls vitrina.set({cart: ...})
                 visitor.cart = {"value": 64.5, "items": 3}

@@ -6,17 +6,16 @@ of campaigns, so one that runs when it should not fails as surely as one that do
 The site is the test's own (its campaigns run on every page: no other test looks at it); the
 pages are e2e/pages/targeting*.html, and each campaign's <p id=key> is added by an init script
 at DOMContentLoaded (the SDK applies actions to late elements). Clocks are Playwright's fixed
-time; geo comes from a second server reading a GeoIP database built here, behind one proxy.
+time; geo comes from a second server reading a GeoIP database built here, behind one proxy
+(conftest.geo_server; e2e/test_context.py covers context.js and the waiting).
 """
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 
-from .conftest import Vitrina, _require_sdk
+from .conftest import PARIS_IP, TOKYO_IP, UNKNOWN_IP, behind_proxy
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -91,12 +90,12 @@ GEO = {
 }
 
 
-def config(segments):
+def config(segments, antiflicker_ms=400):
     """One single-variation campaign per segment, swapping the text of #<key>."""
     return {"segments": segments, "campaigns": [
         {"key": key, "type": "personalization", "status": "live", "segment": key,
          "variations": [{"key": "on", "actions": [{"selector": f"#{key}", "text": "on"}]}]}
-        for key in segments], "settings": {"holdout": 0, "consent": "implied", "antiflicker_ms": 400}}
+        for key in segments], "settings": {"holdout": 0, "consent": "implied", "antiflicker_ms": antiflicker_ms}}
 
 
 SEGMENTS = {**REFERRER, **VISIT, **TIME, **DEVICE, **PAGE, **HISTORY, **CART}
@@ -112,7 +111,8 @@ FLAGS = """document.addEventListener("DOMContentLoaded", () => {
 
 @pytest.fixture(scope="module")
 def site(vitrina):
-    return vitrina.new_site(config(SEGMENTS))
+    # device-iphone reads device.os: it waits for /v1/context, up to antiflicker_ms.
+    return vitrina.new_site(config(SEGMENTS, antiflicker_ms=3000))
 
 
 @pytest.fixture
@@ -130,6 +130,7 @@ def swapped(page, group):
     """The campaigns of `group` whose element shows the variation; each must also be the one
     vitrina.getVariation names, and every other one must be untouched."""
     keys = list(group)
+    page.evaluate("() => new Promise((resolve) => vitrina.on('ready', resolve))")  # nothing waits any more
     shown = page.evaluate("(ks) => ks.filter((k) => document.getElementById(k).textContent === 'on')", keys)
     untouched = page.evaluate("(ks) => ks.filter((k) => document.getElementById(k).textContent === 'off')", keys)
     chosen = page.evaluate("(ks) => ks.filter((k) => vitrina.getVariation(k) === 'on')", keys)
@@ -257,46 +258,34 @@ def test_cart_and_user_values_set_by_the_site(visitor, site):
 
 # --- geo: a server of its own, with a GeoIP database built here, behind one trusted proxy ---
 
-def _city(country, continent, region, city, tz):
-    return {"country": {"iso_code": country, "names": {"en": country}},
-            "continent": {"code": continent, "names": {"en": continent}},
-            "subdivisions": [{"iso_code": region, "names": {"en": region}}],
-            "city": {"names": {"en": city}}, "location": {"time_zone": tz}}
-
-
 @pytest.fixture(scope="module")
-def geo(tmp_path_factory):
-    """(server, site): `vitrina serve` with VITRINA_GEOIP_DB on a test database and
-    VITRINA_PROXY_HOPS=1, so the last X-Forwarded-For address is the visitor's."""
-    _require_sdk()
-    workdir = tmp_path_factory.mktemp("vitrina-geo")
-    db = workdir / "test-city.mmdb"
-    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
-    writer.insert_network(IPSet(["198.51.100.0/24"]), _city("FR", "EU", "IDF", "Paris", "Europe/Paris"))
-    writer.insert_network(IPSet(["203.0.113.0/24"]), _city("JP", "AS", "13", "Tokyo", "Asia/Tokyo"))
-    writer.to_db_file(str(db))
-    server = Vitrina(workdir, {"VITRINA_GEOIP_DB": str(db), "VITRINA_PROXY_HOPS": "1"})
-    with server.running():
-        yield workdir, server.new_site(config(GEO))
+def geo(geo_server):
+    """(workdir, site) on the geo server (conftest.geo_server)."""
+    # antiflicker_ms bounds the wait for /v1/context too: long enough for a loaded machine.
+    return geo_server.workdir, geo_server.new_site(config(GEO, antiflicker_ms=3000))
 
 
 @pytest.mark.parametrize("forwarded, expected", [
-    ("198.51.100.7", {"geo-paris"}),
-    ("198.51.100.7, 203.0.113.5", {"geo-tokyo"}),  # the first entry is the client's claim; the proxy's is last
-    ("192.0.2.1", {"geo-unknown"}),
+    (PARIS_IP, {"geo-paris"}),
+    (f"{PARIS_IP}, {TOKYO_IP}", {"geo-tokyo"}),  # the first entry is the client's claim; the proxy's is last
+    (UNKNOWN_IP, {"geo-unknown"}),
 ], ids=["paris", "spoofed-first-hop-ignored", "not-in-database"])
-def test_geo_from_the_server_behind_a_proxy(visitor, geo, forwarded, expected):
+def test_geo_from_the_server_behind_a_proxy(new_context, geo, forwarded, expected):
     workdir, site = geo
-    page = visitor(GEO, extra_http_headers={"X-Forwarded-For": forwarded})
-    tags = []
-    page.on("response", lambda r: "/tag.js" in r.url and tags.append(r))
-    page.goto(site.url("/targeting.html"))
+    context = new_context()
+    context.add_init_script(FLAGS % json.dumps(list(GEO)))
+    behind_proxy(context, site.server_url, forwarded)
+    page = context.new_page()
+    bodies = []
+    page.on("response", lambda r: r.url.startswith(site.server_url) and r.request.method == "GET"
+            and bodies.append(r.body()))
+    page.goto(site.url("/targeting.html"))  # the tag alone: it asks /v1/context for geo
+    page.wait_for_function("vitrina.getVariation(%s) === 'on'" % json.dumps(min(expected)))
     assert swapped(page, GEO) == expected
     # The address is looked up, never sent back nor stored.
-    body = tags[0].text()
-    assert "vitrina.init(" in body
+    assert len(bodies) == 2  # tag.js, then /v1/context
     for ip in forwarded.split(", "):
-        assert ip not in body
+        assert all(ip.encode() not in body for body in bodies)
     page.goto("about:blank")
     site.wait_for_results(lambda r: r.total_visitors(min(expected)) >= 1)
     stored = b"".join(p.read_bytes() for p in workdir.iterdir() if p.is_file() and "vitrina.sqlite3" in p.name)

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
 echo "== JS unit tests (node --test)"
 node --test sdk_js/test/
+echo "== JS types (tsc, JSDoc // @ts-check)"
+npm run --silent typecheck
 echo "== size budget (size-limit)"
 npx --no-install size-limit
 echo "== pytest (server, both stores, e2e in Chromium)"

@@ -1,34 +1,49 @@
-// `npm run build`: the tag (IIFE, defines window.vitrina) and the ESM build of the evaluator.
+// `npm run build`: the tag's core, its modules, the SDK file (core + every module), the ESM
+// build of the evaluator, and dist/manifest.json, which the server reads to assemble tag.js
+// (docs/DESIGN.md "Modules").
 import { build } from "esbuild"
-import { writeFile } from "node:fs/promises"
+import { mkdir, writeFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
 import { minify } from "terser"
 
-const here = (p) => fileURLToPath(new URL(p, import.meta.url))
+const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 // es2020: `??` and `?.` as written, and no helpers for what every browser of the last years has.
-const common = { bundle: true, target: "es2020", legalComments: "none", logLevel: "info" }
+// tsconfigRaw: sdk_js/tsconfig.json is for the type check; its "strict" would make esbuild put a
+// "use strict" directive at the top of the core, and so of the whole tag.js it starts.
+const common = { bundle: true, target: "es2020", legalComments: "none", logLevel: "info", tsconfigRaw: {} }
+// name -> entry: each becomes dist/modules/<name>.min.js
+const MODULES = { triggers: "src/modules/triggers.js" }
 
-const [tag] = await Promise.all([
-  build({
-    ...common,
-    entryPoints: [here("src/index.js")],
-    format: "iife", // index.js assigns window.vitrina itself: a globalName would overwrite it
-    minify: true,
-    platform: "browser",
-    write: false,
-  }),
-  build({
-    ...common,
-    entryPoints: [here("src/esm.js")],
-    outfile: here("dist/vitrina.esm.js"),
-    format: "esm",
-    platform: "neutral",
-  }),
+// One script, IIFE, minified by esbuild then by terser: its compressor takes about 300 more
+// bytes off the gzipped tag. Safe options only (no `unsafe*`, no pure_getters).
+async function script(entry) {
+  const bundled = await build({ ...common, entryPoints: [here(entry)], format: "iife", minify: true, platform: "browser", write: false })
+  const { code } = await minify(bundled.outputFiles[0].text, { ecma: 2020, compress: true, mangle: true })
+  // tag.js joins the core, modules and "\n;vitrina.init(...)": each must end as a complete statement.
+  if (!code.endsWith(";")) throw new Error(`the build of ${entry} does not end with ';'`)
+  return code
+}
+
+async function write(path, code) {
+  await writeFile(here("dist/" + path), code)
+  console.log(`  sdk_js/dist/${path}  ${(code.length / 1024).toFixed(1)}kb`)
+}
+
+await mkdir(here("dist/modules"), { recursive: true })
+const [core, ...modules] = await Promise.all([
+  // index.js assigns window.vitrina itself: a globalName would overwrite it
+  script("src/index.js"),
+  ...Object.values(MODULES).map(script),
+  build({ ...common, entryPoints: [here("src/esm.js")], outfile: here("dist/vitrina.esm.js"), format: "esm", platform: "neutral" }),
 ])
-// terser after esbuild: its compressor takes about 300 more bytes off the gzipped tag (the
-// size-limit budget is 8 kB). Safe options only (no `unsafe*`, no pure_getters).
-const { code } = await minify(tag.outputFiles[0].text, { ecma: 2020, compress: true, mangle: true })
-// tag.js appends "\n;vitrina.init(...)": the build must end as a complete statement.
-if (!code.endsWith(";")) throw new Error("the tag's build does not end with ';'")
-await writeFile(here("dist/vitrina.min.js"), code)
-console.log(`  sdk_js/dist/vitrina.min.js  ${(code.length / 1024).toFixed(1)}kb (esbuild + terser)`)
+const names = Object.keys(MODULES)
+await write("core.min.js", core)
+for (const [i, name] of names.entries()) await write(`modules/${name}.min.js`, modules[i])
+// The SDK file: what tag.js holds for a bundle needing every module, for pages that fetch bundle.json themselves.
+await write("vitrina.min.js", [core, ...modules.slice(0, names.length)].join("\n"))
+const manifest = {
+  core: "core.min.js",
+  all: "vitrina.min.js",
+  modules: Object.fromEntries(names.map((name) => [name, `modules/${name}.min.js`])),
+}
+await write("manifest.json", JSON.stringify(manifest, null, 1) + "\n")

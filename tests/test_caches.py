@@ -35,8 +35,8 @@ def _call(front, method, path, headers=(), body=b""):
 
 
 def _serve_a_few_requests(front):
-    for path in ("/v1/sites/shop/tag.js", "/v1/sites/shop/bundle.json", "/sdk/vitrina.min.js", "/v1/sites/nope/tag.js",
-                 "/healthz", "/v1/context"):
+    for path in ("/v1/sites/shop/tag.js", "/v1/sites/shop/context.js", "/v1/sites/shop/bundle.json",
+                 "/sdk/vitrina.min.js", "/v1/sites/nope/tag.js", "/healthz", "/v1/context"):
         for encoding in ("gzip", "identity"):
             _call(front, "GET", path, [("User-Agent", UA), ("Accept-Encoding", encoding)])
     batch = {"visitor_id": "v1." + "a" * 24, "events": [
@@ -50,7 +50,7 @@ def _serve_a_few_requests(front):
 def test_every_cache_says_what_invalidates_it_and_is_bounded(app, published):
     _serve_a_few_requests(VitrinaASGI(app))
     caches = app_caches(app)
-    assert {"hot replies", "latest versions", "verified versions", "tag prefixes", "tag bodies", "gzipped bodies",
+    assert {"hot replies", "latest versions", "verified versions", "tag.js bodies", "gzipped bodies", "SDK build",
             "SDK file", "SDK file mtime", "context literals", "known sites", "compiled bundles"} <= set(caches)
     for name, cache in caches.items():
         assert len(cache.invalidated_by.split()) >= 2, name  # a sentence, not a placeholder

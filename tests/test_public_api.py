@@ -1,4 +1,5 @@
-"""tag.js, bundle.json, context, SDK, health: one request carries SDK + bundle + context."""
+"""tag.js, context.js, bundle.json, context, SDK, health: tag.js is the SDK's core, the modules
+the bundle needs and the bundle, the same for every visitor; context.js is the visitor's own."""
 import gzip
 import json
 import re
@@ -7,6 +8,10 @@ from server.delivery.sdk_asset import REPO_SDK
 
 CHROME_ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/131.0.0.0 Mobile Safari/537.36")
+DIST = REPO_SDK.parent
+MANIFEST = json.loads((DIST / "manifest.json").read_text())
+CORE = (DIST / MANIFEST["core"]).read_bytes()
+TRIGGERS = (DIST / MANIFEST["modules"]["triggers"]).read_bytes()
 
 
 def _boot(tag_js):
@@ -15,19 +20,35 @@ def _boot(tag_js):
     return json.loads(match.group(1))
 
 
-def test_tag_carries_sdk_bundle_and_context(client, published):
+def _context(context_js):
+    match = re.fullmatch(rb"\(function\(c\)\{.*\}\)\((.*)\);", context_js, re.S)
+    assert match, context_js
+    return json.loads(match.group(1))
+
+
+def test_tag_carries_the_core_and_the_bundle_and_nothing_of_the_visitor(client, published):
     response = client.get("/v1/sites/shop/tag.js", headers={"User-Agent": CHROME_ANDROID},
-                          base_url="https://cdn.example.test")
+                          environ_base={"REMOTE_ADDR": "81.2.69.142"}, base_url="https://cdn.example.test")
     assert response.status_code == 200
     assert response.content_type.startswith("application/javascript")
-    assert response.data.startswith(REPO_SDK.read_bytes())
-    boot = _boot(response.data)
-    assert boot["endpoint"] == "https://cdn.example.test/v1/sites/shop"
-    assert boot["bundle"]["version"] == 1
-    assert boot["context"]["device"] == {"type": "mobile", "os": "android", "browser": "chrome"}
-    assert set(boot["context"]["geo"]) == {"country", "region", "city", "continent", "timezone"}
-    assert response.headers["Cache-Control"] == "private, max-age=60"
-    assert "User-Agent" in response.headers["Vary"]
+    assert response.data.startswith(CORE + b"\n;vitrina.init(")  # the demo config has no trigger
+    assert _boot(response.data) == {"bundle": _boot(response.data)["bundle"]}
+    assert _boot(response.data)["bundle"]["version"] == 1
+    assert response.headers["Cache-Control"] == "public, max-age=60, stale-while-revalidate=600"
+    assert response.headers["Vary"] == "Accept-Encoding"
+    other = client.get("/v1/sites/shop/tag.js", headers={"User-Agent": "curl/8"},
+                       environ_base={"REMOTE_ADDR": "8.8.8.8"}, base_url="http://other.example")
+    assert other.data == response.data and other.headers["ETag"] == response.headers["ETag"]
+    for leak in (b"81.2.69.142", b"Android", b"cdn.example.test", b'"geo"', b'"device"'):
+        assert leak not in response.data[len(CORE):]
+
+
+def test_tag_carries_the_modules_its_bundle_needs(client, published, demo_config):
+    demo_config["campaigns"][0]["trigger"] = {"scroll": 50}
+    client.put("/api/v1/sites/shop/config", json=demo_config, headers=published)
+    client.post("/api/v1/sites/shop/publish", headers=published)
+    body = client.get("/v1/sites/shop/tag.js").data
+    assert body.startswith(CORE + b"\n" + TRIGGERS + b"\n;vitrina.init(")
 
 
 def test_tag_escapes_markup_in_merchant_strings(client, published, demo_config):
@@ -35,7 +56,7 @@ def test_tag_escapes_markup_in_merchant_strings(client, published, demo_config):
     client.put("/api/v1/sites/shop/config", json=demo_config, headers=published)
     client.post("/api/v1/sites/shop/publish", headers=published)
     body = client.get("/v1/sites/shop/tag.js").data
-    tail = body[len(REPO_SDK.read_bytes()):]
+    tail = body[len(CORE):]
     assert b"</script" not in tail and "\u2028".encode() not in tail
     assert _boot(body)["bundle"]["campaigns"][0]["variations"][0]["actions"][0]["text"].startswith("</script>")
 
@@ -47,11 +68,24 @@ def test_tag_etag_and_gzip(client, published):
     # one valid gzip member (CRC and size checked) holding exactly the identity body
     assert gzip.decompress(first.data) == plain.data
     assert plain.headers["ETag"] == first.headers["ETag"]
-    other_device = client.get("/v1/sites/shop/tag.js", headers={"Accept-Encoding": "gzip", "User-Agent": CHROME_ANDROID})
-    assert gzip.decompress(other_device.data) != plain.data
-    assert other_device.headers["ETag"] != first.headers["ETag"]
     again = client.get("/v1/sites/shop/tag.js", headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and again.data == b""
+    client.post("/api/v1/sites/shop/publish", headers=published)
+    changed = client.get("/v1/sites/shop/tag.js", headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200 and _boot(changed.data)["bundle"]["version"] == 2
+
+
+def test_context_js_carries_this_visitors_geo_and_device(client, published):
+    response = client.get("/v1/sites/shop/context.js", headers={"User-Agent": CHROME_ANDROID},
+                          environ_base={"REMOTE_ADDR": "81.2.69.142"})
+    assert response.status_code == 200
+    assert response.content_type.startswith("application/javascript")
+    assert response.headers["Cache-Control"] == "private, max-age=300"
+    context = _context(response.data)
+    assert context["device"] == {"os": "android", "browser": "chrome"}  # the type is the browser's to tell
+    assert set(context["geo"]) == {"country", "region", "city", "continent", "timezone"}
+    assert b"81.2.69.142" not in response.data
+    assert client.get("/v1/sites/nope/context.js").status_code == 404
 
 
 def test_tag_of_unpublished_site_runs_with_no_bundle(client, shop):
@@ -60,6 +94,7 @@ def test_tag_of_unpublished_site_runs_with_no_bundle(client, shop):
 
 def test_unknown_site_is_404(client):
     assert client.get("/v1/sites/nope/tag.js").status_code == 404
+    assert client.get("/v1/sites/nope/context.js").status_code == 404
     assert client.get("/v1/sites/NOT..valid/bundle.json").status_code == 404
 
 
@@ -97,3 +132,38 @@ def test_healthz(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "store": "SQLiteStore", "store_ok": True, "spooled": 0, "dead_letter": 0}
+
+
+def test_tag_without_a_build_is_503_with_the_fix(tmp_path):
+    from server import create_app
+    from tests.conftest import make_site
+    (tmp_path / "dist").mkdir()
+    sdk = tmp_path / "dist" / "vitrina.min.js"
+    sdk.write_bytes(REPO_SDK.read_bytes())  # the SDK file, but no manifest.json beside it
+    app = create_app(env={"VITRINA_DATABASE": str(tmp_path / "v.sqlite3"), "VITRINA_SECRET_KEY": "k" * 32,
+                          "VITRINA_SDK_PATH": str(sdk)})
+    make_site(app, "shop")
+    response = app.test_client().get("/v1/sites/shop/tag.js")
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "sdk_not_built" and "npm run build" in response.get_json()["message"]
+    # A manifest naming a module file that is not there is no build either.
+    (tmp_path / "dist" / "manifest.json").write_text(json.dumps({**MANIFEST, "modules": {"triggers": "gone.js"}}))
+    (tmp_path / "dist" / "core.min.js").write_bytes(CORE)
+    assert app.test_client().get("/v1/sites/shop/tag.js").status_code == 503
+    (tmp_path / "dist" / "gone.js").write_bytes(TRIGGERS)
+    assert app.test_client().get("/v1/sites/shop/tag.js").data.startswith(CORE + b"\n;vitrina.init(")
+
+
+def test_modules_a_bundle_needs():
+    from server.delivery.modules import condition_paths, modules_for
+    campaign = {"key": "c", "trigger": None, "pages": None, "segment": None, "conditions": None}
+    assert modules_for(None) == [] and modules_for({"campaigns": [campaign]}) == []
+    assert modules_for({"campaigns": [{**campaign, "trigger": {"scroll": 50}}]}) == ["triggers"]
+    # The behaviour the module watches, read by a condition, a segment or a page-view goal.
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"$or": [{"page.scroll": {"$gte": 50}}]}}]}) == ["triggers"]
+    assert modules_for({"campaigns": [{**campaign, "segment": "s"}], "segments": {"s": {"page.idle": {"$gt": 9}}}}) == ["triggers"]
+    assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"$not": {"page.exit_intent": True}}}}}) == ["triggers"]
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"page.path": "/", "page.scroller": 1}}]}) == []
+    assert modules_for({"campaigns": [], "segments": {"unused": {"page.scroll": 1}}}) == []
+    assert condition_paths({"a": 1, "$and": [{"b": 1}, {"$nor": [{"c": {"$elemMatch": {"d": 1}}}]}], "$not": {"e": 1}}) \
+        == ["a", "b", "c", "e"]

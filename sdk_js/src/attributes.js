@@ -1,145 +1,231 @@
+// @ts-check
 // Hot data: what the SDK knows about the page, the visit and the device, as one nested
 // object whose dotted paths are the attribute names conditions use (docs/DESIGN.md
-// "Attributes"). The browser objects come in as arguments; collect() alone writes, to the
-// visit state it is given (the products viewed).
+// "Attributes"). The browser objects come in as arguments; nothing here writes but
+// readViewedProducts(), to the visit state it is given.
 import { isObj } from "./condition.js"
 
+/** @typedef {import("./types.js").VisitState} VisitState */
+/** @typedef {import("./types.js").ServerContext} ServerContext */
+/** @typedef {import("./types.js").Behaviour} Behaviour */
+
 // Anchored on the registrable name, so "x.example.com" is not X and "google.co.uk" is Google.
-const KNOWN =
+const KNOWN_HOSTS =
   /(?:^|\.)(?:(google|bing|yahoo|duckduckgo|yandex|baidu|ecosia)|(facebook|fb|instagram|twitter|x|t|linkedin|lnkd|pinterest|tiktok|youtube|youtu|reddit))\.[a-z]{2,3}(?:\.[a-z]{2})?$/
-const ALIAS = { fb: "facebook", x: "twitter", t: "twitter", lnkd: "linkedin", youtu: "youtube" }
+/** @type {{[alias: string]: string}} */
+const ALIASES = { fb: "facebook", x: "twitter", t: "twitter", lnkd: "linkedin", youtu: "youtube" }
 const UTM = ["source", "medium", "campaign", "term", "content"]
 
-const lc = (s) => (s || "").toLowerCase()
-const bare = (h) => lc(h).replace(/^www\./, "")
+/** @param {string | undefined} text */
+const lower = (text) => (text || "").toLowerCase()
+/** @param {string | undefined} host */
+const bareHost = (host) => lower(host).replace(/^www\./, "")
 
-// document.referrer is "" or an absolute URL.
+/**
+ * document.referrer is "" or an absolute URL.
+ * @param {string} url
+ */
 export const hostOf = (url) => url && new URL(url).hostname
 
-// First value wins, as in most analytics tools; inherited names are never overwritten.
+/**
+ * First value wins, as in most analytics tools; inherited names are never overwritten.
+ * @param {string} search
+ */
 export const parseQuery = (search) => {
-  const q = {}
-  new URLSearchParams(search).forEach((v, k) => k in q || (q[k] = v))
-  return q
+  /** @type {{[name: string]: string}} */
+  const query = {}
+  new URLSearchParams(search).forEach((value, name) => name in query || (query[name] = value))
+  return query
 }
 
-// The landing UTM values, or null when this URL has none (the session keeps its own).
-export const utmOf = (q) => {
-  let u = null
-  for (const k of UTM) if (q["utm_" + k] != null) (u = u || {})[k] = q["utm_" + k]
-  return u
+/**
+ * The landing UTM values, or null when this URL has none (the session keeps its own).
+ * @param {{[name: string]: string}} query
+ */
+export const utmOf = (query) => {
+  /** @type {{[name: string]: string} | null} */
+  let utm = null
+  for (const name of UTM) if (query["utm_" + name] != null) (utm = utm || /** @type {{[name: string]: string}} */ ({}))[name] = query["utm_" + name]
+  return utm
 }
 
-// [source, medium] of a page view, or 0 when the visitor comes from another page of this
-// site (internal: the session keeps its source). Campaign parameters beat the referrer.
-export function classify(ref, host, q) {
-  const um = lc(q.utm_medium)
-  const click = q.gclid ? "google" : q.msclkid ? "bing" : q.fbclid && "facebook"
-  const rh = bare(hostOf(ref))
-  const m = KNOWN.exec(rh)
-  let r = !rh
+/**
+ * [source, medium] of a page view, or 0 when the visitor comes from another page of this
+ * site (internal: the session keeps its source). Campaign parameters beat the referrer.
+ * @param {string} referrer
+ * @param {string} host this page's
+ * @param {{[name: string]: string}} query
+ * @returns {string[] | 0}
+ */
+export function classify(referrer, host, query) {
+  const utmMedium = lower(query.utm_medium)
+  const click = query.gclid ? "google" : query.msclkid ? "bing" : query.fbclid && "facebook"
+  const referrerHost = bareHost(hostOf(referrer))
+  const known = KNOWN_HOSTS.exec(referrerHost)
+  let sourceMedium = !referrerHost
     ? []
-    : /^(web)?mail\.|outlook\./.test(rh) // webmail first: mail.google.com is no search
-      ? [rh, "email"]
-      : m
-        ? [m[1] || ALIAS[m[2]] || m[2], m[1] ? "search" : "social"]
-        : [rh, "referral"]
-  if (rh == bare(host)) {
-    if (!q.utm_source && !um && !click) return 0
-    r = []
+    : /^(web)?mail\.|outlook\./.test(referrerHost) // webmail first: mail.google.com is no search
+      ? [referrerHost, "email"]
+      : known
+        ? [known[1] || ALIASES[known[2]] || known[2], known[1] ? "search" : "social"]
+        : [referrerHost, "referral"]
+  if (referrerHost == bareHost(host)) {
+    if (!query.utm_source && !utmMedium && !click) return 0
+    sourceMedium = []
   }
-  if (click) r = [click, "paid"]
-  if (q.utm_source) r[0] = lc(q.utm_source)
-  if (um) r[1] = /^(e-?mail|newsletter)/.test(um) ? "email" : /^(cpc|ppc|cpm|paid)/.test(um) ? "paid" : um
-  return [r[0] || "direct", r[1] || (r[0] ? "referral" : "direct")]
+  if (click) sourceMedium = [click, "paid"]
+  if (query.utm_source) sourceMedium[0] = lower(query.utm_source)
+  if (utmMedium)
+    sourceMedium[1] = /^(e-?mail|newsletter)/.test(utmMedium)
+      ? "email"
+      : /^(cpc|ppc|cpm|paid)/.test(utmMedium)
+        ? "paid"
+        : utmMedium
+  return [sourceMedium[0] || "direct", sourceMedium[1] || (sourceMedium[0] ? "referral" : "direct")]
 }
 
-// Fallback when the server sent no device context (tag.js always sends it): type only, as
-// server/delivery/context.py gives it (spec/07-devices.json). An Android UA without "Mobi" is a tablet.
-export const sniff = (ua) => ({
-  type: /bot\/|spider|crawl|externalhit/i.test(ua) ? "bot" : /iPad|Tablet|Android(?!.*Mobi)/.test(ua) ? "tablet" : /Mobi/.test(ua) ? "mobile" : "desktop",
+/**
+ * device.type from the user agent, as server/delivery/context.py classifies it
+ * (spec/07-devices.json holds both to the same answers). An Android UA without "Mobi" is a tablet.
+ * @param {string | undefined} userAgent
+ */
+export const deviceType = (userAgent) =>
+  /bot\/|spider|crawl|externalhit/i.test(userAgent || "")
+    ? "bot"
+    : /iPad|Tablet|Android(?!.*Mobi)/.test(userAgent || "")
+      ? "tablet"
+      : /Mobi/.test(userAgent || "")
+        ? "mobile"
+        : "desktop"
+
+/** @param {number} n */
+const twoDigits = (n) => (n < 10 ? "0" : "") + n
+
+/**
+ * The visitor's local clock; weekday 0 is Sunday, as Date#getDay. The date is formatted by
+ * hand: a locale-aware formatter would load the browser's locale data on the critical path.
+ * @param {Date} date
+ */
+export const timeOf = (date) => ({
+  hour: date.getHours(),
+  weekday: date.getDay(),
+  date: date.getFullYear() + "-" + twoDigits(date.getMonth() + 1) + "-" + twoDigits(date.getDate()),
 })
 
-// The visitor's local clock; weekday 0 is Sunday, as Date#getDay.
-export const timeOf = (d) => ({
-  hour: d.getHours(),
-  weekday: d.getDay(),
-  date: d.toLocaleDateString("sv"), // Swedish dates are ISO: YYYY-MM-DD
-})
-
-// Deep merge into a copy of a: plain objects merge, arrays and scalars replace.
+/**
+ * Deep merge into a copy of `a`: plain objects merge, arrays and scalars replace.
+ * @param {any} a
+ * @param {any} b
+ * @returns {any}
+ */
 export const merge = (a, b) => {
-  const o = Object.assign({}, a)
-  for (const k in b) o[k] = isObj(o[k]) && isObj(b[k]) ? merge(o[k], b[k]) : b[k]
-  return o
-}
-
-const NS = /^(?:page|referrer|utm|visit|time|device|geo|history|cart|user|crm)$/
-
-// vitrina.set({...}): a namespace key merges into that namespace ({cart: {value: 12}},
-// {page: {type: "product"}}); any other key goes under `user`.
-export const expand = (o) => {
-  let out = {}
-  for (const k in o) out = merge(out, NS.test(k) ? { [k]: o[k] } : { user: { [k]: o[k] } })
+  const out = Object.assign({}, a)
+  for (const key in b) out[key] = isObj(out[key]) && isObj(b[key]) ? merge(out[key], b[key]) : b[key]
   return out
 }
 
-// Newest first, distinct, as strings, at most 20 (the visit state keeps these lists).
-const front = (l, x) => (l = l || [], x == null ? l : [x + ""].concat(l.filter((y) => y != x)).slice(0, 20))
+const NAMESPACES = /^(?:page|referrer|utm|visit|time|device|geo|history|cart|user|crm)$/
 
-// The whole tree. v: visit state (storage.js), ctx: server context {geo, device},
-// b: page behaviour (triggers.js), extra: what the site set.
-export function collect(win, now, v, ctx, b, extra) {
-  const sec = (t) => Math.floor((now - t) / 1e3)
-  const L = win.location
-  const doc = win.document
-  const nav = win.navigator
-  const s = win.screen
-  const r = v.r || []
-  // Viewed products: GA4 view_item events in the data layer, as GTM ({event, ecommerce: {items}})
-  // or gtag("event", "view_item", {items}) push them, go into the visit state (index.js keeps
-  // it). Re-reading the same data layer changes nothing; a malformed one is not our problem.
+/**
+ * vitrina.set({...}): a namespace key merges into that namespace ({cart: {value: 12}},
+ * {page: {type: "product"}}); any other key goes under `user`.
+ * @param {{[key: string]: any}} values
+ */
+export const expand = (values) => {
+  /** @type {any} */
+  let out = {}
+  for (const key in values)
+    out = merge(out, NAMESPACES.test(key) ? { [key]: values[key] } : { user: { [key]: values[key] } })
+  return out
+}
+
+/**
+ * Newest first, distinct, as strings, at most 20 (the visit state keeps these lists).
+ * @param {string[] | undefined} list
+ * @param {any} [item]
+ */
+const newestFirst = (list, item) => (
+  (list = list || []), item == null ? list : [item + ""].concat(list.filter((x) => x != item)).slice(0, 20)
+)
+
+/**
+ * Viewed products: GA4 view_item events in the data layer, as GTM ({event, ecommerce: {items}})
+ * or gtag("event", "view_item", {items}) push them, go into the visit state. Re-reading the
+ * same data layer changes nothing; a malformed one is not our problem.
+ * @param {any} win
+ * @param {VisitState} visit
+ */
+export function readViewedProducts(win, visit) {
   try {
-    for (const e of win.dataLayer || [])
-      for (const i of (e[1] == "view_item" ? e[2] : e.event == "view_item" && e.ecommerce).items || [])
-        (v.i = front(v.i, i.item_id)), (v.c = front(v.c, i.item_category))
-  } catch (e) {}
+    for (const entry of win.dataLayer || [])
+      for (const item of (entry[1] == "view_item" ? entry[2] : entry.event == "view_item" && entry.ecommerce).items || [])
+        (visit.i = newestFirst(visit.i, item.item_id)), (visit.c = newestFirst(visit.c, item.item_category))
+  } catch (_) {}
+}
+
+/**
+ * The whole tree.
+ * @param {Window} win
+ * @param {number} now
+ * @param {VisitState} visit
+ * @param {ServerContext} context what the server resolved ({} until known)
+ * @param {Behaviour} behaviour this page view's
+ * @param {any} extra what the site set
+ */
+export function collect(win, now, visit, context, behaviour, extra) {
+  /** @param {number | undefined} since */
+  const secondsSince = (since) => Math.floor((now - (since || 0)) / 1e3)
+  const location = win.location
+  const doc = win.document
+  const navigator = win.navigator
+  const screen = win.screen
+  const sourceMedium = visit.r || []
+  const device = context.device || {}
   return merge(
     {
       page: {
-        url: L.href,
-        path: L.pathname,
-        host: L.hostname,
-        query: parseQuery(L.search),
+        url: location.href,
+        path: location.pathname,
+        host: location.hostname,
+        query: parseQuery(location.search),
         title: doc.title,
         // The site declares it in <head>: <meta name="vitrina:page-type" content="product">.
-        type: (doc.querySelector('meta[name="vitrina:page-type"]') || 0).content,
+        type: /** @type {HTMLMetaElement | null} */ (doc.querySelector('meta[name="vitrina:page-type"]'))?.content,
         lang: doc.documentElement.lang,
-        scroll: b.scroll,
-        time: sec(b.t0),
-        exit_intent: b.exit,
-        idle: sec(b.last),
+        scroll: behaviour.scroll,
+        time: secondsSince(behaviour.start),
+        exit_intent: behaviour.exitIntent,
+        idle: secondsSince(behaviour.lastInput),
       },
-      referrer: { url: doc.referrer, host: hostOf(doc.referrer), source: r[0], medium: r[1] },
-      utm: v.u,
+      referrer: { url: doc.referrer, host: hostOf(doc.referrer), source: sourceMedium[0], medium: sourceMedium[1] },
+      utm: visit.u,
       visit: {
-        new: v.n == 1,
-        returning: v.n > 1,
-        count: v.n,
-        pageviews: v.p,
-        total_pageviews: v.t,
-        days_since_last: v.d,
-        landing: v.g,
-        time_on_site: sec(v.s),
+        new: visit.n == 1,
+        returning: /** @type {number} */ (visit.n) > 1,
+        count: visit.n,
+        pageviews: visit.p,
+        total_pageviews: visit.t,
+        days_since_last: visit.d,
+        landing: visit.g,
+        time_on_site: secondsSince(visit.s),
       },
       time: timeOf(new Date(now)),
-      device: Object.assign(sniff(nav.userAgent), ctx.device, {
-        touch: nav.maxTouchPoints > 0,
-        lang: nav.language,
-        screen: { width: s.width, height: s.height },
-      }),
-      geo: ctx.geo,
-      history: { pages: [...v.h].reverse(), products: front(v.i), categories: front(v.c), events: v.e },
+      device: {
+        type: deviceType(navigator.userAgent),
+        os: device.os,
+        browser: device.browser,
+        touch: navigator.maxTouchPoints > 0,
+        lang: navigator.language,
+        screen: { width: screen.width, height: screen.height },
+      },
+      geo: context.geo,
+      crm: context.crm,
+      history: {
+        pages: [...(visit.h || [])].reverse(),
+        products: newestFirst(visit.i),
+        categories: newestFirst(visit.c),
+        events: visit.e,
+      },
       cart: {},
       user: {},
     },

@@ -1,17 +1,28 @@
+// @ts-check
 // MongoDB-style conditions (docs/DESIGN.md "Conditions"); server/decisions/conditions.py is the twin.
 // Never throws: a malformed condition (unknown operator, bad regex, bad operand) is false as a
 // whole, even under $not or $nor, and `log` hears why.
 
 const isArr = Array.isArray
+/** @param {any} x @returns {x is {[key: string]: any}} */
 export const isObj = (x) => !!x && typeof x == "object" && !isArr(x)
+/** @param {object} o @param {string} k */
 const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k)
+/** @param {string} m @returns {never} */
 const bad = (m) => {
   throw [m]
 }
 
+// A bundle's paths repeat on every decision: each is split once.
+/** @type {Map<string, string[]>} */
+const pathParts = new Map()
+/** @param {string} path */
+const partsOf = (path) => pathParts.get(path) || (pathParts.set(path, path.split(".")), /** @type {string[]} */ (pathParts.get(path)))
+
 // Own properties only, so "constructor" or "length" never resolve to built-ins.
+/** @param {any} o @param {string} path @returns {any} */
 const get = (o, path) => {
-  for (const k of path.split(".")) {
+  for (const k of partsOf(path)) {
     if (!o || typeof o != "object" || (isArr(o) && !/^\d+$/.test(k)) || !own(o, k)) return null
     o = o[k]
   }
@@ -19,6 +30,7 @@ const get = (o, path) => {
 }
 
 // Deep, type-strict equality (1 never equals "1" or true); i: strings compare case-insensitively.
+/** @param {any} a @param {any} b @param {boolean} [i] @returns {boolean} */
 const eq = (a, b, i) => {
   if (i && typeof a == "string" && typeof b == "string") return a.toLowerCase() == b.toLowerCase()
   if (a === b) return true
@@ -28,11 +40,15 @@ const eq = (a, b, i) => {
 }
 
 // An array attribute matches a value when it equals it or one of its elements does.
+/** @param {any} a @param {any} e @param {boolean} [i] */
 const match = (a, e, i) => eq(a, e, i) || (isArr(a) && a.some((x) => eq(x, e, i)))
+/** @param {any} a @param {(x: any) => boolean} f */
 const some = (a, f) => (isArr(a) ? a.some(f) : f(a))
+/** @param {any} c */
 const isOp = (c) => isObj(c) && Object.keys(c).length > 0 && Object.keys(c).every((k) => k[0] == "$")
 
 // "v1.2.3-rc.1+b7" -> "    1-    2-    3-rc-    1": ordered as plain strings.
+/** @param {any} v */
 const ver = (v) => {
   const p = (typeof v == "number" ? v + "" : typeof v == "string" && v ? v : "0")
     .replace(/^v/, "")
@@ -45,11 +61,13 @@ const ver = (v) => {
 }
 
 // JS relational operators on scalars: numeric unless both are strings; objects never compare.
+/** @param {string} o @param {any} a @param {any} e */
 const rel = (o, a, e) =>
   !(a && typeof a == "object") &&
   !(e && typeof e == "object") &&
   (o == "$lt" ? a < e : o == "$lte" ? a <= e : o == "$gt" ? a > e : a >= e)
 
+/** @param {string} o @param {any} a @param {any} e @returns {boolean} */
 function op(o, a, e) {
   const i = o.slice(-1) == "i"
   if (/^\$v(eq|ne|[gl]te?)$/.test(o)) return op("$" + o.slice(2), ver(a), ver(e))
@@ -68,13 +86,14 @@ function op(o, a, e) {
     case "$nin":
     case "$nini":
       isArr(e) || bad(o + " needs an array")
-      return e.some((y) => match(a, y, i)) == (o[1] == "i")
+      return e.some((/** @type {any} */ y) => match(a, y, i)) == (o[1] == "i")
     case "$all":
     case "$alli":
       isArr(e) || bad(o + " needs an array")
-      return isArr(a) && e.every((c) => a.some((x) => val(c, x, i)))
+      return isArr(a) && e.every((/** @type {any} */ c) => a.some((x) => val(c, x, i)))
     case "$regex":
     case "$regexi": {
+      /** @type {RegExp | undefined} */
       let r
       try {
         r = new RegExp(e, i ? "i" : "")
@@ -97,10 +116,12 @@ function op(o, a, e) {
   bad("unknown operator " + o)
 }
 
+/** @param {any} c @param {any} v @param {boolean} [i] @returns {boolean} */
 function val(c, v, i) {
   return isOp(c) ? Object.keys(c).every((o) => op(o, v, c[o])) : match(v, c, i)
 }
 
+/** @param {any} c @param {any} o @returns {boolean} */
 function cond(c, o) {
   isObj(c) || bad("condition must be an object")
   return Object.keys(c).every((k) => {
@@ -108,14 +129,19 @@ function cond(c, o) {
     if (k == "$not") return !cond(v, o)
     if (k == "$and" || k == "$or" || k == "$nor") {
       isArr(v) || bad(k + " needs an array")
-      if (k == "$and") return v.every((x) => cond(x, o))
+      if (k == "$and") return v.every((/** @type {any} */ x) => cond(x, o))
       // An empty $or is true, so an empty $nor is false (GrowthBook).
-      return (!v.length || v.some((x) => cond(x, o))) == (k == "$or")
+      return (!v.length || v.some((/** @type {any} */ x) => cond(x, o))) == (k == "$or")
     }
     return val(v, get(o, k))
   })
 }
 
+/**
+ * @param {any} condition
+ * @param {any} attributes
+ * @param {(message: string) => void} [log] hears why a malformed condition is false
+ */
 export function evalCondition(condition, attributes, log) {
   try {
     return cond(condition, attributes)

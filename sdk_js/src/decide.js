@@ -1,35 +1,94 @@
+// @ts-check
 // docs/DESIGN.md "Decision"; server/decisions/decide.py is the twin: same rules, same reason strings.
 import { evalCondition } from "./condition.js"
 import { HASH_VERSION, bucketText, hash } from "./hash.js"
 
-// ISO 8601 as the compiler writes it; no offset means UTC (Date.parse would read local time).
-// Anything else is NaN, which no `now` satisfies: a broken schedule never shows a campaign.
-export const parseTime = (s) => {
+/** @typedef {import("./types.js").Bundle} Bundle */
+/** @typedef {import("./types.js").Campaign} Campaign */
+/** @typedef {import("./types.js").Decision} Decision */
+/** @typedef {import("./types.js").DecideOptions} DecideOptions */
+/** @typedef {import("./types.js").ExposureCounts} ExposureCounts */
+
+/**
+ * ISO 8601 as the compiler writes it; no offset means UTC (Date.parse would read local time).
+ * Anything else is NaN, which no `now` satisfies: a broken schedule never shows a campaign.
+ * @param {any} text
+ */
+export const parseTime = (text) => {
   const m =
-    /^([1-9]\d{3})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?(Z|([+-])(\d\d):(\d\d))?)?$/.exec(s)
+    /^([1-9]\d{3})-(\d\d)-(\d\d)(?:T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?(Z|([+-])(\d\d):(\d\d))?)?$/.exec(text)
   return m
-    ? Date.UTC(m[1], m[2] - 1, m[3], m[4] || 0, m[5] || 0, m[6] || 0, (m[7] || "").padEnd(3, "0").slice(0, 3)) -
-        (m[9] ? (m[9] + 1) * (m[10] * 60 + +m[11]) * 6e4 : 0)
+    ? Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4] || 0, +m[5] || 0, +m[6] || 0, +(m[7] || "").padEnd(3, "0").slice(0, 3)) -
+        (m[9] ? +(m[9] + 1) * (+m[10] * 60 + +m[11]) * 6e4 : 0)
     : NaN
 }
 
 // Schedules repeat on every decision: each distinct time is parsed once.
-const times = {}
-const timeOf = (s) => (s in times ? times[s] : (times[s] = parseTime(s)))
+/** @type {{[text: string]: number}} */
+const parsedTimes = {}
+/** @param {string} text */
+const timeOf = (text) => (text in parsedTimes ? parsedTimes[text] : (parsedTimes[text] = parseTime(text)))
 
-// The variation for bucket b (null outside traffic); cumulative weights in config order.
-export const chooseVariation = (c, b) => {
-  const vs = c.variations || []
-  const t = c.traffic ?? 1
-  let s = 0
-  // The fallback covers weights whose float sum falls a hair short of 1.
-  return b < t ? vs.find((v) => b < (s += v.weight || 0) * t) || vs[vs.length - 1] || null : null
+/** Rule 2: within the schedule at `now`. @param {Campaign} campaign @param {number} now */
+export const isScheduled = (campaign, now) => {
+  const schedule = campaign.schedule || {}
+  return (
+    (schedule.start == null || now >= timeOf(schedule.start)) && (schedule.end == null || now < timeOf(schedule.end))
+  )
 }
 
-// Every selector a campaign may touch, over all its variations, so exclusion never depends on the bucket.
-export const footprint = (c) =>
-  (c.variations || []).flatMap((v) => (v.actions || []).map((a) => a.selector)).filter((s) => typeof s == "string")
+/** Rule 7: a per-visitor or per-session cap reached. @param {Campaign} campaign @param {ExposureCounts} counts */
+export const isCapped = (campaign, counts) => {
+  const cap = campaign.cap || {}
+  const seen = counts[campaign.key] || { visitor: 0, session: 0 }
+  return (
+    (cap.per_visitor != null && (seen.visitor || 0) >= cap.per_visitor) ||
+    (cap.per_session != null && (seen.session || 0) >= cap.per_session)
+  )
+}
 
+/**
+ * The variation for `bucket` (null outside traffic); cumulative weights in config order.
+ * @param {Campaign} campaign
+ * @param {number} bucket
+ */
+export const chooseVariation = (campaign, bucket) => {
+  const variations = campaign.variations || []
+  const traffic = campaign.traffic ?? 1
+  let upTo = 0
+  // The fallback covers weights whose float sum falls a hair short of 1.
+  return bucket < traffic
+    ? variations.find((v) => bucket < (upTo += v.weight || 0) * traffic) || variations[variations.length - 1] || null
+    : null
+}
+
+/** @type {WeakMap<Campaign, string[]>} a campaign's footprint, worked out once */
+const footprints = new WeakMap()
+
+/**
+ * Every selector a campaign may touch, over all its variations, so exclusion never depends on the bucket.
+ * @param {Campaign} campaign
+ * @returns {string[]}
+ */
+export const footprint = (campaign) => {
+  let selectors = footprints.get(campaign)
+  if (!selectors)
+    footprints.set(
+      campaign,
+      (selectors = (campaign.variations || [])
+        .flatMap((v) => (v.actions || []).map((action) => action.selector))
+        .filter((selector) => typeof selector == "string")),
+    )
+  return selectors
+}
+
+/**
+ * @param {Bundle} bundle
+ * @param {any} attributes
+ * @param {any} visitorId
+ * @param {DecideOptions} [options]
+ * @returns {Decision}
+ */
 export function decide(bundle, attributes, visitorId, options) {
   const o = options || {}
   const force = o.force || {}
@@ -40,74 +99,77 @@ export function decide(bundle, attributes, visitorId, options) {
   const segments = bundle.segments || {}
   const id = typeof visitorId == "string" ? visitorId : ""
   const scheme = bundle.hash ?? HASH_VERSION
+  /** @type {Decision} */
+  const out = { holdout: false, variations: {}, reasons: {}, holdout_campaigns: [] }
   // Buckets of another scheme: deciding with ours would reassign everyone.
   if (scheme !== HASH_VERSION) {
-    const reasons = {}
-    for (const c of bundle.campaigns || []) reasons[c.key] = "unknown hash version " + scheme
-    return { holdout: false, variations: {}, reasons, holdout_campaigns: [] }
+    for (const c of bundle.campaigns || []) out.reasons[c.key] = "unknown hash version " + scheme
+    return out
   }
-  const ev = (c) => evalCondition(c, attributes, o.log)
-  const holdout = hash("holdout:" + (bundle.site ?? ""), id) < ((bundle.settings || {}).holdout || 0)
-  const out = { holdout, variations: {}, reasons: {}, holdout_campaigns: [] }
+  /** @param {any} condition */
+  const matches = (condition) => evalCondition(condition, attributes, o.log)
+  const holdout = (out.holdout = hash("holdout:" + (bundle.site ?? ""), id) < ((bundle.settings || {}).holdout || 0))
+  /** @type {Campaign[]} */
   const chosen = []
+  /** @type {Map<string, Campaign>} */
   const taken = new Map() // selector -> the first chosen campaign touching it
 
-  // -> [reason, variation key if chosen, forced]
-  const rule = (c, k) => {
-    const vs = c.variations || []
-    const has = (v) => vs.some((x) => x.key === v)
-    const f = force[k]
-    if (f != null && has(f)) return ["forced " + f, f, 1]
-    const sc = c.schedule || {}
-    if ((sc.start != null && !(now >= timeOf(sc.start))) || (sc.end != null && !(now < timeOf(sc.end))))
-      return ["not scheduled"]
-    if (c.pages != null && !ev(c.pages)) return ["page not matched"]
-    const sg = c.segment
-    if (sg != null && !ev(segments[sg])) return ["segment " + sg + " not matched"]
-    const cn = c.conditions != null
-    if (cn && !ev(c.conditions)) return ["conditions not matched"]
-    if (c.trigger != null && !triggered.includes(k)) return ["waiting for trigger"]
-    const cap = c.cap || {}
-    const n = counts[k] || {}
-    if (
-      (cap.per_visitor != null && (n.visitor || 0) >= cap.per_visitor) ||
-      (cap.per_session != null && (n.session || 0) >= cap.per_session)
-    )
-      return ["capped"]
-    const g = c.group
-    let x = g != null && chosen.find((y) => y.group === g)
-    if (x) return ["excluded by group " + g + " (" + x.key + ")"]
-    for (const s of footprint(c)) if ((x = taken.get(s))) return ["excluded by selector " + s + " (" + x.key + ")"]
-    const seed = c.seed ?? k
-    const st = sticky[k]
-    if (st && st.seed === seed && has(st.variation)) return ["sticky " + st.variation, st.variation]
-    const b = hash(seed, id)
-    const v = chooseVariation(c, b)
-    const bt = "; bucket " + bucketText(b)
-    if (!(b < (c.traffic ?? 1))) return ["outside traffic" + bt]
-    if (!v) return ["no variations"]
-    const who = sg != null ? "segment " + sg + (cn ? " and conditions" : "") : cn ? "conditions" : "all visitors"
-    return [who + " matched" + bt, v.key]
+  /**
+   * @param {Campaign} c
+   * @param {string} key
+   * @returns {[reason: string, variation?: string, forced?: boolean]}
+   */
+  const rule = (c, key) => {
+    const variations = c.variations || []
+    /** @param {string} v */
+    const has = (v) => variations.some((x) => x.key === v)
+    const forced = force[key]
+    if (forced != null && has(forced)) return ["forced " + forced, forced, true]
+    if (!isScheduled(c, now)) return ["not scheduled"]
+    if (c.pages != null && !matches(c.pages)) return ["page not matched"]
+    const segment = c.segment
+    if (segment != null && !matches(segments[segment])) return ["segment " + segment + " not matched"]
+    const hasConditions = c.conditions != null
+    if (hasConditions && !matches(c.conditions)) return ["conditions not matched"]
+    if (c.trigger != null && !triggered.includes(key)) return ["waiting for trigger"]
+    if (isCapped(c, counts)) return ["capped"]
+    const group = c.group
+    let other = group != null && chosen.find((y) => y.group === group)
+    if (other) return ["excluded by group " + group + " (" + other.key + ")"]
+    for (const s of footprint(c)) if ((other = taken.get(s))) return ["excluded by selector " + s + " (" + other.key + ")"]
+    const seed = c.seed ?? key
+    const assigned = sticky[key]
+    if (assigned && assigned.seed === seed && has(assigned.variation)) return ["sticky " + assigned.variation, assigned.variation]
+    const bucket = hash(seed, id)
+    const variation = chooseVariation(c, bucket)
+    const bucketSuffix = "; bucket " + bucketText(bucket)
+    if (!(bucket < (c.traffic ?? 1))) return ["outside traffic" + bucketSuffix]
+    if (!variation) return ["no variations"]
+    const who =
+      segment != null ? "segment " + segment + (hasConditions ? " and conditions" : "") : hasConditions ? "conditions" : "all visitors"
+    return [who + " matched" + bucketSuffix, variation.key]
   }
 
   for (const c of bundle.campaigns || []) {
-    const k = c.key
-    let r
+    const key = c.key
+    /** @type {[string, string?, boolean?]} */
+    let result
     try {
-      r = rule(c, k)
+      result = rule(c, key)
     } catch (_) {
-      r = ["invalid campaign"]
+      result = ["invalid campaign"]
     }
-    if (r[1] == null) out.reasons[k] = r[0]
+    const [reason, variation, forced] = result
+    if (variation == null) out.reasons[key] = reason
     else {
       chosen.push(c)
       for (const s of footprint(c)) taken.has(s) || taken.set(s, c)
-      if (holdout && !r[2]) {
-        out.holdout_campaigns.push(k)
-        out.reasons[k] = "holdout; " + r[0]
+      if (holdout && !forced) {
+        out.holdout_campaigns.push(key)
+        out.reasons[key] = "holdout; " + reason
       } else {
-        out.variations[k] = r[1]
-        out.reasons[k] = r[0]
+        out.variations[key] = variation
+        out.reasons[key] = reason
       }
     }
   }

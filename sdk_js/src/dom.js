@@ -1,192 +1,307 @@
+// @ts-check
 // Variation actions on the page (ARCHITECTURE.md "Actions"): applied to matching elements
 // now and whenever the DOM changes, and taken back when a campaign stops applying.
 // Every write is guarded by a read, so our own mutations settle after one quiet pass, and a
 // framework re-rendering the same content every frame gets one write back per render: the
 // variation is what each frame paints. Merchant HTML is parsed by <template>, whose scripts
-// never run; nothing is ever evaluated.
+// never run; nothing is ever evaluated. guards.js says what no action may touch.
+import { refusedTarget, safeAttribute } from "./guards.js"
 
-const MARK = "data-vtr" // applied: the anti-flicker rule lets the element show
-const OURS = "data-vtr-i" // inserted by us: never the anchor of another insertion
+/** @typedef {import("./types.js").Action} Action */
+
+const APPLIED = "data-vtr" // every op on the element is applied: the anti-flicker rule lets it show
+const INSERTED = "data-vtr-i" // inserted by us: never the anchor of another insertion
 // Writes per element and op before the page wins until the next task. A page that re-renders
 // every frame costs one write a frame; one that reverts us from its own MutationObserver would
 // otherwise answer us forever between two frames (microtasks never yield to rendering).
-const FIGHT = 5
+const MAX_WRITES_PER_TASK = 5
 
-// An op is one property of one action: {s: selector, k: kind, n: name, w: wanted value}.
-// Kinds: p element property (textContent, innerHTML), a attribute, c class, s style
-// property, r remove, i insert.
-const read = (el, o, r) =>
-  o.k == "p"
-    ? el[o.n]
-    : o.k == "a"
-        ? el.getAttribute(o.n)
-        : o.k == "c"
-          ? el.classList.contains(o.n)
-          : o.k == "s"
-            ? el.style.getPropertyValue(o.n) + "\n" + el.style.getPropertyPriority(o.n)
-            : o.k == "r"
-              ? !el.isConnected
-              : !!r && !(r.o.length && !r.o.some((x) => x.isConnected)) // our nodes still there
+/**
+ * One property of one action on the elements its selector matches.
+ * kind: "p" element property (textContent, innerHTML), "a" attribute, "c" class, "s" style
+ * property, "r" remove, "i" insert (name: before, after or append).
+ * @typedef {Object} Op
+ * @property {string} selector
+ * @property {"p" | "a" | "c" | "s" | "r" | "i"} kind
+ * @property {string} name
+ * @property {any} wanted
+ * @property {string} campaign
+ * @property {string} id unique per campaign: the key of what we remember per element
+ */
 
-const write = (el, o, v) => {
-  const n = o.n
-  if (o.k == "p") el[n] = v
-  else if (o.k == "a") v == null ? el.removeAttribute(n) : el.setAttribute(n, v)
-  else if (o.k == "c") el.classList.toggle(n, v)
-  // "value\npriority": serialised values hold no newline; a revert leaving no declaration
-  // leaves no empty style="" either
-  else if (o.k == "s") el.style.setProperty(n, ...v.split("\n")), el.style.length || el.removeAttribute("style")
+/**
+ * What we remember about one op on one element.
+ * @typedef {Object} Applied
+ * @property {any} original what was there (child nodes for p; our nodes for i)
+ * @property {any} [left] what we left there
+ * @property {number} [writes] writes this task
+ * @property {number} [task]
+ */
+
+/** @typedef {{actions: Action[], ops: Op[], touched: Set<Element>}} LiveCampaign */
+
+/**
+ * @param {Element} element
+ * @param {Op} op
+ * @param {Applied | undefined} applied
+ */
+const read = (element, op, applied) => {
+  const style = /** @type {HTMLElement} */ (element).style
+  switch (op.kind) {
+    case "p":
+      return /** @type {any} */ (element)[op.name]
+    case "a":
+      return element.getAttribute(op.name)
+    case "c":
+      return element.classList.contains(op.name)
+    case "s":
+      return style.getPropertyValue(op.name) + "\n" + style.getPropertyPriority(op.name)
+    case "r":
+      return !element.isConnected
+  }
+  // i: our nodes are still there
+  return !!applied && !(applied.original.length && !applied.original.some((/** @type {Node} */ n) => n.isConnected))
 }
 
-// A removed element stays removed: the page (or the next page view) brings it back.
-const undo = (el, o, x) =>
-  o.k == "p"
-    ? (el.textContent = "") || el.append(...x) // the original nodes, listeners and all
-    : o.k == "i"
-      ? x.forEach((n) => n.remove())
-      : write(el, o, x)
-
-export function createDom(doc, nonce) {
-  const S = new WeakMap() // element -> {op id: {o: original, v: what we left, n, t}}
-  const live = {} // campaign -> {a: actions, o: ops, e: elements touched}
-  let ops = []
-  let mo
-  let sheet
-  let turn = 0 // tasks since the first write: fights are counted per task
-  let tick
-
-  const style = (text) => {
-    const s = doc.createElement("style")
-    if (nonce) s.nonce = nonce
-    s.textContent = text
-    return doc.head.appendChild(s) // a script in <head> (or before it) means there is one
+/**
+ * @param {Element} element
+ * @param {Op} op
+ * @param {any} value
+ */
+const write = (element, op, value) => {
+  const name = op.name
+  const style = /** @type {HTMLElement} */ (element).style
+  if (op.kind == "p") (/** @type {any} */ (element))[name] = value
+  else if (op.kind == "a") value == null ? element.removeAttribute(name) : element.setAttribute(name, value)
+  else if (op.kind == "c") element.classList.toggle(name, value)
+  // "value\npriority": serialised values hold no newline; a revert leaving no declaration
+  // leaves no empty style="" either
+  else if (op.kind == "s") {
+    const [property, priority] = value.split("\n")
+    style.setProperty(name, property, priority)
+    style.length || element.removeAttribute("style")
   }
-  const tpl = (html) => {
+}
+
+/**
+ * Puts back what was there. A removed element stays removed: the page (or the next page view) brings it back.
+ * @param {Element} element
+ * @param {Op} op
+ * @param {any} original
+ */
+const undo = (element, op, original) =>
+  op.kind == "p"
+    ? (element.textContent = "") || element.append(...original) // the original nodes, listeners and all
+    : op.kind == "i"
+      ? original.forEach((/** @type {ChildNode} */ node) => node.remove())
+      : write(element, op, original)
+
+/**
+ * @param {Document} doc
+ * @param {string | undefined} nonce the tag's own, for our <style> elements under a CSP
+ * @param {(message: string) => void} refused hears each refused op (the debug log)
+ */
+export function createDom(doc, nonce, refused) {
+  /** @type {WeakMap<Element, {[opId: string]: Applied}>} */
+  const remembered = new WeakMap()
+  /** @type {{[campaign: string]: LiveCampaign}} */
+  const live = {}
+  /** @type {Op[]} */
+  let ops = []
+  /** @type {MutationObserver | undefined} */
+  let observer
+  /** @type {HTMLStyleElement | undefined} */
+  let cssSheet
+  /** @type {Set<string>} */
+  const refusedOps = new Set()
+  const scratchStyle = doc.createElement("p").style // parses the style actions' declarations
+  let task = 0 // tasks since the first write: fights are counted per task
+  let taskTimer = 0
+
+  /** @param {string} text */
+  const addStyle = (text) => {
+    const style = doc.createElement("style")
+    if (nonce) style.nonce = nonce
+    style.textContent = text
+    return doc.head.appendChild(style) // a script in <head> (or before it) means there is one
+  }
+  /** @param {string} html */
+  const template = (html) => {
     const t = doc.createElement("template")
     t.innerHTML = html
     return t
   }
-  // While the parser is still inside el, appending would land before its remaining children.
-  const done = (el) => {
-    for (let n = el; n; n = n.parentNode) if (n.nextSibling) return 1
+  // While the parser is still inside the element, appending would land before its remaining children.
+  /** @param {Element} element */
+  const parsed = (element) => {
+    for (let node = /** @type {Node | null} */ (element); node; node = node.parentNode) if (node.nextSibling) return true
     return doc.readyState != "loading"
   }
 
-  function compile(c, actions) {
+  /**
+   * @param {string} campaign
+   * @param {Action[]} actions
+   */
+  function compile(campaign, actions) {
+    /** @type {Op[]} */
     const out = []
-    const add = (s, k, n, w) => out.push({ s, k, n, w, c, id: c + " " + out.length })
-    for (const a of actions) {
-      const s = a.selector
-      if (!s) continue
-      if (a.text != null) add(s, "p", "textContent", "" + a.text)
+    const base = doc.baseURI
+    /** @type {(selector: string, kind: Op["kind"], name: string, wanted: any) => void} */
+    const add = (selector, kind, name, wanted) => {
+      out.push({ selector, kind, name, wanted, campaign, id: campaign + " " + out.length })
+    }
+    for (const action of actions) {
+      const selector = action.selector
+      if (!selector) continue
+      if (action.text != null) add(selector, "p", "textContent", "" + action.text)
       // As the browser serialises it back, so markup it normalises still reads as applied.
-      if (a.html != null) add(s, "p", "innerHTML", tpl(a.html).innerHTML)
-      for (const n in a.attr) add(s, "a", n, a.attr[n] == null || a.attr[n] === false ? null : "" + a.attr[n])
-      for (const [x, on] of [
-        [a.addClass, true],
-        [a.removeClass, false],
-      ])
-        for (const n of ("" + (x || "")).split(/[ ,]/)) n && add(s, "c", n, on) // "a b" or ["a", "b"]
+      if (action.html != null) add(selector, "p", "innerHTML", template(action.html).innerHTML)
+      for (const name in action.attr) {
+        const value = action.attr[name]
+        const wanted = value == null || value === false ? null : "" + value
+        if (safeAttribute(name, wanted, base)) add(selector, "a", name, wanted)
+        else refused(campaign + ": attribute " + name + " refused")
+      }
+      for (const [classes, on] of /** @type {[any, boolean][]} */ ([
+        [action.addClass, true],
+        [action.removeClass, false],
+      ]))
+        for (const name of ("" + (classes || "")).split(/[ ,]/)) name && add(selector, "c", name, on) // "a b" or ["a", "b"]
       // The browser parses the declarations (shorthands, !important, url(...;...)) for us;
       // an object sets properties by name ({fontSize: "2em"}), without !important.
-      const p = doc.createElement("p").style
-      typeof a.style == "object" ? Object.assign(p, a.style) : (p.cssText = a.style || "")
-      if (a.hide) p.setProperty("display", "none", "important")
-      for (const n of p) add(s, "s", n, p.getPropertyValue(n) + "\n" + p.getPropertyPriority(n))
-      if (a.remove) add(s, "r", 0, true)
-      for (const [n, h] of [
-        ["before", a.insertBefore],
-        ["after", a.insertAfter],
-        ["append", a.append],
+      const parsedStyle = scratchStyle
+      parsedStyle.cssText = typeof action.style == "object" ? "" : action.style || ""
+      if (typeof action.style == "object") Object.assign(parsedStyle, action.style)
+      if (action.hide) parsedStyle.setProperty("display", "none", "important")
+      for (const name of parsedStyle)
+        add(selector, "s", name, parsedStyle.getPropertyValue(name) + "\n" + parsedStyle.getPropertyPriority(name))
+      if (action.remove) add(selector, "r", "", true)
+      for (const [where, html] of [
+        ["before", action.insertBefore],
+        ["after", action.insertAfter],
+        ["append", action.append],
       ])
-        if (h != null) add(s, "i", n, h)
+        if (html != null) add(selector, "i", /** @type {string} */ (where), html)
     }
     return out
   }
 
-  // 1 when el is in the op's state (now or already), 0 when it has to wait.
-  function apply(o, el) {
-    if (o.k == "i") {
-      if (el.closest("[" + OURS + "]")) return 1
-      if (o.n == "append" && !done(el)) return 0
+  /**
+   * true when the element is in the op's state (now or already), false when it has to wait.
+   * @param {Op} op
+   * @param {Element} element
+   */
+  function apply(op, element) {
+    if (refusedTarget(element)) {
+      refusedOps.has(op.id) || (refusedOps.add(op.id), refused(op.campaign + ": <" + element.localName + "> is never a target"))
+      return true // never touched, and never hidden for it
     }
-    let m = S.get(el)
-    if (!m) S.set(el, (m = {}))
-    let r = m[o.id]
-    const cur = read(el, o, r)
-    if (cur === o.w || (r && cur === r.v)) return 1
-    if (!r) {
-      r = m[o.id] = { o: o.k == "p" ? [...el.childNodes] : cur }
-      live[o.c].e.add(el)
+    if (op.kind == "i") {
+      if (element.closest("[" + INSERTED + "]")) return true
+      if (op.name == "append" && !parsed(element)) return false
     }
-    if (r.t != turn) (r.t = turn), (r.n = 0)
-    if (++r.n > FIGHT) return 1
-    tick = tick || setTimeout(() => (tick = 0) || turn++)
-    if (o.k == "r") el.remove()
-    else if (o.k == "i") {
-      const f = tpl(o.w).content
-      r.o = [...f.childNodes]
-      for (const x of r.o) x.nodeType == 1 && x.setAttribute(OURS, "")
-      el[o.n](f)
-    } else write(el, o, o.w)
-    r.v = read(el, o, r)
-    return 1
+    let byOp = remembered.get(element)
+    if (!byOp) remembered.set(element, (byOp = {}))
+    let applied = byOp[op.id]
+    const current = read(element, op, applied)
+    if (current === op.wanted || (applied && current === applied.left)) return true
+    if (!applied) {
+      applied = byOp[op.id] = { original: op.kind == "p" ? [...element.childNodes] : current }
+      live[op.campaign].touched.add(element)
+    }
+    if (applied.task != task) (applied.task = task), (applied.writes = 0)
+    if (++(/** @type {number} */ (applied.writes)) > MAX_WRITES_PER_TASK) return true
+    taskTimer = taskTimer || setTimeout(() => (taskTimer = 0) || task++)
+    if (op.kind == "r") element.remove()
+    else if (op.kind == "i") {
+      const fragment = template(op.wanted).content
+      applied.original = [...fragment.childNodes]
+      for (const node of applied.original) node.nodeType == 1 && node.setAttribute(INSERTED, "")
+      const insert = /** @type {any} */ (element)[op.name] // before, after or append
+      insert.call(element, fragment)
+    } else write(element, op, op.wanted)
+    applied.left = read(element, op, applied)
+    return true
   }
 
   // An element shows (anti-flicker) once every op on it is applied.
   function pass() {
+    /** @type {{[selector: string]: ArrayLike<Element>}} */
     const found = {}
+    /** @type {Set<Element>} */
     const done = new Set()
-    const wait = new Set()
-    for (const o of ops) {
-      let els = found[o.s]
-      if (!els)
+    /** @type {Set<Element>} */
+    const waiting = new Set()
+    for (const op of ops) {
+      let elements = found[op.selector]
+      if (!elements)
         try {
-          els = found[o.s] = doc.querySelectorAll(o.s)
-        } catch (e) {
-          els = found[o.s] = [] // an invalid selector matches nothing
+          elements = found[op.selector] = doc.querySelectorAll(op.selector)
+        } catch (_) {
+          elements = found[op.selector] = [] // an invalid selector matches nothing
         }
-      for (const el of els) {
-        let ok = 1
+      for (const element of Array.from(elements)) {
+        let ok = true
         try {
-          ok = apply(o, el)
-        } catch (e) {} // what the browser refuses (inserting beside <html>) is skipped, not fatal
-        ;(ok ? done : wait).add(el)
+          ok = apply(op, element)
+        } catch (_) {} // what the browser refuses (inserting beside <html>) is skipped, not fatal
+        ;(ok ? done : waiting).add(element)
       }
     }
-    for (const el of done) wait.has(el) || el.toggleAttribute(MARK, true) // no mutation when already there
+    for (const element of done) waiting.has(element) || element.toggleAttribute(APPLIED, true) // no mutation when already there
   }
 
-  function revert(k) {
-    const c = live[k]
-    delete live[k]
-    for (const el of c.e) {
-      const m = S.get(el)
-      for (let i = c.o.length; i--; ) {
-        const o = c.o[i]
-        if (m[o.id]) undo(el, o, m[o.id].o)
-        delete m[o.id]
+  /** @param {string} campaign */
+  function revert(campaign) {
+    const gone = live[campaign]
+    delete live[campaign]
+    for (const element of gone.touched) {
+      const byOp = /** @type {{[opId: string]: Applied}} */ (remembered.get(element))
+      for (let i = gone.ops.length; i--; ) {
+        const op = gone.ops[i]
+        if (byOp[op.id]) undo(element, op, byOp[op.id].original)
+        delete byOp[op.id]
       }
     }
   }
 
-  // map: {campaign: actions} of every variation that applies now; hide: anti-flicker ms.
-  function sync(map, hide) {
-    for (const k in live) if (live[k].a !== map[k]) revert(k)
-    for (const k in map) live[k] = live[k] || { a: map[k], o: compile(k, map[k]), e: new Set() }
+  /**
+   * Makes the page show exactly these campaigns' actions.
+   * @param {{[campaign: string]: Action[]}} wanted the actions of every variation that applies now
+   * @param {number} antiflickerMs hide their elements until applied, at most this long (0: no hiding)
+   */
+  function sync(wanted, antiflickerMs) {
+    for (const campaign in live) if (live[campaign].actions !== wanted[campaign]) revert(campaign)
+    for (const campaign in wanted)
+      live[campaign] = live[campaign] || { actions: wanted[campaign], ops: compile(campaign, wanted[campaign]), touched: new Set() }
     const all = Object.values(live)
-    ops = all.flatMap((c) => c.o)
-    for (const c of all) for (const el of c.e) el.isConnected || c.e.delete(el) // thrown away by an SPA (or removed by us)
-    const css = all.map((c) => c.a.map((a) => a.css || "").join("\n")).join("\n")
-    if (sheet || css.trim()) (sheet = sheet || style("")).textContent == css || (sheet.textContent = css)
-    if (hide && ops.length) {
-      const h = style(":is(" + ops.map((o) => o.s) + "):not([" + MARK + "]){visibility:hidden!important}")
-      setTimeout(() => h.remove(), hide)
-    }
-    if (!mo && ops.length)
-      (mo = new MutationObserver(pass)).observe(doc.documentElement, { childList: true, subtree: true, attributes: true, characterData: true })
+    ops = all.flatMap((c) => c.ops)
+    for (const c of all) for (const element of c.touched) element.isConnected || c.touched.delete(element) // thrown away by an SPA (or removed by us)
+    const css = all.map((c) => c.actions.map((action) => action.css || "").join("\n")).join("\n")
+    if (cssSheet || css.trim()) (cssSheet = cssSheet || addStyle("")).textContent == css || (cssSheet.textContent = css)
+    if (antiflickerMs > 0 && ops.length) hideFor([...new Set(ops.map((op) => op.selector))], antiflickerMs, ":not([" + APPLIED + "])")
+    if (!observer && ops.length)
+      (observer = new MutationObserver(pass)).observe(doc.documentElement, {
+        childList: true,
+        subtree: true,
+        attributes: true,
+        characterData: true,
+      })
     pass()
   }
 
-  return { sync, style }
+  /**
+   * Hides what the selectors match for at most `ms`; returns what shows them again at once.
+   * @param {string[]} selectors
+   * @param {number} ms
+   * @param {string} [unless] a selector suffix for elements that may show (applied ones)
+   */
+  function hideFor(selectors, ms, unless = "") {
+    const style = addStyle(":is(" + selectors + ")" + unless + "{visibility:hidden!important}")
+    const show = () => style.remove()
+    setTimeout(show, ms)
+    return show
+  }
+
+  return { sync, addStyle, hideFor }
 }

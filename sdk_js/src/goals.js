@@ -1,20 +1,46 @@
+// @ts-check
 // Goals (ARCHITECTURE.md "Site config"): which goal keys a tracked event, a click or a page
 // view converts. Every conversion is sent; the server attributes it to each campaign the
 // visitor was exposed to.
 import { evalCondition } from "./condition.js"
 
-const each = (goals, f) => Object.keys(goals || {}).filter((k) => f(goals[k], k))
+/** @typedef {import("./types.js").Goal} Goal */
+/** @typedef {{[key: string]: Goal} | undefined} Goals */
 
-// vitrina.track(name): goals declared {"event": name}, and the goal whose key is name.
-export const tracked = (goals, name) => each(goals, (g, k) => g.event == name || k == name)
+/**
+ * @param {Goals} goals
+ * @param {(goal: Goal, key: string) => any} test
+ */
+const keysWhere = (goals, test) => Object.keys(goals || {}).filter((key) => test(/** @type {any} */ (goals)[key], key))
 
-// {"pageview": condition} goals matching this page's attributes.
-export const viewed = (goals, attrs) => each(goals, (g) => g.pageview && evalCondition(g.pageview, attrs))
+/**
+ * vitrina.track(name): goals declared {"event": name}, and the goal whose key is name.
+ * @param {Goals} goals
+ * @param {string} name
+ */
+export const tracked = (goals, name) => keysWhere(goals, (goal, key) => goal.event == name || key == name)
 
-// {"click": selector} goals the clicked element (or an ancestor) matches.
-export const clicked = (goals, el) =>
-  each(goals, (g) => {
+/**
+ * {"pageview": condition} goals matching this page's attributes.
+ * @param {Goals} goals
+ * @param {any} attributes
+ */
+export const viewed = (goals, attributes) => keysWhere(goals, (goal) => goal.pageview && evalCondition(goal.pageview, attributes))
+
+/**
+ * {"click": selector} goals the clicked element (or an ancestor) matches.
+ * @param {Goals} goals
+ * @param {any} element
+ */
+export const clicked = (goals, element) =>
+  keysWhere(goals, (goal) => {
     try {
-      return g.click && el.closest && !!el.closest(g.click)
-    } catch (e) {} // an invalid selector converts nothing
+      return goal.click && element.closest && !!element.closest(goal.click)
+    } catch (_) {} // an invalid selector converts nothing
   })
+
+/**
+ * Whether any goal converts on a click (the click listener is only added then).
+ * @param {Goals} goals
+ */
+export const hasClickGoals = (goals) => keysWhere(goals, (goal) => goal.click).length > 0

@@ -1,68 +1,105 @@
-// Visitor id and visit state (docs/DESIGN.md "Browser storage"). Nothing here touches the
-// browser until called, and nothing is written while `allow(false)` (consent required).
+// @ts-check
+// Visitor id, visit state and the session's context (docs/DESIGN.md "Browser storage").
+// Nothing here touches the browser until called, and nothing is written while
+// `allowWrites(false)` (consent required and not given).
 
-const SESSION = 18e5 // 30 minutes without a page view ends a session
-const KEEP = 20 // recent paths
+/** @typedef {import("./types.js").VisitState} VisitState */
 
-let on = true
-export const allow = (b) => (on = b)
+const SESSION_MS = 18e5 // 30 minutes without a page view ends a session
+const RECENT_PATHS = 20
+const VISITOR_ID = /^[\w.-]{8,64}$/
 
-// localStorage, JSON in and out; null removes. Blocked or full storage never breaks the page.
-export function ls(k, v) {
+let writable = true
+/** @param {boolean} allowed */
+export const allowWrites = (allowed) => (writable = allowed)
+
+/**
+ * A Storage area, JSON in and out: `value` undefined reads, null removes. Blocked or full
+ * storage never breaks the page.
+ * @param {"localStorage" | "sessionStorage"} area
+ * @param {string} key
+ * @param {any} [value]
+ */
+function stored(area, key, value) {
   try {
-    if (v === undefined) return JSON.parse(localStorage.getItem(k))
-    if (on || v == null) v == null ? localStorage.removeItem(k) : localStorage.setItem(k, JSON.stringify(v))
-  } catch (e) {}
+    const storage = window[area]
+    if (value === undefined) return JSON.parse(/** @type {string} */ (storage.getItem(key)))
+    if (writable || value == null) value == null ? storage.removeItem(key) : storage.setItem(key, JSON.stringify(value))
+  } catch (_) {}
 }
 
-export const rid = (n) => {
-  let s = ""
-  for (const b of crypto.getRandomValues(new Uint8Array(n))) s += (b | 256).toString(16).slice(1)
-  return s
+/** localStorage. @param {string} key @param {any} [value] */
+export const local = (key, value) => stored("localStorage", key, value)
+/** sessionStorage. @param {string} key @param {any} [value] */
+export const session = (key, value) => stored("sessionStorage", key, value)
+
+/** @param {number} bytes */
+export const randomHex = (bytes) => {
+  let hex = ""
+  for (const byte of crypto.getRandomValues(new Uint8Array(bytes))) hex += (byte | 256).toString(16).slice(1)
+  return hex
 }
 
-const ID = /^[\w.-]{8,64}$/
-
-export function cookie(k, v) {
+/**
+ * A first-party cookie: `value` undefined reads, "" deletes.
+ * @param {string} name
+ * @param {string} [value]
+ */
+export function cookie(name, value) {
   try {
-    if (v === undefined) return (document.cookie.match("(?:^|; )" + k + "=([^;]*)") || [])[1]
-    if (on || !v)
-      document.cookie = k + "=" + (v || "") + ";path=/;max-age=" + (v ? 3456e4 : 0) + ";SameSite=Lax" + (location.protocol == "https:" ? ";Secure" : "")
-  } catch (e) {} // a sandboxed frame has no cookies
+    if (value === undefined) return (document.cookie.match("(?:^|; )" + name + "=([^;]*)") || [])[1]
+    if (writable || !value)
+      document.cookie =
+        name + "=" + (value || "") + ";path=/;max-age=" + (value ? 3456e4 : 0) + ";SameSite=Lax" +
+        (location.protocol == "https:" ? ";Secure" : "")
+  } catch (_) {} // a sandboxed frame has no cookies
 }
 
-// The cookie wins over its localStorage mirror; a fresh id is random (not derived from the
-// page), so two tabs opened at once may only disagree until the first one writes.
-export function visitorId(id) {
-  id = id || [cookie("vtr_id"), ls("vtr_id")].find((x) => ID.test(x)) || "v1." + rid(12)
-  cookie("vtr_id", id) // re-written on every page: 400 days after the last visit
-  ls("vtr_id", id)
-  return id
+/** @param {any} id */
+export const isVisitorId = (id) => typeof id == "string" && VISITOR_ID.test(id) // test(undefined) reads "undefined"
+
+/** A fresh visitor id: random, not derived from the page. */
+export const newVisitorId = () => "v1." + randomHex(12)
+
+/** Re-written on every page view: 400 days after the last visit. @param {string} id */
+export function storeVisitorId(id) {
+  cookie("vtr_id", id)
+  local("vtr_id", id)
 }
 
-const recent = (list, x) => (list || []).filter((y) => y != x).concat(x).slice(-KEEP)
+/**
+ * @param {string[] | undefined} list
+ * @param {string} path
+ */
+const recent = (list, path) => (list || []).filter((p) => p != path).concat(path).slice(-RECENT_PATHS)
 
-// One page view: the visit state s (or null for a first visit) moves on to `now`.
-// cls: [source, medium] from classify() (0 when internal, undefined on an SPA navigation),
-// u: the page's UTM values or null, path: this page's path.
-export function pageview(s, now, cls, u, path) {
-  s = s || {}
-  if (!s.l || now - s.l >= SESSION) {
+/**
+ * One page view: the visit state (or null for a first visit) moves on to `now`.
+ * @param {VisitState | null} visit
+ * @param {number} now
+ * @param {string[] | 0 | undefined} sourceMedium from classify() (0 when internal, undefined on an SPA navigation)
+ * @param {{[name: string]: string} | null} utm the page's UTM values
+ * @param {string} path this page's path
+ * @returns {VisitState}
+ */
+export function pageview(visit, now, sourceMedium, utm, path) {
+  const s = visit || {}
+  if (!s.l || now - s.l >= SESSION_MS) {
     s.d = s.l ? Math.floor((now - s.l) / 864e5) : null
     s.n = (s.n || 0) + 1
     s.s = now
     s.p = 0
     s.g = path
-    s.r = cls || ["direct", "direct"]
-    s.u = u || {}
-    for (const k in s.x) s.x[k].session = 0
+    s.r = sourceMedium || ["direct", "direct"]
+    s.u = utm || {}
+    for (const campaign in s.x) s.x[campaign].session = 0
   } else {
     // Within a session a new campaign click or an outside referrer takes over; a direct
     // or internal page view keeps the landing attribution.
-    if (cls && cls[1] != "direct") s.r = cls
-    if (u) s.u = u
+    if (sourceMedium && sourceMedium[1] != "direct") s.r = sourceMedium
+    if (utm) s.u = utm
   }
-  s.p++
+  s.p = /** @type {number} */ (s.p) + 1
   s.t = (s.t || 0) + 1
   s.l = now
   s.h = recent(s.h, path)

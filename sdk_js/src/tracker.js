@@ -1,46 +1,64 @@
+// @ts-check
 // The event queue: batched POSTs while the page lives, sendBeacon when it is hidden, and a
 // bounded copy in storage so events a page could not send go with the next page.
 // Transport and storage are injected; docs/DESIGN.md "Events" has the wire format.
 
-const MAX = 100 // kept events, and the collect endpoint's batch limit
-const BATCH = 20 // this many go at once instead of waiting for the delay
+/** @typedef {import("./types.js").TrackedEvent} TrackedEvent */
 
-// post(events) -> Promise<bool>: true when done with them (sent, or refused for good)
-// beacon(events) -> bool: true when the browser took them
-// load() -> events an earlier page left; save(events) mirrors the queue.
-// (A POST in flight when the page closes is not in the mirror: keepalive finishes it.)
+const MAX_KEPT = 100 // kept events, and the collect endpoint's batch limit
+const BATCH = 20 // this many go at once instead of waiting for the delay
+const MAX_BACKOFF_MS = 6e4
+
+/**
+ * A POST in flight when the page closes is not in the mirror: keepalive finishes it.
+ * @param {Object} transport
+ * @param {(events: TrackedEvent[]) => Promise<boolean>} transport.post true when done with them (sent, or refused for good)
+ * @param {(events: TrackedEvent[]) => boolean} transport.beacon true when the browser took them
+ * @param {() => TrackedEvent[] | null | undefined} transport.load events an earlier page left
+ * @param {(events: TrackedEvent[]) => void} transport.save mirrors the queue
+ * @param {number} [transport.delay] ms from the first queued event to its POST
+ */
 export function queue({ post, beacon, load, save, delay = 1e3 }) {
-  let q = load() || []
+  let events = load() || []
+  /** @type {any} */
   let timer = 0
-  let on = false
+  let enabled = false
   let wait = delay // retry backoff: doubles on each failed POST, up to a minute
 
-  const flush = (hidden) => {
+  /** @param {number} ms */
+  const later = (ms) => (timer = timer || setTimeout(flush, ms))
+
+  /** @param {boolean} [hidden] the page is going: sendBeacon, no POST */
+  function flush(hidden) {
     clearTimeout(timer)
     timer = 0
-    const b = on ? q.splice(0, MAX) : []
-    if (b.length)
+    const batch = enabled ? events.splice(0, MAX_KEPT) : []
+    if (batch.length)
       if (!hidden)
-        post(b).then((done) =>
-          done
-            ? (wait = delay)
-            : (save((q = b.concat(q).slice(-MAX))), on && (timer = timer || setTimeout(flush, (wait = Math.min(wait * 2, 6e4))))),
-        )
-      else if (!beacon(b)) q = b.concat(q)
-    if (on) save(q)
+        post(batch).then((done) => {
+          if (done) return (wait = delay)
+          save((events = batch.concat(events).slice(-MAX_KEPT)))
+          if (enabled) later((wait = Math.min(wait * 2, MAX_BACKOFF_MS)))
+        })
+      else if (!beacon(batch)) events = batch.concat(events)
+    if (enabled) save(events)
   }
 
   return {
-    add(e) {
-      q = q.concat(e).slice(-MAX)
-      if (on) save(q), q.length >= BATCH ? flush() : (timer = timer || setTimeout(flush, delay))
+    /** @param {TrackedEvent} event */
+    add(event) {
+      events = events.concat(event).slice(-MAX_KEPT)
+      if (enabled) save(events), events.length >= BATCH ? flush() : later(delay)
     },
     flush,
-    // Consent: events wait in memory until enabled; disabling forgets them.
-    enable(b) {
-      on = b
-      if (!b) q = []
-      else if (q.length) timer = timer || setTimeout(flush, delay)
+    /**
+     * Consent: events wait in memory until enabled; disabling forgets them.
+     * @param {boolean} allowed
+     */
+    enable(allowed) {
+      enabled = allowed
+      if (!allowed) events = []
+      else if (events.length) later(delay)
     },
   }
 }

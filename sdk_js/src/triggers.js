@@ -1,41 +1,77 @@
-// Behavioural triggers (ARCHITECTURE.md "Triggers") and the page attributes they share:
-// page.scroll (deepest, %), page.time and page.idle (s), page.exit_intent.
+// @ts-check
+// The triggers module (sdk_js/dist/modules/triggers.min.js): behavioural triggers (ARCHITECTURE.md
+// "Triggers") and the page behaviour they share with conditions (page.scroll, page.idle,
+// page.exit_intent). tag.js carries it only for a bundle that uses them
+// (server/delivery/modules.py); without it a campaign with a trigger stays "waiting for
+// trigger", and the behaviour keeps its start values (no scroll, idle since the page view began).
 
-// t: a campaign's trigger, b: page behaviour (b.ev: events tracked on this page view).
-// A trigger has exactly one kind (the config schema says so); the others read as undefined
-// here, and every comparison with undefined or NaN is false.
-export const due = (t, b, now) =>
-  b.scroll >= t.scroll ||
-  now - b.t0 >= t.time_on_page * 1e3 ||
-  now - b.last >= t.idle * 1e3 ||
-  (t.exit_intent && b.exit) ||
-  !!b.ev[t.event]
+/** @typedef {import("./types.js").Trigger} Trigger */
+/** @typedef {import("./types.js").Behaviour} Behaviour */
+/** @typedef {import("./types.js").ModuleInstall} ModuleInstall */
 
-// list: campaigns that have a trigger; fire() runs when one or more come due.
-export function watch(win, list, fire) {
-  const doc = win.document
-  const b = {}
-  const check = (e) => {
+const CHECK_EVERY_MS = 250 // time_on_page and idle come due without an event
+// Window-level touch listeners are passive anyway; capture sees what the page stops.
+const INPUTS = ["mousemove", "keydown", "touchstart", "click", "scroll", "mouseout"]
+
+/**
+ * A trigger has exactly one kind (the config schema says so); the others read as undefined
+ * here, and every comparison with undefined or NaN is false.
+ * @param {Trigger} trigger
+ * @param {Behaviour} behaviour
+ * @param {{[name: string]: 1}} events tracked on this page view
+ * @param {number} now
+ */
+export const due = (trigger, behaviour, events, now) =>
+  behaviour.scroll >= /** @type {number} */ (trigger.scroll) ||
+  now - behaviour.start >= /** @type {number} */ (trigger.time_on_page) * 1e3 ||
+  now - behaviour.lastInput >= /** @type {number} */ (trigger.idle) * 1e3 ||
+  (!!trigger.exit_intent && behaviour.exitIntent) ||
+  (trigger.event != null && !!events[trigger.event])
+
+/**
+ * Keeps `behaviour` up to date (the core resets it in place on each page view).
+ * @param {Window} win
+ * @param {Behaviour} behaviour
+ * @param {any} event an input event
+ */
+export function observe(win, behaviour, event) {
+  const scrollable = event.type == "scroll" ? win.document.documentElement.scrollHeight - win.innerHeight : 0
+  behaviour.lastInput = Date.now() // any input resets idle
+  if (scrollable > 0)
+    behaviour.scroll = Math.max(behaviour.scroll, Math.min(100, Math.round((win.scrollY / scrollable) * 100)))
+  // Leaving through the top of the window: towards the tab bar, the address bar or close.
+  if (event.type == "mouseout" && !event.relatedTarget && event.clientY <= 0) behaviour.exitIntent = true
+}
+
+/** @type {ModuleInstall} */
+export const installTriggers = (runtime) => {
+  /** @type {{[campaign: string]: 1}} */
+  let fired = {}
+  /** @type {{[name: string]: 1}} */
+  let events = {}
+  const campaigns = () => (runtime.bundle()?.campaigns || []).filter((c) => c.trigger)
+  // One decision for all the campaigns that come due together; each fires once per page view.
+  const check = () => {
     const now = Date.now()
-    const t = e && e.type
-    const h = t == "scroll" && doc.documentElement.scrollHeight - win.innerHeight
-    if (e) b.last = now // any input resets idle
-    if (h > 0) b.scroll = Math.max(b.scroll, Math.min(100, Math.round((win.scrollY / h) * 100)))
-    // Leaving through the top of the window: towards the tab bar, the address bar or close.
-    if (t == "mouseout" && !e.relatedTarget && e.clientY <= 0) b.exit = true
-    // One fire() for all the campaigns that come due together; each fires once per page view.
-    if (list.filter((c) => !b.f[c.key] && due(c.trigger, b, now) && (b.f[c.key] = 1)).length) fire()
+    const newlyDue = campaigns().filter(
+      (c) => !fired[c.key] && due(/** @type {Trigger} */ (c.trigger), runtime.behaviour, events, now) && (fired[c.key] = 1),
+    )
+    if (newlyDue.length) runtime.decide()
   }
-  const reset = (t = Date.now()) => Object.assign(b, { t0: t, last: t, scroll: 0, exit: false, ev: {}, f: {} })
-  reset()
-  for (const e of ["mousemove", "keydown", "touchstart", "click", "scroll", "mouseout"]) win.addEventListener(e, check, true) // window-level touch listeners are passive anyway
-  if (list.length) setInterval(check, 250) // time_on_page and idle come due without an event
   return {
-    b,
-    reset,
-    fired: () => Object.keys(b.f),
-    event(n) {
-      b.ev[n] = 1
+    decideOptions: (options) => {
+      options.triggered = Object.keys(fired)
+    },
+    pageView: () => {
+      fired = {}
+      events = {}
+    },
+    start: () => {
+      for (const type of INPUTS) window.addEventListener(type, (event) => (observe(window, runtime.behaviour, event), check()), true)
+      if (campaigns().length) setInterval(check, CHECK_EVERY_MS)
+    },
+    track: (name) => {
+      events[name] = 1
       check()
     },
   }

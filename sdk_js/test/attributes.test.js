@@ -1,6 +1,6 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { classify, collect, expand, merge, parseQuery, timeOf, utmOf } from "../src/attributes.js"
+import { classify, collect, expand, merge, parseQuery, readViewedProducts, timeOf, utmOf } from "../src/attributes.js"
 
 const HOST = "shop.example"
 const cls = (ref, search = "") => classify(ref, HOST, parseQuery(search))
@@ -78,6 +78,13 @@ test("timeOf reads the local clock", () => {
   assert.equal(timeOf(new Date(2026, 0, 1, 23, 59)).date, "2026-01-01")
 })
 
+test("timeOf formats the date by hand as toLocaleDateString('sv') does, without loading locale data", () => {
+  for (let day = 0; day < 800; day += 7) {
+    const d = new Date(1999, 11, 25 + day, (day * 5) % 24, 30)
+    assert.equal(timeOf(d).date, d.toLocaleDateString("sv"))
+  }
+})
+
 test("merge copies, deep-merges objects and replaces arrays", () => {
   const a = { cart: { value: 1, items: 2 }, h: [1, 2] }
   const m = merge(a, { cart: { value: 5 }, h: [3] })
@@ -111,10 +118,10 @@ function fakeWindow(href, { referrer = "", title = "T", lang = "fr", pageType = 
   }
 }
 
-test("collect fills every namespace, server context first, site values last", () => {
+test("collect fills every namespace: the browser's device type, the server's os and browser, site values last", () => {
   const now = Date.UTC(2026, 10, 23, 12)
   const visit = { n: 2, s: now - 65e3, l: now, p: 3, t: 9, d: 4, g: "/landing", r: ["google", "search"], u: { source: "nl" }, h: ["/", "/p"], e: { purchase: 1 } }
-  const b = { t0: now - 12e3, last: now - 3e3, scroll: 40, exit: false }
+  const b = { start: now - 12e3, lastInput: now - 3e3, scroll: 40, exitIntent: false }
   const ctx = { geo: { country: "FR", region: "IDF", city: "Paris", continent: "EU", timezone: "Europe/Paris" }, device: { type: "tablet", os: "ios", browser: "safari" } }
   const w = fakeWindow("https://shop.example/p/mug?color=red&utm_source=nl#top", { referrer: "https://www.google.com/", pageType: "product" })
   const a = collect(w, now, visit, ctx, b, { user: { plan: "gold" }, cart: { value: 12, items: 1 }, page: { type: "override" } })
@@ -134,21 +141,23 @@ test("collect fills every namespace, server context first, site values last", ()
   assert.deepEqual(a.referrer, { url: "https://www.google.com/", host: "www.google.com", source: "google", medium: "search" })
   assert.deepEqual(a.utm, { source: "nl" })
   assert.deepEqual(a.visit, { new: false, returning: true, count: 2, pageviews: 3, total_pageviews: 9, days_since_last: 4, landing: "/landing", time_on_site: 65 })
-  assert.deepEqual(a.device, { type: "tablet", os: "ios", browser: "safari", touch: true, lang: "fr-FR", screen: { width: 390, height: 844 } })
+  // The context's type is not the browser's: the browser's own classification wins.
+  assert.deepEqual(a.device, { type: "mobile", os: "ios", browser: "safari", touch: true, lang: "fr-FR", screen: { width: 390, height: 844 } })
   assert.deepEqual(a.geo, ctx.geo)
   assert.deepEqual(a.history, { pages: ["/p", "/"], products: [], categories: [], events: { purchase: 1 } })
   assert.deepEqual(a.cart, { value: 12, items: 1 })
   assert.deepEqual(a.user, { plan: "gold" })
   assert.equal(a.time.hour, new Date(now).getHours())
-  // Without server context the UA decides the type.
-  assert.equal(collect(w, now, visit, {}, b, {}).device.type, "mobile")
+  // Without server context: the type, and no os or browser.
+  const alone = collect(w, now, visit, {}, b, {})
+  assert.deepEqual([alone.device.type, alone.device.os, alone.device.browser, alone.geo], ["mobile", undefined, undefined, undefined])
   assert.equal(collect(fakeWindow("https://shop.example/"), now, visit, {}, b, {}).page.type, undefined)
 })
 
-// What collect() records into the visit state v from the data layer dl.
+// What readViewedProducts() records into the visit state v from the data layer dl.
 function viewed(v, dl) {
   const s = { h: [], ...v }
-  collect({ ...fakeWindow("https://shop.example/"), dataLayer: dl }, 0, s, {}, {}, {})
+  readViewedProducts({ ...fakeWindow("https://shop.example/"), dataLayer: dl }, s)
   for (const k of ["i", "c"]) if (s[k]) v[k] = s[k]
 }
 
@@ -194,7 +203,8 @@ test("collect: history holds the products and categories the page's data layer s
   const w = fakeWindow("https://shop.example/p/mug")
   w.dataLayer = [gtm({ item_id: "mug", item_category: "kitchen" })]
   const visit = { n: 1, s: 0, h: ["/", "/p/mug"], i: ["old"], c: ["garden"], e: {} }
-  const a = collect(w, 0, visit, {}, { t0: 0, last: 0 }, {})
+  readViewedProducts(w, visit)
+  const a = collect(w, 0, visit, {}, { start: 0, lastInput: 0, scroll: 0, exitIntent: false }, {})
   assert.deepEqual(a.history.products, ["mug", "old"])
   assert.deepEqual(a.history.categories, ["kitchen", "garden"])
   assert.deepEqual([visit.i, visit.c], [["mug", "old"], ["kitchen", "garden"]])

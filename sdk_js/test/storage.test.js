@@ -1,13 +1,13 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { pageview, rid } from "../src/storage.js"
+import { isVisitorId, newVisitorId, pageview, randomHex } from "../src/storage.js"
 
 const T0 = Date.UTC(2026, 10, 23, 12)
 const MIN = 6e4
 
-test("rid: random hex of the asked byte length", () => {
-  assert.match(rid(10), /^[0-9a-f]{20}$/)
-  assert.notEqual(rid(10), rid(10))
+test("randomHex: random hex of the asked byte length", () => {
+  assert.match(randomHex(10), /^[0-9a-f]{20}$/)
+  assert.notEqual(randomHex(10), randomHex(10))
 })
 
 test("a first page view starts visit 1", () => {
@@ -60,4 +60,10 @@ test("history keeps the 20 most recent distinct paths, newest last", () => {
   assert.equal(s.h[19], "/p10")
   assert.equal(s.h.filter((p) => p == "/p10").length, 1)
   assert.equal(s.h[0], "/p5")
+})
+
+test("isVisitorId: the stored format only; a missing cookie is not the id 'undefined'", () => {
+  assert.equal(isVisitorId("v1.0123456789abcdef01234567"), true)
+  for (const bad of [undefined, null, "", "short", "a b c d e f g", "x".repeat(65), 12345678901]) assert.equal(isVisitorId(bad), false, String(bad))
+  assert.match(newVisitorId(), /^v1\.[0-9a-f]{24}$/)
 })

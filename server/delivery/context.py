@@ -90,8 +90,14 @@ def request_context():
 
 
 def context_for(ip, ua_string):
-    """The context as a script-safe JSON literal (bytes), for tag.js. Memoised per app under
-    hash(ip): the process-salted hash keeps addresses themselves out of the cache."""
+    """The context of context.js as a script-safe JSON literal (bytes): geo, and the device's os
+    and browser (its type the browser tells itself). Memoised per app under hash(ip): the
+    process-salted hash keeps addresses themselves out of the cache."""
     cache = app_cache("context literals", 2048, "nothing: a GeoIP database or user-agent parser change restarts the server")
-    return cache.get_or_make((hash(ip), ua_string), lambda: script_json(
-        {"geo": geo_for_ip(ip, geoip_path()), "device": device_for_ua(ua_string)}).encode())
+
+    def make():
+        device = device_for_ua(ua_string)
+        return script_json({"geo": geo_for_ip(ip, geoip_path()),
+                            "device": {"os": device["os"], "browser": device["browser"]}}).encode()
+
+    return cache.get_or_make((hash(ip), (ua_string or "")[:MAX_UA]), make)

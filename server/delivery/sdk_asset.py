@@ -1,6 +1,10 @@
-"""The built browser SDK (sdk_js/dist/vitrina.min.js), read once and re-read when rebuilt."""
+"""The built browser SDK: sdk_js/dist/vitrina.min.js (the SDK file: core and every module) and,
+named by dist/manifest.json beside it, the core and each module that tag.js is assembled from.
+Read once and re-read when rebuilt."""
 import hashlib
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
@@ -9,25 +13,59 @@ from server.cache import app_cache
 from server.errors import APIError
 
 REPO_SDK = Path(__file__).resolve().parents[2] / "sdk_js" / "dist" / "vitrina.min.js"
+BY_MTIME = "nothing: entries are keyed by the file's path and mtime (a rebuild is a new key)"
+
+
+@dataclass(frozen=True, slots=True)
+class SdkBuild:
+    core: bytes
+    modules: dict    # name -> bytes
+    digest: str      # of everything above
 
 
 def sdk_path(app=None):
     return Path((app or current_app).config.get("VITRINA_SDK_PATH") or REPO_SDK)
 
 
-def sdk_source():
-    """(bytes, short hash) of the SDK; 503 with the fix when it has not been built."""
-    path = sdk_path()
+def _not_built(path):
+    return APIError(503, "sdk_not_built", f"The browser SDK is missing at {path}: run 'npm run build'.")
+
+
+def _read(cache_name, path, make):
+    """make(path), cached until the file's mtime changes; 503 when it is missing or unreadable."""
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
-        raise APIError(503, "sdk_not_built", f"The browser SDK is missing at {path}: run 'npm run build'.") from None
-    files = app_cache("SDK file", 4, "nothing: entries are keyed by the file's path and mtime (a rebuild is a new key)")
+        raise _not_built(path) from None
+    try:
+        return app_cache(cache_name, 4, BY_MTIME).get_or_make((path, mtime), lambda: make(path))
+    except (OSError, ValueError, KeyError, TypeError):
+        raise _not_built(path) from None
 
-    def read():
-        data = path.read_bytes()
-        return data, hashlib.sha256(data).hexdigest()[:16]
-    return files.get_or_make((path, mtime), read)
+
+def _load_file(path):
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:16]
+
+
+def sdk_source():
+    """(bytes, short hash) of the SDK file; 503 with the fix when it has not been built."""
+    return _read("SDK file", sdk_path(), _load_file)
+
+
+def _load_build(manifest_path):
+    manifest = json.loads(manifest_path.read_text("utf-8"))
+    folder = manifest_path.parent
+    core = (folder / manifest["core"]).read_bytes()
+    modules = {name: (folder / file).read_bytes() for name, file in sorted(manifest["modules"].items())}
+    digest = hashlib.sha256(b"\0".join([core, *modules.values()])).hexdigest()[:16]
+    return SdkBuild(core, modules, digest)
+
+
+def sdk_build():
+    """The core and modules tag.js is made of (the build writes dist/manifest.json last, so its
+    mtime says when to read them again); 503 when they have not been built."""
+    return _read("SDK build", sdk_path().with_name("manifest.json"), _load_build)
 
 
 def _this_second():

@@ -1,22 +1,28 @@
-"""The hot public responses (tag.js, bundle.json, the SDK) as plain (status, headers, body)
-tuples built from per-process caches. The ASGI front (server/web/asgi.py) answers them on its event
-loop and the Flask views in server/web/public.py wrap the very same functions, so both paths agree."""
+"""The hot public responses (tag.js, context.js, bundle.json, the SDK) as plain (status, headers,
+body) tuples built from per-process caches. The ASGI front (server/web/asgi.py) answers them on its
+event loop and the Flask views in server/web/public.py wrap the very same functions, so both paths agree."""
 import gzip
+import hashlib
 from dataclasses import dataclass
 
 from werkzeug.http import parse_etags
 
 from server.cache import app_cache
 from server.configs import publishing
-from server.configs.signing import script_json
 from server.delivery.context import context_for
-from server.delivery.sdk_asset import sdk_source
-from server.delivery.tag_body import prefix_for
+from server.delivery.modules import modules_for
+from server.delivery.sdk_asset import sdk_build, sdk_source
 from server.errors import APIError
 from server.store import site_exists
 from server.wire.ids import SITE_RE
 
 KEYED_BY_CONTENT = "nothing: entries are keyed by a digest of what they are made from"
+# Every visitor of a version gets the same tag.js: a shared cache (a CDN, nginx) may keep it a
+# minute and serve it stale for ten more while it revalidates (docs/DESIGN.md "tag.js").
+TAG_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=600"
+# context.js carries this visitor's geo and device: the browser alone keeps it, for a few page views.
+CONTEXT_CACHE_CONTROL = "private, max-age=300"
+JS = "application/javascript; charset=utf-8"
 
 
 @dataclass(slots=True)
@@ -60,27 +66,37 @@ def _fixed(body, content_type, etag, cache_control, hot):
     return 200, headers + [("Content-Type", content_type)], body
 
 
+def _tag_body(bundle_literal, bundle, build):
+    """core + the modules the bundle needs + `vitrina.init({"bundle": ...})`: nothing of the visitor in it."""
+    parts = [build.core] + [build.modules[name] for name in modules_for(bundle) if name in build.modules]
+    return b"\n".join(parts) + b'\n;vitrina.init({"bundle":' + bundle_literal + b"});\n"
+
+
 def tag(site, hot):
-    """SDK + latest bundle + this request's context in one script."""
+    """The tag: the SDK's core, the modules the latest bundle needs, and that bundle, in one
+    script that is byte for byte the same for every visitor of a version."""
     known_site(site)
-    sdk, sdk_digest = sdk_source()
+    build = sdk_build()
     entry = publishing.latest(site)
-    endpoint = f"{hot.host_url}v1/sites/{site}"
-    prefix = prefix_for((site, entry and entry.version, entry and entry.signature, endpoint, sdk_digest),
-                        lambda: (sdk + b"\n;vitrina.init({\"endpoint\":" + script_json(endpoint).encode()
-                                 + b",\"bundle\":" + (entry.bundle_literal if entry else b"null") + b",\"context\":"))
-    suffix = context_for(hot.remote_addr, hot.user_agent) + b"});\n"
-    etag, plain, packed = app_cache("tag bodies", 256, KEYED_BY_CONTENT).get_or_make(
-        (prefix.digest, suffix), lambda: (prefix.etag(suffix), prefix.data + suffix, prefix.gzip(suffix)))
-    # The body carries this request's geo and device: private, short-lived, varying by UA.
-    headers = [("ETag", f'"{etag}"'), ("Cache-Control", "private, max-age=60"), ("Access-Control-Allow-Origin", "*"),
-               ("Vary", "Accept-Encoding, User-Agent"), ("X-Content-Type-Options", "nosniff")]
-    if _matches(hot.if_none_match, etag):
-        return 304, headers, b""
-    if _wants_gzip(hot):
-        headers.append(("Content-Encoding", "gzip"))
-        plain = packed
-    return 200, headers + [("Content-Type", "application/javascript; charset=utf-8")], plain
+    bodies = app_cache("tag.js bodies", 256, "nothing: the key holds the version, its signature and the SDK build")
+
+    def make():
+        body = _tag_body(entry.bundle_literal if entry else b"null", entry and entry.bundle, build)
+        return hashlib.sha256(body).hexdigest()[:32], body
+
+    etag, body = bodies.get_or_make((site, entry and entry.version, entry and entry.signature, build.digest), make)
+    return _fixed(body, JS, etag, TAG_CACHE_CONTROL, hot)
+
+
+def context_js(site, hot):
+    """This visitor's server-resolved context (geo from the address, never stored; device os and
+    browser from the user agent) for a page to load right before the tag: it hands the context
+    to the tag, whichever of the two runs first."""
+    known_site(site)
+    body = (b"(function(c){var v=window.vitrina;v&&v.context?v.context(c):window.vitrinaContext=c})("
+            + context_for(hot.remote_addr, hot.user_agent) + b");")
+    return 200, [("Cache-Control", CONTEXT_CACHE_CONTROL), ("X-Content-Type-Options", "nosniff"),
+                 ("Content-Type", JS)], body
 
 
 def bundle_json(site, hot):
@@ -97,5 +113,5 @@ def bundle_json(site, hot):
 def sdk(hot):
     body, digest = sdk_source()
     cache = "public, max-age=31536000, immutable" if hot.query_v == digest else "public, max-age=300"
-    return _fixed(body, "application/javascript; charset=utf-8", digest, cache, hot)
+    return _fixed(body, JS, digest, cache, hot)
 

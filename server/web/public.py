@@ -26,12 +26,17 @@ def _reply(result):
     return Response(body, status=status, headers=headers)
 
 
-# The three hot GETs below are normally answered by the ASGI front (server/web/asgi.py) before Flask
-# sees them; these views serve the same responses through the same functions (for the test
-# client, HEAD-less WSGI servers, and anything the front hands over).
+# tag.js, bundle.json and the SDK are normally answered by the ASGI front (server/web/asgi.py) before
+# Flask sees them; these views serve the same responses through the same functions (for the test
+# client, HEAD-less WSGI servers, and anything the front hands over). context.js is served here.
 @bp.get("/v1/sites/<site>/tag.js")
 def tag(site):
     return _reply(serving.tag(site, _hot()))
+
+
+@bp.get("/v1/sites/<site>/context.js")
+def context_js(site):
+    return _reply(serving.context_js(site, _hot()))
 
 
 @bp.get("/v1/sites/<site>/bundle.json")

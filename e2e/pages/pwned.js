@@ -1,0 +1,1 @@
+window.__pwned = "an external script"
