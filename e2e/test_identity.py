@@ -14,7 +14,6 @@
 e2e/pages/account.html carries `data-identity`: the shop server puts there the token of the
 cookie `shop_identity` (server/demo/shop.py), as a shop's server would for its signed-in customer.
 """
-import json
 import time
 
 import jwt

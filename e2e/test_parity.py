@@ -374,6 +374,8 @@ def test_decide_from_ip_user_agent_and_time_zone_agrees_with_the_browser(new_con
         now = START + timedelta(minutes=minutes)
         page.clock.set_fixed_time(now)
         page.goto(site.url("/targeting.html?vitrina_debug=1"))
+        # device.os and .browser campaigns wait for the tag's one request of the context: 'ready' once they decided
+        page.evaluate("new Promise((resolve) => vitrina.on('ready', resolve))")
         browser = _browser_decision(log, keys)
         response = site.api("POST", "/decide", {"visitor_id": visitor, "ip": "127.0.0.1", "user_agent": ua,
                                                 "now": int(now.timestamp() * 1000), "timezone": zone})
