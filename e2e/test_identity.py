@@ -18,7 +18,7 @@ import time
 
 import jwt
 
-from .pageutil import sampler, seen_texts
+from .pageutil import decision_lines, sampler, seen_texts
 
 ANTIFLICKER_MS = 2000  # long enough for a delayed /identify on a loaded machine
 IDENTIFY_DELAY_S = 0.3
@@ -77,16 +77,6 @@ def _log(page):
     return lines
 
 
-def _decisions(lines):
-    """{campaign: (variation, reason)} from the last `[vitrina]` line of each."""
-    out = {}
-    for line in lines:
-        if line.startswith("[vitrina] "):
-            _, key, variation, reason = line.split(" ", 3)
-            out[key] = (None if variation == "null" else variation, reason)
-    return out
-
-
 def test_a_gold_customer_sees_the_loyalty_variation_and_never_the_original(new_context, vitrina):
     site, secret = _site(vitrina)
     context = new_context()
@@ -133,7 +123,7 @@ def test_forged_crm_and_another_site_s_token_give_nothing_and_the_log_says_why(n
     assert any("signature does not verify with this site's identity secret" in line for line in log), log
     assert "[vitrina:set] crm comes from the server only: ignored" in log
     assert "[vitrina:set] predict comes from the server only: ignored" in log
-    assert _decisions(log)["loyalty"] == (None, "not identified")
+    assert decision_lines(log)["loyalty"] == (None, "not identified")
     assert page.evaluate("sessionStorage.getItem('vtr_u')") is None
     page.close()
     context.close()
@@ -164,7 +154,7 @@ def test_one_customer_on_a_phone_and_a_desktop_counts_once_everywhere(new_contex
         context = new_context(**options)
         lines = []
         page = _visit(context, site, _token(secret), lines)
-        decisions = _decisions(lines)
+        decisions = decision_lines(lines)
         ua = page.evaluate("navigator.userAgent")
         now = page.evaluate("Date.now()")
         zone = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")

@@ -5,20 +5,8 @@ import { test } from "node:test"
 import assert from "node:assert/strict"
 import { awaitingContext, bundleReads, conditionPaths, SERVER_PATH, serverContext } from "../src/context.js"
 import { decide } from "../src/decide.js"
+import { campaign, random } from "./campaigns.js"
 
-const campaign = (key, extra = {}) => ({
-  key,
-  segment: null,
-  conditions: null,
-  pages: null,
-  trigger: null,
-  group: null,
-  schedule: { start: null, end: null },
-  cap: { per_visitor: null, per_session: null },
-  traffic: 1,
-  variations: [{ key: "on", weight: 1, actions: [{ selector: "#" + key, text: "on" }] }],
-  ...extra,
-})
 const bundle = (campaigns, segments = {}) => ({ site: "s", version: 1, segments, campaigns, settings: { holdout: 0 } })
 const attributes = { page: { path: "/p" }, device: { type: "mobile" }, visit: { new: true } }
 const waiting = (b, options = {}) => [...awaitingContext(b, attributes, { now: Date.UTC(2026, 0, 1), ...options })].sort()
@@ -93,11 +81,6 @@ test("a lower campaign a waiting one could exclude waits too, transitively; a hi
   assert.deepEqual(waiting(b), ["chained", "geo", "same-group", "same-selector"])
 })
 
-// A small deterministic generator of bundles, contexts and visitors.
-function random(seed) {
-  let s = seed >>> 0
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32)
-}
 
 test("property: campaigns that do not wait decide exactly as with the context known from the start", () => {
   const next = random(20261123)

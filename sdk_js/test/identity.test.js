@@ -5,6 +5,7 @@ import assert from "node:assert/strict"
 import { awaitingContext } from "../src/context.js"
 import { decide } from "../src/decide.js"
 import { tokenFacts } from "../src/identity.js"
+import { campaign, random } from "./campaigns.js"
 
 const base64url = (value) => Buffer.from(JSON.stringify(value)).toString("base64url")
 const jwt = (payload) => base64url({ alg: "HS256", typ: "JWT" }) + "." + base64url(payload) + ".c2lnbmF0dXJl"
@@ -20,23 +21,15 @@ test("tokenFacts: the same customer with new times is the same; another customer
 })
 
 const CRM = /^crm(?:\.|$)/
-const campaign = (key, extra = {}) => ({
-  key,
-  segment: null,
-  conditions: null,
-  pages: null,
-  trigger: null,
-  group: null,
-  schedule: { start: null, end: null },
-  cap: { per_visitor: null, per_session: null },
-  traffic: 1,
-  bucket_by: "visitor",
-  variations: [
-    { key: "a", weight: 0.5, actions: [{ selector: "#" + key, text: "a" }] },
-    { key: "b", weight: 0.5, actions: [] },
-  ],
-  ...extra,
-})
+const split = (key, extra = {}) =>
+  campaign(key, {
+    bucket_by: "visitor",
+    variations: [
+      { key: "a", weight: 0.5, actions: [{ selector: "#" + key, text: "a" }] },
+      { key: "b", weight: 0.5, actions: [] },
+    ],
+    ...extra,
+  })
 const bundle = (campaigns, segments = {}) => ({ site: "s", version: 1, segments, campaigns, settings: { holdout: 0.2 } })
 const page = { page: { path: "/p" }, visit: { new: true } }
 const NOW = Date.UTC(2026, 0, 1)
@@ -44,13 +37,13 @@ const NOW = Date.UTC(2026, 0, 1)
 test("with the customer to come, customer-bucketed campaigns and crm readers wait, after their pages", () => {
   const b = bundle(
     [
-      campaign("loyal", { segment: "gold" }),
-      campaign("split", { bucket_by: "customer" }),
-      campaign("split-elsewhere", { bucket_by: "customer", pages: { "page.path": "/other" } }),
-      campaign("split-segment", { bucket_by: "customer", segment: "new" }),
-      campaign("winback", { conditions: { "crm.days_since_last_order": { $gt: 90 } } }),
-      campaign("plain"),
-      campaign("geo", { conditions: { "geo.country": "FR" } }),
+      split("loyal", { segment: "gold" }),
+      split("split", { bucket_by: "customer" }),
+      split("split-elsewhere", { bucket_by: "customer", pages: { "page.path": "/other" } }),
+      split("split-segment", { bucket_by: "customer", segment: "new" }),
+      split("winback", { conditions: { "crm.days_since_last_order": { $gt: 90 } } }),
+      split("plain"),
+      split("geo", { conditions: { "geo.country": "FR" } }),
     ],
     { gold: { "crm.tier": "gold" }, new: { "visit.new": true } },
   )
@@ -60,11 +53,6 @@ test("with the customer to come, customer-bucketed campaigns and crm readers wai
   assert.deepEqual([...awaitingContext(b, page, { now: NOW, force: { split: "a" } }, CRM, true)].includes("split"), false)
 })
 
-// A small deterministic generator.
-function random(seed) {
-  let s = seed >>> 0
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32
-}
 
 test("property: campaigns that do not wait for the customer decide exactly as once identified", () => {
   const next = random(20261124)
@@ -92,7 +80,7 @@ test("property: campaigns that do not wait for the customer decide exactly as on
     const campaigns = []
     for (let i = 0; i < 2 + Math.floor(next() * 7); i++)
       campaigns.push(
-        campaign("c" + i, {
+        split("c" + i, {
           group: next() < 0.4 ? pick(["g1", "g2"]) : null,
           pages: next() < 0.3 ? pick(conditions) : null,
           segment: next() < 0.3 ? pick(["s1", "s2"]) : null,
