@@ -188,3 +188,22 @@ def test_one_customer_on_a_phone_and_a_desktop_counts_once_everywhere(new_contex
     after = site.results()
     assert after.total_visitors("split") == 1 and after.total_visitors("everyone") == 2
     assert site.api("DELETE", "/customers/1042").json()["erased"]["events"] == 0
+
+
+def test_without_consent_nothing_about_the_customer_is_stored_and_sign_out_forgets(new_context, vitrina):
+    site = vitrina.new_site({**CONFIG, "settings": {**CONFIG["settings"], "consent": "required"}})
+    secret = vitrina.cli("sites", "identity-secret", site.name).strip().splitlines()[-1]
+    assert site.api("PUT", "/customers", [{"customer_id": "1042", "tier": "gold"}]).status == 200
+    context = new_context()
+    _signed_in(context, site, _token(secret))
+    page = context.new_page()
+    page.goto(site.url("/account.html"))
+    page.wait_for_function("vitrina.getVariation('loyalty') === 'gold'")  # decisions apply without consent
+    page.wait_for_timeout(3500)  # past the first paint and its idle work (3 s at the latest)
+    stored = page.evaluate("[sessionStorage.length, localStorage.length, document.cookie.includes('vtr_')]")
+    assert stored == [0, 0, False]
+    assert site.api("GET", "/customers/1042").json()["linked_visitors"] == 0  # nothing was sent
+    page.evaluate("vitrina.identify(null)")  # sign-out
+    assert page.evaluate("vitrina.getVariation('loyalty')") is None
+    assert page.text_content("#loyalty") == ORIGINAL
+    context.close()
