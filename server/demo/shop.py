@@ -33,7 +33,7 @@ def make_shop_server(host, port, pages_dir, vitrina_origin, site):
         def do_GET(self):
             url = urlsplit(self.path)
             delay = parse_qs(url.query).get("delay", ["0"])[0]
-            if delay.isdigit():
+            if delay.isdecimal():
                 time.sleep(min(int(delay), MAX_DELAY_MS) / 1000)
             name = "index.html" if url.path in ("", "/") else url.path.lstrip("/")
             page = pages_dir / name

@@ -1,6 +1,7 @@
 """Ingesting a validated `collect` batch: verify against the published versions, record,
 count rejections. Used by the endpoint and by the spool replayer alike."""
 import json
+import time
 from collections import Counter
 
 from flask import current_app
@@ -8,6 +9,7 @@ from flask import current_app
 from server.cache import app_cache
 from server.configs import publishing
 from server.events.batch import UNVERIFIABLE, verify_against_bundles
+from server.events.days import day_of
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 
@@ -76,8 +78,12 @@ def ingest(site, visitor_id, events, customer=None):
             get_store().record_interactions(site, interaction_rows(visitor_id, signals))
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
     if counted:
+        zones, now = {}, time.time()
         for event, body in zip(counted, _bodies(counted)):
             event["_json"] = body
+            version = event["version"]
+            zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
+            event["_day"] = day_of(event["ts"], zone, now)
         store = get_store()
         if customer is None:
             store.record_events(site, visitor_id, counted)
@@ -92,6 +98,12 @@ def ingest(site, visitor_id, events, customer=None):
     return alone
 
 
+def _zone_of(site, version):
+    """The version's settings.timezone (verified and cached: ingest verified it a moment ago)."""
+    bundle = publishing.load_version(site, version)
+    return (bundle or {}).get("settings", {}).get("timezone") or "UTC"
+
+
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -102,6 +114,7 @@ def _bodies(events):
     (a count that does not add up) is encoded event by event."""
     for event in events:
         event.pop("_json", None)  # a batch replayed from the spool carries the bodies it was given
+        event.pop("_day", None)
     parts = _compact(events)[2:-2].split("},{")
     if len(parts) != len(events):
         return [_compact(event) for event in events]

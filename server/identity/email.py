@@ -12,6 +12,7 @@ import time
 
 from server.decisions.decide import decide
 from server.decisions.inputs import time_attributes
+from server.events.days import day_of
 from server.identity import customers, site_secrets
 from server.recs.serve import Query, recommend
 from server.recs.strategies import STRATEGIES
@@ -56,14 +57,15 @@ def content(site, bundle, customer_id, campaign_keys, zone):
                         "recommendations": [_recommendations(store, site, a, rules) for a in actions
                                             if isinstance(a, dict) and "recommend" in a]})
         if variation is not None or holdout:
-            exposures.append(_exposure(bundle["version"], campaign_key, variation, now))
+            exposures.append(_exposure(bundle, campaign_key, variation, now))
     if exposures:
         store.record_events(site, key, exposures)
     return {"customer": {"known": known}, "campaigns": answers}
 
 
-def _exposure(version, campaign, variation, now):
-    event = {"id": "email-" + secrets.token_hex(10), "type": "exposure", "version": version, "ts": int(now),
+def _exposure(bundle, campaign, variation, now):
+    event = {"id": "email-" + secrets.token_hex(10), "type": "exposure", "version": bundle["version"], "ts": int(now),
              "campaign": campaign, "variation": variation, "holdout": variation is None, "channel": "email"}
     event["_json"] = json.dumps(event, separators=(",", ":"))
+    event["_day"] = day_of(now, bundle.get("settings", {}).get("timezone"), now / 1000)  # the daily series
     return event

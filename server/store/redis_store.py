@@ -19,6 +19,13 @@ each write is one atomic Lua script over keys of that slot:
                                                "r\\0<campaign>\\0<goal>" -> that visitor's revenue
     vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
                                                when not web] -> number
+    vitrina:{<site>}:days:<day>        hash    the counters fields, visitors and conversions only, counted that day
+                                               (every channel)
+    vitrina:{<site>}:days              set     every day that has a daily hash (YYYY-MM-DD, site time zone)
+    vitrina:{user:<email>}             hash    password_hash, created_at, sessions_epoch of a workspace user
+    vitrina:{user:<email>}:sites       hash    site -> role of that user
+    vitrina:{<site>}:members           hash    email -> role
+    vitrina:{<site>}:audit             list    audit entries (JSON), newest first
     vitrina:{<site>}:catalog           zset    every product id, score 0 (id order, for paging)
     vitrina:{<site>}:p:<id>            string  one product's JSON (a key per product: no giant key)
     vitrina:{<site>}:catalog:mark:<m>  zset    ids stored by a running full import (dropped at its end)
@@ -58,6 +65,8 @@ from .base import (
     KeyExists,
     SiteExists,
     Store,
+    User,
+    UserExists,
     legacy_key_name,
     merge_channels,
 )
@@ -87,13 +96,15 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: seen, events, counters, visitor
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 6 fields per event, each ended by a NUL:
+# KEYS: seen, events, counters, visitor, days, then the daily hash of each day the batch names
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 7 fields per event, each ended by a NUL:
 # id, type, campaign|goal, variation ("" = holdout)|value, channel ("" = web), length of the event's
-# JSON body; `bodies` is those bodies end to end. (Four arguments rather than six per event: packing
-# each argument costs the Python client more than these few string.find calls cost Redis.)
+# JSON body, index in KEYS of its day's daily hash ("" for none);
+# `bodies` is those bodies end to end. (Four arguments rather than seven per event: packing each
+# argument costs the Python client more than these few string.find calls cost Redis.)
 # An assignment is stored as its variation, followed by NUL and its channel when that is not web;
-# a counter of another channel than web has the channel as a fifth part of its field.
+# a counter of another channel than web has the channel as a fifth part of its field (daily
+# counters count every channel).
 # Returns how many events were new.
 #
 # Redis work per batch does not grow with the visitor's campaigns x conversions: after one SADD
@@ -125,7 +136,7 @@ local function hset(key, pairs_)
 end
 
 -- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
-local kinds, names, args, channels, converts = {}, {}, {}, {}, false
+local kinds, names, args, channels, days, converts = {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -134,6 +145,7 @@ while p <= #meta do
   local q4 = find(meta, '\0', q3 + 1, true)
   local q5 = find(meta, '\0', q4 + 1, true)
   local q6 = find(meta, '\0', q5 + 1, true)
+  local q7 = find(meta, '\0', q6 + 1, true)
   local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q5 + 1, q6 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
@@ -141,9 +153,10 @@ while p <= #meta do
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
     channels[n] = sub(meta, q4 + 1, q5 - 1)
+    days[n] = tonumber(sub(meta, q6 + 1, q7 - 1))
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q6 + 1, b + length
+  p, b = q7 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
@@ -183,6 +196,13 @@ local function incr(field, n)
   if ints[field] == nil then touched[#touched + 1] = field; ints[field] = 0 end
   ints[field] = ints[field] + n
 end
+local daily, dailyOrder = {}, {}  -- "<KEYS index>\0<field>" -> increment, in first-touch order
+local function dincr(day, field)
+  if not day then return end
+  local at = day .. '\0' .. field
+  if daily[at] == nil then dailyOrder[#dailyOrder + 1] = {day, field, at}; daily[at] = 0 end
+  daily[at] = daily[at] + 1
+end
 local function add(field, delta)
   local deltas = floats[field]
   if deltas == nil then touched[#touched + 1] = field; deltas = {}; floats[field] = deltas end
@@ -199,6 +219,7 @@ for n = 1, fresh do
       put(field, arg .. tail)
       assigned[#assigned + 1] = {name, arg, tail}
       incr('visitors\0' .. name .. '\0' .. arg .. '\0' .. tail, 1)
+      dincr(days[n], 'visitors\0' .. name .. '\0' .. arg .. '\0')
     end
   else
     -- a conversion counts for every campaign the visitor is assigned to now
@@ -212,10 +233,13 @@ for n = 1, fresh do
         local b = tonumber(before or '0')
         local after = b + value
         put(own, after)
-        local counter = a[1] .. '\0' .. a[2] .. '\0' .. name .. a[3]
-        if not before then incr('conversions\0' .. counter, 1) end
-        add('revenue\0' .. counter, value)
-        add('revenue_sq\0' .. counter, after * after - b * b)
+        local counter = a[1] .. '\0' .. a[2] .. '\0' .. name
+        if not before then
+          incr('conversions\0' .. counter .. a[3], 1)
+          dincr(days[n], 'conversions\0' .. counter)
+        end
+        add('revenue\0' .. counter .. a[3], value)
+        add('revenue_sq\0' .. counter .. a[3], after * after - b * b)
       end
     end
   end
@@ -244,6 +268,10 @@ if #touched > 0 then
   end
   hset(counters, out)
 end
+for _, d in ipairs(dailyOrder) do
+  redis.call('HINCRBY', KEYS[d[1]], d[2], daily[d[3]])
+  redis.call('SADD', KEYS[5], string.sub(KEYS[d[1]], #KEYS[5] + 2))
+end
 return fresh
 """
 
@@ -262,6 +290,14 @@ for i = 3, #ARGV, 6 do
 end
 if new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
 return new
+"""
+
+# KEYS: draft   ARGV: config, updated_at, expected etag. Stores the draft only if the current one's
+# SHA-1 (store/base.py draft_etag) is the expected one; returns 1 when stored.
+SAVE_DRAFT_IF = """
+if redis.sha1hex(redis.call('HGET', KEYS[1], 'config') or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'config', ARGV[1], 'updated_at', ARGV[2])
+return 1
 """
 
 # KEYS: lock   ARGV: owner, ttl_ms. Takes a free lock, or extends one the owner holds.
@@ -358,6 +394,7 @@ class RedisStore(Store):
         self._record_interactions = self.r.register_script(RECORD_INTERACTIONS)
         self._acquire_lock = self.r.register_script(ACQUIRE_LOCK)
         self._release_lock = self.r.register_script(RELEASE_LOCK)
+        self._save_draft_if = self.r.register_script(SAVE_DRAFT_IF)
         self._watch = _VersionWatch(self.r)
         self._upgraded = False
 
@@ -458,9 +495,59 @@ class RedisStore(Store):
     def list_sites(self):
         return sorted(self.r.smembers("vitrina:sites"))
 
+    # users, roles, audit
+    @staticmethod
+    def _user(email, part=""):
+        return f"vitrina:{{user:{email}}}{part}"
+
+    def create_user(self, email):
+        if not self.r.hsetnx(self._user(email), "created_at", repr(time.time())):
+            raise UserExists(email)
+        self.r.hset(self._user(email), "sessions_epoch", 0)
+
+    def get_user(self, email):
+        record = self.r.hgetall(self._user(email))
+        if not record.get("created_at"):
+            return None
+        return User(email, record.get("password_hash"), float(record["created_at"]), int(record.get("sessions_epoch", 0)))
+
+    def set_password(self, email, password_hash):
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self._user(email), "password_hash", password_hash)
+        pipe.hincrby(self._user(email), "sessions_epoch", 1)
+        pipe.execute()
+
+    def end_sessions(self, email):
+        if not self.r.exists(self._user(email)):
+            return None
+        return self.r.hincrby(self._user(email), "sessions_epoch", 1)
+
+    def set_role(self, site, email, role):
+        self.r.hset(self._user(email, ":sites"), site, role)
+        self.r.hset(self._k(site, "members"), email, role)
+
+    def remove_role(self, site, email):
+        self.r.hdel(self._user(email, ":sites"), site)
+        return self.r.hdel(self._k(site, "members"), email) == 1
+
+    def roles_of(self, email):
+        return dict(sorted(self.r.hgetall(self._user(email, ":sites")).items()))
+
+    def site_users(self, site):
+        return sorted(self.r.hgetall(self._k(site, "members")).items())
+
+    def add_audit(self, site, entry_json):
+        self.r.lpush(self._k(site, "audit"), entry_json)
+
+    def audit_log(self, site, limit=100):
+        return self.r.lrange(self._k(site, "audit"), 0, limit - 1)
+
     # drafts and versions
-    def save_draft(self, site, config_json):
-        self.r.hset(self._k(site, "draft"), mapping={"config": config_json, "updated_at": repr(time.time())})
+    def save_draft(self, site, config_json, if_etag=None):
+        if if_etag is None:
+            self.r.hset(self._k(site, "draft"), mapping={"config": config_json, "updated_at": repr(time.time())})
+            return True
+        return self._save_draft_if(keys=[self._k(site, "draft")], args=[config_json, repr(time.time()), if_etag]) == 1
 
     def get_draft(self, site):
         return self.r.hget(self._k(site, "draft"), "config")
@@ -496,7 +583,7 @@ class RedisStore(Store):
     def record_events(self, site, visitor_id, events):
         if not events:
             return 0
-        meta, bodies = [], []
+        meta, bodies, day_keys = [], [], {}
         for event in events:
             body = event.get("_json") or _compact({k: v for k, v in event.items() if not k.startswith("_")})
             if event["type"] == "exposure":
@@ -505,13 +592,17 @@ class RedisStore(Store):
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
             size = len(body) if body.isascii() else len(body.encode())
             channel = event.get("channel") or WEB
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{'' if channel == WEB else channel}\0{size}\0")
+            day = event.get("_day")
+            at = day_keys.setdefault(day, 6 + len(day_keys)) if day else ""
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{'' if channel == WEB else channel}\0"
+                        f"{size}\0{at}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 6 * len(events):
+        if meta.count("\0") != 7 * len(events):
             raise ValueError("event ids, campaigns, variations and goals cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
-                self._k(site, f"visitor:{visitor_id}")]
+                self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
+                *(self._k(site, f"days:{day}") for day in day_keys)]
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
 
     def counters(self, site, channel=None):
@@ -526,6 +617,23 @@ class RedisStore(Store):
                 "visitors": 0, "conversions": 0, "revenue": 0.0, "revenue_sq": 0.0})
             row[metric] = int(value) if metric in ("visitors", "conversions") else float(value)
         return merge_channels(rows.values())
+
+    def daily_counters(self, site, campaign):
+        days = sorted(self.r.smembers(self._k(site, "days")))
+        pipe = self.r.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self._k(site, f"days:{day}"))
+        rows = []
+        for day, fields in zip(days, pipe.execute()):
+            found = {}
+            for field, value in fields.items():
+                metric, name, variation, goal = field.split(SEP)
+                if name == campaign:
+                    row = found.setdefault((variation, goal), {"day": day, "variation": variation or None,
+                                                               "goal": goal or None, "visitors": 0, "conversions": 0})
+                    row[metric] = int(value)
+            rows += found.values()
+        return rows
 
     def count_rejections(self, site, counts):
         pipe = self.r.pipeline(transaction=False)

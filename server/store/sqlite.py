@@ -13,6 +13,9 @@ from .base import (
     KeyExists,
     SiteExists,
     Store,
+    User,
+    UserExists,
+    draft_etag,
     legacy_key_name,
     merge_channels,
 )
@@ -64,6 +67,17 @@ CREATE TABLE IF NOT EXISTS crm_schema (site TEXT PRIMARY KEY, body TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS identity_links (
   site TEXT NOT NULL, customer_key TEXT NOT NULL, visitor_id TEXT NOT NULL,
   PRIMARY KEY (site, customer_key, visitor_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS daily (
+  site TEXT NOT NULL, campaign TEXT NOT NULL, day TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, day, variation, goal)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (
+  email TEXT PRIMARY KEY, password_hash TEXT, created_at REAL NOT NULL, sessions_epoch INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS roles (
+  site TEXT NOT NULL, email TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (site, email));
+CREATE INDEX IF NOT EXISTS roles_by_email ON roles (email);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_site ON audit (site, seq);
 """
 COUNTERS_TABLE = next(part.strip() for part in SCHEMA.split(";") if "TABLE IF NOT EXISTS counters" in part)
 CHUNK = 500  # ids per IN (...) query: below SQLite's bound on host parameters
@@ -229,11 +243,62 @@ class SQLiteStore(Store):
     def list_sites(self):
         return [r[0] for r in self._db().execute("SELECT site FROM sites ORDER BY site")]
 
-    # drafts and versions
-    def save_draft(self, site, config_json):
+    # users, roles, audit
+    def create_user(self, email):
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM users WHERE email=?", (email,)).fetchone():
+                raise UserExists(email)
+            db.execute("INSERT INTO users (email, created_at) VALUES (?, ?)", (email, time.time()))
+
+    def get_user(self, email):
+        row = self._db().execute("SELECT email, password_hash, created_at, sessions_epoch FROM users WHERE email=?",
+                                 (email,)).fetchone()
+        return User(*row) if row else None
+
+    def set_password(self, email, password_hash):
+        with self._tx() as db:
+            db.execute("UPDATE users SET password_hash=?, sessions_epoch=sessions_epoch+1 WHERE email=?",
+                       (password_hash, email))
+
+    def end_sessions(self, email):
+        with self._tx() as db:
+            db.execute("UPDATE users SET sessions_epoch=sessions_epoch+1 WHERE email=?", (email,))
+            row = db.execute("SELECT sessions_epoch FROM users WHERE email=?", (email,)).fetchone()
+        return row[0] if row else None
+
+    def set_role(self, site, email, role):
+        with self._tx() as db:
+            db.execute("INSERT INTO roles VALUES (?, ?, ?) ON CONFLICT(site, email) DO UPDATE SET role=excluded.role",
+                       (site, email, role))
+
+    def remove_role(self, site, email):
+        with self._tx() as db:
+            return db.execute("DELETE FROM roles WHERE site=? AND email=?", (site, email)).rowcount > 0
+
+    def roles_of(self, email):
+        return dict(self._db().execute("SELECT site, role FROM roles WHERE email=? ORDER BY site", (email,)))
+
+    def site_users(self, site):
+        return self._db().execute("SELECT email, role FROM roles WHERE site=? ORDER BY email", (site,)).fetchall()
+
+    def add_audit(self, site, entry_json):
+        with self._tx() as db:
+            db.execute("INSERT INTO audit (site, entry) VALUES (?, ?)", (site, entry_json))
+
+    def audit_log(self, site, limit=100):
+        return [row[0] for row in self._db().execute(
+            "SELECT entry FROM audit WHERE site=? ORDER BY seq DESC LIMIT ?", (site, limit))]
+
+    # drafts and versions
+    def save_draft(self, site, config_json, if_etag=None):
+        with self._tx() as db:
+            if if_etag is not None:
+                row = db.execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
+                if draft_etag(row[0] if row else None) != if_etag:
+                    return False
             db.execute("INSERT INTO drafts VALUES (?, ?, ?) ON CONFLICT(site) DO UPDATE SET "
                        "config=excluded.config, updated_at=excluded.updated_at", (site, config_json, time.time()))
+        return True
 
     def get_draft(self, site):
         row = self._db().execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
@@ -281,13 +346,17 @@ class SQLiteStore(Store):
         return new
 
     def _bump(self, db, site, campaign, variation, goal, channel, visitors=0, conversions=0, revenue=0.0,
-              revenue_sq=0.0):
+              revenue_sq=0.0, day=None):
         db.execute(
             "INSERT INTO counters (site, campaign, variation, goal, channel, visitors, conversions, revenue, revenue_sq) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, variation, goal, channel) DO UPDATE SET "
             "visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions, "
             "revenue=revenue+excluded.revenue, revenue_sq=revenue_sq+excluded.revenue_sq",
             (site, campaign, variation, goal, channel, visitors, conversions, revenue, revenue_sq))
+        if day and (visitors or conversions):
+            db.execute("INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, day, variation, goal) "
+                       "DO UPDATE SET visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions",
+                       (site, campaign, day, variation, goal, visitors, conversions))
 
     def _expose(self, db, site, visitor_id, event):
         variation = HOLDOUT if event.get("holdout") else event["variation"]
@@ -295,7 +364,7 @@ class SQLiteStore(Store):
         cur = db.execute("INSERT OR IGNORE INTO assignments (site, visitor_id, campaign, variation, channel) "
                          "VALUES (?, ?, ?, ?, ?)", (site, visitor_id, event["campaign"], variation, channel))
         if cur.rowcount:
-            self._bump(db, site, event["campaign"], variation, "", channel, visitors=1)
+            self._bump(db, site, event["campaign"], variation, "", channel, visitors=1, day=event.get("_day"))
 
     def _convert(self, db, site, visitor_id, event):
         value = float(event.get("value") or 0.0)
@@ -310,7 +379,7 @@ class SQLiteStore(Store):
             db.execute("INSERT OR REPLACE INTO conversion_state VALUES (?, ?, ?, ?, ?)",
                        (site, campaign, goal, visitor_id, after))
             self._bump(db, site, campaign, variation, goal, channel, conversions=0 if row else 1,
-                       revenue=value, revenue_sq=after * after - before * before)
+                       revenue=value, revenue_sq=after * after - before * before, day=event.get("_day"))
 
     def counters(self, site, channel=None):
         sql = ("SELECT campaign, variation, goal, channel, visitors, conversions, revenue, revenue_sq FROM counters "
@@ -320,6 +389,13 @@ class SQLiteStore(Store):
         found = [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "channel": ch,
                   "visitors": n, "conversions": k, "revenue": r, "revenue_sq": r2} for c, v, g, ch, n, k, r, r2 in rows]
         return merge_channels(found)
+
+    def daily_counters(self, site, campaign):
+        rows = self._db().execute(
+            "SELECT day, variation, goal, visitors, conversions FROM daily WHERE site=? AND campaign=? ORDER BY day",
+            (site, campaign)).fetchall()
+        return [{"day": d, "variation": None if v == HOLDOUT else v, "goal": g or None, "visitors": n,
+                 "conversions": k} for d, v, g, n, k in rows]
 
     def count_rejections(self, site, counts):
         with self._tx() as db:

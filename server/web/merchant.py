@@ -1,15 +1,15 @@
 """Merchant API: drafts, publishing, versions, rollback, server-side decisions, results, sample sizes."""
-import json
 import time
 
 from flask import Blueprint, jsonify, request
 
+from server.accounts import audit
 from server.configs import publishing
-from server.configs.validation import parse_config, review_config
+from server.configs.drafts import load_draft, save_draft
+from server.configs.validation import parse_config
 from server.decisions.decide import decide
 from server.decisions.inputs import Inputs, ip_problem, zone_problem
 from server.errors import APIError
-from server.identity.customers import known_types
 from server.store import get_store
 from server.web.auth import require_key
 from server.wire.schemas import problems as schema_problems
@@ -29,23 +29,23 @@ def _json_body():
 @bp.put("/config")
 @require_key("publish")
 def put_config(site):
-    review = review_config(_json_body(), known_types(site))
-    if review.problems:
-        raise APIError(400, "invalid_config", f"The config has {len(review.problems)} problem(s); nothing was saved.",
-                       review.problems)
     # The sanitised config is what is stored, read back and published; warnings say what it lost.
-    get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
-    return jsonify({"site": site, "saved": True, "warnings": review.warnings})
+    # If-Match is optional here: with it, a stale tag is a 412 and nothing is stored.
+    review = save_draft(site, _json_body(), request.if_match)
+    audit.record(site, "config.save", "saved the draft config (API)")
+    response = jsonify({"site": site, "saved": True, "warnings": review.warnings})
+    response.headers["ETag"] = review.etag
+    return response
 
 
 @bp.get("/config")
 @require_key("read")
 def get_config(site):
-    raw = get_store().get_draft(site)
-    if raw is None:
+    draft = load_draft(site)
+    if draft.raw is None:
         raise APIError(404, "no_draft", f"Site '{site}' has no draft config yet.")
-    response = jsonify(json.loads(raw))
-    response.headers["Cache-Control"] = "no-store"
+    response = jsonify(draft.config)
+    response.headers.update({"Cache-Control": "no-store", "ETag": draft.etag})
     return response
 
 
@@ -53,6 +53,7 @@ def get_config(site):
 @require_key("publish")
 def publish(site):
     version, warnings = publishing.publish_draft(site)
+    audit.record(site, "publish", f"published version {version}", {"version": version})
     return jsonify({"site": site, "version": version, "warnings": warnings}), 201
 
 
@@ -72,6 +73,8 @@ def rollback(site):
         raise APIError(400, "invalid_request", "Send {\"version\": <a published version number>}.",
                        [{"path": "/version", "message": f"must be an integer from 1 to {MAX_VERSION}"}])
     new = publishing.rollback(site, version)
+    audit.record(site, "rollback", f"rolled back to version {version} (published as version {new})",
+                 {"version": new, "rolled_back_from": version})
     return jsonify({"site": site, "version": new, "rolled_back_from": version}), 201
 
 

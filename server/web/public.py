@@ -3,6 +3,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from server.delivery import serving
 from server.delivery.context import request_context
+from server.delivery.preview import preview_body
 from server.errors import APIError
 from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch
@@ -108,6 +109,21 @@ def _verified_customer(site, identity, visitor_id, events, cors):
         count_rejections(site, {"identity": events})
         raise APIError(400, "unverified_events", "The batch's identity does not verify; nothing was recorded.",
                        [{"path": "/identity", "message": str(e), "code": "identity"}], headers=cors) from None
+@bp.get("/v1/sites/<site>/preview.json")
+def preview(site):
+    """A preview link's bundle and forced variation (server/delivery/preview.py): never cached."""
+    cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+    try:
+        serving.known_site(site)
+        token = request.args.get("token", "")
+        if not token or len(token) > 2000:
+            raise APIError(403, "preview_invalid", "Send the preview link's token as ?token=.")
+        response = jsonify(preview_body(site, token))
+    except APIError as e:
+        e.headers = {**e.headers, **cors}
+        raise
+    response.headers.update(cors)
+    return response
 
 
 @bp.get("/sdk/vitrina.min.js")
