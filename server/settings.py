@@ -91,7 +91,7 @@ def load_config(env=None):
         "VITRINA_SPOOL_DIR": env.get("VITRINA_SPOOL_DIR") or str(Path(database).resolve().parent / "spool"),
         "VITRINA_COLLECT_MAX_BYTES": _int(env, "VITRINA_COLLECT_MAX_BYTES", 64 * 1024, 1024, 1024 * 1024),
         "VITRINA_CONFIG_MAX_BYTES": _int(env, "VITRINA_CONFIG_MAX_BYTES", 512 * 1024, 1024, 16 * 1024 * 1024),
-        # product feeds and order histories (PUT/PATCH .../catalog, POST .../orders) only
+        # product feeds, order histories and CRM data (PUT/PATCH .../catalog and .../customers, POST .../orders) only
         "VITRINA_FEED_MAX_BYTES": _int(env, "VITRINA_FEED_MAX_BYTES", 64 * 1024 * 1024, 1024, 1024 ** 3),
         # the worker rebuilds a site's recommendations this often when browsers sent signals (0: never
         # on schedule); after a catalogue or order import, within VITRINA_RECS_POLL_S

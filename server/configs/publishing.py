@@ -17,6 +17,7 @@ from server.configs.signing import (
 )
 from server.configs.validation import parse_config, review_config
 from server.errors import APIError
+from server.identity.customers import known_types
 from server.store import UNAVAILABLE, get_store, site_exists
 
 _MISSING = object()
@@ -48,7 +49,7 @@ def publish_draft(site):
     raw = get_store().get_draft(site)
     if raw is None:
         raise APIError(409, "no_draft", f"Site '{site}' has no draft config: PUT one to /api/v1/sites/{site}/config first.")
-    review = review_config(json.loads(raw))
+    review = review_config(json.loads(raw), known_types(site))
     if review.problems:
         raise APIError(400, "invalid_config", "The draft no longer validates; fix it and PUT it again.", review.problems)
     version = _store_signed(site, lambda version: compile_bundle(site, version, review.config))
@@ -205,7 +206,7 @@ def publish_file(site, path):
     config, problems = parse_config(raw)
     if problems:
         return FilePublished(problems)
-    review = review_config(config)
+    review = review_config(config, known_types(site))
     if review.problems:
         return FilePublished(review.problems)
     get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))

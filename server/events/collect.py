@@ -50,20 +50,27 @@ def _load_verified(site):
     return load
 
 
-def ingest(site, visitor_id, events, probe=False):
+def ingest(site, visitor_id, events, customer=None, probe=False):
     """Verify and record one batch. Returns the problems of the events refused alone (a value
     outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
     (nothing recorded). The store being unreachable raises one of UNAVAILABLE: at once while it
-    is known to be away, unless `probe` (the spool's replayer) lets this call find out."""
+    is known to be away, unless `probe` (the spool's replayer) lets this call find out.
+
+    `customer`: the customer key of the batch's verified identity. Then the exposures of
+    customer-bucketed campaigns are recorded under it (results count customers), every counted
+    conversion is recorded under it too (id + ":c", so it reaches the customer's assignments:
+    customer campaigns and email), and the visitor is linked to the customer (for erasure)."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
-    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled)
+    customer_events = []
+    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events)
     alone = [p for p in problems if p["code"] == ALONE]
     if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
+    refused = {int(p["path"].split("/")[2]) for p in alone}
+    by_customer = {id(events[i]) for i in customer_events}
     if alone:
-        refused = {int(p["path"].split("/")[2]) for p in alone}
         events = [e for i, e in enumerate(events) if i not in refused]
     store = get_store()  # through its outage guard: while it is away, a request's batch spools at once
     signals = [e for e in events if e["type"] == "item"]
@@ -80,10 +87,21 @@ def ingest(site, visitor_id, events, probe=False):
             version = event["version"]
             zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
             event["_day"] = day_of(event["ts"], zone, now)
-        store.outage.call(store.record_events, site, visitor_id, counted, probe=probe)
+        store.outage.call(_record, store, site, visitor_id, counted, customer, by_customer, probe=probe)
     if alone:
         count_rejections(site, {ALONE: len(alone)})
     return alone
+
+
+def _record(store, site, visitor_id, counted, customer, by_customer):
+    if customer is None:
+        store.record_events(site, visitor_id, counted)
+        return
+    store.link_visitor(site, customer, visitor_id)
+    own = [e for e in counted if e["type"] == "conversion" or id(e) in by_customer]
+    store.record_events(site, visitor_id, [e for e in counted if id(e) not in by_customer])
+    store.record_events(site, customer, [{**e, "id": e["id"] + ":c"} if e["type"] == "conversion" else e
+                                         for e in own])
 
 
 def _zone_of(site, version):

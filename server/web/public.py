@@ -9,6 +9,7 @@ from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch
 from server.events.collect import EventsRejected, count_rejections, ingest
 from server.events.ratelimit import check_collect
+from server.identity.tokens import IdentityInvalid, read_identity
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.wire.ids import SITE_RE
 
@@ -73,12 +74,13 @@ def collect(site):
     if len(raw) > limit:
         raise APIError(413, "payload_too_large", f"A batch may be at most {limit} bytes.", headers=cors)
     try:
-        visitor_id, events = parse_batch(raw)
+        visitor_id, events, identity = parse_batch(raw)
     except BatchInvalid as e:
         count_rejections(site, {"invalid": 1})
         raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
+    customer = _verified_customer(site, identity, visitor_id, len(events), cors)
     try:
-        refused = ingest(site, visitor_id, events)
+        refused = ingest(site, visitor_id, events, customer)
     except EventsRejected as e:
         if e.problems[0]["code"] == "unknown_site":
             raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors) from None
@@ -87,7 +89,7 @@ def collect(site):
                        e.problems, headers=cors) from None
     except UNAVAILABLE as e:
         current_app.logger.warning("store unavailable (%s): batch spooled to disk", e)
-        spool.save(site, visitor_id, events)
+        spool.save(site, visitor_id, events, customer)
         return Response(status=202, headers=cors)
     if refused:  # the rest of the batch was recorded: a 2xx, so that nothing is sent again
         response = jsonify({"refused": refused})
@@ -96,6 +98,17 @@ def collect(site):
     return Response(status=204, headers=cors)
 
 
+def _verified_customer(site, identity, visitor_id, events, cors):
+    """The customer key of a batch's signed identity (None without one), or 400: a batch whose
+    identity does not verify is refused whole, as any batch that cannot be verified."""
+    if identity is None:
+        return None
+    try:
+        return read_identity(site, identity, visitor_id)
+    except IdentityInvalid as e:
+        count_rejections(site, {"identity": events})
+        raise APIError(400, "unverified_events", "The batch's identity does not verify; nothing was recorded.",
+                       [{"path": "/identity", "message": str(e), "code": "identity"}], headers=cors) from None
 @bp.get("/v1/sites/<site>/preview.json")
 def preview(site):
     """A preview link's bundle and forced variation (server/delivery/preview.py): never cached."""
