@@ -39,7 +39,8 @@ _INDEX = re.compile(r"0|[1-9][0-9]*")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def _get(obj, path):
+def attribute_at(obj, path):
+    """The value at a dotted path (own keys; canonical integer segments index arrays), None if missing."""
     for key in path.split("."):
         if isinstance(obj, dict) and key in obj:
             obj = obj[key]
@@ -238,7 +239,7 @@ def _cond(c, obj):
                 # An empty $or is true, so an empty $nor is false (GrowthBook).
                 ok = (not v or any(_cond(x, obj) for x in v)) == (k == "$or")
         else:
-            ok = _val(v, _get(obj, k))
+            ok = _val(v, attribute_at(obj, k))
         if not ok:
             return False
     return True
