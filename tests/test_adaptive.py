@@ -40,6 +40,9 @@ def app(tmp_path):
                            "VITRINA_SECRET_KEY": "test-secret-key-0123456789"})
 
 
+HOLDOUT_RATE = 0.05
+
+
 def _publish(client, auth, config=CONFIG):
     assert client.put("/api/v1/sites/shop/config", json=config, headers=auth).status_code == 200
     return client.post("/api/v1/sites/shop/publish", headers=auth).get_json()["version"]
@@ -66,7 +69,7 @@ def _visit(client, bundle, visitor, kind, rng, sticky=None):
         slice_name, revision = decision["slices"][key]
         event.update(slice=slice_name, revision=revision)
         events.append(event)
-        if variation and rng.random() < RATES[kind][variation]:
+        if rng.random() < (RATES[kind][variation] if variation else HOLDOUT_RATE):
             events.append({"id": f"c{rng.getrandbits(64):016x}", "type": "conversion", "version": bundle["version"],
                            "ts": NOW, "goal": "purchase", "value": 10})
     answer = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}))
@@ -116,6 +119,25 @@ def test_weights_follow_each_slice_winner_and_visitors_keep_their_variation(app,
     news = [_visit(client, served, f"v1.later{i:06d}", "segment:newsletter", rng)[0] for i in range(400)]
     shown = [e["variation"] for e in news if e and not e["holdout"]]
     assert shown.count("b") / len(shown) > 0.55 and all(e["revision"] == 1 for e in news if not e["holdout"])
+    # results: per slice the weights served, the leader and its chance to be best; the gain of the
+    # campaign as served, weighted by assignment probability; the split checked per revision
+    hero = next(c for c in client.get("/api/v1/sites/shop/results", headers=shop).get_json()["campaigns"]
+                if c["key"] == "hero")
+    allocation = hero["allocation"]
+    assert hero["srm"]["status"] == "not_applicable" and allocation["revision"] == 1
+    slices = {s["slice"]: s for s in allocation["slices"]}
+    assert slices["segment:newsletter"]["leader"] == "b" and slices["device.type=mobile"]["leader"] == "c"
+    assert slices["segment:newsletter"]["probability_best"]["b"] > 0.95
+    assert slices["device.type=mobile"]["weights"] == dict(zip(["control", "b", "c"], weights["device.type=mobile"]))
+    gain = allocation["gain"]
+    # had every visitor got variation v: the planted rates over the slices' visitors (weighting by
+    # the assignment probability is unbiased; with weights down to 4% its noise is a few points)
+    mix = {s["slice"]: s["visitors"] for s in allocation["slices"]}
+    for key in ("control", "b", "c"):
+        truth = sum(RATES[kind][key] * n for kind, n in mix.items()) / sum(mix.values())
+        assert gain["single_variation_rates"][key] == pytest.approx(truth, abs=0.05), key
+    assert gain["holdout_rate"] == pytest.approx(HOLDOUT_RATE, abs=0.04) and gain["vs_holdout"] > 0.5
+    assert [(s["revision"], s["status"]) for s in allocation["srm"]] == [(None, "ok"), (1, "ok")]
 
 
 def test_collect_checks_an_adaptive_exposure_against_the_revision_it_names(app, client, shop):
