@@ -249,3 +249,20 @@ def test_the_workspace_shows_the_weights_per_slice_on_the_results_page(app, clie
         cells = section[section.index(f'<th scope="row">{slice_name}</th>'):].split("</tr>")[0]
         assert [f"{w * 100:.1f}%" in cells for w in row] == [True] * 3, (slice_name, cells)
     assert "Split check per revision" in section and "against the holdout" in section
+
+
+def test_decide_api_answers_the_slice_and_takes_a_sticky_assignments_slice(app, client, shop):
+    _publish(client, shop)
+    with app.app_context():
+        allocate("shop")
+    body = {"visitor_id": "v1.apicaller01", "attributes": {"utm": {"source": "newsletter"}}, "now": NOW}
+    answer = client.post("/api/v1/sites/shop/decide", json=body, headers=shop).get_json()
+    assert not answer["holdout"]  # (bucketing is deterministic: this id is outside the 5% holdout)
+    assert answer["slices"] == {"hero": ["segment:newsletter", None]}  # under min_visitors: own weights
+    sticky = {"hero": {"seed": "hero", "variation": "c", "made": ["device.type=mobile", 1]}}
+    kept = client.post("/api/v1/sites/shop/decide", json={**body, "sticky": sticky}, headers=shop).get_json()
+    assert (kept["variations"], kept["slices"]) == ({"hero": "c"}, {"hero": ["device.type=mobile", 1]})
+    bad = client.post("/api/v1/sites/shop/decide", json={**body, "sticky": {"hero": {**sticky["hero"],
+                                                                                  "made": ["no way", 1]}}},
+                      headers=shop)
+    assert bad.status_code == 400 and bad.get_json()["details"][0]["path"] == "/sticky/hero/made/0"
