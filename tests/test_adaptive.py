@@ -266,3 +266,13 @@ def test_decide_api_answers_the_slice_and_takes_a_sticky_assignments_slice(app, 
                                                                                   "made": ["no way", 1]}}},
                       headers=shop)
     assert bad.status_code == 400 and bad.get_json()["details"][0]["path"] == "/sticky/hero/made/0"
+
+
+def test_tag_js_carries_the_adaptive_module_only_for_adaptive_campaigns(app, client, shop):
+    _publish(client, shop)
+    assert b'_module("adaptive"' in client.get("/v1/sites/shop/tag.js").data
+    fixed = json.loads(json.dumps(CONFIG))
+    fixed["campaigns"][0]["allocation"] = {"mode": "fixed"}
+    _publish(client, shop, fixed)
+    assert "allocation" not in _served(client)["campaigns"][0]
+    assert b'_module("adaptive"' not in client.get("/v1/sites/shop/tag.js").data
