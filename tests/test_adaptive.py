@@ -276,3 +276,25 @@ def test_tag_js_carries_the_adaptive_module_only_for_adaptive_campaigns(app, cli
     _publish(client, shop, fixed)
     assert "allocation" not in _served(client)["campaigns"][0]
     assert b'_module("adaptive"' not in client.get("/v1/sites/shop/tag.js").data
+
+
+def test_settled_weights_keep_the_revision_that_made_them(app, client, shop):
+    """With no new evidence the next allocation moves no weight: each slice keeps its weights and
+    names the revision that made them, so its new assignments (and counters) are not split."""
+    _publish(client, shop)
+    rng = random.Random(5)
+    bundle = _served(client)
+    for i in range(600):
+        _visit(client, bundle, f"v1.settle{i:06d}", list(RATES)[i % 3], rng)
+    with app.app_context():
+        allocate("shop")
+        first = _served(client)["revision"]["allocations"]["hero"]
+        allocate("shop")
+    second = _served(client)["revision"]
+    assert second["revision"] == 2 and second["allocations"]["hero"]["weights"] == first["weights"]
+    assert second["allocations"]["hero"]["since"] == dict.fromkeys(first["weights"], 1)
+    exposure, answer = _visit(client, _served(client), "v1.settled-new", "segment:newsletter", rng)
+    assert answer.status_code == 204 and (exposure["holdout"] or exposure["revision"] == 1)
+    with app.app_context():
+        allocate("shop")  # and a third time: still the first revision's
+    assert _served(client)["revision"]["allocations"]["hero"]["since"] == dict.fromkeys(first["weights"], 1)

@@ -32,9 +32,12 @@ export const allocate = (bundle, campaign, attributes) => {
     }
   }
   const revision = bundle.revision || {}
-  const weights = (((revision.allocations || {})[campaign.key] || {}).weights || {})[slice]
+  const allocation = (revision.allocations || {})[campaign.key] || {}
+  const weights = (allocation.weights || {})[slice]
+  // the revision that made these weights: a settled slice's `since`, else the served one
+  const madeBy = (allocation.since || {})[slice] ?? revision.revision ?? null
   return Array.isArray(weights) && weights.length == campaign.variations.length
-    ? [slice, { ...campaign, variations: campaign.variations.map((v, i) => ({ ...v, weight: weights[i] })) }, revision.revision ?? null]
+    ? [slice, { ...campaign, variations: campaign.variations.map((v, i) => ({ ...v, weight: weights[i] })) }, madeBy]
     : [slice, null, null]
 }
 

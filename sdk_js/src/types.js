@@ -97,7 +97,7 @@
  * A revision: named parts the server adds to a version without a new version.
  * @typedef {Object} Revision
  * @property {number} [revision]
- * @property {{[campaign: string]: {weights?: {[slice: string]: number[]}}}} [allocations]
+ * @property {{[campaign: string]: {weights?: {[slice: string]: number[]}, since?: {[slice: string]: number}}}} [allocations]
  */
 
 /**
