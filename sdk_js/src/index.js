@@ -176,7 +176,7 @@ function expose(key, variation, customer) {
   const event = { type: "exposure", campaign: key, variation, holdout: variation == null }
   // an adaptive campaign's assignment says where it was made: [its slice, the revision of its weights]
   const made = state.decision?.slices?.[key]
-  if (made) (event.slice = made[0]), (event.revision = made[1])
+  made && ([event.slice, event.revision] = made)
   if (variation != null && state.forced[key] == variation) event.forced = true
   // The page that redirected here already sent and counted this one.
   else if (state.redirectedFrom != key) {
