@@ -18,6 +18,8 @@ import json
 import re
 import time
 
+from server.qa import wait_for_debug
+
 from .conftest import GEO_PARIS, GEO_TOKYO, PARIS_IP, TOKYO_IP, behind_proxy
 from .pageutil import sampler, seen_texts
 
@@ -138,6 +140,7 @@ def test_with_context_js_geo_campaigns_apply_before_the_first_paint(new_context,
     assert seen_texts(page, "#geo-sub") == ["Free delivery from 50 EUR"]  # excluded by geo-fr, never hidden for long
     assert asked == []  # no request for the context: context.js brought it
     vid = page.evaluate("vitrina.getVisitorId()")
+    wait_for_debug(page)
     assert _debug_lines(log) == _decide(site, vid, GEO_PARIS, "ios")
     assert not any("waiting for context" in line for line in log)
 
@@ -173,6 +176,7 @@ def test_without_context_js_only_geo_campaigns_and_what_they_may_exclude_wait(ne
         assert first_shown - frames[0][0] >= CONTEXT_DELAY_S * 1000 * 0.8
         assert first_shown - frames[0][0] < ANTIFLICKER_MS
         vid = page.evaluate("vitrina.getVisitorId()")
+        wait_for_debug(page)
         browser = _debug_lines(log)
         assert browser == _decide(site, vid, geo, "ios")
         waited = {line.split(" ")[1] for line in log if line.endswith(" null waiting for context")}
@@ -203,6 +207,7 @@ def test_without_the_context_waiting_campaigns_decide_without_it_and_say_so(new_
     page.on("console", lambda m: log.append(m.text))
     page.goto(site.url("/geo.html?vitrina_debug=1"))
     page.wait_for_function("vitrina.getVariation('hero-default') === 'on'")
+    wait_for_debug(page)
     assert asked
     assert any(re.match(r"\[vitrina:context\] request failed: .*: deciding without it", line) for line in log), log
     vid = page.evaluate("vitrina.getVisitorId()")

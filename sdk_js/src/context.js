@@ -1,9 +1,10 @@
 // @ts-check
-// The server-resolved attributes (geo.*, device.os, device.browser, crm.*): which conditions
-// read them, and which campaigns must wait for them when the tag runs without them
-// (docs/DESIGN.md "Server-resolved context").
-import { evalCondition, isObj } from "./condition.js"
+// The server-resolved attributes (geo.*, device.os, device.browser, crm.*): the context as the
+// SDK keeps it (serverContext, the core's), and the context module: which campaigns must wait
+// for it when the tag runs without it (docs/DESIGN.md "Server-resolved context").
+import { isObj } from "./condition.js"
 import { footprint, isCapped, isScheduled } from "./decide.js"
+import { bundleReads, conditionPaths } from "./reads.js"
 
 /** @typedef {import("./types.js").Bundle} Bundle */
 /** @typedef {import("./types.js").Campaign} Campaign */
@@ -13,38 +14,6 @@ import { footprint, isCapped, isScheduled } from "./decide.js"
 // A path that reads them, or reads a whole object holding them ("device").
 export const SERVER_PATH = /^(?:geo|crm)(?:\.|$)|^device(?:$|\.(?:os|browser)(?:\.|$))/
 
-/**
- * The attribute paths a condition reads: its keys, through $and, $or, $nor and $not.
- * @param {any} condition
- * @param {string[]} [into]
- */
-export function conditionPaths(condition, into = []) {
-  if (isObj(condition))
-    for (const key in condition) {
-      const value = condition[key]
-      if (key == "$not") conditionPaths(value, into)
-      else if (key == "$and" || key == "$or" || key == "$nor") Array.isArray(value) && value.forEach((c) => conditionPaths(c, into))
-      else into.push(key)
-    }
-  return into
-}
-
-/**
- * Whether any campaign or page-view goal of the bundle reads an attribute path matching `paths`.
- * @param {Bundle} bundle
- * @param {RegExp} paths
- */
-export const bundleReads = (bundle, paths) => {
-  const segments = bundle.segments || {}
-  const goals = bundle.goals || {}
-  /** @param {any} condition */
-  const readsIt = (condition) => conditionPaths(condition).some((path) => paths.test(path))
-  return (
-    (bundle.campaigns || []).some((c) => [c.pages, c.segment != null && segments[c.segment], c.conditions].some(readsIt)) ||
-    Object.keys(goals).some((key) => readsIt(goals[key].pageview))
-  )
-}
-
 /** @param {any} condition */
 export const readsServerContext = (condition) => conditionPaths(condition).some((path) => SERVER_PATH.test(path))
 
@@ -52,14 +21,17 @@ const DECIDED = 0 // its decision is known without the context: not chosen, or f
 const CANDIDATE = 1 // it passes every condition; bucketing or exclusion by another decides
 const WAITS = 2 // a condition it reaches reads the context
 
+/** @typedef {(condition: any, attributes: any) => boolean} Matches the condition evaluator (the core's, with the operators it has) */
+
 /**
  * decide()'s rules 1 to 7, as far as they can be told without the context.
  * @param {Campaign} campaign
  * @param {Bundle} bundle
  * @param {any} attributes
  * @param {DecideOptions} options
+ * @param {Matches} matches
  */
-function outcomeWithoutContext(campaign, bundle, attributes, options) {
+function outcomeWithoutContext(campaign, bundle, attributes, options, matches) {
   const forced = (options.force || {})[campaign.key]
   if (forced != null && campaign.variations.some((v) => v.key === forced)) return DECIDED
   if (!isScheduled(campaign, options.now ?? Date.now())) return DECIDED
@@ -73,7 +45,7 @@ function outcomeWithoutContext(campaign, bundle, attributes, options) {
   for (const [present, condition] of steps) {
     if (!present) continue
     if (readsServerContext(condition)) return WAITS // its reason depends on the context from here on
-    if (!evalCondition(condition, attributes)) return DECIDED
+    if (!matches(condition, attributes)) return DECIDED
   }
   if (campaign.trigger != null && !(options.triggered || []).includes(campaign.key)) return DECIDED
   return isCapped(campaign, options.counts || {}) ? DECIDED : CANDIDATE
@@ -88,9 +60,10 @@ function outcomeWithoutContext(campaign, bundle, attributes, options) {
  * @param {Bundle} bundle
  * @param {any} attributes without the server-resolved ones
  * @param {DecideOptions} options decide()'s
+ * @param {Matches} matches evalCondition
  * @returns {Set<string>}
  */
-export function awaitingContext(bundle, attributes, options) {
+export function awaitingContext(bundle, attributes, options, matches) {
   /** @type {Set<string>} */
   const waiting = new Set()
   /** @type {Set<any>} the groups and selectors of the waiting campaigns */
@@ -100,7 +73,7 @@ export function awaitingContext(bundle, attributes, options) {
     /** @type {string[]} */
     let reach = []
     try {
-      outcome = outcomeWithoutContext(campaign, bundle, attributes, options)
+      outcome = outcomeWithoutContext(campaign, bundle, attributes, options, matches)
       if (outcome != DECIDED) reach = footprint(campaign).map((selector) => "#" + selector)
       if (outcome != DECIDED && campaign.group != null) reach.push("@" + campaign.group)
     } catch (_) {
@@ -131,4 +104,98 @@ export function serverContext(raw) {
   for (const name of /** @type {const} */ (["os", "browser"]))
     if (typeof device[name] == "string") context.device[name] = device[name]
   return context
+}
+
+/**
+ * The context's attributes in the tree: geo, crm, device.os and device.browser (device.type
+ * stays the browser's own).
+ * @param {any} attributes
+ * @param {ServerContext} context
+ */
+export const addServerAttributes = (attributes, context) => {
+  Object.assign(attributes.device, { os: context.device?.os, browser: context.device?.browser })
+  attributes.geo = context.geo
+  attributes.crm = context.crm
+}
+
+/**
+ * The context module (dist/modules/context.min.js): the server-resolved attributes in the
+ * attribute tree, from what the page gave (init's `context`, context.js before the tag), this
+ * session's, or, when the bundle reads them and there is none, GET /v1/context. While that
+ * request is out, only the campaigns whose decision depends on it wait, with their elements
+ * hidden, until it comes or antiflicker_ms runs out; then they decide, on it or without it.
+ * @type {import("./types.js").ModuleInstall}
+ */
+export const installContext = (runtime) => {
+  const bundle = /** @type {Bundle} */ (runtime.bundle())
+  /** @type {ServerContext | null} what this page view decides with */
+  let context = null
+  let waiting = false
+  let missing = false // not in time: this page view decides without it
+  /** @type {ServerContext | null} came after this page view gave up on it: the next page view's */
+  let late = null
+  /** @type {any} */
+  let deadline
+  let hidden = ""
+  /** @type {(() => void) | null} */
+  let show = null
+
+  /** Hides the elements of the waiting campaigns (every selector of every variation; body for a redirect). @param {Set<string>} keys */
+  const hideWhileWaiting = (keys) => {
+    const selectors = bundle.campaigns
+      .filter((c) => keys.has(c.key))
+      .flatMap((c) => footprint(c).concat(c.variations.some((v) => (v.actions || []).some((a) => a.redirect)) ? ["body"] : []))
+    if (selectors.join() == hidden) return
+    show && show()
+    hidden = selectors.join()
+    show = hidden ? runtime.dom.hideFor(selectors, runtime.antiflickerUntil - Date.now()) : null
+  }
+  /** @param {string} why */
+  const giveUp = (why) => {
+    if (!waiting) return
+    waiting = false
+    missing = true
+    runtime.note("context", why + ": deciding without it")
+    hideWhileWaiting(new Set())
+    runtime.decide()
+  }
+  /** @param {any} raw */
+  const receive = (raw) => {
+    const given = serverContext(raw)
+    if (!given) return
+    runtime.keepContext(given)
+    if (missing) return void (late = given)
+    context = given
+    if (!waiting) return
+    waiting = false
+    clearTimeout(deadline)
+    hideWhileWaiting(new Set())
+    runtime.decide(true)
+  }
+
+  context = serverContext(runtime.options.context) || serverContext(/** @type {any} */ (window).vitrinaContext)
+  if (context) runtime.keepContext(context)
+  else if (bundleReads(bundle, SERVER_PATH) && !(context = serverContext(runtime.session("vtr_ctx"))))
+    if (!runtime.endpoint) (missing = true), runtime.note("context", "no endpoint: deciding without it")
+    else {
+      waiting = true
+      fetch(runtime.endpoint.replace(/\/sites\/[^/]*$/, "/context"), { credentials: "omit" })
+        .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
+        .then(receive, (error) => giveUp("request failed: " + error))
+      deadline = setTimeout(giveUp, Math.max(0, runtime.antiflickerUntil - Date.now()), "not within antiflicker_ms")
+    }
+
+  return {
+    attributes: (attributes) => context && addServerAttributes(attributes, context),
+    hold: (attributes, options) => {
+      if (!waiting) return
+      const keys = awaitingContext(bundle, attributes, options, runtime.evalCondition)
+      hideWhileWaiting(keys)
+      return new Map([...keys].map((key) => [key, "waiting for context"]))
+    },
+    context: receive,
+    pageView: () => {
+      if (late) (context = late), (missing = false), (late = null)
+    },
+  }
 }

@@ -171,20 +171,44 @@
  */
 
 /**
- * What the core lends a module (docs/DESIGN.md "Modules").
+ * What the core lends a module (docs/DESIGN.md "Modules"), from init on.
  * @typedef {Object} ModuleRuntime
- * @property {() => Bundle | null | undefined} bundle the published bundle (null without one)
- * @property {Behaviour} behaviour this page view's (reset in place on each page view): a module may keep it up to date
- * @property {() => void} decide decide again and apply, as `vitrina.refresh()` does without a new page view
+ * @property {InitOptions} options init's
+ * @property {() => Bundle | null | undefined} bundle the published bundle (null without one, and once the page is leaving)
+ * @property {string} endpoint absolute URL of /v1/sites/<site>, "" when unknown
+ * @property {number} antiflickerUntil when the anti-flicker time ends (ms since the epoch)
+ * @property {ReturnType<typeof import("./dom.js").createDom>} dom the DOM layer (hideFor, addStyle)
+ * @property {(firstPaint?: boolean) => void} decide decide again and apply, as `vitrina.refresh()` does without a new page view; firstPaint: hide the chosen elements until applied
+ * @property {() => Map<string, string> | undefined} held what a module holds back from the latest decision (see ModuleHooks.hold)
+ * @property {() => any} attributes the attribute tree now
+ * @property {(goal: string, value?: number) => void} convert the core's conversion event
+ * @property {(topic: string, text: string) => void} note a `[vitrina:<topic>]` line of the debug log
+ * @property {(condition: any, attributes: any) => boolean} evalCondition the core's evaluator, with every operator it has
+ * @property {typeof import("./condition.js").addOperators} addOperators adds operators to it
+ * @property {(key: string, value?: any) => any} session sessionStorage as the core reads and writes it (JSON; nothing written without consent)
+ * @property {(context: ServerContext) => void} keepContext keep the context for the session (sessionStorage, from the first paint on, with consent)
+ * @property {(campaign: string, variation: string | null) => void} expose the core's exposure, once per campaign and page view
+ * @property {() => string} redirectedFrom the campaign whose redirect brought the visitor here ("" if none)
+ * @property {(campaign: string) => void} leave the page is leaving for this campaign's redirect: decide nothing more, store and send now; the next page does not expose the campaign again
+ * @property {(event: string, payload: any) => void} emit an event for `vitrina.on` handlers
+ * @property {[phase: string, end: number][]} phases the tag's own time: the script's start, then the end of each phase of the first decision
+ * @property {any[][]} debugLog the debug log's entries so far (?vitrina_debug=1), see index.js `log`
  */
 
 /**
  * What a module may hook; every hook is optional. `install(runtime)` returns them.
  * @typedef {Object} ModuleHooks
+ * @property {(query: {[name: string]: string}) => string[] | 0 | undefined} [arrival] at init, where the visitor comes from: [source, medium], or 0 from this site (the attribution module)
+ * @property {(attributes: any) => void} [attributes] add to the attribute tree of each decision (before the site's `vitrina.set()` values)
  * @property {(options: DecideOptions) => void} [decideOptions] add to the options of each decision
+ * @property {(attributes: any, options: DecideOptions) => Map<string, string> | undefined} [hold] campaigns to leave out of this decision, each with the debug log's reason (one module holds); a Map, even empty, also holds back page-view goals, and a Map with any campaign the `ready` event
+ * @property {(decision: Decision, wanted: {[campaign: string]: Action[]}) => boolean | undefined} [apply] before the swaps, which it may change; true when the page is leaving (nothing is applied)
+ * @property {(raw: any) => void} [context] `vitrina.context(raw)` after init
  * @property {() => void} [pageView] a page view starts (the first one, then each SPA navigation)
  * @property {() => void} [start] once, after the first decision and swaps (idle time or pagehide): listeners, timers
+ * @property {() => void} [decided] after a decision that may settle what was held back (a module's `decide`, DOMContentLoaded)
  * @property {(name: string) => void} [track] `vitrina.track(name)`
+ * @property {(entry: any[]) => void} [debug] an entry of the debug log (?vitrina_debug=1)
  */
 
 /** @typedef {(runtime: ModuleRuntime) => ModuleHooks} ModuleInstall */
@@ -195,6 +219,7 @@
  * @property {Bundle | null} [bundle]
  * @property {string} [endpoint] absolute URL of `/v1/sites/<site>`; default: the tag script's own URL without `/tag.js`
  * @property {ServerContext} [context]
+ * @property {string[]} [reads] what the bundle's conditions read that may change after init: "products" (the data layer's viewed products, read before each decision), "document" (page title, type, lang and the products: decide again at DOMContentLoaded); tag.js gives it, the default is both
  */
 
 export {}

@@ -3,8 +3,10 @@
 // known from the start, whatever that context turns out to be.
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { awaitingContext, bundleReads, conditionPaths, readsServerContext, serverContext } from "../src/context.js"
+import { awaitingContext, readsServerContext, serverContext } from "../src/context.js"
+import { bundleReads, conditionPaths } from "../src/reads.js"
 import { decide } from "../src/decide.js"
+import { evalCondition } from "../src/esm.js"
 
 const campaign = (key, extra = {}) => ({
   key,
@@ -21,7 +23,7 @@ const campaign = (key, extra = {}) => ({
 })
 const bundle = (campaigns, segments = {}) => ({ site: "s", version: 1, segments, campaigns, settings: { holdout: 0 } })
 const attributes = { page: { path: "/p" }, device: { type: "mobile" }, visit: { new: true } }
-const waiting = (b, options = {}) => [...awaitingContext(b, attributes, { now: Date.UTC(2026, 0, 1), ...options })].sort()
+const waiting = (b, options = {}) => [...awaitingContext(b, attributes, { now: Date.UTC(2026, 0, 1), ...options }, evalCondition)].sort()
 
 test("conditionPaths: the keys, through $and, $or, $nor and $not; operator values are not paths", () => {
   const condition = {
@@ -145,7 +147,7 @@ test("property: campaigns that do not wait decide exactly as with the context kn
     const visitor = "v" + round
     const options = { now: Date.UTC(2026, 0, 1), force: next() < 0.1 ? { c0: "b" } : {} }
     const page = { ...attributes, visit: { new: next() < 0.5 }, device: { type: "mobile" } }
-    const held = awaitingContext(b, page, options)
+    const held = awaitingContext(b, page, options, evalCondition)
     waited += held.size
     const now = decide({ ...b, campaigns: campaigns.filter((c) => !held.has(c.key)) }, page, visitor, options)
     for (const context of contexts) {
