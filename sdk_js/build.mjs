@@ -27,17 +27,19 @@ const LAZY_MODULES = { debug: "src/modules/debug.js" }
 // One script, IIFE, minified by esbuild then by terser: its compressor takes about 300 more
 // bytes off the gzipped tag. Safe options only (no `unsafe*`, no pure_getters).
 // VITRINA_CORE: the tag's scripts leave out what only the ESM build's callers hear (condition.js REASONS).
+// `PROFILE=1 npm run build` keeps the names (no minifying): for a browser profiler, never to ship.
+const keepNames = !!process.env.PROFILE
 async function script(entry) {
   const bundled = await build({
     ...common,
     entryPoints: [here(entry)],
     format: "iife",
-    minify: true,
+    minify: !keepNames,
     platform: "browser",
     write: false,
     define: { "globalThis.VITRINA_CORE": "true" },
   })
-  const { code } = await minify(bundled.outputFiles[0].text, { ecma: 2020, compress: true, mangle: true })
+  const { code } = await minify(bundled.outputFiles[0].text, { ecma: 2020, compress: !keepNames, mangle: !keepNames })
   // tag.js joins the core, modules and "\n;vitrina.init(...)": each must end as a complete statement.
   if (!code.endsWith(";")) throw new Error(`the build of ${entry} does not end with ';'`)
   return code
@@ -59,8 +61,9 @@ const [core, ...modules] = await Promise.all([
 ])
 await write("core.min.js", core)
 for (const [i, name] of [...names, ...lazyNames].entries()) await write(`modules/${name}.min.js`, modules[i])
-// The SDK file: what tag.js holds for a bundle needing every module, for pages that fetch bundle.json themselves.
-await write("vitrina.min.js", [core, ...modules.slice(0, names.length)].join("\n"))
+// The SDK file: what tag.js holds for a bundle needing every module, for pages that fetch bundle.json
+// themselves; first V8's compile hint, as tag.js has it (server/delivery/serving.py COMPILE_HINT).
+await write("vitrina.min.js", "//# allFunctionsCalledOnLoad\n" + [core, ...modules.slice(0, names.length)].join("\n"))
 const manifest = {
   core: "core.min.js",
   all: "vitrina.min.js",

@@ -24,6 +24,23 @@ const pathParts = new Map()
 /** @param {string} path */
 const partsOf = (path) => pathParts.get(path) || (pathParts.set(path, path.split(".")), /** @type {string[]} */ (pathParts.get(path)))
 
+// A bundle's patterns repeat on every decision: each is compiled once (null: not a valid one).
+/** @type {Map<string, RegExp | null>} */
+const patterns = new Map()
+/** @param {string} source @param {string} flags */
+const pattern = (source, flags) => {
+  let r = patterns.get(flags + source)
+  if (r === undefined) {
+    try {
+      r = new RegExp(source, flags)
+    } catch (_) {
+      r = null
+    }
+    patterns.set(flags + source, r)
+  }
+  return r
+}
+
 // Own properties only, so "constructor" or "length" never resolve to built-ins.
 /** @param {any} o @param {string} path @returns {any} */
 const get = (o, path) => {
@@ -86,12 +103,8 @@ function op(o, a, e) {
       return e.some((/** @type {any} */ y) => match(a, y, i)) == (o[1] == "i")
     case "$regex":
     case "$regexi": {
-      /** @type {RegExp | undefined} */
-      let r
-      try {
-        r = new RegExp(e, i ? "i" : "")
-      } catch (_) {}
-      if (typeof e != "string" || !r) bad(REASONS && "bad regex " + e)
+      const r = typeof e == "string" && pattern(e, i ? "i" : "")
+      if (!r) bad(REASONS && "bad regex " + e)
       return some(a, (x) => typeof x == "string" && r.test(x))
     }
     case "$exists":

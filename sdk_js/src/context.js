@@ -14,8 +14,15 @@ import { bundleReads, conditionPaths } from "./reads.js"
 // A path that reads them, or reads a whole object holding them ("device").
 export const SERVER_PATH = /^(?:geo|crm)(?:\.|$)|^device(?:$|\.(?:os|browser)(?:\.|$))/
 
-/** @param {any} condition */
-export const readsServerContext = (condition) => conditionPaths(condition).some((path) => SERVER_PATH.test(path))
+/** @type {WeakMap<object, boolean>} */
+const readsMemo = new WeakMap()
+/** Whether a condition reads a server-resolved attribute (worked out once per condition). @param {any} condition */
+export const readsServerContext = (condition) => {
+  if (!isObj(condition)) return false
+  let reads = readsMemo.get(condition)
+  if (reads == null) readsMemo.set(condition, (reads = conditionPaths(condition).some((path) => SERVER_PATH.test(path))))
+  return reads
+}
 
 const DECIDED = 0 // its decision is known without the context: not chosen, or forced
 const CANDIDATE = 1 // it passes every condition; bucketing or exclusion by another decides
@@ -106,6 +113,35 @@ export function serverContext(raw) {
   return context
 }
 
+// The vtr_ctx cookie: these fields, URI-encoded, "|" between them, "" for null.
+/** @type {[part: "geo" | "device", name: string][]} */
+const PACKED = [["geo", "country"], ["geo", "region"], ["geo", "city"], ["geo", "continent"], ["geo", "timezone"], ["device", "os"], ["device", "browser"]]
+
+/**
+ * The context as the session keeps it (a cookie: its first read at init costs nothing more,
+ * where sessionStorage's costs milliseconds). crm is not kept.
+ * @param {ServerContext} context
+ */
+export const packContext = (context) =>
+  PACKED.map(([part, name]) => encodeURIComponent(/** @type {any} */ (context)[part]?.[name] ?? "")).join("|")
+
+/**
+ * @param {string | undefined} packed
+ * @returns {ServerContext | null}
+ */
+export function unpackContext(packed) {
+  const values = (packed || "").split("|")
+  if (values.length != PACKED.length) return null
+  /** @type {any} */
+  const context = { geo: {}, device: {} }
+  try {
+    PACKED.forEach(([part, name], i) => (context[part][name] = decodeURIComponent(values[i]) || null))
+  } catch (_) {
+    return null // not ours
+  }
+  return serverContext(context)
+}
+
 /**
  * The context's attributes in the tree: geo, crm, device.os and device.browser (device.type
  * stays the browser's own).
@@ -163,7 +199,7 @@ export const installContext = (runtime) => {
   const receive = (raw) => {
     const given = serverContext(raw)
     if (!given) return
-    runtime.keepContext(given)
+    runtime.keepContext(packContext(given))
     if (missing) return void (late = given)
     context = given
     if (!waiting) return
@@ -173,15 +209,21 @@ export const installContext = (runtime) => {
     runtime.decide(true)
   }
 
+  // tag.js says whether the bundle reads the context (server/delivery/modules.py); a page calling init itself does not.
+  const reads = runtime.options.reads
   context = serverContext(runtime.options.context) || serverContext(/** @type {any} */ (window).vitrinaContext)
-  if (context) runtime.keepContext(context)
-  else if (bundleReads(bundle, SERVER_PATH) && !(context = serverContext(runtime.session("vtr_ctx"))))
+  if (context) runtime.keepContext(packContext(context))
+  else if ((reads ? reads.includes("context") : bundleReads(bundle, SERVER_PATH)) && !(context = unpackContext(runtime.cookie("vtr_ctx"))))
     if (!runtime.endpoint) (missing = true), runtime.note("context", "no endpoint: deciding without it")
     else {
       waiting = true
-      fetch(runtime.endpoint.replace(/\/sites\/[^/]*$/, "/context"), { credentials: "omit" })
-        .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
-        .then(receive, (error) => giveUp("request failed: " + error))
+      // In a task of its own: starting a request costs the first paint a millisecond or two, and
+      // the campaigns that wait for it are hidden meanwhile.
+      setTimeout(() =>
+        fetch(runtime.endpoint.replace(/\/sites\/[^/]*$/, "/context"), { credentials: "omit" })
+          .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
+          .then(receive, (error) => giveUp("request failed: " + error)),
+      )
       deadline = setTimeout(giveUp, Math.max(0, runtime.antiflickerUntil - Date.now()), "not within antiflicker_ms")
     }
 
@@ -189,7 +231,14 @@ export const installContext = (runtime) => {
     attributes: (attributes) => context && addServerAttributes(attributes, context),
     hold: (attributes, options) => {
       if (!waiting) return
-      const keys = awaitingContext(bundle, attributes, options, runtime.evalCondition)
+      const memo = /** @type {Map<any, boolean>} */ (options.memo)
+      /** @type {import("./context.js").Matches} decide() finds these results in the memo */
+      const matches = (condition) => {
+        let result = memo.get(condition)
+        if (result == null) memo.set(condition, (result = runtime.evalCondition(condition, attributes)))
+        return result
+      }
+      const keys = awaitingContext(bundle, attributes, options, matches)
       hideWhileWaiting(keys)
       return new Map([...keys].map((key) => [key, "waiting for context"]))
     },

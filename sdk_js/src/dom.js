@@ -114,7 +114,8 @@ export function createDom(doc, nonce, refused) {
   let cssSheet
   /** @type {Set<string>} */
   const refusedOps = new Set()
-  const scratchStyle = doc.createElement("p").style // parses the style actions' declarations
+  /** @type {CSSStyleDeclaration | undefined} parses the style actions' declarations */
+  let scratchStyle
   let task = 0 // tasks since the first write: fights are counted per task
   let taskTimer = 0
 
@@ -169,12 +170,14 @@ export function createDom(doc, nonce, refused) {
         for (const name of ("" + (classes || "")).split(/[ ,]/)) name && add(selector, "c", name, on) // "a b" or ["a", "b"]
       // The browser parses the declarations (shorthands, !important, url(...;...)) for us;
       // an object sets properties by name ({fontSize: "2em"}), without !important.
-      const parsedStyle = scratchStyle
-      parsedStyle.cssText = typeof action.style == "object" ? "" : action.style || ""
-      if (typeof action.style == "object") Object.assign(parsedStyle, action.style)
-      if (action.hide) parsedStyle.setProperty("display", "none", "important")
-      for (const name of parsedStyle)
-        add(selector, "s", name, parsedStyle.getPropertyValue(name) + "\n" + parsedStyle.getPropertyPriority(name))
+      if (action.style || action.hide) {
+        const parsedStyle = (scratchStyle ||= doc.createElement("p").style)
+        parsedStyle.cssText = typeof action.style == "object" ? "" : action.style || ""
+        if (typeof action.style == "object") Object.assign(parsedStyle, action.style)
+        if (action.hide) parsedStyle.setProperty("display", "none", "important")
+        for (const name of parsedStyle)
+          add(selector, "s", name, parsedStyle.getPropertyValue(name) + "\n" + parsedStyle.getPropertyPriority(name))
+      }
       if (action.remove) add(selector, "r", "", true)
       for (const [where, html] of [
         ["before", action.insertBefore],

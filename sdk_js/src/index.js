@@ -8,7 +8,7 @@
 import { endPhase, phases } from "./timing.js"
 import { decide } from "./decide.js"
 import { collect, expand, merge, parseQuery, readViewedProducts, utmOf } from "./attributes.js"
-import { allowWrites, cookie, isVisitorId, local, newVisitorId, pageview, randomHex, session, storeVisitorId } from "./storage.js"
+import { allowWrites, cookie, isVisitorId, local, newVisitorId, pageview, randomHex, storeVisitorId } from "./storage.js"
 import { createDom } from "./dom.js"
 import { queue } from "./tracker.js"
 import { tracked } from "./goals.js"
@@ -58,8 +58,8 @@ let pageStart = {}
 let pageStartedAt = 0
 /** @type {Decision | undefined} the latest */
 let decision
-/** @type {ServerContext | null} what this session keeps in sessionStorage (written after the first paint) */
-let contextToKeep = null
+/** @type {string | undefined} the context this session keeps, packed (the vtr_ctx cookie, written after the first paint) */
+let contextToKeep
 /** @type {Map<string, string> | undefined} campaigns a module holds back from the decision, with the reason (the context module's, waiting for it) */
 let held
 let readyEmitted = false
@@ -119,7 +119,7 @@ const log = (...entry) => debug && (debugLog.push(entry), hook("debug", entry))
 
 // Storage is written after the first paint (startAfterPaint); until then the state lives in memory.
 const saveVisit = () => visitStored && local("vtr_v", visit)
-const saveContext = () => startedAfterPaint && contextToKeep && session("vtr_ctx", contextToKeep)
+const saveContext = () => startedAfterPaint && contextToKeep && cookie("vtr_ctx", contextToKeep, true)
 
 /** The attribute tree: the core's, what modules add (the context, the page behaviour), what the site set. */
 const collectAttributes = () => {
@@ -185,7 +185,7 @@ function decideAndApply(firstPaint) {
   const attributes = collectAttributes()
   timed && endPhase("attributes")
   /** @type {DecideOptions} */
-  const options = { now: Date.now(), force: forced, sticky: pageStart.k, counts: pageStart.x }
+  const options = { now: Date.now(), force: forced, sticky: pageStart.k, counts: pageStart.x, memo: new Map() }
   hook("decideOptions", options)
   const holding = (held = hook("hold", attributes, options).find(Boolean))
   const latest = (decision = decide(
@@ -245,7 +245,7 @@ function consent(given) {
   if (!given) {
     cookie("vtr_id", "")
     for (const key of ["id", "v", "q", "u"]) local("vtr_" + key, null)
-    session("vtr_ctx", null)
+    cookie("vtr_ctx", "")
     pendingEvents = []
   }
   allowWrites(true)
@@ -352,7 +352,7 @@ function init(options) {
     note: log,
     evalCondition,
     addOperators,
-    session,
+    cookie,
     keepContext: (context) => ((contextToKeep = context), saveContext()),
     expose,
     redirectedFrom: () => redirectedFrom,

@@ -112,6 +112,7 @@
  * @property {ExposureCounts} [counts]
  * @property {string[]} [triggered]
  * @property {(message: string) => void} [log]
+ * @property {Map<any, boolean>} [memo] conditions already evaluated on these attributes, and their results: what decides more than once on one attribute tree shares one (the tag's core and its context module)
  */
 
 /**
@@ -185,8 +186,8 @@
  * @property {(topic: string, text: string) => void} note a `[vitrina:<topic>]` line of the debug log
  * @property {(condition: any, attributes: any) => boolean} evalCondition the core's evaluator, with every operator it has
  * @property {typeof import("./condition.js").addOperators} addOperators adds operators to it
- * @property {(key: string, value?: any) => any} session sessionStorage as the core reads and writes it (JSON; nothing written without consent)
- * @property {(context: ServerContext) => void} keepContext keep the context for the session (sessionStorage, from the first paint on, with consent)
+ * @property {(name: string) => string | undefined} cookie a first-party cookie's value
+ * @property {(packed: string) => void} keepContext keep the context for the session (the vtr_ctx cookie, from the first paint on, with consent)
  * @property {(campaign: string, variation: string | null) => void} expose the core's exposure, once per campaign and page view
  * @property {() => string} redirectedFrom the campaign whose redirect brought the visitor here ("" if none)
  * @property {(campaign: string) => void} leave the page is leaving for this campaign's redirect: decide nothing more, store and send now; the next page does not expose the campaign again
@@ -219,7 +220,7 @@
  * @property {Bundle | null} [bundle]
  * @property {string} [endpoint] absolute URL of `/v1/sites/<site>`; default: the tag script's own URL without `/tag.js`
  * @property {ServerContext} [context]
- * @property {string[]} [reads] what the bundle's conditions read that may change after init: "products" (the data layer's viewed products, read before each decision), "document" (page title, type, lang and the products: decide again at DOMContentLoaded); tag.js gives it, the default is both
+ * @property {string[]} [reads] what the bundle's conditions read of what the tag works for only when read: "context" (server-resolved: the context module asks for it), "products" (the data layer's viewed products, read before each decision), "document" (page title, type, lang and the products: decide again at DOMContentLoaded); tag.js gives it, the default is all
  */
 
 export {}

@@ -89,11 +89,13 @@ MODULES = {
 }
 
 
-# What may change after init that the core re-reads only when a condition reads it (vitrina.init's
-# `reads`): the data layer's viewed products before each decision; the document (title, page type,
-# lang, and the data layer) with a decision again at DOMContentLoaded.
+# What the tag works for only when a condition reads it (vitrina.init's `reads`): the server-resolved
+# context (the context module asks for it); the data layer's viewed products, read before each
+# decision; the document (title, page type, lang, and the data layer), decided again at
+# DOMContentLoaded.
 PRODUCT_PATH = r"history(?:\.(?:products|categories)(?:\..*)?)?"
 READS = {
+    "context": SERVER_PATH,
     "document": re.compile(rf"page(?:\.(?:title|type|lang))?|{PRODUCT_PATH}"),
     "products": re.compile(PRODUCT_PATH),
 }
