@@ -9,7 +9,7 @@
   their elements hidden, and so does a lower campaign of their group; the others apply at once;
   the final decisions are POST decide's with the whole context; if the context never comes,
   they decide without it and the debug log says so;
-- the context is kept in sessionStorage: the next page of the session asks nothing.
+- the context is kept for the session (a session cookie): the next page of the session asks nothing.
 
 The server is conftest.geo_server (a test GeoIP database behind one trusted proxy); requests
 carry the visitor's address as `X-Forwarded-For`, as the proxy would add it.
@@ -17,6 +17,7 @@ carry the visitor's address as `X-Forwarded-For`, as the proxy would add it.
 import json
 import re
 import time
+from urllib.parse import unquote
 
 from server.qa import wait_for_debug
 
@@ -190,8 +191,12 @@ def test_the_context_is_kept_for_the_session(new_context, geo_server):
     page = context.new_page()
     page.goto(site.url("/geo.html"))
     page.wait_for_function("vitrina.getVariation('geo-fr') === 'on'")
-    page.wait_for_function("sessionStorage.getItem('vtr_ctx') !== null")
-    assert json.loads(page.evaluate("sessionStorage.getItem('vtr_ctx')"))["geo"] == GEO_PARIS
+    # A session cookie (no expiry): read with vtr_id at init, where sessionStorage would cost a read of its own.
+    page.wait_for_function("document.cookie.includes('vtr_ctx=')")
+    kept = next(c for c in context.cookies() if c["name"] == "vtr_ctx")
+    assert kept["expires"] == -1 and kept["sameSite"] == "Lax"
+    values = [unquote(v) or None for v in kept["value"].split("|")]
+    assert values[:5] == list(GEO_PARIS.values()) and values[5:] == ["linux", "chrome"]  # headless Chromium
     page.add_init_script(sampler("#geo-title"))
     page.click("#to-next")
     page.wait_for_url("**/geo.html?next=1")
@@ -213,4 +218,4 @@ def test_without_the_context_waiting_campaigns_decide_without_it_and_say_so(new_
     vid = page.evaluate("vitrina.getVisitorId()")
     assert _debug_lines(log) == _decide(site, vid, None, None)
     assert page.locator("#geo-title").text_content() == "Welcome"
-    assert page.evaluate("sessionStorage.getItem('vtr_ctx')") is None
+    assert "vtr_ctx=" not in page.evaluate("document.cookie")

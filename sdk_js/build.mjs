@@ -16,6 +16,7 @@ const MODULES = {
   attribution: "src/modules/attribution.js",
   context: "src/modules/context.js",
   goals: "src/modules/goals.js",
+  inserts: "src/modules/inserts.js",
   operators: "src/modules/operators.js",
   redirect: "src/modules/redirect.js",
   triggers: "src/modules/triggers.js",

@@ -194,6 +194,10 @@ def test_modules_a_bundle_needs():
         assert modules_for({"campaigns": [{**campaign, "conditions": condition}]}) == ["operators"], condition
     assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"x": {"$size": 1}}}}}) == ["goals", "operators"]
     assert modules_for({"campaigns": [{**campaign, "conditions": {"x": {"$in": ["$size"]}, "y": {"$regex": "a"}}}]}) == []
+    # inserts: HTML before, after or into an element.
+    for name in ("insertBefore", "insertAfter", "append"):
+        inserting = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", name: "<p>x</p>"}]}]}
+        assert modules_for({"campaigns": [inserting]}) == ["inserts"], name
     # redirect: a variation with a redirect action.
     redirecting = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"redirect": "/b"}]}]}
     assert modules_for({"campaigns": [redirecting]}) == ["redirect"]

@@ -15,7 +15,7 @@ const files = [manifest.core, manifest.all, ...Object.values(modules)]
 
 test("the manifest names the core, the SDK file, each module tag.js may carry and each the core fetches", () => {
   assert.deepEqual(Object.keys(manifest).sort(), ["all", "core", "lazy", "modules"])
-  assert.deepEqual(Object.keys(manifest.modules), ["attribution", "context", "goals", "operators", "redirect", "triggers"])
+  assert.deepEqual(Object.keys(manifest.modules), ["attribution", "context", "goals", "inserts", "operators", "redirect", "triggers"])
   assert.deepEqual(Object.keys(manifest.lazy), ["debug"])
   for (const path of files) assert.ok(dist(path).length > 100, path)
 })

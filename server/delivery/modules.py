@@ -79,6 +79,9 @@ MODULES = {
     # click and page-view goals (event goals are the core's)
     "goals": lambda bundle: any(isinstance(goal, dict) and (goal.get("click") is not None or goal.get("pageview") is not None)
                                 for goal in (bundle.get("goals") or {}).values()),
+    # HTML inserted before, after or into an element
+    "inserts": lambda bundle: any(action.get(name) is not None for action in _actions(bundle)
+                                  for name in ("insertBefore", "insertAfter", "append")),
     # $v*, $all, $size, $type, $elemMatch
     "operators": lambda bundle: any(key in RARE_OPERATORS for condition in _conditions(bundle) for key in _keys(condition)),
     # split-URL variations
