@@ -25,7 +25,7 @@ export const installDebug = (runtime) => {
       const decision = /** @type {Decision} */ (what)
       detail?.forEach((/** @type {string} */ reason, /** @type {string} */ key) => line(key, null, reason))
       for (const key in decision.reasons) line(key, decision.variations[key] || null, decision.reasons[key])
-    } else if (what == "page") printed = {}
+    } else if (what == "page") (printed = {}), console.log("[vitrina:page] " + detail)
     else if (what == "setup") console.log("[vitrina:time] after the first paint " + measure("setup", detail[0], detail[1]).toFixed(1) + " ms")
     else console.log("[vitrina:" + what + "] " + detail)
   }

@@ -3,8 +3,6 @@
 // view converts. Every conversion is sent; the server attributes it to each campaign the
 // visitor was exposed to. Event goals are the core's (vitrina.track); click and page-view goals
 // are the goals module's (installGoals), which tag.js carries only for a bundle that has them.
-import { evalCondition } from "./condition.js"
-
 /** @typedef {import("./types.js").Goal} Goal */
 /** @typedef {{[key: string]: Goal} | undefined} Goals */
 
@@ -25,8 +23,9 @@ export const tracked = (goals, name) => keysWhere(goals, (goal, key) => goal.eve
  * {"pageview": condition} goals matching this page's attributes.
  * @param {Goals} goals
  * @param {any} attributes
+ * @param {(condition: any, attributes: any) => boolean} evaluate the core's evalCondition (with the operators it has)
  */
-export const viewed = (goals, attributes) => keysWhere(goals, (goal) => goal.pageview && evalCondition(goal.pageview, attributes))
+export const viewed = (goals, attributes, evaluate) => keysWhere(goals, (goal) => goal.pageview && evaluate(goal.pageview, attributes))
 
 /**
  * {"click": selector} goals the clicked element (or an ancestor) matches.
@@ -59,7 +58,7 @@ export const installGoals = (runtime) => {
   const pageViewGoals = () => {
     if (!runtime.bundle() || done || !started || document.readyState == "loading" || runtime.held()) return
     done = true
-    for (const goal of viewed(goals, runtime.attributes())) runtime.convert(goal)
+    for (const goal of viewed(goals, runtime.attributes(), runtime.evalCondition)) runtime.convert(goal)
   }
   // At once, not after the paint: a click on the first frame must convert.
   if (hasClickGoals(goals))

@@ -3,7 +3,7 @@
 // known from the start, whatever that context turns out to be.
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { awaitingContext, readsServerContext, serverContext } from "../src/context.js"
+import { awaitingContext, packContext, readsServerContext, serverContext, unpackContext } from "../src/context.js"
 import { bundleReads, conditionPaths } from "../src/reads.js"
 import { decide } from "../src/decide.js"
 import { evalCondition } from "../src/esm.js"
@@ -177,4 +177,22 @@ test("serverContext keeps geo, crm and device os/browser, never a device type", 
 test("a malformed campaign waits for nothing and holds nothing back", () => {
   const b = bundle([campaign("broken", { conditions: { "geo.country": "FR" }, variations: [{ key: "on", actions: [null] }] }), campaign("after")])
   assert.deepEqual(waiting(b), [])
+})
+
+test("the session keeps the context in a cookie: geo and device os/browser, URI-encoded, nothing else", () => {
+  const context = {
+    geo: { country: "FR", region: null, city: "Saint-Étienne; x|y", continent: "EU", timezone: "Europe/Paris" },
+    device: { os: "ios", browser: "safari" },
+    crm: { tier: "gold" },
+  }
+  const packed = packContext(context)
+  assert.match(packed, /^[A-Za-z0-9%._~!*'()|-]*$/) // cookie-safe: no ; , space or quote
+  assert.equal(packed.split("|").length, 7)
+  assert.deepEqual(unpackContext(packed), { geo: context.geo, device: context.device })
+  // No geo at all reads back as unknown geo; what is not ours is nothing.
+  assert.deepEqual(unpackContext(packContext({ device: { os: "linux" } })), {
+    geo: { country: null, region: null, city: null, continent: null, timezone: null },
+    device: { os: "linux" },
+  })
+  for (const junk of [undefined, "", "a|b", "%E0%A4%A||||||", "1|2|3|4|5|6|7|8"]) assert.equal(unpackContext(junk), null, junk)
 })
