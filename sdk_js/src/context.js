@@ -24,6 +24,7 @@ export const readsServerContext = (condition) => {
   return reads
 }
 
+const ASK_AT_LATEST_MS = 100 // for the context, when no frame comes first (a background tab)
 const DECIDED = 0 // its decision is known without the context: not chosen, or forced
 const CANDIDATE = 1 // it passes every condition; bucketing or exclusion by another decides
 const WAITS = 2 // a condition it reaches reads the context
@@ -217,13 +218,18 @@ export const installContext = (runtime) => {
     if (!runtime.endpoint) (missing = true), runtime.note("context", "no endpoint: deciding without it")
     else {
       waiting = true
-      // In a task of its own: starting a request costs the first paint a millisecond or two, and
-      // the campaigns that wait for it are hidden meanwhile.
-      setTimeout(() =>
+      // Once the first frame is painted: starting a request costs the main thread a millisecond
+      // or two, which the first paint need not wait for (the campaigns that wait for it are
+      // hidden meanwhile). A background tab paints no frame: then after a bound.
+      let asked = false
+      const ask = () =>
+        asked ||
+        ((asked = true),
         fetch(runtime.endpoint.replace(/\/sites\/[^/]*$/, "/context"), { credentials: "omit" })
           .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
-          .then(receive, (error) => giveUp("request failed: " + error)),
-      )
+          .then(receive, (error) => giveUp("request failed: " + error)))
+      requestAnimationFrame(() => setTimeout(ask))
+      setTimeout(ask, ASK_AT_LATEST_MS)
       deadline = setTimeout(giveUp, Math.max(0, runtime.antiflickerUntil - Date.now()), "not within antiflicker_ms")
     }
 
