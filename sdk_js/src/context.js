@@ -1,7 +1,8 @@
 // @ts-check
-// The server-resolved attributes (geo.*, device.os, device.browser, crm.*): the context as the
-// SDK keeps it (serverContext, the core's), and the context module: which campaigns must wait
-// for it when the tag runs without it (docs/DESIGN.md "Server-resolved context").
+// The context module (dist/modules/context.min.js): the server-resolved attributes (geo.*,
+// device.os, device.browser, crm.*) in the attribute tree, the session's copy of them, and
+// which campaigns must wait for them when the tag runs without them (docs/DESIGN.md
+// "Server-resolved context"). tag.js carries it only for a bundle that reads them.
 import { isObj } from "./condition.js"
 import { footprint, isCapped, isScheduled } from "./decide.js"
 import { bundleReads, conditionPaths } from "./reads.js"

@@ -148,7 +148,7 @@
  */
 
 /**
- * What the visitor does on this page view (page.scroll, time, idle, exit_intent).
+ * What the visitor does on this page view (the triggers module keeps it: page.scroll, idle, exit_intent).
  * @typedef {Object} Behaviour
  * @property {number} start when this page view started (ms)
  * @property {number} lastInput the last user input (ms)
