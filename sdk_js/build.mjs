@@ -16,17 +16,24 @@ const MODULES = {
   attribution: "src/modules/attribution.js",
   context: "src/modules/context.js",
   goals: "src/modules/goals.js",
+  identity: "src/modules/identity.js",
   inserts: "src/modules/inserts.js",
   operators: "src/modules/operators.js",
   redirect: "src/modules/redirect.js",
+  styles: "src/modules/styles.js",
   triggers: "src/modules/triggers.js",
 }
+// Modules the SDK file leaves out: a page that inits itself and needs one adds its script,
+// /sdk/modules/<name>.min.js, before calling init. Identity: a signed-in customer's token comes
+// from the shop's own page anyway, and the SDK file stays within its budget without it.
+const NOT_IN_SDK_FILE = ["identity"]
 // name -> entry: modules the core fetches itself when needed (never in tag.js nor the SDK file),
 // from /sdk/modules/<name>.min.js
-const LAZY_MODULES = { debug: "src/modules/debug.js" }
+const LAZY_MODULES = { debug: "src/modules/debug.js", preview: "src/modules/preview.js" }
 
 // One script, IIFE, minified by esbuild then by terser: its compressor takes about 300 more
-// bytes off the gzipped tag. Safe options only (no `unsafe*`, no pure_getters).
+// bytes off the gzipped tag. Safe options only (no `unsafe*`, no pure_getters); three passes take
+// a few more.
 // VITRINA_CORE: the tag's scripts leave out what only the ESM build's callers hear (condition.js REASONS).
 // `PROFILE=1 npm run build` keeps the names (no minifying): for a browser profiler, never to ship.
 const keepNames = !!process.env.PROFILE
@@ -40,7 +47,7 @@ async function script(entry) {
     write: false,
     define: { "globalThis.VITRINA_CORE": "true" },
   })
-  const { code } = await minify(bundled.outputFiles[0].text, { ecma: 2020, compress: !keepNames, mangle: !keepNames })
+  const { code } = await minify(bundled.outputFiles[0].text, { ecma: 2020, compress: !keepNames && { passes: 3 }, mangle: !keepNames })
   // tag.js joins the core, modules and "\n;vitrina.init(...)": each must end as a complete statement.
   if (!code.endsWith(";")) throw new Error(`the build of ${entry} does not end with ';'`)
   return code
@@ -62,9 +69,11 @@ const [core, ...modules] = await Promise.all([
 ])
 await write("core.min.js", core)
 for (const [i, name] of [...names, ...lazyNames].entries()) await write(`modules/${name}.min.js`, modules[i])
-// The SDK file: what tag.js holds for a bundle needing every module, for pages that fetch bundle.json
-// themselves; first V8's compile hint, as tag.js has it (server/delivery/serving.py COMPILE_HINT).
-await write("vitrina.min.js", "//# allFunctionsCalledOnLoad\n" + [core, ...modules.slice(0, names.length)].join("\n"))
+// The SDK file: what tag.js holds for a bundle needing every module (but NOT_IN_SDK_FILE), for pages
+// that fetch bundle.json themselves; first V8's compile hint, as tag.js has it
+// (server/delivery/serving.py COMPILE_HINT).
+const inSdkFile = modules.slice(0, names.length).filter((_, i) => !NOT_IN_SDK_FILE.includes(names[i]))
+await write("vitrina.min.js", "//# allFunctionsCalledOnLoad\n" + [core, ...inSdkFile].join("\n"))
 const manifest = {
   core: "core.min.js",
   all: "vitrina.min.js",

@@ -179,8 +179,8 @@ def test_modules_a_bundle_needs():
     for path in ("referrer.source", "referrer.medium", "referrer"):
         assert modules_for({"campaigns": [{**campaign, "conditions": {path: "x"}}]}) == ["attribution"], path
     assert modules_for({"campaigns": [{**campaign, "pages": {"referrer.host": "x", "utm.source": "y"}}]}) == []
-    # context: a server-resolved attribute, or an object holding one.
-    for path in ("geo.country", "geo", "crm.tier", "device.os", "device.browser", "device"):
+    # context: a server-resolved attribute, or an object holding one (crm.* is identity's).
+    for path in ("geo.country", "geo", "device.os", "device.browser", "device"):
         assert modules_for({"campaigns": [{**campaign, "pages": {path: "x"}}]}) == ["context"], path
     assert modules_for({"campaigns": [{**campaign, "conditions": {"device.type": "mobile", "device.screen.width": 9}}]}) == []
     # goals: a click or page-view goal; an event goal is the core's.
@@ -201,6 +201,19 @@ def test_modules_a_bundle_needs():
     # redirect: a variation with a redirect action.
     redirecting = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"redirect": "/b"}]}]}
     assert modules_for({"campaigns": [redirecting]}) == ["redirect"]
+    # styles: a style or hide action.
+    for action in ({"style": "color: red"}, {"style": {"fontSize": "2em"}}, {"hide": True}):
+        styling = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", **action}]}]}
+        assert modules_for({"campaigns": [styling]}) == ["styles"], action
+    hiding_nothing = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", "hide": False,
+                                                                                          "css": "h1{color:red}"}]}]}
+    assert modules_for({"campaigns": [hiding_nothing]}) == []
+    # identity: a crm.* condition (the compiler's `crm` list) or a customer-bucketed campaign; the
+    # context module comes with it (which campaigns wait for the customer is its check).
+    assert modules_for({"campaigns": [campaign], "crm": ["tier"]}) == ["context", "identity"]
+    assert modules_for({"campaigns": [{**campaign, "bucket_by": "customer", "trigger": {"idle": 5}}], "crm": []}) == \
+        ["context", "identity", "triggers"]
+    assert modules_for({"campaigns": [{**campaign, "bucket_by": "visitor"}], "crm": []}) == []
 
 
 def test_what_the_tag_watches_after_init():

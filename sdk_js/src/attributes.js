@@ -40,14 +40,15 @@ export const utmOf = (query) => {
 /**
  * device.type from the user agent, as server/delivery/context.py classifies it
  * (spec/07-devices.json holds both to the same answers). An Android UA without "Mobi" is a tablet.
+ * No user agent tests as "undefined", which matches none of the patterns: desktop.
  * @param {string | undefined} userAgent
  */
 export const deviceType = (userAgent) =>
-  /bot\/|spider|crawl|externalhit/i.test(userAgent || "")
+  /bot\/|spider|crawl|externalhit/i.test(/** @type {string} */ (userAgent))
     ? "bot"
-    : /iPad|Tablet|Android(?!.*Mobi)/.test(userAgent || "")
+    : /iPad|Tablet|Android(?!.*Mobi)/.test(/** @type {string} */ (userAgent))
       ? "tablet"
-      : /Mobi/.test(userAgent || "")
+      : /Mobi/.test(/** @type {string} */ (userAgent))
         ? "mobile"
         : "desktop"
 
@@ -77,18 +78,21 @@ export const merge = (a, b) => {
   return out
 }
 
-const NAMESPACES = /^(?:page|referrer|utm|visit|time|device|geo|history|cart|user|crm)$/
+const NAMESPACES = /^(?:page|referrer|utm|visit|time|device|geo|history|cart|user)$/
+// Cold data comes from the server only (the identity module): vitrina.set cannot set it.
+export const SERVER_ONLY = /^(?:crm|predict)$/
 
 /**
  * vitrina.set({...}): a namespace key merges into that namespace ({cart: {value: 12}},
- * {page: {type: "product"}}); any other key goes under `user`.
+ * {page: {type: "product"}}); `crm` and `predict` are dropped; any other key goes under `user`.
  * @param {{[key: string]: any}} values
  */
 export const expand = (values) => {
   /** @type {any} */
   let out = {}
   for (const key in values)
-    out = merge(out, NAMESPACES.test(key) ? { [key]: values[key] } : { user: { [key]: values[key] } })
+    if (!SERVER_ONLY.test(key))
+      out = merge(out, NAMESPACES.test(key) ? { [key]: values[key] } : { user: { [key]: values[key] } })
   return out
 }
 
@@ -117,8 +121,9 @@ export function readViewedProducts(win, visit) {
 }
 
 /**
- * The core's attribute tree: modules add theirs (the context module geo, crm, device.os and
- * device.browser; the triggers module page.scroll, idle and exit_intent), then the site's
+ * The core's attribute tree: modules add theirs (the context module geo, device.os and
+ * device.browser; the identity module crm; the triggers module page.scroll, idle and
+ * exit_intent), then the site's
  * `vitrina.set()` values are merged over it.
  * @param {Window} win
  * @param {number} now

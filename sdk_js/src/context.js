@@ -1,8 +1,9 @@
 // @ts-check
 // The context module (dist/modules/context.min.js): the server-resolved attributes (geo.*,
-// device.os, device.browser, crm.*) in the attribute tree, the session's copy of them, and
-// which campaigns must wait for them when the tag runs without them (docs/DESIGN.md
-// "Server-resolved context"). tag.js carries it only for a bundle that reads them.
+// device.os, device.browser) in the attribute tree, the session's copy of them, and which
+// campaigns must wait for them when the tag runs without them (docs/DESIGN.md "Server-resolved
+// context"); the identity module waits with the same check, for crm.* and the customer. tag.js
+// carries it only for a bundle that reads them.
 import { isObj } from "./condition.js"
 import { footprint, isCapped, isScheduled } from "./decide.js"
 import { bundleReads, conditionPaths } from "./reads.js"
@@ -11,21 +12,28 @@ import { bundleReads, conditionPaths } from "./reads.js"
 /** @typedef {import("./types.js").Campaign} Campaign */
 /** @typedef {import("./types.js").DecideOptions} DecideOptions */
 /** @typedef {import("./types.js").ServerContext} ServerContext */
+/** @typedef {import("./types.js").ModuleRuntime} ModuleRuntime */
 
 // A path that reads them, or reads a whole object holding them ("device").
-export const SERVER_PATH = /^(?:geo|crm)(?:\.|$)|^device(?:$|\.(?:os|browser)(?:\.|$))/
+export const SERVER_PATH = /^geo(?:\.|$)|^device(?:$|\.(?:os|browser)(?:\.|$))/
 
-/** @type {WeakMap<object, boolean>} */
-const readsMemo = new WeakMap()
-/** Whether a condition reads a server-resolved attribute (worked out once per condition). @param {any} condition */
-export const readsServerContext = (condition) => {
+/** @type {Map<RegExp, WeakMap<object, boolean>>} */
+const readsMemo = new Map()
+/**
+ * Whether a condition reads an attribute path matching `paths` (worked out once per condition).
+ * @param {any} condition
+ * @param {RegExp} [paths]
+ */
+export const readsPath = (condition, paths = SERVER_PATH) => {
   if (!isObj(condition)) return false
-  let reads = readsMemo.get(condition)
-  if (reads == null) readsMemo.set(condition, (reads = conditionPaths(condition).some((path) => SERVER_PATH.test(path))))
+  const memo = readsMemo.get(paths) || readsMemo.set(paths, new WeakMap()).get(paths)
+  let reads = memo?.get(condition)
+  if (reads == null) memo?.set(condition, (reads = conditionPaths(condition).some((path) => paths.test(path))))
   return reads
 }
 
 const ASK_AT_LATEST_MS = 100 // for the context, when no frame comes first (a background tab)
+const CUSTOMER = {} // the step of rule 4, "not identified"
 const DECIDED = 0 // its decision is known without the context: not chosen, or forced
 const CANDIDATE = 1 // it passes every condition; bucketing or exclusion by another decides
 const WAITS = 2 // a condition it reaches reads the context
@@ -33,27 +41,31 @@ const WAITS = 2 // a condition it reaches reads the context
 /** @typedef {(condition: any, attributes: any) => boolean} Matches the condition evaluator (the core's, with the operators it has) */
 
 /**
- * decide()'s rules 1 to 7, as far as they can be told without the context.
+ * decide()'s rules 1 to 8, as far as they can be told without the server's data.
  * @param {Campaign} campaign
  * @param {Bundle} bundle
  * @param {any} attributes
  * @param {DecideOptions} options
  * @param {Matches} matches
+ * @param {RegExp} paths the attributes still to come
+ * @param {boolean} [customer] the customer is still to come: customer-bucketed campaigns wait
  */
-function outcomeWithoutContext(campaign, bundle, attributes, options, matches) {
+function outcomeWithout(campaign, bundle, attributes, options, matches, paths, customer) {
   const forced = (options.force || {})[campaign.key]
   if (forced != null && campaign.variations.some((v) => v.key === forced)) return DECIDED
   if (!isScheduled(campaign, options.now ?? Date.now())) return DECIDED
   const segment = campaign.segment
-  /** @type {[boolean, any][]} */
+  /** @type {[boolean, any][]} the conditions of rules 3, 5 and 6; rule 4 (identity) after the pages */
   const steps = [
     [campaign.pages != null, campaign.pages],
+    [!!customer && campaign.bucket_by == "customer", CUSTOMER],
     [segment != null, segment != null && (bundle.segments || {})[segment]],
     [campaign.conditions != null, campaign.conditions],
   ]
   for (const [present, condition] of steps) {
     if (!present) continue
-    if (readsServerContext(condition)) return WAITS // its reason depends on the context from here on
+    // its reason depends on the server's data from here on (a customer-bucketed campaign: the customer)
+    if (condition === CUSTOMER || readsPath(condition, paths)) return WAITS
     if (!matches(condition, attributes)) return DECIDED
   }
   if (campaign.trigger != null && !(options.triggered || []).includes(campaign.key)) return DECIDED
@@ -70,9 +82,11 @@ function outcomeWithoutContext(campaign, bundle, attributes, options, matches) {
  * @param {any} attributes without the server-resolved ones
  * @param {DecideOptions} options decide()'s
  * @param {Matches} matches evalCondition
+ * @param {RegExp} [paths] the attributes still to come (default: the context's)
+ * @param {boolean} [customer] the customer is still to come (the identity module)
  * @returns {Set<string>}
  */
-export function awaitingContext(bundle, attributes, options, matches) {
+export function awaitingContext(bundle, attributes, options, matches, paths = SERVER_PATH, customer) {
   /** @type {Set<string>} */
   const waiting = new Set()
   /** @type {Set<any>} the groups and selectors of the waiting campaigns */
@@ -82,7 +96,7 @@ export function awaitingContext(bundle, attributes, options, matches) {
     /** @type {string[]} */
     let reach = []
     try {
-      outcome = outcomeWithoutContext(campaign, bundle, attributes, options, matches)
+      outcome = outcomeWithout(campaign, bundle, attributes, options, matches, paths, customer)
       if (outcome != DECIDED) reach = footprint(campaign).map((selector) => "#" + selector)
       if (outcome != DECIDED && campaign.group != null) reach.push("@" + campaign.group)
     } catch (_) {
@@ -97,8 +111,52 @@ export function awaitingContext(bundle, attributes, options, matches) {
 }
 
 /**
- * A context as the SDK keeps it: geo, crm and device.os/browser when they are plain values;
- * device.type never (the browser's own classification is the one).
+ * The core's evaluator, sharing its results with decide() through the decision's memo.
+ * @param {ModuleRuntime} runtime
+ * @param {DecideOptions} options
+ * @returns {Matches}
+ */
+const memoised = (runtime, options) => (condition, attributes) => {
+  const memo = /** @type {Map<any, boolean>} */ (options.memo)
+  let result = memo.get(condition)
+  if (result == null) memo.set(condition, (result = runtime.evalCondition(condition, attributes)))
+  return result
+}
+
+/**
+ * A holder: before each decision, given what is still to come (attribute paths, and the
+ * customer), the keys of the campaigns to hold back until it comes (awaitingContext), whose
+ * elements it hides (every selector of every variation; body for one that may redirect),
+ * antiflicker_ms at most; with nothing to come (`paths` undefined) it holds nothing and shows
+ * them. The context module makes one for itself and lends the identity module another
+ * (`runtime.holder`).
+ * @param {ModuleRuntime} runtime
+ * @param {Bundle} bundle
+ * @returns {import("./types.js").Holder}
+ */
+export const holder = (runtime, bundle) => {
+  let hidden = ""
+  /** @type {(() => void) | null} */
+  let show = null
+  return (attributes, options, paths, customer) => {
+    const decideOptions = /** @type {DecideOptions} */ (options)
+    const keys = paths ? awaitingContext(bundle, attributes, decideOptions, memoised(runtime, decideOptions), paths, customer) : new Set()
+    const selectors = bundle.campaigns
+      .filter((c) => keys.has(c.key))
+      .flatMap((c) => footprint(c).concat(c.variations.some((v) => (v.actions || []).some((a) => a.redirect)) ? ["body"] : []))
+    if (selectors.join() != hidden) {
+      show && show()
+      hidden = selectors.join()
+      show = hidden ? runtime.dom.hideFor(selectors, runtime.antiflickerUntil - Date.now()) : null
+    }
+    return keys
+  }
+}
+
+/**
+ * A context as the SDK keeps it: geo and device.os/browser when they are plain values;
+ * device.type never (the browser's own classification is the one), crm never (only the
+ * identity module brings it, from the server: a page calling vitrina.context cannot).
  * @param {any} raw
  * @returns {ServerContext | null}
  */
@@ -107,7 +165,6 @@ export function serverContext(raw) {
   /** @type {ServerContext} */
   const context = {}
   if (isObj(raw.geo)) context.geo = raw.geo
-  if (isObj(raw.crm)) context.crm = raw.crm
   const device = isObj(raw.device) ? raw.device : {}
   context.device = {}
   for (const name of /** @type {const} */ (["os", "browser"]))
@@ -121,7 +178,7 @@ const PACKED = [["geo", "country"], ["geo", "region"], ["geo", "city"], ["geo", 
 
 /**
  * The context as the session keeps it (a cookie: its first read at init costs nothing more,
- * where sessionStorage's costs milliseconds). crm is not kept.
+ * where sessionStorage's costs milliseconds).
  * @param {ServerContext} context
  */
 export const packContext = (context) =>
@@ -145,15 +202,14 @@ export function unpackContext(packed) {
 }
 
 /**
- * The context's attributes in the tree: geo, crm, device.os and device.browser (device.type
- * stays the browser's own).
+ * The context's attributes in the tree: geo, device.os and device.browser (device.type stays
+ * the browser's own; crm is the identity module's).
  * @param {any} attributes
  * @param {ServerContext} context
  */
 export const addServerAttributes = (attributes, context) => {
   Object.assign(attributes.device, { os: context.device?.os, browser: context.device?.browser })
   attributes.geo = context.geo
-  attributes.crm = context.crm
 }
 
 /**
@@ -174,27 +230,15 @@ export const installContext = (runtime) => {
   let late = null
   /** @type {any} */
   let deadline
-  let hidden = ""
-  /** @type {(() => void) | null} */
-  let show = null
-
-  /** Hides the elements of the waiting campaigns (every selector of every variation; body for a redirect). @param {Set<string>} keys */
-  const hideWhileWaiting = (keys) => {
-    const selectors = bundle.campaigns
-      .filter((c) => keys.has(c.key))
-      .flatMap((c) => footprint(c).concat(c.variations.some((v) => (v.actions || []).some((a) => a.redirect)) ? ["body"] : []))
-    if (selectors.join() == hidden) return
-    show && show()
-    hidden = selectors.join()
-    show = hidden ? runtime.dom.hideFor(selectors, runtime.antiflickerUntil - Date.now()) : null
-  }
+  const hold = holder(runtime, bundle)
+  runtime.holder = () => holder(runtime, bundle)
   /** @param {string} why */
   const giveUp = (why) => {
     if (!waiting) return
     waiting = false
     missing = true
     runtime.note("context", why + ": deciding without it")
-    hideWhileWaiting(new Set())
+    hold()
     runtime.decide()
   }
   /** @param {any} raw */
@@ -207,7 +251,7 @@ export const installContext = (runtime) => {
     if (!waiting) return
     waiting = false
     clearTimeout(deadline)
-    hideWhileWaiting(new Set())
+    hold()
     runtime.decide(true)
   }
 
@@ -238,16 +282,7 @@ export const installContext = (runtime) => {
     attributes: (attributes) => context && addServerAttributes(attributes, context),
     hold: (attributes, options) => {
       if (!waiting) return
-      const memo = /** @type {Map<any, boolean>} */ (options.memo)
-      /** @type {import("./context.js").Matches} decide() finds these results in the memo */
-      const matches = (condition) => {
-        let result = memo.get(condition)
-        if (result == null) memo.set(condition, (result = runtime.evalCondition(condition, attributes)))
-        return result
-      }
-      const keys = awaitingContext(bundle, attributes, options, matches)
-      hideWhileWaiting(keys)
-      return new Map([...keys].map((key) => [key, "waiting for context"]))
+      return [...hold(attributes, options, SERVER_PATH)].map((key) => [key, "waiting for context"])
     },
     context: receive,
     pageView: () => {

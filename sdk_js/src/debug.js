@@ -4,6 +4,8 @@
 // fetches it from /sdk/modules/debug.min.js when the URL asks for it, and keeps the log's
 // entries from init on, which this prints once it is there; tag.js never carries it.
 
+import { SERVER_ONLY } from "./attributes.js"
+
 /** @typedef {import("./types.js").Decision} Decision */
 
 /** @type {import("./types.js").ModuleInstall} */
@@ -25,9 +27,13 @@ export const installDebug = (runtime) => {
       const decision = /** @type {Decision} */ (what)
       detail?.forEach((/** @type {string} */ reason, /** @type {string} */ key) => line(key, null, reason))
       for (const key in decision.reasons) line(key, decision.variations[key] || null, decision.reasons[key])
-    } else if (what == "page") (printed = {}), console.log("[vitrina:page] " + detail)
-    else if (what == "setup") console.log("[vitrina:time] after the first paint " + measure("setup", detail[0], detail[1]).toFixed(1) + " ms")
-    else console.log("[vitrina:" + what + "] " + detail)
+    } else if (what == "setup") console.log("[vitrina:time] after the first paint " + measure("setup", detail[0], detail[1]).toFixed(1) + " ms")
+    else if (what == "set")
+      for (const key in detail) SERVER_ONLY.test(key) && console.log("[vitrina:set] " + key + " comes from the server only: ignored")
+    else {
+      if (what == "page") printed = {}
+      console.log("[vitrina:" + what + "] " + detail)
+    }
   }
   runtime.debugLog.forEach(print)
   // The first decision's phases, from the script's first statement to the end of its swaps.

@@ -5,7 +5,8 @@
 // framework re-rendering the same content every frame gets one write back per render: the
 // variation is what each frame paints. Merchant HTML is parsed by <template>, whose scripts
 // never run; nothing is ever evaluated. guards.js says what no action may touch. Inserting
-// HTML beside or into an element is the inserts module's op kind (inserts.js).
+// HTML beside or into an element is the inserts module's op kind (inserts.js), style and hide
+// the styles module's (styles.js).
 import { refusedTarget, safeAttribute } from "./guards.js"
 
 /** @typedef {import("./types.js").Action} Action */
@@ -18,8 +19,8 @@ const MAX_WRITES_PER_TASK = 5
 
 /**
  * One property of one action on the elements its selector matches.
- * kind: "p" element property (textContent, innerHTML), "a" attribute, "c" class, "s" style
- * property, "r" remove; or a module's (OpKind): "i" insert (name: before, after or append).
+ * kind: "p" element property (textContent, innerHTML), "a" attribute, "c" class, "r" remove;
+ * or a module's (OpKind): "i" insert (name: before, after or append), "s" style property.
  * @typedef {Object} Op
  * @property {string} selector
  * @property {string} kind
@@ -41,14 +42,14 @@ const MAX_WRITES_PER_TASK = 5
 /** @typedef {{actions: Action[], ops: Op[], touched: Set<Element>}} LiveCampaign */
 
 /**
- * An op kind a module adds (the inserts module's "i").
+ * An op kind a module adds (the inserts module's "i", the styles module's "s").
  * @typedef {Object} OpKind
  * @property {(action: Action) => [name: string, wanted: any][]} ops what an action asks of this kind
  * @property {(element: Element, op: Op) => boolean | undefined} early before anything: true when
  *   there is nothing to do, false when the element must wait (hidden), undefined to go on
  * @property {(element: Element, op: Op, applied: Applied | undefined) => any} read
  * @property {(element: Element, op: Op, applied: Applied) => void} write applies it, and sets what undo() takes back in applied.original
- * @property {(original: any) => void} undo
+ * @property {(original: any, element: Element, op: Op) => void} undo
  */
 
 /** @type {{[kind: string]: OpKind}} the modules' op kinds, by kind */
@@ -60,7 +61,6 @@ const kinds = {}
  * @param {Applied | undefined} applied
  */
 const read = (element, op, applied) => {
-  const style = /** @type {HTMLElement} */ (element).style
   switch (op.kind) {
     case "p":
       return /** @type {any} */ (element)[op.name]
@@ -68,8 +68,6 @@ const read = (element, op, applied) => {
       return element.getAttribute(op.name)
     case "c":
       return element.classList.contains(op.name)
-    case "s":
-      return style.getPropertyValue(op.name) + "\n" + style.getPropertyPriority(op.name)
     case "r":
       return !element.isConnected
   }
@@ -83,17 +81,9 @@ const read = (element, op, applied) => {
  */
 const write = (element, op, value) => {
   const name = op.name
-  const style = /** @type {HTMLElement} */ (element).style
   if (op.kind == "p") (/** @type {any} */ (element))[name] = value
   else if (op.kind == "a") value == null ? element.removeAttribute(name) : element.setAttribute(name, value)
   else if (op.kind == "c") element.classList.toggle(name, value)
-  // "value\npriority": serialised values hold no newline; a revert leaving no declaration
-  // leaves no empty style="" either
-  else if (op.kind == "s") {
-    const [property, priority] = value.split("\n")
-    style.setProperty(name, property, priority)
-    style.length || element.removeAttribute("style")
-  }
 }
 
 /**
@@ -106,7 +96,7 @@ const undo = (element, op, original) =>
   op.kind == "p"
     ? (element.textContent = "") || element.append(...original) // the original nodes, listeners and all
     : kinds[op.kind]
-      ? kinds[op.kind].undo(original)
+      ? kinds[op.kind].undo(original, element, op)
       : write(element, op, original)
 
 /**
@@ -127,8 +117,6 @@ export function createDom(doc, nonce, refused) {
   let cssSheet
   /** @type {Set<string>} */
   const refusedOps = new Set()
-  /** @type {CSSStyleDeclaration | undefined} parses the style actions' declarations */
-  let scratchStyle
   let task = 0 // tasks since the first write: fights are counted per task
   let taskTimer = 0
 
@@ -175,16 +163,6 @@ export function createDom(doc, nonce, refused) {
         [action.removeClass, false],
       ]))
         for (const name of ("" + (classes || "")).split(/[ ,]/)) name && add(selector, "c", name, on) // "a b" or ["a", "b"]
-      // The browser parses the declarations (shorthands, !important, url(...;...)) for us;
-      // an object sets properties by name ({fontSize: "2em"}), without !important.
-      if (action.style || action.hide) {
-        const parsedStyle = (scratchStyle ||= doc.createElement("p").style)
-        parsedStyle.cssText = typeof action.style == "object" ? "" : action.style || ""
-        if (typeof action.style == "object") Object.assign(parsedStyle, action.style)
-        if (action.hide) parsedStyle.setProperty("display", "none", "important")
-        for (const name of parsedStyle)
-          add(selector, "s", name, parsedStyle.getPropertyValue(name) + "\n" + parsedStyle.getPropertyPriority(name))
-      }
       if (action.remove) add(selector, "r", "", true)
       for (const kind in kinds) for (const [name, wanted] of kinds[kind].ops(action)) add(selector, kind, name, wanted)
     }

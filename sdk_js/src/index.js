@@ -60,7 +60,7 @@ let pageStartedAt = 0
 let decision
 /** @type {string | undefined} the context this session keeps, packed (the vtr_ctx cookie, written after the first paint) */
 let contextToKeep
-/** @type {Map<string, string> | undefined} campaigns a module holds back from the decision, with the reason (the context module's, waiting for it) */
+/** @type {Map<string, string> | undefined} campaigns the modules hold back from the decision, with the reason (the context and identity modules', waiting for them) */
 let held
 let readyEmitted = false
 let href = "" // this page view's URL without hash
@@ -69,8 +69,10 @@ let exposed = {}
 let debug = false // ?vitrina_debug=1
 /** @type {any[][]} the debug log's entries, from init on: the debug module, fetched when the URL asks for it, prints them */
 const debugLog = []
-/** @type {{[campaign: string]: string}} ?vitrina_force */
+/** @type {{[campaign: string]: string}} ?vitrina_force, or the preview's variations */
 const forced = {}
+/** @type {InitOptions | undefined} ?vitrina_preview: init's first options (the preview module then inits with preview.json's bundle); nothing is sent */
+let previewOf
 let redirectedFrom = "" // a campaign whose exposure the redirecting page already sent
 /** @type {any} what vitrina.set() gave, for this page view (null before the first call) */
 let extra = null
@@ -112,7 +114,8 @@ const hook = (name, ...args) => modules.map((hooks) => hooks[name] && call(/** @
 const installModule = (install) => modules.push(call(install, runtime) || {})
 /**
  * An entry of the debug log (?vitrina_debug=1): [topic, text] for a line of its own, [decision,
- * held] for a decision, ["page", url] when a page view starts, ["setup", [start, end]].
+ * held] for a decision, ["page", url] when a page view starts, ["setup", [start, end]], ["set",
+ * values] for `vitrina.set(values)`.
  * @param {any[]} entry
  */
 const log = (...entry) => debug && (debugLog.push(entry), hook("debug", entry))
@@ -131,6 +134,7 @@ const collectAttributes = () => {
 
 /** @param {TrackedEvent} event */
 function send(event) {
+  if (previewOf) return // a preview's bundle is no published version: nothing of it is counted
   event.id = randomHex(10)
   event.version = bundle?.version
   event.ts = Date.now()
@@ -142,8 +146,9 @@ function send(event) {
  * Handlers and dataLayer hear every exposure; the server hears each one once.
  * @param {string} key
  * @param {string | null} variation
+ * @param {string | null} [customer] the decision's (a customer-bucketed campaign's sticky assignment names it)
  */
-function expose(key, variation) {
+function expose(key, variation, customer) {
   if (exposed[key]) return
   exposed[key] = 1
   /** @type {TrackedEvent} */
@@ -154,7 +159,7 @@ function expose(key, variation) {
     const counts = (/** @type {any} */ (visit.x)[key] ||= { visitor: 0, session: 0 })
     counts.visitor++
     counts.session++
-    if (variation != null) /** @type {any} */ (visit.k)[key] = { seed: campaignsByKey.get(key)?.seed || key, variation }
+    if (variation != null) /** @type {any} */ (visit.k)[key] = { seed: campaignsByKey.get(key)?.seed || key, variation, customer }
     saveVisit()
   }
   if (redirectedFrom != key) send(event)
@@ -187,7 +192,8 @@ function decideAndApply(firstPaint) {
   /** @type {DecideOptions} */
   const options = { now: Date.now(), force: forced, sticky: pageStart.k, counts: pageStart.x, memo: new Map() }
   hook("decideOptions", options)
-  const holding = (held = hook("hold", attributes, options).find(Boolean))
+  const holds = hook("hold", attributes, options).filter(Boolean)
+  const holding = (held = holds[0] && new Map(holds.flat()))
   const latest = (decision = decide(
     holding?.size ? { ...bundle, campaigns: bundle.campaigns.filter((c) => !holding.has(c.key)) } : bundle,
     attributes,
@@ -201,7 +207,7 @@ function decideAndApply(firstPaint) {
     wanted[key] = campaignsByKey.get(key)?.variations.find((v) => v.key == latest.variations[key])?.actions || []
   if (hook("apply", latest, wanted).some(Boolean)) return // the page is leaving (a redirect)
   runtime.dom.sync(wanted, firstPaint ? runtime.antiflickerUntil - Date.now() : 0)
-  for (const key in latest.variations) expose(key, latest.variations[key])
+  for (const key in latest.variations) expose(key, latest.variations[key], options.customer)
   for (const key of latest.holdout_campaigns) expose(key, null)
   timed && endPhase("apply")
   log(latest, held)
@@ -248,6 +254,7 @@ function consent(given) {
     cookie("vtr_ctx", "")
     pendingEvents = []
   }
+  hook("consent", given)
   allowWrites(true)
   local("vtr_c", +given) // a refusal is remembered too, or the next page would ask again
   allowWrites((consented = given))
@@ -273,7 +280,7 @@ function startAfterPaint() {
   saveContext()
   const collectUrl = endpoint + "/collect"
   /** @param {TrackedEvent[]} events */
-  const body = (events) => JSON.stringify({ visitor_id: visitorId, events })
+  const body = (events) => JSON.stringify(Object.assign({ visitor_id: visitorId, events }, ...hook("batch")))
   const queued = (tracker = queue({
     post: (events) =>
       // A string body goes as text/plain: no CORS preflight, as for sendBeacon.
@@ -311,9 +318,15 @@ const leaving = () => (startAfterPaint(), tracker?.flush(true))
 /** @param {InitOptions} [options] */
 function init(options) {
   if (initialised) return // a second tag on the page
+  options = options || {}
+  const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
+  const nonce = script?.nonce
+  endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
+  const query = parseQuery(location.search)
+  // A workspace's preview link (QA): the preview module fetches the previewed bundle, then inits.
+  if (query.vitrina_preview && !options.preview) return (previewOf = { ...options, endpoint }), fetchModule("preview", nonce)
   initialised = true
   endPhase("load")
-  options = options || {}
   bundle = options.bundle || null
   for (const campaign of bundle?.campaigns || []) campaignsByKey.set(campaign.key, campaign)
   // As tag.js says from the bundle (server/delivery/modules.py); a page calling init itself gets all.
@@ -322,9 +335,6 @@ function init(options) {
   readsDocument = reads.includes("document")
   const settings = bundle?.settings || {}
   consentRequired = settings.consent == "required"
-  const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
-  const nonce = script?.nonce
-  endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
   // Identity and visit state: a visitor without the cookie is a new one (see startAfterPaint).
   const id = cookie("vtr_id")
   returning = isVisitorId(id)
@@ -332,12 +342,12 @@ function init(options) {
   visit = (returning && local("vtr_v")) || {}
   redirectedFrom = visit.j || ""
   delete visit.j
-  // QA preview: ?vitrina_force=campaign:variation,...&vitrina_debug=1
-  const query = parseQuery(location.search)
+  // QA: ?vitrina_force=campaign:variation,...&vitrina_debug=1
   for (const pair of (query.vitrina_force || "").split(",")) {
     const [key, variation] = pair.split(":")
     if (variation) forced[key] = variation
   }
+  Object.assign(forced, options.preview)
   debug = query.vitrina_debug == "1"
   runtime = {
     options,
@@ -355,6 +365,7 @@ function init(options) {
     cookie,
     keepContext: (context) => ((contextToKeep = context), saveContext()),
     expose,
+    mayStore: () => consented,
     redirectedFrom: () => redirectedFrom,
     leave: (key) => ((visit.j = key), (bundle = null), leaving()),
     emit,
@@ -374,13 +385,20 @@ function init(options) {
   const idle = win.requestIdleCallback
   requestAnimationFrame(() => (idle ? idle(startAfterPaint, { timeout: 1e3 }) : setTimeout(startAfterPaint)))
   setTimeout(startAfterPaint, AFTER_PAINT_AT_LATEST_MS)
-  // The debug log's module, from the Vitrina server (QA only: a shopper's page never asks for it).
-  if (debug) {
-    const debugScript = doc.createElement("script")
-    debugScript.src = new URL("/sdk/modules/debug.min.js", ownUrl || location.href).href
-    debugScript.nonce = nonce || ""
-    doc.head.append(debugScript)
-  }
+  if (debug) fetchModule("debug", nonce)
+}
+
+/**
+ * A module the core fetches itself from the Vitrina server (QA only: a shopper's page never asks
+ * for one): the debug log's, and the preview's.
+ * @param {string} name
+ * @param {string} [nonce]
+ */
+function fetchModule(name, nonce) {
+  const script = doc.createElement("script")
+  script.src = new URL("/sdk/modules/" + name + ".min.js", ownUrl || location.href).href
+  script.nonce = nonce || ""
+  doc.head.append(script)
 }
 
 const api = {
@@ -392,6 +410,7 @@ const api = {
   },
   /** @param {any} values */
   set(values) {
+    log("set", values)
     extra = merge(extra, expand(values))
     decideAndApply()
   },
@@ -404,8 +423,8 @@ const api = {
     if (bundle) for (const goal of tracked(bundle.goals, name)) convert(goal, properties && properties.value)
     hook("track", name)
   },
-  /** @param {any} token */
-  identify: (token) => (resolveConsent(), local("vtr_u", "" + token)),
+  /** The identity module's (tag.js carries it when the bundle uses identity). @param {any} token */
+  identify: (token) => hook("identify", token),
   consent,
   refresh,
   /**
@@ -420,11 +439,12 @@ const api = {
   getVisitorId: () => visitorId,
   /**
    * A module registers itself: before init (tag.js), or after it (the debug module, fetched
-   * later), when it is installed at once (docs/DESIGN.md "Modules").
+   * later), when it is installed at once (docs/DESIGN.md "Modules"). The preview module comes
+   * while init waits for it, and is given init's options instead (preview.js).
    * @param {string} _name
    * @param {ModuleInstall} install
    */
-  _module: (_name, install) => (initialised ? installModule(install) : registered.push(install)),
+  _module: (_name, install) => (initialised ? installModule(install) : previewOf ? call(install, previewOf) : registered.push(install)),
 }
 
 if (!(win.vitrina && win.vitrina.init)) win.vitrina = api

@@ -58,6 +58,7 @@
  * @property {{start?: string | null, end?: string | null}} [schedule]
  * @property {{per_visitor?: number | null, per_session?: number | null}} [cap]
  * @property {number} [traffic]
+ * @property {"visitor" | "customer"} [bucket_by] the unit bucketed and counted (default visitor)
  * @property {Variation[]} variations
  * @property {string[]} [goals]
  */
@@ -86,6 +87,7 @@
  * @property {{[name: string]: Condition}} [segments]
  * @property {{[key: string]: Goal}} [goals]
  * @property {Campaign[]} campaigns
+ * @property {string[]} [crm] the names under crm. that live campaigns read ("*": all); /identify answers only these
  * @property {BundleSettings} [settings]
  */
 
@@ -99,7 +101,8 @@
  */
 
 /**
- * @typedef {{[campaign: string]: {seed: string, variation: string}}} StickyAssignments
+ * Sticky assignments; `customer` names the customer key a customer-bucketed campaign's one was given to.
+ * @typedef {{[campaign: string]: {seed: string, variation: string, customer?: string}}} StickyAssignments
  * @typedef {{[campaign: string]: {visitor: number, session: number}}} ExposureCounts
  */
 
@@ -111,6 +114,7 @@
  * @property {StickyAssignments} [sticky]
  * @property {ExposureCounts} [counts]
  * @property {string[]} [triggered]
+ * @property {string | null} [customer] the identified customer's key (/identify): bucket_by "customer" campaigns hash it
  * @property {(message: string) => void} [log]
  * @property {Map<any, boolean>} [memo] conditions already evaluated on these attributes, and their results: what decides more than once on one attribute tree shares one (the tag's core and its context module)
  */
@@ -138,13 +142,12 @@
  */
 
 /**
- * Server-resolved context: `context.js`, `GET /v1/context`, `init({context})` or session
- * storage `vtr_ctx`. `device.type` is never taken from here (the browser classifies it).
+ * Server-resolved context: `context.js`, `GET /v1/context`, `init({context})` or the session
+ * cookie `vtr_ctx`. `device.type` is never taken from here (the browser classifies it).
  * @typedef {Object} ServerContext
  * @property {{country?: string | null, region?: string | null, city?: string | null,
  *   continent?: string | null, timezone?: string | null}} [geo]
  * @property {{os?: string, browser?: string}} [device]
- * @property {{[key: string]: any}} [crm]
  */
 
 /**
@@ -189,6 +192,8 @@
  * @property {(name: string) => string | undefined} cookie a first-party cookie's value
  * @property {(packed: string) => void} keepContext keep the context for the session (the vtr_ctx cookie, from the first paint on, with consent)
  * @property {(campaign: string, variation: string | null) => void} expose the core's exposure, once per campaign and page view
+ * @property {() => boolean} mayStore whether the visitor's consent lets a module store (from the first paint on)
+ * @property {() => Holder} [holder] lent by the context module (tag.js carries it with the identity module): a holder of its own
  * @property {() => string} redirectedFrom the campaign whose redirect brought the visitor here ("" if none)
  * @property {(campaign: string) => void} leave the page is leaving for this campaign's redirect: decide nothing more, store and send now; the next page does not expose the campaign again
  * @property {(event: string, payload: any) => void} emit an event for `vitrina.on` handlers
@@ -202,7 +207,7 @@
  * @property {(query: {[name: string]: string}) => string[] | 0 | undefined} [arrival] at init, where the visitor comes from: [source, medium], or 0 from this site (the attribution module)
  * @property {(attributes: any) => void} [attributes] add to the attribute tree of each decision (before the site's `vitrina.set()` values)
  * @property {(options: DecideOptions) => void} [decideOptions] add to the options of each decision
- * @property {(attributes: any, options: DecideOptions) => Map<string, string> | undefined} [hold] campaigns to leave out of this decision, each with the debug log's reason (one module holds); a Map, even empty, also holds back page-view goals, and a Map with any campaign the `ready` event
+ * @property {(attributes: any, options: DecideOptions) => [campaign: string, reason: string][] | undefined} [hold] campaigns to leave out of this decision, each with the debug log's reason (the modules' are joined); a list, even empty, also holds back page-view goals, and a list with any campaign the `ready` event
  * @property {(decision: Decision, wanted: {[campaign: string]: Action[]}) => boolean | undefined} [apply] before the swaps, which it may change; true when the page is leaving (nothing is applied)
  * @property {(raw: any) => void} [context] `vitrina.context(raw)` after init
  * @property {() => void} [pageView] a page view starts (the first one, then each SPA navigation)
@@ -210,9 +215,18 @@
  * @property {() => void} [decided] after a decision that may settle what was held back (a module's `decide`, DOMContentLoaded)
  * @property {(name: string) => void} [track] `vitrina.track(name)`
  * @property {(entry: any[]) => void} [debug] an entry of the debug log (?vitrina_debug=1)
+ * @property {() => {identity?: string} | undefined} [batch] fields to add to each collect batch
+ * @property {(token: any) => void} [identify] `vitrina.identify(token)`
+ * @property {(given: boolean) => void} [consent] `vitrina.consent(given)`: a refusal deletes what the module stored
  */
 
 /** @typedef {(runtime: ModuleRuntime) => ModuleHooks} ModuleInstall */
+
+/**
+ * Holds campaigns back until what they wait for comes, their elements hidden meanwhile
+ * (context.js `holder`): the keys held for this decision; called with nothing, it holds nothing.
+ * @typedef {(attributes?: any, options?: DecideOptions, paths?: RegExp, customer?: boolean) => Set<string>} Holder
+ */
 
 /**
  * `vitrina.init`'s options.
@@ -221,6 +235,7 @@
  * @property {string} [endpoint] absolute URL of `/v1/sites/<site>`; default: the tag script's own URL without `/tag.js`
  * @property {ServerContext} [context]
  * @property {string[]} [reads] what the bundle's conditions read of what the tag works for only when read: "context" (server-resolved: the context module asks for it), "products" (the data layer's viewed products, read before each decision), "document" (page title, type, lang and the products: decide again at DOMContentLoaded); tag.js gives it, the default is all
+ * @property {{[campaign: string]: string}} [preview] set by the tag itself for ?vitrina_preview: the variations it forces
  */
 
 export {}

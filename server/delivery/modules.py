@@ -10,7 +10,7 @@ BEHAVIOUR_PATH = re.compile(r"page(?:\.(?:scroll|idle|exit_intent))?")
 # Where the visitor comes from, which the attribution module works out.
 SOURCE_PATH = re.compile(r"referrer(?:\.(?:source|medium))?")
 # The server-resolved attributes, or a whole object holding them (sdk_js/src/context.js SERVER_PATH).
-SERVER_PATH = re.compile(r"(?:geo|crm)(?:\..*)?|device(?:\.(?:os|browser)(?:\..*)?)?")
+SERVER_PATH = re.compile(r"geo(?:\..*)?|device(?:\.(?:os|browser)(?:\..*)?)?")
 
 
 # Condition operators that only the operators module evaluates (sdk_js/src/operators.js).
@@ -71,14 +71,23 @@ def _actions(bundle):
             yield from (a for a in variation.get("actions") or [] if isinstance(a, dict))
 
 
+def _uses_identity(bundle):
+    """A condition on crm.* (the compiler lists the names in the bundle's `crm`) or a campaign
+    bucketed by customer."""
+    return bool(bundle.get("crm")) or any(c.get("bucket_by") == "customer" for c in bundle.get("campaigns") or [])
+
+
 MODULES = {
     # referrer.source and referrer.medium: the page view's source, by referrer and campaign parameters
     "attribution": lambda bundle: reads(bundle, SOURCE_PATH),
-    # waiting for geo, device.os/browser and crm when the page did not give them
-    "context": lambda bundle: reads(bundle, SERVER_PATH),
+    # waiting for geo and device.os/browser when the page did not give them; the identity module
+    # waits for the customer with its check
+    "context": lambda bundle: reads(bundle, SERVER_PATH) or _uses_identity(bundle),
     # click and page-view goals (event goals are the core's)
     "goals": lambda bundle: any(isinstance(goal, dict) and (goal.get("click") is not None or goal.get("pageview") is not None)
                                 for goal in (bundle.get("goals") or {}).values()),
+    # known customers; without it vitrina.identify() does nothing
+    "identity": _uses_identity,
     # HTML inserted before, after or into an element
     "inserts": lambda bundle: any(action.get(name) is not None for action in _actions(bundle)
                                   for name in ("insertBefore", "insertAfter", "append")),
@@ -86,6 +95,8 @@ MODULES = {
     "operators": lambda bundle: any(key in RARE_OPERATORS for condition in _conditions(bundle) for key in _keys(condition)),
     # split-URL variations
     "redirect": lambda bundle: any(action.get("redirect") for action in _actions(bundle)),
+    # style and hide actions, one op per style property
+    "styles": lambda bundle: any(action.get("style") or action.get("hide") for action in _actions(bundle)),
     # behavioural triggers, and the page behaviour (scroll, idle, exit intent) they share with conditions
     "triggers": lambda bundle: (any(c.get("trigger") is not None for c in bundle.get("campaigns") or [])
                                 or reads(bundle, BEHAVIOUR_PATH)),
