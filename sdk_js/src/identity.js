@@ -59,7 +59,7 @@ export const installIdentity = (runtime) => {
   const script = /** @type {HTMLScriptElement | null} */ (document.currentScript)
   const bundle = runtime.bundle()
   const waitMs = bundle?.settings?.antiflicker_ms ?? 400
-  const hold = runtime.holder?.()
+  const hold = bundle && runtime.holder?.() // without a bundle nothing decides, nothing waits
   /** @type {Identified | null} */
   let known = null // what decisions use on this page view
   /** @type {Identified | null} */
