@@ -67,13 +67,15 @@ def _visit(client, bundle, visitor, kind, rng, sticky=None):
     for key, variation in [*decision["variations"].items(), *((k, None) for k in decision["holdout_campaigns"])]:
         event = {"id": f"x{rng.getrandbits(64):016x}", "type": "exposure", "version": bundle["version"],
                  "ts": NOW, "campaign": key, "variation": variation, "holdout": variation is None}
-        slice_name, revision = decision["slices"][key]
-        event.update(slice=slice_name, revision=revision)
         events.append(event)
         if rng.random() < (RATES[kind][variation] if variation else HOLDOUT_RATE):
             events.append({"id": f"c{rng.getrandbits(64):016x}", "type": "conversion", "version": bundle["version"],
                            "ts": NOW, "goal": "purchase", "value": 10})
-    answer = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}))
+    # where each assignment was made, once per batch, as the adaptive module sends it
+    body = {"visitor_id": visitor, "events": events, "made": decision.get("slices", {})}
+    answer = client.post("/v1/sites/shop/collect", data=json.dumps(body))
+    if events:
+        events[0]["slice"], events[0]["revision"] = decision["slices"]["hero"]
     return (events[0] if events else None), answer
 
 

@@ -57,8 +57,20 @@ def parse_batch(raw):
     # Fast path: _valid_batch accepts exactly what the schema and the duplicate check accept
     # (tests/test_collect_fastpaths.py); anything else takes the full checks for its reasons.
     if type(body) is dict and _valid_batch(body):
-        return body["visitor_id"], body["events"], body.get("identity")
+        return body["visitor_id"], _with_made(body), body.get("identity")
     return _checked_batch(body)
+
+
+def _with_made(body):
+    """The events, each exposure naming no slice given its campaign's [slice, revision] from the
+    batch's `made` (the adaptive module says it once per batch rather than on every exposure)."""
+    made, events = body.get("made"), body["events"]
+    if made:
+        for event in events:
+            where = made.get(event.get("campaign")) if event.get("type") == "exposure" else None
+            if where is not None and "slice" not in event:
+                event["slice"], event["revision"] = where
+    return events
 
 
 def _checked_batch(body):
@@ -77,7 +89,7 @@ def _checked_batch(body):
                 seen.add(event_id)
     if problems:
         raise BatchInvalid("The batch has invalid events; nothing was recorded.", by_path(problems))
-    return body["visitor_id"], events, body.get("identity")
+    return body["visitor_id"], _with_made(body), body.get("identity")
 
 
 def _p(path, message):
@@ -101,6 +113,8 @@ def _valid_batch(body):
     """True when the batch passes the schema and has no id twice (exact types, as json.loads
     makes them): the same answer as _checked_batch, without its cost."""
     visitor_id, events, identity = body.get("visitor_id"), body.get("events"), body.get("identity", "")
+    if "made" in body and not _valid_made(body["made"]):
+        return False
     if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _visitor_ok(visitor_id)
             and type(events) is list and 1 <= len(events) <= MAX_EVENTS
             and type(identity) is str and (identity == "" and "identity" not in body or _identity_ok(identity))):
@@ -143,6 +157,16 @@ def _valid_batch(body):
         else:
             return False
     return True
+
+
+MAX_MADE = _SCHEMA["properties"]["made"]["maxProperties"]
+
+
+def _valid_made(made):
+    """A batch's `made`, as the schema bounds it."""
+    return type(made) is dict and len(made) <= MAX_MADE and all(
+        type(key) is str and _key_ok(key) and type(where) is list and len(where) == 2
+        and _valid_made_in({"slice": where[0], "revision": where[1]}) for key, where in made.items())
 
 
 def _valid_made_in(e):
