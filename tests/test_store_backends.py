@@ -303,7 +303,45 @@ def test_conversion_counts_once_per_visitor_revenue_sums_and_spreads_over_campai
     assert counters[("hero", "promo", "add_to_cart")]["conversions"] == 1
     assert counters[("hero", "promo", "add_to_cart")]["revenue"] == 0.0
     assert set(counters[("hero", "promo", "purchase")]) == {
-        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq"}
+        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq", "orders", "orders_sq",
+        "revenue_orders"}
+    assert counters[("hero", "promo", "purchase")]["orders"] == 0  # no order ids: no orders
+
+
+def order(event_id, goal, value, order_id, campaign=None):
+    event = {"id": event_id, "type": "conversion", "version": 1, "ts": 1763900000000, "goal": goal, "value": value,
+             "order_id": order_id}
+    if campaign is not None:
+        event["campaign"] = campaign
+    return _event(event)
+
+
+def test_orders_are_counted_once_per_visitor_goal_and_order_id(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", "promo")])
+    store.record_events("shop", "visitor-1", [order("e-000002", "purchase", 30, "T-1"),
+                                              order("e-000003", "purchase", 30, "T-1"),  # the page reloaded
+                                              order("e-000004", "purchase", 10, "T-2")])
+    store.record_events("shop", "visitor-1", [order("e-000005", "purchase", 30, "T-1")])  # a later page
+    store.record_events("shop", "visitor-2", [exposure("e-000006", "hero", "promo"),
+                                              order("e-000007", "purchase", 5, "T-1")])  # another visitor's T-1
+    purchase = by_key(store.counters("shop"))[("hero", "promo", "purchase")]
+    assert (purchase["conversions"], purchase["revenue"], purchase["orders"]) == (2, 45.0, 3)
+    assert purchase["orders_sq"] == 2 ** 2 + 1 ** 2
+    assert purchase["revenue_orders"] == 40 * 2 + 5 * 1  # sum over visitors of revenue x orders
+    assert purchase["revenue_sq"] == 40 ** 2 + 5 ** 2
+
+
+def test_a_conversion_naming_a_campaign_counts_for_that_campaign_alone(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", "promo"),
+                                              exposure("e-000002", "reco", "bought")])
+    store.record_events("shop", "visitor-1", [order("e-000003", "recommendation_purchase", 12, "T-9", "reco"),
+                                              order("e-000004", "recommendation_purchase", 1, "T-8", "gone")])
+    counters = by_key(store.counters("shop"))
+    assert counters[("reco", "bought", "recommendation_purchase")]["revenue"] == 12.0
+    assert counters[("reco", "bought", "recommendation_purchase")]["orders"] == 1
+    assert ("hero", "promo", "recommendation_purchase") not in counters
 
 
 def test_revenue_sq_is_the_sum_over_visitors_of_squared_revenue(store):
@@ -416,7 +454,9 @@ exposures = st.builds(lambda i, c, v: exposure(i, c, v, holdout=v is None), even
 values = st.one_of(st.none(), st.integers(-100, 1000),
                    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
 conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values)
-batches = st.lists(st.tuples(st.sampled_from(VISITORS), st.lists(st.one_of(exposures, conversions),
+orders = st.builds(order, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values.map(lambda v: v or 0),
+                   st.sampled_from(["T-1", "T-2", "T-3"]), st.sampled_from([None, "hero", "cta"]))
+batches = st.lists(st.tuples(st.sampled_from(VISITORS), st.lists(st.one_of(exposures, conversions, orders),
                                                                   min_size=1, max_size=5)), max_size=25)
 
 

@@ -16,7 +16,9 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
     vitrina:{<site>}:seen              set     every recorded event id (idempotence)
     vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout),
-                                               "r\\0<campaign>\\0<goal>" -> that visitor's revenue
+                                               "r\\0<campaign>\\0<goal>" -> that visitor's revenue,
+                                               "o\\0<campaign>\\0<goal>" -> that visitor's orders,
+                                               "d\\0<goal>\\0<order id>" -> 1 (orders counted once)
     vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" -> number
     vitrina:{<site>}:catalog           zset    every product id, score 0 (id order, for paging)
     vitrina:{<site>}:p:<id>            string  one product's JSON (a key per product: no giant key)
@@ -59,6 +61,7 @@ STREAM_MAXLEN = 1_000_000
 SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 1
 LEGACY_KEY_PREFIX, LEGACY_KEY_SUFFIX = "vitrina:{key:", "}:site"  # before keys had names: string -> site
 SEP = "\0"
+INTEGER_COUNTERS = frozenset({"visitors", "conversions", "orders", "orders_sq"})
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 # KEYS: the key's record   ARGV: last_used_at. A revoked key (record deleted) stays deleted.
@@ -78,9 +81,10 @@ return 1
 """
 
 # KEYS: seen, events, counters, visitor
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 5 fields per event, each ended by a NUL:
-# id, type, campaign|goal, variation ("" = holdout)|value, length of the event's JSON body;
-# `bodies` is those bodies end to end. (Four arguments rather than five per event: packing each
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 7 fields per event, each ended by a NUL:
+# id, type, campaign|goal, variation ("" = holdout)|value, order id ("" = none), the one campaign
+# a conversion belongs to ("" = every campaign of the visitor), length of the event's JSON body;
+# `bodies` is those bodies end to end. (Four arguments rather than seven per event: packing each
 # argument costs the Python client more than these few string.find calls cost Redis.)
 # Returns how many events were new.
 #
@@ -113,7 +117,7 @@ local function hset(key, pairs_)
 end
 
 -- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
-local kinds, names, args, converts = {}, {}, {}, false
+local kinds, names, args, orders, onlys, converts = {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -121,15 +125,18 @@ while p <= #meta do
   local q3 = find(meta, '\0', q2 + 1, true)
   local q4 = find(meta, '\0', q3 + 1, true)
   local q5 = find(meta, '\0', q4 + 1, true)
-  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q4 + 1, q5 - 1))
+  local q6 = find(meta, '\0', q5 + 1, true)
+  local q7 = find(meta, '\0', q6 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q6 + 1, q7 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
+    orders[n], onlys[n] = sub(meta, q4 + 1, q5 - 1), sub(meta, q5 + 1, q6 - 1)
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q5 + 1, b + length
+  p, b = q7 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
@@ -176,14 +183,22 @@ for n = 1, fresh do
       incr('visitors\0' .. name .. '\0' .. arg .. '\0', 1)
     end
   else
-    -- a conversion counts for every campaign the visitor is assigned to now
-    local value = tonumber(arg)
-    for _, a in ipairs(assigned) do
+    -- a conversion counts for every campaign the visitor is assigned to now (or for the one it
+    -- names); an order id the visitor already sent for this goal counts nothing
+    local value, order, only = tonumber(arg), orders[n], onlys[n]
+    local repeated = false
+    if order ~= '' then
+      local mark = 'd\0' .. name .. '\0' .. order
+      repeated = state[mark] ~= nil and state[mark] ~= false
+      if not repeated then put(mark, '1') end
+    end
+    local new_order = (order ~= '' and not repeated) and 1 or 0
+    for _, a in ipairs(repeated and {} or assigned) do
       local own = 'r\0' .. a[1] .. '\0' .. name
       local before = state[own]
-      -- A repeated conversion worth 0 changes nothing (x + 0 == x, after^2 - b^2 == 0; no value
-      -- here is ever -0, as every sum starts at +0): its fields are left as they are.
-      if not (before and value == 0) then
+      -- A repeated conversion worth 0 and no new order changes nothing (x + 0 == x, after^2 - b^2
+      -- == 0; no value here is ever -0, as every sum starts at +0): its fields are left as they are.
+      if (only == '' or only == a[1]) and not (before and value == 0 and new_order == 0) then
         local b = tonumber(before or '0')
         local after = b + value
         put(own, after)
@@ -191,6 +206,15 @@ for n = 1, fresh do
         if not before then incr('conversions\0' .. counter, 1) end
         add('revenue\0' .. counter, value)
         add('revenue_sq\0' .. counter, after * after - b * b)
+        local own_orders = 'o\0' .. a[1] .. '\0' .. name
+        local ob = tonumber(state[own_orders] or '0')
+        local oa = ob + new_order
+        if new_order == 1 then
+          put(own_orders, string.format('%d', oa))
+          incr('orders\0' .. counter, 1)
+          incr('orders_sq\0' .. counter, oa * oa - ob * ob)
+        end
+        if oa > 0 then add('revenue_orders\0' .. counter, after * oa - b * ob) end
       end
     end
   end
@@ -479,10 +503,11 @@ class RedisStore(Store):
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
             size = len(body) if body.isascii() else len(body.encode())
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{size}\0")
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{event.get('order_id') or ''}\0"
+                        f"{event.get('campaign', '') if event['type'] == 'conversion' else ''}\0{size}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 5 * len(events):
+        if meta.count("\0") != 7 * len(events):
             raise ValueError("event ids, campaigns, variations and goals cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
                 self._k(site, f"visitor:{visitor_id}")]
@@ -494,8 +519,9 @@ class RedisStore(Store):
             metric, campaign, variation, goal = field.split(SEP)
             row = rows.setdefault((campaign, variation, goal), {
                 "campaign": campaign, "variation": variation or None, "goal": goal or None,
-                "visitors": 0, "conversions": 0, "revenue": 0.0, "revenue_sq": 0.0})
-            row[metric] = int(value) if metric in ("visitors", "conversions") else float(value)
+                "visitors": 0, "conversions": 0, "revenue": 0.0, "revenue_sq": 0.0,
+                "orders": 0, "orders_sq": 0, "revenue_orders": 0.0})
+            row[metric] = int(value) if metric in INTEGER_COUNTERS else float(value)
         return list(rows.values())
 
     def count_rejections(self, site, counts):

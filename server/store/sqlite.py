@@ -35,12 +35,16 @@ CREATE TABLE IF NOT EXISTS assignments (
   PRIMARY KEY (site, visitor_id, campaign));
 CREATE TABLE IF NOT EXISTS conversion_state (
   site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL, visitor_id TEXT NOT NULL,
-  revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
+  revenue REAL NOT NULL, orders INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site, campaign, goal, visitor_id));
 CREATE TABLE IF NOT EXISTS counters (
   site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
   visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
   revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  orders INTEGER NOT NULL DEFAULT 0, orders_sq INTEGER NOT NULL DEFAULT 0, revenue_orders REAL NOT NULL DEFAULT 0,
   PRIMARY KEY (site, campaign, variation, goal));
+CREATE TABLE IF NOT EXISTS order_ids (
+  site TEXT NOT NULL, visitor_id TEXT NOT NULL, goal TEXT NOT NULL, order_id TEXT NOT NULL,
+  PRIMARY KEY (site, visitor_id, goal, order_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rejections (
   site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
 CREATE TABLE IF NOT EXISTS products (
@@ -74,10 +78,22 @@ def _name_legacy_keys(db):
         db.execute("UPDATE api_keys SET name=? WHERE key_hash=?", (legacy_key_name(counts[site]), key_hash))
 
 
+def _count_orders(db):
+    """Order counts beside revenue: per visitor in conversion_state, per arm in counters
+    (conversions recorded before count no order)."""
+    for table, columns in (("conversion_state", ["orders INTEGER NOT NULL DEFAULT 0"]),
+                           ("counters", ["orders INTEGER NOT NULL DEFAULT 0", "orders_sq INTEGER NOT NULL DEFAULT 0",
+                                         "revenue_orders REAL NOT NULL DEFAULT 0"])):
+        existing = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column in columns if existing else ():
+            if column.split()[0] not in existing:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
 # Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
 # alone would not (a new column, data to rewrite); on a new database they find nothing to do.
 # A new table needs no step: SCHEMA creates what is missing on every start.
-MIGRATIONS = [_name_legacy_keys]
+MIGRATIONS = [_name_legacy_keys, _count_orders]
 
 
 class _VersionStamp:
@@ -253,12 +269,17 @@ class SQLiteStore(Store):
                     self._convert(db, site, visitor_id, event)
         return new
 
-    def _bump(self, db, site, campaign, variation, goal, visitors=0, conversions=0, revenue=0.0, revenue_sq=0.0):
+    def _bump(self, db, site, campaign, variation, goal, visitors=0, conversions=0, revenue=0.0, revenue_sq=0.0,
+              orders=0, orders_sq=0, revenue_orders=0.0):
         db.execute(
-            "INSERT INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, variation, goal) DO UPDATE SET "
+            "INSERT INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(site, campaign, variation, goal) DO UPDATE SET "
             "visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions, "
-            "revenue=revenue+excluded.revenue, revenue_sq=revenue_sq+excluded.revenue_sq",
-            (site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq))
+            "revenue=revenue+excluded.revenue, revenue_sq=revenue_sq+excluded.revenue_sq, "
+            "orders=orders+excluded.orders, orders_sq=orders_sq+excluded.orders_sq, "
+            "revenue_orders=revenue_orders+excluded.revenue_orders",
+            (site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq, orders, orders_sq,
+             revenue_orders))
 
     def _expose(self, db, site, visitor_id, event):
         variation = HOLDOUT if event.get("holdout") else event["variation"]
@@ -269,25 +290,34 @@ class SQLiteStore(Store):
 
     def _convert(self, db, site, visitor_id, event):
         value = float(event.get("value") or 0.0)
-        goal = event["goal"]
-        rows = db.execute("SELECT campaign, variation FROM assignments WHERE site=? AND visitor_id=?",
-                          (site, visitor_id)).fetchall()
+        goal, order_id, only = event["goal"], event.get("order_id"), event.get("campaign")
+        if order_id is not None and not db.execute("INSERT OR IGNORE INTO order_ids VALUES (?, ?, ?, ?)",
+                                                   (site, visitor_id, goal, order_id)).rowcount:
+            return  # this visitor's order, sent again (a reloaded thank-you page): counted once
+        new_order = 0 if order_id is None else 1
+        rows = db.execute("SELECT campaign, variation FROM assignments WHERE site=? AND visitor_id=?"
+                          + ("" if only is None else " AND campaign=?"),
+                          (site, visitor_id) if only is None else (site, visitor_id, only)).fetchall()
         for campaign, variation in rows:
-            row = db.execute("SELECT revenue FROM conversion_state WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
+            row = db.execute("SELECT revenue, orders FROM conversion_state "
+                             "WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
                              (site, campaign, goal, visitor_id)).fetchone()
-            before = row[0] if row else 0.0
-            after = before + value
-            db.execute("INSERT OR REPLACE INTO conversion_state VALUES (?, ?, ?, ?, ?)",
-                       (site, campaign, goal, visitor_id, after))
+            before, orders_before = row if row else (0.0, 0)
+            after, orders_after = before + value, orders_before + new_order
+            db.execute("INSERT OR REPLACE INTO conversion_state (site, campaign, goal, visitor_id, revenue, orders) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (site, campaign, goal, visitor_id, after, orders_after))
             self._bump(db, site, campaign, variation, goal, conversions=0 if row else 1,
-                       revenue=value, revenue_sq=after * after - before * before)
+                       revenue=value, revenue_sq=after * after - before * before, orders=new_order,
+                       orders_sq=orders_after * orders_after - orders_before * orders_before,
+                       revenue_orders=after * orders_after - before * orders_before)
 
     def counters(self, site):
         rows = self._db().execute(
-            "SELECT campaign, variation, goal, visitors, conversions, revenue, revenue_sq FROM counters WHERE site=?",
-            (site,)).fetchall()
+            "SELECT campaign, variation, goal, visitors, conversions, revenue, revenue_sq, orders, orders_sq, "
+            "revenue_orders FROM counters WHERE site=?", (site,)).fetchall()
         return [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "visitors": n,
-                 "conversions": k, "revenue": r, "revenue_sq": r2} for c, v, g, n, k, r, r2 in rows]
+                 "conversions": k, "revenue": r, "revenue_sq": r2, "orders": o, "orders_sq": o2, "revenue_orders": ro}
+                for c, v, g, n, k, r, r2, o, o2, ro in rows]
 
     def count_rejections(self, site, counts):
         with self._tx() as db:
