@@ -628,3 +628,17 @@ def test_of_workers_racing_for_a_lock_exactly_one_wins(store):
     for t in threads:
         t.join()
     assert len(winners) == 1
+
+
+def test_product_activity_counts_recent_views_and_purchases_once_per_visitor_and_hour(store):
+    now = time.time()
+    rows = [(f"k-{i}", now, f"v:visitor-{i % 3}", "s:x", "view", '["sku-1","sku-2"]') for i in range(30)]
+    rows += [("o:1", now - 3600, "c:alice", "o:1", "purchase", '["sku-1"]'),
+             ("o:2", now - 2 * 86400, "c:bob", "o:2", "purchase", '["sku-1"]'),  # out of the window
+             ("k-cart", now, "v:visitor-9", "s:y", "cart", '["sku-1"]')]  # carts are not counted
+    assert store.record_interactions("shop", rows) == 33
+    assert store.record_interactions("shop", rows) == 0  # nothing counted twice either
+    assert store.product_activity("shop", "sku-1", now) == {"views_24h": 3, "purchases_24h": 1}
+    assert store.product_activity("shop", "sku-2", now) == {"views_24h": 3, "purchases_24h": 0}
+    assert store.product_activity("shop", "sku-1", now + 86400) == {"views_24h": 0, "purchases_24h": 0}
+    assert store.product_activity("other", "sku-1", now) == {"views_24h": 0, "purchases_24h": 0}

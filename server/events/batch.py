@@ -5,7 +5,13 @@ import json
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.decisions.decide import choose_variation
-from server.wire.ids import EVENT_ID_RE, KEY_RE, ORDER_ID_RE, PRODUCT_ID_RE, VISITOR_ID_RE
+from server.wire.ids import (
+    EVENT_ID_RE,
+    KEY_RE,
+    ORDER_ID_RE,
+    PRODUCT_ID_RE,
+    VISITOR_ID_RE,
+)
 from server.wire.schemas import by_path, schema
 from server.wire.schemas import problems as schema_problems
 

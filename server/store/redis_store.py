@@ -28,6 +28,8 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:rk                set     names of the current rankings (rk-building while written)
     vitrina:{<site>}:recs              hash    imports_at, signals_at, built_at
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
+    vitrina:{<site>}:pa:<id>:<hour>    hash    views, purchases: distinct visitors that hour (expires)
+    vitrina:{<site>}:ph:<hour>         set     "<action>\\0<who>\\0<id>" counted that hour (expires)
     vitrina:lock:<name>                string  the holder (PX ttl)
 
 The stream is the raw event log for export and replay; it is trimmed approximately to
@@ -45,12 +47,15 @@ import redis
 import redis.cluster
 
 from .base import (
+    ACTIVITY_ACTIONS,
+    ACTIVITY_HOURS,
     DEFAULT_KEY_NAME,
     VERSION_TOKEN_MAX_AGE_S,
     ApiKey,
     KeyExists,
     SiteExists,
     Store,
+    activity_hits,
     legacy_key_name,
 )
 
@@ -249,17 +254,17 @@ return fresh
 
 # KEYS: seen, interactions, recs   ARGV: maxlen, now, then 6 per row: key ts who basket action items
 # Appends the rows whose key is new (the seen set is shared with collect's event ids; orders use
-# "o:<order_id>", which no event id can be). Returns how many were new.
+# "o:<order_id>", which no event id can be). Returns the positions (from 0) of the new rows.
 RECORD_INTERACTIONS = """
-local new = 0
+local new = {}
 for i = 3, #ARGV, 6 do
   if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'ts', ARGV[i + 1], 'who', ARGV[i + 2],
                'basket', ARGV[i + 3], 'action', ARGV[i + 4], 'items', ARGV[i + 5])
-    new = new + 1
+    new[#new + 1] = (i - 3) / 6
   end
 end
-if new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
+if #new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
 return new
 """
 
@@ -278,6 +283,7 @@ return 0
 """
 
 INTERACTIONS_MAXLEN = 2_000_000
+ACTIVITY_TTL_S = (ACTIVITY_HOURS + 1) * 3600  # an hour's activity keys outlive the window by an hour
 CHUNK = 1000  # keys per MGET/DEL, members per ZADD/ZREM
 
 
@@ -592,14 +598,41 @@ class RedisStore(Store):
 
     # interactions
     def record_interactions(self, site, rows):
-        new = 0
+        fresh = []
         keys = [self._k(site, "seen"), self._k(site, "interactions"), self._k(site, "recs")]
         for part in _chunks(rows, 500):
             args = [self.interactions_maxlen, repr(time.time())]
             for key, ts, who, basket, action, items in part:
                 args += [key, repr(float(ts)), who, basket, action, items]
-            new += int(self._record_interactions(keys=keys, args=args))
-        return new
+            fresh += [part[int(i)] for i in self._record_interactions(keys=keys, args=args)]
+        self._count_activity(site, activity_hits(fresh, time.time()))
+        return len(fresh)
+
+    def _count_activity(self, site, hits):
+        """A set per hour of the (action, visitor, product) already counted, then a hash per product
+        and hour of its counts; both expire once out of the window, so nothing is pruned by hand."""
+        for part in _chunks(hits):
+            pipe = self.r.pipeline(transaction=False)
+            for hour, action, who, product_id in part:
+                pipe.sadd(self._k(site, f"ph:{hour}"), f"{action}{SEP}{who}{SEP}{product_id}")
+            for hour in {hour for hour, *_ in part}:
+                pipe.expire(self._k(site, f"ph:{hour}"), ACTIVITY_TTL_S)
+            new = pipe.execute()[:len(part)]
+            pipe = self.r.pipeline(transaction=False)
+            for (hour, action, _, product_id), counted in zip(part, new):
+                if counted:
+                    pipe.hincrby(self._k(site, f"pa:{product_id}:{hour}"), ACTIVITY_ACTIONS[action], 1)
+                    pipe.expire(self._k(site, f"pa:{product_id}:{hour}"), ACTIVITY_TTL_S)
+            pipe.execute()
+
+    def product_activity(self, site, product_id, now):
+        last = int(now // 3600)
+        pipe = self.r.pipeline(transaction=False)
+        for hour in range(last - ACTIVITY_HOURS + 1, last + 1):
+            pipe.hmget(self._k(site, f"pa:{product_id}:{hour}"), ["views", "purchases"])
+        buckets = pipe.execute()
+        return {"views_24h": sum(int(v or 0) for v, _ in buckets),
+                "purchases_24h": sum(int(p or 0) for _, p in buckets)}
 
     def interactions(self, site, since_ts):
         key, start = self._k(site, "interactions"), "-"

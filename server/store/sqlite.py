@@ -6,12 +6,15 @@ import threading
 import time
 
 from .base import (
+    ACTIVITY_ACTIONS,
+    ACTIVITY_HOURS,
     DEFAULT_KEY_NAME,
     VERSION_TOKEN_MAX_AGE_S,
     ApiKey,
     KeyExists,
     SiteExists,
     Store,
+    activity_hits,
     legacy_key_name,
 )
 
@@ -53,6 +56,12 @@ CREATE TABLE IF NOT EXISTS interactions (
   site TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL, who TEXT NOT NULL, basket TEXT NOT NULL,
   action TEXT NOT NULL, items TEXT NOT NULL, PRIMARY KEY (site, key));
 CREATE INDEX IF NOT EXISTS interactions_by_time ON interactions (site, ts);
+CREATE TABLE IF NOT EXISTS product_hours (
+  site TEXT NOT NULL, id TEXT NOT NULL, hour INTEGER NOT NULL, views INTEGER NOT NULL DEFAULT 0,
+  purchases INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site, id, hour)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS product_hits (
+  site TEXT NOT NULL, hour INTEGER NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL, id TEXT NOT NULL,
+  PRIMARY KEY (site, hour, action, who, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rankings (
   site TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (site, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS recs_status (
@@ -372,14 +381,37 @@ class SQLiteStore(Store):
 
     # interactions
     def record_interactions(self, site, rows):
-        new = 0
+        fresh = []
         with self._tx() as db:
-            for key, ts, who, basket, action, items in rows:
-                new += db.execute("INSERT OR IGNORE INTO interactions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  (site, key, ts, who, basket, action, items)).rowcount
-            if new:
+            for row in rows:
+                if db.execute("INSERT OR IGNORE INTO interactions VALUES (?, ?, ?, ?, ?, ?, ?)", (site, *row)).rowcount:
+                    fresh.append(row)
+            if fresh:
                 self._touch(db, site, "signals")
-        return new
+                self._count_activity(db, site, activity_hits(fresh, time.time()))
+        return len(fresh)
+
+    @staticmethod
+    def _count_activity(db, site, hits):
+        if not hits:
+            return
+        now_hour = int(time.time() // 3600)
+        # a hit only deduplicates within its hour: older ones are dropped (an index range)
+        db.execute("DELETE FROM product_hits WHERE site=? AND hour<?", (site, now_hour - ACTIVITY_HOURS))
+        for hour, action, who, product_id in hits:
+            if db.execute("INSERT OR IGNORE INTO product_hits VALUES (?, ?, ?, ?, ?)",
+                          (site, hour, action, who, product_id)).rowcount:
+                column = ACTIVITY_ACTIONS[action]
+                db.execute(f"INSERT INTO product_hours (site, id, hour, {column}) VALUES (?, ?, ?, 1) "
+                           f"ON CONFLICT(site, id, hour) DO UPDATE SET {column}={column}+1", (site, product_id, hour))
+                db.execute("DELETE FROM product_hours WHERE site=? AND id=? AND hour<?",
+                           (site, product_id, now_hour - ACTIVITY_HOURS))
+
+    def product_activity(self, site, product_id, now):
+        views, purchases = self._db().execute(
+            "SELECT COALESCE(SUM(views), 0), COALESCE(SUM(purchases), 0) FROM product_hours "
+            "WHERE site=? AND id=? AND hour>?", (site, product_id, int(now // 3600) - ACTIVITY_HOURS)).fetchone()
+        return {"views_24h": views, "purchases_24h": purchases}
 
     def interactions(self, site, since_ts):
         cursor = self._db().execute("SELECT ts, who, basket, action, items FROM interactions WHERE site=? AND ts>=?",
