@@ -162,6 +162,19 @@ def test_modules_a_bundle_needs():
     # The behaviour the module watches, read by a condition, a segment or a page-view goal.
     assert modules_for({"campaigns": [{**campaign, "conditions": {"$or": [{"page.scroll": {"$gte": 50}}]}}]}) == ["triggers"]
     assert modules_for({"campaigns": [{**campaign, "segment": "s"}], "segments": {"s": {"page.idle": {"$gt": 9}}}}) == ["triggers"]
+    recommend = {"selector": "#r", "recommend": {"strategy": "bestsellers", "items": "page"}}
+    with_action = {**campaign, "variations": [{"key": "v", "actions": [recommend]}]}
+    assert modules_for({"campaigns": [with_action]}) == ["commerce", "recommend"]
+    placeholder = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "text": "Hi {{geo.city|there}}"}]}]}
+    assert modules_for({"campaigns": [placeholder]}) == ["recommend"]
+    in_cart = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "html": "<b>{{cart.value}}</b>"}]}]}
+    assert modules_for({"campaigns": [in_cart]}) == ["commerce", "recommend"]
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"cart.value": {"$gt": 50}}}]}) == ["commerce"]
+    assert modules_for({"campaigns": [campaign], "settings": {"ecommerce": True}}) == ["commerce"]
+    reorder = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "nav ul", "reorder": {"by": "history.categories"}}]}]}
+    assert modules_for({"campaigns": [reorder]}) == ["recommend"]
+    plain = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "text": "{not one}"}]}]}
+    assert modules_for({"campaigns": [plain]}) == []
     assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"$not": {"page.exit_intent": True}}}}}) == ["triggers"]
     assert modules_for({"campaigns": [{**campaign, "conditions": {"page.path": "/", "page.scroller": 1}}]}) == []
     assert modules_for({"campaigns": [], "segments": {"unused": {"page.scroll": 1}}}) == []

@@ -284,3 +284,9 @@ def test_decide_requests_are_checked_by_their_schema(client, published):
     assert response.status_code == 400
     assert response.get_json()["details"] == problems("decide-request", bad)
     assert [d["path"] for d in response.get_json()["details"]] == ["", "/attributes", "/triggered/1", "/visitor_id"]
+
+
+def test_the_config_schema_reads_product_ids_as_the_wire_does():
+    config = schema("site-config")
+    anchors = config["$defs"]["action"]["properties"]["recommend"]["properties"]["items"]["oneOf"][1]
+    assert anchors["items"]["pattern"] == definition("ids", "product_id")["pattern"]

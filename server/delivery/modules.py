@@ -4,6 +4,8 @@ One rule per module, by the name sdk_js/build.mjs gives its file (dist/manifest.
 that needs none gets the core alone."""
 import re
 
+from server.configs.placeholders import has_placeholders, names
+
 # The behaviour the triggers module watches, which conditions may read too.
 BEHAVIOUR_PATH = re.compile(r"page(?:\.(?:scroll|idle|exit_intent))?")
 
@@ -34,7 +36,39 @@ def reads(bundle, pattern):
     return any(pattern.fullmatch(path) for condition in conditions for path in condition_paths(condition))
 
 
+CART_PATH = re.compile(r"cart(?:\..*)?")
+
+
+def actions(bundle):
+    """Every action of every variation of the bundle."""
+    return [action for c in bundle.get("campaigns") or [] for v in c.get("variations") or []
+            for action in v.get("actions") or [] if isinstance(action, dict)]
+
+
+def _placeholder_names(bundle):
+    return [name for action in actions(bundle) for field in ("text", "html") if has_placeholders(action.get(field))
+            for name in names(action[field])]
+
+
+def needs_recommend(bundle):
+    """Recommendations, placeholders and reordering are the recommend module's."""
+    return any("recommend" in a or "reorder" in a for a in actions(bundle)) or bool(_placeholder_names(bundle))
+
+
+def needs_commerce(bundle):
+    """The cart kept for the session and GA4 signals: asked for by the site, or read by a campaign
+    (a recommendation leaves the cart's items out; a placeholder or condition reads cart.*)."""
+    return ((bundle.get("settings") or {}).get("ecommerce") is True
+            or any("recommend" in a for a in actions(bundle))
+            or any(CART_PATH.fullmatch(name) for name in _placeholder_names(bundle))
+            or reads(bundle, CART_PATH))
+
+
 MODULES = {
+    # GA4 e-commerce from the data layer: the cart kept for the session, item signals, purchases with order ids
+    "commerce": needs_commerce,
+    # recommend actions, placeholders (product data, live counts), reorder
+    "recommend": needs_recommend,
     # behavioural triggers, and the page behaviour (scroll, idle, exit intent) they share with conditions
     "triggers": lambda bundle: (any(c.get("trigger") is not None for c in bundle.get("campaigns") or [])
                                 or reads(bundle, BEHAVIOUR_PATH)),
