@@ -329,7 +329,16 @@ def test_a_conversion_names_a_live_campaign_or_the_batch_is_refused(client, publ
     assert variation(data, "hero-newsletter", "promo")["goals"]["purchase"]["conversions"] == 0
 
 
-@pytest.mark.parametrize("field, value", [("order_id", "T 1"), ("order_id", "x" * 101), ("order_id", 12),
+def test_an_order_id_the_server_cannot_count_by_is_ignored_and_the_conversion_counts(client, published):
+    (visitor,) = promo_visitors(client, 1)
+    events = [ev("exposure"), ev("conversion", value=5, order_id="Order 1042"),
+              ev("conversion", value=5, order_id="Order 1042"), ev("conversion", value=5, order_id="x" * 101)]
+    assert post(client, visitor, events).status_code == 204
+    purchase = variation(results(client, published), "hero-newsletter", "promo")["goals"]["purchase"]
+    assert (purchase["conversions"], purchase["revenue"], purchase["orders"]) == (1, 15.0, 0)
+
+
+@pytest.mark.parametrize("field, value", [("order_id", 12), ("order_id", None),
                                           ("strategy", "popular"), ("items", []), ("items", ["a b"]),
                                           ("campaign", "-x")])
 def test_conversion_extras_are_checked(client, published, field, value):

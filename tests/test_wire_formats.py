@@ -178,7 +178,7 @@ valid_batches = st.fixed_dictionaries({
 # Values at and around every bound and format of the schema, and of every JSON type.
 ODD = st.sampled_from([
     None, True, False, 0, 1, -1, 1.0, 0.5, -0.0, "", "x", "event-0001", "abcdefgh\n", "a" * 64, "a" * 65, "hero",
-    "a" * 100, "a" * 101, "T 1", "bought_together", ["sku-1"], ["sku 1"], ["sku-1"] * 21,
+    "T 1", "bought_together", ["sku-1"], ["sku 1"], ["sku-1"] * 21,
     "-hero", "hero\n", "exposure", "conversion", "click", [], {}, [1], {"a": 1},
     EVENT["version"]["maximum"], EVENT["version"]["maximum"] + 1, EVENT["ts"]["minimum"], EVENT["ts"]["minimum"] - 1,
     EVENT["ts"]["maximum"], EVENT["ts"]["maximum"] + 1, float(EVENT["ts"]["minimum"]), VALUE["maximum"],

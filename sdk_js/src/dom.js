@@ -19,10 +19,11 @@ const MAX_WRITES_PER_TASK = 5
 /**
  * One property of one action on the elements its selector matches.
  * kind: "p" element property (textContent, innerHTML), "a" attribute, "c" class, "s" style
- * property, "r" remove, "i" insert (name: before, after or append).
+ * property, "r" remove, "i" insert (name: before, after or append), "x" a module's own change
+ * (wanted: a function that changes the element once and returns what undoes it).
  * @typedef {Object} Op
  * @property {string} selector
- * @property {"p" | "a" | "c" | "s" | "r" | "i"} kind
+ * @property {"p" | "a" | "c" | "s" | "r" | "i" | "x"} kind
  * @property {string} name
  * @property {any} wanted
  * @property {string} campaign
@@ -94,7 +95,9 @@ const undo = (element, op, original) =>
     ? (element.textContent = "") || element.append(...original) // the original nodes, listeners and all
     : op.kind == "i"
       ? original.forEach((/** @type {ChildNode} */ node) => node.remove())
-      : write(element, op, original)
+      : op.kind == "x"
+        ? original()
+        : write(element, op, original)
 
 /**
  * @param {Document} doc
@@ -182,6 +185,7 @@ export function createDom(doc, nonce, refused) {
         ["append", action.append],
       ])
         if (html != null) add(selector, "i", /** @type {string} */ (where), html)
+      if (action.apply) add(selector, "x", "", action.apply)
     }
     return out
   }
@@ -203,6 +207,10 @@ export function createDom(doc, nonce, refused) {
     let byOp = remembered.get(element)
     if (!byOp) remembered.set(element, (byOp = {}))
     let applied = byOp[op.id]
+    if (op.kind == "x") {
+      if (!applied) (byOp[op.id] = { original: op.wanted(element) }), live[op.campaign].touched.add(element)
+      return true
+    }
     const current = read(element, op, applied)
     if (current === op.wanted || (applied && current === applied.left)) return true
     if (!applied) {

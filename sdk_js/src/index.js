@@ -134,9 +134,9 @@ const emit = (name, payload) => {
   state.emitted.push([name, payload])
   for (const handler of state.handlers[name] || []) call(handler, payload)
 }
-/** @param {keyof ModuleHooks} name @param {any} [argument] */
-const hook = (name, argument) => {
-  for (const hooks of state.modules) hooks[name] && call(/** @type {Function} */ (hooks[name]), argument)
+/** @param {keyof ModuleHooks} name @param {any} [argument] @param {any} [more] */
+const hook = (name, argument, more) => {
+  for (const hooks of state.modules) hooks[name] && call(/** @type {Function} */ (hooks[name]), argument, more)
 }
 /** A `?vitrina_debug=1` line that is not a decision. @param {string} topic @param {string} text */
 const note = (topic, text) => state.debug && console.log("[vitrina:" + topic + "] " + text)
@@ -184,11 +184,10 @@ function expose(key, variation) {
   ;(win.dataLayer || []).push({ event: "vitrina_exposure", campaign: key, variation })
 }
 
-/** @param {string} goal @param {any} [value] */
-function convert(goal, value) {
+/** @param {string} goal @param {Partial<TrackedEvent>} [fields] value, order_id (a module adds campaign, strategy, items) */
+function convert(goal, fields) {
   /** @type {TrackedEvent} */
-  const event = { type: "conversion", goal }
-  if (typeof value == "number" && isFinite(value)) event.value = value
+  const event = { type: "conversion", goal, ...fields }
   // A visitor previewing a forced variation is QA, not traffic.
   if (Object.keys(state.forced).length) event.forced = true
   send(event)
@@ -270,7 +269,12 @@ function decideAndApply(firstPaint) {
   /** @type {{[campaign: string]: Action[]}} */
   const wanted = {}
   for (const key in decision.variations) {
-    const actions = campaignOf(key).variations.find((v) => v.key == decision.variations[key])?.actions || []
+    /** @type {Action[] | null} */
+    let actions = campaignOf(key).variations.find((v) => v.key == decision.variations[key])?.actions || []
+    // A module may rewrite the actions (recommendations, placeholders) or hold them back: not
+    // applied nor exposed yet, until it decides again.
+    for (const hooks of state.modules) if (actions && hooks.render) actions = hooks.render(key, actions, attributes)
+    if (!actions) continue
     const to = actions.find((action) => action.redirect)?.redirect
     const refused = to != null && !safeUrl(to, location.href)
     refused && note("refused", key + ": redirect to " + to)
@@ -283,7 +287,7 @@ function decideAndApply(firstPaint) {
   }
   state.dom.sync(wanted, firstPaint ? state.antiflickerUntil - Date.now() : 0)
   hideWhileWaiting()
-  for (const key in decision.variations) expose(key, decision.variations[key])
+  for (const key in wanted) expose(key, decision.variations[key])
   for (const key of decision.holdout_campaigns) expose(key, null)
   timed && endPhase("apply")
   logDecision(decision)
@@ -397,6 +401,11 @@ const moduleRuntime = {
   bundle: () => state.bundle,
   behaviour: state.behaviour,
   decide: () => decideAndApply(),
+  state,
+  saveVisit,
+  send,
+  convert,
+  emit,
 }
 
 /** After the first paint (idle time), or at once when the page goes first: whatever could wait. */
@@ -539,14 +548,19 @@ const api = {
     state.extra = merge(state.extra, expand(values))
     decideAndApply()
   },
-  /** @param {any} name @param {any} [properties] */
+  /** @param {any} name @param {any} [properties] {value, order_id} */
   track(name, properties) {
     name = "" + name
+    const { value, order_id } = properties || {}
     const counts = /** @type {{[name: string]: number}} */ (state.visit.e)
     counts[name] = (counts[name] || 0) + 1
     saveVisit()
-    if (state.bundle) for (const goal of tracked(state.bundle.goals, name)) convert(goal, properties && properties.value)
-    hook("track", name)
+    /** @type {Partial<TrackedEvent>} */
+    const fields = typeof value == "number" && isFinite(value) ? { value } : {}
+    // the server counts an order once per id; one it cannot read (spaces, too long) it ignores
+    if (order_id != null) fields.order_id = "" + order_id
+    if (state.bundle) for (const goal of tracked(state.bundle.goals, name)) convert(goal, fields)
+    hook("track", name, properties)
   },
   /** @param {any} token */
   identify: (token) => (resolveConsent(), local("vtr_u", "" + token)),

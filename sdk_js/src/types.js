@@ -24,6 +24,23 @@
  * @property {string} [append]
  * @property {string} [css]
  * @property {string} [redirect]
+ * @property {Recommend} [recommend] the recommend module's
+ * @property {{by: string}} [reorder] the recommend module's
+ * @property {(element: Element) => () => void} [apply] what a module's rewritten action does to each element, once; returns its undo
+ */
+
+/**
+ * A recommend action (docs/reference/recommendations.md); the compiler fills n and template.
+ * @typedef {Object} Recommend
+ * @property {string} strategy
+ * @property {"cart" | "page" | "viewed" | string[]} items
+ * @property {number} n
+ * @property {string} template
+ * @property {string} [title]
+ * @property {string} [add]
+ * @property {string} [category]
+ * @property {number} [min_price]
+ * @property {number} [max_price]
  */
 
 /**
@@ -75,6 +92,7 @@
  * @property {number} [holdout]
  * @property {"implied" | "required"} [consent]
  * @property {number} [antiflicker_ms]
+ * @property {boolean} [ecommerce]
  */
 
 /**
@@ -134,7 +152,20 @@
  * @property {ExposureCounts} [x] exposures per campaign (caps)
  * @property {StickyAssignments} [k] sticky assignments
  * @property {string} [j] a campaign whose exposure the redirecting page already sent
+ * @property {{s?: number, c?: Cart}} [b] the commerce module's cart, for the session that started at s
+ * @property {{s?: number, i?: {[id: string]: string[]}}} [m] the recommend module's: products recommended and
+ *   clicked or added in the session that started at s, each [campaign, strategy]
  */
+
+/**
+ * The cart (docs/reference/js-api.md "The cart"): what the site set, or what GA4 events said.
+ * @typedef {Object} Cart
+ * @property {number} [value]
+ * @property {number} [items]
+ * @property {CartLine[]} [lines]
+ */
+
+/** @typedef {{id: string, quantity: number, price: number}} CartLine */
 
 /**
  * Server-resolved context: `context.js`, `GET /v1/context`, `init({context})` or session
@@ -158,13 +189,18 @@
 /**
  * An event for `POST .../collect` (docs/DESIGN.md "Events").
  * @typedef {Object} TrackedEvent
- * @property {"exposure" | "conversion"} type
+ * @property {"exposure" | "conversion" | "item"} type
  * @property {string} [campaign]
  * @property {string | null} [variation]
  * @property {boolean} [holdout]
  * @property {boolean} [forced]
  * @property {string} [goal]
  * @property {number} [value]
+ * @property {string} [order_id] a purchase's order
+ * @property {string} [strategy] a recommendation conversion's
+ * @property {string[]} [items] product ids (item events; recommendation conversions)
+ * @property {"view" | "cart" | "purchase"} [action] an item event's
+ * @property {number} [session] an item event's: the visitor's session number
  * @property {string} [id]
  * @property {number} [version]
  * @property {number} [ts]
@@ -176,6 +212,22 @@
  * @property {() => Bundle | null | undefined} bundle the published bundle (null without one)
  * @property {Behaviour} behaviour this page view's (reset in place on each page view): a module may keep it up to date
  * @property {() => void} decide decide again and apply, as `vitrina.refresh()` does without a new page view
+ * @property {ModuleState} state the runtime's state, as far as modules read it
+ * @property {() => any} saveVisit store the visit state (when allowed)
+ * @property {(event: TrackedEvent) => void} send queue an event for collect (id, version and ts added)
+ * @property {(goal: string, fields?: Partial<TrackedEvent>) => void} convert a conversion, as vitrina.track makes them
+ * @property {(name: string, payload: any) => void} emit tell vitrina.on(name) handlers
+ */
+
+/**
+ * What modules read of the core's state (index.js RuntimeState): live, never a copy.
+ * @typedef {Object} ModuleState
+ * @property {string} endpoint absolute URL of /v1/sites/<site> ("" when unknown: nothing is sent)
+ * @property {VisitState} visit the visit state, in which a module may keep its own key
+ * @property {any} extra what vitrina.set() gave (a module may add to it, e.g. the cart)
+ * @property {boolean} [debug] ?vitrina_debug=1
+ * @property {{hideFor: (selectors: string[], ms: number, unless?: string) => () => void}} dom the page's
+ *   actions: hideFor hides what the selectors match (but what `unless` excepts) for at most ms
  */
 
 /**
@@ -184,7 +236,9 @@
  * @property {(options: DecideOptions) => void} [decideOptions] add to the options of each decision
  * @property {() => void} [pageView] a page view starts (the first one, then each SPA navigation)
  * @property {() => void} [start] once, after the first decision and swaps (idle time or pagehide): listeners, timers
- * @property {(name: string) => void} [track] `vitrina.track(name)`
+ * @property {(name: string, properties: any) => void} [track] `vitrina.track(name, properties)`
+ * @property {(campaign: string, actions: Action[], attributes: any) => Action[] | null} [render] the actions
+ *   to apply for a chosen variation (the same array while unchanged), or null: not yet (not applied, not exposed)
  */
 
 /** @typedef {(runtime: ModuleRuntime) => ModuleHooks} ModuleInstall */

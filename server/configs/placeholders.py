@@ -7,7 +7,7 @@ import re
 
 from server.configs.attributes import attribute_problem
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(?:\|([^{}]*?)\s*)?\}\}")
+PLACEHOLDER = re.compile(r"\{\{[ \t\n]*([A-Za-z_][A-Za-z0-9_.]*)[ \t\n]*(?:\|[ \t\n]*([^{}]*?)[ \t\n]*)?\}\}")
 # What a recommended product shows: its public feed fields, prices formatted for its currency.
 ITEM_FIELDS = ("id", "title", "link", "image_link", "price", "regular_price", "sale_price", "currency",
                "availability", "brand", "product_type")

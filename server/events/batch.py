@@ -8,7 +8,6 @@ from server.decisions.decide import choose_variation
 from server.wire.ids import (
     EVENT_ID_RE,
     KEY_RE,
-    ORDER_ID_RE,
     PRODUCT_ID_RE,
     VISITOR_ID_RE,
 )
@@ -94,7 +93,6 @@ _EXPOSURE_FIELDS = EVENT_FIELDS["exposure"]
 _CONVERSION_FIELDS = EVENT_FIELDS["conversion"]
 _ITEM_FIELDS = EVENT_FIELDS["item"]
 _product_id_ok = PRODUCT_ID_RE.match
-_order_id_ok = ORDER_ID_RE.match
 
 
 def _product_ids_ok(items, most):
@@ -152,7 +150,7 @@ _MISSING = object()
 def _conversion_extras_ok(get):
     """A conversion's optional order_id, campaign, strategy and items, each absent or valid."""
     order_id, campaign, strategy, items = (get(f, _MISSING) for f in ("order_id", "campaign", "strategy", "items"))
-    return ((order_id is _MISSING or type(order_id) is str and _order_id_ok(order_id))
+    return ((order_id is _MISSING or type(order_id) is str)
             and (campaign is _MISSING or type(campaign) is str and _key_ok(campaign))
             and (strategy is _MISSING or type(strategy) is str and strategy in STRATEGIES)
             and (items is _MISSING or _product_ids_ok(items, MAX_CONVERSION_ITEMS)))

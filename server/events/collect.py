@@ -10,6 +10,7 @@ from server.configs import publishing
 from server.events.batch import UNVERIFIABLE, verify_against_bundles
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.wire.ids import ORDER_ID_RE
 
 ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
 RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
@@ -68,6 +69,9 @@ def ingest(site, visitor_id, events):
         if signals:
             get_store().record_interactions(site, interaction_rows(visitor_id, signals))
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
+    for event in counted:
+        if "order_id" in event and not ORDER_ID_RE.match(event["order_id"]):
+            del event["order_id"]  # an id we cannot count an order by: the conversion counts without it
     if counted:
         for event, body in zip(counted, _bodies(counted)):
             event["_json"] = body
