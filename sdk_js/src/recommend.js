@@ -13,13 +13,14 @@
 // - `text` and `html` with {{placeholders}} are filled from the attributes and, for product.*,
 //   from GET .../products/<id> of the product on the page (held back like a slot).
 // - `reorder` becomes a module op that moves the children of the element, undone on revert.
+import { readViewedProducts } from "./attributes.js"
 import { safeAttribute } from "./guards.js"
 import { idsOf, linesOf, pageProduct, PRODUCT_ID } from "./ecommerce.js"
 
 /** @typedef {import("./types.js").Action} Action */
 /** @typedef {import("./types.js").Recommend} Recommend */
 /** @typedef {import("./types.js").ModuleInstall} ModuleInstall */
-/** @typedef {{done?: boolean, late?: boolean, body?: any, show?: () => void}} Request */
+/** @typedef {{done?: boolean, late?: boolean, body?: any, until: number, hidden: {[selector: string]: () => void}}} Request */
 
 // server/configs/placeholders.py PLACEHOLDER: {{name}} or {{name|default}}
 export const PLACEHOLDER = /\{\{[ \t\n]*([A-Za-z_][\w.]*)[ \t\n]*(?:\|[ \t\n]*([^{}]*?)[ \t\n]*)?\}\}/g
@@ -183,31 +184,30 @@ export const installRecommend = (runtime) => {
   const convert = (goal, fields) => runtime.bundle()?.goals?.[goal] && runtime.convert(goal, fields)
 
   /**
-   * A request of this page view, made once; the first for a campaign hides its element until it
-   * is applied, at most antiflicker_ms, after which the answer is late.
+   * A request of this page view, made once. While a campaign has shown nothing yet, the elements
+   * waiting for it stay hidden until applied, at most antiflicker_ms, after which it is late.
    * @param {string} url
-   * @param {string} selector
+   * @param {string} selector an element waiting for it
    * @param {string} campaign
    * @param {string} what for the debug log
    */
   function request(url, selector, campaign, what) {
-    let found = requests.get(url)
-    if (found) return found
-    /** @type {Request} */
-    const made = {}
-    requests.set(url, made)
-    const current = () => requests.get(url) == made
     const ms = runtime.bundle()?.settings?.antiflicker_ms ?? 400
+    let made = requests.get(url)
+    const first = !made
+    // nowhere to ask without an endpoint: no recommendations, no product
+    if (!made) requests.set(url, (made = { until: Date.now() + ms, hidden: {}, done: !state.endpoint }))
+    const hidden = made.hidden
+    if (!made.done && !rendered[campaign] && !hidden[selector])
+      hidden[selector] = state.dom.hideFor([selector], made.until - Date.now(), ":not([data-vtr])")
+    if (!first || made.done) return made
+    const current = () => requests.get(url) == made
     /** @param {string} why */
     const giveUp = (why) => {
-      made.show && made.show()
-      note(campaign + ": " + what + " " + why + ": the original stays, nothing is exposed")
+      for (const show of Object.values(hidden)) show()
+      note(campaign + ": " + what + " " + why)
     }
-    if (!state.endpoint) return (made.done = true), made // nowhere to ask: no recommendations, no product
-    if (!rendered[campaign]) {
-      made.show = state.dom.hideFor([selector], ms, ":not([data-vtr])")
-      setTimeout(() => made.done || ((made.late = true), giveUp("came after antiflicker_ms (" + ms + " ms)")), ms)
-    }
+    setTimeout(() => made.done || ((made.late = true), giveUp("came after antiflicker_ms (" + ms + " ms): the original stays, nothing is exposed")), ms)
     fetch(url, { credentials: "omit" })
       .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
       .then(
@@ -215,7 +215,7 @@ export const installRecommend = (runtime) => {
           made.done = true
           made.body = body
           if (made.late || !current()) return
-          body.items && !body.items.length && giveUp("found none")
+          body.items && !body.items.length && giveUp("found none: the original stays, nothing is exposed")
           runtime.decide()
         },
         (error) => {
@@ -281,7 +281,10 @@ export const installRecommend = (runtime) => {
             signature.push(html)
           }
         } else if (action.reorder) {
-          const categories = (attributes.history?.categories || []).map(String)
+          // the categories viewed so far, this page's view_item included
+          const viewed = { c: [...(attributes.history?.categories || [])] }
+          readViewedProducts(win, viewed)
+          const categories = /** @type {string[]} */ (viewed.c)
           out.push({ selector, apply: reorder(categories) })
           signature.push(categories.join("\n"))
         } else if (hasPlaceholder(action.text) || hasPlaceholder(action.html)) {
