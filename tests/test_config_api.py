@@ -71,7 +71,7 @@ BAD_CONFIGS = [
     ("unknown segment", _set(["campaigns", 0, "segment"], "nope"), "/campaigns/0/segment", "unknown segment"),
     ("unknown goal", _set(["campaigns", 1, "goals"], ["purchase", "nope"]), "/campaigns/1/goals/1", "unknown goal"),
     ("duplicate campaign", lambda c: c["campaigns"].append(copy.deepcopy(c["campaigns"][0])),
-     "/campaigns/3/key", "duplicate campaign key"),
+     "/campaigns/7/key", "duplicate campaign key"),
     ("duplicate variation", lambda c: c["campaigns"][1]["variations"].append({"key": "control", "weight": 0}),
      "/campaigns/1/variations/2/key", "duplicate variation key"),
     ("weights not summing to 1", _set(["campaigns", 1, "variations", 0, "weight"], 0.7),
@@ -270,7 +270,7 @@ def test_every_problem_is_listed_at_once(client, shop, demo_config):
     """Ten mistakes, schema and semantic mixed, give ten problems in one answer: none hides
     behind another, none is reported twice."""
     config = copy.deepcopy(demo_config)
-    hero, cta, reco = config["campaigns"]
+    hero, cta, reco, *_ = config["campaigns"]
     hero["status"] = "running"                                          # schema: enum
     hero["colour"] = "red"                                              # schema: unknown field
     config["settings"]["holdout"] = 0.9                                 # schema: maximum

@@ -12,6 +12,9 @@ DIST = REPO_SDK.parent
 MANIFEST = json.loads((DIST / "manifest.json").read_text())
 CORE = (DIST / MANIFEST["core"]).read_bytes()
 TRIGGERS = (DIST / MANIFEST["modules"]["triggers"]).read_bytes()
+# the demo config recommends (cart cross-sell, up-sell) and fills placeholders (social proof)
+COMMERCE, RECOMMEND = ((DIST / MANIFEST["modules"][name]).read_bytes() for name in ("commerce", "recommend"))
+DEMO_MODULES = COMMERCE + b"\n" + RECOMMEND
 
 
 def _boot(tag_js):
@@ -31,7 +34,7 @@ def test_tag_carries_the_core_and_the_bundle_and_nothing_of_the_visitor(client, 
                           environ_base={"REMOTE_ADDR": "81.2.69.142"}, base_url="https://cdn.example.test")
     assert response.status_code == 200
     assert response.content_type.startswith("application/javascript")
-    assert response.data.startswith(CORE + b"\n;vitrina.init(")  # the demo config has no trigger
+    assert response.data.startswith(CORE + b"\n" + DEMO_MODULES + b"\n;vitrina.init(")  # no trigger
     assert _boot(response.data) == {"bundle": _boot(response.data)["bundle"]}
     assert _boot(response.data)["bundle"]["version"] == 1
     assert response.headers["Cache-Control"] == "public, max-age=60, stale-while-revalidate=600"
@@ -48,7 +51,7 @@ def test_tag_carries_the_modules_its_bundle_needs(client, published, demo_config
     client.put("/api/v1/sites/shop/config", json=demo_config, headers=published)
     client.post("/api/v1/sites/shop/publish", headers=published)
     body = client.get("/v1/sites/shop/tag.js").data
-    assert body.startswith(CORE + b"\n" + TRIGGERS + b"\n;vitrina.init(")
+    assert body.startswith(CORE + b"\n" + DEMO_MODULES + b"\n" + TRIGGERS + b"\n;vitrina.init(")
 
 
 def test_tag_escapes_markup_in_merchant_strings(client, published, demo_config):
