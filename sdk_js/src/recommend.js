@@ -202,12 +202,12 @@ export const installRecommend = (runtime) => {
       hidden[selector] = state.dom.hideFor([selector], made.until - Date.now(), ":not([data-vtr])")
     if (!first || made.done) return made
     const current = () => requests.get(url) == made
-    /** @param {string} why */
-    const giveUp = (why) => {
+    /** @param {string} why @param {string} [then] */
+    const giveUp = (why, then = ": the original stays, nothing is exposed") => {
       for (const show of Object.values(hidden)) show()
-      note(campaign + ": " + what + " " + why)
+      note(campaign + ": " + what + " " + why + then)
     }
-    setTimeout(() => made.done || ((made.late = true), giveUp("came after antiflicker_ms (" + ms + " ms): the original stays, nothing is exposed")), ms)
+    setTimeout(() => made.done || ((made.late = true), giveUp("came after antiflicker_ms (" + ms + " ms)")), ms)
     fetch(url, { credentials: "omit" })
       .then((response) => (response.ok ? response.json() : Promise.reject(response.status)))
       .then(
@@ -215,12 +215,12 @@ export const installRecommend = (runtime) => {
           made.done = true
           made.body = body
           if (made.late || !current()) return
-          body.items && !body.items.length && giveUp("found none: the original stays, nothing is exposed")
+          body.items && !body.items.length && giveUp("found none")
           runtime.decide()
         },
         (error) => {
           made.done = true
-          current() && !made.late && (giveUp("failed (" + error + ")"), runtime.decide())
+          current() && !made.late && (giveUp("failed (" + error + ")", ""), runtime.decide())
         },
       )
     return made
@@ -290,7 +290,7 @@ export const installRecommend = (runtime) => {
         } else if (hasPlaceholder(action.text) || hasPlaceholder(action.html)) {
           const text = /** @type {string} */ (action.text ?? action.html)
           let product = {}
-          const id = text.includes("{{") && /\{\{[ \t\n]*product\./.test(text) ? pageProduct(win.dataLayer) : undefined
+          const id = /\{\{[ \t\n]*product\./.test(text) ? pageProduct(win.dataLayer) : undefined
           if (id) {
             const made = request(state.endpoint + "/products/" + encodeURIComponent(id), selector, campaign, "the product")
             if (made.late) gaveUp = true
