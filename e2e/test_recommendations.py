@@ -8,7 +8,7 @@ imported with the real CLI and whose recommendations are built by `vitrina recs 
 - an answer later than antiflicker_ms leaves the original, exposes nothing, and says so;
 - an A/B test of bought_together vs bestsellers vs nothing reports orders, AOV and revenue per
   visitor per variation (both stores);
-- placeholders (attributes, the page's product), social proof from live counts, and a menu
+- placeholders (attributes, the city from the context, the page's product), social proof from live counts, and a menu
   reordered by the categories viewed, taken back on an SPA navigation.
 
 Pages: e2e/pages/reco/."""
@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from server.qa import visitor_cookie
 
-from .conftest import http
+from .conftest import PARIS_IP, behind_proxy, http
 from .pageutil import pick_visitors, sampler, seen_texts
 
 CART = "/reco/cart.html"
@@ -239,3 +239,15 @@ def test_a_menu_is_reordered_by_the_categories_viewed_and_taken_back_on_navigati
     page.evaluate("history.pushState({}, '', '/reco/elsewhere')")  # an SPA page the campaign does not target
     page.wait_for_function("vitrina.getVariation('menu') === null")
     assert order() == ["Home", "Garden", "Kitchen", "Kids", "Sale"]
+
+
+def test_a_geo_placeholder_is_filled_from_the_context(new_context, geo_server):
+    """#greeting needs no request, but its campaign waits for the product: it waits hidden with them."""
+    site = geo_server.new_site(CONFIG)
+    context = new_context()
+    behind_proxy(context, geo_server.server_url, PARIS_IP)
+    page = context.new_page()
+    page.add_init_script(sampler("#greeting"))
+    page.goto(site.url(f"{PRODUCT}?id=rake-1"))  # context.js before the tag: known before the first paint
+    expect(page.locator("#greeting")).to_have_text("Hello from Paris")
+    assert seen_texts(page, "#greeting") == ["Hello from Paris"]

@@ -184,6 +184,16 @@ export const installRecommend = (runtime) => {
   const convert = (goal, fields) => runtime.bundle()?.goals?.[goal] && runtime.convert(goal, fields)
 
   /**
+   * Hides an element of a campaign that has shown nothing yet until the request is done, at most
+   * until its deadline.
+   * @param {Request} made
+   * @param {string} selector
+   * @param {string} campaign
+   */
+  const hold = (made, selector, campaign) =>
+    made.done || rendered[campaign] || made.hidden[selector] || (made.hidden[selector] = state.dom.hideFor([selector], made.until - Date.now(), ":not([data-vtr])"))
+
+  /**
    * A request of this page view, made once. While a campaign has shown nothing yet, the elements
    * waiting for it stay hidden until applied, at most antiflicker_ms, after which it is late.
    * @param {string} url
@@ -198,8 +208,7 @@ export const installRecommend = (runtime) => {
     // nowhere to ask without an endpoint: no recommendations, no product
     if (!made) requests.set(url, (made = { until: Date.now() + ms, hidden: {}, done: !state.endpoint }))
     const hidden = made.hidden
-    if (!made.done && !rendered[campaign] && !hidden[selector])
-      hidden[selector] = state.dom.hideFor([selector], made.until - Date.now(), ":not([data-vtr])")
+    hold(made, selector, campaign)
     if (!first || made.done) return made
     const current = () => requests.get(url) == made
     /** @param {string} why @param {string} [then] */
@@ -258,7 +267,8 @@ export const installRecommend = (runtime) => {
 
   return {
     render(campaign, actions, attributes) {
-      let waiting = false
+      /** @type {Request | undefined} a request the actions wait for */
+      let waiting
       let gaveUp = false
       /** @type {Action[]} */
       const out = []
@@ -273,7 +283,7 @@ export const installRecommend = (runtime) => {
           const made = request(recommendationsUrl(state.endpoint, recommend, attributes, win.dataLayer), selector, campaign, "recommendations")
           const items = made.body?.items
           if (made.late || (made.done && !items?.length)) gaveUp = true
-          else if (!made.done) waiting = true
+          else if (!made.done) waiting = made
           else {
             for (const item of items) products[item.id] = item
             const html = safeHtml(doc, slotHtml(campaign, recommend, items, locale()))
@@ -294,7 +304,7 @@ export const installRecommend = (runtime) => {
           if (id) {
             const made = request(state.endpoint + "/products/" + encodeURIComponent(id), selector, campaign, "the product")
             if (made.late) gaveUp = true
-            else if (!made.done) waiting = true
+            else if (!made.done) waiting = made
             else product = made.body ? productFields(made.body, locale()) : {} // not in the feed: the defaults
           }
           /** @param {string} name */
@@ -304,6 +314,8 @@ export const installRecommend = (runtime) => {
           signature.push(/** @type {string} */ (filled.text ?? filled.html))
         } else out.push(action)
       }
+      // The variation shows as a whole: its other elements wait hidden with the slots.
+      if (waiting && !gaveUp) for (const action of actions) action.selector && hold(waiting, action.selector, campaign)
       const previous = rendered[campaign]
       // Until every slot is ready, what was shown stays (nothing, at first: the original).
       if (waiting || gaveUp) return previous ? previous.actions : null
