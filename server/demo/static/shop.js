@@ -29,10 +29,8 @@
   save();
   showCart();
   var button = document.querySelector("button.add-to-cart[data-id]");
-  if (button && window.demoProduct) button.addEventListener("click", function () {
-    add(window.demoProduct);
-    button.textContent = "Added ✓";
-  });
+  // (the button's text is a campaign's to change: the cart count says it was added)
+  if (button && window.demoProduct) button.addEventListener("click", function () { add(window.demoProduct); });
   // A recommended product's "Add" button on the cart page: the shop adds it, the shopper stays.
   window.vitrina && vitrina.on("recommendation:add", function (product) {
     add({item_id: product.id, item_name: product.title, price: product.sale_price || product.price});
