@@ -14,6 +14,7 @@ const common = { bundle: true, target: "es2020", legalComments: "none", logLevel
 // name -> entry: each becomes dist/modules/<name>.min.js
 const MODULES = {
   commerce: "src/modules/commerce.js",
+  identity: "src/modules/identity.js",
   recommend: "src/modules/recommend.js",
   triggers: "src/modules/triggers.js",
 }

@@ -1,11 +1,12 @@
-"""The `vitrina` command: serve, worker, sites, keys, publish, results, sample-size, catalog, orders, recs,
-demo."""
+"""The `vitrina` command: serve, worker, sites, keys, users, publish, results, sample-size, catalog,
+orders, customers, recs, demo."""
 import argparse
 import json
 import os
 import subprocess
 import sys
 
+from server.accounts import audit
 from server.settings import ConfigError, load_config
 
 
@@ -66,7 +67,7 @@ def _import_file(args, what, run_import):
     from server.catalog import feed
     from server.store import get_store
     try:
-        media = feed.media_type_for_path(args.file) if args.format is None else FORMATS[args.format]
+        media = args.media = feed.media_type_for_path(args.file) if args.format is None else FORMATS[args.format]
     except feed.UnsupportedMediaType as e:
         return _fail(str(e))
     if not os.path.isfile(args.file):
@@ -77,7 +78,8 @@ def _import_file(args, what, run_import):
             return _fail(f"no site {args.site!r}")
         with open(args.file, "rb") as f, _progress_bar(total=os.path.getsize(args.file), unit="B", unit_scale=True,
                                                        desc=what) as bar:
-            answer = run_import(store, feed.records(_CountingReader(f, bar), media))
+            lines = feed.records(_CountingReader(f, bar), media, getattr(args, "id_columns", ("id",)))
+            answer = run_import(store, lines)
     errors = answer.pop("errors")
     print(json.dumps(answer))
     for error in errors:
@@ -93,6 +95,16 @@ def cmd_catalog_import(args):
     from server.catalog.importer import import_products
     return _import_file(args, "catalogue", lambda store, lines: import_products(store, args.site, lines,
                                                                                 replace=not args.patch))
+
+
+def cmd_customers_import(args):
+    from server.catalog import feed
+    from server.identity.customers import ID_FIELDS, import_customers
+
+    def run(store, lines):
+        return import_customers(store, args.site, lines, replace=not args.patch, typed_cells=args.media in feed.CSV_TYPES)
+    args.id_columns = ID_FIELDS
+    return _import_file(args, "customers", run)
 
 
 def cmd_orders_import(args):
@@ -137,6 +149,25 @@ def cmd_sites_create(args):
     return 0
 
 
+def cmd_sites_identity_secret(args):
+    from server.identity.site_secrets import ROTATION_GRACE_S, current_secret
+    from server.store import get_store
+    from server.web.keys import iso_time
+    with _app().app_context():
+        if not get_store().site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        secret, previous_until = current_secret(args.site, rotate=args.rotate)
+    if args.rotate:
+        print(f"Rotated the identity secret of site {args.site!r}. Tokens signed with the previous one verify "
+              f"until {iso_time(previous_until) if previous_until else 'now only'} ({ROTATION_GRACE_S // 3600} h); "
+              "rotating again drops it at once. The new secret (HS256; keep it on your servers, never in a page):")
+    else:
+        print(f"Identity secret of site {args.site!r}: sign identity tokens with it (HS256) on your servers; "
+              "never put it in a page:")
+    print(secret)
+    return 0
+
+
 def cmd_keys_list(args):
     from server.store import get_store
     from server.web.keys import iso_time
@@ -166,6 +197,8 @@ def cmd_keys_create(args):
             key = create_key(args.site, args.name, args.scope)
         except KeyExists:
             return _fail(f"site {args.site!r} already has a key named {args.name!r}")
+        audit.record(args.site, "key.create", f"created API key '{args.name}' (scope {args.scope})",
+                     {"name": args.name, "scope": args.scope})
     print(f"Created key {args.name!r} (scope {args.scope}) of site {args.site!r}. It is shown once; "
           "only its hash is stored:")
     print(key)
@@ -180,7 +213,30 @@ def cmd_keys_revoke(args):
             return _fail(f"no site {args.site!r}")
         if not store.revoke_key(args.site, args.name):
             return _fail(f"site {args.site!r} has no key named {args.name!r}")
+        audit.record(args.site, "key.revoke", f"revoked API key '{args.name}'", {"name": args.name})
     print(f"Revoked key {args.name!r} of site {args.site!r}: it opens nothing from now on.")
+    return 0
+
+
+def cmd_users_create(args):
+    from server.accounts.users import ROLES, ensure_user, link_url, normal_email
+    from server.store import get_store
+    email = normal_email(args.email)
+    if email is None:
+        return _fail(f"{args.email!r} is not an email address")
+    if args.role not in ROLES:
+        return _fail(f"role {args.role!r}: use one of {', '.join(ROLES)}")
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        created = ensure_user(email)
+        store.set_role(args.site, email, args.role)
+        audit.record(args.site, "user.invite", f"gave {email} the role {args.role}", {"email": email, "role": args.role})
+        link = link_url(email)
+    print(f"{'Created user' if created else 'User'} {email}, {args.role} of {args.site!r}. This one-time link lets "
+          f"them set a password (it works once, for 3 days):")
+    print(link)
     return 0
 
 
@@ -207,6 +263,9 @@ def cmd_publish(args):
     if result.warnings:
         print(f"{args.config}: sanitised; what was removed:", file=sys.stderr)
         _print_problems(result.warnings)
+    with _app().app_context():
+        audit.record(args.site, "publish", f"published version {result.version} from {os.path.basename(args.config)}",
+                     {"version": result.version})
     print(f"Published {args.site} version {result.version}")
     return 0
 
@@ -283,7 +342,8 @@ def build_parser():
     worker.add_argument("--once", action="store_true", help="one pass over the sites, then exit")
     worker.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     worker.set_defaults(func=cmd_worker)
-    sites = sub.add_parser("sites", help="create and list sites", description="Create and list sites.")
+    sites = sub.add_parser("sites", help="create and list sites, print their identity secrets",
+                           description="Create and list sites; print a site's identity secret.")
     sites_sub = sites.add_subparsers(dest="sites_command", required=True, metavar="COMMAND",
                                      help="what to do with sites")
     create = sites_sub.add_parser("create", help="create a site and print its API key",
@@ -294,6 +354,25 @@ def build_parser():
     create.set_defaults(func=cmd_sites_create)
     sites_sub.add_parser("list", help="list sites, one a line",
                          description="List every site, one a line.").set_defaults(func=cmd_sites_list)
+    secret = sites_sub.add_parser("identity-secret", help="print the site's identity secret, alone on the last line",
+                                  description="Print the secret the shop's servers sign identity tokens with (JWT, "
+                                  "HS256), alone on the last line; made on first use. docs/reference/identity.md.")
+    secret.add_argument("site", help="the site whose identity secret to print")
+    secret.add_argument("--rotate", action="store_true",
+                        help="make a new secret; the previous one keeps verifying for 24 hours")
+    secret.set_defaults(func=cmd_sites_identity_secret)
+    users = sub.add_parser("users", help="workspace users", description="Workspace users (the web app at /app/).")
+    users = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND", help="what to do with users")
+    users_create = users.add_parser("create", help="give a user a role on a site and print a one-time sign-in link",
+                                    description="Create the user if needed, give them a role on the site and print "
+                                    "a one-time link to set a password, alone on the last line (absolute when "
+                                    "VITRINA_PUBLIC_URL is set, else a path).")
+    users_create.add_argument("email", help="the user's email address (their sign-in name)")
+    users_create.add_argument("--site", required=True, help="the site they work on")
+    users_create.add_argument("--role", required=True, choices=["owner", "editor", "viewer"],
+                              help="owner: everything, users and keys included; editor: edit, publish, roll back; "
+                              "viewer: read")
+    users_create.set_defaults(func=cmd_users_create)
     publish = sub.add_parser("publish", help="validate, save and publish a config file",
                              description="Validate a config file, save it as the site's draft and publish it as a "
                              "new version. An invalid file publishes nothing and lists every problem with its JSON "
@@ -344,7 +423,8 @@ def build_parser():
     size.add_argument("--json", action="store_true", help="print the JSON of GET .../sample-size")
     size.set_defaults(func=cmd_sample_size)
     for name, func, what in (("catalog", cmd_catalog_import, "a product feed"),
-                             ("orders", cmd_orders_import, "an order history (JSON lines)")):
+                             ("orders", cmd_orders_import, "an order history (JSON lines)"),
+                             ("customers", cmd_customers_import, "CRM data (customer attributes)")):
         group = sub.add_parser(name, help=f"import {what}", description=f"Import {what} into a site.")
         group = group.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND", help="what to do")
         command = group.add_parser("import", help=f"import {what} from a file, with a progress bar",
@@ -356,6 +436,10 @@ def build_parser():
         if name == "catalog":
             command.add_argument("--patch", action="store_true",
                                  help="upsert or delete some products (default: replace the whole catalogue)")
+        if name == "customers":
+            command.add_argument("--patch", action="store_true",
+                                 help="merge these attributes into the stored ones (default: the file holds every "
+                                 "customer; the others' attributes are removed)")
         command.set_defaults(func=func)
     recs = sub.add_parser("recs", help="recommendations", description="Recommendations of a site.")
     recs = recs.add_subparsers(dest="recs_command", required=True, metavar="COMMAND", help="what to do")

@@ -13,6 +13,7 @@ from server.configs import publishing
 from server.events import spool
 from server.events.batch import bucketed_assignment
 from server.store import UNAVAILABLE, get_store
+from server.store.outage import PROBE_EVERY_S
 from tests.conftest import EXPERIMENT_CONFIG, make_site
 from tests.servers import durable_redis, gunicorn_server, gunicorn_workers, wait_for
 
@@ -138,6 +139,7 @@ def test_a_store_still_down_stops_the_round_and_keeps_everything_as_it_was(tmp_p
                 pass
             assert _names(folder) == before  # no claim left behind, no try counted
         start_redis()
+        time.sleep(PROBE_EVERY_S)  # the store found away is asked again this often (server/store/outage.py)
         assert spool.replay_once(app) == 5
         assert _totals(app) == (5, 5, {})
         app.extensions["vitrina_store"].close()
@@ -152,7 +154,8 @@ def _request(url, data=None, headers=None, method=None):
 def test_a_claim_of_a_worker_killed_mid_replay_is_taken_back_nothing_lost_nothing_twice(tmp_path):
     batches = 150
     with durable_redis() as (redis_url, start_redis, stop_redis, redis_process):
-        env = _env(tmp_path, VITRINA_REDIS_URL=redis_url)
+        # a long store timeout: the replayer that probes the hung store holds its claim long enough to be killed
+        env = _env(tmp_path, VITRINA_REDIS_URL=redis_url, VITRINA_STORE_TIMEOUT_MS="10000")
         setup = create_app(env=env)
         auth = make_site(setup, "shop")
         _publish(setup, auth)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import redis_cluster, redis_server
 
-from server.store import ApiKey, KeyExists, SiteExists
+from server.store import ApiKey, KeyExists, SiteExists, UserExists, draft_etag
 from server.store.redis_store import RedisStore
 from server.store.sqlite import SQLiteStore
 
@@ -32,20 +32,25 @@ def store(request, tmp_path):
     store.close()
 
 
-def exposure(event_id, campaign, variation, holdout=False):
-    return _event({"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
-                   "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout})
+def exposure(event_id, campaign, variation, holdout=False, day=None, channel=None):
+    event = {"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
+             "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout}
+    if channel is not None:
+        event["channel"] = channel
+    return _event(event, day)
 
 
-def conversion(event_id, goal, value=None):
+def conversion(event_id, goal, value=None, day=None):
     event = {"id": event_id, "type": "conversion", "version": 1, "ts": 1763900000000, "goal": goal}
     if value is not None:
         event["value"] = value
-    return _event(event)
+    return _event(event, day)
 
 
-def _event(event):
+def _event(event, day=None):
     event["_json"] = json.dumps(event, separators=(",", ":"))  # as collect hands them over
+    if day is not None:
+        event["_day"] = day
     return event
 
 
@@ -79,6 +84,22 @@ def basic_scenario(store, site="shop"):
     store.write_rankings(site, [("bt:sku-1", '[["sku-2",1]]')], built_at=5.0)
     assert store.rankings(site, ["bt:sku-1", "bt:sku-2"]) == {"bt:sku-1": '[["sku-2",1]]'}
     assert store.delete_products(site, ["sku-1"]) == 1 and store.count_products(site) == 1
+    assert store.put_identity(site, '{"salt":"s"}', if_absent=True) and store.get_identity(site) == '{"salt":"s"}'
+    assert store.upsert_customers(site, [("c1.a", '{"tier":"gold"}'), ("c1.b", "{}")], mark="m") == 2
+    assert store.get_customers(site, ["c1.a", "c1.b"]) == {"c1.a": '{"tier":"gold"}', "c1.b": "{}"}
+    store.link_visitor(site, "c1.a", "visitor-1")
+    assert store.linked_visitors(site, "c1.a") == ["visitor-1"]
+    assert store.erase_units(site, ["c1.a"], ["c1.a", "visitor-1"]) == {"customers": 1, "events": 2, "interactions": 1}
+    assert store.count_customers(site) == 1 and store.delete_customers_unmarked(site, "m") == 0
+    assert store.record_events(site, "visitor-2", [exposure("e-000004", "hero", "promo", day="2026-11-23")]) == 1
+    assert store.daily_counters(site, "hero") == [{"day": "2026-11-23", "variation": "promo", "goal": None,
+                                                   "visitors": 1, "conversions": 0}]
+    assert store.save_draft(site, "{}", if_etag=draft_etag('{"campaigns": []}'))
+    store.create_user(f"ann@{site}.example")
+    store.set_role(site, f"ann@{site}.example", "owner")
+    assert store.roles_of(f"ann@{site}.example") == {site: "owner"}
+    store.add_audit(site, '{"action":"x"}')
+    assert store.audit_log(site) == ['{"action":"x"}']
     assert store.ping()
 
 
@@ -159,6 +180,89 @@ def test_draft_round_trip(store):
     store.save_draft("shop", '{"a":2,"text":"é \\u2028"}')
     assert store.get_draft("shop") == '{"a":2,"text":"é \\u2028"}'
     assert store.get_draft("other") is None
+
+
+def test_a_draft_saved_with_a_stale_etag_is_refused_and_changes_nothing(store):
+    store.create_site("shop", "h")
+    assert store.save_draft("shop", '{"a":1}', if_etag=draft_etag(None))  # no draft yet: the empty tag
+    first = draft_etag('{"a":1}')
+    assert store.save_draft("shop", '{"a":2}', if_etag=first)
+    assert not store.save_draft("shop", '{"a":3}', if_etag=first)  # someone saved in between
+    assert store.get_draft("shop") == '{"a":2}'
+    assert store.save_draft("shop", '{"a":4}')  # without a tag: saved whatever is there
+    assert not store.save_draft("other", '{"a":1}', if_etag=first)
+    assert draft_etag('{"a":2}') != draft_etag('{"a":1}') and len(draft_etag(None)) == 40
+
+
+def test_concurrent_saves_with_the_same_etag_store_exactly_one(store):
+    store.create_site("shop", "h")
+    store.save_draft("shop", "{}")
+    tag = draft_etag("{}")
+    results = []
+
+    def save(n):
+        results.append((n, store.save_draft("shop", f'{{"n":{n}}}', if_etag=tag)))
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [n for n, ok in results if ok]
+    assert len(winners) == 1 and store.get_draft("shop") == f'{{"n":{winners[0]}}}'
+
+
+def test_users_roles_and_sessions(store):
+    assert store.get_user("ann@shop.example") is None
+    store.create_user("ann@shop.example")
+    with pytest.raises(UserExists):
+        store.create_user("ann@shop.example")
+    user = store.get_user("ann@shop.example")
+    assert (user.email, user.password_hash, user.sessions_epoch) == ("ann@shop.example", None, 0)
+    assert abs(user.created_at - time.time()) < 60
+    store.set_password("ann@shop.example", "$argon2id$hash")
+    user = store.get_user("ann@shop.example")
+    assert user.password_hash == "$argon2id$hash" and user.sessions_epoch == 1  # old sessions are void
+    assert store.end_sessions("ann@shop.example") == 2
+    assert store.end_sessions("nobody@shop.example") is None
+    store.set_role("shop", "ann@shop.example", "editor")
+    store.set_role("books", "ann@shop.example", "viewer")
+    store.set_role("shop", "ann@shop.example", "owner")  # replaces
+    store.set_role("shop", "bob@shop.example", "viewer")
+    assert store.roles_of("ann@shop.example") == {"books": "viewer", "shop": "owner"}
+    assert [tuple(row) for row in store.site_users("shop")] == [("ann@shop.example", "owner"),
+                                                                ("bob@shop.example", "viewer")]
+    assert store.remove_role("shop", "bob@shop.example") and not store.remove_role("shop", "bob@shop.example")
+    assert store.roles_of("bob@shop.example") == {}
+
+
+def test_the_audit_log_is_per_site_newest_first_and_bounded_by_the_caller(store):
+    for n in range(5):
+        store.add_audit("shop", json.dumps({"n": n}))
+    store.add_audit("books", '{"n": "other"}')
+    assert [json.loads(e)["n"] for e in store.audit_log("shop")] == [4, 3, 2, 1, 0]
+    assert [json.loads(e)["n"] for e in store.audit_log("shop", limit=2)] == [4, 3]
+    assert store.audit_log("none") == []
+
+
+def test_daily_counters_count_each_first_exposure_and_conversion_on_its_day(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "v-1", [exposure("e-1", "hero", "promo", day="2026-03-01"),
+                                        conversion("e-2", "buy", 5, day="2026-03-01")])
+    store.record_events("shop", "v-1", [conversion("e-3", "buy", 5, day="2026-03-02")])  # a repeat: no new conversion
+    store.record_events("shop", "v-2", [exposure("e-4", "hero", None, holdout=True, day="2026-03-02"),
+                                        exposure("e-5", "hero", "promo", day="2026-03-02"),  # first wins
+                                        exposure("e-6", "cta", "control", day="2026-03-02"),
+                                        conversion("e-7", "buy", day="2026-03-02")])
+    store.record_events("shop", "v-3", [exposure("e-8", "hero", "promo")])  # no day: counted in no day
+    rows = sorted(store.daily_counters("shop", "hero"), key=lambda r: (r["day"], r["variation"] or "", r["goal"] or ""))
+    assert rows == [
+        {"day": "2026-03-01", "variation": "promo", "goal": None, "visitors": 1, "conversions": 0},
+        {"day": "2026-03-01", "variation": "promo", "goal": "buy", "visitors": 0, "conversions": 1},
+        {"day": "2026-03-02", "variation": None, "goal": None, "visitors": 1, "conversions": 0},
+        {"day": "2026-03-02", "variation": None, "goal": "buy", "visitors": 0, "conversions": 1},
+    ]
+    assert by_key(store.counters("shop"))[("hero", "promo", None)]["visitors"] == 2
+    assert store.daily_counters("shop", "nothing") == []
 
 
 def test_versions_are_numbered_per_site_and_listed_newest_first(store):
@@ -308,12 +412,12 @@ def test_conversion_counts_once_per_visitor_revenue_sums_and_spreads_over_campai
     assert counters[("hero", "promo", "purchase")]["orders"] == 0  # no order ids: no orders
 
 
-def order(event_id, goal, value, order_id, campaign=None):
+def order(event_id, goal, value, order_id, campaign=None, day=None):
     event = {"id": event_id, "type": "conversion", "version": 1, "ts": 1763900000000, "goal": goal, "value": value,
              "order_id": order_id}
     if campaign is not None:
         event["campaign"] = campaign
-    return _event(event)
+    return _event(event, day)
 
 
 def test_orders_are_counted_once_per_visitor_goal_and_order_id(store):
@@ -449,13 +553,15 @@ def test_unix_socket_url(tmp_path):
 
 VISITORS = ["visitor-a", "visitor-b", "visitor-c"]
 event_ids = st.integers(0, 30).map(lambda i: f"event-{i:04d}")  # small pool: duplicates happen
-exposures = st.builds(lambda i, c, v: exposure(i, c, v, holdout=v is None), event_ids,
-                      st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]))
+days = st.sampled_from([None, "2026-03-01", "2026-03-02"])
+exposures = st.builds(lambda i, c, v, d, ch: exposure(i, c, v, holdout=v is None, day=d, channel=ch), event_ids,
+                      st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]), days,
+                      st.sampled_from([None, None, "email"]))
 values = st.one_of(st.none(), st.integers(-100, 1000),
                    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
-conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values)
+conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values, days)
 orders = st.builds(order, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values.map(lambda v: v or 0),
-                   st.sampled_from(["T-1", "T-2", "T-3"]), st.sampled_from([None, "hero", "cta"]))
+                   st.sampled_from(["T-1", "T-2", "T-3"]), st.sampled_from([None, "hero", "cta"]), days)
 batches = st.lists(st.tuples(st.sampled_from(VISITORS), st.lists(st.one_of(exposures, conversions, orders),
                                                                   min_size=1, max_size=5)), max_size=25)
 
@@ -479,8 +585,13 @@ def test_backends_fold_the_same_events_into_the_same_counters(both, batches):
         store.create_site(site, "hash-" + site)
     for visitor, events in batches:
         assert len({store.record_events(site, visitor, events) for store in both}) == 1
-    sqlite_counters, redis_counters = (_sorted(store.counters(site)) for store in both)
-    assert redis_counters == sqlite_counters
+    for channel in (None, "web", "email"):
+        sqlite_counters, redis_counters = (_sorted(store.counters(site, channel)) for store in both)
+        assert redis_counters == sqlite_counters
+    for campaign in ("hero", "cta"):
+        sqlite_daily, redis_daily = (sorted(store.daily_counters(site, campaign), key=lambda r: (
+            r["day"], r["variation"] or "", r["goal"] or "")) for store in both)
+        assert redis_daily == sqlite_daily
 
 
 def test_redis_cluster():
@@ -642,3 +753,133 @@ def test_product_activity_counts_recent_views_and_purchases_once_per_visitor_and
     assert store.product_activity("shop", "sku-2", now) == {"views_24h": 3, "purchases_24h": 0}
     assert store.product_activity("shop", "sku-1", now + 86400) == {"views_24h": 0, "purchases_24h": 0}
     assert store.product_activity("other", "sku-1", now) == {"views_24h": 0, "purchases_24h": 0}
+
+
+# Channels, identity records, customers, identity links and erasure (server/identity)
+
+def test_an_email_exposure_counts_in_its_channel_and_so_do_later_conversions(store):
+    store.record_events("shop", "c1.customer", [exposure("e-000001", "winback", "offer", channel="email")])
+    store.record_events("shop", "visitor-1", [exposure("e-000002", "winback", "control")])
+    store.record_events("shop", "c1.customer", [conversion("e-000003", "purchase", 40),
+                                                exposure("e-000004", "winback", "control")])  # first wins
+    store.record_events("shop", "visitor-1", [conversion("e-000005", "purchase", 10)])
+    email, web, every = (by_key(store.counters("shop", channel)) for channel in ("email", "web", None))
+    assert email[("winback", "offer", None)]["visitors"] == 1
+    assert email[("winback", "offer", "purchase")]["revenue"] == 40.0
+    assert ("winback", "control", None) not in email
+    assert web[("winback", "control", "purchase")]["revenue"] == 10.0 and ("winback", "offer", None) not in web
+    assert every[("winback", "offer", None)]["visitors"] == every[("winback", "control", None)]["visitors"] == 1
+    assert set(every[("winback", "offer", "purchase")]) == {
+        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq", "orders", "orders_sq",
+        "revenue_orders"}
+    assert store.counters("shop", "sms") == []
+
+
+def test_the_identity_record_is_stored_once_unless_replaced(store):
+    assert store.get_identity("shop") is None
+    assert store.put_identity("shop", '{"salt":"a"}', if_absent=True) is True
+    assert store.put_identity("shop", '{"salt":"b"}', if_absent=True) is False
+    assert store.get_identity("shop") == '{"salt":"a"}'
+    assert store.put_identity("shop", '{"salt":"c"}') is True
+    assert store.get_identity("shop") == '{"salt":"c"}' and store.get_identity("other") is None
+
+
+def test_customers_upsert_read_iterate_and_a_full_import_replaces(store):
+    rows = [(f"c1.{i:032x}", json.dumps({"tier": "gold" if i % 2 else "silver"})) for i in range(1500)]
+    assert store.upsert_customers("shop", rows) == 1500
+    assert store.count_customers("shop") == 1500 and store.count_customers("other") == 0
+    assert store.get_customers("shop", [rows[3][0], "c1.none"]) == {rows[3][0]: rows[3][1]}
+    assert list(store.iter_customers("shop")) == rows
+    kept = [(rows[0][0], '{"tier":"new"}'), ("c1.fresh", "{}")]
+    store.upsert_customers("shop", kept, mark="m1")
+    assert store.delete_customers_unmarked("shop", "m1") == 1499
+    assert list(store.iter_customers("shop")) == kept
+    assert store.get_crm_schema("shop") is None
+    store.save_crm_schema("shop", '{"tier":{"string":2}}')
+    assert store.get_crm_schema("shop") == '{"tier":{"string":2}}'
+
+
+def test_erasure_removes_a_customer_their_links_and_raw_traces_but_keeps_counters(store):
+    store.create_site("shop", "h")
+    store.upsert_customers("shop", [("c1.gold", '{"tier":"gold"}'), ("c1.other", '{"tier":"silver"}')])
+    for visitor in ("visitor-phone", "visitor-desktop"):
+        store.link_visitor("shop", "c1.gold", visitor)
+        store.link_visitor("shop", "c1.gold", visitor)  # idempotent
+    store.link_visitor("shop", "c1.other", "visitor-desktop")  # a shared computer
+    assert store.linked_visitors("shop", "c1.gold") == ["visitor-desktop", "visitor-phone"]
+    store.record_events("shop", "c1.gold", [exposure("e-000001", "loyalty", "gold"), conversion("e-000002", "buy", 5)])
+    store.record_events("shop", "visitor-phone", [exposure("e-000003", "hero", "promo"), order("e-000004", "buy", 5, "T-1")])
+    store.record_events("shop", "visitor-stranger", [exposure("e-000005", "hero", "promo")])
+    now = time.time()
+    store.record_interactions("shop", [("e-000006", 1.0, "v:visitor-phone", "s:1", "view", '["x"]'),
+                                       ("o:1", 2.0, "c:c1.gold", "o:1", "purchase", '["x"]'),
+                                       ("e-000007", 3.0, "v:visitor-stranger", "s:1", "view", '["x"]'),
+                                       ("e-000010", now, "v:visitor-phone", "s:2", "view", '["y"]'),
+                                       ("e-000011", now, "v:visitor-stranger", "s:2", "view", '["y"]')])
+    before = _sorted(store.counters("shop"))
+    erased = store.erase_units("shop", ["c1.gold"], ["c1.gold", "visitor-phone", "visitor-desktop"])
+    assert erased == {"customers": 1, "events": 4, "interactions": 3}
+    assert store.get_customers("shop", ["c1.gold", "c1.other"]) == {"c1.other": '{"tier":"silver"}'}
+    assert store.linked_visitors("shop", "c1.gold") == [] and store.linked_visitors("shop", "c1.other") == []
+    assert _sorted(store.counters("shop")) == before  # aggregates stay
+    assert [who for _, who, *_ in store.interactions("shop", 0)] == ["v:visitor-stranger"] * 2
+    assert _raw_visitors(store, "shop") == ["visitor-stranger"]
+    assert _raw_activity_visitors(store, "shop", now) == ["v:visitor-stranger"]  # who was counted goes...
+    assert store.product_activity("shop", "y", now) == {"views_24h": 2, "purchases_24h": 0}  # ...the count stays
+    # the erased events' ids are still known: a retry is not counted again...
+    assert store.record_events("shop", "visitor-phone", [exposure("e-000003", "hero", "promo")]) == 0
+    # ...while the erased visitor's assignment is gone: as a new visitor, it counts anew
+    assert store.record_events("shop", "visitor-phone", [exposure("e-000008", "hero", "control")]) == 1
+    assert by_key(store.counters("shop"))[("hero", "control", None)]["visitors"] == 1
+    # and its order ids with it: the same order id is a new order of the new visitor
+    store.record_events("shop", "visitor-phone", [order("e-000009", "buy", 5, "T-1")])
+    assert by_key(store.counters("shop"))[("hero", "control", "buy")]["orders"] == 1
+    assert store.erase_units("shop", ["c1.gold"], ["c1.gold"]) == {"customers": 0, "events": 0, "interactions": 0}
+
+
+def _raw_visitors(store, site):
+    """The visitor of every raw event still holding one."""
+    if isinstance(store, SQLiteStore):
+        rows = store._db().execute("SELECT visitor_id FROM events WHERE site=? AND visitor_id!=''", (site,))
+        return sorted(row[0] for row in rows)
+    return sorted(fields["visitor"] for _, fields in store.r.xrange(f"vitrina:{{{site}}}:events"))
+
+
+def _raw_activity_visitors(store, site, now):
+    """Who is remembered as counted in the live activity of the current hour."""
+    hour = int(now // 3600)
+    if isinstance(store, SQLiteStore):
+        rows = store._db().execute("SELECT who FROM product_hits WHERE site=? AND hour=?", (site, hour))
+        return sorted(row[0] for row in rows)
+    return sorted(member.split("\0")[1] for member in store.r.smembers(f"vitrina:{{{site}}}:ph:{hour}"))
+
+
+def test_sqlite_counters_from_before_channels_and_orders_are_web_and_count_orders_from_then_on(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "old.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL,
+  variation TEXT NOT NULL, PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0, revenue REAL NOT NULL DEFAULT 0,
+  revenue_sq REAL NOT NULL DEFAULT 0, PRIMARY KEY (site, campaign, variation, goal));
+CREATE TABLE conversion_state (site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL,
+  visitor_id TEXT NOT NULL, revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
+INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo');
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', '', 1, 0, 0, 0);
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', 'purchase', 0, 1, 4, 16);
+INSERT INTO conversion_state VALUES ('shop', 'hero', 'purchase', 'visitor-1', 4);
+PRAGMA user_version = 1;
+""")
+    store = SQLiteStore(path)
+    try:
+        store.record_events("shop", "visitor-1", [order("e-000001", "purchase", 2, "T-1")])
+        web = by_key(store.counters("shop", "web"))
+        purchase = web[("hero", "promo", "purchase")]
+        assert web[("hero", "promo", None)]["visitors"] == 1
+        assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 6, 36)
+        assert (purchase["orders"], purchase["orders_sq"], purchase["revenue_orders"]) == (1, 1, 6)
+        assert store.counters("shop", "email") == []
+    finally:
+        store.close()

@@ -6,7 +6,7 @@
 // for idle time after the first paint, or for `pagehide` if the page goes first.
 import { endPhase, phases, scriptStart } from "./timing.js"
 import { decide, footprint } from "./decide.js"
-import { classify, collect, expand, merge, parseQuery, readViewedProducts, utmOf } from "./attributes.js"
+import { classify, collect, expand, merge, parseQuery, readViewedProducts, SERVER_ONLY, utmOf } from "./attributes.js"
 import { allowWrites, cookie, isVisitorId, local, newVisitorId, pageview, randomHex, session, storeVisitorId } from "./storage.js"
 import { createDom } from "./dom.js"
 import { queue } from "./tracker.js"
@@ -64,7 +64,7 @@ const MISSING = 2 // it did not come in time: this page view decides without it
  * @property {ServerContext | null} [lateContext] came after this page view gave up on it: the next page view's
  * @property {boolean} [contextToStore] came from the server on this page: kept for the session
  * @property {any} [contextDeadline] the timer that gives up on it
- * @property {Set<string>} waiting campaigns waiting for the context
+ * @property {Map<string, string>} waiting campaigns waiting for the context or a module (what for)
  * @property {string} [hiddenWhileWaiting] their selectors, hidden
  * @property {(() => void) | null} [showWaiting]
  * @property {number} antiflickerUntil
@@ -74,6 +74,7 @@ const MISSING = 2 // it did not come in time: this page view decides without it
  * @property {{[campaign: string]: string}} logged the last debug line per campaign on this page view
  * @property {boolean} [debug]
  * @property {{[campaign: string]: string}} forced ?vitrina_force
+ * @property {{[campaign: string]: string}} [preview] ?vitrina_preview: the bundle came from preview.json; nothing is sent
  * @property {string} [redirectedFrom] a campaign whose exposure the redirecting page already sent
  * @property {any} extra what vitrina.set() gave, for this page view
  * @property {Behaviour} behaviour
@@ -97,7 +98,7 @@ const state = {
   visit: {},
   pageStart: {},
   context: {},
-  waiting: new Set(),
+  waiting: new Map(),
   antiflickerUntil: 0,
   exposed: {},
   logged: {},
@@ -134,9 +135,9 @@ const emit = (name, payload) => {
   state.emitted.push([name, payload])
   for (const handler of state.handlers[name] || []) call(handler, payload)
 }
-/** @param {keyof ModuleHooks} name @param {any} [argument] @param {any} [more] */
-const hook = (name, argument, more) => {
-  for (const hooks of state.modules) hooks[name] && call(/** @type {Function} */ (hooks[name]), argument, more)
+/** @param {keyof ModuleHooks} name @param {any[]} args */
+const hook = (name, ...args) => {
+  for (const hooks of state.modules) hooks[name] && call(/** @type {Function} */ (hooks[name]), ...args)
 }
 /** A `?vitrina_debug=1` line that is not a decision. @param {string} topic @param {string} text */
 const note = (topic, text) => state.debug && console.log("[vitrina:" + topic + "] " + text)
@@ -147,11 +148,14 @@ const saveContext = () => state.startedAfterPaint && state.contextToStore && ses
 
 const collectAttributes = () => {
   if (reads(PRODUCT_PATHS)) readViewedProducts(win, state.visit)
-  return collect(win, Date.now(), state.visit, state.context, state.behaviour, state.extra)
+  const attributes = collect(win, Date.now(), state.visit, state.context, state.behaviour, state.extra)
+  hook("attributes", attributes)
+  return attributes
 }
 
 /** @param {TrackedEvent} event */
 function send(event) {
+  if (state.preview) return // a preview's bundle is no published version: nothing of it is counted
   event.id = randomHex(10)
   event.version = state.bundle?.version
   event.ts = Date.now()
@@ -163,8 +167,9 @@ function send(event) {
  * Handlers and dataLayer hear every exposure; the server hears each one once.
  * @param {string} key
  * @param {string | null} variation
+ * @param {string | null} [customer] the decision's (a customer-bucketed campaign's sticky assignment names it)
  */
-function expose(key, variation) {
+function expose(key, variation, customer) {
   if (state.exposed[key]) return
   state.exposed[key] = 1
   /** @type {TrackedEvent} */
@@ -176,7 +181,7 @@ function expose(key, variation) {
     const counts = (/** @type {any} */ (visit.x)[key] = /** @type {any} */ (visit.x)[key] || { visitor: 0, session: 0 })
     counts.visitor++
     counts.session++
-    if (variation != null) /** @type {any} */ (visit.k)[key] = { seed: campaignOf(key).seed || key, variation }
+    if (variation != null) /** @type {any} */ (visit.k)[key] = { seed: campaignOf(key).seed || key, variation, customer }
     saveVisit()
   }
   if (state.redirectedFrom != key) send(event)
@@ -229,13 +234,13 @@ function logDecision(decision) {
     const text = variation + " " + reason
     if (state.logged[key] != text) (state.logged[key] = text), console.log("[vitrina]", key, variation, reason)
   }
-  for (const key of state.waiting) line(key, null, "waiting for context")
+  for (const [key, what] of state.waiting) line(key, null, "waiting for " + what)
   for (const key in decision.reasons) line(key, decision.variations[key] || null, decision.reasons[key])
 }
 
 /** Hides the elements of the campaigns waiting for the context (and shows them once none waits). */
 function hideWhileWaiting() {
-  const selectors = [...state.waiting].flatMap((key) => {
+  const selectors = [...state.waiting.keys()].flatMap((key) => {
     const campaign = campaignOf(key)
     const redirects = campaign.variations.some((v) => (v.actions || []).some((action) => action.redirect))
     return footprint(campaign).concat(redirects ? ["body"] : [])
@@ -262,7 +267,9 @@ function decideAndApply(firstPaint) {
   /** @type {DecideOptions} */
   const options = { now: Date.now(), force: state.forced, sticky: state.pageStart.k, counts: state.pageStart.x }
   hook("decideOptions", options)
-  state.waiting = state.contextState == WAITING ? awaitingContext(bundle, attributes, options) : new Set()
+  state.waiting = new Map()
+  if (state.contextState == WAITING) for (const key of awaitingContext(bundle, attributes, options)) state.waiting.set(key, "context")
+  hook("waiting", { waiting: state.waiting, attributes, options })
   const decidable = state.waiting.size ? { ...bundle, campaigns: bundle.campaigns.filter((c) => !state.waiting.has(c.key)) } : bundle
   const decision = (state.decision = decide(decidable, attributes, state.visitorId, options))
   timed && endPhase("decide")
@@ -287,7 +294,7 @@ function decideAndApply(firstPaint) {
   }
   state.dom.sync(wanted, firstPaint ? state.antiflickerUntil - Date.now() : 0)
   hideWhileWaiting()
-  for (const key in wanted) expose(key, decision.variations[key])
+  for (const key in wanted) expose(key, decision.variations[key], options.customer)
   for (const key of decision.holdout_campaigns) expose(key, null)
   timed && endPhase("apply")
   logDecision(decision)
@@ -385,6 +392,7 @@ function consent(given) {
     cookie("vtr_id", "")
     for (const key of ["id", "v", "q", "u"]) local("vtr_" + key, null)
     session("vtr_ctx", null)
+    session("vtr_u", null)
     state.pendingEvents = []
   }
   allowWrites(true)
@@ -398,9 +406,11 @@ function consent(given) {
 
 /** @type {ModuleRuntime} */
 const moduleRuntime = {
-  bundle: () => state.bundle,
-  behaviour: state.behaviour,
-  decide: () => decideAndApply(),
+  decide: decideAndApply,
+  note,
+  session,
+  awaiting: (attributes, options, paths, customer) =>
+    awaitingContext(/** @type {Bundle} */ (state.bundle), attributes, options, paths, customer),
   state,
   saveVisit,
   send,
@@ -425,7 +435,11 @@ function startAfterPaint() {
   saveContext()
   const collectUrl = state.endpoint + "/collect"
   /** @param {TrackedEvent[]} events */
-  const body = (events) => JSON.stringify({ visitor_id: state.visitorId, events })
+  const body = (events) => {
+    const batch = { visitor_id: state.visitorId, events }
+    hook("batch", batch)
+    return JSON.stringify(batch)
+  }
   const tracker = (state.tracker = queue({
     post: (events) =>
       // A string body goes as text/plain: no CORS preflight, as for sendBeacon.
@@ -483,15 +497,18 @@ function reportTime() {
  */
 function init(options) {
   if (state.initialised) return // a second tag on the page
+  options = options || {}
+  const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
+  const endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
+  const query = parseQuery(location.search)
+  if (query.vitrina_preview && !options.preview) return preview({ ...options, endpoint }, query.vitrina_preview)
   state.initialised = true
   endPhase("load")
-  options = options || {}
   const bundle = (state.bundle = options.bundle || null)
   for (const campaign of bundle?.campaigns || []) state.campaigns.set(campaign.key, campaign)
   const settings = bundle?.settings || {}
   state.consentRequired = settings.consent == "required"
-  const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
-  state.endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
+  state.endpoint = endpoint
   // Identity and visit state: a visitor without the cookie is a new one (see startAfterPaint).
   const id = cookie("vtr_id")
   state.returning = isVisitorId(id)
@@ -501,11 +518,11 @@ function init(options) {
   delete state.visit.j
   state.antiflickerUntil = Date.now() + (settings.antiflicker_ms ?? DEFAULT_ANTIFLICKER_MS)
   // QA preview: ?vitrina_force=campaign:variation,...&vitrina_debug=1
-  const query = parseQuery(location.search)
   for (const pair of (query.vitrina_force || "").split(",")) {
     const [key, variation] = pair.split(":")
     if (variation) state.forced[key] = variation
   }
+  Object.assign(state.forced, (state.preview = options.preview))
   state.debug = query.vitrina_debug == "1"
   state.dom = createDom(doc, script?.nonce, (text) => note("refused", text))
 
@@ -536,6 +553,24 @@ function init(options) {
   reportTime()
 }
 
+/**
+ * ?vitrina_preview=<token> (a workspace's preview link, QA): the previewed bundle (a draft, or a
+ * version) and its forced variation come from preview.json (never cached); then the tag starts
+ * with them and sends nothing. A refused token (the answer has no bundle) starts it with the live
+ * bundle, forcing nothing. The page may show its original a moment first: this is QA, and the
+ * byte budget goes to visitors.
+ * @param {InitOptions} options
+ * @param {string} token
+ */
+function preview(options, token) {
+  /** @param {any} [body] */
+  const start = (body) =>
+    init({ ...options, bundle: body?.bundle || options.bundle, preview: (body?.bundle && body.force) || {} })
+  fetch(options.endpoint + "/preview.json?token=" + encodeURIComponent(token))
+    .then((response) => response.json())
+    .then(start, start)
+}
+
 const api = {
   init,
   /** @param {string} name @param {Function} handler */
@@ -545,6 +580,7 @@ const api = {
   },
   /** @param {any} values */
   set(values) {
+    for (const key in values) SERVER_ONLY.test(key) && note("set", key + " comes from the server only: ignored")
     state.extra = merge(state.extra, expand(values))
     decideAndApply()
   },
@@ -556,14 +592,15 @@ const api = {
     counts[name] = (counts[name] || 0) + 1
     saveVisit()
     /** @type {Partial<TrackedEvent>} */
-    const fields = typeof value == "number" && isFinite(value) ? { value } : {}
+    const fields = Number.isFinite(value) ? { value } : {}
     // the server counts an order once per id; one it cannot read (spaces, too long) it ignores
     if (order_id != null) fields.order_id = "" + order_id
     if (state.bundle) for (const goal of tracked(state.bundle.goals, name)) convert(goal, fields)
     hook("track", name, properties)
   },
-  /** @param {any} token */
-  identify: (token) => (resolveConsent(), local("vtr_u", "" + token)),
+  /** The identity module sends it (tag.js carries it when the bundle uses identity). @param {any} token */
+  identify: (token) =>
+    state.modules.some((hooks) => hooks.identify) ? hook("identify", "" + token) : note("identity", "no live campaign uses it"),
   consent,
   refresh,
   /** The server-resolved context; context.js calls it when the tag ran first. */

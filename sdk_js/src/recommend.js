@@ -181,7 +181,7 @@ export const installRecommend = (runtime) => {
   const note = (text) => state.debug && console.log("[vitrina:recommend] " + text)
   const locale = () => doc.documentElement.lang || navigator.language
   /** @param {string} goal @param {any} fields */
-  const convert = (goal, fields) => runtime.bundle()?.goals?.[goal] && runtime.convert(goal, fields)
+  const convert = (goal, fields) => runtime.state.bundle?.goals?.[goal] && runtime.convert(goal, fields)
 
   /**
    * Hides an element of a campaign that has shown nothing yet until the request is done, at most
@@ -202,7 +202,7 @@ export const installRecommend = (runtime) => {
    * @param {string} what for the debug log
    */
   function request(url, selector, campaign, what) {
-    const ms = runtime.bundle()?.settings?.antiflicker_ms ?? 400
+    const ms = runtime.state.bundle?.settings?.antiflicker_ms ?? 400
     let made = requests.get(url)
     const first = !made
     // nowhere to ask without an endpoint: no recommendations, no product

@@ -49,12 +49,12 @@ export const installTriggers = (runtime) => {
   let fired = {}
   /** @type {{[name: string]: 1}} */
   let events = {}
-  const campaigns = () => (runtime.bundle()?.campaigns || []).filter((c) => c.trigger)
+  const campaigns = () => (runtime.state.bundle?.campaigns || []).filter((c) => c.trigger)
   // One decision for all the campaigns that come due together; each fires once per page view.
   const check = () => {
     const now = Date.now()
     const newlyDue = campaigns().filter(
-      (c) => !fired[c.key] && due(/** @type {Trigger} */ (c.trigger), runtime.behaviour, events, now) && (fired[c.key] = 1),
+      (c) => !fired[c.key] && due(/** @type {Trigger} */ (c.trigger), runtime.state.behaviour, events, now) && (fired[c.key] = 1),
     )
     if (newlyDue.length) runtime.decide()
   }
@@ -67,7 +67,7 @@ export const installTriggers = (runtime) => {
       events = {}
     },
     start: () => {
-      for (const type of INPUTS) window.addEventListener(type, (event) => (observe(window, runtime.behaviour, event), check()), true)
+      for (const type of INPUTS) window.addEventListener(type, (event) => (observe(window, runtime.state.behaviour, event), check()), true)
       if (campaigns().length) setInterval(check, CHECK_EVERY_MS)
     },
     track: (name) => {

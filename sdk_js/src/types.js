@@ -75,6 +75,7 @@
  * @property {{start?: string | null, end?: string | null}} [schedule]
  * @property {{per_visitor?: number | null, per_session?: number | null}} [cap]
  * @property {number} [traffic]
+ * @property {"visitor" | "customer"} [bucket_by] the unit bucketed and counted (default visitor)
  * @property {Variation[]} variations
  * @property {string[]} [goals]
  */
@@ -104,6 +105,7 @@
  * @property {{[name: string]: Condition}} [segments]
  * @property {{[key: string]: Goal}} [goals]
  * @property {Campaign[]} campaigns
+ * @property {string[]} [crm] the names under crm. that live campaigns read ("*": all); /identify answers only these
  * @property {BundleSettings} [settings]
  */
 
@@ -117,7 +119,8 @@
  */
 
 /**
- * @typedef {{[campaign: string]: {seed: string, variation: string}}} StickyAssignments
+ * Sticky assignments; `customer` names the customer key a customer-bucketed campaign's one was given to.
+ * @typedef {{[campaign: string]: {seed: string, variation: string, customer?: string}}} StickyAssignments
  * @typedef {{[campaign: string]: {visitor: number, session: number}}} ExposureCounts
  */
 
@@ -129,6 +132,7 @@
  * @property {StickyAssignments} [sticky]
  * @property {ExposureCounts} [counts]
  * @property {string[]} [triggered]
+ * @property {string | null} [customer] the identified customer's key (/identify): bucket_by "customer" campaigns hash it
  * @property {(message: string) => void} [log]
  */
 
@@ -174,7 +178,6 @@
  * @property {{country?: string | null, region?: string | null, city?: string | null,
  *   continent?: string | null, timezone?: string | null}} [geo]
  * @property {{os?: string, browser?: string}} [device]
- * @property {{[key: string]: any}} [crm]
  */
 
 /**
@@ -209,9 +212,12 @@
 /**
  * What the core lends a module (docs/DESIGN.md "Modules").
  * @typedef {Object} ModuleRuntime
- * @property {() => Bundle | null | undefined} bundle the published bundle (null without one)
- * @property {Behaviour} behaviour this page view's (reset in place on each page view): a module may keep it up to date
- * @property {() => void} decide decide again and apply, as `vitrina.refresh()` does without a new page view
+ * @property {(hideFirst?: boolean) => void} decide decide again and apply, as `vitrina.refresh()` does without a
+ *   new page view; hideFirst: the chosen elements stay hidden until applied, as at init
+ * @property {(topic: string, text: string) => void} note a `?vitrina_debug=1` line
+ * @property {(key: string, value?: any) => any} session sessionStorage, JSON in and out, under the visitor's consent (storage.js)
+ * @property {(attributes: any, options: DecideOptions, paths: RegExp, customer?: boolean) => Set<string>} awaiting the
+ *   campaigns that must wait for attributes matching `paths` (and for the customer) (context.js awaitingContext)
  * @property {ModuleState} state the runtime's state, as far as modules read it
  * @property {() => any} saveVisit store the visit state (when allowed)
  * @property {(event: TrackedEvent) => void} send queue an event for collect (id, version and ts added)
@@ -222,7 +228,10 @@
 /**
  * What modules read of the core's state (index.js RuntimeState): live, never a copy.
  * @typedef {Object} ModuleState
+ * @property {Bundle | null} [bundle] the published bundle (null without one, and once the page redirects)
  * @property {string} endpoint absolute URL of /v1/sites/<site> ("" when unknown: nothing is sent)
+ * @property {string} visitorId
+ * @property {Behaviour} behaviour this page view's (reset in place on each page view): a module may keep it up to date
  * @property {VisitState} visit the visit state, in which a module may keep its own key
  * @property {any} extra what vitrina.set() gave (a module may add to it, e.g. the cart)
  * @property {boolean} [debug] ?vitrina_debug=1
@@ -239,6 +248,19 @@
  * @property {(name: string, properties: any) => void} [track] `vitrina.track(name, properties)`
  * @property {(campaign: string, actions: Action[], attributes: any) => Action[] | null} [render] the actions
  *   to apply for a chosen variation (the same array while unchanged), or null: not yet (not applied, not exposed)
+ * @property {(attributes: any) => void} [attributes] add to the attribute tree before each decision
+ * @property {(pending: WaitingCampaigns) => void} [waiting] name the campaigns that must wait for this module (their
+ *   elements hidden) before each decision
+ * @property {(body: {visitor_id: string, events: TrackedEvent[], identity?: string}) => void} [batch] add to each collect batch
+ * @property {(token: string) => void} [identify] `vitrina.identify(token)`
+ */
+
+/**
+ * A decision's campaigns that wait, and what for (key -> "context", "identity"), with what it decides on.
+ * @typedef {Object} WaitingCampaigns
+ * @property {Map<string, string>} waiting
+ * @property {any} attributes
+ * @property {DecideOptions} options
  */
 
 /** @typedef {(runtime: ModuleRuntime) => ModuleHooks} ModuleInstall */
@@ -249,6 +271,7 @@
  * @property {Bundle | null} [bundle]
  * @property {string} [endpoint] absolute URL of `/v1/sites/<site>`; default: the tag script's own URL without `/tag.js`
  * @property {ServerContext} [context]
+ * @property {{[campaign: string]: string}} [preview] set by the tag itself for ?vitrina_preview: the variations it forces
  */
 
 export {}

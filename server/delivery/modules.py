@@ -67,6 +67,10 @@ def needs_commerce(bundle):
 MODULES = {
     # GA4 e-commerce from the data layer: the cart kept for the session, item signals, purchases with order ids
     "commerce": needs_commerce,
+    # known customers: a condition on crm.* (the compiler lists the names in the bundle's `crm`) or a
+    # campaign bucketed by customer; the core's vitrina.identify() says so in the debug log otherwise
+    "identity": lambda bundle: (bool(bundle.get("crm"))
+                                or any(c.get("bucket_by") == "customer" for c in bundle.get("campaigns") or [])),
     # recommend actions, placeholders (product data, live counts), reorder
     "recommend": needs_recommend,
     # behavioural triggers, and the page behaviour (scroll, idle, exit intent) they share with conditions

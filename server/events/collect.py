@@ -1,6 +1,7 @@
 """Ingesting a validated `collect` batch: verify against the published versions, record,
 count rejections. Used by the endpoint and by the spool replayer alike."""
 import json
+import time
 from collections import Counter
 
 from flask import current_app
@@ -8,6 +9,7 @@ from flask import current_app
 from server.cache import app_cache
 from server.configs import publishing
 from server.events.batch import UNVERIFIABLE, verify_against_bundles
+from server.events.days import day_of
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.wire.ids import ORDER_ID_RE
@@ -33,8 +35,9 @@ class EventsRejected(Exception):
 
 
 def count_rejections(site, counts):
+    store = get_store()
     try:
-        get_store().count_rejections(site, counts)
+        store.outage.call(store.count_rejections, site, counts, probe=False)
     except UNAVAILABLE as e:  # best effort: a refused batch must not turn into a 500
         current_app.logger.warning("could not count rejections for %s: %s", site, e)
 
@@ -48,37 +51,67 @@ def _load_verified(site):
     return load
 
 
-def ingest(site, visitor_id, events):
+def ingest(site, visitor_id, events, customer=None, probe=False):
     """Verify and record one batch. Returns the problems of the events refused alone (a value
     outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
-    (nothing recorded). The store being unreachable raises one of UNAVAILABLE."""
+    (nothing recorded). The store being unreachable raises one of UNAVAILABLE: at once while it
+    is known to be away, unless `probe` (the spool's replayer) lets this call find out.
+
+    `customer`: the customer key of the batch's verified identity. Then the exposures of
+    customer-bucketed campaigns are recorded under it (results count customers), every counted
+    conversion is recorded under it too (id + ":c", so it reaches the customer's assignments:
+    customer campaigns and email), and the visitor is linked to the customer (for erasure)."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
-    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled)
+    customer_events = []
+    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events)
     alone = [p for p in problems if p["code"] == ALONE]
     if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
+    refused = {int(p["path"].split("/")[2]) for p in alone}
+    by_customer = {id(events[i]) for i in customer_events}
     if alone:
-        refused = {int(p["path"].split("/")[2]) for p in alone}
         events = [e for i, e in enumerate(events) if i not in refused]
+    store = get_store()  # through its outage guard: while it is away, a request's batch spools at once
     signals = [e for e in events if e["type"] == "item"]
     if signals:  # recommendation signals (server/recs), apart from results' events
         events = [e for e in events if e["type"] != "item"]
         signals = [e for e in signals if not e.get("forced")]
         if signals:
-            get_store().record_interactions(site, interaction_rows(visitor_id, signals))
+            store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
     for event in counted:
         if "order_id" in event and not ORDER_ID_RE.match(event["order_id"]):
             del event["order_id"]  # an id we cannot count an order by: the conversion counts without it
     if counted:
+        zones, now = {}, time.time()
         for event, body in zip(counted, _bodies(counted)):
             event["_json"] = body
-        get_store().record_events(site, visitor_id, counted)
+            version = event["version"]
+            zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
+            event["_day"] = day_of(event["ts"], zone, now)
+        store.outage.call(_record, store, site, visitor_id, counted, customer, by_customer, probe=probe)
     if alone:
         count_rejections(site, {ALONE: len(alone)})
     return alone
+
+
+def _record(store, site, visitor_id, counted, customer, by_customer):
+    if customer is None:
+        store.record_events(site, visitor_id, counted)
+        return
+    store.link_visitor(site, customer, visitor_id)
+    own = [e for e in counted if e["type"] == "conversion" or id(e) in by_customer]
+    store.record_events(site, visitor_id, [e for e in counted if id(e) not in by_customer])
+    store.record_events(site, customer, [{**e, "id": e["id"] + ":c"} if e["type"] == "conversion" else e
+                                         for e in own])
+
+
+def _zone_of(site, version):
+    """The version's settings.timezone (verified and cached: ingest verified it a moment ago)."""
+    bundle = publishing.load_version(site, version)
+    return (bundle or {}).get("settings", {}).get("timezone") or "UTC"
 
 
 _compact = json.JSONEncoder(separators=(",", ":")).encode
@@ -91,6 +124,7 @@ def _bodies(events):
     (a count that does not add up) is encoded event by event."""
     for event in events:
         event.pop("_json", None)  # a batch replayed from the spool carries the bodies it was given
+        event.pop("_day", None)
     parts = _compact(events)[2:-2].split("},{")
     if len(parts) != len(events):
         return [_compact(event) for event in events]

@@ -13,19 +13,20 @@ MIN_CONVERSIONS = 5  # per arm and goal (orders, for aov): the normal approximat
 SRM_MIN_EXPECTED = 5  # visitors expected in every arm before the chi-square check means anything
 
 
-def site_results(site, all_goals=False):
+def site_results(site, all_goals=False, channel=None):
     """Every campaign of the latest version, then campaigns no longer published that still have
     counters. Only a campaign's own goals unless all_goals (a campaign no longer published shows
-    every goal it has counters for: its list is gone)."""
+    every goal it has counters for: its list is gone). With a channel ("web", "email"), only the
+    units whose first exposure came through it (and their conversions)."""
     latest = publishing.load_latest(site)
     bundle = latest[0] if latest else {"version": None, "campaigns": [], "settings": {}}
     counters = defaultdict(lambda: defaultdict(dict))  # campaign -> variation (None: holdout) -> goal (None: visitors) -> row
-    for row in get_store().counters(site):
+    for row in get_store().counters(site, channel):
         counters[row["campaign"]][row["variation"]][row["goal"]] = row
     configured = {c["key"]: c for c in bundle["campaigns"]}
     keys = list(configured) + sorted(set(counters) - set(configured))
     site_stats = bundle.get("settings", {}).get("stats")
-    return {"site": site, "version": bundle["version"],
+    return {"site": site, "version": bundle["version"], **({"channel": channel} if channel else {}),
             "campaigns": [campaign_result(key, configured.get(key), counters.get(key, {}), site_stats, all_goals)
                           for key in keys],
             # events refused by collect, by reason: forged or broken traffic is visible, never counted

@@ -1,8 +1,15 @@
 """What every store backend provides; the shared store test suite holds them to it."""
+import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
+
+from .outage import Outage
 
 VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, announced or not
+# The longest one store call waits for an answer (Redis: the socket's connect and read timeouts;
+# SQLite: its busy timeout, for a lock) unless VITRINA_STORE_TIMEOUT_MS says otherwise.
+STORE_TIMEOUT_S = 0.5
 DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what keys from before names became
 # CUPED's covariates, in this order wherever a counter holds one number per covariate: what the
 # visitor did before their first exposure to the campaign (docs/DESIGN.md "Results").
@@ -36,6 +43,10 @@ class KeyExists(Exception):
     """The site already has a key of that name."""
 
 
+class UserExists(Exception):
+    """A user with that email exists already."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """An API key as stored: never the secret, only what it opens and who may do what with it."""
@@ -44,6 +55,43 @@ class ApiKey:
     scope: str                          # owner | publish | read
     created_at: float                   # seconds since 1970
     last_used_at: float | None = None   # written at most once a minute (server/web/auth.py)
+
+
+WEB = "web"  # the channel of an exposure that names none
+# What a counter row holds per (campaign, variation, goal[, channel]); orders count distinct order
+# ids, revenue_orders sums each visitor's revenue x orders (the covariance AOV's interval needs).
+COUNTER_METRICS = ("visitors", "conversions", "revenue", "revenue_sq", "orders", "orders_sq", "revenue_orders")
+INTEGER_COUNTERS = frozenset({"visitors", "conversions", "orders", "orders_sq"})
+
+
+def merge_channels(rows):
+    """Counter rows carrying a `channel`, summed over channels in channel order (so both
+    backends add floats in the same order), without the `channel` field."""
+    merged = {}
+    for row in sorted(rows, key=lambda r: r["channel"]):
+        key = (row["campaign"], row["variation"], row["goal"])
+        found = merged.get(key)
+        if found is None:
+            merged[key] = {k: v for k, v in row.items() if k != "channel"}
+        else:
+            for metric in COUNTER_METRICS:
+                found[metric] += row[metric]
+    return list(merged.values())
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A workspace user as stored: the email (lowercase) is the id; no password until one is set."""
+    email: str
+    password_hash: str | None     # argon2 (server/workspace/accounts.py)
+    created_at: float
+    sessions_epoch: int = 0       # sessions signed with an older epoch are void (sign out everywhere)
+
+
+def draft_etag(config_json):
+    """The entity tag of a stored draft (None: no draft yet), what If-Match compares: the SHA-1
+    of its text, which both stores compute the same way (Redis: redis.sha1hex in Lua)."""
+    return hashlib.sha1((config_json or "").encode()).hexdigest()
 
 
 def legacy_key_name(n):
@@ -87,8 +135,51 @@ class Store:
     def list_sites(self):
         raise NotImplementedError
 
+    # workspace users, their roles per site, and each site's audit log
+    def create_user(self, email):
+        """A user without a password yet; UserExists if the email is taken."""
+        raise NotImplementedError
+
+    def get_user(self, email):
+        """The User, or None."""
+        raise NotImplementedError
+
+    def set_password(self, email, password_hash):
+        """Store a new password hash and void every session of the user (a new sessions epoch)."""
+        raise NotImplementedError
+
+    def end_sessions(self, email):
+        """Void every session of the user: returns the new sessions epoch."""
+        raise NotImplementedError
+
+    def set_role(self, site, email, role):
+        """Give the user this role (owner, editor or viewer) on the site, replacing any other."""
+        raise NotImplementedError
+
+    def remove_role(self, site, email):
+        """Take the user off the site; False if they had no role there."""
+        raise NotImplementedError
+
+    def roles_of(self, email):
+        """{site: role} of the user."""
+        raise NotImplementedError
+
+    def site_users(self, site):
+        """[(email, role)] of the site, by email."""
+        raise NotImplementedError
+
+    def add_audit(self, site, entry_json):
+        """Append one entry (JSON text: who, when, what) to the site's audit log."""
+        raise NotImplementedError
+
+    def audit_log(self, site, limit=100):
+        """The newest `limit` entries of the site's audit log (JSON texts), newest first."""
+        raise NotImplementedError
+
     # drafts and versions
-    def save_draft(self, site, config_json):
+    def save_draft(self, site, config_json, if_etag=None):
+        """Store the draft; with `if_etag`, only if the current draft's draft_etag() is that
+        (checked and written atomically). Returns whether it was stored."""
         raise NotImplementedError
 
     def get_draft(self, site):
@@ -112,12 +203,16 @@ class Store:
 
     # events
     def record_events(self, site, visitor_id, events):
-        """Record validated events; returns how many were new (duplicates by id are skipped)."""
+        """Record validated events; returns how many were new (duplicates by id are skipped).
+        `visitor_id` is the unit counted: a browser's visitor id, or a customer key (customer-
+        bucketed campaigns, email). An exposure's `channel` ("web" when absent, "email") is kept
+        with the assignment it makes, and the unit's later conversions count in that channel."""
         raise NotImplementedError
 
-    def counters(self, site):
+    def counters(self, site, channel=None):
         """[{campaign, variation (None for holdout), goal (None for visitors), visitors,
-        conversions, revenue, revenue_sq}] for every counter of the site.
+        conversions, revenue, revenue_sq}] for every counter of the site: summed over channels
+        (None), or of one channel ("web", "email") only.
 
         Sums that later events will carry, read by results when a row has them (absent until the
         write path records them; docs/DESIGN.md "Results"):
@@ -130,12 +225,71 @@ class Store:
           added as revenue is)."""
         raise NotImplementedError
 
+    def daily_counters(self, site, campaign):
+        """[{day, variation (None for holdout), goal (None for visitors), visitors, conversions}]
+        of the campaign: what record_events counted on each day. An event's day is its `_day`
+        (YYYY-MM-DD in the site's time zone, set by collect); events without one count in no day."""
+        raise NotImplementedError
+
     def count_rejections(self, site, counts):
         """Add {reason: n} to the site's rejected-event counters."""
         raise NotImplementedError
 
     def rejections(self, site):
         """{reason: n} of every event refused for the site."""
+        raise NotImplementedError
+
+    # identity (server/identity): the site's identity record and its customers
+    def get_identity(self, site):
+        """The site's identity record JSON (customer-key salt, identity-secret seeds), or None."""
+        raise NotImplementedError
+
+    def put_identity(self, site, record_json, if_absent=False):
+        """Store the site's identity record; with if_absent, only when it has none. Returns
+        whether it was stored."""
+        raise NotImplementedError
+
+    def upsert_customers(self, site, customers, mark=None):
+        """Store [(customer key, json)], replacing customers with the same key; `mark` as
+        upsert_products. Returns how many."""
+        raise NotImplementedError
+
+    def get_customers(self, site, keys):
+        """{key: json} of the customer keys that exist."""
+        raise NotImplementedError
+
+    def delete_customers_unmarked(self, site, mark):
+        """End of a full import: remove every customer not stored under `mark`; returns how many."""
+        raise NotImplementedError
+
+    def iter_customers(self, site):
+        """Iterate (key, json) over every customer of the site, in key order."""
+        raise NotImplementedError
+
+    def count_customers(self, site):
+        raise NotImplementedError
+
+    def save_crm_schema(self, site, schema_json):
+        raise NotImplementedError
+
+    def get_crm_schema(self, site):
+        """The site's CRM attribute statistics JSON (server/identity/customers.py), or None."""
+        raise NotImplementedError
+
+    def link_visitor(self, site, customer_key, visitor_id):
+        """Note that this browser visitor was identified as this customer (for erasure)."""
+        raise NotImplementedError
+
+    def linked_visitors(self, site, customer_key):
+        """The visitor ids linked to the customer, sorted."""
+        raise NotImplementedError
+
+    def erase_units(self, site, customer_keys, units):
+        """Erasure: remove the customers stored under `customer_keys` and their links, and every
+        raw trace of the counted `units` (customer keys and visitor ids): their events' content
+        and visitor (an event's random id stays, so a retry is not counted again), assignments,
+        conversion state and recommendation interactions (`who` v:<unit> or c:<unit>). Counters
+        are aggregates and stay. Returns {"customers", "events", "interactions"} removed."""
         raise NotImplementedError
 
     # catalogue: products as JSON strings keyed by their id (server/catalog validates them)
@@ -220,9 +374,18 @@ class Store:
     # serving: what changes when a version is published, rate-limit windows, outages
     UNAVAILABLE = (OSError,)  # exceptions meaning "cannot be reached right now", as opposed to a bug
 
+    AWAY_ON = UNAVAILABLE  # those of them after which the store is deemed away (its outage guard skips it)
+
+    @cached_property
+    def outage(self):
+        """This process's view of whether the store answers (server/store/outage.py): request
+        paths that can do without the store call it through `store.outage.call(...)`."""
+        return Outage(self.AWAY_ON)
+
     def version_token(self):
         """A value that changes whenever any site may have a new version: after announce_version
-        in any process using this store, and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
+        in any process using this store, when the store answers again after an outage
+        (`outage.returns`), and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
         raise NotImplementedError
 
     def announce_version(self, site):

@@ -15,11 +15,19 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:version:<n>       hash    payload, signature, published_at (immutable)
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
     vitrina:{<site>}:seen              set     every recorded event id (idempotence)
-    vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout),
+    vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout) [+ "\\0<channel>"],
                                                "r\\0<campaign>\\0<goal>" -> that visitor's revenue,
                                                "o\\0<campaign>\\0<goal>" -> that visitor's orders,
                                                "d\\0<goal>\\0<order id>" -> 1 (orders counted once)
-    vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" -> number
+    vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
+                                               when not web] -> number
+    vitrina:{<site>}:days:<day>        hash    the counters fields, visitors and conversions only, counted that day
+                                               (every channel)
+    vitrina:{<site>}:days              set     every day that has a daily hash (YYYY-MM-DD, site time zone)
+    vitrina:{user:<email>}             hash    password_hash, created_at, sessions_epoch of a workspace user
+    vitrina:{user:<email>}:sites       hash    site -> role of that user
+    vitrina:{<site>}:members           hash    email -> role
+    vitrina:{<site>}:audit             list    audit entries (JSON), newest first
     vitrina:{<site>}:catalog           zset    every product id, score 0 (id order, for paging)
     vitrina:{<site>}:p:<id>            string  one product's JSON (a key per product: no giant key)
     vitrina:{<site>}:catalog:mark:<m>  zset    ids stored by a running full import (dropped at its end)
@@ -30,6 +38,13 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
     vitrina:{<site>}:pa:<id>:<hour>    hash    views, purchases: distinct visitors that hour (expires)
     vitrina:{<site>}:ph:<hour>         set     "<action>\\0<who>\\0<id>" counted that hour (expires)
+    vitrina:{<site>}:identity          string  identity record JSON: customer-key salt, secret seeds
+    vitrina:{<site>}:customers         zset    every customer key, score 0 (key order)
+    vitrina:{<site>}:cu:<key>          string  one customer's JSON (attributes, a key per customer)
+    vitrina:{<site>}:customers:mark:<m> zset   keys stored by a running full import
+    vitrina:{<site>}:crm-schema        string  CRM attribute statistics JSON
+    vitrina:{<site>}:links:<key>       set     visitor ids identified as that customer
+    vitrina:{<site>}:vlinks:<visitor>  set     customer keys that visitor was identified as
     vitrina:lock:<name>                string  the holder (PX ttl)
 
 The stream is the raw event log for export and replay; it is trimmed approximately to
@@ -45,28 +60,37 @@ import time
 
 import redis
 import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .base import (
     ACTIVITY_ACTIONS,
     ACTIVITY_HOURS,
+    COUNTER_METRICS,
     DEFAULT_KEY_NAME,
+    INTEGER_COUNTERS,
+    STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
+    WEB,
     ApiKey,
     KeyExists,
     SiteExists,
     Store,
+    User,
+    UserExists,
     activity_hits,
     legacy_key_name,
+    merge_channels,
 )
 
 log = logging.getLogger(__name__)
 CHANNEL = "vitrina:published"
+LISTEN_POLL_S = 1.0  # the version watch looks at its stop flag this often
 
 STREAM_MAXLEN = 1_000_000
 SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 1
 LEGACY_KEY_PREFIX, LEGACY_KEY_SUFFIX = "vitrina:{key:", "}:site"  # before keys had names: string -> site
 SEP = "\0"
-INTEGER_COUNTERS = frozenset({"visitors", "conversions", "orders", "orders_sq"})
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 # KEYS: the key's record   ARGV: last_used_at. A revoked key (record deleted) stays deleted.
@@ -85,12 +109,16 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: seen, events, counters, visitor
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 7 fields per event, each ended by a NUL:
+# KEYS: seen, events, counters, visitor, days, then the daily hash of each day the batch names
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 9 fields per event, each ended by a NUL:
 # id, type, campaign|goal, variation ("" = holdout)|value, order id ("" = none), the one campaign
-# a conversion belongs to ("" = every campaign of the visitor), length of the event's JSON body;
-# `bodies` is those bodies end to end. (Four arguments rather than seven per event: packing each
+# a conversion belongs to ("" = every campaign of the visitor), channel ("" = web), length of the
+# event's JSON body, index in KEYS of its day's daily hash ("" for none);
+# `bodies` is those bodies end to end. (Four arguments rather than nine per event: packing each
 # argument costs the Python client more than these few string.find calls cost Redis.)
+# An assignment is stored as its variation, followed by NUL and its channel when that is not web;
+# a counter of another channel than web has the channel as a fifth part of its field (daily
+# counters count every channel).
 # Returns how many events were new.
 #
 # Redis work per batch does not grow with the visitor's campaigns x conversions: after one SADD
@@ -122,7 +150,7 @@ local function hset(key, pairs_)
 end
 
 -- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
-local kinds, names, args, orders, onlys, converts = {}, {}, {}, {}, {}, false
+local kinds, names, args, orders, onlys, channels, days, converts = {}, {}, {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -132,27 +160,41 @@ while p <= #meta do
   local q5 = find(meta, '\0', q4 + 1, true)
   local q6 = find(meta, '\0', q5 + 1, true)
   local q7 = find(meta, '\0', q6 + 1, true)
-  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q6 + 1, q7 - 1))
+  local q8 = find(meta, '\0', q7 + 1, true)
+  local q9 = find(meta, '\0', q8 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q7 + 1, q8 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
     orders[n], onlys[n] = sub(meta, q4 + 1, q5 - 1), sub(meta, q5 + 1, q6 - 1)
+    channels[n] = sub(meta, q6 + 1, q7 - 1)
+    days[n] = tonumber(sub(meta, q8 + 1, q9 - 1))
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q7 + 1, b + length
+  p, b = q9 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
 
 -- the visitor hash, as far as this batch needs it: field -> value (false or nil when absent)
-local state, assigned = {}, {}  -- assigned: {campaign, variation} in hash order, then new ones
+-- assigned: {campaign, variation, counter suffix of its channel} in hash order, then new ones
+local state, assigned = {}, {}
+local function suffix(channel) return channel == '' and '' or '\0' .. channel end
 if converts then
   local all = redis.call('HGETALL', visitor)
   for j = 1, #all, 2 do
     state[all[j]] = all[j + 1]
-    if string.sub(all[j], 1, 2) == 'a\0' then assigned[#assigned + 1] = {string.sub(all[j], 3), all[j + 1]} end
+    if string.sub(all[j], 1, 2) == 'a\0' then
+      local value = all[j + 1]
+      local cut = find(value, '\0', 1, true)
+      if cut then
+        assigned[#assigned + 1] = {string.sub(all[j], 3), sub(value, 1, cut - 1), sub(value, cut)}
+      else
+        assigned[#assigned + 1] = {string.sub(all[j], 3), value, ''}
+      end
+    end
   end
 else
   local fields = {}
@@ -171,6 +213,13 @@ local function incr(field, n)
   if ints[field] == nil then touched[#touched + 1] = field; ints[field] = 0 end
   ints[field] = ints[field] + n
 end
+local daily, dailyOrder = {}, {}  -- "<KEYS index>\0<field>" -> increment, in first-touch order
+local function dincr(day, field)
+  if not day then return end
+  local at = day .. '\0' .. field
+  if daily[at] == nil then dailyOrder[#dailyOrder + 1] = {day, field, at}; daily[at] = 0 end
+  daily[at] = daily[at] + 1
+end
 local function add(field, delta)
   local deltas = floats[field]
   if deltas == nil then touched[#touched + 1] = field; deltas = {}; floats[field] = deltas end
@@ -183,9 +232,11 @@ for n = 1, fresh do
     -- the first variation recorded for (visitor, campaign) wins
     local field = 'a\0' .. name
     if not state[field] then
-      put(field, arg)
-      assigned[#assigned + 1] = {name, arg}
-      incr('visitors\0' .. name .. '\0' .. arg .. '\0', 1)
+      local tail = suffix(channels[n])
+      put(field, arg .. tail)
+      assigned[#assigned + 1] = {name, arg, tail}
+      incr('visitors\0' .. name .. '\0' .. arg .. '\0' .. tail, 1)
+      dincr(days[n], 'visitors\0' .. name .. '\0' .. arg .. '\0')
     end
   else
     -- a conversion counts for every campaign the visitor is assigned to now (or for the one it
@@ -208,18 +259,21 @@ for n = 1, fresh do
         local after = b + value
         put(own, after)
         local counter = a[1] .. '\0' .. a[2] .. '\0' .. name
-        if not before then incr('conversions\0' .. counter, 1) end
-        add('revenue\0' .. counter, value)
-        add('revenue_sq\0' .. counter, after * after - b * b)
+        if not before then
+          incr('conversions\0' .. counter .. a[3], 1)
+          dincr(days[n], 'conversions\0' .. counter)
+        end
+        add('revenue\0' .. counter .. a[3], value)
+        add('revenue_sq\0' .. counter .. a[3], after * after - b * b)
         local own_orders = 'o\0' .. a[1] .. '\0' .. name
         local ob = tonumber(state[own_orders] or '0')
         local oa = ob + new_order
         if new_order == 1 then
           put(own_orders, string.format('%d', oa))
-          incr('orders\0' .. counter, 1)
-          incr('orders_sq\0' .. counter, oa * oa - ob * ob)
+          incr('orders\0' .. counter .. a[3], 1)
+          incr('orders_sq\0' .. counter .. a[3], oa * oa - ob * ob)
         end
-        if oa > 0 then add('revenue_orders\0' .. counter, after * oa - b * ob) end
+        if oa > 0 then add('revenue_orders\0' .. counter .. a[3], after * oa - b * ob) end
       end
     end
   end
@@ -248,6 +302,10 @@ if #touched > 0 then
   end
   hset(counters, out)
 end
+for _, d in ipairs(dailyOrder) do
+  redis.call('HINCRBY', KEYS[d[1]], d[2], daily[d[3]])
+  redis.call('SADD', KEYS[5], string.sub(KEYS[d[1]], #KEYS[5] + 2))
+end
 return fresh
 """
 
@@ -266,6 +324,14 @@ for i = 3, #ARGV, 6 do
 end
 if #new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
 return new
+"""
+
+# KEYS: draft   ARGV: config, updated_at, expected etag. Stores the draft only if the current one's
+# SHA-1 (store/base.py draft_etag) is the expected one; returns 1 when stored.
+SAVE_DRAFT_IF = """
+if redis.sha1hex(redis.call('HGET', KEYS[1], 'config') or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'config', ARGV[1], 'updated_at', ARGV[2])
+return 1
 """
 
 # KEYS: lock   ARGV: owner, ttl_ms. Takes a free lock, or extends one the owner holds.
@@ -293,11 +359,17 @@ def _chunks(items, size=CHUNK):
         yield items[start:start + size]
 
 
-def connect(url):
-    """A redis-py client for redis://, rediss://, unix:// or redis+cluster:// URLs."""
+def connect(url, timeout_s=STORE_TIMEOUT_S):
+    """A redis-py client for redis://, rediss://, unix:// or redis+cluster:// URLs, bounded: a
+    connect or a read waits timeout_s at most, a timeout is never retried (a stopped server would
+    make every retry wait as long: redis-py's default is 10 retries), and a refused or dropped
+    connection is retried once, at once (a pooled connection that a Redis restart closed)."""
+    bounds = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+              "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))}
     if url.startswith("redis+cluster://"):
-        return redis.cluster.RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], decode_responses=True)
-    return redis.Redis.from_url(url, decode_responses=True)
+        return redis.cluster.RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], decode_responses=True,
+                                                   **bounds)
+    return redis.Redis.from_url(url, decode_responses=True, **bounds)
 
 
 class _VersionWatch:
@@ -333,8 +405,11 @@ class _VersionWatch:
                 pubsub = self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 self.generation += 1  # anything published while we were not listening
-                for _message in pubsub.listen():
-                    self.generation += 1
+                while not self._stopped.is_set():
+                    # Polled rather than listen(): a quiet channel is no read timeout, and a stopped
+                    # (SIGSTOP) server only makes the channel quiet, which the age bound covers.
+                    if pubsub.get_message(timeout=LISTEN_POLL_S) is not None:
+                        self.generation += 1
             except Exception as e:  # Redis away: the age bound covers the gap; try again soon
                 log.debug("version watch reconnecting: %s", e)
                 self._stopped.wait(1)
@@ -352,9 +427,11 @@ class RedisStore(Store):
     UNAVAILABLE = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                    redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
                    redis.exceptions.RedisClusterException)
+    AWAY_ON = UNAVAILABLE
 
-    def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN):
-        self.r = connect(url)
+    def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN,
+                 timeout_s=STORE_TIMEOUT_S):
+        self.r = connect(url, timeout_s)
         self.stream_maxlen = stream_maxlen
         self.interactions_maxlen = interactions_maxlen
         self._add_version = self.r.register_script(ADD_VERSION)
@@ -363,6 +440,7 @@ class RedisStore(Store):
         self._record_interactions = self.r.register_script(RECORD_INTERACTIONS)
         self._acquire_lock = self.r.register_script(ACQUIRE_LOCK)
         self._release_lock = self.r.register_script(RELEASE_LOCK)
+        self._save_draft_if = self.r.register_script(SAVE_DRAFT_IF)
         self._watch = _VersionWatch(self.r)
         self._upgraded = False
 
@@ -463,9 +541,59 @@ class RedisStore(Store):
     def list_sites(self):
         return sorted(self.r.smembers("vitrina:sites"))
 
+    # users, roles, audit
+    @staticmethod
+    def _user(email, part=""):
+        return f"vitrina:{{user:{email}}}{part}"
+
+    def create_user(self, email):
+        if not self.r.hsetnx(self._user(email), "created_at", repr(time.time())):
+            raise UserExists(email)
+        self.r.hset(self._user(email), "sessions_epoch", 0)
+
+    def get_user(self, email):
+        record = self.r.hgetall(self._user(email))
+        if not record.get("created_at"):
+            return None
+        return User(email, record.get("password_hash"), float(record["created_at"]), int(record.get("sessions_epoch", 0)))
+
+    def set_password(self, email, password_hash):
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self._user(email), "password_hash", password_hash)
+        pipe.hincrby(self._user(email), "sessions_epoch", 1)
+        pipe.execute()
+
+    def end_sessions(self, email):
+        if not self.r.exists(self._user(email)):
+            return None
+        return self.r.hincrby(self._user(email), "sessions_epoch", 1)
+
+    def set_role(self, site, email, role):
+        self.r.hset(self._user(email, ":sites"), site, role)
+        self.r.hset(self._k(site, "members"), email, role)
+
+    def remove_role(self, site, email):
+        self.r.hdel(self._user(email, ":sites"), site)
+        return self.r.hdel(self._k(site, "members"), email) == 1
+
+    def roles_of(self, email):
+        return dict(sorted(self.r.hgetall(self._user(email, ":sites")).items()))
+
+    def site_users(self, site):
+        return sorted(self.r.hgetall(self._k(site, "members")).items())
+
+    def add_audit(self, site, entry_json):
+        self.r.lpush(self._k(site, "audit"), entry_json)
+
+    def audit_log(self, site, limit=100):
+        return self.r.lrange(self._k(site, "audit"), 0, limit - 1)
+
     # drafts and versions
-    def save_draft(self, site, config_json):
-        self.r.hset(self._k(site, "draft"), mapping={"config": config_json, "updated_at": repr(time.time())})
+    def save_draft(self, site, config_json, if_etag=None):
+        if if_etag is None:
+            self.r.hset(self._k(site, "draft"), mapping={"config": config_json, "updated_at": repr(time.time())})
+            return True
+        return self._save_draft_if(keys=[self._k(site, "draft")], args=[config_json, repr(time.time()), if_etag]) == 1
 
     def get_draft(self, site):
         return self.r.hget(self._k(site, "draft"), "config")
@@ -501,7 +629,7 @@ class RedisStore(Store):
     def record_events(self, site, visitor_id, events):
         if not events:
             return 0
-        meta, bodies = [], []
+        meta, bodies, day_keys = [], [], {}
         for event in events:
             body = event.get("_json") or _compact({k: v for k, v in event.items() if not k.startswith("_")})
             if event["type"] == "exposure":
@@ -509,26 +637,50 @@ class RedisStore(Store):
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
             size = len(body) if body.isascii() else len(body.encode())
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{event.get('order_id') or ''}\0"
-                        f"{event.get('campaign', '') if event['type'] == 'conversion' else ''}\0{size}\0")
+            channel = event.get("channel") or WEB
+            day = event.get("_day")
+            at = day_keys.setdefault(day, 6 + len(day_keys)) if day else ""
+            only = event.get("campaign", "") if event["type"] == "conversion" else ""
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{event.get('order_id') or ''}\0{only}\0"
+                        f"{'' if channel == WEB else channel}\0{size}\0{at}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 7 * len(events):
+        if meta.count("\0") != 9 * len(events):
             raise ValueError("event ids, campaigns, variations and goals cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
-                self._k(site, f"visitor:{visitor_id}")]
+                self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
+                *(self._k(site, f"days:{day}") for day in day_keys)]
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
 
-    def counters(self, site):
+    def counters(self, site, channel=None):
         rows = {}
         for field, value in self.r.hgetall(self._k(site, "counters")).items():
-            metric, campaign, variation, goal = field.split(SEP)
-            row = rows.setdefault((campaign, variation, goal), {
-                "campaign": campaign, "variation": variation or None, "goal": goal or None,
-                "visitors": 0, "conversions": 0, "revenue": 0.0, "revenue_sq": 0.0,
-                "orders": 0, "orders_sq": 0, "revenue_orders": 0.0})
+            metric, campaign, variation, goal, *rest = field.split(SEP)
+            kind = rest[0] if rest else WEB
+            if channel is not None and kind != channel:
+                continue
+            row = rows.setdefault((campaign, variation, goal, kind), {
+                "campaign": campaign, "variation": variation or None, "goal": goal or None, "channel": kind,
+                **{metric: 0 if metric in INTEGER_COUNTERS else 0.0 for metric in COUNTER_METRICS}})
             row[metric] = int(value) if metric in INTEGER_COUNTERS else float(value)
-        return list(rows.values())
+        return merge_channels(rows.values())
+
+    def daily_counters(self, site, campaign):
+        days = sorted(self.r.smembers(self._k(site, "days")))
+        pipe = self.r.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self._k(site, f"days:{day}"))
+        rows = []
+        for day, fields in zip(days, pipe.execute()):
+            found = {}
+            for field, value in fields.items():
+                metric, name, variation, goal = field.split(SEP)
+                if name == campaign:
+                    row = found.setdefault((variation, goal), {"day": day, "variation": variation or None,
+                                                               "goal": goal or None, "visitors": 0, "conversions": 0})
+                    row[metric] = int(value)
+            rows += found.values()
+        return rows
 
     def count_rejections(self, site, counts):
         pipe = self.r.pipeline(transaction=False)
@@ -539,18 +691,110 @@ class RedisStore(Store):
     def rejections(self, site):
         return {k: int(v) for k, v in sorted(self.r.hgetall(self._k(site, "rejections")).items())}
 
+    # identity
+    def get_identity(self, site):
+        return self.r.get(self._k(site, "identity"))
+
+    def put_identity(self, site, record_json, if_absent=False):
+        return bool(self.r.set(self._k(site, "identity"), record_json, nx=if_absent))
+
+    def upsert_customers(self, site, customers, mark=None):
+        return self._upsert_indexed(site, "customers", "cu:", customers, mark)
+
+    def get_customers(self, site, keys):
+        return self._values(site, "cu:", keys)
+
+    def delete_customers_unmarked(self, site, mark):
+        return self._delete_unmarked(site, "customers", "cu:", mark)
+
+    def iter_customers(self, site):
+        after = ""
+        while True:
+            keys = self.r.zrangebylex(self._k(site, "customers"), f"({after}" if after else "-", "+", start=0, num=1000)
+            found = self.get_customers(site, keys)
+            yield from ((key, found[key]) for key in keys if key in found)
+            if len(keys) < 1000:
+                return
+            after = keys[-1]
+
+    def count_customers(self, site):
+        return self.r.zcard(self._k(site, "customers"))
+
+    def save_crm_schema(self, site, schema_json):
+        self.r.set(self._k(site, "crm-schema"), schema_json)
+
+    def get_crm_schema(self, site):
+        return self.r.get(self._k(site, "crm-schema"))
+
+    def link_visitor(self, site, customer_key, visitor_id):
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd(self._k(site, f"links:{customer_key}"), visitor_id)
+        pipe.sadd(self._k(site, f"vlinks:{visitor_id}"), customer_key)
+        pipe.execute()
+
+    def linked_visitors(self, site, customer_key):
+        return sorted(self.r.smembers(self._k(site, f"links:{customer_key}")))
+
+    def erase_units(self, site, customer_keys, units):
+        units, customer_keys = list(dict.fromkeys(units)), list(dict.fromkeys(customer_keys))
+        erased = {"customers": self._delete_indexed(site, "customers", "cu:", customer_keys), "events": 0,
+                  "interactions": 0}
+        for customer_key in customer_keys:
+            for visitor_id in self.r.smembers(self._k(site, f"links:{customer_key}")):
+                self.r.srem(self._k(site, f"vlinks:{visitor_id}"), customer_key)
+            self.r.delete(self._k(site, f"links:{customer_key}"))
+        for unit in units:
+            for customer_key in self.r.smembers(self._k(site, f"vlinks:{unit}")):
+                self.r.srem(self._k(site, f"links:{customer_key}"), unit)
+            self.r.delete(self._k(site, f"vlinks:{unit}"), self._k(site, f"visitor:{unit}"))
+        # the streams are scanned whole (an erasure is rare); the seen set keeps the event ids,
+        # so a retry of an erased event is not counted again
+        erased["events"] = self._delete_entries(site, "events", "visitor", set(units))
+        whos = {f"{kind}:{unit}" for unit in units for kind in ("v", "c")}
+        erased["interactions"] = self._delete_entries(site, "interactions", "who", whos)
+        self._forget_activity(site, whos)
+        return erased
+
+    def _forget_activity(self, site, whos):
+        """Who was counted in live activity, out of every hourly set that may still exist (an hour
+        is written while in the window and lives ACTIVITY_TTL_S after); the counts stay."""
+        last = int(time.time() // 3600)
+        for hour in range(last - 2 * ACTIVITY_HOURS - 2, last + 1):
+            key = self._k(site, f"ph:{hour}")
+            doomed = [member for member in self.r.sscan_iter(key, count=1000) if member.split(SEP)[1] in whos]
+            if doomed:
+                self.r.srem(key, *doomed)
+
+    def _delete_entries(self, site, stream, field, values):
+        """XDEL every entry of the site's stream whose `field` is one of `values`; returns how many."""
+        key, start, deleted = self._k(site, stream), "-", 0
+        while values:
+            entries = self.r.xrange(key, start, "+", count=10_000)
+            doomed = [entry_id for entry_id, fields in entries if fields.get(field) in values]
+            if doomed:
+                deleted += self.r.xdel(key, *doomed)
+            if len(entries) < 10_000:
+                break
+            start = "(" + entries[-1][0]
+        return deleted
+
     # catalogue
     def upsert_products(self, site, products, mark=None):
-        products = list(products)
+        return self._upsert_indexed(site, "catalog", "p:", products, mark)
+
+    def _upsert_indexed(self, site, index, prefix, rows, mark):
+        """SET a key `prefix + id` per (id, json) row, and add the ids to the sorted set `index`
+        (and to `<index>:mark:<mark>` for a full import). Returns how many."""
+        rows = list(rows)
         pipe = self.r.pipeline(transaction=False)
-        for part in _chunks(products):
-            self._set_many(pipe, {self._k(site, f"p:{pid}"): body for pid, body in part})
-            members = {pid: 0 for pid, _ in part}
-            pipe.zadd(self._k(site, "catalog"), members)
+        for part in _chunks(rows):
+            self._set_many(pipe, {self._k(site, prefix + key): body for key, body in part})
+            members = {key: 0 for key, _ in part}
+            pipe.zadd(self._k(site, index), members)
             if mark is not None:
-                pipe.zadd(self._k(site, f"catalog:mark:{mark}"), members)
+                pipe.zadd(self._k(site, f"{index}:mark:{mark}"), members)
         pipe.execute()
-        return len(products)
+        return len(rows)
 
     def _set_many(self, pipe, values):
         """SET each key: one MSET (keys of one site share a slot), except in a cluster pipeline,
@@ -562,17 +806,21 @@ class RedisStore(Store):
             pipe.mset(values)
 
     def delete_products(self, site, ids):
-        ids = list(dict.fromkeys(ids))
+        return self._delete_indexed(site, "catalog", "p:", ids)
+
+    def _delete_indexed(self, site, index, prefix, ids):
         deleted = 0
-        for part in _chunks(ids):
-            deleted += self.r.zrem(self._k(site, "catalog"), *part)
-            self.r.delete(*(self._k(site, f"p:{pid}") for pid in part))
+        for part in _chunks(dict.fromkeys(ids)):
+            deleted += self.r.zrem(self._k(site, index), *part)
+            self.r.delete(*(self._k(site, prefix + key) for key in part))
         return deleted
 
     def delete_products_unmarked(self, site, mark):
-        mark_key = self._k(site, f"catalog:mark:{mark}")
-        stale = self.r.zdiff([self._k(site, "catalog"), mark_key])
-        deleted = self.delete_products(site, stale)
+        return self._delete_unmarked(site, "catalog", "p:", mark)
+
+    def _delete_unmarked(self, site, index, prefix, mark):
+        mark_key = self._k(site, f"{index}:mark:{mark}")
+        deleted = self._delete_indexed(site, index, prefix, self.r.zdiff([self._k(site, index), mark_key]))
         self.r.delete(mark_key)
         return deleted
 
@@ -700,7 +948,7 @@ class RedisStore(Store):
 
     # serving
     def version_token(self):
-        return self._watch.token()
+        return self._watch.token(), self.outage.returns
 
     def announce_version(self, site):
         self._watch.announce(site)

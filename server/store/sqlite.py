@@ -8,14 +8,21 @@ import time
 from .base import (
     ACTIVITY_ACTIONS,
     ACTIVITY_HOURS,
+    COUNTER_METRICS,
     DEFAULT_KEY_NAME,
+    STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
+    WEB,
     ApiKey,
     KeyExists,
     SiteExists,
     Store,
+    User,
+    UserExists,
     activity_hits,
+    draft_etag,
     legacy_key_name,
+    merge_channels,
 )
 
 HOLDOUT = ""  # the holdout's variation in key columns, where NULL cannot be part of a key
@@ -35,16 +42,16 @@ CREATE TABLE IF NOT EXISTS events (
   body TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (site, event_id));
 CREATE TABLE IF NOT EXISTS assignments (
   site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL,
-  PRIMARY KEY (site, visitor_id, campaign));
+  channel TEXT NOT NULL DEFAULT 'web', PRIMARY KEY (site, visitor_id, campaign));
 CREATE TABLE IF NOT EXISTS conversion_state (
   site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL, visitor_id TEXT NOT NULL,
   revenue REAL NOT NULL, orders INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site, campaign, goal, visitor_id));
 CREATE TABLE IF NOT EXISTS counters (
   site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
-  visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
   revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
   orders INTEGER NOT NULL DEFAULT 0, orders_sq INTEGER NOT NULL DEFAULT 0, revenue_orders REAL NOT NULL DEFAULT 0,
-  PRIMARY KEY (site, campaign, variation, goal));
+  PRIMARY KEY (site, campaign, variation, goal, channel));
 CREATE TABLE IF NOT EXISTS order_ids (
   site TEXT NOT NULL, visitor_id TEXT NOT NULL, goal TEXT NOT NULL, order_id TEXT NOT NULL,
   PRIMARY KEY (site, visitor_id, goal, order_id)) WITHOUT ROWID;
@@ -68,8 +75,28 @@ CREATE TABLE IF NOT EXISTS recs_status (
   site TEXT PRIMARY KEY, imports_at REAL, signals_at REAL, built_at REAL);
 CREATE TABLE IF NOT EXISTS merchandising (site TEXT PRIMARY KEY, rules TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS identity (site TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS customers (
+  site TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, mark TEXT, PRIMARY KEY (site, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS crm_schema (site TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identity_links (
+  site TEXT NOT NULL, customer_key TEXT NOT NULL, visitor_id TEXT NOT NULL,
+  PRIMARY KEY (site, customer_key, visitor_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS daily (
+  site TEXT NOT NULL, campaign TEXT NOT NULL, day TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, day, variation, goal)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (
+  email TEXT PRIMARY KEY, password_hash TEXT, created_at REAL NOT NULL, sessions_epoch INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS roles (
+  site TEXT NOT NULL, email TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (site, email));
+CREATE INDEX IF NOT EXISTS roles_by_email ON roles (email);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_site ON audit (site, seq);
 """
+COUNTERS_TABLE = next(part.strip() for part in SCHEMA.split(";") if "TABLE IF NOT EXISTS counters" in part)
 CHUNK = 500  # ids per IN (...) query: below SQLite's bound on host parameters
+PREPARE_TIMEOUT_S = 30  # the busy timeout while a process upgrades or creates the schema at start
 
 
 def _name_legacy_keys(db):
@@ -87,6 +114,23 @@ def _name_legacy_keys(db):
         db.execute("UPDATE api_keys SET name=? WHERE key_hash=?", (legacy_key_name(counts[site]), key_hash))
 
 
+def _add_channels(db):
+    """Assignments and counters get a `channel` ("web" for everything recorded before): a new
+    column for assignments, and counters rebuilt with the channel in their primary key."""
+    if db.execute("PRAGMA table_info(assignments)").fetchall() and \
+            "channel" not in {row[1] for row in db.execute("PRAGMA table_info(assignments)")}:
+        db.execute("ALTER TABLE assignments ADD COLUMN channel TEXT NOT NULL DEFAULT 'web'")
+    columns = {row[1] for row in db.execute("PRAGMA table_info(counters)")}
+    if not columns or "channel" in columns:
+        return
+    db.execute("ALTER TABLE counters RENAME TO counters_before_channels")
+    db.execute(COUNTERS_TABLE)
+    db.execute("INSERT INTO counters (site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq) "
+               "SELECT site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq "
+               "FROM counters_before_channels")
+    db.execute("DROP TABLE counters_before_channels")
+
+
 def _count_orders(db):
     """Order counts beside revenue: per visitor in conversion_state, per arm in counters
     (conversions recorded before count no order)."""
@@ -102,7 +146,7 @@ def _count_orders(db):
 # Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
 # alone would not (a new column, data to rewrite); on a new database they find nothing to do.
 # A new table needs no step: SCHEMA creates what is missing on every start.
-MIGRATIONS = [_name_legacy_keys, _count_orders]
+MIGRATIONS = [_name_legacy_keys, _add_channels, _count_orders]
 
 
 class _VersionStamp:
@@ -151,9 +195,13 @@ class _MemoryWindows:
 
 class SQLiteStore(Store):
     UNAVAILABLE = (OSError, sqlite3.OperationalError)
+    # A file on this machine is never away: a locked database is busy, and each call waits for
+    # the lock its busy timeout at most (WAL readers never wait for a writer).
+    AWAY_ON = ()
 
-    def __init__(self, path):
+    def __init__(self, path, timeout_s=STORE_TIMEOUT_S):
         self.path = path
+        self.timeout_s = timeout_s  # the busy timeout: how long a statement waits for another's lock
         self._local = threading.local()
         self._stamp = None  # mapped on first use: gunicorn forks workers after the app is made
         self._windows = _MemoryWindows()
@@ -161,20 +209,26 @@ class SQLiteStore(Store):
 
     def _prepare(self):
         """Upgrade an older database (in one transaction: of several processes starting at once,
-        one does it and the others find it done), then create whatever is missing."""
-        if self._db().execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
-            with self._tx() as db:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                for migrate in MIGRATIONS[version:]:
-                    migrate(db)
-                db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-        # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
-        self._db().executescript(SCHEMA)
+        one does it and the others find it done), then create whatever is missing. Starting
+        processes wait for each other's lock longer than a request would (PREPARE_TIMEOUT_S)."""
+        db = self._db()
+        db.execute(f"PRAGMA busy_timeout = {int(PREPARE_TIMEOUT_S * 1000)}")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+                with self._tx() as tx:
+                    version = tx.execute("PRAGMA user_version").fetchone()[0]
+                    for migrate in MIGRATIONS[version:]:
+                        migrate(tx)
+                    tx.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+            # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
+            db.executescript(SCHEMA)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
 
     def _db(self):
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
@@ -227,11 +281,62 @@ class SQLiteStore(Store):
     def list_sites(self):
         return [r[0] for r in self._db().execute("SELECT site FROM sites ORDER BY site")]
 
-    # drafts and versions
-    def save_draft(self, site, config_json):
+    # users, roles, audit
+    def create_user(self, email):
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM users WHERE email=?", (email,)).fetchone():
+                raise UserExists(email)
+            db.execute("INSERT INTO users (email, created_at) VALUES (?, ?)", (email, time.time()))
+
+    def get_user(self, email):
+        row = self._db().execute("SELECT email, password_hash, created_at, sessions_epoch FROM users WHERE email=?",
+                                 (email,)).fetchone()
+        return User(*row) if row else None
+
+    def set_password(self, email, password_hash):
+        with self._tx() as db:
+            db.execute("UPDATE users SET password_hash=?, sessions_epoch=sessions_epoch+1 WHERE email=?",
+                       (password_hash, email))
+
+    def end_sessions(self, email):
+        with self._tx() as db:
+            db.execute("UPDATE users SET sessions_epoch=sessions_epoch+1 WHERE email=?", (email,))
+            row = db.execute("SELECT sessions_epoch FROM users WHERE email=?", (email,)).fetchone()
+        return row[0] if row else None
+
+    def set_role(self, site, email, role):
+        with self._tx() as db:
+            db.execute("INSERT INTO roles VALUES (?, ?, ?) ON CONFLICT(site, email) DO UPDATE SET role=excluded.role",
+                       (site, email, role))
+
+    def remove_role(self, site, email):
+        with self._tx() as db:
+            return db.execute("DELETE FROM roles WHERE site=? AND email=?", (site, email)).rowcount > 0
+
+    def roles_of(self, email):
+        return dict(self._db().execute("SELECT site, role FROM roles WHERE email=? ORDER BY site", (email,)))
+
+    def site_users(self, site):
+        return self._db().execute("SELECT email, role FROM roles WHERE site=? ORDER BY email", (site,)).fetchall()
+
+    def add_audit(self, site, entry_json):
+        with self._tx() as db:
+            db.execute("INSERT INTO audit (site, entry) VALUES (?, ?)", (site, entry_json))
+
+    def audit_log(self, site, limit=100):
+        return [row[0] for row in self._db().execute(
+            "SELECT entry FROM audit WHERE site=? ORDER BY seq DESC LIMIT ?", (site, limit))]
+
+    # drafts and versions
+    def save_draft(self, site, config_json, if_etag=None):
+        with self._tx() as db:
+            if if_etag is not None:
+                row = db.execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
+                if draft_etag(row[0] if row else None) != if_etag:
+                    return False
             db.execute("INSERT INTO drafts VALUES (?, ?, ?) ON CONFLICT(site) DO UPDATE SET "
                        "config=excluded.config, updated_at=excluded.updated_at", (site, config_json, time.time()))
+        return True
 
     def get_draft(self, site):
         row = self._db().execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
@@ -278,24 +383,30 @@ class SQLiteStore(Store):
                     self._convert(db, site, visitor_id, event)
         return new
 
-    def _bump(self, db, site, campaign, variation, goal, visitors=0, conversions=0, revenue=0.0, revenue_sq=0.0,
-              orders=0, orders_sq=0, revenue_orders=0.0):
+    def _bump(self, db, site, campaign, variation, goal, channel, visitors=0, conversions=0, revenue=0.0,
+              revenue_sq=0.0, orders=0, orders_sq=0, revenue_orders=0.0, day=None):
         db.execute(
-            "INSERT INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(site, campaign, variation, goal) DO UPDATE SET "
+            "INSERT INTO counters (site, campaign, variation, goal, channel, visitors, conversions, revenue, revenue_sq, "
+            "orders, orders_sq, revenue_orders) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(site, campaign, variation, goal, channel) DO UPDATE SET "
             "visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions, "
             "revenue=revenue+excluded.revenue, revenue_sq=revenue_sq+excluded.revenue_sq, "
             "orders=orders+excluded.orders, orders_sq=orders_sq+excluded.orders_sq, "
             "revenue_orders=revenue_orders+excluded.revenue_orders",
-            (site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq, orders, orders_sq,
+            (site, campaign, variation, goal, channel, visitors, conversions, revenue, revenue_sq, orders, orders_sq,
              revenue_orders))
+        if day and (visitors or conversions):
+            db.execute("INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, day, variation, goal) "
+                       "DO UPDATE SET visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions",
+                       (site, campaign, day, variation, goal, visitors, conversions))
 
     def _expose(self, db, site, visitor_id, event):
         variation = HOLDOUT if event.get("holdout") else event["variation"]
-        cur = db.execute("INSERT OR IGNORE INTO assignments VALUES (?, ?, ?, ?)",
-                         (site, visitor_id, event["campaign"], variation))
+        channel = event.get("channel") or WEB
+        cur = db.execute("INSERT OR IGNORE INTO assignments (site, visitor_id, campaign, variation, channel) "
+                         "VALUES (?, ?, ?, ?, ?)", (site, visitor_id, event["campaign"], variation, channel))
         if cur.rowcount:
-            self._bump(db, site, event["campaign"], variation, "", visitors=1)
+            self._bump(db, site, event["campaign"], variation, "", channel, visitors=1, day=event.get("_day"))
 
     def _convert(self, db, site, visitor_id, event):
         value = float(event.get("value") or 0.0)
@@ -304,10 +415,10 @@ class SQLiteStore(Store):
                                                    (site, visitor_id, goal, order_id)).rowcount:
             return  # this visitor's order, sent again (a reloaded thank-you page): counted once
         new_order = 0 if order_id is None else 1
-        rows = db.execute("SELECT campaign, variation FROM assignments WHERE site=? AND visitor_id=?"
+        rows = db.execute("SELECT campaign, variation, channel FROM assignments WHERE site=? AND visitor_id=?"
                           + ("" if only is None else " AND campaign=?"),
                           (site, visitor_id) if only is None else (site, visitor_id, only)).fetchall()
-        for campaign, variation in rows:
+        for campaign, variation, channel in rows:
             row = db.execute("SELECT revenue, orders FROM conversion_state "
                              "WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
                              (site, campaign, goal, visitor_id)).fetchone()
@@ -315,18 +426,25 @@ class SQLiteStore(Store):
             after, orders_after = before + value, orders_before + new_order
             db.execute("INSERT OR REPLACE INTO conversion_state (site, campaign, goal, visitor_id, revenue, orders) "
                        "VALUES (?, ?, ?, ?, ?, ?)", (site, campaign, goal, visitor_id, after, orders_after))
-            self._bump(db, site, campaign, variation, goal, conversions=0 if row else 1,
+            self._bump(db, site, campaign, variation, goal, channel, conversions=0 if row else 1,
                        revenue=value, revenue_sq=after * after - before * before, orders=new_order,
                        orders_sq=orders_after * orders_after - orders_before * orders_before,
-                       revenue_orders=after * orders_after - before * orders_before)
+                       revenue_orders=after * orders_after - before * orders_before, day=event.get("_day"))
 
-    def counters(self, site):
+    def counters(self, site, channel=None):
+        sql = f"SELECT campaign, variation, goal, channel, {', '.join(COUNTER_METRICS)} FROM counters WHERE site=?"
+        args = (site,) if channel is None else (site, channel)
+        rows = self._db().execute(sql + ("" if channel is None else " AND channel=?"), args).fetchall()
+        found = [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "channel": ch,
+                  **dict(zip(COUNTER_METRICS, metrics))} for c, v, g, ch, *metrics in rows]
+        return merge_channels(found)
+
+    def daily_counters(self, site, campaign):
         rows = self._db().execute(
-            "SELECT campaign, variation, goal, visitors, conversions, revenue, revenue_sq, orders, orders_sq, "
-            "revenue_orders FROM counters WHERE site=?", (site,)).fetchall()
-        return [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "visitors": n,
-                 "conversions": k, "revenue": r, "revenue_sq": r2, "orders": o, "orders_sq": o2, "revenue_orders": ro}
-                for c, v, g, n, k, r, r2, o, o2, ro in rows]
+            "SELECT day, variation, goal, visitors, conversions FROM daily WHERE site=? AND campaign=? ORDER BY day",
+            (site, campaign)).fetchall()
+        return [{"day": d, "variation": None if v == HOLDOUT else v, "goal": g or None, "visitors": n,
+                 "conversions": k} for d, v, g, n, k in rows]
 
     def count_rejections(self, site, counts):
         with self._tx() as db:
@@ -336,13 +454,102 @@ class SQLiteStore(Store):
     def rejections(self, site):
         return dict(self._db().execute("SELECT reason, count FROM rejections WHERE site=? ORDER BY reason", (site,)))
 
+    # identity
+    def get_identity(self, site):
+        row = self._db().execute("SELECT record FROM identity WHERE site=?", (site,)).fetchone()
+        return row[0] if row else None
+
+    def put_identity(self, site, record_json, if_absent=False):
+        with self._tx() as db:
+            if if_absent:
+                return db.execute("INSERT OR IGNORE INTO identity VALUES (?, ?)", (site, record_json)).rowcount == 1
+            db.execute("INSERT INTO identity VALUES (?, ?) ON CONFLICT(site) DO UPDATE SET record=excluded.record",
+                       (site, record_json))
+            return True
+
+    def upsert_customers(self, site, customers, mark=None):
+        return self._upsert_marked("customers", "key", site, customers, mark)
+
+    def get_customers(self, site, keys):
+        return self._rows_by_key("customers", "key", site, keys)
+
+    def delete_customers_unmarked(self, site, mark):
+        return self._delete_unmarked("customers", site, mark)
+
+    def iter_customers(self, site):
+        after = ""
+        while True:
+            rows = self._db().execute("SELECT key, body FROM customers WHERE site=? AND key>? ORDER BY key LIMIT 1000",
+                                      (site, after)).fetchall()
+            yield from rows
+            if len(rows) < 1000:
+                return
+            after = rows[-1][0]
+
+    def count_customers(self, site):
+        return self._db().execute("SELECT COUNT(*) FROM customers WHERE site=?", (site,)).fetchone()[0]
+
+    def save_crm_schema(self, site, schema_json):
+        with self._tx() as db:
+            db.execute("INSERT INTO crm_schema VALUES (?, ?) ON CONFLICT(site) DO UPDATE SET body=excluded.body",
+                       (site, schema_json))
+
+    def get_crm_schema(self, site):
+        row = self._db().execute("SELECT body FROM crm_schema WHERE site=?", (site,)).fetchone()
+        return row[0] if row else None
+
+    def link_visitor(self, site, customer_key, visitor_id):
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO identity_links VALUES (?, ?, ?)", (site, customer_key, visitor_id))
+
+    def linked_visitors(self, site, customer_key):
+        return [row[0] for row in self._db().execute(
+            "SELECT visitor_id FROM identity_links WHERE site=? AND customer_key=? ORDER BY visitor_id",
+            (site, customer_key))]
+
+    def erase_units(self, site, customer_keys, units):
+        units, customer_keys = list(dict.fromkeys(units)), list(dict.fromkeys(customer_keys))
+        whos = [f"{kind}:{unit}" for unit in units for kind in ("v", "c")]
+        erased = {"customers": 0, "events": 0, "interactions": 0}
+        with self._tx() as db:
+            for part in _parts(customer_keys):
+                marks = ",".join("?" * len(part))
+                erased["customers"] += db.execute(f"DELETE FROM customers WHERE site=? AND key IN ({marks})",
+                                                  (site, *part)).rowcount
+                db.execute(f"DELETE FROM identity_links WHERE site=? AND customer_key IN ({marks})", (site, *part))
+            for part in _parts(units):
+                marks = ",".join("?" * len(part))
+                # the event's random id stays (a retry of it is not counted again); who and what go
+                erased["events"] += db.execute(
+                    f"UPDATE events SET visitor_id='', body='{{}}' WHERE site=? AND visitor_id IN ({marks})",
+                    (site, *part)).rowcount
+                for table in ("assignments", "conversion_state", "order_ids"):
+                    db.execute(f"DELETE FROM {table} WHERE site=? AND visitor_id IN ({marks})", (site, *part))
+                db.execute(f"DELETE FROM identity_links WHERE site=? AND visitor_id IN ({marks})", (site, *part))
+            for part in _parts(whos):
+                erased["interactions"] += db.execute(
+                    f"DELETE FROM interactions WHERE site=? AND who IN ({','.join('?' * len(part))})",
+                    (site, *part)).rowcount
+                # who was counted in live activity goes too; the hourly counts stay, like counters
+                db.execute(f"DELETE FROM product_hits WHERE site=? AND who IN ({','.join('?' * len(part))})",
+                           (site, *part))
+        return erased
+
     # catalogue
     def upsert_products(self, site, products, mark=None):
-        rows = [(site, pid, body, mark) for pid, body in products]
+        return self._upsert_marked("products", "id", site, products, mark)
+
+    def _upsert_marked(self, table, column, site, rows, mark):
+        """Store (id, body) rows of a (site, id, body, mark) table, under `mark` (a full import)."""
+        rows = [(site, key, body, mark) for key, body in rows]
         with self._tx() as db:
-            db.executemany("INSERT INTO products VALUES (?, ?, ?, ?) ON CONFLICT(site, id) DO UPDATE SET "
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?) ON CONFLICT(site, {column}) DO UPDATE SET "
                            "body=excluded.body, mark=excluded.mark", rows)
         return len(rows)
+
+    def _delete_unmarked(self, table, site, mark):
+        with self._tx() as db:
+            return db.execute(f"DELETE FROM {table} WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
 
     def delete_products(self, site, ids):
         deleted = 0
@@ -352,8 +559,7 @@ class SQLiteStore(Store):
         return deleted
 
     def delete_products_unmarked(self, site, mark):
-        with self._tx() as db:
-            return db.execute("DELETE FROM products WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
+        return self._delete_unmarked("products", site, mark)
 
     def _rows_by_key(self, table, column, site, keys):
         """{key: body} of the site's rows of `table` whose `column` is one of `keys`."""
@@ -476,7 +682,7 @@ class SQLiteStore(Store):
     def version_token(self):
         if self._stamp is None:
             self._stamp = _VersionStamp(self.path)
-        return self._stamp.token()
+        return self._stamp.token(), self.outage.returns
 
     def announce_version(self, site):
         if self._stamp is None:
@@ -498,6 +704,11 @@ class SQLiteStore(Store):
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def _parts(items):
+    """`items` in lists of at most CHUNK, for IN (...) lists."""
+    return [items[start:start + CHUNK] for start in range(0, len(items), CHUNK)]
 
 
 class _Transaction:

@@ -1,11 +1,14 @@
 """Merchant API: drafts, publishing, versions, rollback, server-side decisions, results, sample sizes."""
-import json
+import time
 
 from flask import Blueprint, jsonify, request
 
+from server.accounts import audit
 from server.configs import publishing
-from server.configs.validation import parse_config, review_config
+from server.configs.drafts import load_draft, save_draft
+from server.configs.validation import parse_config
 from server.decisions.decide import decide
+from server.decisions.inputs import Inputs, ip_problem, zone_problem
 from server.errors import APIError
 from server.store import get_store
 from server.web.auth import require_key
@@ -26,23 +29,23 @@ def _json_body():
 @bp.put("/config")
 @require_key("publish")
 def put_config(site):
-    review = review_config(_json_body())
-    if review.problems:
-        raise APIError(400, "invalid_config", f"The config has {len(review.problems)} problem(s); nothing was saved.",
-                       review.problems)
     # The sanitised config is what is stored, read back and published; warnings say what it lost.
-    get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
-    return jsonify({"site": site, "saved": True, "warnings": review.warnings})
+    # If-Match is optional here: with it, a stale tag is a 412 and nothing is stored.
+    review = save_draft(site, _json_body(), request.if_match)
+    audit.record(site, "config.save", "saved the draft config (API)")
+    response = jsonify({"site": site, "saved": True, "warnings": review.warnings})
+    response.headers["ETag"] = review.etag
+    return response
 
 
 @bp.get("/config")
 @require_key("read")
 def get_config(site):
-    raw = get_store().get_draft(site)
-    if raw is None:
+    draft = load_draft(site)
+    if draft.raw is None:
         raise APIError(404, "no_draft", f"Site '{site}' has no draft config yet.")
-    response = jsonify(json.loads(raw))
-    response.headers["Cache-Control"] = "no-store"
+    response = jsonify(draft.config)
+    response.headers.update({"Cache-Control": "no-store", "ETag": draft.etag})
     return response
 
 
@@ -50,6 +53,7 @@ def get_config(site):
 @require_key("publish")
 def publish(site):
     version, warnings = publishing.publish_draft(site)
+    audit.record(site, "publish", f"published version {version}", {"version": version})
     return jsonify({"site": site, "version": version, "warnings": warnings}), 201
 
 
@@ -69,6 +73,8 @@ def rollback(site):
         raise APIError(400, "invalid_request", "Send {\"version\": <a published version number>}.",
                        [{"path": "/version", "message": f"must be an integer from 1 to {MAX_VERSION}"}])
     new = publishing.rollback(site, version)
+    audit.record(site, "rollback", f"rolled back to version {version} (published as version {new})",
+                 {"version": new, "rolled_back_from": version})
     return jsonify({"site": site, "version": new, "rolled_back_from": version}), 201
 
 
@@ -78,16 +84,34 @@ def decide_for_visitor(site):
     if (request.content_length or 0) > MAX_ATTRIBUTES_BYTES:
         raise APIError(413, "payload_too_large", f"The body may be at most {MAX_ATTRIBUTES_BYTES} bytes.")
     body = _json_body()
-    problems = schema_problems("decide-request", body)
+    problems = _decide_problems(body)
     if problems:
-        raise APIError(400, "invalid_request", "Send {\"visitor_id\": \"...\", \"attributes\": {...}}.", problems)
+        raise APIError(400, "invalid_request", "Send {\"visitor_id\" or \"customer_id\", \"attributes\": {...}}.",
+                       problems)
     latest = publishing.load_latest(site)
     if latest is None:
         raise APIError(409, "not_published", f"Site '{site}' has no published version yet.")
     bundle, _ = latest
-    result = decide(bundle, body.get("attributes", {}), body["visitor_id"],
-                    now=body.get("now"), force=body.get("force"), triggered=body.get("triggered"))
-    return jsonify({"version": bundle["version"], **result})
+    now = body.get("now", time.time() * 1000)
+    inputs = Inputs(site, body, now)
+    result = decide(bundle, inputs.attributes, body.get("visitor_id", inputs.customer), now=now,
+                    force=body.get("force"), sticky=body.get("sticky"), counts=body.get("counts"),
+                    triggered=body.get("triggered"), customer=inputs.customer)
+    return jsonify({"version": bundle["version"], **result, "resolved": inputs.resolved, "ignored": inputs.ignored})
+
+
+def _decide_problems(body):
+    """The schema's problems, said plainly for a body with neither id; and the inputs the schema
+    cannot check (an address, a time zone)."""
+    problems = schema_problems("decide-request", body)
+    if isinstance(body, dict) and "visitor_id" not in body and "customer_id" not in body:
+        problems = [p for p in problems if p["path"] != ""] + [
+            {"path": "/visitor_id", "message": "is required (or customer_id)"}]
+    if not problems:
+        for field, check in (("ip", ip_problem), ("timezone", zone_problem)):
+            if body.get(field) is not None and check(body[field]):
+                problems.append({"path": f"/{field}", "message": check(body[field])})
+    return problems
 
 
 @bp.get("/results")
@@ -97,9 +121,13 @@ def results(site):
     if goals not in ("campaign", "all"):
         raise APIError(400, "invalid_request", "goals is `campaign` (the default) or `all`.",
                        [{"path": "/goals", "message": "must be campaign or all"}])
+    channel = request.args.get("channel")
+    if channel not in (None, "web", "email"):
+        raise APIError(400, "invalid_request", "channel is `web` or `email` (default: both).",
+                       [{"path": "/channel", "message": "must be web or email"}])
     # scipy loads on the first results request, not in every worker at start (about 1 s, 75 MB)
     from server.results.report import site_results
-    return jsonify(site_results(site, all_goals=goals == "all"))
+    return jsonify(site_results(site, all_goals=goals == "all", channel=channel))
 
 
 @bp.get("/sample-size")

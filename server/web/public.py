@@ -3,11 +3,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from server.delivery import serving
 from server.delivery.context import request_context
+from server.delivery.preview import preview_body
 from server.errors import APIError
 from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch
 from server.events.collect import EventsRejected, count_rejections, ingest
 from server.events.ratelimit import check_collect
+from server.identity.tokens import IdentityInvalid, read_identity
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.wire.ids import SITE_RE
 
@@ -72,12 +74,13 @@ def collect(site):
     if len(raw) > limit:
         raise APIError(413, "payload_too_large", f"A batch may be at most {limit} bytes.", headers=cors)
     try:
-        visitor_id, events = parse_batch(raw)
+        visitor_id, events, identity = parse_batch(raw)
     except BatchInvalid as e:
         count_rejections(site, {"invalid": 1})
         raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
+    customer = _verified_customer(site, identity, visitor_id, len(events), cors)
     try:
-        refused = ingest(site, visitor_id, events)
+        refused = ingest(site, visitor_id, events, customer)
     except EventsRejected as e:
         if e.problems[0]["code"] == "unknown_site":
             raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors) from None
@@ -86,13 +89,41 @@ def collect(site):
                        e.problems, headers=cors) from None
     except UNAVAILABLE as e:
         current_app.logger.warning("store unavailable (%s): batch spooled to disk", e)
-        spool.save(site, visitor_id, events)
+        spool.save(site, visitor_id, events, customer)
         return Response(status=202, headers=cors)
     if refused:  # the rest of the batch was recorded: a 2xx, so that nothing is sent again
         response = jsonify({"refused": refused})
         response.headers.update(cors)
         return response
     return Response(status=204, headers=cors)
+
+
+def _verified_customer(site, identity, visitor_id, events, cors):
+    """The customer key of a batch's signed identity (None without one), or 400: a batch whose
+    identity does not verify is refused whole, as any batch that cannot be verified."""
+    if identity is None:
+        return None
+    try:
+        return read_identity(site, identity, visitor_id)
+    except IdentityInvalid as e:
+        count_rejections(site, {"identity": events})
+        raise APIError(400, "unverified_events", "The batch's identity does not verify; nothing was recorded.",
+                       [{"path": "/identity", "message": str(e), "code": "identity"}], headers=cors) from None
+@bp.get("/v1/sites/<site>/preview.json")
+def preview(site):
+    """A preview link's bundle and forced variation (server/delivery/preview.py): never cached."""
+    cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+    try:
+        serving.known_site(site)
+        token = request.args.get("token", "")
+        if not token or len(token) > 2000:
+            raise APIError(403, "preview_invalid", "Send the preview link's token as ?token=.")
+        response = jsonify(preview_body(site, token))
+    except APIError as e:
+        e.headers = {**e.headers, **cors}
+        raise
+    response.headers.update(cors)
+    return response
 
 
 @bp.get("/sdk/vitrina.min.js")
@@ -104,7 +135,9 @@ def sdk():
 def healthz():
     store = get_store()
     try:
-        ok = bool(store.ping())
+        # Through the outage guard: while the store is away this answers at once, but for the one
+        # call every PROBE_EVERY_S that asks it again (server/store/outage.py).
+        ok = bool(store.outage.call(store.ping))
     except Exception as e:  # any backend failure means "not healthy", reported, never raised
         current_app.logger.warning("store ping failed: %s", e)
         ok = False

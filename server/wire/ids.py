@@ -16,3 +16,4 @@ EVENT_ID_RE = _compiled("event_id")
 CALLER_VISITOR_ID_RE = _compiled("caller_visitor_id")  # decide: the SDK's id or the caller's own
 PRODUCT_ID_RE = _compiled("product_id")            # catalogue ids, in feeds, orders and item events
 ORDER_ID_RE = _compiled("order_id")                # a purchase conversion's order
+IDENTITY_RE = _compiled("identity")                # a signed identity from /identify, in collect batches
