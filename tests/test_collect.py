@@ -338,8 +338,18 @@ def test_an_order_id_the_server_cannot_count_by_is_ignored_and_the_conversion_co
     assert (purchase["conversions"], purchase["revenue"], purchase["orders"]) == (1, 15.0, 0)
 
 
-@pytest.mark.parametrize("field, value", [("order_id", 12), ("order_id", None),
-                                          ("strategy", "popular"), ("items", []), ("items", ["a b"]),
+def test_an_integer_order_id_is_its_digits_and_any_other_value_is_ignored(client, published):
+    """What a site passes to vitrina.track("purchase", {order_id}) reaches collect as it is: a
+    batch is never refused for it (its exposures would go too)."""
+    (visitor,) = promo_visitors(client, 1)
+    events = [ev("exposure"), ev("conversion", value=5, order_id=1042), ev("conversion", value=5, order_id="1042"),
+              *(ev("conversion", value=1, order_id=odd) for odd in (None, True, 10.5, {"id": 1}, [7], 10**400))]
+    assert post(client, visitor, events).status_code == 204
+    purchase = variation(results(client, published), "hero-newsletter", "promo")["goals"]["purchase"]
+    assert (purchase["conversions"], purchase["revenue"], purchase["orders"]) == (1, 11.0, 1)  # 1042 once
+
+
+@pytest.mark.parametrize("field, value", [("strategy", "popular"), ("items", []), ("items", ["a b"]),
                                           ("campaign", "-x")])
 def test_conversion_extras_are_checked(client, published, field, value):
     (visitor,) = promo_visitors(client, 1)

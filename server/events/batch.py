@@ -151,10 +151,10 @@ _MISSING = object()
 
 
 def _conversion_extras_ok(get):
-    """A conversion's optional order_id, campaign, strategy and items, each absent or valid."""
-    order_id, campaign, strategy, items = (get(f, _MISSING) for f in ("order_id", "campaign", "strategy", "items"))
-    return ((order_id is _MISSING or type(order_id) is str)
-            and (campaign is _MISSING or type(campaign) is str and _key_ok(campaign))
+    """A conversion's optional campaign, strategy and items, each absent or valid (an order_id may
+    be anything: one the server cannot count by is ignored, see collect)."""
+    campaign, strategy, items = (get(f, _MISSING) for f in ("campaign", "strategy", "items"))
+    return ((campaign is _MISSING or type(campaign) is str and _key_ok(campaign))
             and (strategy is _MISSING or type(strategy) is str and strategy in STRATEGIES)
             and (items is _MISSING or _product_ids_ok(items, MAX_CONVERSION_ITEMS)))
 

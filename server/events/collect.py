@@ -82,8 +82,8 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
             store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
     for event in counted:
-        if "order_id" in event and not ORDER_ID_RE.match(event["order_id"]):
-            del event["order_id"]  # an id we cannot count an order by: the conversion counts without it
+        if "order_id" in event:
+            _read_order_id(event)
     if counted:
         zones, now = {}, time.time()
         for event, body in zip(counted, _bodies(counted)):
@@ -96,6 +96,16 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
         count_rejections(site, {ALONE: len(alone)})
     return alone
 
+
+
+def _read_order_id(event):
+    """An integer order id is its decimal digits; any other value that is not an order id of
+    ids.schema.json is dropped: the conversion counts, without an order."""
+    order_id = event["order_id"]
+    if type(order_id) is int:
+        order_id = event["order_id"] = str(order_id)
+    if type(order_id) is not str or not ORDER_ID_RE.match(order_id):
+        del event["order_id"]
 
 def _record(store, site, visitor_id, counted, customer, by_customer):
     if customer is None:
