@@ -6,12 +6,13 @@
 //
 // - The cart (`cart.value`, `cart.items`, `cart.lines`) is what the site sets with
 //   vitrina.set({cart}) or what GA4 view_cart, add_to_cart and remove_from_cart events say,
-//   whichever came last; it is kept in the visit state (key `b`) until the session ends.
+//   whichever came last; it is kept in localStorage (`vtr_b`, with the visitor's consent) until
+//   the session ends, and added to the attributes of each decision.
 // - view_item, add_to_cart and purchase are sent as item events: signals for recommendations.
 // - A purchase is also vitrina.track("purchase", {value, order_id: transaction_id, items}), so a
 //   goal on the purchase event counts it with its order id, and the cart empties.
 import { merge } from "./attributes.js"
-import { cartOf, ga4, idsOf, linesOf } from "./ecommerce.js"
+import { cartOf, ga4, idsOf, linesOf, sessionEntry } from "./ecommerce.js"
 
 /** @typedef {import("./types.js").Cart} Cart */
 /** @typedef {import("./types.js").CartLine} CartLine */
@@ -43,21 +44,17 @@ export function nextLines(name, lines, cart) {
 
 /** @type {ModuleInstall} */
 export const installCommerce = (runtime) => {
-  const state = runtime.state
   const win = /** @type {any} */ (window)
   const api = win.vitrina
   const read = new WeakSet() // data-layer entries already handled
+  const kept = sessionEntry("vtr_b", runtime)
+  /** @type {Cart | undefined} */
+  let cart
   let deciding = false // handling the data layer as a page view starts: its decision follows
 
-  /** @param {Cart} cart */
-  const keep = (cart) => {
-    state.visit.b = { s: state.visit.s, c: cart }
-    runtime.saveVisit()
-  }
-  /** @param {Cart} cart the cart the next decisions read */
-  const use = (cart) => {
-    state.extra = merge(state.extra, { cart })
-    keep(state.extra.cart)
+  /** @param {Cart} next the cart the next decisions read */
+  const use = (next) => {
+    kept.write((cart = next))
     deciding || runtime.decide()
   }
 
@@ -69,12 +66,12 @@ export const installCommerce = (runtime) => {
     const lines = linesOf(parameters?.items)
     const action = SIGNALS[/** @type {keyof SIGNALS} */ (name)]
     if (action && lines.length)
-      runtime.send({ type: "item", action: /** @type {any} */ (action), items: idsOf(lines).slice(0, MAX_EVENT_ITEMS), session: state.visit.n })
+      runtime.send({ type: "item", action: /** @type {any} */ (action), items: idsOf(lines).slice(0, MAX_EVENT_ITEMS), session: runtime.attributes().visit.count })
     if (name == "purchase") {
       const value = +parameters?.value
       api.track("purchase", { value: value >= 0 ? value : cartOf(lines).value, order_id: parameters?.transaction_id, items: lines })
     }
-    const next = nextLines(name, lines, linesOf(state.extra.cart?.lines))
+    const next = nextLines(name, lines, linesOf(cart?.lines))
     if (next) use(cartOf(next))
   }
   const scan = () => {
@@ -83,18 +80,27 @@ export const installCommerce = (runtime) => {
     } catch (_) {} // a malformed data layer is the site's
   }
 
-  // What the site sets is kept too (vitrina.set merges it into the cart of this page view).
+  // What the site sets is the cart too, merged into it: kept here rather than with the page's
+  // other values, so that a later GA4 event changes it.
   const set = api.set
   api.set = (/** @type {any} */ values) => {
+    const given = values?.cart
+    if (given && typeof given == "object") {
+      const merged = merge(cart, given)
+      deciding = true
+      use({ ...merged, lines: linesOf(merged.lines) })
+      deciding = false
+      values = { ...values }
+      delete values.cart // the attributes' cart is this module's
+    }
     set(values)
-    if (values && values.cart) keep({ ...state.extra.cart, lines: linesOf(state.extra.cart.lines) })
   }
 
   return {
+    attributes: (attributes) => cart && (attributes.cart = cart),
     pageView: () => {
       deciding = true
-      const kept = state.visit.b
-      if (kept && kept.s == state.visit.s && !state.extra.cart) state.extra = merge(state.extra, { cart: kept.c })
+      cart = cart || kept.read()
       // GA4 pushes from now on, as gtag and Google Tag Manager make them (both keep a push they find)
       const dataLayer = (win.dataLayer = win.dataLayer || [])
       if (!dataLayer.vitrina) {
@@ -109,6 +115,8 @@ export const installCommerce = (runtime) => {
       scan()
       deciding = false
     },
-    start: scan, // a data layer the site replaced
+    // a data layer the site replaced; the cart stored now that consent is known
+    start: () => (scan(), cart && kept.write(cart)),
+    consent: (given) => given || kept.forget(),
   }
 }

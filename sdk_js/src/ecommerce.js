@@ -61,3 +61,29 @@ export function pageProduct(dataLayer) {
   }
   return id
 }
+
+/**
+ * A module's own entry in localStorage, for the visitor's current session: what was kept in an
+ * earlier session reads as undefined. Written only when the visitor's consent lets modules store.
+ * @param {string} key
+ * @param {import("./types.js").ModuleRuntime} runtime
+ */
+export function sessionEntry(key, runtime) {
+  const session = () => runtime.attributes().visit.count
+  const storage = /** @type {any} */ (localStorage)
+  return {
+    read() {
+      try {
+        const kept = JSON.parse(storage[key])
+        return kept.n == session() ? kept.v : undefined
+      } catch (_) {} // nothing kept, storage refused, or not ours
+    },
+    /** @param {any} value */
+    write(value) {
+      try {
+        runtime.mayStore() && (storage[key] = JSON.stringify({ n: session(), v: value }))
+      } catch (_) {} // full, or refused: kept for this page only
+    },
+    forget: () => storage.removeItem(key),
+  }
+}

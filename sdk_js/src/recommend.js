@@ -12,14 +12,15 @@
 //   debug log. Clicks on a product and on its "add to cart" button are recommendation conversions.
 // - `text` and `html` with {{placeholders}} are filled from the attributes and, for product.*,
 //   from GET .../products/<id> of the product on the page (held back like a slot).
-// - `reorder` becomes a module op that moves the children of the element, undone on revert.
+// - `reorder` becomes an op of this module's kind "x" (moveKind), undone on revert.
 import { readViewedProducts } from "./attributes.js"
 import { safeAttribute } from "./guards.js"
-import { idsOf, linesOf, pageProduct, PRODUCT_ID } from "./ecommerce.js"
+import { idsOf, linesOf, pageProduct, PRODUCT_ID, sessionEntry } from "./ecommerce.js"
 
 /** @typedef {import("./types.js").Action} Action */
 /** @typedef {import("./types.js").Recommend} Recommend */
 /** @typedef {import("./types.js").ModuleInstall} ModuleInstall */
+/** @typedef {import("./dom.js").OpKind} OpKind */
 /** @typedef {{done?: boolean, late?: boolean, body?: any, until: number, hidden: {[selector: string]: () => void}}} Request */
 
 // server/configs/placeholders.py PLACEHOLDER: {{name}} or {{name|default}}
@@ -166,22 +167,40 @@ export const reorder = (categories) => (element) => {
 /** @param {string | undefined} text */
 const hasPlaceholder = (text) => text != null && text.search(PLACEHOLDER) >= 0
 
+/**
+ * The DOM layer's op kind "x": an action's `apply(element)`, run once per element (late ones
+ * too), whose returned undo runs on revert.
+ * @type {OpKind}
+ */
+export const moveKind = {
+  ops: (action) => (action.apply ? [["", action.apply]] : []),
+  early: () => undefined,
+  read: (_, op, applied) => applied && op.wanted, // once applied, in its state
+  write: (element, op, applied) => (applied.original = op.wanted(element)),
+  undo: (original) => original(),
+}
+
 /** @type {ModuleInstall} */
 export const installRecommend = (runtime) => {
-  const state = runtime.state
   const win = /** @type {any} */ (window)
   const doc = document
+  const api = win.vitrina
   /** @type {Map<string, Request>} this page view's requests, by URL */
   let requests = new Map()
   /** @type {{[campaign: string]: {signature: string, actions: Action[]}}} what each campaign shows on this page view */
   let rendered = {}
   /** @type {{[campaign: string]: {[id: string]: any}}} the products each campaign's slots show */
   let shown = {}
+  // products recommended and clicked or added in this session: id -> [campaign, strategy]
+  const kept = sessionEntry("vtr_m", runtime)
+  /** @type {{[id: string]: string[]} | undefined} */
+  let remembered
   /** @param {string} text */
-  const note = (text) => state.debug && console.log("[vitrina:recommend] " + text)
+  const note = (text) => runtime.note("recommend", text)
   const locale = () => doc.documentElement.lang || navigator.language
   /** @param {string} goal @param {any} fields */
-  const convert = (goal, fields) => runtime.state.bundle?.goals?.[goal] && runtime.convert(goal, fields)
+  const convert = (goal, fields) => runtime.bundle()?.goals?.[goal] && runtime.convert(goal, fields.value, fields.order_id, fields)
+  runtime.dom.kinds.x = moveKind
 
   /**
    * Hides an element of a campaign that has shown nothing yet until the request is done, at most
@@ -191,7 +210,7 @@ export const installRecommend = (runtime) => {
    * @param {string} campaign
    */
   const hold = (made, selector, campaign) =>
-    made.done || rendered[campaign] || made.hidden[selector] || (made.hidden[selector] = state.dom.hideFor([selector], made.until - Date.now(), ":not([data-vtr])"))
+    made.done || rendered[campaign] || made.hidden[selector] || (made.hidden[selector] = runtime.dom.hideFor([selector], made.until - Date.now(), ":not([data-vtr])"))
 
   /**
    * A request of this page view, made once. While a campaign has shown nothing yet, the elements
@@ -202,11 +221,11 @@ export const installRecommend = (runtime) => {
    * @param {string} what for the debug log
    */
   function request(url, selector, campaign, what) {
-    const ms = runtime.state.bundle?.settings?.antiflicker_ms ?? 400
+    const ms = runtime.bundle()?.settings?.antiflicker_ms ?? 400
     let made = requests.get(url)
     const first = !made
     // nowhere to ask without an endpoint: no recommendations, no product
-    if (!made) requests.set(url, (made = { until: Date.now() + ms, hidden: {}, done: !state.endpoint }))
+    if (!made) requests.set(url, (made = { until: Date.now() + ms, hidden: {}, done: !runtime.endpoint }))
     const hidden = made.hidden
     hold(made, selector, campaign)
     if (!first || made.done) return made
@@ -237,13 +256,11 @@ export const installRecommend = (runtime) => {
 
   /** @param {string} id @param {string} campaign @param {string} strategy */
   function remember(id, campaign, strategy) {
-    const visit = state.visit
-    const session = visit.m && visit.m.s == visit.s ? visit.m : (visit.m = { s: visit.s, i: {} })
-    const kept = /** @type {{[id: string]: string[]}} */ (session.i)
-    delete kept[id]
-    kept[id] = [campaign, strategy]
-    for (const old of Object.keys(kept).slice(0, -MAX_REMEMBERED)) delete kept[old]
-    runtime.saveVisit()
+    const products = (remembered = remembered || kept.read() || {})
+    delete products[id]
+    products[id] = [campaign, strategy]
+    for (const old of Object.keys(products).slice(0, -MAX_REMEMBERED)) delete products[old]
+    kept.write(products)
   }
 
   /** @param {MouseEvent} event */
@@ -261,70 +278,122 @@ export const installRecommend = (runtime) => {
     convert(adding ? "recommendation_add" : "recommendation_click", { campaign, strategy, items: [id] })
     if (adding) {
       event.preventDefault()
-      runtime.emit("recommendation:add", { ...product, campaign, variation: win.vitrina.getVariation(campaign), strategy })
+      runtime.emit("recommendation:add", { ...product, campaign, variation: api.getVariation(campaign), strategy })
     }
   }
 
-  return {
-    render(campaign, actions, attributes) {
-      /** @type {Request | undefined} a request the actions wait for */
-      let waiting
-      let gaveUp = false
-      /** @type {Action[]} */
-      const out = []
-      /** @type {string[]} */
-      const signature = []
-      /** @type {{[id: string]: any}} */
-      const products = {}
-      for (const action of actions) {
-        const selector = /** @type {string} */ (action.selector)
-        const recommend = action.recommend
-        if (recommend && selector) {
-          const made = request(recommendationsUrl(state.endpoint, recommend, attributes, win.dataLayer), selector, campaign, "recommendations")
-          const items = made.body?.items
-          if (made.late || (made.done && !items?.length)) gaveUp = true
+  /**
+   * A purchase (vitrina.track("purchase", {items}), as the commerce module makes it from GA4's):
+   * the revenue of recommended products bought, per campaign, once.
+   * @param {any} properties
+   */
+  function purchased(properties) {
+    const products = (remembered = remembered || kept.read())
+    if (!products) return
+    /** @type {{[campaign: string]: {strategy: string, value: number, items: string[]}}} */
+    const bought = {}
+    for (const line of linesOf(properties?.items)) {
+      const [campaign, strategy] = products[line.id] || []
+      if (!campaign) continue
+      const sum = (bought[campaign] = bought[campaign] || { strategy, value: 0, items: [] })
+      sum.value += line.price * line.quantity
+      sum.items.push(line.id)
+    }
+    const order_id = properties?.order_id
+    for (const campaign in bought) {
+      const { strategy, value, items } = bought[campaign]
+      convert("recommendation_purchase", { campaign, strategy, value: Math.round(value * 100) / 100, order_id, items: items.slice(0, MAX_EVENT_ITEMS) })
+    }
+    kept.write((remembered = {})) // counted once: the next order starts afresh
+  }
+  const track = api.track
+  api.track = (/** @type {any} */ name, /** @type {any} */ properties) => (track(name, properties), name == "purchase" && purchased(properties))
+
+  /**
+   * A chosen variation's actions as the page shows them, or null: not yet.
+   * @param {string} campaign
+   * @param {Action[]} actions
+   * @param {() => any} attributesNow
+   * @returns {Action[] | null}
+   */
+  function render(campaign, actions, attributesNow) {
+    /** @type {any} */
+    let attributes
+    /** @type {Request | undefined} a request the actions wait for */
+    let waiting
+    let gaveUp = false
+    /** @type {Action[]} */
+    const out = []
+    /** @type {string[]} */
+    const signature = []
+    /** @type {{[id: string]: any}} */
+    const products = {}
+    for (const action of actions) {
+      const selector = /** @type {string} */ (action.selector)
+      const recommend = action.recommend
+      if (recommend && selector) {
+        const made = request(recommendationsUrl(runtime.endpoint, recommend, (attributes ||= attributesNow()), win.dataLayer), selector, campaign, "recommendations")
+        const items = made.body?.items
+        if (made.late || (made.done && !items?.length)) gaveUp = true
+        else if (!made.done) waiting = made
+        else {
+          for (const item of items) products[item.id] = item
+          const html = safeHtml(doc, slotHtml(campaign, recommend, items, locale()))
+          out.push({ selector, html })
+          signature.push(html)
+        }
+      } else if (action.reorder) {
+        // the categories viewed so far, this page's view_item included
+        const viewed = { c: [...((attributes ||= attributesNow()).history?.categories || [])] }
+        readViewedProducts(win, viewed)
+        const categories = /** @type {string[]} */ (viewed.c)
+        out.push({ selector, apply: reorder(categories) })
+        signature.push(categories.join("\n"))
+      } else if (hasPlaceholder(action.text) || hasPlaceholder(action.html)) {
+        const text = /** @type {string} */ (action.text ?? action.html)
+        let product = {}
+        const id = /\{\{[ \t\n]*product\./.test(text) ? pageProduct(win.dataLayer) : undefined
+        if (id) {
+          const made = request(runtime.endpoint + "/products/" + encodeURIComponent(id), selector, campaign, "the product")
+          if (made.late) gaveUp = true
           else if (!made.done) waiting = made
-          else {
-            for (const item of items) products[item.id] = item
-            const html = safeHtml(doc, slotHtml(campaign, recommend, items, locale()))
-            out.push({ selector, html })
-            signature.push(html)
-          }
-        } else if (action.reorder) {
-          // the categories viewed so far, this page's view_item included
-          const viewed = { c: [...(attributes.history?.categories || [])] }
-          readViewedProducts(win, viewed)
-          const categories = /** @type {string[]} */ (viewed.c)
-          out.push({ selector, apply: reorder(categories) })
-          signature.push(categories.join("\n"))
-        } else if (hasPlaceholder(action.text) || hasPlaceholder(action.html)) {
-          const text = /** @type {string} */ (action.text ?? action.html)
-          let product = {}
-          const id = /\{\{[ \t\n]*product\./.test(text) ? pageProduct(win.dataLayer) : undefined
-          if (id) {
-            const made = request(state.endpoint + "/products/" + encodeURIComponent(id), selector, campaign, "the product")
-            if (made.late) gaveUp = true
-            else if (!made.done) waiting = made
-            else product = made.body ? productFields(made.body, locale()) : {} // not in the feed: the defaults
-          }
-          /** @param {string} name */
-          const lookup = (name) => (name.startsWith(PRODUCT) ? /** @type {any} */ (product)[name.slice(PRODUCT.length)] : valueAt(attributes, name))
-          const filled = action.text != null ? { ...action, text: fill(action.text, lookup, false) } : { ...action, html: safeHtml(doc, fill(text, lookup, true)) }
-          out.push(filled)
-          signature.push(/** @type {string} */ (filled.text ?? filled.html))
-        } else out.push(action)
+          else product = made.body ? productFields(made.body, locale()) : {} // not in the feed: the defaults
+        }
+        /** @param {string} name */
+        const lookup = (name) => (name.startsWith(PRODUCT) ? /** @type {any} */ (product)[name.slice(PRODUCT.length)] : valueAt((attributes ||= attributesNow()), name))
+        const filled = action.text != null ? { ...action, text: fill(action.text, lookup, false) } : { ...action, html: safeHtml(doc, fill(text, lookup, true)) }
+        out.push(filled)
+        signature.push(/** @type {string} */ (filled.text ?? filled.html))
+      } else out.push(action)
+    }
+    // The variation shows as a whole: its other elements wait hidden with the slots.
+    if (waiting && !gaveUp) for (const action of actions) action.selector && hold(waiting, action.selector, campaign)
+    const previous = rendered[campaign]
+    // Until every slot is ready, what was shown stays (nothing, at first: the original).
+    if (waiting || gaveUp) return previous ? previous.actions : null
+    if (!signature.length) return actions
+    const key = signature.join("\0")
+    if (previous && previous.signature == key) return previous.actions
+    shown[campaign] = products
+    rendered[campaign] = { signature: key, actions: out }
+    return out
+  }
+
+  return {
+    apply(decision, wanted) {
+      /** @type {any} */
+      let attributes
+      const attributesNow = () => (attributes ||= runtime.attributes())
+      for (const key in wanted) {
+        const actions = render(key, wanted[key], attributesNow)
+        if (actions) wanted[key] = actions
+        else {
+          // held back: neither applied nor exposed (the core exposes the decision's variations)
+          delete wanted[key]
+          delete decision.variations[key]
+          decision.reasons[key] += "; waiting for its content"
+        }
       }
-      // The variation shows as a whole: its other elements wait hidden with the slots.
-      if (waiting && !gaveUp) for (const action of actions) action.selector && hold(waiting, action.selector, campaign)
-      const previous = rendered[campaign]
-      // Until every slot is ready, what was shown stays (nothing, at first: the original).
-      if (waiting || gaveUp) return previous ? previous.actions : null
-      if (!signature.length) return actions
-      const key = signature.join("\0")
-      if (previous && previous.signature == key) return previous.actions
-      shown[campaign] = products
-      rendered[campaign] = { signature: key, actions: out }
-      return out
     },
     pageView() {
       requests = new Map()
@@ -332,25 +401,6 @@ export const installRecommend = (runtime) => {
       shown = {}
     },
     start: () => doc.addEventListener("click", clicked, true),
-    track(name, properties) {
-      const kept = state.visit.m
-      if (name != "purchase" || !kept || kept.s != state.visit.s) return
-      /** @type {{[campaign: string]: {strategy: string, value: number, items: string[]}}} */
-      const bought = {}
-      for (const line of linesOf(properties?.items)) {
-        const [campaign, strategy] = /** @type {{[id: string]: string[]}} */ (kept.i)[line.id] || []
-        if (!campaign) continue
-        const sum = (bought[campaign] = bought[campaign] || { strategy, value: 0, items: [] })
-        sum.value += line.price * line.quantity
-        sum.items.push(line.id)
-      }
-      const order_id = properties?.order_id == null ? undefined : "" + properties.order_id
-      for (const campaign in bought) {
-        const { strategy, value, items } = bought[campaign]
-        convert("recommendation_purchase", { campaign, strategy, value: Math.round(value * 100) / 100, order_id, items: items.slice(0, MAX_EVENT_ITEMS) })
-      }
-      kept.i = {} // counted once: the next order starts afresh
-      runtime.saveVisit()
-    },
+    consent: (given) => given || ((remembered = undefined), kept.forget()),
   }
 }
