@@ -13,7 +13,15 @@ from datetime import datetime, timedelta, timezone
 
 from playwright.sync_api import expect
 
-from server.qa import decisions, exposures, force_url, holdout, reasons, visitor_cookie, wait_for_ready
+from server.qa import (
+    decisions,
+    exposures,
+    force_url,
+    holdout,
+    reasons,
+    visitor_cookie,
+    wait_for_ready,
+)
 from server.wire.schemas import problems
 
 from .pageutil import CONFIG, pick_visitors

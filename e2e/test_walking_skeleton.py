@@ -9,8 +9,16 @@ import time
 
 from playwright.sync_api import expect
 
-from .pageutil import (HERO, HERO_ORIGINAL, HERO_PROMO, RECO_ORIGINAL, RECO_PERSONALIZED, sampler, seen_texts,
-                       visitor_id)
+from .pageutil import (
+    HERO,
+    HERO_ORIGINAL,
+    HERO_PROMO,
+    RECO_ORIGINAL,
+    RECO_PERSONALIZED,
+    sampler,
+    seen_texts,
+    visitor_id,
+)
 
 
 def test_newsletter_visitor_sees_the_variation_and_never_the_original(page, shop):
