@@ -10,6 +10,7 @@ class ConfigError(ValueError):
 
 
 DATABASE_NAME = "vitrina.sqlite3"
+MIN_DEDUPE_DAYS = 4  # above MAX_EVENT_AGE_S of server/events/batch.py (tests/test_settings.py holds them so)
 
 
 def _int(env, name, default, low, high):
@@ -84,6 +85,11 @@ def load_config(env=None):
         # the longest one store call waits (Redis connect and read, SQLite's lock): past it, serving
         # answers from memory and collect spools (docs/DESIGN.md "Serving through a store outage")
         "VITRINA_STORE_TIMEOUT_MS": _int(env, "VITRINA_STORE_TIMEOUT_MS", 500, 50, 60_000),
+        # Redis retention (docs/DESIGN.md "Retention"): event ids are remembered this many days for
+        # idempotence (at least 4: collect accepts events up to 3 days old, server/events/batch.py),
+        # a visitor's assignments this many days after their last event (the visitor id cookie's 400)
+        "VITRINA_DEDUPE_DAYS": _int(env, "VITRINA_DEDUPE_DAYS", 7, MIN_DEDUPE_DAYS, 3650),
+        "VITRINA_VISITOR_DAYS": _int(env, "VITRINA_VISITOR_DAYS", 400, 1, 3650),
         # how long browsers and shared caches (a CDN, deploy/nginx.conf) may keep tag.js and bundle.json
         "VITRINA_TAG_MAX_AGE_S": _int(env, "VITRINA_TAG_MAX_AGE_S", 60, 1, 3600),
         "VITRINA_SECRET_KEYS": _secret_keys(env.get("VITRINA_SECRET_KEY"), database),

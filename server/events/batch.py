@@ -140,6 +140,34 @@ def _valid_batch(body):
     return True
 
 
+# An event's `ts` must lie within a window around its receipt: the browser drops queued events
+# older than QUEUE_MAX_AGE_S (sdk_js/src/tracker.js MAX_AGE_MS, its twin), and clocks may be off by
+# CLOCK_SKEW_S either way. Older events would outlive the store's dedupe window
+# (server/store/base.py DEDUPE_WINDOW_S, at least MIN_DEDUPE_DAYS): refused, a retry never counts twice.
+QUEUE_MAX_AGE_S = 2 * 86_400
+CLOCK_SKEW_S = 86_400
+MAX_EVENT_AGE_S = QUEUE_MAX_AGE_S + CLOCK_SKEW_S
+MAX_EVENT_AHEAD_S = CLOCK_SKEW_S
+
+
+def out_of_window(events, received_at):
+    """Problems (codes `stale`, `future`) for the events, QA previews aside, whose `ts` lies outside
+    [received_at - MAX_EVENT_AGE_S, received_at + MAX_EVENT_AHEAD_S] (seconds): each is refused alone."""
+    oldest, newest = (received_at - MAX_EVENT_AGE_S) * 1000, (received_at + MAX_EVENT_AHEAD_S) * 1000
+    problems = []
+    for i, event in enumerate(events):
+        ts = event["ts"]
+        if oldest <= ts <= newest or event.get("forced"):
+            continue
+        if ts < oldest:
+            problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AGE_S // 3600} hours before its receipt: "
+                                    "too old to be counted exactly once", "stale"))
+        else:
+            problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AHEAD_S // 3600} hours after its "
+                                    "receipt: the sender's clock is wrong", "future"))
+    return problems
+
+
 STICKY_LOOKBACK = 20  # earlier versions searched for a sticky assignment made under other weights
 
 

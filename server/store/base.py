@@ -9,6 +9,14 @@ VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, anno
 # The longest one store call waits for an answer (Redis: the socket's connect and read timeouts;
 # SQLite: its busy timeout, for a lock) unless VITRINA_STORE_TIMEOUT_MS says otherwise.
 STORE_TIMEOUT_S = 0.5
+# Retention (docs/DESIGN.md "Retention"). An event id is remembered at least DEDUPE_WINDOW_S
+# (VITRINA_DEDUPE_DAYS), longer than collect accepts an event's `ts` to be old, so a retry is
+# never counted twice; Redis forgets it at most a bucket width (window / DEDUPE_BUCKETS) and a
+# minute later. A visitor's assignments and conversion state last VISITOR_TTL_S after their last
+# recorded event (VITRINA_VISITOR_DAYS): the lifetime of the browser's visitor id cookie.
+DEDUPE_WINDOW_S = 7 * 86_400
+DEDUPE_BUCKETS = 4
+VISITOR_TTL_S = 400 * 86_400
 DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what keys from before names became
 # CUPED's covariates, in this order wherever a counter holds one number per covariate: what the
 # visitor did before their first exposure to the campaign (docs/DESIGN.md "Results").
@@ -179,7 +187,8 @@ class Store:
 
     # events
     def record_events(self, site, visitor_id, events):
-        """Record validated events; returns how many were new (duplicates by id are skipped).
+        """Record validated events; returns how many were new (duplicates by id are skipped: an id
+        is remembered at least the store's dedupe window, SQLite keeps it for ever).
         `visitor_id` is the unit counted: a browser's visitor id, or a customer key (customer-
         bucketed campaigns, email). An exposure's `channel` ("web" when absent, "email") is kept
         with the assignment it makes, and the unit's later conversions count in that channel."""
