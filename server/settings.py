@@ -10,7 +10,9 @@ class ConfigError(ValueError):
 
 
 DATABASE_NAME = "vitrina.sqlite3"
-MIN_DEDUPE_DAYS = 4  # above MAX_EVENT_AGE_S of server/events/batch.py (tests/test_settings.py holds them so)
+# collect accepts an event from 1 day before to 3 days after its ts (server/events/batch.py): its
+# first copy and a retry arrive at most 4 days apart (tests/test_settings.py holds them so)
+MIN_DEDUPE_DAYS = 4
 
 
 def _int(env, name, default, low, high):
@@ -86,8 +88,8 @@ def load_config(env=None):
         # answers from memory and collect spools (docs/DESIGN.md "Serving through a store outage")
         "VITRINA_STORE_TIMEOUT_MS": _int(env, "VITRINA_STORE_TIMEOUT_MS", 500, 50, 60_000),
         # Redis retention (docs/DESIGN.md "Retention"): event ids are remembered this many days for
-        # idempotence (at least 4: collect accepts events up to 3 days old, server/events/batch.py),
-        # a visitor's assignments this many days after their last event (the visitor id cookie's 400)
+        # idempotence (at least MIN_DEDUPE_DAYS), a visitor's assignments this many days after
+        # their last event (the visitor id cookie lives 400 days after the last visit)
         "VITRINA_DEDUPE_DAYS": _int(env, "VITRINA_DEDUPE_DAYS", 7, MIN_DEDUPE_DAYS, 3650),
         "VITRINA_VISITOR_DAYS": _int(env, "VITRINA_VISITOR_DAYS", 400, 1, 3650),
         # how long browsers and shared caches (a CDN, deploy/nginx.conf) may keep tag.js and bundle.json

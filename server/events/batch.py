@@ -142,8 +142,9 @@ def _valid_batch(body):
 
 # An event's `ts` must lie within a window around its receipt: the browser drops queued events
 # older than QUEUE_MAX_AGE_S (sdk_js/src/tracker.js MAX_AGE_MS, its twin), and clocks may be off by
-# CLOCK_SKEW_S either way. Older events would outlive the store's dedupe window
-# (server/store/base.py DEDUPE_WINDOW_S, at least MIN_DEDUPE_DAYS): refused, a retry never counts twice.
+# CLOCK_SKEW_S either way. So the first copy of an event and any retry of it arrive at most
+# MAX_EVENT_AGE_S + MAX_EVENT_AHEAD_S apart, within the store's dedupe window (at least
+# server/settings.py MIN_DEDUPE_DAYS): a retry is never counted twice.
 QUEUE_MAX_AGE_S = 2 * 86_400
 CLOCK_SKEW_S = 86_400
 MAX_EVENT_AGE_S = QUEUE_MAX_AGE_S + CLOCK_SKEW_S
