@@ -307,6 +307,15 @@ def test_events_outside_the_time_window_are_refused_alone_and_counted(client, pu
     assert data["rejected"] == {"stale": 2, "future": 1}
 
 
+def test_the_browser_drops_queued_events_before_the_server_would_refuse_them():
+    import re
+
+    from server.events.batch import MAX_EVENT_AGE_S, QUEUE_MAX_AGE_S
+    from tests.conftest import REPO
+    tracker = (REPO / "sdk_js" / "src" / "tracker.js").read_text()
+    assert float(re.search(r"const MAX_AGE_MS = ([0-9e.]+)", tracker)[1]) / 1000 == QUEUE_MAX_AGE_S < MAX_EVENT_AGE_S
+
+
 def test_the_site_sets_its_own_bound(client, published, demo_config):
     demo_config["settings"]["max_value"] = 500
     assert client.put("/api/v1/sites/shop/config", json=demo_config, headers=published).status_code == 200

@@ -909,3 +909,15 @@ def test_the_event_ids_from_before_buckets_are_still_looked_up_then_expire(redis
     assert store.record_interactions("shop", [("o:order-1", 2.0, "c:7", "o:order-1", "purchase", '["x"]')]) == 0
     store.close()
     client.close()
+
+
+def test_the_memory_benchmark_measures_expiring_keys_at_small_size(redis_url):
+    """bench/redis_memory.py at 3,000 events, as a correctness check only (its figures are the
+    benchmark's): every event id and visitor hash gets a time to live (it fails otherwise), and
+    once they are gone only the stream and the counters are left."""
+    from bench.redis_memory import measure
+    figures = measure(redis_url, events=3_000)
+    assert figures["visitors"] > 300 and figures["ids"] > 3_000 * 20 and figures["visitor_state"] > 0
+    assert figures["stream"] > 3_000 * 50
+    assert figures["after_windows"] < figures["without_expiry"] - figures["ids"] / 2
+    assert figures["rest"] < figures["ids"] + figures["visitor_state"]
