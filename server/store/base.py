@@ -272,7 +272,7 @@ class Store:
     def erase_units(self, site, customer_keys, units):
         """Erasure: remove the customers stored under `customer_keys` and their links, and every
         raw trace of the counted `units` (customer keys and visitor ids): their events' content
-        and visitor (an event's random id stays, so a retry is not counted again), assignments,
+        and visitor (an event's random id stays for the dedupe window, so a retry is not counted again), assignments,
         conversion state and recommendation interactions (`who` v:<unit> or c:<unit>). Counters
         are aggregates and stay. Returns {"customers", "events", "interactions"} removed."""
         raise NotImplementedError
@@ -306,7 +306,7 @@ class Store:
     # interactions: item views, carts and purchases (collect) and imported orders, for recommendations
     def record_interactions(self, site, rows):
         """Append [(key, ts, who, basket, action, items_json)], skipping keys already recorded
-        (event ids, "o:<order_id>"); returns how many were new. Marks the site's signals as changed."""
+        (event ids within the dedupe window, "o:<order_id>" for ever); returns how many were new. Marks the site's signals as changed."""
         raise NotImplementedError
 
     def interactions(self, site, since_ts):
