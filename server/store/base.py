@@ -272,8 +272,9 @@ class Store:
     def erase_units(self, site, customer_keys, units):
         """Erasure: remove the customers stored under `customer_keys` and their links, and every
         raw trace of the counted `units` (customer keys and visitor ids): their events' content
-        and visitor (an event's random id stays for the dedupe window, so a retry is not counted again), assignments,
-        conversion state and recommendation interactions (`who` v:<unit> or c:<unit>). Counters
+        and visitor (an event's random id stays for the dedupe window, so a retry is not counted
+        again), assignments, conversion state and recommendation interactions (`who` v:<unit> or
+        c:<unit>). Counters
         are aggregates and stay. Returns {"customers", "events", "interactions"} removed."""
         raise NotImplementedError
 
