@@ -87,8 +87,7 @@ export function pageview(visit, now, sourceMedium, utm, path) {
   if (
     !s.l ||
     now - s.l >= SESSION_MS ||
-    (sourceMedium && /** @type {any} */ (sourceMedium) != s.r + "") ||
-    (utm && JSON.stringify(utm) != JSON.stringify(s.u))
+    JSON.stringify([sourceMedium || s.r, utm || s.u]) != JSON.stringify([s.r, s.u])
   ) {
     s.d = s.l ? Math.floor((now - s.l) / 864e5) : null
     s.n = (s.n || 0) + 1
