@@ -45,9 +45,10 @@ export const randomHex = (bytes) => {
 export function cookie(name, value, forSession) {
   try {
     if (value === undefined) return (document.cookie.match("(?:^|; )" + name + "=([^;]*)") || [])[1]
+    // max-age in digits (400 days): a browser ignores "3456e4", which would leave a session cookie
     if (writable || !value)
       document.cookie =
-        name + "=" + (value || "") + ";path=/" + (value ? (forSession ? "" : ";max-age=3456e4") : ";max-age=0") +
+        name + "=" + (value || "") + ";path=/" + (value && forSession ? "" : ";max-age=" + (value ? 3456e4 : 0)) +
         ";SameSite=Lax" + (location.protocol == "https:" ? ";Secure" : "")
   } catch (_) {} // a sandboxed frame has no cookies
 }
