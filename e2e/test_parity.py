@@ -166,12 +166,14 @@ class Visitor:
             query.setdefault(k, v)
         utm = {k: query["utm_" + k] for k in ("source", "medium", "campaign", "term", "content")
                if "utm_" + k in query}
-        # a new session after 30 minutes, or on an arrival from another source or with other UTM values
-        if s is None or now - s["l"] >= 30 * 60 * 1000 or source and source != s["r"] or utm and utm != s["u"]:
+        # a new session after 30 minutes, or on an arrival from another source; UTM values alone update it
+        if s is None or now - s["l"] >= 30 * 60 * 1000 or source and source != s["r"]:
             before = s or {}
             s = self.state = {"d": None if s is None else (now - s["l"]) // 86_400_000, "n": before.get("n", 0) + 1,
                               "s": now, "p": 0, "g": parts.path, "r": source or ["direct", "direct"], "u": utm,
                               "t": before.get("t", 0), "h": before.get("h", [])}
+        elif utm:
+            s["u"] = utm
         s["p"] += 1
         s["t"] += 1
         s["l"] = now

@@ -83,12 +83,13 @@ const recent = (list, path) => (list || []).filter((p) => p != path).concat(path
 export function pageview(visit, now, sourceMedium, utm, path) {
   const s = visit || {}
   // A new session after 30 minutes without a page view, or mid-session on an arrival from
-  // another outside source or with other UTM values (as GA4); a direct or internal page view
-  // (an excluded referrer among them: settings.referral_exclusions) keeps the session.
+  // another outside source (the attribution module's [source, medium], UTM source and medium
+  // included), as GA4; a direct or internal page view (an excluded referrer among them:
+  // settings.referral_exclusions) keeps the session, and UTM values alone update it.
   if (
     !s.l ||
     now - s.l >= SESSION_MS ||
-    JSON.stringify([sourceMedium || s.r, utm || s.u]) != JSON.stringify([s.r, s.u])
+    (sourceMedium && /** @type {any} */ (sourceMedium) != s.r + "")
   ) {
     s.d = s.l ? Math.floor((now - s.l) / 864e5) : null
     s.n = (s.n || 0) + 1
@@ -98,6 +99,8 @@ export function pageview(visit, now, sourceMedium, utm, path) {
     s.r = sourceMedium || ["direct", "direct"]
     s.u = utm || {}
     for (const campaign in s.x) s.x[campaign].session = 0
+  } else if (utm) {
+    s.u = utm
   }
   /** @type {number} */ (s.p)++
   s.t = (s.t || 0) + 1

@@ -35,7 +35,7 @@ export function queue({ post, beacon, load, save, delay = 1e3 }) {
   function flush(hidden) {
     clearTimeout(timer)
     timer = 0
-    const batch = enabled ? events.splice(0, MAX_KEPT).filter((event) => Date.now() - /** @type {number} */ (event.ts) < MAX_AGE_MS) : []
+    const batch = enabled ? events.splice(0, MAX_KEPT).filter((event) => /** @type {number} */ (event.ts) > Date.now() - MAX_AGE_MS) : []
     if (batch.length)
       if (!hidden)
         post(batch).then((done) => {

@@ -36,16 +36,16 @@ test("within 30 minutes the session goes on and keeps its landing attribution", 
   assert.equal(s.g, "/")
 })
 
-test("an arrival from another outside source or with other UTM values starts a new session (GA4)", () => {
+test("an arrival from another outside source starts a new session (GA4); UTM values alone update it", () => {
   let s = pageview(null, T0, ["google", "search"], { source: "nl", campaign: "bf" }, "/")
   s.x = { hero: { visitor: 1, session: 1 } }
   s = pageview(s, T0 + 5 * MIN, ["facebook", "social"], null, "/r") // no UTM values: the old ones go
   assert.deepEqual([s.n, s.p, s.g, s.d], [2, 1, "/r", 0])
   assert.deepEqual([s.r, s.u], [["facebook", "social"], {}])
   assert.deepEqual(s.x, { hero: { visitor: 1, session: 0 } }) // per-session caps start again
-  // without the attribution module (sourceMedium undefined) new UTM values alone do it
+  // without the attribution module (sourceMedium undefined) new UTM values replace the session's
   s = pageview(s, T0 + 6 * MIN, undefined, { source: "nl", campaign: "cm" }, "/s")
-  assert.deepEqual([s.n, s.p, s.u], [3, 1, { source: "nl", campaign: "cm" }])
+  assert.deepEqual([s.n, s.p, s.u], [2, 2, { source: "nl", campaign: "cm" }])
   assert.equal(s.t, 3)
 })
 

@@ -30,6 +30,9 @@ ITEM = _SCHEMA["$defs"]["item"]["properties"]
 ITEM_ACTIONS = frozenset(ITEM["action"]["enum"])
 MAX_EVENT_ITEMS = ITEM["items"]["maxItems"]
 MAX_SESSION = ITEM["session"]["maximum"]
+CONVERSION = _SCHEMA["$defs"]["conversion"]["properties"]
+STRATEGIES = frozenset(CONVERSION["strategy"]["enum"])
+MAX_CONVERSION_ITEMS = CONVERSION["items"]["maxItems"]
 
 
 class BatchInvalid(ValueError):
@@ -94,6 +97,10 @@ _product_id_ok = PRODUCT_ID_RE.match
 _identity_ok = IDENTITY_RE.match
 
 
+def _product_ids_ok(items, most):
+    return type(items) is list and 1 <= len(items) <= most and all(type(i) is str and _product_id_ok(i) for i in items)
+
+
 def _valid_batch(body):
     """True when the batch passes the schema and has no id twice (exact types, as json.loads
     makes them): the same answer as _checked_batch, without its cost."""
@@ -126,13 +133,13 @@ def _valid_batch(body):
                     and e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _key_ok(goal)
                     and (type(value) is int or type(value) is float) and MIN_VALUE <= value <= MAX_VALUE):
                 return False
+            if len(e) > 5 and not _conversion_extras_ok(get):  # beyond the required five: the optional fields
+                return False
         elif kind == "item":
-            action, items, session = get("action"), get("items"), get("session", 0)
+            action, session = get("action"), get("session", 0)
             if not (e.keys() <= _ITEM_FIELDS and type(action) is str and action in ITEM_ACTIONS
-                    and type(items) is list
                     and ("version" not in e or type(version) is int and 1 <= version <= MAX_VERSION)
-                    and 1 <= len(items) <= MAX_EVENT_ITEMS
-                    and all(type(i) is str and _product_id_ok(i) for i in items)
+                    and _product_ids_ok(get("items"), MAX_EVENT_ITEMS)
                     and type(session) is int and 0 <= session <= MAX_SESSION):
                 return False
         else:
@@ -167,6 +174,18 @@ def out_of_window(events, received_at):
             problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AHEAD_S // 3600} hours after its "
                                     "receipt: the sender's clock is wrong", "future"))
     return problems
+
+
+_MISSING = object()
+
+
+def _conversion_extras_ok(get):
+    """A conversion's optional campaign, strategy and items, each absent or valid (an order_id may
+    be anything: one the server cannot count by is ignored, see collect)."""
+    campaign, strategy, items = (get(f, _MISSING) for f in ("campaign", "strategy", "items"))
+    return ((campaign is _MISSING or type(campaign) is str and _key_ok(campaign))
+            and (strategy is _MISSING or type(strategy) is str and strategy in STRATEGIES)
+            and (items is _MISSING or _product_ids_ok(items, MAX_CONVERSION_ITEMS)))
 
 
 STICKY_LOOKBACK = 20  # earlier versions searched for a sticky assignment made under other weights
@@ -319,6 +338,9 @@ def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer
             if event["goal"] not in compiled.goals:
                 problems.append(_p_code(f"/events/{i}/goal", f"no goal {event['goal']!r} in version {version}",
                                         "unknown_goal"))
+            elif "campaign" in event and event["campaign"] not in compiled.campaigns:
+                problems.append(_p_code(f"/events/{i}/campaign", f"no live campaign {event['campaign']!r} in "
+                                        f"version {version}", "unknown_campaign"))
             elif not 0 <= value <= compiled.max_value and not event.get("forced"):
                 problems.append(_p_code(f"/events/{i}/value", f"must be from 0 to {compiled.max_value} "
                                         f"(settings.max_value of version {version})", "value"))

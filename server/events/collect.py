@@ -12,6 +12,7 @@ from server.events.batch import UNVERIFIABLE, out_of_window, verify_against_bund
 from server.events.days import day_of
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.wire.ids import ORDER_ID_RE
 
 ALONE = frozenset({"value", "stale", "future"})  # problems that refuse their event alone: the rest stands
 RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
@@ -85,6 +86,9 @@ def ingest(site, visitor_id, events, customer=None, probe=False, received_at=Non
         if signals:
             store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
+    for event in counted:
+        if "order_id" in event:
+            _read_order_id(event)
     if counted:
         zones, now = {}, time.time()
         for event, body in zip(counted, _bodies(counted)):
@@ -102,6 +106,15 @@ def _event_path(path):
     """"/events/<i>" of a problem's JSON pointer into an event."""
     return "/".join(path.split("/")[:3])
 
+
+def _read_order_id(event):
+    """An integer order id is its decimal digits; any other value that is not an order id of
+    ids.schema.json is dropped: the conversion counts, without an order."""
+    order_id = event["order_id"]
+    if type(order_id) is int:
+        order_id = event["order_id"] = str(order_id)
+    if type(order_id) is not str or not ORDER_ID_RE.match(order_id):
+        del event["order_id"]
 
 def _record(store, site, visitor_id, counted, customer, by_customer):
     if customer is None:
