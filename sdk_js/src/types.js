@@ -171,6 +171,7 @@
  * @property {string} [id]
  * @property {number} [version]
  * @property {number} [ts]
+ * @property {{[name: string]: number}} [features] the page view's feature vector (the predict module)
  */
 
 /**

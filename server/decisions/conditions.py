@@ -8,7 +8,7 @@ import math
 import re
 from functools import lru_cache
 
-__all__ = ["eval_condition", "regex_problem"]
+__all__ = ["Unavailable", "eval_condition", "regex_problem"]
 
 
 class _Bad(Exception):
@@ -39,10 +39,22 @@ _INDEX = re.compile(r"0|[1-9][0-9]*")
 _DIGITS = re.compile(r"[0-9]+")
 
 
+class Unavailable:
+    """An attribute value no condition may read: a condition that reaches it is false as a whole
+    (as a malformed one is), and the log hears `reason` (predict.<goal> without a model; the
+    browser's twin is a property whose getter throws, sdk_js/src/predict.js)."""
+    __slots__ = ("reason",)
+
+    def __init__(self, reason):
+        self.reason = reason
+
+
 def _get(obj, path):
     for key in path.split("."):
         if isinstance(obj, dict) and key in obj:
             obj = obj[key]
+            if type(obj) is Unavailable:
+                raise _Bad(obj.reason)
         elif _is_arr(obj) and _INDEX.fullmatch(key) and int(key) < len(obj):
             obj = obj[int(key)]
         else:
