@@ -294,6 +294,46 @@ def test_get_version_latest_specific_and_missing(store):
     assert store.get_version("other") is None
 
 
+def test_revisions_are_numbered_per_site_and_each_sees_the_one_before(store):
+    for site in ("shop", "alpha"):
+        store.create_site(site, "h-" + site)
+    assert store.get_revision("shop") is None and store.latest_revision("shop") is None
+    before = []
+
+    def make(n):
+        before.append(store.get_revision("shop") and store.get_revision("shop")[0])
+        return 7, f"payload {n}", f"sig {n}", f"at {n}"
+
+    assert [store.add_revision("shop", make) for _ in range(3)] == [1, 2, 3]
+    assert before == [None, 1, 2]  # make_payload reads the latest, which is n - 1
+    assert store.add_revision("alpha", lambda n: (1, "p", "s", "at")) == 1
+    assert tuple(store.get_revision("shop")) == (3, 7, "payload 3", "sig 3", "at 3")
+    assert tuple(store.get_revision("shop", 2)) == (2, 7, "payload 2", "sig 2", "at 2")
+    assert store.latest_revision("shop") == 3 and store.latest_revision("alpha") == 1
+    assert store.get_revision("shop", 4) is None and store.get_revision("shop", 2**70) is None
+    with pytest.raises(RuntimeError):
+        store.add_revision("shop", lambda n: (_ for _ in ()).throw(RuntimeError("no")))
+    assert store.latest_revision("shop") == 3
+
+
+def test_concurrent_revisions_get_distinct_consecutive_numbers(store):
+    store.create_site("shop", "h")
+    results = []
+
+    def make(n):
+        time.sleep(0.001)
+        return 1, f"payload {n}", "sig", "at"
+
+    workers = [threading.Thread(target=lambda: results.extend(store.add_revision("shop", make) for _ in range(4)))
+               for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(results) == list(range(1, 17))
+    assert all(store.get_revision("shop", n)[2] == f"payload {n}" for n in range(1, 17))
+
+
 def test_failed_payload_leaves_no_version(store):
     store.create_site("shop", "h")
 

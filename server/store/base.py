@@ -177,6 +177,21 @@ class Store:
         """[(version, published_at)], newest first."""
         raise NotImplementedError
 
+    # revisions: signed documents the background worker adds to a published version without a
+    # new version (adaptive weights, models); numbered per site from 1, immutable once stored
+    def add_revision(self, site, make_payload):
+        """Allocate the site's next revision number n and store make_payload(n) -> (version,
+        payload, signature, made_at); make_payload may read revision n - 1 (it is the latest)."""
+        raise NotImplementedError
+
+    def get_revision(self, site, revision=None):
+        """(revision, version, payload, signature, made_at), the latest when None; None if none."""
+        raise NotImplementedError
+
+    def latest_revision(self, site):
+        """The newest revision number, or None: read with the latest version by serving."""
+        raise NotImplementedError
+
     # events
     def record_events(self, site, visitor_id, events):
         """Record validated events; returns how many were new (duplicates by id are skipped).

@@ -13,6 +13,8 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:latest            string  newest version number
     vitrina:{<site>}:versions          hash    version -> published_at
     vitrina:{<site>}:version:<n>       hash    payload, signature, published_at (immutable)
+    vitrina:{<site>}:revision          string  newest revision number
+    vitrina:{<site>}:revision:<n>      hash    version, payload, signature, made_at (immutable)
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
     vitrina:{<site>}:seen              set     every recorded event id (idempotence)
     vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout) [+ "\\0<channel>"],
@@ -96,6 +98,14 @@ local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if last + 1 ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[3], 'payload', ARGV[2], 'signature', ARGV[3], 'published_at', ARGV[4])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+ADD_REVISION = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if last + 1 ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], 'version', ARGV[2], 'payload', ARGV[3], 'signature', ARGV[4], 'made_at', ARGV[5])
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
@@ -404,6 +414,7 @@ class RedisStore(Store):
         self.stream_maxlen = stream_maxlen
         self.interactions_maxlen = interactions_maxlen
         self._add_version = self.r.register_script(ADD_VERSION)
+        self._add_revision = self.r.register_script(ADD_REVISION)
         self._record = self.r.register_script(RECORD_EVENTS)
         self._touch_key = self.r.register_script(TOUCH_KEY)
         self._record_interactions = self.r.register_script(RECORD_INTERACTIONS)
@@ -593,6 +604,27 @@ class RedisStore(Store):
     def list_versions(self, site):
         rows = self.r.hgetall(self._k(site, "versions"))
         return sorted(((int(v), at) for v, at in rows.items()), reverse=True)
+
+    def add_revision(self, site, make_payload):
+        while True:  # optimistic, as add_version
+            revision = int(self.r.get(self._k(site, "revision")) or 0) + 1
+            version, payload, signature, made_at = make_payload(revision)
+            keys = [self._k(site, "revision"), self._k(site, f"revision:{revision}")]
+            if self._add_revision(keys=keys, args=[revision, version, payload, signature, made_at]):
+                return revision
+
+    def get_revision(self, site, revision=None):
+        if revision is None:
+            revision = self.r.get(self._k(site, "revision"))
+            if revision is None:
+                return None
+        version, payload, signature, made_at = self.r.hmget(
+            self._k(site, f"revision:{int(revision)}"), ["version", "payload", "signature", "made_at"])
+        return None if payload is None else (int(revision), int(version), payload, signature, made_at)
+
+    def latest_revision(self, site):
+        latest = self.r.get(self._k(site, "revision"))
+        return None if latest is None else int(latest)
 
     # events
     def record_events(self, site, visitor_id, events):

@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS drafts (site TEXT PRIMARY KEY, config TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS versions (
   site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
   published_at TEXT NOT NULL, PRIMARY KEY (site, version));
+CREATE TABLE IF NOT EXISTS revisions (
+  site TEXT NOT NULL, revision INTEGER NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL,
+  signature TEXT NOT NULL, made_at TEXT NOT NULL, PRIMARY KEY (site, revision));
 CREATE TABLE IF NOT EXISTS events (
   site TEXT NOT NULL, event_id TEXT NOT NULL, visitor_id TEXT NOT NULL, type TEXT NOT NULL,
   body TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (site, event_id));
@@ -339,6 +342,26 @@ class SQLiteStore(Store):
     def list_versions(self, site):
         return self._db().execute(
             "SELECT version, published_at FROM versions WHERE site=? ORDER BY version DESC", (site,)).fetchall()
+
+    def add_revision(self, site, make_payload):
+        with self._tx() as db:
+            (last,) = db.execute("SELECT COALESCE(MAX(revision), 0) FROM revisions WHERE site=?", (site,)).fetchone()
+            revision = last + 1
+            version, payload, signature, made_at = make_payload(revision)
+            db.execute("INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?)",
+                       (site, revision, version, payload, signature, made_at))
+        return revision
+
+    def get_revision(self, site, revision=None):
+        columns = "SELECT revision, version, payload, signature, made_at FROM revisions WHERE site=?"
+        if revision is None:
+            return self._db().execute(columns + " ORDER BY revision DESC LIMIT 1", (site,)).fetchone()
+        if not -2**63 <= revision < 2**63:
+            return None
+        return self._db().execute(columns + " AND revision=?", (site, revision)).fetchone()
+
+    def latest_revision(self, site):
+        return self._db().execute("SELECT MAX(revision) FROM revisions WHERE site=?", (site,)).fetchone()[0]
 
     # events
     def record_events(self, site, visitor_id, events):

@@ -105,7 +105,7 @@ class VitrinaASGI:
         with self.flask_app.app_context():
             store = get_store()
             self._replies = app_cache(
-                "hot replies", REPLIES, "a publish (the store's version token, which also moves every second) "
+                "hot replies", REPLIES, "a publish or a revision (the store's version token, which also moves every second) "
                 "or an SDK rebuild (its file's mtime, looked at once a second)",
                 token=lambda: (store.version_token(), sdk_mtime(self.flask_app)))
         return self._replies
