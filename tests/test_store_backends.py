@@ -844,3 +844,40 @@ PRAGMA user_version = 1;
         assert store.counters("shop", "email") == []
     finally:
         store.close()
+
+
+def _feature_row(event_id, ts, kind="exposure", goal=None, **features):
+    return {"id": event_id, "ts": ts, "kind": kind, "goal": goal,
+            "features": json.dumps(features or {"visit.count": 0.69})}
+
+
+def test_feature_rows_come_back_oldest_first_newest_kept(store):
+    store.create_site("shop", "h")
+    store.record_features("shop", "v1.a", [_feature_row("e1", 1000, **{"visit.pageviews": 1.1}),
+                                           _feature_row("e2", 2000, "conversion", "purchase")])
+    store.record_features("shop", "v1.b", [_feature_row("e3", 3000, utm=1)])
+    rows = store.feature_rows("shop")
+    assert [(r["id"], r["visitor"], r["ts"], r["kind"], r["goal"]) for r in rows] == [
+        ("e1", "v1.a", 1000, "exposure", None), ("e2", "v1.a", 2000, "conversion", "purchase"),
+        ("e3", "v1.b", 3000, "exposure", None)]
+    assert rows[0]["features"] == {"visit.pageviews": 1.1} and rows[2]["features"] == {"utm": 1}
+    assert [r["id"] for r in store.feature_rows("shop", limit=2)] == ["e2", "e3"]
+    assert store.feature_rows("other") == []
+
+
+def test_erasure_removes_a_visitors_feature_rows(store):
+    store.create_site("shop", "h")
+    store.record_features("shop", "v1.gone", [_feature_row("e1", 1000)])
+    store.record_features("shop", "v1.kept", [_feature_row("e2", 2000)])
+    store.erase_units("shop", [], ["v1.gone"])
+    assert [r["visitor"] for r in store.feature_rows("shop")] == ["v1.kept"]
+
+
+def test_model_reports_are_per_site_and_goal_and_replaced(store):
+    store.create_site("shop", "h")
+    assert store.model_reports("shop") == {}
+    store.save_model("shop", "purchase", '{"auc": 0.6}')
+    store.save_model("shop", "signup", '{"auc": 0.7}')
+    store.save_model("shop", "purchase", '{"auc": 0.8}')
+    assert store.model_reports("shop") == {"purchase": '{"auc": 0.8}', "signup": '{"auc": 0.7}'}
+    assert store.model_reports("other") == {}

@@ -39,6 +39,9 @@ MODULES = {
     # campaign bucketed by customer; the core's vitrina.identify() says so in the debug log otherwise
     "identity": lambda bundle: (bool(bundle.get("crm"))
                                 or any(c.get("bucket_by") == "customer" for c in bundle.get("campaigns") or [])),
+    # predict.<goal> in conditions (the compiler lists the goals in the bundle's `predict`): scores
+    # the published models and records the feature vector with the events training learns from
+    "predict": lambda bundle: bool(bundle.get("predict")),
     # behavioural triggers, and the page behaviour (scroll, idle, exit intent) they share with conditions
     "triggers": lambda bundle: (any(c.get("trigger") is not None for c in bundle.get("campaigns") or [])
                                 or reads(bundle, BEHAVIOUR_PATH)),

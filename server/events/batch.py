@@ -2,6 +2,7 @@
 published bundle version it names. A batch with any problem is refused whole, except a
 conversion whose value is outside the site's bounds: that event alone is refused."""
 import json
+import re
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.decisions.decide import choose_variation
@@ -30,6 +31,11 @@ ITEM = _SCHEMA["$defs"]["item"]["properties"]
 ITEM_ACTIONS = frozenset(ITEM["action"]["enum"])
 MAX_EVENT_ITEMS = ITEM["items"]["maxItems"]
 MAX_SESSION = ITEM["session"]["maximum"]
+_FEATURES = _SCHEMA["$defs"]["features"]
+MAX_FEATURES = _FEATURES["maxProperties"]
+FEATURE_NAME_RE = re.compile(_FEATURES["propertyNames"]["pattern"])
+MIN_FEATURE = _FEATURES["additionalProperties"]["minimum"]
+MAX_FEATURE = _FEATURES["additionalProperties"]["maximum"]
 
 
 class BatchInvalid(ValueError):
@@ -94,6 +100,14 @@ _product_id_ok = PRODUCT_ID_RE.match
 _identity_ok = IDENTITY_RE.match
 
 
+def _features_ok(features):
+    """The schema's features (the predict module's vector): bounded names and numbers."""
+    return (type(features) is dict and len(features) <= MAX_FEATURES
+            and all(type(name) is str and FEATURE_NAME_RE.match(name)
+                    and (type(value) is int or type(value) is float) and MIN_FEATURE <= value <= MAX_FEATURE
+                    for name, value in features.items()))
+
+
 def _valid_batch(body):
     """True when the batch passes the schema and has no id twice (exact types, as json.loads
     makes them): the same answer as _checked_batch, without its cost."""
@@ -117,6 +131,7 @@ def _valid_batch(body):
             campaign, variation, holdout = get("campaign"), get("variation"), get("holdout", False)
             if not (type(version) is int and 1 <= version <= MAX_VERSION
                     and e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _key_ok(campaign)
+                    and ("features" not in e or _features_ok(e["features"]))
                     and (variation is None if holdout is True
                          else holdout is False and type(variation) is str and _key_ok(variation))):
                 return False
@@ -124,6 +139,7 @@ def _valid_batch(body):
             goal, value = get("goal"), get("value", 0)
             if not (type(version) is int and 1 <= version <= MAX_VERSION
                     and e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _key_ok(goal)
+                    and ("features" not in e or _features_ok(e["features"]))
                     and (type(value) is int or type(value) is float) and MIN_VALUE <= value <= MAX_VALUE):
                 return False
         elif kind == "item":

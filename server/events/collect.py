@@ -88,9 +88,18 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
             zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
             event["_day"] = day_of(event["ts"], zone, now)
         store.outage.call(_record, store, site, visitor_id, counted, customer, by_customer, probe=probe)
+        features = feature_rows(counted)
+        if features:
+            store.outage.call(store.record_features, site, visitor_id, features, probe=probe)
     if alone:
         count_rejections(site, {ALONE: len(alone)})
     return alone
+
+
+def feature_rows(events):
+    """Store.record_features rows of the events that carry the predict module's feature vector."""
+    return [{"id": e["id"], "kind": e["type"], "goal": e.get("goal"), "ts": e["ts"],
+             "features": _compact(e["features"])} for e in events if "features" in e]
 
 
 def _record(store, site, visitor_id, counted, customer, by_customer):
@@ -121,7 +130,9 @@ def _bodies(events):
     for event in events:
         event.pop("_json", None)  # a batch replayed from the spool carries the bodies it was given
         event.pop("_day", None)
-    parts = _compact(events)[2:-2].split("},{")
+    # the feature vector is kept apart (Store.record_features), not in the event log
+    bare = [e if "features" not in e else {k: v for k, v in e.items() if k != "features"} for e in events]
+    parts = _compact(bare)[2:-2].split("},{")
     if len(parts) != len(events):
-        return [_compact(event) for event in events]
+        return [_compact(event) for event in bare]
     return ["{" + part + "}" for part in parts]

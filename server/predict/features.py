@@ -13,10 +13,6 @@ DEVICES = ("mobile", "tablet", "desktop")
 HOURS = (("night", 6), ("morning", 12), ("afternoon", 18), ("evening", 24))  # each: below this hour
 MAX_NAMED = 8  # event counts and crm numbers: the first 8 names in code-unit order
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
-MAX_FEATURES = 48  # the wire's bound (spec/schemas/collect-batch.schema.json)
-# A name the wire accepts: a fixed feature, events.<name> or crm.<name>.
-WIRE_NAME = re.compile(r"[a-z][a-z_]{0,20}(?:\.[A-Za-z0-9][A-Za-z0-9_-]{0,39})?")
-WIRE_BOUND = 25.0  # |value| of any feature: log1p(1e9) is 20.7
 
 
 def _number(x):

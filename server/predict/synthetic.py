@@ -24,13 +24,16 @@ def true_probability(tree):
 
 
 def visitor_tree(rng, high_intent=None):
-    """A random attribute tree; high_intent True/False draws from the ends of the distribution."""
-    count = 1 + min(int(rng.expovariate(0.8)), 30)
-    pageviews = 1 + min(int(rng.expovariate(0.25 if high_intent is not False else 2)), 60)
+    """A random attribute tree; high_intent True (a returning visitor from an email, on a desktop,
+    deep in the session with a cart) or False (a first page view from social, on a phone) draws
+    from the ends of the distribution."""
+    count = 1 if high_intent is False else 1 + min(int(rng.expovariate(0.8)), 30)
+    pageviews = 1 if high_intent is False else 1 + min(int(rng.expovariate(0.25)), 60)
     if high_intent:
         pageviews = max(pageviews, 12)
     carted = high_intent if high_intent is not None else rng.random() < 0.2
-    medium = "email" if high_intent else rng.choice(("direct", "search", "social", "email", "paid", "referral"))
+    medium = ("email" if high_intent else "social" if high_intent is False
+              else rng.choice(("direct", "search", "social", "email", "paid", "referral")))
     tree = {
         "visit": {"count": count, "new": count == 1, "returning": count > 1, "pageviews": pageviews,
                   "total_pageviews": pageviews + (count - 1) * 4,

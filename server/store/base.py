@@ -15,6 +15,9 @@ DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what key
 PRE_EXPOSURE_COVARIATES = ("visits", "pageviews")
 
 
+FEATURE_ROWS_KEPT = 200_000  # feature vectors kept per site for training (server/predict)
+
+
 class SiteExists(Exception):
     pass
 
@@ -310,6 +313,26 @@ class Store:
         raise NotImplementedError
 
     # interactions: item views, carts and purchases (collect) and imported orders, for recommendations
+    def record_features(self, site, visitor_id, rows):
+        """Keep the feature vectors browsers sent with exposures and conversions (server/predict):
+        rows {"id" (the event's), "kind" ("exposure"|"conversion"), "goal" (a conversion's, else
+        None), "ts" (ms), "features" (JSON text)}. At most FEATURE_ROWS_KEPT per site are kept
+        (the oldest go first); a row sent again may be kept twice (training does not mind)."""
+        raise NotImplementedError
+
+    def feature_rows(self, site, limit=FEATURE_ROWS_KEPT):
+        """The newest `limit` feature rows, oldest first: {"id", "visitor", "ts", "kind", "goal",
+        "features" (a dict)}."""
+        raise NotImplementedError
+
+    def save_model(self, site, goal, report_json):
+        """Store the newest model report of a goal (server/predict/training.py), replacing the last."""
+        raise NotImplementedError
+
+    def model_reports(self, site):
+        """{goal: report JSON text} of every goal trained for the site."""
+        raise NotImplementedError
+
     def record_interactions(self, site, rows):
         """Append [(key, ts, who, basket, action, items_json)], skipping keys already recorded
         (event ids, "o:<order_id>"); returns how many were new. Marks the site's signals as changed."""

@@ -36,6 +36,8 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:rk                set     names of the current rankings (rk-building while written)
     vitrina:{<site>}:recs              hash    imports_at, signals_at, built_at
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
+    vitrina:{<site>}:features          stream  id, visitor, ts, kind, goal, body: feature vectors (MAXLEN ~ FEATURE_ROWS_KEPT)
+    vitrina:{<site>}:models            hash    goal -> model report JSON
     vitrina:{<site>}:identity          string  identity record JSON: customer-key salt, secret seeds
     vitrina:{<site>}:customers         zset    every customer key, score 0 (key order)
     vitrina:{<site>}:cu:<key>          string  one customer's JSON (attributes, a key per customer)
@@ -63,6 +65,7 @@ from redis.retry import Retry
 
 from .base import (
     DEFAULT_KEY_NAME,
+    FEATURE_ROWS_KEPT,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     WEB,
@@ -752,6 +755,7 @@ class RedisStore(Store):
         erased["events"] = self._delete_entries(site, "events", "visitor", set(units))
         whos = {f"{kind}:{unit}" for unit in units for kind in ("v", "c")}
         erased["interactions"] = self._delete_entries(site, "interactions", "who", whos)
+        self._delete_entries(site, "features", "visitor", set(units))
         return erased
 
     def _delete_entries(self, site, stream, field, values):
@@ -855,6 +859,26 @@ class RedisStore(Store):
             if len(entries) < 10_000:
                 return
             start = "(" + entries[-1][0]
+
+    # predictive targeting
+    def record_features(self, site, visitor_id, rows):
+        pipe = self.r.pipeline(transaction=False)
+        for r in rows:
+            pipe.xadd(self._k(site, "features"), {"id": r["id"], "visitor": visitor_id, "ts": r["ts"], "kind": r["kind"],
+                                                  "goal": r["goal"] or "", "body": r["features"]},
+                      maxlen=FEATURE_ROWS_KEPT, approximate=True)
+        pipe.execute()
+
+    def feature_rows(self, site, limit=FEATURE_ROWS_KEPT):
+        entries = self.r.xrevrange(self._k(site, "features"), "+", "-", count=limit)
+        return [{"id": f["id"], "visitor": f["visitor"], "ts": int(f["ts"]), "kind": f["kind"], "goal": f["goal"] or None,
+                 "features": json.loads(f["body"])} for _, f in reversed(entries)]
+
+    def save_model(self, site, goal, report_json):
+        self.r.hset(self._k(site, "models"), goal, report_json)
+
+    def model_reports(self, site):
+        return dict(sorted(self.r.hgetall(self._k(site, "models")).items()))
 
     # rankings
     def write_rankings(self, site, rankings, built_at):
