@@ -4,9 +4,9 @@ stale tag is refused with 412 and stores nothing)."""
 import json
 
 from server.configs.validation import review_config
-from server.predict.models import predict_warnings
 from server.errors import APIError
 from server.identity.customers import known_types
+from server.predict.models import predict_warnings
 from server.store import draft_etag, get_store
 
 STALE_MESSAGE = ("Someone saved this site's config after you loaded it: nothing was saved. Reload to see "

@@ -17,9 +17,9 @@ from server.configs.signing import (
     verify,
 )
 from server.configs.validation import parse_config, review_config
-from server.predict.models import predict_warnings
 from server.errors import APIError
 from server.identity.customers import known_types
+from server.predict.models import predict_warnings
 from server.store import UNAVAILABLE, get_store, site_exists
 
 _MISSING = object()
