@@ -189,6 +189,31 @@ def _model_report_text(goal, report):
     return "\n".join(lines)
 
 
+def cmd_allocate(args):
+    from server.recs.worker import (
+        PERIODIC_JOBS,
+        LockHeld,
+        owner_name,
+        run_job_with_lock,
+    )
+    from server.store import get_store
+    job = next(j for j in PERIODIC_JOBS if j.name == "allocate")
+    forced = type(job)(job.name, lambda app, site: True, job.run, job.line)  # now, due or not
+    app = _app()
+    with app.app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        try:
+            summary = run_job_with_lock(app, store, forced, args.site, owner_name())
+        except LockHeld:
+            return _fail(f"another process is allocating {args.site!r} right now (lock allocate:{args.site})")
+    if summary is None:
+        return _fail(f"the latest version of {args.site!r} has no adaptive campaign")
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_sites_create(args):
     from server.store import SiteExists, get_store
     from server.web.auth import hash_key, new_api_key
@@ -526,6 +551,13 @@ def build_parser():
     models_report.add_argument("site", help="the site whose model reports to print")
     models_report.add_argument("--json", action="store_true", help="print the reports as JSON (the API's shape)")
     models_report.set_defaults(func=cmd_models_report)
+    allocate = sub.add_parser("allocate", help="recompute adaptive campaigns' weights now and publish them as a revision",
+                              description="Recompute the weights of the latest version's adaptive campaigns from the "
+                              "results (Thompson sampling per slice) and publish them as a signed revision of that "
+                              "version, now (under the store lock allocate:<site>). The worker does it every "
+                              "VITRINA_ALLOCATE_EVERY_S.")
+    allocate.add_argument("site", help="the site whose adaptive campaigns to allocate")
+    allocate.set_defaults(func=cmd_allocate)
     demo = sub.add_parser("demo", help="server + demo shop + sample config",
                           description="Create the site 'demo', publish the sample config and run the server with a "
                           "demo shop on its own origin. ./scripts/demo.sh passes its options here, e.g. "

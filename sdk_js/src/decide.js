@@ -122,7 +122,7 @@ export function decide(bundle, attributes, visitorId, options) {
   /**
    * @param {Campaign} c
    * @param {string} key
-   * @returns {[reason: string, variation?: string, forced?: boolean]}
+   * @returns {[reason: string, variation?: string, forced?: boolean, made?: any]}
    */
   const rule = (c, key) => {
     const variations = c.variations || []
@@ -146,30 +146,34 @@ export function decide(bundle, attributes, visitorId, options) {
     for (const s of footprint(c)) if ((other = taken.get(s))) return ["excluded by selector " + s + " (" + other.key + ")"]
     const seed = c.seed ?? key
     const assigned = sticky[key]
+    // An adaptive campaign (allocation.js, the adaptive module, gives [slice, the campaign with that
+    // slice's weights, revision]) is bucketed by them; an assignment keeps the [slice, revision] it was made in.
     if (assigned && assigned.seed === seed && has(assigned.variation) && (!byCustomer || assigned.customer === customer))
-      return ["sticky " + assigned.variation, assigned.variation]
+      return ["sticky " + assigned.variation, assigned.variation, false, c.allocation && assigned.made]
     const bucket = hash(seed, byCustomer ? /** @type {string} */ (customer) : id)
-    const variation = chooseVariation(c, bucket)
+    const made = c.allocation && o.allocate?.(c)
+    const variation = chooseVariation((made && made[1]) || c, bucket)
     const bucketSuffix = "; bucket " + bucketText(bucket)
     if (!(bucket < (c.traffic ?? 1))) return ["outside traffic" + bucketSuffix]
     if (!variation) return ["no variations"]
     const who =
       segment != null ? "segment " + segment + (hasConditions ? " and conditions" : "") : hasConditions ? "conditions" : "all visitors"
-    return [who + " matched" + bucketSuffix, variation.key]
+    return [who + " matched" + bucketSuffix, variation.key, false, made && [made[0], made[2]]]
   }
 
   for (const c of bundle.campaigns || []) {
     const key = c.key
-    /** @type {[string, string?, boolean?]} */
+    /** @type {[string, string?, boolean?, any?]} */
     let result
     try {
       result = rule(c, key)
     } catch (_) {
       result = ["invalid campaign"]
     }
-    const [reason, variation, forced] = result
+    const [reason, variation, forced, made] = result
     if (variation == null) out.reasons[key] = reason
     else {
+      if (made) (out.slices ||= {})[key] = made
       chosen.push(c)
       for (const s of footprint(c)) taken.has(s) || taken.set(s, c)
       if ((c.bucket_by == "customer" ? customerHoldout : holdout) && !forced) {

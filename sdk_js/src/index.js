@@ -174,6 +174,9 @@ function expose(key, variation, customer) {
   state.exposed[key] = 1
   /** @type {TrackedEvent} */
   const event = { type: "exposure", campaign: key, variation, holdout: variation == null }
+  // an adaptive campaign's assignment says where it was made: [its slice, the revision of its weights]
+  const made = state.decision?.slices?.[key]
+  if (made) (event.slice = made[0]), (event.revision = made[1])
   if (variation != null && state.forced[key] == variation) event.forced = true
   // The page that redirected here already sent and counted this one.
   else if (state.redirectedFrom != key) {
@@ -181,7 +184,7 @@ function expose(key, variation, customer) {
     const counts = (/** @type {any} */ (visit.x)[key] = /** @type {any} */ (visit.x)[key] || { visitor: 0, session: 0 })
     counts.visitor++
     counts.session++
-    if (variation != null) /** @type {any} */ (visit.k)[key] = { seed: campaignOf(key).seed || key, variation, customer }
+    if (variation != null) /** @type {any} */ (visit.k)[key] = { seed: campaignOf(key).seed || key, variation, customer, made }
     saveVisit()
   }
   if (state.redirectedFrom != key) send(event)

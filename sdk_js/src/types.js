@@ -59,6 +59,7 @@
  * @property {{per_visitor?: number | null, per_session?: number | null}} [cap]
  * @property {number} [traffic]
  * @property {"visitor" | "customer"} [bucket_by] the unit bucketed and counted (default visitor)
+ * @property {{by?: string[], goal?: string, mode?: string}} [allocation] adaptive: slices by the first `by` entry that matches
  * @property {Variation[]} variations
  * @property {string[]} [goals]
  */
@@ -89,6 +90,14 @@
  * @property {Campaign[]} campaigns
  * @property {string[]} [crm] the names under crm. that live campaigns read ("*": all); /identify answers only these
  * @property {BundleSettings} [settings]
+ * @property {Revision} [revision] the served revision of this version (docs/DESIGN.md "Revisions")
+ */
+
+/**
+ * A revision: named parts the server adds to a version without a new version.
+ * @typedef {Object} Revision
+ * @property {number} [revision]
+ * @property {{[campaign: string]: {weights?: {[slice: string]: number[]}}}} [allocations]
  */
 
 /**
@@ -98,11 +107,12 @@
  * @property {{[campaign: string]: string}} variations
  * @property {{[campaign: string]: string}} reasons
  * @property {string[]} holdout_campaigns
+ * @property {{[campaign: string]: [slice: string, revision: number | null]}} [slices] adaptive assignments: where they were made
  */
 
 /**
  * Sticky assignments; `customer` names the customer key a customer-bucketed campaign's one was given to.
- * @typedef {{[campaign: string]: {seed: string, variation: string, customer?: string}}} StickyAssignments
+ * @typedef {{[campaign: string]: {seed: string, variation: string, customer?: string, made?: [string, number | null]}}} StickyAssignments
  * @typedef {{[campaign: string]: {visitor: number, session: number}}} ExposureCounts
  */
 
@@ -116,6 +126,9 @@
  * @property {string[]} [triggered]
  * @property {string | null} [customer] the identified customer's key (/identify): bucket_by "customer" campaigns hash it
  * @property {(message: string) => void} [log]
+ * @property {(campaign: Campaign) => [string, Campaign | null, number | null]} [allocate] an adaptive campaign's
+ *   [slice, the campaign with that slice's weights in the served revision or null, that revision or null]
+ *   (allocation.js, the adaptive module)
  */
 
 /**
@@ -166,6 +179,8 @@
  * @property {string | null} [variation]
  * @property {boolean} [holdout]
  * @property {boolean} [forced]
+ * @property {string} [slice] an adaptive campaign's slice, where the assignment was made
+ * @property {number | null} [revision] the revision whose weights made it
  * @property {string} [goal]
  * @property {number} [value]
  * @property {string} [id]

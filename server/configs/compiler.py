@@ -2,6 +2,7 @@
 from datetime import datetime, timezone
 
 DEFAULT_SETTINGS = {"holdout": 0.0, "consent": "implied", "antiflicker_ms": 400}
+DEFAULT_ALLOCATION = {"mode": "adaptive", "by": [], "explore": 0.1, "min_visitors": 200}
 # The hashing scheme buckets are computed with (docs/DESIGN.md "Hashing and bucketing"). A new scheme gets a
 # new number, so an evaluator that does not know it decides nothing instead of reassigning everyone.
 HASH_VERSION = 1
@@ -30,6 +31,9 @@ def compile_campaign(campaign):
         "goals": campaign.get("goals", []),
         # Results' test settings; only when set, so the bundle (shipped in every tag.js) stays small.
         **({"stats": campaign["stats"]} if campaign.get("stats") else {}),
+        # Adaptive campaigns only: the SDK reads `by`, the worker the rest (a fixed split says nothing).
+        **({"allocation": {**DEFAULT_ALLOCATION, **campaign["allocation"]}}
+           if (campaign.get("allocation") or {}).get("mode") == "adaptive" else {}),
     }
 
 

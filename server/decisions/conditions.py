@@ -49,12 +49,14 @@ class Unavailable:
         self.reason = reason
 
 
-def _get(obj, path):
+def attribute_at(obj, path):
+    """The value at a dotted path (own keys; canonical integer segments index arrays), None if
+    missing; an Unavailable met on the way is the answer."""
     for key in path.split("."):
         if isinstance(obj, dict) and key in obj:
             obj = obj[key]
             if type(obj) is Unavailable:
-                raise _Bad(obj.reason)
+                return obj
         elif _is_arr(obj) and _INDEX.fullmatch(key) and int(key) < len(obj):
             obj = obj[int(key)]
         else:
@@ -250,7 +252,10 @@ def _cond(c, obj):
                 # An empty $or is true, so an empty $nor is false (GrowthBook).
                 ok = (not v or any(_cond(x, obj) for x in v)) == (k == "$or")
         else:
-            ok = _val(v, _get(obj, k))
+            value = attribute_at(obj, k)
+            if type(value) is Unavailable:
+                raise _Bad(value.reason)
+            ok = _val(v, value)
         if not ok:
             return False
     return True

@@ -35,6 +35,8 @@ def reads(bundle, pattern):
 
 
 MODULES = {
+    # adaptive allocation: a campaign's slice (its `allocation.by`) and the served revision's weights for it
+    "adaptive": lambda bundle: any(c.get("allocation") for c in bundle.get("campaigns") or []),
     # known customers: a condition on crm.* (the compiler lists the names in the bundle's `crm`) or a
     # campaign bucketed by customer; the core's vitrina.identify() says so in the debug log otherwise
     "identity": lambda bundle: (bool(bundle.get("crm"))

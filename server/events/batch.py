@@ -5,12 +5,13 @@ import json
 import re
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
-from server.decisions.decide import choose_variation
+from server.decisions.decide import choose_variation, slice_weights
 from server.wire.ids import (
     EVENT_ID_RE,
     IDENTITY_RE,
     KEY_RE,
     PRODUCT_ID_RE,
+    SLICE_RE,
     VISITOR_ID_RE,
 )
 from server.wire.schemas import by_path, schema
@@ -97,6 +98,8 @@ _EXPOSURE_FIELDS = EVENT_FIELDS["exposure"]
 _CONVERSION_FIELDS = EVENT_FIELDS["conversion"]
 _ITEM_FIELDS = EVENT_FIELDS["item"]
 _product_id_ok = PRODUCT_ID_RE.match
+_slice_ok = SLICE_RE.match
+MAX_REVISION = _SCHEMA["$defs"]["exposure"]["properties"]["revision"]["maximum"]
 _identity_ok = IDENTITY_RE.match
 
 
@@ -135,6 +138,8 @@ def _valid_batch(body):
                     and (variation is None if holdout is True
                          else holdout is False and type(variation) is str and _key_ok(variation))):
                 return False
+            if ("slice" in e or "revision" in e) and not _valid_made_in(e):
+                return False
         elif kind == "conversion":
             goal, value = get("goal"), get("value", 0)
             if not (type(version) is int and 1 <= version <= MAX_VERSION
@@ -154,6 +159,13 @@ def _valid_batch(body):
         else:
             return False
     return True
+
+
+def _valid_made_in(e):
+    """An adaptive exposure's slice and revision, as the schema bounds them."""
+    sliced, revision = e.get("slice", "default"), e.get("revision")
+    return (type(sliced) is str and len(sliced) <= 170 and _slice_ok(sliced) is not None
+            and (revision is None or type(revision) is int and 1 <= revision <= MAX_REVISION))
 
 
 STICKY_LOOKBACK = 20  # earlier versions searched for a sticky assignment made under other weights
@@ -264,13 +276,36 @@ def _consistent(event, buckets, compiled, campaign, load_bundle, cache):
     return False
 
 
-def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer=None, customer_events=None):
+def _allocated(event, bucket, in_holdout, campaign, load_bundle, load_revision):
+    """Whether an adaptive exposure's variation is what its slice's weights give, in the revision
+    it names (made for this version or an earlier one with the same seed: a sticky assignment)."""
+    number = event.get("revision")
+    if number is None or load_revision is None or in_holdout or event.get("holdout"):
+        return False
+    document = load_revision(number)
+    if document is None:
+        return False
+    made_for = load_bundle(document["version"])
+    if not isinstance(made_for, dict):
+        return False
+    then = next((c for c in made_for["campaigns"] if c["key"] == campaign.campaign["key"]), None)
+    if then is None or then["seed"] != campaign.seed:
+        return False
+    weights = slice_weights({"revision": document}, then, event.get("slice"))
+    chosen = weights is not None and choose_variation(then, bucket, weights)
+    return bool(chosen) and chosen["key"] == event["variation"]
+
+
+def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer=None, customer_events=None,
+                           load_revision=None):
     """Problems (with a `code` for the rejection counters) for events naming an unknown or
     unverifiable version, an unknown campaign, variation or goal, an assignment bucketing would
     not give, or a value outside [0, settings.max_value] (code `value`: only that event is
     refused). load_bundle(version) returns the bundle dict, None, or UNVERIFIABLE; `cache` (a
     server.cache.Cache) keeps each bundle's compiled form between batches. Forced (QA) events
-    are not checked for bucketing or value: they are never counted.
+    are not checked for bucketing or value: they are never counted. An adaptive campaign's exposure
+    may also be what its slice's weights give in the revision it names (load_revision(n) returns
+    its document or None).
 
     Exposures of customer-bucketed campaigns are checked against `customer` (the verified
     customer key of the batch; none: code `not_identified`), and their indexes are appended to
@@ -341,7 +376,8 @@ def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer
                 bucket = memo[campaign.state] = hash_from(campaign.state, id_utf8)
             variation = campaign.variation(bucket)
             if variation is None or (not in_holdout if holdout else in_holdout or variation != event["variation"]):
-                if not _consistent(event, buckets, compiled, campaign, load_bundle, cache):
+                if not _consistent(event, buckets, compiled, campaign, load_bundle, cache) and \
+                        not _allocated(event, bucket, in_holdout, campaign, load_bundle, load_revision):
                     problems.append(_p_code(f"/events/{i}" + ("/holdout" if holdout else "/variation"),
                                             "this visitor is not bucketed into that assignment", "bucketing"))
     return problems

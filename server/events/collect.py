@@ -12,6 +12,7 @@ from server.events.batch import UNVERIFIABLE, verify_against_bundles
 from server.events.days import day_of
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.store.base import WEB, assignment_label
 
 ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
 RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
@@ -64,7 +65,8 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
     customer_events = []
-    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events)
+    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events,
+                                      lambda number: publishing.load_revision(site, number))
     alone = [p for p in problems if p["code"] == ALONE]
     if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
@@ -87,6 +89,9 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
             version = event["version"]
             zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
             event["_day"] = day_of(event["ts"], zone, now)
+            if "slice" in event and event["type"] == "exposure" and _adaptive(site, event):
+                # kept with the assignment, so every counter it feeds is per slice and revision
+                event["channel"] = assignment_label(WEB, event.get("revision"), event["slice"])  # collect is web
         store.outage.call(_record, store, site, visitor_id, counted, customer, by_customer, probe=probe)
         features = feature_rows(counted)
         if features:
@@ -111,6 +116,12 @@ def _record(store, site, visitor_id, counted, customer, by_customer):
     store.record_events(site, visitor_id, [e for e in counted if id(e) not in by_customer])
     store.record_events(site, customer, [{**e, "id": e["id"] + ":c"} if e["type"] == "conversion" else e
                                          for e in own])
+
+
+def _adaptive(site, event):
+    """Whether the exposure's campaign is adaptive in the version it names (verified a moment ago)."""
+    bundle = publishing.load_version(site, event["version"]) or {}
+    return any(c["key"] == event["campaign"] and c.get("allocation") for c in bundle.get("campaigns") or [])
 
 
 def _zone_of(site, version):

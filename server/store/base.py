@@ -43,6 +43,30 @@ class ApiKey:
 WEB = "web"  # the channel of an exposure that names none
 
 
+# An assignment's label: its channel, or, for an adaptive campaign's assignment, its channel, the
+# revision whose weights made it (0: none) and its slice, joined by "|" ("web|12|segment:vip").
+# Counters are kept per label, so every counter of an adaptive campaign is per slice and revision.
+LABEL_SEP = "|"
+
+
+def assignment_label(channel, revision, slice_name):
+    return LABEL_SEP.join((channel, str(revision or 0), slice_name))
+
+
+def read_label(label):
+    """(channel, revision or None, slice or None) of a stored label."""
+    channel, _, rest = label.partition(LABEL_SEP)
+    if not rest:
+        return channel, None, None
+    revision, _, slice_name = rest.partition(LABEL_SEP)
+    return channel, int(revision) or None, slice_name
+
+
+def in_channel(rows, channel):
+    """The labelled counter rows of one channel (all when None)."""
+    return [r for r in rows if channel is None or r["channel"].partition(LABEL_SEP)[0] == channel]
+
+
 def merge_channels(rows):
     """Counter rows carrying a `channel`, summed over channels in channel order (so both
     backends add floats in the same order), without the `channel` field."""
@@ -201,6 +225,11 @@ class Store:
         `visitor_id` is the unit counted: a browser's visitor id, or a customer key (customer-
         bucketed campaigns, email). An exposure's `channel` ("web" when absent, "email") is kept
         with the assignment it makes, and the unit's later conversions count in that channel."""
+        raise NotImplementedError
+
+    def labelled_counters(self, site):
+        """The rows of counters() before channels are summed, each with its assignment's label as
+        `channel` (see assignment_label): what adaptive allocation reads per slice and revision."""
         raise NotImplementedError
 
     def counters(self, site, channel=None):

@@ -75,6 +75,7 @@ from .base import (
     Store,
     User,
     UserExists,
+    in_channel,
     legacy_key_name,
     merge_channels,
 )
@@ -656,17 +657,18 @@ class RedisStore(Store):
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
 
     def counters(self, site, channel=None):
+        return merge_channels(in_channel(self.labelled_counters(site), channel))
+
+    def labelled_counters(self, site):
         rows = {}
         for field, value in self.r.hgetall(self._k(site, "counters")).items():
             metric, campaign, variation, goal, *rest = field.split(SEP)
             kind = rest[0] if rest else WEB
-            if channel is not None and kind != channel:
-                continue
             row = rows.setdefault((campaign, variation, goal, kind), {
                 "campaign": campaign, "variation": variation or None, "goal": goal or None, "channel": kind,
                 "visitors": 0, "conversions": 0, "revenue": 0.0, "revenue_sq": 0.0})
             row[metric] = int(value) if metric in ("visitors", "conversions") else float(value)
-        return merge_channels(rows.values())
+        return list(rows.values())
 
     def daily_counters(self, site, campaign):
         days = sorted(self.r.smembers(self._k(site, "days")))

@@ -19,6 +19,7 @@ from .base import (
     User,
     UserExists,
     draft_etag,
+    in_channel,
     legacy_key_name,
     merge_channels,
 )
@@ -425,13 +426,14 @@ class SQLiteStore(Store):
                        revenue=value, revenue_sq=after * after - before * before, day=event.get("_day"))
 
     def counters(self, site, channel=None):
+        return merge_channels(in_channel(self.labelled_counters(site), channel))
+
+    def labelled_counters(self, site):
         sql = ("SELECT campaign, variation, goal, channel, visitors, conversions, revenue, revenue_sq FROM counters "
                "WHERE site=?")
-        args = (site,) if channel is None else (site, channel)
-        rows = self._db().execute(sql + ("" if channel is None else " AND channel=?"), args).fetchall()
-        found = [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "channel": ch,
-                  "visitors": n, "conversions": k, "revenue": r, "revenue_sq": r2} for c, v, g, ch, n, k, r, r2 in rows]
-        return merge_channels(found)
+        return [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "channel": ch,
+                 "visitors": n, "conversions": k, "revenue": r, "revenue_sq": r2}
+                for c, v, g, ch, n, k, r, r2 in self._db().execute(sql, (site,))]
 
     def daily_counters(self, site, campaign):
         rows = self._db().execute(
