@@ -128,7 +128,8 @@ export function installPredictions(tree, models, goals) {
  */
 export function installPredict(runtime) {
   const bundle = /** @type {any} */ (runtime.bundle()) || {}
-  const models = isObj(bundle.models) ? bundle.models : {}
+  // the served revision's models part (docs/DESIGN.md "Revisions"): published models, without a new version
+  const models = isObj(bundle.revision) && isObj(bundle.revision.models) ? bundle.revision.models : {}
   /** @type {string[]} */
   const goals = Array.isArray(bundle.predict) ? bundle.predict : []
   for (const goal of goals) own(models, goal) || runtime.note("predict", noModel(goal))
