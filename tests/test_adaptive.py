@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from test_workspace import signed_in
 
 from server import create_app
 from server.allocation.recompute import allocate, is_due, slice_counts
@@ -229,3 +230,39 @@ def test_slice_counts_sum_revisions_and_leave_out_holdout_and_unlabelled():
             row("web|3|default", "b", "purchase", 0, 2), row("web|3|default", "b", "other", 0, 9),
             row("web|3|default", None, None, 7, 0), row("web", "b", None, 100, 0)]
     assert slice_counts(rows, campaign) == {"default": {"control": [0, 0], "b": [15, 2]}}
+
+
+def test_the_workspace_shows_the_weights_per_slice_on_the_results_page(app, client, shop):
+    _publish(client, shop)
+    rng = random.Random(11)
+    bundle = _served(client)
+    for i in range(450):
+        _visit(client, bundle, f"v1.ws{i:06d}", list(RATES)[i % 3], rng)
+    with app.app_context():
+        allocate("shop")
+    weights = _served(client)["revision"]["allocations"]["hero"]["weights"]
+    viewer = signed_in(app, "vic@shop.example", "viewer")
+    page = viewer.get("/app/s/shop/results/hero").get_data(as_text=True)
+    section = page[page.index('id="allocation-title"'):]
+    assert "revision 1 served now" in section
+    for slice_name, row in weights.items():
+        cells = section[section.index(f'<th scope="row">{slice_name}</th>'):].split("</tr>")[0]
+        assert [f"{w * 100:.1f}%" in cells for w in row] == [True] * 3, (slice_name, cells)
+    assert "Split check per revision" in section and "against the holdout" in section
+
+
+def test_decide_api_answers_the_slice_and_takes_a_sticky_assignments_slice(app, client, shop):
+    _publish(client, shop)
+    with app.app_context():
+        allocate("shop")
+    body = {"visitor_id": "v1.apicaller01", "attributes": {"utm": {"source": "newsletter"}}, "now": NOW}
+    answer = client.post("/api/v1/sites/shop/decide", json=body, headers=shop).get_json()
+    assert not answer["holdout"]  # (bucketing is deterministic: this id is outside the 5% holdout)
+    assert answer["slices"] == {"hero": ["segment:newsletter", None]}  # under min_visitors: own weights
+    sticky = {"hero": {"seed": "hero", "variation": "c", "made": ["device.type=mobile", 1]}}
+    kept = client.post("/api/v1/sites/shop/decide", json={**body, "sticky": sticky}, headers=shop).get_json()
+    assert (kept["variations"], kept["slices"]) == ({"hero": "c"}, {"hero": ["device.type=mobile", 1]})
+    bad = client.post("/api/v1/sites/shop/decide", json={**body, "sticky": {"hero": {**sticky["hero"],
+                                                                                  "made": ["no way", 1]}}},
+                      headers=shop)
+    assert bad.status_code == 400 and bad.get_json()["details"][0]["path"] == "/sticky/hero/made/0"

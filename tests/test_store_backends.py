@@ -334,6 +334,27 @@ def test_concurrent_revisions_get_distinct_consecutive_numbers(store):
     assert all(store.get_revision("shop", n)[2] == f"payload {n}" for n in range(1, 17))
 
 
+def test_an_assignments_label_keeps_slice_and_revision_in_every_counter_it_feeds(store):
+    """Adaptive exposures are stored with the label web|<revision>|<slice> as their channel: the
+    visitor's later conversions count under it; channel filters read the label's channel part."""
+    store.create_site("shop", "h")
+    store.record_events("shop", "v1.aaaaaaaa", [exposure("e1", "hero", "b", channel="web|3|segment:vip"),
+                                                 conversion("c1", "purchase", 10)])
+    store.record_events("shop", "v1.bbbbbbbb", [exposure("e2", "hero", "b", channel="web|0|device.type=mobile")])
+    store.record_events("shop", "v1.cccccccc", [exposure("e3", "hero", "b"), conversion("c3", "purchase", 5)])
+    store.record_events("shop", "v1.aaaaaaaa", [exposure("e4", "hero", "c", channel="web|4|default")])  # sticky
+    labelled = {(r["channel"], r["goal"]): (r["visitors"], r["conversions"], r["revenue"])
+                for r in store.labelled_counters("shop")}
+    assert labelled == {("web|3|segment:vip", None): (1, 0, 0.0), ("web|3|segment:vip", "purchase"): (0, 1, 10.0),
+                        ("web|0|device.type=mobile", None): (1, 0, 0.0), ("web", None): (1, 0, 0.0),
+                        ("web", "purchase"): (0, 1, 5.0)}
+    for channel in (None, "web"):
+        merged = by_key(store.counters("shop", channel))
+        assert merged[("hero", "b", None)]["visitors"] == 3
+        assert (merged[("hero", "b", "purchase")]["conversions"], merged[("hero", "b", "purchase")]["revenue"]) == (2, 15.0)
+    assert store.counters("shop", "email") == []
+
+
 def test_failed_payload_leaves_no_version(store):
     store.create_site("shop", "h")
 
