@@ -2,6 +2,7 @@
 that reads predict.<goal> is warned of."""
 import json
 
+from server.configs.compiler import condition_paths
 from server.store import get_store
 
 PREDICT_PREFIX = "predict."
@@ -31,16 +32,8 @@ def kept_report(new, old):
 
 def predicted_goals(condition):
     """The goals a condition reads as predict.<goal> (through $and, $or, $nor, $not)."""
-    if not isinstance(condition, dict):
-        return
-    for key, value in condition.items():
-        if key in ("$and", "$or", "$nor") and isinstance(value, list):
-            for part in value:
-                yield from predicted_goals(part)
-        elif key == "$not":
-            yield from predicted_goals(value)
-        elif key.startswith(PREDICT_PREFIX):
-            yield key[len(PREDICT_PREFIX):].split(".")[0]
+    return [path[len(PREDICT_PREFIX):].split(".")[0] for path in condition_paths(condition)
+            if path.startswith(PREDICT_PREFIX)]
 
 
 def _conditions(config):
