@@ -118,6 +118,10 @@ def test_a_predict_segment_applies_to_a_high_intent_visitor_and_not_to_a_low_int
     page.wait_for_function(f"document.querySelector('{HERO}').textContent == '{VIP}'")
     assert _texts(page) == ("Free delivery from €50.", VIP)
     assert page.evaluate("[vitrina.getVariation('vip'), vitrina.getVariation('discount')]") == ["express", None]
+    # the page cannot say otherwise: vitrina.set drops predict, and only the models set it
+    page.evaluate("vitrina.set({predict: {purchase: 0.01}})")
+    assert any("predict comes from the server only: ignored" in line for line in lines)
+    assert page.evaluate("[vitrina.getVariation('vip'), vitrina.getVariation('discount')]") == ["express", None]
     high_ua, high = page.evaluate("[navigator.userAgent, vitrina.getVisitorId()]")
     page.goto("about:blank")
     context.close()
