@@ -78,6 +78,8 @@ def batches(draw):
     if draw(st.integers(0, 5)) == 0:
         body["identity"] = draw(st.sampled_from(["a" * 16, "a" * 512, "a" * 15, "a" * 513, "abc.def_ghi-jkl0", "", None,
                                                  "identity with spaces", 5, "a" * 16 + "\n"]))
+    if draw(st.integers(0, 6)) == 0:
+        body["features"] = draw(ODD_VALUES)  # the predict module's, for the batch's events
     if draw(st.integers(0, 10)) == 0:
         del body[draw(st.sampled_from(["visitor_id", "events"]))]
     return body

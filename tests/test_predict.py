@@ -120,6 +120,22 @@ def test_collect_keeps_feature_vectors_apart_from_the_event_log(app, client, sho
     assert len(bodies) == 2 and not any("features" in body for body in bodies)
 
 
+def test_a_batch_level_vector_goes_with_each_exposure_and_conversion_without_one(app, client, shop):
+    _publish(client, shop)
+    visitor = _hero_control_visitor(client)
+    own = {"utm": 1}
+    events = [_event("exposure"), _event("conversion", features=own)]
+    body = {"visitor_id": visitor, "events": events, "features": {"visit.count": 0.69}}
+    response = client.post("/v1/sites/shop/collect", data=json.dumps(body), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 204, response.get_json()
+    with app.app_context():
+        rows = get_store().feature_rows("shop")
+    assert [r["features"] for r in rows] == [{"visit.count": 0.69}, own]
+    bad = {**body, "features": {"visit.count": 99}, "events": [_event("exposure")]}
+    response = client.post("/v1/sites/shop/collect", data=json.dumps(bad), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 400 and response.get_json()["details"][0]["path"] == "/features/visit.count"
+
+
 @pytest.mark.parametrize("vector, path", [
     ({"visit.count": 26}, "/events/0/features/visit.count"),
     ({"Visit.count": 1}, "/events/0/features"),

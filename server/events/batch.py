@@ -63,8 +63,20 @@ def parse_batch(raw):
     # Fast path: _valid_batch accepts exactly what the schema and the duplicate check accept
     # (tests/test_collect_fastpaths.py); anything else takes the full checks for its reasons.
     if type(body) is dict and _valid_batch(body):
-        return body["visitor_id"], body["events"], body.get("identity")
-    return _checked_batch(body)
+        return body["visitor_id"], _with_features(body), body.get("identity")
+    visitor_id, _, identity = _checked_batch(body)
+    return visitor_id, _with_features(body), identity
+
+
+def _with_features(body):
+    """The batch's events, each exposure and conversion without a feature vector of its own given
+    the batch's (the predict module sends one a batch: the page view's when it is sent)."""
+    events, features = body["events"], body.get("features")
+    if features is not None:
+        for event in events:
+            if event["type"] != "item" and "features" not in event:
+                event["features"] = features
+    return events
 
 
 def _checked_batch(body):
@@ -115,6 +127,8 @@ def _valid_batch(body):
     """True when the batch passes the schema and has no id twice (exact types, as json.loads
     makes them): the same answer as _checked_batch, without its cost."""
     visitor_id, events, identity = body.get("visitor_id"), body.get("events"), body.get("identity", "")
+    if "features" in body and not _features_ok(body["features"]):
+        return False
     if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _visitor_ok(visitor_id)
             and type(events) is list and 1 <= len(events) <= MAX_EVENTS
             and type(identity) is str and (identity == "" and "identity" not in body or _identity_ok(identity))):
