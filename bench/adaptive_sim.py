@@ -91,7 +91,7 @@ class Policy:
     def allocate(self):
         if self.recompute:
             self.revision += 1
-            self.bundle["revision"] = {"revision": self.revision,
+            self.bundle["revision"] = {"version": 1, "revision": self.revision,
                                        "allocations": allocations_for(self.bundle, self.rows(), "sim")}
 
 
@@ -99,7 +99,7 @@ def oracle():
     served = bundle([f"segment:{s}" for s in SEGMENTS])
     best = {s: max(VARIATIONS, key=lambda v: UPLIFT[s][v]) for s in SEGMENTS}
     weights = {f"segment:{s}": [1.0 if v == best[s] else 0.0 for v in VARIATIONS] for s in SEGMENTS}
-    served["revision"] = {"revision": 1, "allocations": {"hero": {"weights": weights}}}
+    served["revision"] = {"version": 1, "revision": 1, "allocations": {"hero": {"weights": weights}}}
     return Policy("oracle", served, recompute=False)
 
 
@@ -149,5 +149,7 @@ def run():
             "settings.holdout", "within 0.3 points", bool(abs(held - HOLDOUT) <= 0.003)),
         *[Row("adaptive_sim", f"conversions, {p.name}", p.conversions, "", fixed, "fixed equal weights")
           for p in policies],
+        Row("adaptive_sim", "counter labels, adaptive per segment (slices x revisions that made weights)",
+            len({label for label, _, _ in adaptive.counters}), "", adaptive.revision, "revisions published"),
         Row("adaptive_sim", "run time", seconds, "s", target="< 300 s", ok=seconds < 300),
     ]

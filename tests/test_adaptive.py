@@ -67,13 +67,15 @@ def _visit(client, bundle, visitor, kind, rng, sticky=None):
     for key, variation in [*decision["variations"].items(), *((k, None) for k in decision["holdout_campaigns"])]:
         event = {"id": f"x{rng.getrandbits(64):016x}", "type": "exposure", "version": bundle["version"],
                  "ts": NOW, "campaign": key, "variation": variation, "holdout": variation is None}
-        slice_name, revision = decision["slices"][key]
-        event.update(slice=slice_name, revision=revision)
         events.append(event)
         if rng.random() < (RATES[kind][variation] if variation else HOLDOUT_RATE):
             events.append({"id": f"c{rng.getrandbits(64):016x}", "type": "conversion", "version": bundle["version"],
                            "ts": NOW, "goal": "purchase", "value": 10})
-    answer = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}))
+    # where each assignment was made, once per batch, as the adaptive module sends it
+    body = {"visitor_id": visitor, "events": events, "made": decision.get("slices", {})}
+    answer = client.post("/v1/sites/shop/collect", data=json.dumps(body))
+    if events:
+        events[0]["slice"], events[0]["revision"] = decision["slices"]["hero"]
     return (events[0] if events else None), answer
 
 
@@ -266,3 +268,35 @@ def test_decide_api_answers_the_slice_and_takes_a_sticky_assignments_slice(app, 
                                                                                   "made": ["no way", 1]}}},
                       headers=shop)
     assert bad.status_code == 400 and bad.get_json()["details"][0]["path"] == "/sticky/hero/made/0"
+
+
+def test_tag_js_carries_the_adaptive_module_only_for_adaptive_campaigns(app, client, shop):
+    _publish(client, shop)
+    assert b'_module("adaptive"' in client.get("/v1/sites/shop/tag.js").data
+    fixed = json.loads(json.dumps(CONFIG))
+    fixed["campaigns"][0]["allocation"] = {"mode": "fixed"}
+    _publish(client, shop, fixed)
+    assert "allocation" not in _served(client)["campaigns"][0]
+    assert b'_module("adaptive"' not in client.get("/v1/sites/shop/tag.js").data
+
+
+def test_settled_weights_keep_the_revision_that_made_them(app, client, shop):
+    """With no new evidence the next allocation moves no weight: each slice keeps its weights and
+    names the revision that made them, so its new assignments (and counters) are not split."""
+    _publish(client, shop)
+    rng = random.Random(5)
+    bundle = _served(client)
+    for i in range(600):
+        _visit(client, bundle, f"v1.settle{i:06d}", list(RATES)[i % 3], rng)
+    with app.app_context():
+        allocate("shop")
+        first = _served(client)["revision"]["allocations"]["hero"]
+        allocate("shop")
+    second = _served(client)["revision"]
+    assert second["revision"] == 2 and second["allocations"]["hero"]["weights"] == first["weights"]
+    assert second["allocations"]["hero"]["since"] == dict.fromkeys(first["weights"], 1)
+    exposure, answer = _visit(client, _served(client), "v1.settled-new", "segment:newsletter", rng)
+    assert answer.status_code == 204 and (exposure["holdout"] or exposure["revision"] == 1)
+    with app.app_context():
+        allocate("shop")  # and a third time: still the first revision's
+    assert _served(client)["revision"]["allocations"]["hero"]["since"] == dict.fromkeys(first["weights"], 1)

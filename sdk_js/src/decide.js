@@ -108,8 +108,14 @@ export function decide(bundle, attributes, visitorId, options) {
     for (const c of bundle.campaigns || []) out.reasons[c.key] = "unknown hash version " + scheme
     return out
   }
+  // A condition several campaigns share (a segment) is evaluated once on these attributes.
+  const memo = o.memo || new Map()
   /** @param {any} condition */
-  const matches = (condition) => evalCondition(condition, attributes, o.log)
+  const matches = (condition) => {
+    let result = memo.get(condition)
+    if (result == null) memo.set(condition, (result = evalCondition(condition, attributes, o.log)))
+    return result
+  }
   const holdoutSeed = "holdout:" + (bundle.site ?? "")
   const holdoutShare = (bundle.settings || {}).holdout || 0
   const holdout = (out.holdout = hash(holdoutSeed, id) < holdoutShare)
@@ -122,7 +128,7 @@ export function decide(bundle, attributes, visitorId, options) {
   /**
    * @param {Campaign} c
    * @param {string} key
-   * @returns {[reason: string, variation?: string, forced?: boolean, made?: any]}
+   * @returns {[reason: string, variation?: string, forced?: boolean]}
    */
   const rule = (c, key) => {
     const variations = c.variations || []
@@ -146,34 +152,30 @@ export function decide(bundle, attributes, visitorId, options) {
     for (const s of footprint(c)) if ((other = taken.get(s))) return ["excluded by selector " + s + " (" + other.key + ")"]
     const seed = c.seed ?? key
     const assigned = sticky[key]
-    // An adaptive campaign (allocation.js, the adaptive module, gives [slice, the campaign with that
-    // slice's weights, revision]) is bucketed by them; an assignment keeps the [slice, revision] it was made in.
     if (assigned && assigned.seed === seed && has(assigned.variation) && (!byCustomer || assigned.customer === customer))
-      return ["sticky " + assigned.variation, assigned.variation, false, c.allocation && assigned.made]
+      return ["sticky " + assigned.variation, assigned.variation]
     const bucket = hash(seed, byCustomer ? /** @type {string} */ (customer) : id)
-    const made = c.allocation && o.allocate?.(c)
-    const variation = chooseVariation((made && made[1]) || c, bucket)
+    const variation = chooseVariation(c, bucket)
     const bucketSuffix = "; bucket " + bucketText(bucket)
     if (!(bucket < (c.traffic ?? 1))) return ["outside traffic" + bucketSuffix]
     if (!variation) return ["no variations"]
     const who =
       segment != null ? "segment " + segment + (hasConditions ? " and conditions" : "") : hasConditions ? "conditions" : "all visitors"
-    return [who + " matched" + bucketSuffix, variation.key, false, made && [made[0], made[2]]]
+    return [who + " matched" + bucketSuffix, variation.key]
   }
 
   for (const c of bundle.campaigns || []) {
     const key = c.key
-    /** @type {[string, string?, boolean?, any?]} */
+    /** @type {[string, string?, boolean?]} */
     let result
     try {
       result = rule(c, key)
     } catch (_) {
       result = ["invalid campaign"]
     }
-    const [reason, variation, forced, made] = result
+    const [reason, variation, forced] = result
     if (variation == null) out.reasons[key] = reason
     else {
-      if (made) (out.slices ||= {})[key] = made
       chosen.push(c)
       for (const s of footprint(c)) taken.has(s) || taken.set(s, c)
       if ((c.bucket_by == "customer" ? customerHoldout : holdout) && !forced) {

@@ -104,9 +104,10 @@ export const noModel = (goal) => "no published model for predict." + goal + ": c
  * @param {any} tree
  * @param {{[goal: string]: any}} models
  * @param {string[]} goals
+ * @param {any} [scored] the tree to score (default: `tree`)
  */
-export function installPredictions(tree, models, goals) {
-  const values = goals.some((goal) => own(models, goal)) ? features(tree) : {}
+export function installPredictions(tree, models, goals, scored = tree) {
+  const values = goals.some((goal) => own(models, goal)) ? features(scored) : {}
   /** @type {{[goal: string]: number}} */
   const predict = {}
   for (const goal of goals)
@@ -122,8 +123,11 @@ export function installPredictions(tree, models, goals) {
 }
 
 /**
- * The module: predict.<goal> in every decision's tree, and the feature vector of the page view
- * with each exposure and conversion the page sends (what training learns from).
+ * The module: predict.<goal> in every decision's tree, and the page view's feature vector on each
+ * collect batch (the server gives it to the batch's exposures and conversions: what training
+ * learns from). The core adds the site's vitrina.set() values (the cart) after the modules'
+ * `attributes` hooks, so the hook scores the whole tree, `runtime.attributes()`, asked once (its
+ * own call back into the hook does nothing).
  * @type {import("./types.js").ModuleInstall}
  */
 export function installPredict(runtime) {
@@ -133,16 +137,21 @@ export function installPredict(runtime) {
   /** @type {string[]} */
   const goals = Array.isArray(bundle.predict) ? bundle.predict : []
   for (const goal of goals) own(models, goal) || runtime.note("predict", noModel(goal))
-  /** @type {{[name: string]: number}} */
-  let current = {}
+  /** @type {{[name: string]: number} | undefined} */
+  let current
+  let asking = false
   return {
     attributes(tree) {
-      installPredictions(tree, models, goals)
-      current = features(tree)
+      if (asking) return
+      asking = true
+      try {
+        const whole = runtime.attributes()
+        current = features(whole)
+        installPredictions(tree, models, goals, whole)
+      } finally {
+        asking = false
+      }
     },
-    batch(body) {
-      for (const event of body.events)
-        if ((event.type == "exposure" || event.type == "conversion") && !event.features) event.features = current
-    },
+    batch: () => (current ? { features: current } : undefined),
   }
 }

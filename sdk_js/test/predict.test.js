@@ -7,14 +7,23 @@ import { features, installPredict, noModel, score } from "../src/predict.js"
 
 const model = { features: 1, intercept: -3, weights: { "visit.pageviews": 1.2, "cart.value": 0.4 } }
 const tree = () => ({ visit: { count: 2, pageviews: 5 }, cart: { value: 40 } })
-const runtime = (bundle) => {
+// The core's runtime as the module sees it: attributes() is the whole tree (its own hook's call
+// back into the module included), as index.js collectAttributes gives it.
+const runtime = (bundle, whole = tree) => {
   const notes = []
-  return { notes, bundle: () => bundle, note: (topic, text) => notes.push([topic, text]) }
+  const r = { notes, bundle: () => bundle, note: (topic, text) => notes.push([topic, text]) }
+  r.attributes = () => {
+    const built = whole()
+    r.hooks.attributes(built)
+    return built
+  }
+  return r
 }
+const install = (r) => (r.hooks = installPredict(r))
 
 test("predict.<goal> comes from the served revision's model, and only from it", () => {
   const r = runtime({ predict: ["purchase"], models: { purchase: { intercept: 9, weights: {} } }, revision: { models: { purchase: model } } })
-  const hooks = installPredict(r)
+  const hooks = install(r)
   const attributes = { ...tree(), predict: { purchase: 0.99 } }
   hooks.attributes(attributes)
   assert.equal(attributes.predict.purchase, score(model, features(tree())))
@@ -24,7 +33,7 @@ test("predict.<goal> comes from the served revision's model, and only from it", 
 
 test("without a model every condition on the goal is false, $lt and $not included, and the log says why", () => {
   const r = runtime({ predict: ["purchase"], revision: { models: {} } })
-  const hooks = installPredict(r)
+  const hooks = install(r)
   assert.deepEqual(r.notes, [["predict", noModel("purchase")]])
   const attributes = tree()
   hooks.attributes(attributes)
@@ -38,14 +47,15 @@ test("without a model every condition on the goal is false, $lt and $not include
   assert.equal(JSON.stringify(attributes.predict), "{}")
 })
 
-test("each exposure and conversion sent carries the vector of the page view's last decision", () => {
-  const hooks = installPredict(runtime({ predict: ["purchase"] }))
-  hooks.attributes(tree())
-  const events = [{ type: "exposure", campaign: "a" }, { type: "conversion", goal: "purchase" },
-    { type: "item", action: "view" }, { type: "exposure", campaign: "b", features: { utm: 1 } }]
-  hooks.batch({ visitor_id: "v1.x", events })
-  assert.deepEqual(events[0].features, features(tree()))
-  assert.deepEqual(events[1].features, features(tree()))
-  assert.equal(events[2].features, undefined)
-  assert.deepEqual(events[3].features, { utm: 1 }) // a retried event keeps the vector it was first sent with
+test("the score and the batch's vector see what the site set after the modules' hooks (the cart)", () => {
+  // the tree the hook is given lacks the cart the core merges in later; attributes() has it
+  const withCart = () => ({ ...tree(), cart: { value: 400 } })
+  const r = runtime({ predict: ["purchase"], revision: { models: { purchase: model } } }, withCart)
+  const hooks = install(r)
+  assert.equal(hooks.batch(), undefined) // nothing decided yet
+  const given = { visit: { count: 2, pageviews: 5 } }
+  hooks.attributes(given)
+  assert.equal(given.predict.purchase, score(model, features(withCart())))
+  assert.notEqual(given.predict.purchase, score(model, features(tree())))
+  assert.deepEqual(hooks.batch(), { features: features(withCart()) })
 })

@@ -13,6 +13,9 @@ from server.store import get_store
 from server.store.base import read_label
 
 CONTROL = "control"
+# A slice whose weights moved less than this keeps the weights it has, and the revision that made
+# them: assignments, and so counters, split by revision only when the weights really changed.
+SETTLED = 0.02
 
 
 def adaptive_campaigns(bundle):
@@ -79,9 +82,24 @@ def slice_summary(campaign, counts, served):
 
 
 def allocations_for(bundle, rows, made_at):
-    """The `allocations` part: {campaign: {"made_at", "weights": {slice: [weight per variation]}}}."""
-    return {c["key"]: {"made_at": made_at, "weights": campaign_weights(c, slice_counts(rows, c))}
-            for c in adaptive_campaigns(bundle)}
+    """The `allocations` part: {campaign: {"made_at", "weights": {slice: [weight per variation]},
+    "since": {slice: revision}}}. A slice whose new weights are within SETTLED of those the served
+    revision (of this version) gives it keeps them, and `since` names the revision that made them
+    (absent: this one): what its assignments record."""
+    served = (bundle.get("revision") or {})
+    before = served.get("allocations") or {} if served.get("version") == bundle["version"] else {}
+    out = {}
+    for campaign in adaptive_campaigns(bundle):
+        weights = campaign_weights(campaign, slice_counts(rows, campaign))
+        previous = before.get(campaign["key"]) or {}
+        since = {}
+        for slice_name, new in weights.items():
+            old = (previous.get("weights") or {}).get(slice_name)
+            if old is not None and len(old) == len(new) and max(abs(a - b) for a, b in zip(old, new)) < SETTLED:
+                weights[slice_name] = old
+                since[slice_name] = (previous.get("since") or {}).get(slice_name, served.get("revision"))
+        out[campaign["key"]] = {"made_at": made_at, "weights": weights, **({"since": since} if since else {})}
+    return out
 
 
 def _now():

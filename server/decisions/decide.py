@@ -76,11 +76,20 @@ def slice_of(allocation, segments, attributes, ev):
 def slice_weights(bundle, campaign, slice_name):
     """The weights the served revision gives this campaign's slice (one per variation), or None:
     the campaign's own."""
-    allocations = (bundle.get("revision") or {}).get("allocations") or {}
-    weights = ((allocations.get(campaign.get("key")) or {}).get("weights") or {}).get(slice_name)
+    weights = (_allocation_of(bundle, campaign).get("weights") or {}).get(slice_name)
     if isinstance(weights, list) and len(weights) == len(campaign.get("variations") or []):
         return weights
     return None
+
+
+def _allocation_of(bundle, campaign):
+    return ((bundle.get("revision") or {}).get("allocations") or {}).get(campaign.get("key")) or {}
+
+
+def weights_revision(bundle, campaign, slice_name):
+    """The revision that made the slice's weights: the one its `since` names, else the served one."""
+    since = (_allocation_of(bundle, campaign).get("since") or {}).get(slice_name)
+    return since if since is not None else (bundle.get("revision") or {}).get("revision")
 
 
 def footprint(campaign):
@@ -145,7 +154,7 @@ def _rule(c, key, ctx):
     if allocation:
         slice_name = slice_of(allocation, ctx["segments"], ctx["attributes"], ev)
         weights = slice_weights(ctx["bundle"], c, slice_name)
-        made_in = [slice_name, None if weights is None else ctx["revision"]]
+        made_in = [slice_name, None if weights is None else weights_revision(ctx["bundle"], c, slice_name)]
     variation = choose_variation(c, bucket, weights)
     text = f"; bucket {bucket_text(bucket)}"
     if not bucket < _default(c.get("traffic"), 1):
@@ -182,7 +191,7 @@ def decide(bundle, attributes, visitor_id, *, now=None, force=None, sticky=None,
         "segments": bundle.get("segments") or {}, "visitor_id": visitor_id, "customer": customer, "chosen": [],
         "taken": {},  # selector -> the first chosen campaign touching it
         "eval": lambda condition: eval_condition(condition, attributes, log),
-        "attributes": attributes, "bundle": bundle, "revision": (bundle.get("revision") or {}).get("revision"),
+        "attributes": attributes, "bundle": bundle,
     }
     out = {"holdout": holdout, "variations": {}, "reasons": {}, "holdout_campaigns": []}
     for c in bundle.get("campaigns") or []:

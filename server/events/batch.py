@@ -63,19 +63,31 @@ def parse_batch(raw):
     # Fast path: _valid_batch accepts exactly what the schema and the duplicate check accept
     # (tests/test_collect_fastpaths.py); anything else takes the full checks for its reasons.
     if type(body) is dict and _valid_batch(body):
-        return body["visitor_id"], _with_features(body), body.get("identity")
-    visitor_id, _, identity = _checked_batch(body)
-    return visitor_id, _with_features(body), identity
+        return body["visitor_id"], _with_features(body, _with_made(body)), body.get("identity")
+    visitor_id, events, identity = _checked_batch(body)
+    return visitor_id, _with_features(body, events), identity
 
 
-def _with_features(body):
-    """The batch's events, each exposure and conversion without a feature vector of its own given
-    the batch's (the predict module sends one a batch: the page view's when it is sent)."""
-    events, features = body["events"], body.get("features")
+def _with_features(body, events):
+    """The events, each exposure and conversion without a feature vector of its own given the
+    batch's `features` (the predict module sends one a batch: the page view's when it is sent)."""
+    features = body.get("features")
     if features is not None:
         for event in events:
             if event["type"] != "item" and "features" not in event:
                 event["features"] = features
+    return events
+
+
+def _with_made(body):
+    """The events, each exposure naming no slice given its campaign's [slice, revision] from the
+    batch's `made` (the adaptive module says it once per batch rather than on every exposure)."""
+    made, events = body.get("made"), body["events"]
+    if made:
+        for event in events:
+            where = made.get(event.get("campaign")) if event.get("type") == "exposure" else None
+            if where is not None and "slice" not in event:
+                event["slice"], event["revision"] = where
     return events
 
 
@@ -95,7 +107,7 @@ def _checked_batch(body):
                 seen.add(event_id)
     if problems:
         raise BatchInvalid("The batch has invalid events; nothing was recorded.", by_path(problems))
-    return body["visitor_id"], events, body.get("identity")
+    return body["visitor_id"], _with_made(body), body.get("identity")
 
 
 def _p(path, message):
@@ -127,6 +139,8 @@ def _valid_batch(body):
     """True when the batch passes the schema and has no id twice (exact types, as json.loads
     makes them): the same answer as _checked_batch, without its cost."""
     visitor_id, events, identity = body.get("visitor_id"), body.get("events"), body.get("identity", "")
+    if "made" in body and not _valid_made(body["made"]):
+        return False
     if "features" in body and not _features_ok(body["features"]):
         return False
     if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _visitor_ok(visitor_id)
@@ -173,6 +187,16 @@ def _valid_batch(body):
         else:
             return False
     return True
+
+
+MAX_MADE = _SCHEMA["properties"]["made"]["maxProperties"]
+
+
+def _valid_made(made):
+    """A batch's `made`, as the schema bounds it."""
+    return type(made) is dict and len(made) <= MAX_MADE and all(
+        type(key) is str and _key_ok(key) and type(where) is list and len(where) == 2
+        and _valid_made_in({"slice": where[0], "revision": where[1]}) for key, where in made.items())
 
 
 def _valid_made_in(e):
