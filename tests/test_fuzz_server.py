@@ -172,7 +172,8 @@ def _valid_bodies():
             {"id": "fuzz-exposure-1", "type": "exposure", "version": 1, "ts": NOW, "campaign": "cta-wording",
              "variation": "control", "holdout": False, "forced": False},
             {"id": "fuzz-conversion-1", "type": "conversion", "version": 1, "ts": NOW, "goal": "purchase",
-             "value": 12.5, "forced": False}]},
+             "value": 12.5, "forced": False, "order_id": "T-1"},
+            {"id": "fuzz-item-1", "type": "item", "ts": NOW, "action": "view", "items": ["sku-1"], "session": 1}]},
     }
 
 
@@ -241,7 +242,8 @@ ROUTES = [  # (methods mostly used, path template, body kind)
     (["GET"], "/api/v1/sites/{site}/customers/{name}/content?campaigns=cta-wording,hero-newsletter", None),
     (["GET"], "/api/v1/sites/{site}/crm-attributes", None),
     (["GET", "POST"], "/{junk}", None), (["GET"], "/api/v1/sites/{site}/{junk}", None),
-    (["GET"], "/v1/sites/{site}/{junk}", None),
+    (["GET"], "/v1/sites/{site}/{junk}", None), (["GET"], "/v1/sites/{site}/products/{junk}", None),
+    (["GET"], "/v1/sites/{site}/recommendations", None),
 ]
 
 

@@ -19,6 +19,7 @@ from server.configs.merchant_content import (
     sanitise_html,
     selector_problem,
 )
+from server.configs.placeholders import page_problems, template_problems
 from server.configs.urls import redirect_problem
 from server.decisions.conditions import regex_problem
 
@@ -34,7 +35,9 @@ REGEX_OPERATORS = {"$regex", "$regexi"}
 LIST_OPERATORS = {"$in", "$nin", "$ini", "$nini", "$all", "$alli"}
 TYPE_NAMES = ("string", "number", "boolean", "null", "array", "object")
 SELECTOR_ACTIONS = {"text", "html", "attr", "addClass", "removeClass", "style", "hide", "remove",
-                    "insertBefore", "insertAfter", "append"}
+                    "insertBefore", "insertAfter", "append", "recommend", "reorder"}
+# Goals the compiler adds to campaigns that recommend (server/configs/compiler.py): not the merchant's to define.
+RECOMMENDATION_GOALS = ("recommendation_click", "recommendation_add", "recommendation_purchase")
 HTML_FIELDS = ("html", "insertBefore", "insertAfter", "append")
 MAX_CONDITION_DEPTH = 12
 MAX_DEPTH = 64
@@ -220,6 +223,8 @@ class _Checker:
         for name, condition in segments.items():
             self.condition(condition, ["segments", name])
         for name, goal in goals.items():
+            if name in RECOMMENDATION_GOALS:
+                self.add(["goals", name], f"{name} is Vitrina's own goal: campaigns that recommend get it")
             if "pageview" in _dict(goal):
                 self.condition(goal["pageview"], ["goals", name, "pageview"])
         zone = _dict(config.get("settings")).get("timezone")
@@ -243,7 +248,7 @@ class _Checker:
             if campaign.get(field) is not None:
                 self.condition(campaign[field], at + [field])
         for j, goal in enumerate(_list(campaign.get("goals"))):
-            if isinstance(goal, str) and goal not in goals:
+            if isinstance(goal, str) and goal not in goals and goal not in RECOMMENDATION_GOALS:
                 self.add(at + ["goals", j], f"unknown goal {goal!r}" + _did_you_mean(goal, goals))
         variations = _list(campaign.get("variations"))
         if campaign.get("type") == "experiment" and len(variations) == 1:
@@ -317,7 +322,7 @@ class _Checker:
             self.add(at, f"{', '.join(sorted(needs_selector))} needs a 'selector'")
         if not needs_selector and not ({"css", "redirect"} & action.keys()):
             self.add(at, "the action does nothing: give it text, html, attr, addClass, removeClass, style, hide, "
-                         "remove, insertBefore, insertAfter, append, css or redirect")
+                         "remove, insertBefore, insertAfter, append, recommend, reorder, css or redirect")
         if isinstance(action.get("selector"), str):
             self.report(at + ["selector"], selector_problem(action["selector"]))
         if isinstance(action.get("redirect"), str):
@@ -327,6 +332,12 @@ class _Checker:
                 action[field], removed = sanitise_html(action[field])
                 for message in removed:
                     self.warn(at + [field], message)
+        for field in ("text", "html"):
+            if isinstance(action.get(field), str):
+                for problem in page_problems(action[field]):
+                    self.add(at + [field], problem)
+        if isinstance(action.get("recommend"), dict):
+            self.recommend(action, at + ["recommend"])
         for name, value in _dict(action.get("attr")).items():
             if isinstance(value, (str, type(None))):
                 self.report(at + ["attr", name], attr_problem(name, value))
@@ -334,6 +345,19 @@ class _Checker:
             for problem in css_problems(action["css"], stylesheet=True):
                 self.add(at + ["css"], problem)
         self.style(action.get("style"), at + ["style"])
+
+    def recommend(self, action, at):
+        """The template is merchant HTML (sanitised like any, placeholders kept) naming product fields."""
+        recommend = action["recommend"] = dict(action["recommend"])
+        if isinstance(recommend.get("template"), str):
+            recommend["template"], removed = sanitise_html(recommend["template"])
+            for message in removed:
+                self.warn(at + ["template"], message)
+            for problem in template_problems(recommend["template"]):
+                self.add(at + ["template"], problem)
+        low, high = recommend.get("min_price"), recommend.get("max_price")
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+            self.add(at + ["max_price"], "max_price is below min_price")
 
     def style(self, style, at):
         declarations = [([], style)] if isinstance(style, str) else [

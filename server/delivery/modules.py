@@ -5,6 +5,8 @@ One rule per module, by the name sdk_js/build.mjs gives its file (dist/manifest.
 that needs none gets the core alone."""
 import re
 
+from server.configs.placeholders import has_placeholders, names
+
 # The behaviour the triggers module watches, which conditions may read too.
 BEHAVIOUR_PATH = re.compile(r"page(?:\.(?:scroll|idle|exit_intent))?")
 # Where the visitor comes from, which the attribution module works out.
@@ -79,15 +81,40 @@ def _uses_identity(bundle):
     return bool(bundle.get("crm")) or any(c.get("bucket_by") == "customer" for c in bundle.get("campaigns") or [])
 
 
+CART_PATH = re.compile(r"cart(?:\..*)?")
+
+
+def _placeholder_names(bundle):
+    return [name for action in _actions(bundle) for field in ("text", "html") if has_placeholders(action.get(field))
+            for name in names(action[field])]
+
+
+def needs_recommend(bundle):
+    """Recommendations, placeholders and reordering are the recommend module's."""
+    return any("recommend" in a or "reorder" in a for a in _actions(bundle)) or bool(_placeholder_names(bundle))
+
+
+def needs_commerce(bundle):
+    """The cart kept for the session and GA4 signals: asked for by the site, or read by a campaign
+    (a recommendation leaves the cart's items out; a placeholder or condition reads cart.*)."""
+    return ((bundle.get("settings") or {}).get("ecommerce") is True
+            or any("recommend" in a for a in _actions(bundle))
+            or any(CART_PATH.fullmatch(name) for name in _placeholder_names(bundle))
+            or reads(bundle, CART_PATH))
+
+
 MODULES = {
     # adaptive allocation: a campaign's slice (its `allocation.by`) and the served revision's weights for it
     "adaptive": lambda bundle: any(c.get("allocation") for c in bundle.get("campaigns") or []),
     # referrer.source and referrer.medium: the page view's source, by referrer and campaign parameters
     # (the predict module's features read the medium)
     "attribution": lambda bundle: reads(bundle, SOURCE_PATH) or bool(bundle.get("predict")),
-    # waiting for geo and device.os/browser when the page did not give them; the identity module
-    # waits for the customer with its check
-    "context": lambda bundle: reads(bundle, SERVER_PATH) or _uses_identity(bundle),
+    # GA4 e-commerce from the data layer: the cart kept for the session, item signals, purchases with order ids
+    "commerce": needs_commerce,
+    # waiting for geo and device.os/browser when the page did not give them, and the context a
+    # placeholder shows; the identity module waits for the customer with its check
+    "context": lambda bundle: (reads(bundle, SERVER_PATH) or _uses_identity(bundle)
+                               or any(SERVER_PATH.fullmatch(name) for name in _placeholder_names(bundle))),
     # click and page-view goals (event goals are the core's)
     "goals": lambda bundle: any(isinstance(goal, dict) and (goal.get("click") is not None or goal.get("pageview") is not None)
                                 for goal in (bundle.get("goals") or {}).values()),
@@ -101,6 +128,8 @@ MODULES = {
     # predict.<goal> in conditions (the compiler lists the goals in the bundle's `predict`): scores
     # the published models and records the feature vector with the events training learns from
     "predict": lambda bundle: bool(bundle.get("predict")),
+    # recommend actions, placeholders (product data, live counts), reorder
+    "recommend": needs_recommend,
     # split-URL variations
     "redirect": lambda bundle: any(action.get("redirect") for action in _actions(bundle)),
     # style and hide actions, one op per style property

@@ -13,6 +13,7 @@ from server.events.days import day_of
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.store.base import WEB, assignment_label
+from server.wire.ids import ORDER_ID_RE
 
 ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
 RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
@@ -82,6 +83,9 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
         if signals:
             store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
     counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
+    for event in counted:
+        if "order_id" in event:
+            _read_order_id(event)
     if counted:
         zones, now = {}, time.time()
         for event, body in zip(counted, _bodies(counted)):
@@ -105,6 +109,16 @@ def feature_rows(events):
     """Store.record_features rows of the events that carry the predict module's feature vector."""
     return [{"id": e["id"], "kind": e["type"], "goal": e.get("goal"), "ts": e["ts"],
              "features": _compact(e["features"])} for e in events if "features" in e]
+
+
+def _read_order_id(event):
+    """An integer order id is its decimal digits; any other value that is not an order id of
+    ids.schema.json is dropped: the conversion counts, without an order."""
+    order_id = event["order_id"]
+    if type(order_id) is int:
+        order_id = event["order_id"] = str(order_id)
+    if type(order_id) is not str or not ORDER_ID_RE.match(order_id):
+        del event["order_id"]
 
 
 def _record(store, site, visitor_id, counted, customer, by_customer):

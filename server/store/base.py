@@ -1,5 +1,6 @@
 """What every store backend provides; the shared store test suite holds them to it."""
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -16,6 +17,23 @@ PRE_EXPOSURE_COVARIATES = ("visits", "pageviews")
 
 
 FEATURE_ROWS_KEPT = 200_000  # feature vectors kept per site for training (server/predict)
+# Live product activity (social proof): distinct visitors who viewed or bought a product, in hourly
+# buckets, over the last ACTIVITY_HOURS hours (the current one included).
+ACTIVITY_HOURS = 24
+ACTIVITY_ACTIONS = {"view": "views", "purchase": "purchases"}
+
+
+def activity_hits(rows, now):
+    """(hour, action, who, product id) of each interaction row that counts for live activity: a
+    view or purchase within the window. A visitor counts once per product, action and hour (the
+    stores deduplicate), so one visitor's flood of events moves a count by one."""
+    first_hour = int(now // 3600) - ACTIVITY_HOURS + 1
+    hits = []
+    for _key, ts, who, _basket, action, items in rows:
+        hour = int(ts // 3600)
+        if action in ACTIVITY_ACTIONS and first_hour <= hour <= now // 3600:
+            hits += [(hour, action, who, item) for item in json.loads(items)]
+    return hits
 
 
 class SiteExists(Exception):
@@ -41,6 +59,10 @@ class ApiKey:
 
 
 WEB = "web"  # the channel of an exposure that names none
+# What a counter row holds per (campaign, variation, goal[, channel]); orders count distinct order
+# ids, revenue_orders sums each visitor's revenue x orders (the covariance AOV's interval needs).
+COUNTER_METRICS = ("visitors", "conversions", "revenue", "revenue_sq", "orders", "orders_sq", "revenue_orders")
+INTEGER_COUNTERS = frozenset({"visitors", "conversions", "orders", "orders_sq"})
 
 
 # An assignment's label: its channel, or, for an adaptive campaign's assignment, its channel, the
@@ -77,7 +99,7 @@ def merge_channels(rows):
         if found is None:
             merged[key] = {k: v for k, v in row.items() if k != "channel"}
         else:
-            for metric in ("visitors", "conversions", "revenue", "revenue_sq"):
+            for metric in COUNTER_METRICS:
                 found[metric] += row[metric]
     return list(merged.values())
 
@@ -364,7 +386,14 @@ class Store:
 
     def record_interactions(self, site, rows):
         """Append [(key, ts, who, basket, action, items_json)], skipping keys already recorded
-        (event ids, "o:<order_id>"); returns how many were new. Marks the site's signals as changed."""
+        (event ids, "o:<order_id>"); returns how many were new. Marks the site's signals as changed,
+        and counts the new rows' recent views and purchases per product (activity_hits)."""
+        raise NotImplementedError
+
+    def product_activity(self, site, product_id, now):
+        """{"views_24h", "purchases_24h"}: distinct visitors who viewed, bought the product in the
+        last ACTIVITY_HOURS hourly buckets before `now` (epoch seconds). Kept incrementally by
+        record_interactions: never a scan of the interactions."""
         raise NotImplementedError
 
     def interactions(self, site, since_ts):

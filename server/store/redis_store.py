@@ -18,7 +18,9 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
     vitrina:{<site>}:seen              set     every recorded event id (idempotence)
     vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout) [+ "\\0<channel>"],
-                                               "r\\0<campaign>\\0<goal>" -> that visitor's revenue
+                                               "r\\0<campaign>\\0<goal>" -> that visitor's revenue,
+                                               "o\\0<campaign>\\0<goal>" -> that visitor's orders,
+                                               "d\\0<goal>\\0<order id>" -> 1 (orders counted once)
     vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
                                                when not web] -> number
     vitrina:{<site>}:days:<day>        hash    the counters fields, visitors and conversions only, counted that day
@@ -38,6 +40,8 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
     vitrina:{<site>}:features          stream  id, visitor, ts, kind, goal, body: feature vectors (MAXLEN ~ FEATURE_ROWS_KEPT)
     vitrina:{<site>}:models            hash    goal -> model report JSON
+    vitrina:{<site>}:pa:<id>:<hour>    hash    views, purchases: distinct visitors that hour (expires)
+    vitrina:{<site>}:ph:<hour>         set     "<action>\\0<who>\\0<id>" counted that hour (expires)
     vitrina:{<site>}:identity          string  identity record JSON: customer-key salt, secret seeds
     vitrina:{<site>}:customers         zset    every customer key, score 0 (key order)
     vitrina:{<site>}:cu:<key>          string  one customer's JSON (attributes, a key per customer)
@@ -64,8 +68,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .base import (
+    ACTIVITY_ACTIONS,
+    ACTIVITY_HOURS,
+    COUNTER_METRICS,
     DEFAULT_KEY_NAME,
     FEATURE_ROWS_KEPT,
+    INTEGER_COUNTERS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     WEB,
@@ -75,6 +83,7 @@ from .base import (
     Store,
     User,
     UserExists,
+    activity_hits,
     in_channel,
     legacy_key_name,
     merge_channels,
@@ -115,10 +124,11 @@ return 1
 """
 
 # KEYS: seen, events, counters, visitor, days, then the daily hash of each day the batch names
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 7 fields per event, each ended by a NUL:
-# id, type, campaign|goal, variation ("" = holdout)|value, channel ("" = web), length of the event's
-# JSON body, index in KEYS of its day's daily hash ("" for none);
-# `bodies` is those bodies end to end. (Four arguments rather than seven per event: packing each
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 9 fields per event, each ended by a NUL:
+# id, type, campaign|goal, variation ("" = holdout)|value, order id ("" = none), the one campaign
+# a conversion belongs to ("" = every campaign of the visitor), channel ("" = web), length of the
+# event's JSON body, index in KEYS of its day's daily hash ("" for none);
+# `bodies` is those bodies end to end. (Four arguments rather than nine per event: packing each
 # argument costs the Python client more than these few string.find calls cost Redis.)
 # An assignment is stored as its variation, followed by NUL and its channel when that is not web;
 # a counter of another channel than web has the channel as a fifth part of its field (daily
@@ -154,7 +164,7 @@ local function hset(key, pairs_)
 end
 
 -- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
-local kinds, names, args, channels, days, converts = {}, {}, {}, {}, {}, false
+local kinds, names, args, orders, onlys, channels, days, converts = {}, {}, {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -164,17 +174,20 @@ while p <= #meta do
   local q5 = find(meta, '\0', q4 + 1, true)
   local q6 = find(meta, '\0', q5 + 1, true)
   local q7 = find(meta, '\0', q6 + 1, true)
-  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q5 + 1, q6 - 1))
+  local q8 = find(meta, '\0', q7 + 1, true)
+  local q9 = find(meta, '\0', q8 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q7 + 1, q8 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
-    channels[n] = sub(meta, q4 + 1, q5 - 1)
-    days[n] = tonumber(sub(meta, q6 + 1, q7 - 1))
+    orders[n], onlys[n] = sub(meta, q4 + 1, q5 - 1), sub(meta, q5 + 1, q6 - 1)
+    channels[n] = sub(meta, q6 + 1, q7 - 1)
+    days[n] = tonumber(sub(meta, q8 + 1, q9 - 1))
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q7 + 1, b + length
+  p, b = q9 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
@@ -240,14 +253,22 @@ for n = 1, fresh do
       dincr(days[n], 'visitors\0' .. name .. '\0' .. arg .. '\0')
     end
   else
-    -- a conversion counts for every campaign the visitor is assigned to now
-    local value = tonumber(arg)
-    for _, a in ipairs(assigned) do
+    -- a conversion counts for every campaign the visitor is assigned to now (or for the one it
+    -- names); an order id the visitor already sent for this goal counts nothing
+    local value, order, only = tonumber(arg), orders[n], onlys[n]
+    local repeated = false
+    if order ~= '' then
+      local mark = 'd\0' .. name .. '\0' .. order
+      repeated = state[mark] ~= nil and state[mark] ~= false
+      if not repeated then put(mark, '1') end
+    end
+    local new_order = (order ~= '' and not repeated) and 1 or 0
+    for _, a in ipairs(repeated and {} or assigned) do
       local own = 'r\0' .. a[1] .. '\0' .. name
       local before = state[own]
-      -- A repeated conversion worth 0 changes nothing (x + 0 == x, after^2 - b^2 == 0; no value
-      -- here is ever -0, as every sum starts at +0): its fields are left as they are.
-      if not (before and value == 0) then
+      -- A repeated conversion worth 0 and no new order changes nothing (x + 0 == x, after^2 - b^2
+      -- == 0; no value here is ever -0, as every sum starts at +0): its fields are left as they are.
+      if (only == '' or only == a[1]) and not (before and value == 0 and new_order == 0) then
         local b = tonumber(before or '0')
         local after = b + value
         put(own, after)
@@ -258,6 +279,15 @@ for n = 1, fresh do
         end
         add('revenue\0' .. counter .. a[3], value)
         add('revenue_sq\0' .. counter .. a[3], after * after - b * b)
+        local own_orders = 'o\0' .. a[1] .. '\0' .. name
+        local ob = tonumber(state[own_orders] or '0')
+        local oa = ob + new_order
+        if new_order == 1 then
+          put(own_orders, string.format('%d', oa))
+          incr('orders\0' .. counter .. a[3], 1)
+          incr('orders_sq\0' .. counter .. a[3], oa * oa - ob * ob)
+        end
+        if oa > 0 then add('revenue_orders\0' .. counter .. a[3], after * oa - b * ob) end
       end
     end
   end
@@ -296,17 +326,17 @@ return fresh
 
 # KEYS: seen, interactions, recs   ARGV: maxlen, now, then 6 per row: key ts who basket action items
 # Appends the rows whose key is new (the seen set is shared with collect's event ids; orders use
-# "o:<order_id>", which no event id can be). Returns how many were new.
+# "o:<order_id>", which no event id can be). Returns the positions (from 0) of the new rows.
 RECORD_INTERACTIONS = """
-local new = 0
+local new = {}
 for i = 3, #ARGV, 6 do
   if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'ts', ARGV[i + 1], 'who', ARGV[i + 2],
                'basket', ARGV[i + 3], 'action', ARGV[i + 4], 'items', ARGV[i + 5])
-    new = new + 1
+    new[#new + 1] = (i - 3) / 6
   end
 end
-if new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
+if #new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
 return new
 """
 
@@ -333,6 +363,7 @@ return 0
 """
 
 INTERACTIONS_MAXLEN = 2_000_000
+ACTIVITY_TTL_S = (ACTIVITY_HOURS + 1) * 3600  # an hour's activity keys outlive the window by an hour
 CHUNK = 1000  # keys per MGET/DEL, members per ZADD/ZREM
 
 
@@ -645,11 +676,12 @@ class RedisStore(Store):
             channel = event.get("channel") or WEB
             day = event.get("_day")
             at = day_keys.setdefault(day, 6 + len(day_keys)) if day else ""
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{'' if channel == WEB else channel}\0"
-                        f"{size}\0{at}\0")
+            only = event.get("campaign", "") if event["type"] == "conversion" else ""
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{event.get('order_id') or ''}\0{only}\0"
+                        f"{'' if channel == WEB else channel}\0{size}\0{at}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 7 * len(events):
+        if meta.count("\0") != 9 * len(events):
             raise ValueError("event ids, campaigns, variations and goals cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
                 self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
@@ -666,8 +698,8 @@ class RedisStore(Store):
             kind = rest[0] if rest else WEB
             row = rows.setdefault((campaign, variation, goal, kind), {
                 "campaign": campaign, "variation": variation or None, "goal": goal or None, "channel": kind,
-                "visitors": 0, "conversions": 0, "revenue": 0.0, "revenue_sq": 0.0})
-            row[metric] = int(value) if metric in ("visitors", "conversions") else float(value)
+                **{metric: 0 if metric in INTEGER_COUNTERS else 0.0 for metric in COUNTER_METRICS}})
+            row[metric] = int(value) if metric in INTEGER_COUNTERS else float(value)
         return list(rows.values())
 
     def daily_counters(self, site, campaign):
@@ -758,7 +790,18 @@ class RedisStore(Store):
         whos = {f"{kind}:{unit}" for unit in units for kind in ("v", "c")}
         erased["interactions"] = self._delete_entries(site, "interactions", "who", whos)
         self._delete_entries(site, "features", "visitor", set(units))
+        self._forget_activity(site, whos)
         return erased
+
+    def _forget_activity(self, site, whos):
+        """Who was counted in live activity, out of every hourly set that may still exist (an hour
+        is written while in the window and lives ACTIVITY_TTL_S after); the counts stay."""
+        last = int(time.time() // 3600)
+        for hour in range(last - 2 * ACTIVITY_HOURS - 2, last + 1):
+            key = self._k(site, f"ph:{hour}")
+            doomed = [member for member in self.r.sscan_iter(key, count=1000) if member.split(SEP)[1] in whos]
+            if doomed:
+                self.r.srem(key, *doomed)
 
     def _delete_entries(self, site, stream, field, values):
         """XDEL every entry of the site's stream whose `field` is one of `values`; returns how many."""
@@ -841,14 +884,41 @@ class RedisStore(Store):
 
     # interactions
     def record_interactions(self, site, rows):
-        new = 0
+        fresh = []
         keys = [self._k(site, "seen"), self._k(site, "interactions"), self._k(site, "recs")]
         for part in _chunks(rows, 500):
             args = [self.interactions_maxlen, repr(time.time())]
             for key, ts, who, basket, action, items in part:
                 args += [key, repr(float(ts)), who, basket, action, items]
-            new += int(self._record_interactions(keys=keys, args=args))
-        return new
+            fresh += [part[int(i)] for i in self._record_interactions(keys=keys, args=args)]
+        self._count_activity(site, activity_hits(fresh, time.time()))
+        return len(fresh)
+
+    def _count_activity(self, site, hits):
+        """A set per hour of the (action, visitor, product) already counted, then a hash per product
+        and hour of its counts; both expire once out of the window, so nothing is pruned by hand."""
+        for part in _chunks(hits):
+            pipe = self.r.pipeline(transaction=False)
+            for hour, action, who, product_id in part:
+                pipe.sadd(self._k(site, f"ph:{hour}"), f"{action}{SEP}{who}{SEP}{product_id}")
+            for hour in {hour for hour, *_ in part}:
+                pipe.expire(self._k(site, f"ph:{hour}"), ACTIVITY_TTL_S)
+            new = pipe.execute()[:len(part)]
+            pipe = self.r.pipeline(transaction=False)
+            for (hour, action, _, product_id), counted in zip(part, new):
+                if counted:
+                    pipe.hincrby(self._k(site, f"pa:{product_id}:{hour}"), ACTIVITY_ACTIONS[action], 1)
+                    pipe.expire(self._k(site, f"pa:{product_id}:{hour}"), ACTIVITY_TTL_S)
+            pipe.execute()
+
+    def product_activity(self, site, product_id, now):
+        last = int(now // 3600)
+        pipe = self.r.pipeline(transaction=False)
+        for hour in range(last - ACTIVITY_HOURS + 1, last + 1):
+            pipe.hmget(self._k(site, f"pa:{product_id}:{hour}"), ["views", "purchases"])
+        buckets = pipe.execute()
+        return {"views_24h": sum(int(v or 0) for v, _ in buckets),
+                "purchases_24h": sum(int(p or 0) for _, p in buckets)}
 
     def interactions(self, site, since_ts):
         key, start = self._k(site, "interactions"), "-"
