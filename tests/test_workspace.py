@@ -272,3 +272,19 @@ def test_the_campaign_form_keeps_customer_bucketing(app, client, published):
     owner.post("/app/s/shop/campaigns/cta-wording", data=form)
     saved = client.get("/api/v1/sites/shop/config", headers=published).get_json()
     assert "bucket_by" not in next(c for c in saved["campaigns"] if c["key"] == "cta-wording")
+
+
+def test_the_models_page_shows_each_goals_report(app, published):
+    from server.predict.jobs import train_site
+    from server.predict.synthetic import generate
+    rows, _ = generate(3000, seed=4)
+    with app.app_context():
+        store = get_store()
+        for row in rows:
+            store.record_features("shop", row["visitor"], [{**row, "features": json.dumps(row["features"])}])
+        report = train_site(store, "shop", goals=["purchase"])["goals"]["purchase"]
+    viewer = signed_in(app, "vic@shop.example", "viewer")
+    page = viewer.get("/app/s/shop/models").get_data(as_text=True)
+    assert "<code>predict.purchase</code>" in page and f"{report['auc']:.3f} (floor 0.6)" in page
+    assert 'aria-label="Reliability curve of predict.purchase' in page and page.count("<circle") == 10
+    assert f"<code>{report['top'][0]['feature']}</code>" in page and 'aria-current="page">Models' in page
