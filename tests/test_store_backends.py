@@ -294,6 +294,67 @@ def test_get_version_latest_specific_and_missing(store):
     assert store.get_version("other") is None
 
 
+def test_revisions_are_numbered_per_site_and_each_sees_the_one_before(store):
+    for site in ("shop", "alpha"):
+        store.create_site(site, "h-" + site)
+    assert store.get_revision("shop") is None and store.latest_revision("shop") is None
+    before = []
+
+    def make(n):
+        before.append(store.get_revision("shop") and store.get_revision("shop")[0])
+        return 7, f"payload {n}", f"sig {n}", f"at {n}"
+
+    assert [store.add_revision("shop", make) for _ in range(3)] == [1, 2, 3]
+    assert before == [None, 1, 2]  # make_payload reads the latest, which is n - 1
+    assert store.add_revision("alpha", lambda n: (1, "p", "s", "at")) == 1
+    assert tuple(store.get_revision("shop")) == (3, 7, "payload 3", "sig 3", "at 3")
+    assert tuple(store.get_revision("shop", 2)) == (2, 7, "payload 2", "sig 2", "at 2")
+    assert store.latest_revision("shop") == 3 and store.latest_revision("alpha") == 1
+    assert store.get_revision("shop", 4) is None and store.get_revision("shop", 2**70) is None
+    with pytest.raises(RuntimeError):
+        store.add_revision("shop", lambda n: (_ for _ in ()).throw(RuntimeError("no")))
+    assert store.latest_revision("shop") == 3
+
+
+def test_concurrent_revisions_get_distinct_consecutive_numbers(store):
+    store.create_site("shop", "h")
+    results = []
+
+    def make(n):
+        time.sleep(0.001)
+        return 1, f"payload {n}", "sig", "at"
+
+    workers = [threading.Thread(target=lambda: results.extend(store.add_revision("shop", make) for _ in range(4)))
+               for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(results) == list(range(1, 17))
+    assert all(store.get_revision("shop", n)[2] == f"payload {n}" for n in range(1, 17))
+
+
+def test_an_assignments_label_keeps_slice_and_revision_in_every_counter_it_feeds(store):
+    """Adaptive exposures are stored with the label web|<revision>|<slice> as their channel: the
+    visitor's later conversions count under it; channel filters read the label's channel part."""
+    store.create_site("shop", "h")
+    store.record_events("shop", "v1.aaaaaaaa", [exposure("e1", "hero", "b", channel="web|3|segment:vip"),
+                                                 conversion("c1", "purchase", 10)])
+    store.record_events("shop", "v1.bbbbbbbb", [exposure("e2", "hero", "b", channel="web|0|device.type=mobile")])
+    store.record_events("shop", "v1.cccccccc", [exposure("e3", "hero", "b"), conversion("c3", "purchase", 5)])
+    store.record_events("shop", "v1.aaaaaaaa", [exposure("e4", "hero", "c", channel="web|4|default")])  # sticky
+    labelled = {(r["channel"], r["goal"]): (r["visitors"], r["conversions"], r["revenue"])
+                for r in store.labelled_counters("shop")}
+    assert labelled == {("web|3|segment:vip", None): (1, 0, 0.0), ("web|3|segment:vip", "purchase"): (0, 1, 10.0),
+                        ("web|0|device.type=mobile", None): (1, 0, 0.0), ("web", None): (1, 0, 0.0),
+                        ("web", "purchase"): (0, 1, 5.0)}
+    for channel in (None, "web"):
+        merged = by_key(store.counters("shop", channel))
+        assert merged[("hero", "b", None)]["visitors"] == 3
+        assert (merged[("hero", "b", "purchase")]["conversions"], merged[("hero", "b", "purchase")]["revenue"]) == (2, 15.0)
+    assert store.counters("shop", "email") == []
+
+
 def test_failed_payload_leaves_no_version(store):
     store.create_site("shop", "h")
 
@@ -1000,3 +1061,40 @@ def test_the_memory_benchmark_measures_expiring_keys_at_small_size(redis_url):
     assert figures["stream"] > 3_000 * 50
     assert figures["after_windows"] < figures["without_expiry"] - figures["ids"] / 2
     assert figures["rest"] < figures["ids"] + figures["visitor_state"]
+
+
+def _feature_row(event_id, ts, kind="exposure", goal=None, **features):
+    return {"id": event_id, "ts": ts, "kind": kind, "goal": goal,
+            "features": json.dumps(features or {"visit.count": 0.69})}
+
+
+def test_feature_rows_come_back_oldest_first_newest_kept(store):
+    store.create_site("shop", "h")
+    store.record_features("shop", "v1.a", [_feature_row("e1", 1000, **{"visit.pageviews": 1.1}),
+                                           _feature_row("e2", 2000, "conversion", "purchase")])
+    store.record_features("shop", "v1.b", [_feature_row("e3", 3000, utm=1)])
+    rows = store.feature_rows("shop")
+    assert [(r["id"], r["visitor"], r["ts"], r["kind"], r["goal"]) for r in rows] == [
+        ("e1", "v1.a", 1000, "exposure", None), ("e2", "v1.a", 2000, "conversion", "purchase"),
+        ("e3", "v1.b", 3000, "exposure", None)]
+    assert rows[0]["features"] == {"visit.pageviews": 1.1} and rows[2]["features"] == {"utm": 1}
+    assert [r["id"] for r in store.feature_rows("shop", limit=2)] == ["e2", "e3"]
+    assert store.feature_rows("other") == []
+
+
+def test_erasure_removes_a_visitors_feature_rows(store):
+    store.create_site("shop", "h")
+    store.record_features("shop", "v1.gone", [_feature_row("e1", 1000)])
+    store.record_features("shop", "v1.kept", [_feature_row("e2", 2000)])
+    store.erase_units("shop", [], ["v1.gone"])
+    assert [r["visitor"] for r in store.feature_rows("shop")] == ["v1.kept"]
+
+
+def test_model_reports_are_per_site_and_goal_and_replaced(store):
+    store.create_site("shop", "h")
+    assert store.model_reports("shop") == {}
+    store.save_model("shop", "purchase", '{"auc": 0.6}')
+    store.save_model("shop", "signup", '{"auc": 0.7}')
+    store.save_model("shop", "purchase", '{"auc": 0.8}')
+    assert store.model_reports("shop") == {"purchase": '{"auc": 0.8}', "signup": '{"auc": 0.7}'}
+    assert store.model_reports("other") == {}

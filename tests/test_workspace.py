@@ -288,3 +288,19 @@ def test_the_settings_form_keeps_referral_exclusions_and_places_their_errors(app
         saved = json.loads(get_store().get_draft("shop"))["settings"]
     assert saved["referral_exclusions"] == ["paypal.com", "checkout.stripe.com"]
     assert "checkout.stripe.com" in owner.get("/app/s/shop/settings").get_data(as_text=True)
+
+
+def test_the_models_page_shows_each_goals_report(app, published):
+    from server.predict.jobs import train_site
+    from server.predict.synthetic import generate
+    rows, _ = generate(3000, seed=4)
+    with app.app_context():
+        store = get_store()
+        for row in rows:
+            store.record_features("shop", row["visitor"], [{**row, "features": json.dumps(row["features"])}])
+        report = train_site(store, "shop", goals=["purchase"])["goals"]["purchase"]
+    viewer = signed_in(app, "vic@shop.example", "viewer")
+    page = viewer.get("/app/s/shop/models").get_data(as_text=True)
+    assert "<code>predict.purchase</code>" in page and f"{report['auc']:.3f} (floor 0.6)" in page
+    assert 'aria-label="Reliability curve of predict.purchase' in page and page.count("<circle") == 10
+    assert f"<code>{report['top'][0]['feature']}</code>" in page and 'aria-current="page">Models' in page

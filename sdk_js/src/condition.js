@@ -43,7 +43,7 @@ const pattern = (source, flags) => {
 
 // Own properties only, so "constructor" or "length" never resolve to built-ins.
 /** @param {any} o @param {string} path @returns {any} */
-const get = (o, path) => {
+export const get = (o, path) => {
   for (const k of partsOf(path)) {
     if (!o || typeof o != "object" || (isArr(o) && !/^\d+$/.test(k)) || !own(o, k)) return null
     o = o[k]

@@ -2,6 +2,7 @@
 from datetime import datetime, timezone
 
 DEFAULT_SETTINGS = {"holdout": 0.0, "consent": "implied", "antiflicker_ms": 400}
+DEFAULT_ALLOCATION = {"mode": "adaptive", "by": [], "explore": 0.1, "min_visitors": 200}
 # The hashing scheme buckets are computed with (docs/DESIGN.md "Hashing and bucketing"). A new scheme gets a
 # new number, so an evaluator that does not know it decides nothing instead of reassigning everyone.
 HASH_VERSION = 1
@@ -51,6 +52,9 @@ def compile_campaign(campaign):
                                                and g not in campaign.get("goals", [])],
         # Results' test settings; only when set, so the bundle (shipped in every tag.js) stays small.
         **({"stats": campaign["stats"]} if campaign.get("stats") else {}),
+        # Adaptive campaigns only: the SDK reads `by`, the worker the rest (a fixed split says nothing).
+        **({"allocation": {**DEFAULT_ALLOCATION, **campaign["allocation"]}}
+           if (campaign.get("allocation") or {}).get("mode") == "adaptive" else {}),
     }
 
 
@@ -68,20 +72,25 @@ def condition_paths(condition):
             yield key
 
 
-def crm_attributes(campaigns, segments, goals):
-    """The names under `crm` that live campaigns (segment, conditions, pages) and pageview goals
-    read, sorted; "*" when one reads the whole namespace. /identify answers only these."""
+def namespace_names(campaigns, segments, goals, namespace):
+    """The names under `namespace` (crm, predict) that live campaigns (segment, conditions, pages)
+    and pageview goals read, sorted; "*" when one reads the whole namespace."""
     conditions = [segments.get(c["segment"]) for c in campaigns if c["segment"] is not None]
     conditions += [c[field] for c in campaigns for field in ("conditions", "pages") if c[field] is not None]
     conditions += [goal["pageview"] for goal in goals.values() if "pageview" in goal]
     names = set()
     for condition in conditions:
         for path in condition_paths(condition):
-            if path == "crm":
+            if path == namespace:
                 names.add("*")
-            elif path.startswith("crm."):
+            elif path.startswith(namespace + "."):
                 names.add(path.split(".")[1])
     return sorted(names)
+
+
+def crm_attributes(campaigns, segments, goals):
+    """The crm names live campaigns and pageview goals read: /identify answers only these."""
+    return namespace_names(campaigns, segments, goals, "crm")
 
 
 def compile_bundle(site, version, config, now=None):
@@ -91,6 +100,7 @@ def compile_bundle(site, version, config, now=None):
     campaigns = sorted((compile_campaign(c) for c in live), key=lambda c: -c["priority"])
     used_goals = {g for c in campaigns for g in c["goals"]}
     goals = {**config.get("goals", {}), **{g: RECOMMENDATION_GOALS[g] for g in used_goals & set(RECOMMENDATION_GOALS)}}
+    predicted = [g for g in namespace_names(campaigns, config.get("segments", {}), goals, "predict") if g != "*"]
     return {
         "site": site,
         "version": version,
@@ -102,6 +112,9 @@ def compile_bundle(site, version, config, now=None):
         "campaigns": campaigns,
         "crm": crm_attributes(campaigns, config.get("segments", {}), goals),
         "settings": compile_settings(config.get("settings", {})),
+        # the goals conditions read as predict.<goal>: the predict module scores them, and a goal
+        # without a model makes them false (set only when not empty)
+        **({"predict": predicted} if predicted else {}),
     }
 
 

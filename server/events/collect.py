@@ -12,6 +12,7 @@ from server.events.batch import UNVERIFIABLE, out_of_window, verify_against_bund
 from server.events.days import day_of
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.store.base import WEB, assignment_label
 from server.wire.ids import ORDER_ID_RE
 
 ALONE = frozenset({"value", "stale", "future"})  # problems that refuse their event alone: the rest stands
@@ -66,7 +67,8 @@ def ingest(site, visitor_id, events, customer=None, probe=False, received_at=Non
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
     customer_events = []
-    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events)
+    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events,
+                                      lambda number: publishing.load_revision(site, number))
     untimely = out_of_window(events, time.time() if received_at is None else received_at)
     if untimely:  # one problem per event: its time refuses it, whatever else is wrong with it
         paths = {p["path"] for p in untimely}
@@ -96,7 +98,13 @@ def ingest(site, visitor_id, events, customer=None, probe=False, received_at=Non
             version = event["version"]
             zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
             event["_day"] = day_of(event["ts"], zone, now)
+            if "slice" in event and event["type"] == "exposure" and _adaptive(site, event):
+                # kept with the assignment, so every counter it feeds is per slice and revision
+                event["channel"] = assignment_label(WEB, event.get("revision"), event["slice"])  # collect is web
         store.outage.call(_record, store, site, visitor_id, counted, customer, by_customer, probe=probe)
+        features = feature_rows(counted)
+        if features:
+            store.outage.call(store.record_features, site, visitor_id, features, probe=probe)
     if alone:
         count_rejections(site, Counter(p["code"] for p in alone))
     return alone
@@ -105,6 +113,12 @@ def ingest(site, visitor_id, events, customer=None, probe=False, received_at=Non
 def _event_path(path):
     """"/events/<i>" of a problem's JSON pointer into an event."""
     return "/".join(path.split("/")[:3])
+
+
+def feature_rows(events):
+    """Store.record_features rows of the events that carry the predict module's feature vector."""
+    return [{"id": e["id"], "kind": e["type"], "goal": e.get("goal"), "ts": e["ts"],
+             "features": _compact(e["features"])} for e in events if "features" in e]
 
 
 def _read_order_id(event):
@@ -116,6 +130,7 @@ def _read_order_id(event):
     if type(order_id) is not str or not ORDER_ID_RE.match(order_id):
         del event["order_id"]
 
+
 def _record(store, site, visitor_id, counted, customer, by_customer):
     if customer is None:
         store.record_events(site, visitor_id, counted)
@@ -125,6 +140,12 @@ def _record(store, site, visitor_id, counted, customer, by_customer):
     store.record_events(site, visitor_id, [e for e in counted if id(e) not in by_customer])
     store.record_events(site, customer, [{**e, "id": e["id"] + ":c"} if e["type"] == "conversion" else e
                                          for e in own])
+
+
+def _adaptive(site, event):
+    """Whether the exposure's campaign is adaptive in the version it names (verified a moment ago)."""
+    bundle = publishing.load_version(site, event["version"]) or {}
+    return any(c["key"] == event["campaign"] and c.get("allocation") for c in bundle.get("campaigns") or [])
 
 
 def _zone_of(site, version):
@@ -144,7 +165,9 @@ def _bodies(events):
     for event in events:
         event.pop("_json", None)  # a batch replayed from the spool carries the bodies it was given
         event.pop("_day", None)
-    parts = _compact(events)[2:-2].split("},{")
+    # the feature vector is kept apart (Store.record_features), not in the event log
+    bare = [e if "features" not in e else {k: v for k, v in e.items() if k != "features"} for e in events]
+    parts = _compact(bare)[2:-2].split("},{")
     if len(parts) != len(events):
-        return [_compact(event) for event in events]
+        return [_compact(event) for event in bare]
     return ["{" + part + "}" for part in parts]

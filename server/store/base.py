@@ -24,6 +24,7 @@ DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what key
 PRE_EXPOSURE_COVARIATES = ("visits", "pageviews")
 
 
+FEATURE_ROWS_KEPT = 200_000  # feature vectors kept per site for training (server/predict)
 # Live product activity (social proof): distinct visitors who viewed or bought a product, in hourly
 # buckets, over the last ACTIVITY_HOURS hours (the current one included).
 ACTIVITY_HOURS = 24
@@ -70,6 +71,30 @@ WEB = "web"  # the channel of an exposure that names none
 # ids, revenue_orders sums each visitor's revenue x orders (the covariance AOV's interval needs).
 COUNTER_METRICS = ("visitors", "conversions", "revenue", "revenue_sq", "orders", "orders_sq", "revenue_orders")
 INTEGER_COUNTERS = frozenset({"visitors", "conversions", "orders", "orders_sq"})
+
+
+# An assignment's label: its channel, or, for an adaptive campaign's assignment, its channel, the
+# revision whose weights made it (0: none) and its slice, joined by "|" ("web|12|segment:vip").
+# Counters are kept per label, so every counter of an adaptive campaign is per slice and revision.
+LABEL_SEP = "|"
+
+
+def assignment_label(channel, revision, slice_name):
+    return LABEL_SEP.join((channel, str(revision or 0), slice_name))
+
+
+def read_label(label):
+    """(channel, revision or None, slice or None) of a stored label."""
+    channel, _, rest = label.partition(LABEL_SEP)
+    if not rest:
+        return channel, None, None
+    revision, _, slice_name = rest.partition(LABEL_SEP)
+    return channel, int(revision) or None, slice_name
+
+
+def in_channel(rows, channel):
+    """The labelled counter rows of one channel (all when None)."""
+    return [r for r in rows if channel is None or r["channel"].partition(LABEL_SEP)[0] == channel]
 
 
 def merge_channels(rows):
@@ -209,6 +234,21 @@ class Store:
         """[(version, published_at)], newest first."""
         raise NotImplementedError
 
+    # revisions: signed documents the background worker adds to a published version without a
+    # new version (adaptive weights, models); numbered per site from 1, immutable once stored
+    def add_revision(self, site, make_payload):
+        """Allocate the site's next revision number n and store make_payload(n) -> (version,
+        payload, signature, made_at); make_payload may read revision n - 1 (it is the latest)."""
+        raise NotImplementedError
+
+    def get_revision(self, site, revision=None):
+        """(revision, version, payload, signature, made_at), the latest when None; None if none."""
+        raise NotImplementedError
+
+    def latest_revision(self, site):
+        """The newest revision number, or None: read with the latest version by serving."""
+        raise NotImplementedError
+
     # events
     def record_events(self, site, visitor_id, events):
         """Record validated events; returns how many were new (duplicates by id are skipped: an id
@@ -216,6 +256,11 @@ class Store:
         `visitor_id` is the unit counted: a browser's visitor id, or a customer key (customer-
         bucketed campaigns, email). An exposure's `channel` ("web" when absent, "email") is kept
         with the assignment it makes, and the unit's later conversions count in that channel."""
+        raise NotImplementedError
+
+    def labelled_counters(self, site):
+        """The rows of counters() before channels are summed, each with its assignment's label as
+        `channel` (see assignment_label): what adaptive allocation reads per slice and revision."""
         raise NotImplementedError
 
     def counters(self, site, channel=None):
@@ -329,6 +374,26 @@ class Store:
         raise NotImplementedError
 
     # interactions: item views, carts and purchases (collect) and imported orders, for recommendations
+    def record_features(self, site, visitor_id, rows):
+        """Keep the feature vectors browsers sent with exposures and conversions (server/predict):
+        rows {"id" (the event's), "kind" ("exposure"|"conversion"), "goal" (a conversion's, else
+        None), "ts" (ms), "features" (JSON text)}. At most FEATURE_ROWS_KEPT per site are kept
+        (the oldest go first); a row sent again may be kept twice (training does not mind)."""
+        raise NotImplementedError
+
+    def feature_rows(self, site, limit=FEATURE_ROWS_KEPT):
+        """The newest `limit` feature rows, oldest first: {"id", "visitor", "ts", "kind", "goal",
+        "features" (a dict)}."""
+        raise NotImplementedError
+
+    def save_model(self, site, goal, report_json):
+        """Store the newest model report of a goal (server/predict/training.py), replacing the last."""
+        raise NotImplementedError
+
+    def model_reports(self, site):
+        """{goal: report JSON text} of every goal trained for the site."""
+        raise NotImplementedError
+
     def record_interactions(self, site, rows):
         """Append [(key, ts, who, basket, action, items_json)], skipping keys already recorded
         (event ids within the dedupe window, "o:<order_id>" for ever); returns how many were new.

@@ -13,6 +13,8 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:latest            string  newest version number
     vitrina:{<site>}:versions          hash    version -> published_at
     vitrina:{<site>}:version:<n>       hash    payload, signature, published_at (immutable)
+    vitrina:{<site>}:revision          string  newest revision number
+    vitrina:{<site>}:revision:<n>      hash    version, payload, signature, made_at (immutable)
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
     vitrina:{<site>}:seen:<start>      set     the event ids recorded in the dedupe bucket that began at <start>
                                                (ms since 1970), expiring after the dedupe window (below)
@@ -40,6 +42,8 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:rk                set     names of the current rankings (rk-building while written)
     vitrina:{<site>}:recs              hash    imports_at, signals_at, built_at
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
+    vitrina:{<site>}:features          stream  id, visitor, ts, kind, goal, body: feature vectors (MAXLEN ~ FEATURE_ROWS_KEPT)
+    vitrina:{<site>}:models            hash    goal -> model report JSON
     vitrina:{<site>}:pa:<id>:<hour>    hash    views, purchases: distinct visitors that hour (expires)
     vitrina:{<site>}:ph:<hour>         set     "<action>\\0<who>\\0<id>" counted that hour (expires)
     vitrina:{<site>}:identity          string  identity record JSON: customer-key salt, secret seeds
@@ -81,6 +85,7 @@ from .base import (
     DEDUPE_BUCKETS,
     DEDUPE_WINDOW_S,
     DEFAULT_KEY_NAME,
+    FEATURE_ROWS_KEPT,
     INTEGER_COUNTERS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
@@ -93,6 +98,7 @@ from .base import (
     User,
     UserExists,
     activity_hits,
+    in_channel,
     legacy_key_name,
     merge_channels,
 )
@@ -119,6 +125,14 @@ local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if last + 1 ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[3], 'payload', ARGV[2], 'signature', ARGV[3], 'published_at', ARGV[4])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+ADD_REVISION = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if last + 1 ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], 'version', ARGV[2], 'payload', ARGV[3], 'signature', ARGV[4], 'made_at', ARGV[5])
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
@@ -491,6 +505,7 @@ class RedisStore(Store):
         self.bucket_ms = -(-int(dedupe_window_s * 1000) // DEDUPE_BUCKETS)
         self.visitor_ttl_ms = int(visitor_ttl_s * 1000)
         self._add_version = self.r.register_script(ADD_VERSION)
+        self._add_revision = self.r.register_script(ADD_REVISION)
         self._record = self.r.register_script(RECORD_EVENTS)
         self._touch_key = self.r.register_script(TOUCH_KEY)
         self._record_interactions = self.r.register_script(RECORD_INTERACTIONS)
@@ -707,6 +722,27 @@ class RedisStore(Store):
         rows = self.r.hgetall(self._k(site, "versions"))
         return sorted(((int(v), at) for v, at in rows.items()), reverse=True)
 
+    def add_revision(self, site, make_payload):
+        while True:  # optimistic, as add_version
+            revision = int(self.r.get(self._k(site, "revision")) or 0) + 1
+            version, payload, signature, made_at = make_payload(revision)
+            keys = [self._k(site, "revision"), self._k(site, f"revision:{revision}")]
+            if self._add_revision(keys=keys, args=[revision, version, payload, signature, made_at]):
+                return revision
+
+    def get_revision(self, site, revision=None):
+        if revision is None:
+            revision = self.r.get(self._k(site, "revision"))
+            if revision is None:
+                return None
+        version, payload, signature, made_at = self.r.hmget(
+            self._k(site, f"revision:{int(revision)}"), ["version", "payload", "signature", "made_at"])
+        return None if payload is None else (int(revision), int(version), payload, signature, made_at)
+
+    def latest_revision(self, site):
+        latest = self.r.get(self._k(site, "revision"))
+        return None if latest is None else int(latest)
+
     # events
     def record_events(self, site, visitor_id, events):
         if not events:
@@ -737,17 +773,18 @@ class RedisStore(Store):
                                                  len(keys) - len(buckets) + 1, expire_at, self.visitor_ttl_ms]))
 
     def counters(self, site, channel=None):
+        return merge_channels(in_channel(self.labelled_counters(site), channel))
+
+    def labelled_counters(self, site):
         rows = {}
         for field, value in self.r.hgetall(self._k(site, "counters")).items():
             metric, campaign, variation, goal, *rest = field.split(SEP)
             kind = rest[0] if rest else WEB
-            if channel is not None and kind != channel:
-                continue
             row = rows.setdefault((campaign, variation, goal, kind), {
                 "campaign": campaign, "variation": variation or None, "goal": goal or None, "channel": kind,
                 **{metric: 0 if metric in INTEGER_COUNTERS else 0.0 for metric in COUNTER_METRICS}})
             row[metric] = int(value) if metric in INTEGER_COUNTERS else float(value)
-        return merge_channels(rows.values())
+        return list(rows.values())
 
     def daily_counters(self, site, campaign):
         days = sorted(self.r.smembers(self._k(site, "days")))
@@ -836,6 +873,7 @@ class RedisStore(Store):
         erased["events"] = self._delete_entries(site, "events", "visitor", set(units))
         whos = {f"{kind}:{unit}" for unit in units for kind in ("v", "c")}
         erased["interactions"] = self._delete_entries(site, "interactions", "who", whos)
+        self._delete_entries(site, "features", "visitor", set(units))
         self._forget_activity(site, whos)
         return erased
 
@@ -979,6 +1017,26 @@ class RedisStore(Store):
             if len(entries) < 10_000:
                 return
             start = "(" + entries[-1][0]
+
+    # predictive targeting
+    def record_features(self, site, visitor_id, rows):
+        pipe = self.r.pipeline(transaction=False)
+        for r in rows:
+            pipe.xadd(self._k(site, "features"), {"id": r["id"], "visitor": visitor_id, "ts": r["ts"], "kind": r["kind"],
+                                                  "goal": r["goal"] or "", "body": r["features"]},
+                      maxlen=FEATURE_ROWS_KEPT, approximate=True)
+        pipe.execute()
+
+    def feature_rows(self, site, limit=FEATURE_ROWS_KEPT):
+        entries = self.r.xrevrange(self._k(site, "features"), "+", "-", count=limit)
+        return [{"id": f["id"], "visitor": f["visitor"], "ts": int(f["ts"]), "kind": f["kind"], "goal": f["goal"] or None,
+                 "features": json.loads(f["body"])} for _, f in reversed(entries)]
+
+    def save_model(self, site, goal, report_json):
+        self.r.hset(self._k(site, "models"), goal, report_json)
+
+    def model_reports(self, site):
+        return dict(sorted(self.r.hgetall(self._k(site, "models")).items()))
 
     # rankings
     def write_rankings(self, site, rankings, built_at):
