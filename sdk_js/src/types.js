@@ -94,6 +94,7 @@
  * @property {number} [holdout]
  * @property {"implied" | "required"} [consent]
  * @property {number} [antiflicker_ms]
+ * @property {string[]} [referral_exclusions] referring hosts that count as the shop's own (attribution module)
  * @property {boolean} [ecommerce]
  */
 

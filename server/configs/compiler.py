@@ -111,8 +111,18 @@ def compile_bundle(site, version, config, now=None):
         "goals": {k: goals[k] for k in sorted(set(goals) | used_goals) if k in goals},
         "campaigns": campaigns,
         "crm": crm_attributes(campaigns, config.get("segments", {}), goals),
-        "settings": {**DEFAULT_SETTINGS, **config.get("settings", {})},
+        "settings": compile_settings(config.get("settings", {})),
         # the goals conditions read as predict.<goal>: the predict module scores them, and a goal
         # without a model makes them false (set only when not empty)
         **({"predict": predicted} if predicted else {}),
     }
+
+
+def compile_settings(settings):
+    """The defaults filled in; referral exclusions as the attribution module compares hosts
+    (lowercase, without "www.": sdk_js/src/attribution.js bareHost)."""
+    compiled = {**DEFAULT_SETTINGS, **settings}
+    if "referral_exclusions" in compiled:
+        compiled["referral_exclusions"] = list(dict.fromkeys(
+            host.lower().removeprefix("www.") for host in compiled["referral_exclusions"]))
+    return compiled

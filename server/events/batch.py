@@ -196,6 +196,35 @@ def _valid_batch(body):
     return True
 
 
+# An event's `ts` must lie within a window around its receipt: the browser drops queued events
+# older than QUEUE_MAX_AGE_S (sdk_js/src/tracker.js MAX_AGE_MS, its twin), and clocks may be off by
+# CLOCK_SKEW_S either way. So the first copy of an event and any retry of it arrive at most
+# MAX_EVENT_AGE_S + MAX_EVENT_AHEAD_S apart, within the store's dedupe window (at least
+# server/settings.py MIN_DEDUPE_DAYS): a retry is never counted twice.
+QUEUE_MAX_AGE_S = 2 * 86_400
+CLOCK_SKEW_S = 86_400
+MAX_EVENT_AGE_S = QUEUE_MAX_AGE_S + CLOCK_SKEW_S
+MAX_EVENT_AHEAD_S = CLOCK_SKEW_S
+
+
+def out_of_window(events, received_at):
+    """Problems (codes `stale`, `future`) for the events, QA previews aside, whose `ts` lies outside
+    [received_at - MAX_EVENT_AGE_S, received_at + MAX_EVENT_AHEAD_S] (seconds): each is refused alone."""
+    oldest, newest = (received_at - MAX_EVENT_AGE_S) * 1000, (received_at + MAX_EVENT_AHEAD_S) * 1000
+    problems = []
+    for i, event in enumerate(events):
+        ts = event["ts"]
+        if oldest <= ts <= newest or event.get("forced"):
+            continue
+        if ts < oldest:
+            problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AGE_S // 3600} hours before its receipt: "
+                                    "too old to be counted exactly once", "stale"))
+        else:
+            problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AHEAD_S // 3600} hours after its "
+                                    "receipt: the sender's clock is wrong", "future"))
+    return problems
+
+
 MAX_MADE = _SCHEMA["properties"]["made"]["maxProperties"]
 
 

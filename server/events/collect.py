@@ -8,14 +8,14 @@ from flask import current_app
 
 from server.cache import app_cache
 from server.configs import publishing
-from server.events.batch import UNVERIFIABLE, verify_against_bundles
+from server.events.batch import UNVERIFIABLE, out_of_window, verify_against_bundles
 from server.events.days import day_of
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.store.base import WEB, assignment_label
 from server.wire.ids import ORDER_ID_RE
 
-ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
+ALONE = frozenset({"value", "stale", "future"})  # problems that refuse their event alone: the rest stands
 RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
 
 
@@ -52,9 +52,10 @@ def _load_verified(site):
     return load
 
 
-def ingest(site, visitor_id, events, customer=None, probe=False):
-    """Verify and record one batch. Returns the problems of the events refused alone (a value
-    outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
+def ingest(site, visitor_id, events, customer=None, probe=False, received_at=None):
+    """Verify and record one batch, received at `received_at` (seconds; now by default). Returns
+    the problems of the events refused alone (a value outside the site's bounds, a `ts` outside
+    the window around the receipt; counted here, the rest recorded), or raises EventsRejected
     (nothing recorded). The store being unreachable raises one of UNAVAILABLE: at once while it
     is known to be away, unless `probe` (the spool's replayer) lets this call find out.
 
@@ -68,7 +69,11 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
     customer_events = []
     problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events,
                                       lambda number: publishing.load_revision(site, number))
-    alone = [p for p in problems if p["code"] == ALONE]
+    untimely = out_of_window(events, time.time() if received_at is None else received_at)
+    if untimely:  # one problem per event: its time refuses it, whatever else is wrong with it
+        paths = {p["path"] for p in untimely}
+        problems = untimely + [p for p in problems if _event_path(p["path"]) + "/ts" not in paths]
+    alone = [p for p in problems if p["code"] in ALONE]
     if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
     refused = {int(p["path"].split("/")[2]) for p in alone}
@@ -101,8 +106,13 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
         if features:
             store.outage.call(store.record_features, site, visitor_id, features, probe=probe)
     if alone:
-        count_rejections(site, {ALONE: len(alone)})
+        count_rejections(site, Counter(p["code"] for p in alone))
     return alone
+
+
+def _event_path(path):
+    """"/events/<i>" of a problem's JSON pointer into an event."""
+    return "/".join(path.split("/")[:3])
 
 
 def feature_rows(events):
