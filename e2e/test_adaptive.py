@@ -2,6 +2,7 @@
 tag.js serves (without a new version), new visitors follow them, a returning visitor keeps the
 variation they had, and every event the real SDK sends is accepted and counted per slice."""
 import json
+import time
 
 from server.decisions.bucketing import hash as bucket_hash
 from server.decisions.decide import decide
@@ -21,7 +22,7 @@ CONFIG = {
     "settings": {"holdout": 0, "antiflicker_ms": 1000},
 }
 NEWSLETTER = "/targeting.html?utm_source=newsletter&vitrina_debug=1"
-NOW = 1795453200000
+NOW = int(time.time() * 1000)  # collect refuses events more than 3 days old
 
 
 def _bundle(site):

@@ -21,6 +21,7 @@ const MODULES = {
   identity: "src/modules/identity.js",
   inserts: "src/modules/inserts.js",
   operators: "src/modules/operators.js",
+  predict: "src/modules/predict.js",
   recommend: "src/modules/recommend.js",
   redirect: "src/modules/redirect.js",
   styles: "src/modules/styles.js",
@@ -29,9 +30,10 @@ const MODULES = {
 // Modules the SDK file leaves out: a page that inits itself and needs one adds its script,
 // /sdk/modules/<name>.min.js, before calling init. Identity: a signed-in customer's token comes
 // from the shop's own page anyway, and the SDK file stays within its budget without it; commerce
-// and recommend: a shop's recommending pages add them (4.7 KB the other pages never need); adaptive:
-// few sites run adaptive campaigns, and their pages get it in tag.js.
-const NOT_IN_SDK_FILE = ["adaptive", "commerce", "identity", "recommend"]
+// and recommend: a shop's recommending pages add them (4.7 KB the other pages never need).
+// Adaptive and predict: few sites run adaptive campaigns or target predict.<goal>; the SDK file
+// stays within its budget without them too.
+const NOT_IN_SDK_FILE = ["adaptive", "commerce", "identity", "predict", "recommend"]
 // name -> entry: modules the core fetches itself when needed (never in tag.js nor the SDK file),
 // from /sdk/modules/<name>.min.js
 const LAZY_MODULES = { debug: "src/modules/debug.js", preview: "src/modules/preview.js" }

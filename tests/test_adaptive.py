@@ -5,6 +5,7 @@ import json
 import random
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from server.decisions.decide import decide
 from server.recs.worker import run_pass
 from server.store import get_store
 
-NOW = 1795453200000
+NOW = int(time.time() * 1000)  # collect refuses events more than 3 days old
 CONFIG = {
     "segments": {"newsletter": {"utm.source": "newsletter"}},
     "goals": {"purchase": {"event": "purchase"}},

@@ -9,7 +9,7 @@ const isArr = Array.isArray
 /** @param {any} x @returns {x is {[key: string]: any}} */
 export const isObj = (x) => !!x && typeof x == "object" && !isArr(x)
 /** @param {object} o @param {string} k */
-const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k)
+const own = (o, k) => ({}).hasOwnProperty.call(o, k)
 // The reasons `log` hears. The tag's core never passes a `log`: its build defines
 // globalThis.VITRINA_CORE, and the reasons' text is left out (false).
 const REASONS = !(/** @type {any} */ (globalThis).VITRINA_CORE)

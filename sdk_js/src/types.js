@@ -94,6 +94,7 @@
  * @property {number} [holdout]
  * @property {"implied" | "required"} [consent]
  * @property {number} [antiflicker_ms]
+ * @property {string[]} [referral_exclusions] referring hosts that count as the shop's own (attribution module)
  * @property {boolean} [ecommerce]
  */
 
@@ -215,6 +216,7 @@
  * @property {string} [id]
  * @property {number} [version]
  * @property {number} [ts]
+ * @property {{[name: string]: number}} [features] the page view's feature vector (the predict module)
  */
 
 /**
@@ -260,7 +262,7 @@
  * @property {() => void} [decided] after a decision that may settle what was held back (a module's `decide`, DOMContentLoaded)
  * @property {(name: string) => void} [track] `vitrina.track(name)`
  * @property {(entry: any[]) => void} [debug] an entry of the debug log (?vitrina_debug=1)
- * @property {() => {identity?: string} | undefined} [batch] fields to add to each collect batch
+ * @property {() => {identity?: string, made?: any, features?: {[name: string]: number}} | undefined} [batch] fields to add to each collect batch
  * @property {(token: any) => void} [identify] `vitrina.identify(token)`
  * @property {(given: boolean) => void} [consent] `vitrina.consent(given)`: a refusal deletes what the module stored
  */

@@ -19,6 +19,7 @@ from server.configs.signing import (
 from server.configs.validation import parse_config, review_config
 from server.errors import APIError
 from server.identity.customers import known_types
+from server.predict.models import predict_warnings
 from server.store import UNAVAILABLE, get_store, site_exists
 
 _MISSING = object()
@@ -320,6 +321,7 @@ def publish_file(site, path):
     review = review_config(config, known_types(site))
     if review.problems:
         return FilePublished(review.problems)
+    review.warnings = review.warnings + predict_warnings(site, review.config)
     get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
     version, _ = publish_draft(site)
     return FilePublished(warnings=review.warnings, version=version)

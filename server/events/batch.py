@@ -2,6 +2,7 @@
 published bundle version it names. A batch with any problem is refused whole, except a
 conversion whose value is outside the site's bounds: that event alone is refused."""
 import json
+import re
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.decisions.decide import choose_variation, slice_weights
@@ -31,6 +32,11 @@ ITEM = _SCHEMA["$defs"]["item"]["properties"]
 ITEM_ACTIONS = frozenset(ITEM["action"]["enum"])
 MAX_EVENT_ITEMS = ITEM["items"]["maxItems"]
 MAX_SESSION = ITEM["session"]["maximum"]
+_FEATURES = _SCHEMA["$defs"]["features"]
+MAX_FEATURES = _FEATURES["maxProperties"]
+FEATURE_NAME_RE = re.compile(_FEATURES["propertyNames"]["pattern"])
+MIN_FEATURE = _FEATURES["additionalProperties"]["minimum"]
+MAX_FEATURE = _FEATURES["additionalProperties"]["maximum"]
 CONVERSION = _SCHEMA["$defs"]["conversion"]["properties"]
 STRATEGIES = frozenset(CONVERSION["strategy"]["enum"])
 MAX_CONVERSION_ITEMS = CONVERSION["items"]["maxItems"]
@@ -60,8 +66,20 @@ def parse_batch(raw):
     # Fast path: _valid_batch accepts exactly what the schema and the duplicate check accept
     # (tests/test_collect_fastpaths.py); anything else takes the full checks for its reasons.
     if type(body) is dict and _valid_batch(body):
-        return body["visitor_id"], _with_made(body), body.get("identity")
-    return _checked_batch(body)
+        return body["visitor_id"], _with_features(body, _with_made(body)), body.get("identity")
+    visitor_id, events, identity = _checked_batch(body)
+    return visitor_id, _with_features(body, events), identity
+
+
+def _with_features(body, events):
+    """The events, each exposure and conversion without a feature vector of its own given the
+    batch's `features` (the predict module sends one a batch: the page view's when it is sent)."""
+    features = body.get("features")
+    if features is not None:
+        for event in events:
+            if event["type"] != "item" and "features" not in event:
+                event["features"] = features
+    return events
 
 
 def _with_made(body):
@@ -112,6 +130,14 @@ MAX_REVISION = _SCHEMA["$defs"]["exposure"]["properties"]["revision"]["maximum"]
 _identity_ok = IDENTITY_RE.match
 
 
+def _features_ok(features):
+    """The schema's features (the predict module's vector): bounded names and numbers."""
+    return (type(features) is dict and len(features) <= MAX_FEATURES
+            and all(type(name) is str and FEATURE_NAME_RE.match(name)
+                    and (type(value) is int or type(value) is float) and MIN_FEATURE <= value <= MAX_FEATURE
+                    for name, value in features.items()))
+
+
 def _product_ids_ok(items, most):
     return type(items) is list and 1 <= len(items) <= most and all(type(i) is str and _product_id_ok(i) for i in items)
 
@@ -121,6 +147,8 @@ def _valid_batch(body):
     makes them): the same answer as _checked_batch, without its cost."""
     visitor_id, events, identity = body.get("visitor_id"), body.get("events"), body.get("identity", "")
     if "made" in body and not _valid_made(body["made"]):
+        return False
+    if "features" in body and not _features_ok(body["features"]):
         return False
     if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _visitor_ok(visitor_id)
             and type(events) is list and 1 <= len(events) <= MAX_EVENTS
@@ -141,6 +169,7 @@ def _valid_batch(body):
             campaign, variation, holdout = get("campaign"), get("variation"), get("holdout", False)
             if not (type(version) is int and 1 <= version <= MAX_VERSION
                     and e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _key_ok(campaign)
+                    and ("features" not in e or _features_ok(e["features"]))
                     and (variation is None if holdout is True
                          else holdout is False and type(variation) is str and _key_ok(variation))):
                 return False
@@ -150,6 +179,7 @@ def _valid_batch(body):
             goal, value = get("goal"), get("value", 0)
             if not (type(version) is int and 1 <= version <= MAX_VERSION
                     and e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _key_ok(goal)
+                    and ("features" not in e or _features_ok(e["features"]))
                     and (type(value) is int or type(value) is float) and MIN_VALUE <= value <= MAX_VALUE):
                 return False
             if len(e) > 5 and not _conversion_extras_ok(get):  # beyond the required five: the optional fields
@@ -164,6 +194,35 @@ def _valid_batch(body):
         else:
             return False
     return True
+
+
+# An event's `ts` must lie within a window around its receipt: the browser drops queued events
+# older than QUEUE_MAX_AGE_S (sdk_js/src/tracker.js MAX_AGE_MS, its twin), and clocks may be off by
+# CLOCK_SKEW_S either way. So the first copy of an event and any retry of it arrive at most
+# MAX_EVENT_AGE_S + MAX_EVENT_AHEAD_S apart, within the store's dedupe window (at least
+# server/settings.py MIN_DEDUPE_DAYS): a retry is never counted twice.
+QUEUE_MAX_AGE_S = 2 * 86_400
+CLOCK_SKEW_S = 86_400
+MAX_EVENT_AGE_S = QUEUE_MAX_AGE_S + CLOCK_SKEW_S
+MAX_EVENT_AHEAD_S = CLOCK_SKEW_S
+
+
+def out_of_window(events, received_at):
+    """Problems (codes `stale`, `future`) for the events, QA previews aside, whose `ts` lies outside
+    [received_at - MAX_EVENT_AGE_S, received_at + MAX_EVENT_AHEAD_S] (seconds): each is refused alone."""
+    oldest, newest = (received_at - MAX_EVENT_AGE_S) * 1000, (received_at + MAX_EVENT_AHEAD_S) * 1000
+    problems = []
+    for i, event in enumerate(events):
+        ts = event["ts"]
+        if oldest <= ts <= newest or event.get("forced"):
+            continue
+        if ts < oldest:
+            problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AGE_S // 3600} hours before its receipt: "
+                                    "too old to be counted exactly once", "stale"))
+        else:
+            problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AHEAD_S // 3600} hours after its "
+                                    "receipt: the sender's clock is wrong", "future"))
+    return problems
 
 
 MAX_MADE = _SCHEMA["properties"]["made"]["maxProperties"]

@@ -8,14 +8,14 @@ from flask import current_app
 
 from server.cache import app_cache
 from server.configs import publishing
-from server.events.batch import UNVERIFIABLE, verify_against_bundles
+from server.events.batch import UNVERIFIABLE, out_of_window, verify_against_bundles
 from server.events.days import day_of
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.store.base import WEB, assignment_label
 from server.wire.ids import ORDER_ID_RE
 
-ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
+ALONE = frozenset({"value", "stale", "future"})  # problems that refuse their event alone: the rest stands
 RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
 
 
@@ -52,9 +52,10 @@ def _load_verified(site):
     return load
 
 
-def ingest(site, visitor_id, events, customer=None, probe=False):
-    """Verify and record one batch. Returns the problems of the events refused alone (a value
-    outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
+def ingest(site, visitor_id, events, customer=None, probe=False, received_at=None):
+    """Verify and record one batch, received at `received_at` (seconds; now by default). Returns
+    the problems of the events refused alone (a value outside the site's bounds, a `ts` outside
+    the window around the receipt; counted here, the rest recorded), or raises EventsRejected
     (nothing recorded). The store being unreachable raises one of UNAVAILABLE: at once while it
     is known to be away, unless `probe` (the spool's replayer) lets this call find out.
 
@@ -68,7 +69,11 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
     customer_events = []
     problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events,
                                       lambda number: publishing.load_revision(site, number))
-    alone = [p for p in problems if p["code"] == ALONE]
+    untimely = out_of_window(events, time.time() if received_at is None else received_at)
+    if untimely:  # one problem per event: its time refuses it, whatever else is wrong with it
+        paths = {p["path"] for p in untimely}
+        problems = untimely + [p for p in problems if _event_path(p["path"]) + "/ts" not in paths]
+    alone = [p for p in problems if p["code"] in ALONE]
     if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
     refused = {int(p["path"].split("/")[2]) for p in alone}
@@ -97,10 +102,23 @@ def ingest(site, visitor_id, events, customer=None, probe=False):
                 # kept with the assignment, so every counter it feeds is per slice and revision
                 event["channel"] = assignment_label(WEB, event.get("revision"), event["slice"])  # collect is web
         store.outage.call(_record, store, site, visitor_id, counted, customer, by_customer, probe=probe)
+        features = feature_rows(counted)
+        if features:
+            store.outage.call(store.record_features, site, visitor_id, features, probe=probe)
     if alone:
-        count_rejections(site, {ALONE: len(alone)})
+        count_rejections(site, Counter(p["code"] for p in alone))
     return alone
 
+
+def _event_path(path):
+    """"/events/<i>" of a problem's JSON pointer into an event."""
+    return "/".join(path.split("/")[:3])
+
+
+def feature_rows(events):
+    """Store.record_features rows of the events that carry the predict module's feature vector."""
+    return [{"id": e["id"], "kind": e["type"], "goal": e.get("goal"), "ts": e["ts"],
+             "features": _compact(e["features"])} for e in events if "features" in e]
 
 
 def _read_order_id(event):
@@ -111,6 +129,7 @@ def _read_order_id(event):
         order_id = event["order_id"] = str(order_id)
     if type(order_id) is not str or not ORDER_ID_RE.match(order_id):
         del event["order_id"]
+
 
 def _record(store, site, visitor_id, counted, customer, by_customer):
     if customer is None:
@@ -146,7 +165,9 @@ def _bodies(events):
     for event in events:
         event.pop("_json", None)  # a batch replayed from the spool carries the bodies it was given
         event.pop("_day", None)
-    parts = _compact(events)[2:-2].split("},{")
+    # the feature vector is kept apart (Store.record_features), not in the event log
+    bare = [e if "features" not in e else {k: v for k, v in e.items() if k != "features"} for e in events]
+    parts = _compact(bare)[2:-2].split("},{")
     if len(parts) != len(events):
-        return [_compact(event) for event in events]
+        return [_compact(event) for event in bare]
     return ["{" + part + "}" for part in parts]

@@ -1,6 +1,6 @@
 """The background worker (`vitrina worker`, started once by `vitrina serve`): the one process for
 every periodic job. It rebuilds each site's recommendations when they are due, and runs each of
-PERIODIC_JOBS (adaptive allocation, ...) for each site where it is due, one node at a time per
+PERIODIC_JOBS (adaptive allocation, model training) for each site where it is due, one node at a time per
 site and job through a store lock (`<job>:<site>`).
 
 A site is due when its catalogue or orders changed since its last build (within
@@ -16,8 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from flask import current_app
+
 from server.allocation.recompute import allocate
 from server.allocation.recompute import is_due as allocation_due
+from server.predict.jobs import is_due as models_are_due
+from server.predict.jobs import run_due as models_due
 from server.recs.build import build_site
 from server.store import UNAVAILABLE, get_store
 
@@ -73,9 +77,21 @@ class PeriodicJob:
     line: Callable
 
 
+def _train_models(site):
+    return models_due(get_store(), site, current_app.config["VITRINA_MODELS_EVERY_S"])
+
+
+def _trained_line(summary):
+    goals = ", ".join(f"{goal} {r['status']} (AUC {r['auc']})" for goal, r in summary["goals"].items())
+    return f"models of {summary['site']}: {goals or 'shipped again'}; revision {summary['revision'] or 'unchanged'}"
+
+
 PERIODIC_JOBS = [
     PeriodicJob("allocate", lambda app, site: allocation_due(site, app.config["VITRINA_ALLOCATE_EVERY_S"]), allocate,
                 lambda s: f"allocated {s['site']} version {s['version']}: revision {s['revision']} in {s['seconds']} s"),
+    # predict.<goal>: retrain every VITRINA_MODELS_EVERY_S, ship again after a publish (server/predict/jobs.py)
+    PeriodicJob("models", lambda app, site: models_are_due(site, time.time(), app.config["VITRINA_MODELS_EVERY_S"]),
+                _train_models, _trained_line),
 ]
 
 

@@ -1,4 +1,5 @@
 """Embedded default store: one SQLite file in WAL mode, a connection per thread."""
+import json
 import mmap
 import os
 import sqlite3
@@ -10,6 +11,7 @@ from .base import (
     ACTIVITY_HOURS,
     COUNTER_METRICS,
     DEFAULT_KEY_NAME,
+    FEATURE_ROWS_KEPT,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     WEB,
@@ -95,11 +97,17 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS roles (
   site TEXT NOT NULL, email TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (site, email));
 CREATE INDEX IF NOT EXISTS roles_by_email ON roles (email);
+CREATE TABLE IF NOT EXISTS features (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, id TEXT NOT NULL, visitor_id TEXT NOT NULL,
+  ts INTEGER NOT NULL, kind TEXT NOT NULL, goal TEXT, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS features_by_id ON features (site, id);
+CREATE TABLE IF NOT EXISTS models (site TEXT NOT NULL, goal TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (site, goal));
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_site ON audit (site, seq);
 """
 COUNTERS_TABLE = next(part.strip() for part in SCHEMA.split(";") if "TABLE IF NOT EXISTS counters" in part)
 CHUNK = 500  # ids per IN (...) query: below SQLite's bound on host parameters
+TRIM_EVERY = 1000  # feature rows: the table is cut back to FEATURE_ROWS_KEPT a site every this many rows
 PREPARE_TIMEOUT_S = 30  # the busy timeout while a process upgrades or creates the schema at start
 
 
@@ -547,7 +555,7 @@ class SQLiteStore(Store):
                 erased["events"] += db.execute(
                     f"UPDATE events SET visitor_id='', body='{{}}' WHERE site=? AND visitor_id IN ({marks})",
                     (site, *part)).rowcount
-                for table in ("assignments", "conversion_state", "order_ids"):
+                for table in ("assignments", "conversion_state", "order_ids", "features"):
                     db.execute(f"DELETE FROM {table} WHERE site=? AND visitor_id IN ({marks})", (site, *part))
                 db.execute(f"DELETE FROM identity_links WHERE site=? AND visitor_id IN ({marks})", (site, *part))
             for part in _parts(whos):
@@ -558,6 +566,32 @@ class SQLiteStore(Store):
                 db.execute(f"DELETE FROM product_hits WHERE site=? AND who IN ({','.join('?' * len(part))})",
                            (site, *part))
         return erased
+
+    # predictive targeting
+    def record_features(self, site, visitor_id, rows):
+        trim = False
+        with self._tx() as db:
+            for r in rows:
+                cur = db.execute("INSERT OR IGNORE INTO features (site, id, visitor_id, ts, kind, goal, body) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (site, r["id"], visitor_id, r["ts"], r["kind"], r["goal"], r["features"]))
+                trim = trim or (cur.rowcount and cur.lastrowid % TRIM_EVERY == 0)
+            if trim:  # now and then, as Redis trims its stream approximately
+                db.execute("DELETE FROM features WHERE site=? AND seq <= (SELECT seq FROM features WHERE site=? "
+                           "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (site, site, FEATURE_ROWS_KEPT))
+
+    def feature_rows(self, site, limit=FEATURE_ROWS_KEPT):
+        rows = self._db().execute("SELECT id, visitor_id, ts, kind, goal, body FROM features WHERE site=? "
+                                  "ORDER BY seq DESC LIMIT ?", (site, limit)).fetchall()
+        return [{"id": i, "visitor": v, "ts": ts, "kind": k, "goal": g, "features": json.loads(b)}
+                for i, v, ts, k, g, b in reversed(rows)]
+
+    def save_model(self, site, goal, report_json):
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?)", (site, goal, report_json))
+
+    def model_reports(self, site):
+        return dict(self._db().execute("SELECT goal, body FROM models WHERE site=? ORDER BY goal", (site,)).fetchall())
 
     # catalogue
     def upsert_products(self, site, products, mark=None):

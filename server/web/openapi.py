@@ -79,6 +79,8 @@ OPERATIONS = [
      {200: ("the results", {"type": "object", "required": ["site", "version", "campaigns", "rejected"]}, JSON),
       400: None, 503: None}, [("goals", False, "campaign (each campaign's own goals, the default) or all"),
                               ("channel", False, "web or email: only the units first exposed there")]),
+    ("get", "/api/v1/sites/{site}/models", "Each goal's newest model report (predict.<goal>)", "read", None,
+     {200: ("the reports", {"type": "object", "required": ["site", "floor", "goals"]}, JSON)}),
     ("get", "/api/v1/sites/{site}/sample-size", "Visitors needed for a conversion-rate experiment", "read", None,
      {200: ("the sample size", OBJECT, JSON), 400: None},
      [(name, name in ("baseline", "mde"), about) for name, about in (
