@@ -85,6 +85,8 @@ def load_config(env=None):
         # on schedule); after a catalogue or order import, within VITRINA_RECS_POLL_S
         "VITRINA_RECS_EVERY_S": _int(env, "VITRINA_RECS_EVERY_S", 900, 0, 7 * 86_400),
         "VITRINA_RECS_POLL_S": _int(env, "VITRINA_RECS_POLL_S", 5, 1, 3600),
+        # the worker checks the guardrails of auto_pause campaigns this often, per site (0: never)
+        "VITRINA_ALERTS_EVERY_S": _int(env, "VITRINA_ALERTS_EVERY_S", 300, 0, 86_400),
         # collect batches allowed per window (0 = unlimited), per site and per client address
         "VITRINA_RATE_WINDOW": _int(env, "VITRINA_RATE_WINDOW", 10, 1, 3600),
         "VITRINA_RATE_SITE": _int(env, "VITRINA_RATE_SITE", 50_000, 0, 10**9),

@@ -14,7 +14,7 @@ from server.events import spool
 from server.events.batch import bucketed_assignment
 from server.store import UNAVAILABLE, get_store
 from tests.conftest import EXPERIMENT_CONFIG, make_site
-from tests.servers import durable_redis, gunicorn_server, gunicorn_workers, wait_for
+from tests.servers import BROWSER_UA, durable_redis, gunicorn_server, gunicorn_workers, wait_for
 
 NOW = int(time.time() * 1000)
 
@@ -144,7 +144,7 @@ def test_a_store_still_down_stops_the_round_and_keeps_everything_as_it_was(tmp_p
 
 
 def _request(url, data=None, headers=None, method=None):
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    req = urllib.request.Request(url, data=data, headers={"User-Agent": BROWSER_UA, **(headers or {})}, method=method)
     with urllib.request.urlopen(req, timeout=10) as response:
         return response.status, response.read()
 

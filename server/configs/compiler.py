@@ -2,6 +2,9 @@
 from datetime import datetime, timezone
 
 DEFAULT_SETTINGS = {"holdout": 0.0, "consent": "implied", "antiflicker_ms": 400}
+# Settings the server alone reads, kept with the version rather than in the bundle, which every
+# visitor downloads (tag.js must not list the shop's internal addresses).
+PRIVATE_SETTINGS = ("exclude_ips",)
 # The hashing scheme buckets are computed with (docs/DESIGN.md "Hashing and bucketing"). A new scheme gets a
 # new number, so an evaluator that does not know it decides nothing instead of reassigning everyone.
 HASH_VERSION = 1
@@ -29,6 +32,9 @@ def _campaign(campaign):
         "goals": campaign.get("goals", []),
         # Results' test settings; only when set, so the bundle (shipped in every tag.js) stays small.
         **({"stats": campaign["stats"]} if campaign.get("stats") else {}),
+        # Alerts (results and the worker): goals that must not get worse, and whether to pause then.
+        **({"guardrails": campaign["guardrails"]} if campaign.get("guardrails") else {}),
+        **({"auto_pause": True} if campaign.get("auto_pause") else {}),
     }
 
 
@@ -37,7 +43,7 @@ def compile_bundle(site, version, config, now=None):
     live = [c for c in config.get("campaigns", []) if c.get("status", "live") == "live"]
     # sorted() is stable: equal priorities keep the merchant's order.
     campaigns = sorted((_campaign(c) for c in live), key=lambda c: -c["priority"])
-    used_goals = {g for c in campaigns for g in c["goals"]}
+    used_goals = {g for c in campaigns for g in c["goals"] + c.get("guardrails", [])}
     goals = config.get("goals", {})
     return {
         "site": site,
@@ -48,5 +54,12 @@ def compile_bundle(site, version, config, now=None):
         # Every goal ships: a goal unused by a campaign still records conversions for the holdout report.
         "goals": {k: goals[k] for k in sorted(set(goals) | used_goals) if k in goals},
         "campaigns": campaigns,
-        "settings": {**DEFAULT_SETTINGS, **config.get("settings", {})},
+        "settings": {**DEFAULT_SETTINGS, **{k: v for k, v in config.get("settings", {}).items()
+                                             if k not in PRIVATE_SETTINGS}},
     }
+
+
+def private_settings(config):
+    """The settings of PRIVATE_SETTINGS that the config sets, stored beside its version."""
+    settings = config.get("settings", {})
+    return {k: settings[k] for k in PRIVATE_SETTINGS if k in settings}

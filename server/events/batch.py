@@ -2,6 +2,7 @@
 published bundle version it names. A batch with any problem is refused whole, except a
 conversion whose value is outside the site's bounds: that event alone is refused."""
 import json
+import re
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.decisions.decide import choose_variation
@@ -24,6 +25,10 @@ ITEM = _SCHEMA["$defs"]["item"]["properties"]
 ITEM_ACTIONS = frozenset(ITEM["action"]["enum"])
 MAX_EVENT_ITEMS = ITEM["items"]["maxItems"]
 MAX_SESSION = ITEM["session"]["maximum"]
+_EXPOSURE = _SCHEMA["$defs"]["exposure"]["properties"]
+SEGMENTS_RE = re.compile(_EXPOSURE["segments"]["pattern"])
+MAX_ACQUISITION = _EXPOSURE["acquisition"]["maxLength"]
+MAX_PRE = _EXPOSURE["pre"]["items"]["maximum"]
 
 
 class BatchInvalid(ValueError):
@@ -85,6 +90,8 @@ _EXPOSURE_FIELDS = EVENT_FIELDS["exposure"]
 _CONVERSION_FIELDS = EVENT_FIELDS["conversion"]
 _ITEM_FIELDS = EVENT_FIELDS["item"]
 _product_id_ok = PRODUCT_ID_RE.match
+_segments_ok = SEGMENTS_RE.match
+_ABSENT = object()
 
 
 def _valid_batch(body):
@@ -99,9 +106,10 @@ def _valid_batch(body):
         if type(e) is not dict:
             return False
         get = e.get
-        event_id, ts, forced = get("id"), get("ts"), get("forced", False)
+        event_id, ts, forced, internal = get("id"), get("ts"), get("forced", False), get("internal", False)
         if not (type(event_id) is str and _event_id_ok(event_id) and event_id not in seen
-                and type(ts) is int and MIN_TS <= ts <= MAX_TS and (forced is False or forced is True)):
+                and type(ts) is int and MIN_TS <= ts <= MAX_TS and (forced is False or forced is True)
+                and (internal is False or internal is True)):
             return False
         seen.add(event_id)
         kind, version = get("type"), get("version")
@@ -110,7 +118,8 @@ def _valid_batch(body):
             if not (type(version) is int and 1 <= version <= MAX_VERSION
                     and e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _key_ok(campaign)
                     and (variation is None if holdout is True
-                         else holdout is False and type(variation) is str and _key_ok(variation))):
+                         else holdout is False and type(variation) is str and _key_ok(variation))
+                    and _valid_slice_claims(get)):
                 return False
         elif kind == "conversion":
             goal, value = get("goal"), get("value", 0)
@@ -130,6 +139,15 @@ def _valid_batch(body):
         else:
             return False
     return True
+
+
+def _valid_slice_claims(get):
+    """The exposure's optional segments, acquisition and pre fields, as the schema bounds them."""
+    segments, acquisition, pre = get("segments", ""), get("acquisition", ""), get("pre", _ABSENT)
+    return (type(segments) is str and _segments_ok(segments)
+            and type(acquisition) is str and len(acquisition) <= MAX_ACQUISITION
+            and (pre is _ABSENT or type(pre) is list and len(pre) == 2
+                 and all(type(x) is int and 0 <= x <= MAX_PRE for x in pre)))
 
 
 STICKY_LOOKBACK = 20  # earlier versions searched for a sticky assignment made under other weights

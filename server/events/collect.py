@@ -8,6 +8,7 @@ from flask import current_app
 from server.cache import app_cache
 from server.configs import publishing
 from server.events.batch import UNVERIFIABLE, verify_against_bundles
+from server.events.slices import covariates, segment_names, visitor_slices
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 
@@ -47,34 +48,66 @@ def _load_verified(site):
     return load
 
 
-def ingest(site, visitor_id, events):
+def count_exclusions(site, counts):
+    try:
+        get_store().count_exclusions(site, counts)
+    except UNAVAILABLE as e:  # best effort, as rejections
+        current_app.logger.warning("could not count exclusions for %s: %s", site, e)
+
+
+def ingest(site, visitor_id, events, facts=None):
     """Verify and record one batch. Returns the problems of the events refused alone (a value
     outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
-    (nothing recorded). The store being unreachable raises one of UNAVAILABLE."""
+    (nothing recorded). The store being unreachable raises one of UNAVAILABLE. `facts` are the
+    request's own (server/events/traffic.py: device, country, an exclusion); a batch from an
+    excluded request (a bot, an excluded address) is only counted as excluded."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
+    facts = facts or {}
+    if facts.get("excluded"):
+        count_exclusions(site, {facts["excluded"]: len(events)})
+        return []
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
-    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled)
+    load = _load_verified(site)
+    problems = verify_against_bundles(events, visitor_id, load, compiled)
     alone = [p for p in problems if p["code"] == ALONE]
     if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
     if alone:
         refused = {int(p["path"].split("/")[2]) for p in alone}
         events = [e for i, e in enumerate(events) if i not in refused]
+    # internal traffic and QA previews never reach results nor recommendations
+    excluded = Counter("internal" if e.get("internal") else "forced" for e in events
+                       if e.get("internal") or e.get("forced"))
+    events = [e for e in events if not (e.get("internal") or e.get("forced"))]
     signals = [e for e in events if e["type"] == "item"]
     if signals:  # recommendation signals (server/recs), apart from results' events
         events = [e for e in events if e["type"] != "item"]
-        signals = [e for e in signals if not e.get("forced")]
-        if signals:
-            get_store().record_interactions(site, interaction_rows(visitor_id, signals))
-    counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
-    if counted:
-        for event, body in zip(counted, _bodies(counted)):
+        get_store().record_interactions(site, interaction_rows(visitor_id, signals))
+    if events:
+        for event, body in zip(events, _bodies(events)):
             event["_json"] = body
-        get_store().record_events(site, visitor_id, counted)
+        _add_slices(events, load, facts)
+        get_store().record_events(site, visitor_id, events)
     if alone:
         count_rejections(site, {ALONE: len(alone)})
+    if excluded:
+        count_exclusions(site, excluded)
     return alone
+
+
+def _add_slices(events, load, facts):
+    """Each exposure's `_slices` and `_pre`, for the assignment it may make (Store.slice_counters)."""
+    names = {}
+    for event in events:
+        if event["type"] != "exposure":
+            continue
+        bundle = load(event["version"])  # verified above: from the cache
+        campaign = next(c for c in bundle["campaigns"] if c["key"] == event["campaign"])
+        if event["version"] not in names:
+            names[event["version"]] = segment_names(bundle)
+        event["_slices"] = visitor_slices(event, campaign, names[event["version"]], facts)
+        event["_pre"] = covariates(event)
 
 
 _compact = json.JSONEncoder(separators=(",", ":")).encode
@@ -86,7 +119,8 @@ def _bodies(events):
     events hold no "},{" (strings are ids and keys), so it splits them apart; anything else
     (a count that does not add up) is encoded event by event."""
     for event in events:
-        event.pop("_json", None)  # a batch replayed from the spool carries the bodies it was given
+        for field in ("_json", "_slices", "_pre"):  # a batch replayed from the spool carries what it was given
+            event.pop(field, None)
     parts = _compact(events)[2:-2].split("},{")
     if len(parts) != len(events):
         return [_compact(event) for event in events]

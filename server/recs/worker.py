@@ -1,5 +1,6 @@
 """The background worker (`vitrina worker`, started once by `vitrina serve`): rebuilds each site's
-recommendations when they are due, one node at a time per site through a store lock.
+recommendations when they are due, one node at a time per site through a store lock, and runs
+the alerts job (server/results/watch.py: guardrails and auto_pause).
 
 A site is due when its catalogue or orders changed since its last build (within
 VITRINA_RECS_POLL_S), or when browsers sent signals since and the last build is older than
@@ -13,6 +14,7 @@ import socket
 import time
 
 from server.recs.build import build_site
+from server.results import watch
 from server.store import UNAVAILABLE, get_store
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ def run(app, once=False, parent_pid=None):
                 print(f"vitrina worker: built {summary['site']}: {summary['rankings']} rankings from "
                       f"{summary['products']} products and {summary['interactions']} interactions in "
                       f"{summary['seconds']} s", flush=True)
+            for site, campaign, version, note in watch.run_pass(app, owner):
+                print(f"vitrina worker: paused {site} campaign {campaign} (version {version}): {note}", flush=True)
         except UNAVAILABLE as e:
             log.warning("store unavailable, next pass in %s s: %s", poll_s, e)
         if once:

@@ -13,23 +13,38 @@ MIN_CONVERSIONS = 5  # per arm and goal (orders, for aov): the normal approximat
 SRM_MIN_EXPECTED = 5  # visitors expected in every arm before the chi-square check means anything
 
 
-def site_results(site, all_goals=False):
+def site_results(site, all_goals=False, breakdown=None):
     """Every campaign of the latest version, then campaigns no longer published that still have
-    counters. Only a campaign's own goals unless all_goals (a campaign no longer published shows
-    every goal it has counters for: its list is gone)."""
+    counters. Only a campaign's own goals (and guardrails) unless all_goals (a campaign no longer
+    published shows every goal it has counters for: its list is gone). With `breakdown` (one of
+    SLICE_DIMENSIONS), each campaign also gets its results per slice of that dimension."""
     latest = publishing.load_latest(site)
     bundle = latest[0] if latest else {"version": None, "campaigns": [], "settings": {}}
-    counters = defaultdict(lambda: defaultdict(dict))  # campaign -> variation (None: holdout) -> goal (None: visitors) -> row
-    for row in get_store().counters(site):
-        counters[row["campaign"]][row["variation"]][row["goal"]] = row
+    store = get_store()
+    counters = _by_campaign(store.counters(site))
     configured = {c["key"]: c for c in bundle["campaigns"]}
     keys = list(configured) + sorted(set(counters) - set(configured))
     site_stats = bundle.get("settings", {}).get("stats")
+    slices = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))  # campaign -> value -> arms
+    if breakdown is not None:
+        for row in store.slice_counters(site, breakdown):
+            slices[row["campaign"]][row["value"]][row["variation"]][row["goal"]] = row
     return {"site": site, "version": bundle["version"],
-            "campaigns": [campaign_result(key, configured.get(key), counters.get(key, {}), site_stats, all_goals)
+            "campaigns": [campaign_result(key, configured.get(key), counters.get(key, {}), site_stats, all_goals,
+                                          None if breakdown is None else (breakdown, slices.get(key, {})))
                           for key in keys],
             # events refused by collect, by reason: forged or broken traffic is visible, never counted
-            "rejected": get_store().rejections(site)}
+            "rejected": store.rejections(site),
+            # valid events not counted, by reason: bots, excluded addresses, internal and forced views
+            "excluded": store.exclusions(site)}
+
+
+def _by_campaign(rows):
+    """campaign -> variation (None: holdout) -> goal (None: visitors) -> counter row."""
+    counters = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        counters[row["campaign"]][row["variation"]][row["goal"]] = row
+    return counters
 
 
 def stats_settings(site_stats, campaign):
@@ -37,18 +52,24 @@ def stats_settings(site_stats, campaign):
     return {**DEFAULT_STATS, **(site_stats or {}), **((campaign or {}).get("stats") or {})}
 
 
-def campaign_result(key, campaign, arms, site_stats=None, all_goals=False):
+def campaign_result(key, campaign, arms, site_stats=None, all_goals=False, breakdown=None):
+    """One campaign's results; `breakdown` is (dimension, {slice value: arms}) or None."""
     settings = stats_settings(site_stats, campaign)
     goals = _goals(campaign, arms, all_goals)
     result = slice_result(campaign, arms, goals, settings)
     adjust(result["comparisons"])
-    return {"key": key, "type": campaign["type"] if campaign else None,
-            "stats": {**settings, "min_visitors": MIN_VISITORS, "min_conversions": MIN_CONVERSIONS},
-            "goals": goals, **result}
+    out = {"key": key, "type": campaign["type"] if campaign else None,
+           "stats": {**settings, "min_visitors": MIN_VISITORS, "min_conversions": MIN_CONVERSIONS},
+           "goals": goals, "guardrails": list(campaign.get("guardrails", [])) if campaign else [], **result}
+    out["alerts"] = alerts(out, arms, settings)
+    if breakdown is not None:
+        out["breakdown"] = _breakdown(campaign, breakdown, goals, settings, out)
+    return out
 
 
 def _goals(campaign, arms, all_goals):
     listed = list(campaign["goals"]) if campaign else []
+    listed += [g for g in (campaign or {}).get("guardrails", []) if g not in listed]
     counted = sorted({g for rows in arms.values() for g in rows if g is not None and g not in listed})
     return listed + counted if all_goals or campaign is None else listed
 
@@ -179,10 +200,11 @@ def _estimate(rows, goal, metric):
 
 
 def _covariates(rows, goal, metric):
-    """The arm's CUPED sums for the metric, or None while the counters have no pre-exposure
-    covariates (exposures do not carry them yet: docs/DESIGN.md "Results", CUPED)."""
+    """The arm's CUPED sums for the metric, or None unless every visitor of the arm carried the
+    pre-exposure covariates (an older SDK's exposures do not: docs/DESIGN.md "Results", CUPED)."""
     visitors_row, row = rows.get(None) or {}, rows.get(goal) or {}
-    if metric == "aov" or visitors_row.get("pre_sum") is None:
+    if metric == "aov" or visitors_row.get("pre_sum") is None \
+            or visitors_row.get("pre_visitors", visitors_row["visitors"]) != visitors_row["visitors"]:
         return None
     k = len(visitors_row["pre_sum"])
     if metric == "conversion_rate":
@@ -202,8 +224,9 @@ def _cuped(base_rows, rows, goal, metric, settings):
 
 def adjust(comparisons):
     """Fill `adjusted_p_value`: Benjamini-Hochberg over each family, the computed comparisons
-    against one baseline (every variation x goal x metric shown; a breakdown adds its slices to
-    the same family)."""
+    against one baseline (every variation x goal x metric shown; for a breakdown, every slice's
+    comparisons together: a family of their own, so the campaign's overall figures do not change
+    when slices are asked for)."""
     families = defaultdict(list)
     for row in comparisons:
         if row["status"] == "ok":
@@ -211,6 +234,129 @@ def adjust(comparisons):
     for family in families.values():
         for row, adjusted in zip(family, stats.benjamini_hochberg([r["p_value"] for r in family])):
             row["adjusted_p_value"] = _round(adjusted)
+
+
+GUARDRAIL_METRICS = ("conversion_rate", "revenue_per_visitor")
+
+
+def _baseline(result):
+    """("control", "control") when the campaign has a control variation, else ("holdout", None)."""
+    return ("control", "control") if any(v["key"] == "control" for v in result["variations"]) else ("holdout", None)
+
+
+def alerts(result, arms, settings):
+    """[{kind, message, ...}]: `srm` when the split check says mismatch; `guardrail` for each
+    variation whose guardrail goal got significantly worse than the baseline's: a one-sided test
+    in the campaign's mode (stats.worse), Holm-adjusted over every variation x guardrail x metric
+    (the claim "no guardrail got worse" is about the whole family at once)."""
+    found = []
+    if result["srm"]["status"] == "mismatch":
+        found.append({"kind": "srm", "p_value": result["srm"]["p_value"],
+                      "message": f"sample ratio mismatch (p={result['srm']['p_value']:.2g}): the visitors are not "
+                                 "split as the weights say; do not trust these results until the cause is found"})
+    vs, baseline = _baseline(result)
+    tests = []
+    for variation in (v["key"] for v in result["variations"]):
+        if variation == baseline:
+            continue
+        for goal in result["guardrails"]:
+            for metric in GUARDRAIL_METRICS:
+                if metric not in _metrics(goal, {k: arms.get(k, {}) for k in (variation, baseline)}):
+                    continue
+                base_rows, rows = arms.get(baseline, {}), arms.get(variation, {})
+                if not (_enough(base_rows, goal, metric) and _enough(rows, goal, metric)):
+                    continue
+                base, arm = _estimate(base_rows, goal, metric), _estimate(rows, goal, metric)
+                p_value = stats.worse(base, arm, settings["mode"], settings["alpha"], metric != "conversion_rate")
+                if p_value is not None:
+                    tests.append((variation, goal, metric, arm.mean / base.mean - 1, p_value))
+    for (variation, goal, metric, uplift, _), adjusted in zip(tests, stats.holm([t[-1] for t in tests])):
+        if adjusted < settings["alpha"]:
+            found.append({"kind": "guardrail", "goal": goal, "variation": variation, "vs": vs, "metric": metric,
+                          "uplift": _round(uplift), "p_value": _round(adjusted),
+                          "message": f"guardrail {goal}: {variation} is worse than {vs} on "
+                                     f"{metric.replace('_', ' ')} ({uplift:+.1%}, one-sided p={adjusted:.2g}, "
+                                     f"{settings['mode']}, Holm-adjusted)"})
+    return found
+
+
+def _breakdown(campaign, breakdown, goals, settings, overall):
+    """{dimension, overlapping, slices, summary}: the campaign's results per slice, each slice in
+    the shape of the overall results, with its `winner`; then the best-per-slice summary."""
+    dimension, slice_arms = breakdown
+    slices = []
+    for value, arms in slice_arms.items():
+        result = slice_result(campaign, arms, goals, settings)
+        visitors = sum(v["visitors"] for v in result["variations"]) + result["holdout"]["visitors"]
+        slices.append({"value": value, "visitors": visitors, **result})
+    slices.sort(key=lambda s: (-s["visitors"], s["value"]))
+    adjust([c for s in slices for c in s["comparisons"]])
+    goal = goals[0] if goals else None
+    for s in slices:
+        s["winner"] = _winner(s, goal, settings["alpha"])
+    overlapping = dimension == "segment"  # a visitor counts in every segment they matched
+    return {"dimension": dimension, "overlapping": overlapping, "slices": slices,
+            "summary": _summary(slices, overall, goal, settings["alpha"], overlapping)}
+
+
+def _winner(result, goal, alpha):
+    """The slice's winner on the goal's conversion rate, or None: the variation with the highest
+    uplift among those significantly better than the baseline (control, else the holdout); the
+    baseline itself when every variation is significantly worse (`variation` null: the holdout,
+    no campaign). Significant: adjusted p-value below alpha."""
+    if goal is None:
+        return None
+    vs, baseline = _baseline(result)
+    rows = [c for c in result["comparisons"] if c["goal"] == goal and c["metric"] == "conversion_rate" and c["vs"] == vs]
+    significant = [c for c in rows if c["status"] == "ok" and c["adjusted_p_value"] < alpha]
+    better = [c for c in significant if c["uplift"] > 0]
+    if better:
+        best = max(better, key=lambda c: c["uplift"])
+        return {"variation": best["variation"], "vs": vs, "goal": goal, "uplift": best["uplift"],
+                "adjusted_p_value": best["adjusted_p_value"]}
+    if rows and len(significant) == len(rows) and all(c["uplift"] < 0 for c in rows):
+        return {"variation": baseline, "vs": vs, "goal": goal, "uplift": 0.0, "adjusted_p_value": None}
+    return None
+
+
+def _summary(slices, overall, goal, alpha, overlapping):
+    """Best per slice against best overall, on the goal's conversion rate: each slice gets its
+    winner (or, without one, the choice for everyone: the overall winner, else the baseline), and
+    the rates those choices give in each slice are averaged, weighted by the slice's visitors,
+    against the overall choice's and the baseline's in the same slices. None without a goal or data."""
+    if goal is None:
+        return None
+    vs, baseline = _baseline(overall)
+    overall_winner = _winner(overall, goal, alpha)
+    everyone = overall_winner["variation"] if overall_winner else baseline
+    totals = {"weight": 0, "baseline": 0.0, "everyone": 0.0, "per_slice": 0.0}
+    used = with_winner = 0
+    for s in slices:
+        choice = s["winner"]["variation"] if s["winner"] else everyone
+        rates = [_slice_rate(s, key, goal) for key in (baseline, everyone, choice)]
+        if None in rates or not s["visitors"]:
+            continue
+        used += 1
+        with_winner += s["winner"] is not None
+        for name, rate in zip(("baseline", "everyone", "per_slice"), rates):
+            totals[name] += s["visitors"] * rate
+        totals["weight"] += s["visitors"]
+    if not totals["weight"] or not totals["baseline"] or not totals["everyone"]:
+        return None
+    base, best, per_slice = (totals[k] / totals["weight"] for k in ("baseline", "everyone", "per_slice"))
+    return {"goal": goal, "metric": "conversion_rate", "vs": vs, "baseline_rate": _round(base),
+            "overall": {"variation": everyone, "rate": _round(best), "uplift": _round(best / base - 1)},
+            "per_slice": {"rate": _round(per_slice), "uplift": _round(per_slice / base - 1)},
+            "gain": _round(per_slice / best - 1), "slices": used, "slices_with_winner": with_winner,
+            "overlapping": overlapping}
+
+
+def _slice_rate(result, key, goal):
+    """The conversion rate of arm `key` (None: the holdout) in a slice's result, None without visitors."""
+    arm = result["holdout"] if key is None else next((v for v in result["variations"] if v["key"] == key), None)
+    if not arm or not arm["visitors"]:
+        return None
+    return arm["goals"][goal]["conversions"] / arm["visitors"]
 
 
 def _round(x):

@@ -118,6 +118,40 @@ def sequential_interval(estimate, variance, n, alpha, tuning=SEQUENTIAL_TUNING):
     return estimate - half, estimate + half, np.exp(-np.maximum(0.0, log_e_value))
 
 
+def worse(a, b, mode="sequential", alpha=0.05, welch=False):
+    """The one-sided p-value of "B is worse than A" (mean_B < mean_A) on the statistic of
+    `compare`, for guardrails; None when not computable. `fixed`: the Wald (or Welch t) test's
+    lower tail. `sequential`: `sequential_one_sided_p`."""
+    if not (a.mean > 0 and b.mean > 0):
+        return None
+    with np.errstate(all="ignore"):
+        theta, variance = log_ratio(a, b)
+    if not (variance > 0 and math.isfinite(variance) and math.isfinite(theta)):
+        return None
+    if mode == "sequential":
+        return float(sequential_one_sided_p(theta, variance, a.n + b.n, alpha))
+    if welch:
+        rel_a, rel_b = _relative_variance(a), _relative_variance(b)
+        df = variance**2 / (rel_a**2 / (a.n - 1) + rel_b**2 / (b.n - 1))
+        return float(distributions.t.cdf(theta / math.sqrt(variance), df))
+    return float(distributions.norm.cdf(theta / math.sqrt(variance)))
+
+
+def sequential_one_sided_p(estimate, variance, n, alpha, tuning=SEQUENTIAL_TUNING):
+    """Always-valid p-value of "estimate < 0": 1 / the one-sided normal-mixture martingale, the
+    mixture of `sequential_interval` over negative drifts only (a half-normal mixing density,
+    Howard et al. 2021, "Time-uniform, nonparametric, nonasymptotic confidence sequences", the
+    one-sided normal mixture), which is 2 Phi(-z) times the two-sided one, z = estimate
+    sqrt(rho^2 n / (variance (n rho^2 + 1))): valid at every look, as the interval. Capped at 1.
+    Numbers or numpy arrays."""
+    rho2 = (-2 * math.log(alpha) + math.log(1 - 2 * math.log(alpha))) / tuning
+    spread = n * rho2 + 1
+    log_two_sided = rho2 * estimate**2 * n / variance / (2 * spread) - 0.5 * np.log(spread)
+    z = estimate * np.sqrt(rho2 * n / (variance * spread))
+    log_e_value = math.log(2) + distributions.norm.logcdf(-z) + log_two_sided
+    return np.exp(-np.maximum(0.0, log_e_value))
+
+
 class _Beta(NamedTuple):
     a: float
     b: float
@@ -241,6 +275,18 @@ def benjamini_hochberg(p_values):
     if not p_values:
         return []
     return [float(p) for p in distributions.false_discovery_control(p_values, method="bh")]
+
+
+def holm(p_values):
+    """Holm's step-down adjusted p-values (family-wise error), in input order."""
+    if not p_values:
+        return []
+    p = np.asarray(p_values, float)
+    order = np.argsort(p)
+    stepped = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, stepped)
+    return [float(x) for x in adjusted]
 
 
 def _clip(p):

@@ -36,6 +36,7 @@ give identical counters for the same events.
 """
 import json
 import logging
+import re
 import threading
 import time
 
@@ -43,13 +44,17 @@ import redis
 import redis.cluster
 
 from .base import (
+    COUNTER_METRICS,
     DEFAULT_KEY_NAME,
+    FLOAT_METRICS,
+    SLICE_DIMENSIONS,
     VERSION_TOKEN_MAX_AGE_S,
     ApiKey,
     KeyExists,
     SiteExists,
     Store,
     legacy_key_name,
+    with_covariate_lists,
 )
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,13 @@ STREAM_MAXLEN = 1_000_000
 SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 1
 LEGACY_KEY_PREFIX, LEGACY_KEY_SUFFIX = "vitrina:{key:", "}:site"  # before keys had names: string -> site
 SEP = "\0"
+DIMENSION_INDEX = {dimension: n for n, dimension in enumerate(SLICE_DIMENSIONS, 1)}  # KEYS[4 + n] in RECORD_EVENTS
+STREAM_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}\Z")
+
+
+def _stream_id(text):
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 # KEYS: the key's record   ARGV: last_used_at. A revoked key (record deleted) stays deleted.
@@ -66,28 +78,32 @@ TOUCH_KEY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1]) end
 """
 
-# KEYS: latest, versions, version:<n>   ARGV: n, payload, signature, published_at
+# KEYS: latest, versions, version:<n>   ARGV: n, payload, signature, published_at, meta ("" = none)
 # Stores version n only if it is exactly the next one; otherwise returns 0 and the caller retries.
 ADD_VERSION = """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if last + 1 ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[3], 'payload', ARGV[2], 'signature', ARGV[3], 'published_at', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], 'meta', ARGV[5]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: seen, events, counters, visitor
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 5 fields per event, each ended by a NUL:
-# id, type, campaign|goal, variation ("" = holdout)|value, length of the event's JSON body;
-# `bodies` is those bodies end to end. (Four arguments rather than five per event: packing each
-# argument costs the Python client more than these few string.find calls cost Redis.)
+# KEYS: seen, events, counters, visitor, then the slice counters of each of SLICE_DIMENSIONS
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 7 fields per event, each ended by a NUL:
+# id, type, campaign|goal, variation ("" = holdout)|value, slices, covariates, length of the event's
+# JSON body; `bodies` is those bodies end to end. (Four arguments rather than seven per event:
+# packing each argument costs the Python client more than these few string.find calls cost Redis.)
+# An exposure's slices are "<n>\31<value>" joined by "\30" (n: 1-based index of the dimension, its
+# hash KEYS[4 + n]); its covariates the integers joined by ","; both "" when it has none. They are
+# kept with the assignment ("s\0<campaign>", "x\0<campaign>") for the visitor's later conversions.
 # Returns how many events were new.
 #
 # Redis work per batch does not grow with the visitor's campaigns x conversions: after one SADD
 # and one XADD per event, the visitor hash is read once (HGETALL, or HMGET of the exposed
 # campaigns when the batch has no conversion), assignments and revenues are folded in Lua
-# tables, and the counters hash is read once (HMGET) and written once (HSET) for every field
+# tables, and each counters hash is read once (HMGET) and written once (HSET) for every field
 # the batch touches. Float counters add their deltas one by one in event order, each step a
 # float64 addition exactly as before (a '%.17g' string reads back as the same double), so the
 # counters stay identical to the SQLite store's.
@@ -111,9 +127,32 @@ local function hset(key, pairs_)
     redis.call('HSET', key, unpack(pairs_, s, math.min(s + 2 * CHUNK - 1, #pairs_)))
   end
 end
+local function split(text, sep)  -- plain split; "" gives {}
+  local parts, p = {}, 1
+  if text == nil or text == '' then return parts end
+  while true do
+    local q = find(text, sep, p, true)
+    if not q then parts[#parts + 1] = sub(text, p); return parts end
+    parts[#parts + 1] = sub(text, p, q - 1)
+    p = q + 1
+  end
+end
+local function slices_of(text)  -- {{hash key, value}, ...}
+  local out = {}
+  for _, part in ipairs(split(text, '\30')) do
+    local cut = find(part, '\31', 1, true)
+    out[#out + 1] = {KEYS[4 + tonumber(sub(part, 1, cut - 1))], sub(part, cut + 1)}
+  end
+  return out
+end
+local function covariates_of(text)
+  local out = {}
+  for _, x in ipairs(split(text, ',')) do out[#out + 1] = tonumber(x) end
+  return out
+end
 
--- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
-local kinds, names, args, converts = {}, {}, {}, false
+-- the new events (by id, idempotence) go to the stream; kinds, names, args... keep their order
+local kinds, names, args, slices, pres, converts = {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -121,26 +160,33 @@ while p <= #meta do
   local q3 = find(meta, '\0', q2 + 1, true)
   local q4 = find(meta, '\0', q3 + 1, true)
   local q5 = find(meta, '\0', q4 + 1, true)
-  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q4 + 1, q5 - 1))
+  local q6 = find(meta, '\0', q5 + 1, true)
+  local q7 = find(meta, '\0', q6 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q6 + 1, q7 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
+    slices[n], pres[n] = sub(meta, q4 + 1, q5 - 1), sub(meta, q5 + 1, q6 - 1)
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q5 + 1, b + length
+  p, b = q7 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
 
 -- the visitor hash, as far as this batch needs it: field -> value (false or nil when absent)
-local state, assigned = {}, {}  -- assigned: {campaign, variation} in hash order, then new ones
+local state, assigned = {}, {}  -- assigned: {campaign, variation, slices, covariates} in hash order, then new ones
 if converts then
   local all = redis.call('HGETALL', visitor)
+  for j = 1, #all, 2 do state[all[j]] = all[j + 1] end
   for j = 1, #all, 2 do
-    state[all[j]] = all[j + 1]
-    if string.sub(all[j], 1, 2) == 'a\0' then assigned[#assigned + 1] = {string.sub(all[j], 3), all[j + 1]} end
+    if sub(all[j], 1, 2) == 'a\0' then
+      local campaign = sub(all[j], 3)
+      assigned[#assigned + 1] = {campaign, all[j + 1], slices_of(state['s\0' .. campaign]),
+                                 covariates_of(state['x\0' .. campaign])}
+    end
   end
 else
   local fields = {}
@@ -154,26 +200,62 @@ local function put(field, value)
   if not wrote[field] then wrote[field] = true; written[#written + 1] = field end
   state[field] = value
 end
-local touched, ints, floats = {}, {}, {}  -- counter fields, in first-touch order
-local function incr(field, n)
-  if ints[field] == nil then touched[#touched + 1] = field; ints[field] = 0 end
-  ints[field] = ints[field] + n
+local hashes, sums = {}, {}  -- counters hashes touched, in first-touch order; their sums
+local function sums_of(key)
+  local found = sums[key]
+  if found == nil then
+    found = {touched = {}, ints = {}, floats = {}}
+    sums[key] = found
+    hashes[#hashes + 1] = key
+  end
+  return found
 end
-local function add(field, delta)
-  local deltas = floats[field]
-  if deltas == nil then touched[#touched + 1] = field; deltas = {}; floats[field] = deltas end
+local function incr(key, field, n)
+  local s = sums_of(key)
+  if s.ints[field] == nil then s.touched[#s.touched + 1] = field; s.ints[field] = 0 end
+  s.ints[field] = s.ints[field] + n
+end
+local function add(key, field, delta)
+  local s = sums_of(key)
+  local deltas = s.floats[field]
+  if deltas == nil then s.touched[#s.touched + 1] = field; deltas = {}; s.floats[field] = deltas end
   deltas[#deltas + 1] = delta
+end
+-- the same deltas to the campaign's counter and to its counter in each of the visitor's slices
+local function bump(campaign, variation, goal, slices_, ints, floats)
+  local counter = campaign .. '\0' .. variation .. '\0' .. goal
+  for _, pair in ipairs(ints) do
+    if pair[2] ~= 0 then
+      incr(counters, pair[1] .. '\0' .. counter, pair[2])
+      for _, slice in ipairs(slices_) do incr(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
+    end
+  end
+  for _, pair in ipairs(floats) do
+    add(counters, pair[1] .. '\0' .. counter, pair[2])
+    for _, slice in ipairs(slices_) do add(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
+  end
 end
 
 for n = 1, fresh do
   local name, arg = names[n], args[n]
   if kinds[n] == 'exposure' then
-    -- the first variation recorded for (visitor, campaign) wins
+    -- the first variation recorded for (visitor, campaign) wins, with its slices and covariates
     local field = 'a\0' .. name
     if not state[field] then
       put(field, arg)
-      assigned[#assigned + 1] = {name, arg}
-      incr('visitors\0' .. name .. '\0' .. arg .. '\0', 1)
+      if slices[n] ~= '' then put('s\0' .. name, slices[n]) end
+      if pres[n] ~= '' then put('x\0' .. name, pres[n]) end
+      local x = covariates_of(pres[n])
+      assigned[#assigned + 1] = {name, arg, slices_of(slices[n]), x}
+      local ints = {{'visitors', 1}}
+      if #x > 0 then
+        ints[#ints + 1] = {'pre_visitors', 1}
+        for i = 1, #x do
+          ints[#ints + 1] = {'pre_sum_' .. (i - 1), x[i]}
+          for j = i, #x do ints[#ints + 1] = {'pre_xx_' .. (i - 1) .. '_' .. (j - 1), x[i] * x[j]} end
+        end
+      end
+      bump(name, arg, '', assigned[#assigned][3], ints, {})
     end
   else
     -- a conversion counts for every campaign the visitor is assigned to now
@@ -187,10 +269,13 @@ for n = 1, fresh do
         local b = tonumber(before or '0')
         local after = b + value
         put(own, after)
-        local counter = a[1] .. '\0' .. a[2] .. '\0' .. name
-        if not before then incr('conversions\0' .. counter, 1) end
-        add('revenue\0' .. counter, value)
-        add('revenue_sq\0' .. counter, after * after - b * b)
+        local ints, floats = {}, {{'revenue', value}, {'revenue_sq', after * after - b * b}}
+        if not before then ints[1] = {'conversions', 1} end
+        for i, x in ipairs(a[4]) do
+          if not before then ints[#ints + 1] = {'pre_conv_' .. (i - 1), x} end
+          floats[#floats + 1] = {'pre_rev_' .. (i - 1), x * value}
+        end
+        bump(a[1], a[2], name, a[3], ints, floats)
       end
     end
   end
@@ -205,19 +290,20 @@ if #written > 0 then
   end
   hset(visitor, out)
 end
-if #touched > 0 then
-  local current, out = hmget(counters, touched), {}
-  for j, field in ipairs(touched) do
+for _, key in ipairs(hashes) do
+  local s = sums[key]
+  local current, out = hmget(key, s.touched), {}
+  for j, field in ipairs(s.touched) do
     local c = tonumber(current[j] or '0')
     out[#out + 1] = field
-    if ints[field] ~= nil then
-      out[#out + 1] = string.format('%d', c + ints[field])
+    if s.ints[field] ~= nil then
+      out[#out + 1] = string.format('%d', c + s.ints[field])
     else
-      for _, delta in ipairs(floats[field]) do c = c + delta end
+      for _, delta in ipairs(s.floats[field]) do c = c + delta end
       out[#out + 1] = fmt(c)
     end
   end
-  hset(counters, out)
+  hset(key, out)
 end
 return fresh
 """
@@ -440,15 +526,22 @@ class RedisStore(Store):
     def get_draft(self, site):
         return self.r.hget(self._k(site, "draft"), "config")
 
-    def add_version(self, site, make_payload):
+    def add_version(self, site, make_payload, meta=None):
         # Optimistic: build version last+1 and store it only if it is still the next one,
         # so numbers stay consecutive without gaps even when make_payload fails.
         while True:
             version = int(self.r.get(self._k(site, "latest")) or 0) + 1
             payload, signature, published_at = make_payload(version)
             keys = [self._k(site, "latest"), self._k(site, "versions"), self._k(site, f"version:{version}")]
-            if self._add_version(keys=keys, args=[version, payload, signature, published_at]):
+            if self._add_version(keys=keys, args=[version, payload, signature, published_at, meta or ""]):
                 return version
+
+    def version_meta(self, site, versions):
+        versions = list(dict.fromkeys(int(v) for v in versions))
+        pipe = self.r.pipeline(transaction=False)
+        for version in versions:
+            pipe.hget(self._k(site, f"version:{version}"), "meta")
+        return {v: meta for v, meta in zip(versions, pipe.execute()) if meta is not None}
 
     def get_version(self, site, version=None):
         if version is None:
@@ -474,34 +567,76 @@ class RedisStore(Store):
         meta, bodies = [], []
         for event in events:
             body = event.get("_json") or _compact({k: v for k, v in event.items() if not k.startswith("_")})
+            slices = covariates = ""
             if event["type"] == "exposure":
                 name, arg = event["campaign"], "" if event.get("holdout") else event["variation"]
+                slices = "".join(f"{DIMENSION_INDEX[d]}\x1f{v}\x1e" for d, v in event.get("_slices") or ())[:-1]
+                covariates = "" if event.get("_pre") is None else ",".join(map(str, event["_pre"]))
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
             size = len(body) if body.isascii() else len(body.encode())
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{size}\0")
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{slices}\0{covariates}\0{size}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 5 * len(events):
-            raise ValueError("event ids, campaigns, variations and goals cannot contain NUL")
+        if meta.count("\0") != 7 * len(events):
+            raise ValueError("event ids, campaigns, variations, goals and slices cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
-                self._k(site, f"visitor:{visitor_id}")]
+                self._k(site, f"visitor:{visitor_id}")] + [self._k(site, f"slices:{d}") for d in SLICE_DIMENSIONS]
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
 
     def counters(self, site):
+        return self._counter_rows(self._k(site, "counters"))
+
+    def slice_counters(self, site, dimension):
+        if dimension not in DIMENSION_INDEX:
+            raise ValueError(f"unknown dimension {dimension!r}")
+        return self._counter_rows(self._k(site, f"slices:{dimension}"))
+
+    def _counter_rows(self, key):
         rows = {}
-        for field, value in self.r.hgetall(self._k(site, "counters")).items():
-            metric, campaign, variation, goal = field.split(SEP)
-            row = rows.setdefault((campaign, variation, goal), {
-                "campaign": campaign, "variation": variation or None, "goal": goal or None,
-                "visitors": 0, "conversions": 0, "revenue": 0.0, "revenue_sq": 0.0})
-            row[metric] = int(value) if metric in ("visitors", "conversions") else float(value)
-        return list(rows.values())
+        for field, value in self.r.hgetall(key).items():
+            metric, campaign, variation, goal, *slice_value = field.split(SEP)
+            row = rows.get((campaign, variation, goal, *slice_value))
+            if row is None:
+                row = rows[(campaign, variation, goal, *slice_value)] = {
+                    "campaign": campaign, "variation": variation or None, "goal": goal or None,
+                    **{m: 0.0 if m in FLOAT_METRICS else 0 for m in COUNTER_METRICS}}
+                if slice_value:
+                    row["value"] = slice_value[0]
+            row[metric] = float(value) if metric in FLOAT_METRICS else int(value)
+        return [with_covariate_lists(row) for row in rows.values()]
+
+    def count_exclusions(self, site, counts):
+        self._add_counts(self._k(site, "exclusions"), counts)
+
+    def exclusions(self, site):
+        return {k: int(v) for k, v in sorted(self.r.hgetall(self._k(site, "exclusions")).items())}
+
+    def events_after(self, site, cursor, limit):
+        if cursor is not None and not STREAM_ID_RE.match(cursor):
+            raise ValueError(f"{cursor!r} is not a stream position")
+        key = self._k(site, "events")
+        entries = self.r.xrange(key, "(" + cursor if cursor else "-", "+", count=limit)
+        events = [{"cursor": entry_id, "id": fields["id"], "visitor_id": fields["visitor"], "type": fields["type"],
+                   "received_at": int(entry_id.partition("-")[0]) / 1000, "body": fields["body"]}
+                  for entry_id, fields in entries]
+        return events, self._gone_after(key, cursor)
+
+    def _gone_after(self, key, cursor):
+        """Whether entries after `cursor` were trimmed or deleted (the stream's last deleted id)."""
+        try:
+            deleted = self.r.xinfo_stream(key).get("max-deleted-entry-id") or "0-0"
+        except redis.exceptions.ResponseError:  # no stream yet
+            return False
+        return _stream_id(deleted) > (_stream_id(cursor) if cursor else (0, 0))
 
     def count_rejections(self, site, counts):
+        self._add_counts(self._k(site, "rejections"), counts)
+
+    def _add_counts(self, key, counts):
         pipe = self.r.pipeline(transaction=False)
         for reason, n in counts.items():
-            pipe.hincrby(self._k(site, "rejections"), reason, n)
+            pipe.hincrby(key, reason, n)
         pipe.execute()
 
     def rejections(self, site):

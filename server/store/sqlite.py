@@ -4,19 +4,33 @@ import os
 import sqlite3
 import threading
 import time
+from functools import lru_cache
 
 from .base import (
+    COUNTER_METRICS,
+    COVARIATE_METRICS,
     DEFAULT_KEY_NAME,
+    FLOAT_METRICS,
     VERSION_TOKEN_MAX_AGE_S,
     ApiKey,
     KeyExists,
     SiteExists,
     Store,
+    covariate_deltas,
     legacy_key_name,
+    with_covariate_lists,
 )
 
 HOLDOUT = ""  # the holdout's variation in key columns, where NULL cannot be part of a key
 
+
+def _metric_columns(metrics):
+    return ", ".join(f"{m} {'REAL' if m in FLOAT_METRICS else 'INTEGER'} NOT NULL DEFAULT 0" for m in metrics)
+
+
+# Slices (the assignment's `slices`): "<dimension>\x1f<value>" joined by "\x1e"; covariates (`pre`):
+# the integers joined by ",". Neither separator can be in a dimension or a value.
+SLICE, SLICES = "\x1f", "\x1e"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (site TEXT PRIMARY KEY, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -26,21 +40,28 @@ CREATE UNIQUE INDEX IF NOT EXISTS api_keys_by_name ON api_keys (site, name);
 CREATE TABLE IF NOT EXISTS drafts (site TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
   site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
-  published_at TEXT NOT NULL, PRIMARY KEY (site, version));
+  published_at TEXT NOT NULL, meta TEXT, PRIMARY KEY (site, version));
 CREATE TABLE IF NOT EXISTS events (
   site TEXT NOT NULL, event_id TEXT NOT NULL, visitor_id TEXT NOT NULL, type TEXT NOT NULL,
   body TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (site, event_id));
 CREATE TABLE IF NOT EXISTS assignments (
   site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL,
-  PRIMARY KEY (site, visitor_id, campaign));
+  slices TEXT NOT NULL DEFAULT '', pre TEXT, PRIMARY KEY (site, visitor_id, campaign));
 CREATE TABLE IF NOT EXISTS conversion_state (
   site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL, visitor_id TEXT NOT NULL,
   revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
 CREATE TABLE IF NOT EXISTS counters (
   site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
   visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
-  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0, """ + _metric_columns(COVARIATE_METRICS) + """,
   PRIMARY KEY (site, campaign, variation, goal));
+CREATE TABLE IF NOT EXISTS slice_counters (
+  site TEXT NOT NULL, dimension TEXT NOT NULL, campaign TEXT NOT NULL, value TEXT NOT NULL, variation TEXT NOT NULL,
+  goal TEXT NOT NULL, """ + _metric_columns(COUNTER_METRICS) + """,
+  PRIMARY KEY (site, dimension, campaign, value, variation, goal)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exclusions (
+  site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
+CREATE INDEX IF NOT EXISTS events_in_order ON events (site);
 CREATE TABLE IF NOT EXISTS rejections (
   site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
 CREATE TABLE IF NOT EXISTS products (
@@ -74,10 +95,24 @@ def _name_legacy_keys(db):
         db.execute("UPDATE api_keys SET name=? WHERE key_hash=?", (legacy_key_name(counts[site]), key_hash))
 
 
+def _add_slices_and_covariates(db):
+    """Versions get their `meta`, assignments their slices and covariates, counters the
+    covariate sums (slice counters and exclusions are new tables: SCHEMA makes them)."""
+    def add(table, column, definition):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if columns and column not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    add("versions", "meta", "TEXT")
+    add("assignments", "slices", "TEXT NOT NULL DEFAULT ''")
+    add("assignments", "pre", "TEXT")
+    for metric in COVARIATE_METRICS:
+        add("counters", metric, f"{'REAL' if metric in FLOAT_METRICS else 'INTEGER'} NOT NULL DEFAULT 0")
+
+
 # Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
 # alone would not (a new column, data to rewrite); on a new database they find nothing to do.
 # A new table needs no step: SCHEMA creates what is missing on every start.
-MIGRATIONS = [_name_legacy_keys]
+MIGRATIONS = [_name_legacy_keys, _add_slices_and_covariates]
 
 
 class _VersionStamp:
@@ -212,13 +247,23 @@ class SQLiteStore(Store):
         row = self._db().execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
         return row[0] if row else None
 
-    def add_version(self, site, make_payload):
+    def add_version(self, site, make_payload, meta=None):
         with self._tx() as db:
             (last,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE site=?", (site,)).fetchone()
             version = last + 1
             payload, signature, published_at = make_payload(version)
-            db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?)", (site, version, payload, signature, published_at))
+            db.execute("INSERT INTO versions (site, version, payload, signature, published_at, meta) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (site, version, payload, signature, published_at, meta))
         return version
+
+    def version_meta(self, site, versions):
+        found = {}
+        for part in _parts([v for v in dict.fromkeys(versions) if -2**63 <= v < 2**63]):
+            found.update(self._db().execute(
+                f"SELECT version, meta FROM versions WHERE site=? AND meta IS NOT NULL "
+                f"AND version IN ({','.join('?' * len(part))})", (site, *part)))
+        return found
 
     def get_version(self, site, version=None):
         if version is None:
@@ -253,45 +298,84 @@ class SQLiteStore(Store):
                     self._convert(db, site, visitor_id, event)
         return new
 
-    def _bump(self, db, site, campaign, variation, goal, visitors=0, conversions=0, revenue=0.0, revenue_sq=0.0):
-        db.execute(
-            "INSERT INTO counters VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, variation, goal) DO UPDATE SET "
-            "visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions, "
-            "revenue=revenue+excluded.revenue, revenue_sq=revenue_sq+excluded.revenue_sq",
-            (site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq))
+    def _bump(self, db, site, campaign, variation, goal, slices, deltas):
+        """Add `deltas` ({metric: n}) to the campaign's counter and to the counter of each slice."""
+        names = tuple(deltas)
+        values = tuple(deltas.values())
+        db.execute(_upsert_sql("counters", names), (site, campaign, variation, goal) + values)
+        if slices:
+            sql = _upsert_sql("slice_counters", names)
+            db.executemany(sql, [(site, dimension, campaign, value, variation, goal) + values
+                                 for dimension, value in slices])
 
     def _expose(self, db, site, visitor_id, event):
         variation = HOLDOUT if event.get("holdout") else event["variation"]
-        cur = db.execute("INSERT OR IGNORE INTO assignments VALUES (?, ?, ?, ?)",
-                         (site, visitor_id, event["campaign"], variation))
+        slices, pre = event.get("_slices") or (), event.get("_pre")
+        cur = db.execute("INSERT OR IGNORE INTO assignments (site, visitor_id, campaign, variation, slices, pre) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (site, visitor_id, event["campaign"], variation, _slices_text(slices),
+                          None if pre is None else ",".join(map(str, pre))))
         if cur.rowcount:
-            self._bump(db, site, event["campaign"], variation, "", visitors=1)
+            self._bump(db, site, event["campaign"], variation, "", slices, {"visitors": 1, **covariate_deltas(pre)})
 
     def _convert(self, db, site, visitor_id, event):
         value = float(event.get("value") or 0.0)
         goal = event["goal"]
-        rows = db.execute("SELECT campaign, variation FROM assignments WHERE site=? AND visitor_id=?",
+        rows = db.execute("SELECT campaign, variation, slices, pre FROM assignments WHERE site=? AND visitor_id=?",
                           (site, visitor_id)).fetchall()
-        for campaign, variation in rows:
+        for campaign, variation, slices_text, pre_text in rows:
             row = db.execute("SELECT revenue FROM conversion_state WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
                              (site, campaign, goal, visitor_id)).fetchone()
             before = row[0] if row else 0.0
             after = before + value
             db.execute("INSERT OR REPLACE INTO conversion_state VALUES (?, ?, ?, ?, ?)",
                        (site, campaign, goal, visitor_id, after))
-            self._bump(db, site, campaign, variation, goal, conversions=0 if row else 1,
-                       revenue=value, revenue_sq=after * after - before * before)
+            deltas = {"conversions": 0 if row else 1, "revenue": value, "revenue_sq": after * after - before * before}
+            if pre_text is not None:
+                for i, x in enumerate(map(int, pre_text.split(","))):
+                    deltas[f"pre_conv_{i}"] = 0 if row else x
+                    deltas[f"pre_rev_{i}"] = x * value
+            self._bump(db, site, campaign, variation, goal, _parse_slices(slices_text), deltas)
 
     def counters(self, site):
+        return self._counter_rows(
+            f"SELECT campaign, variation, goal, {', '.join(COUNTER_METRICS)} FROM counters WHERE site=?", (site,))
+
+    def slice_counters(self, site, dimension):
+        return self._counter_rows(f"SELECT campaign, variation, goal, {', '.join(COUNTER_METRICS)}, value "
+                                  "FROM slice_counters WHERE site=? AND dimension=?", (site, dimension))
+
+    def _counter_rows(self, sql, args):
+        out = []
+        for row in self._db().execute(sql, args):
+            campaign, variation, goal, *values = row
+            found = {"campaign": campaign, "variation": None if variation == HOLDOUT else variation, "goal": goal or None,
+                     **dict(zip(COUNTER_METRICS, values))}
+            if len(values) > len(COUNTER_METRICS):
+                found["value"] = values[-1]
+            out.append(with_covariate_lists(found))
+        return out
+
+    def count_exclusions(self, site, counts):
+        self._add_counts("exclusions", site, counts)
+
+    def exclusions(self, site):
+        return dict(self._db().execute("SELECT reason, count FROM exclusions WHERE site=? ORDER BY reason", (site,)))
+
+    def events_after(self, site, cursor, limit):
+        after = int(cursor) if cursor else 0
         rows = self._db().execute(
-            "SELECT campaign, variation, goal, visitors, conversions, revenue, revenue_sq FROM counters WHERE site=?",
-            (site,)).fetchall()
-        return [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "visitors": n,
-                 "conversions": k, "revenue": r, "revenue_sq": r2} for c, v, g, n, k, r, r2 in rows]
+            "SELECT rowid, event_id, visitor_id, type, received_at, body FROM events WHERE site=? AND rowid>? "
+            "ORDER BY rowid LIMIT ?", (site, after, limit)).fetchall()
+        return [{"cursor": str(rowid), "id": event_id, "visitor_id": visitor_id, "type": kind, "received_at": at,
+                 "body": body} for rowid, event_id, visitor_id, kind, at, body in rows], False
 
     def count_rejections(self, site, counts):
+        self._add_counts("rejections", site, counts)
+
+    def _add_counts(self, table, site, counts):
         with self._tx() as db:
-            db.executemany("INSERT INTO rejections VALUES (?, ?, ?) ON CONFLICT(site, reason) DO UPDATE SET "
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?) ON CONFLICT(site, reason) DO UPDATE SET "
                            "count=count+excluded.count", [(site, r, n) for r, n in counts.items()])
 
     def rejections(self, site):
@@ -436,6 +520,30 @@ class SQLiteStore(Store):
         if db is not None:
             db.close()
             self._local.db = None
+
+
+def _parts(items):
+    """`items` in lists of at most CHUNK, for IN (...) lists."""
+    return [items[start:start + CHUNK] for start in range(0, len(items), CHUNK)]
+
+
+@lru_cache(maxsize=256)
+def _upsert_sql(table, metrics):
+    """INSERT ... ON CONFLICT DO UPDATE adding `metrics` to a counter of `table` (counters or
+    slice_counters), whose key columns come first in the arguments."""
+    keys = ("site", "campaign", "variation", "goal") if table == "counters" else \
+        ("site", "dimension", "campaign", "value", "variation", "goal")
+    columns = keys + metrics
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT({', '.join(keys)}) DO UPDATE SET " + ", ".join(f"{m}={m}+excluded.{m}" for m in metrics))
+
+
+def _slices_text(slices):
+    return SLICES.join(f"{dimension}{SLICE}{value}" for dimension, value in slices)
+
+
+def _parse_slices(text):
+    return [tuple(part.split(SLICE, 1)) for part in text.split(SLICES)] if text else []
 
 
 class _Transaction:

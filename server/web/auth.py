@@ -6,7 +6,7 @@ import re
 import secrets
 import time
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from server.errors import APIError
 from server.store import UNAVAILABLE, get_store, site_exists
@@ -97,6 +97,7 @@ def require_key(scope):
                 raise APIError(403, "forbidden", f"This key's scope is '{key.scope}'; this request needs a key "
                                                  f"of scope {' or '.join(repr(s) for s in SCOPES[needed:])}.")
             _note_use(key_hash, key)
+            g.key_name = key.name  # who publishes: versions say "api:<key name>"
             return view(site, *args, **kwargs)
 
         return wrapper

@@ -8,6 +8,7 @@ from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch
 from server.events.collect import EventsRejected, count_rejections, ingest
 from server.events.ratelimit import check_collect
+from server.events.traffic import request_facts
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.wire.ids import SITE_RE
 
@@ -76,8 +77,9 @@ def collect(site):
     except BatchInvalid as e:
         count_rejections(site, {"invalid": 1})
         raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
+    facts = request_facts(site)  # device, country, bot or excluded address: the address itself goes no further
     try:
-        refused = ingest(site, visitor_id, events)
+        refused = ingest(site, visitor_id, events, facts)
     except EventsRejected as e:
         if e.problems[0]["code"] == "unknown_site":
             raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors) from None
@@ -86,7 +88,7 @@ def collect(site):
                        e.problems, headers=cors) from None
     except UNAVAILABLE as e:
         current_app.logger.warning("store unavailable (%s): batch spooled to disk", e)
-        spool.save(site, visitor_id, events)
+        spool.save(site, visitor_id, events, facts)
         return Response(status=202, headers=cors)
     if refused:  # the rest of the batch was recorded: a 2xx, so that nothing is sent again
         response = jsonify({"refused": refused})
