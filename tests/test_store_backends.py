@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from servers import redis_cluster, redis_server
 
 from server.store import ApiKey, KeyExists, SiteExists
+from server.store.base import SLICE_DIMENSIONS
 from server.store.redis_store import RedisStore
 from server.store.sqlite import SQLiteStore
 
@@ -32,9 +33,10 @@ def store(request, tmp_path):
     store.close()
 
 
-def exposure(event_id, campaign, variation, holdout=False):
-    return _event({"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
-                   "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout})
+def exposure(event_id, campaign, variation, holdout=False, slices=(), pre=None):
+    event = _event({"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
+                    "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout})
+    return {**event, "_slices": list(slices), "_pre": pre}  # as collect adds them (server/events/slices.py)
 
 
 def conversion(event_id, goal, value=None):
@@ -71,6 +73,24 @@ def basic_scenario(store, site="shop"):
     assert counters[("hero", "promo", None)]["visitors"] == 1
     purchase = counters[("hero", "promo", "purchase")]
     assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 12.5, 156.25)
+    sliced = [exposure("e-000010", "hero", "control", slices=[("segment", "vip"), ("device.type", "mobile")], pre=(1, 4)),
+              conversion("e-000011", "purchase", 2.0)]
+    assert store.record_events(site, "visitor-2", sliced) == 2
+    (vip,) = [r for r in store.slice_counters(site, "segment") if r["goal"] == "purchase"]
+    assert (vip["value"], vip["variation"], vip["conversions"], vip["revenue"], vip["pre_conversions"]) == \
+        ("vip", "control", 1, 2.0, [1, 4])
+    assert {r["value"] for r in store.slice_counters(site, "device.type")} == {"mobile"}
+    assert store.slice_counters(site, "geo.country") == []
+    assert by_key(store.counters(site))[("hero", "control", None)]["pre_sum"] == [1, 4]
+    logged, missed = store.events_after(site, None, 3)
+    assert [e["id"] for e in logged] == ["e-000001", "e-000002", "e-000010"] and not missed
+    assert [e["id"] for e in store.events_after(site, logged[-1]["cursor"], 10)[0]] == ["e-000011"]
+    store.count_exclusions(site, {"bot": 2})
+    store.count_exclusions(site, {"bot": 1, "internal": 4})
+    assert store.exclusions(site) == {"bot": 3, "internal": 4}
+    assert store.add_version(site, lambda n: (f"payload {n}", f"sig {n}", "2026-11-23T18:00:00Z"),
+                             '{"published_by":"system"}') == 2
+    assert store.version_meta(site, [1, 2, 3]) == {2: '{"published_by":"system"}'}
     assert store.upsert_products(site, [("sku-1", '{"id":"sku-1"}'), ("sku-2", '{"id":"sku-2"}')]) == 2
     assert store.get_products(site, ["sku-2", "sku-9"]) == {"sku-2": '{"id":"sku-2"}'}
     assert store.list_products(site, "sku-1") == [("sku-2", '{"id":"sku-2"}')]
@@ -411,8 +431,13 @@ def test_unix_socket_url(tmp_path):
 
 VISITORS = ["visitor-a", "visitor-b", "visitor-c"]
 event_ids = st.integers(0, 30).map(lambda i: f"event-{i:04d}")  # small pool: duplicates happen
-exposures = st.builds(lambda i, c, v: exposure(i, c, v, holdout=v is None), event_ids,
-                      st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]))
+slice_lists = st.lists(st.sampled_from([("segment", "vip"), ("segment", "new"), ("device.type", "mobile"),
+                                        ("geo.country", "FR"), ("acquisition", "email"), ("visit.new", "true")]),
+                       unique=True, max_size=4)
+covariates = st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)))
+exposures = st.builds(lambda i, c, v, sl, pre: exposure(i, c, v, holdout=v is None, slices=sl, pre=pre), event_ids,
+                      st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]), slice_lists,
+                      covariates)
 values = st.one_of(st.none(), st.integers(-100, 1000),
                    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
 conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values)
@@ -441,6 +466,13 @@ def test_backends_fold_the_same_events_into_the_same_counters(both, batches):
         assert len({store.record_events(site, visitor, events) for store in both}) == 1
     sqlite_counters, redis_counters = (_sorted(store.counters(site)) for store in both)
     assert redis_counters == sqlite_counters
+    for dimension in SLICE_DIMENSIONS:
+        sqlite_slices, redis_slices = (sorted(store.slice_counters(site, dimension), key=_slice_key) for store in both)
+        assert redis_slices == sqlite_slices
+
+
+def _slice_key(row):
+    return row["value"], row["campaign"], row["variation"] or "", row["goal"] or ""
 
 
 def test_redis_cluster():
@@ -588,3 +620,49 @@ def test_of_workers_racing_for_a_lock_exactly_one_wins(store):
     for t in threads:
         t.join()
     assert len(winners) == 1
+
+
+# The raw event log (GET .../events): pages by position, nothing lost nor read twice
+
+def test_the_event_log_pages_without_loss_or_duplicates_while_events_arrive(store):
+    store.create_site("shop", "h")
+    written, stop = [], threading.Event()
+
+    def writer():
+        for n in range(60):
+            batch = [exposure(f"e-{n:03d}-{k}", "hero", "promo") for k in range(5)] + [conversion(f"c-{n:03d}", "buy", 1)]
+            store.record_events("shop", f"visitor-{n:03d}", batch)
+            written.extend(e["id"] for e in batch)
+        stop.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    read, cursor, idle = [], None, 0
+    while idle < 2:  # until a page comes back empty after the writer is done
+        done = stop.is_set()
+        page, missed = store.events_after("shop", cursor, 7)
+        assert not missed and len(page) <= 7
+        read += [e["id"] for e in page]
+        cursor = page[-1]["cursor"] if page else cursor
+        idle = idle + 1 if not page and done else 0
+    thread.join()
+    assert read == written  # every event once, in the order it was written
+    assert store.events_after("shop", cursor, 7) == ([], False)
+    with pytest.raises(ValueError):
+        store.events_after("shop", "not a cursor", 7)
+
+
+def test_a_trimmed_redis_log_says_events_were_missed(redis_url):
+    store = RedisStore(redis_url, stream_maxlen=100)
+    try:
+        store.r.flushall()
+        store.create_site("shop", "h")
+        for n in range(30):
+            store.record_events("shop", f"visitor-{n:03d}", [exposure(f"e-{n:03d}-{k}", "hero", "promo")
+                                                              for k in range(40)])
+        page, missed = store.events_after("shop", None, 10)
+        assert missed and page[0]["id"] != "e-000-0"  # the oldest entries are gone, and the reader is told
+        tail = store.events_after("shop", page[-1]["cursor"], 5000)
+        assert tail[1] is False and tail[0][-1]["id"] == "e-029-39"
+    finally:
+        store.close()

@@ -81,12 +81,13 @@ def _breakdown(breakdown, c):
         return [f"  by {dimension}: " + ("no goal to compare on" if goal is None else "no slices yet")]
     note = "; a visitor counts in every segment they matched" if breakdown["overlapping"] else ""
     vs = "control" if any(v["key"] == "control" for v in c["variations"]) else "holdout"
-    names = [v["key"] for v in c["variations"]] + ["(holdout)"]
+    holdout = any(s["holdout"]["visitors"] for s in slices)  # a column only when the site holds visitors out
+    names = [v["key"] for v in c["variations"]] + (["(holdout)"] if holdout else [])
     lines = [f"  by {dimension} ({goal}, conversion rate; uplift against {vs}, * significant{note}):",
              f"    {'slice':<22}{'visitors':>10}" + "".join(f"{name[:18]:>20}" for name in names) + "  winner"]
     for s in slices:
         cells = [_slice_cell(s, arm, key, goal, vs, c["stats"]["alpha"])
-                 for arm, key in [(v, v["key"]) for v in s["variations"]] + [(s["holdout"], None)]]
+                 for arm, key in [(v, v["key"]) for v in s["variations"]] + ([(s["holdout"], None)] if holdout else [])]
         winner = s["winner"]
         lines.append(f"    {s['value'][:21]:<22}{_count(s['visitors']):>10}" + "".join(f"{cell:>20}" for cell in cells)
                      + "  " + ("-" if winner is None else winner["variation"] or "(holdout)"))

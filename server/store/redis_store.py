@@ -623,12 +623,15 @@ class RedisStore(Store):
         return events, self._gone_after(key, cursor)
 
     def _gone_after(self, key, cursor):
-        """Whether entries after `cursor` were trimmed or deleted (the stream's last deleted id)."""
+        """Whether entries after `cursor` were trimmed (MAXLEN drops the oldest: the stream has
+        added more than it holds and its first entry is past the cursor) or deleted (erasure)."""
         try:
-            deleted = self.r.xinfo_stream(key).get("max-deleted-entry-id") or "0-0"
+            info = self.r.xinfo_stream(key)
         except redis.exceptions.ResponseError:  # no stream yet
             return False
-        return _stream_id(deleted) > (_stream_id(cursor) if cursor else (0, 0))
+        after = _stream_id(cursor) if cursor else (0, 0)
+        trimmed = info["entries-added"] > info["length"] and _stream_id(info["recorded-first-entry-id"]) > after
+        return trimmed or _stream_id(info.get("max-deleted-entry-id") or "0-0") > after
 
     def count_rejections(self, site, counts):
         self._add_counts(self._k(site, "rejections"), counts)
