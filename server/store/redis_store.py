@@ -12,12 +12,16 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:draft             hash    config, updated_at
     vitrina:{<site>}:latest            string  newest version number
     vitrina:{<site>}:versions          hash    version -> published_at
-    vitrina:{<site>}:version:<n>       hash    payload, signature, published_at (immutable)
+    vitrina:{<site>}:version:<n>       hash    payload, signature, published_at, meta (immutable)
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
     vitrina:{<site>}:seen              set     every recorded event id (idempotence)
     vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout),
+                                               "s\\0<campaign>", "x\\0<campaign>" -> its slices, covariates,
                                                "r\\0<campaign>\\0<goal>" -> that visitor's revenue
     vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" -> number
+    vitrina:{<site>}:slices:<dimension> hash   "<metric>\\0<campaign>\\0<variation>\\0<goal>\\0<value>" -> number
+    vitrina:{<site>}:exclusions        hash    reason -> events not counted
+    vitrina:{<site>}:rejections        hash    reason -> events refused
     vitrina:{<site>}:catalog           zset    every product id, score 0 (id order, for paging)
     vitrina:{<site>}:p:<id>            string  one product's JSON (a key per product: no giant key)
     vitrina:{<site>}:catalog:mark:<m>  zset    ids stored by a running full import (dropped at its end)
