@@ -3,6 +3,8 @@
 import math
 from collections import defaultdict
 
+import numpy as np
+
 from server.configs import publishing
 from server.results import stats
 from server.store import get_store
@@ -74,19 +76,34 @@ def _goals(campaign, arms, all_goals):
     return listed + counted if all_goals or campaign is None else listed
 
 
-def slice_result(campaign, arms, goals, settings):
+def slice_result(campaign, arms, goals, settings, pending=None):
     """{variations, holdout, srm, comparisons} of one campaign over one slice of its visitors,
     from that slice's counters `arms` ({variation key or None: {goal or None: counter row}}).
-    Comparisons are not adjusted for multiplicity here: `adjust` does, over the whole family."""
+    Comparisons are not adjusted for multiplicity here: `adjust` does, over the whole family.
+    With a `pending` list, the comparisons' figures are left for `evaluate(pending)` to compute
+    with every other slice's at once (numpy over all of them: a breakdown costs a few calls
+    into scipy, not a few per comparison)."""
     configured = [v["key"] for v in campaign["variations"]] if campaign else []
     keys = configured + sorted(k for k in arms if k is not None and k not in configured)
     rows = {k: arms.get(k, {}) for k in keys + [None]}
     variations = [{"key": k, **_arm(rows[k], goals)} for k in keys]
     weights = {v["key"]: v["weight"] for v in campaign["variations"]} if campaign else {}
-    return {"variations": variations, "holdout": _arm(rows[None], goals),
-            "srm": _srm([v["visitors"] for v in variations if v["key"] in weights],
-                        [weights[v["key"]] for v in variations if v["key"] in weights]),
-            "comparisons": _comparisons(keys, rows, goals, settings)}
+    work = Pending() if pending is None else pending
+    result = {"variations": variations, "holdout": _arm(rows[None], goals),
+              "srm": _srm([v["visitors"] for v in variations if v["key"] in weights],
+                          [weights[v["key"]] for v in variations if v["key"] in weights], work),
+              "comparisons": _comparisons(keys, rows, goals, settings, work.comparisons)}
+    if pending is None:
+        evaluate(work)
+    return result
+
+
+class Pending:
+    """What `evaluate` computes at once: comparisons (row, baseline rows, variation rows, goal,
+    metric, settings) and split checks (srm dict, visitors, weights) of any number of slices."""
+
+    def __init__(self):
+        self.comparisons, self.srms = [], []
 
 
 def _visitors(rows):
@@ -113,17 +130,15 @@ def _amount(x, digits):
     return round(x, digits) if math.isfinite(x) else None  # a sum past float64's range: JSON has no inf
 
 
-def _srm(observed, weights):
+def _srm(observed, weights, pending):
     if len(observed) < 2:
         return {"status": "not_applicable", "p_value": None, "ok": None}
     total, weight = sum(observed), sum(weights)
     if min(total * w / weight for w in weights if w > 0) < SRM_MIN_EXPECTED or total < MIN_VISITORS:
         return {"status": "not_enough_data", "p_value": None, "ok": None}
-    checked = stats.srm_check(observed, weights)
-    if checked is None:
-        return {"status": "not_applicable", "p_value": None, "ok": None}
-    p_value, ok = checked
-    return {"status": "ok" if ok else "mismatch", "p_value": _round(p_value), "ok": ok}
+    srm = {"status": "not_applicable", "p_value": None, "ok": None}
+    pending.srms.append((srm, observed, weights))
+    return srm
 
 
 def _metrics(goal, rows):
@@ -138,9 +153,9 @@ def _metrics(goal, rows):
     return metrics
 
 
-def _comparisons(keys, rows, goals, settings):
+def _comparisons(keys, rows, goals, settings, jobs):
     """Each variation against `control` (a variation of that key) and against the holdout, per
-    goal and metric."""
+    goal and metric; each row's figures to be filled by `evaluate(jobs)`."""
     metrics = {g: _metrics(g, rows) for g in goals}
     out = []
     for key in keys:
@@ -149,35 +164,99 @@ def _comparisons(keys, rows, goals, settings):
                 continue
             for goal in goals:
                 for metric in metrics[goal]:
-                    out.append({"variation": key, "vs": vs, "goal": goal, "metric": metric,
-                                **compare_arms(rows[baseline], rows[key], goal, metric, settings)})
+                    row = {"variation": key, "vs": vs, "goal": goal, "metric": metric, **_empty(settings)}
+                    out.append(row)
+                    if _enough(rows[baseline], goal, metric) and _enough(rows[key], goal, metric):
+                        jobs.append((row, rows[baseline], rows[key], goal, metric, settings))
     return out
+
+
+def _empty(settings):
+    return {"method": settings["mode"], "status": "not_enough_data", "uplift": None, "ci": None, "p_value": None,
+            "adjusted_p_value": None, "bayes": None, "cuped": None}
 
 
 def compare_arms(base_rows, rows, goal, metric, settings):
     """One comparison's figures, from the counters of the baseline arm and of the variation."""
-    mode, alpha = settings["mode"], settings["alpha"]
-    empty = {"method": mode, "status": "not_enough_data", "uplift": None, "ci": None, "p_value": None,
-             "adjusted_p_value": None, "bayes": None, "cuped": None}
-    if not (_enough(base_rows, goal, metric) and _enough(rows, goal, metric)):
-        return empty
-    base, arm = _estimate(base_rows, goal, metric), _estimate(rows, goal, metric)
-    welch = metric != "conversion_rate"
-    result = stats.compare(base, arm, mode, alpha, welch)
-    if result is None:
-        return empty
-    if metric == "conversion_rate":
-        bayes = stats.bayes_rates(_count(base_rows, goal, metric), base.n, _count(rows, goal, metric), arm.n)
-    else:
-        bayes = stats.bayes_normal(base, arm)
-    return {"method": mode, "status": "ok", **_figures(result), "adjusted_p_value": None,
-            "bayes": bayes and {k: _round(v) for k, v in bayes.items()},
-            "cuped": _cuped(base_rows, rows, goal, metric, settings)}
+    row, work = _empty(settings), Pending()
+    if _enough(base_rows, goal, metric) and _enough(rows, goal, metric):
+        work.comparisons.append((row, base_rows, rows, goal, metric, settings))
+        evaluate(work)
+    return row
 
 
-def _figures(result):
-    return {"uplift": _round(result["uplift"]), "ci": [_round(x) for x in result["ci"]],
-            "p_value": _round(result["p_value"])}
+def evaluate(pending):
+    """Fill the figures of every pending comparison: grouped by mode, alpha and metric, each
+    group's comparisons, Bayesian summaries and CUPED adjustments computed at once, on arrays;
+    and the split checks, one chi-square call per set of weights."""
+    by_weights = defaultdict(list)
+    for srm, observed, weights in pending.srms:
+        by_weights[tuple(weights)].append((srm, observed))
+    for weights, checks in by_weights.items():
+        for (srm, _), checked in zip(checks, stats.srm_check_many([o for _, o in checks], weights)):
+            if checked is not None:
+                p_value, ok = checked
+                srm.update(status="ok" if ok else "mismatch", p_value=_round(p_value), ok=ok)
+    groups = defaultdict(list)
+    for job in pending.comparisons:
+        groups[(job[5]["mode"], job[5]["alpha"], job[4])].append(job)
+    for (mode, alpha, metric), group in groups.items():
+        base = _estimates([job[1] for job in group], [job[3] for job in group], metric)
+        arm = _estimates([job[2] for job in group], [job[3] for job in group], metric)
+        figures = stats.compare_many(base, arm, mode, alpha, metric != "conversion_rate")
+        if metric == "conversion_rate":
+            base_k, arm_k = (np.array([_count(job[side], job[3], metric) for job in group], float) for side in (1, 2))
+            bayes = stats.bayes_rates_many(base_k, np.asarray(base.n, float), arm_k, np.asarray(arm.n, float))
+        else:
+            bayes = stats.bayes_normal_many(base, arm)
+        cuped = _cuped_many(group, mode, alpha, metric)
+        for i, (row, *_) in enumerate(group):
+            uplift, low, high, p_value = (float(x[i]) for x in figures)
+            if math.isnan(p_value):
+                continue
+            chance, loss = float(bayes[0][i]), float(bayes[1][i])
+            row.update(status="ok", uplift=_round(uplift), ci=[_round(low), _round(high)], p_value=_round(p_value),
+                       bayes=None if math.isnan(chance) else {"chance_to_win": _round(chance),
+                                                              "expected_loss": _round(loss)},
+                       cuped=cuped.get(i))
+
+
+def _estimates(arms, goals, metric):
+    """The metric's Estimate over several arms at once (arrays), from their counter rows."""
+    visitors = np.array([_visitors(rows) for rows in arms], float)
+    goal_rows = [rows.get(goal) or {} for rows, goal in zip(arms, goals)]
+
+    def column(name, default=0.0):
+        return np.array([row.get(name) or default for row in goal_rows], float)
+    with np.errstate(all="ignore"):  # sums too large to square: no figure (compare_many), not an error
+        if metric == "conversion_rate":
+            return stats.rate(column("conversions"), visitors)
+        if metric == "revenue_per_visitor":
+            return stats.mean(column("revenue"), column("revenue_sq"), visitors)
+        return stats.ratio(column("revenue"), column("revenue_sq"), column("orders"), column("orders_sq"),
+                           column("revenue_orders"), visitors)
+
+
+def _cuped_many(group, mode, alpha, metric):
+    """{index in group: CUPED figures} of the comparisons whose two arms carry covariates."""
+    pairs = [(i, _covariates(job[1], job[3], metric), _covariates(job[2], job[3], metric))
+             for i, job in enumerate(group)]
+    pairs = [(i, a, b) for i, a, b in pairs if a and b and len(a.sum_x) == len(b.sum_x)]
+    found = {}
+    for k in {len(a.sum_x) for _, a, _ in pairs}:  # one stack per number of covariates (always 2 from the stores)
+        same = [(i, a, b) for i, a, b in pairs if len(a.sum_x) == k]
+        stacked = [stats.Covariates(*(np.array([getattr(c, f) for c in arms], float) for f in COVARIATE_FIELDS))
+                   for arms in ([a for _, a, _ in same], [b for _, _, b in same])]
+        adjusted_a, adjusted_b, ok = stats.cuped_many(*stacked)
+        uplift, low, high, p_value = stats.compare_many(adjusted_a, adjusted_b, mode, alpha, metric != "conversion_rate")
+        for j, (i, _, _) in enumerate(same):
+            if ok[j] and not math.isnan(p_value[j]):
+                found[i] = {"uplift": _round(float(uplift[j])), "ci": [_round(float(low[j])), _round(float(high[j]))],
+                            "p_value": _round(float(p_value[j]))}
+    return found
+
+
+COVARIATE_FIELDS = ("n", "sum_y", "sum_yy", "sum_x", "sum_xx", "sum_xy")
 
 
 def _count(rows, goal, metric):
@@ -213,13 +292,6 @@ def _covariates(rows, goal, metric):
         y, yy, xy = row.get("revenue", 0.0), row.get("revenue_sq", 0.0), row.get("pre_revenue")
     return stats.Covariates(visitors_row["visitors"], y, yy, tuple(visitors_row["pre_sum"]),
                             tuple(map(tuple, visitors_row["pre_products"])), tuple(xy or (0.0,) * k))
-
-
-def _cuped(base_rows, rows, goal, metric, settings):
-    base, arm = _covariates(base_rows, goal, metric), _covariates(rows, goal, metric)
-    adjusted = stats.cuped(base, arm) if base and arm else None
-    result = adjusted and stats.compare(*adjusted, settings["mode"], settings["alpha"], metric != "conversion_rate")
-    return _figures(result) if result else None
 
 
 def adjust(comparisons):
@@ -284,11 +356,12 @@ def _breakdown(campaign, breakdown, goals, settings, overall):
     """{dimension, overlapping, slices, summary}: the campaign's results per slice, each slice in
     the shape of the overall results, with its `winner`; then the best-per-slice summary."""
     dimension, slice_arms = breakdown
-    slices = []
+    slices, pending = [], Pending()
     for value, arms in slice_arms.items():
-        result = slice_result(campaign, arms, goals, settings)
+        result = slice_result(campaign, arms, goals, settings, pending)
         visitors = sum(v["visitors"] for v in result["variations"]) + result["holdout"]["visitors"]
         slices.append({"value": value, "visitors": visitors, **result})
+    evaluate(pending)
     slices.sort(key=lambda s: (-s["visitors"], s["value"]))
     adjust([c for s in slices for c in s["comparisons"]])
     goal = goals[0] if goals else None
