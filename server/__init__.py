@@ -2,7 +2,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from server import errors, store
+from server import errors, store, workspace
 from server.events import spool
 from server.settings import load_config
 
@@ -24,9 +24,10 @@ def create_app(test_config=None, env=None):
     store.init_app(app)
     spool.init_app(app)
 
-    from server.web.keys import bp as keys_bp
     from server.web.catalog_api import bp as catalog_bp
+    from server.web.keys import bp as keys_bp
     from server.web.merchant import bp as merchant_bp
+    from server.web.openapi import bp as api_docs_bp
     from server.web.public import bp as public_bp
     from server.web.recs_public import bp as recs_public_bp
     app.register_blueprint(public_bp)
@@ -34,4 +35,6 @@ def create_app(test_config=None, env=None):
     app.register_blueprint(keys_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(recs_public_bp)
+    app.register_blueprint(api_docs_bp)
+    workspace.init_app(app)
     return app

@@ -1,11 +1,12 @@
-"""The `vitrina` command: serve, worker, sites, keys, publish, results, sample-size, catalog, orders, recs,
-demo."""
+"""The `vitrina` command: serve, worker, sites, keys, users, publish, results, sample-size, catalog,
+orders, recs, demo."""
 import argparse
 import json
 import os
 import subprocess
 import sys
 
+from server.accounts import audit
 from server.settings import ConfigError, load_config
 from server.store.base import SLICE_DIMENSIONS
 
@@ -167,6 +168,8 @@ def cmd_keys_create(args):
             key = create_key(args.site, args.name, args.scope)
         except KeyExists:
             return _fail(f"site {args.site!r} already has a key named {args.name!r}")
+        audit.record(args.site, "key.create", f"created API key '{args.name}' (scope {args.scope})",
+                     {"name": args.name, "scope": args.scope})
     print(f"Created key {args.name!r} (scope {args.scope}) of site {args.site!r}. It is shown once; "
           "only its hash is stored:")
     print(key)
@@ -181,7 +184,30 @@ def cmd_keys_revoke(args):
             return _fail(f"no site {args.site!r}")
         if not store.revoke_key(args.site, args.name):
             return _fail(f"site {args.site!r} has no key named {args.name!r}")
+        audit.record(args.site, "key.revoke", f"revoked API key '{args.name}'", {"name": args.name})
     print(f"Revoked key {args.name!r} of site {args.site!r}: it opens nothing from now on.")
+    return 0
+
+
+def cmd_users_create(args):
+    from server.accounts.users import ROLES, ensure_user, link_url, normal_email
+    from server.store import get_store
+    email = normal_email(args.email)
+    if email is None:
+        return _fail(f"{args.email!r} is not an email address")
+    if args.role not in ROLES:
+        return _fail(f"role {args.role!r}: use one of {', '.join(ROLES)}")
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        created = ensure_user(email)
+        store.set_role(args.site, email, args.role)
+        audit.record(args.site, "user.invite", f"gave {email} the role {args.role}", {"email": email, "role": args.role})
+        link = link_url(email)
+    print(f"{'Created user' if created else 'User'} {email}, {args.role} of {args.site!r}. This one-time link lets "
+          f"them set a password (it works once, for 3 days):")
+    print(link)
     return 0
 
 
@@ -208,6 +234,9 @@ def cmd_publish(args):
     if result.warnings:
         print(f"{args.config}: sanitised; what was removed:", file=sys.stderr)
         _print_problems(result.warnings)
+    with _app().app_context():
+        audit.record(args.site, "publish", f"published version {result.version} from {os.path.basename(args.config)}",
+                     {"version": result.version})
     print(f"Published {args.site} version {result.version}")
     return 0
 
@@ -295,6 +324,18 @@ def build_parser():
     create.set_defaults(func=cmd_sites_create)
     sites_sub.add_parser("list", help="list sites, one a line",
                          description="List every site, one a line.").set_defaults(func=cmd_sites_list)
+    users = sub.add_parser("users", help="workspace users", description="Workspace users (the web app at /app/).")
+    users = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND", help="what to do with users")
+    users_create = users.add_parser("create", help="give a user a role on a site and print a one-time sign-in link",
+                                    description="Create the user if needed, give them a role on the site and print "
+                                    "a one-time link to set a password, alone on the last line (absolute when "
+                                    "VITRINA_PUBLIC_URL is set, else a path).")
+    users_create.add_argument("email", help="the user's email address (their sign-in name)")
+    users_create.add_argument("--site", required=True, help="the site they work on")
+    users_create.add_argument("--role", required=True, choices=["owner", "editor", "viewer"],
+                              help="owner: everything, users and keys included; editor: edit, publish, roll back; "
+                              "viewer: read")
+    users_create.set_defaults(func=cmd_users_create)
     publish = sub.add_parser("publish", help="validate, save and publish a config file",
                              description="Validate a config file, save it as the site's draft and publish it as a "
                              "new version. An invalid file publishes nothing and lists every problem with its JSON "

@@ -1,5 +1,6 @@
 """Settings read from VITRINA_* environment variables, validated once at start-up."""
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def load_config(env=None):
     geoip_db = env.get("VITRINA_GEOIP_DB") or None
     if geoip_db and not Path(geoip_db).is_file():
         raise ConfigError(f"VITRINA_GEOIP_DB: no such file {geoip_db!r}")
+    public_url = (env.get("VITRINA_PUBLIC_URL") or "").rstrip("/") or None
+    if public_url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", public_url):
+        raise ConfigError(f"VITRINA_PUBLIC_URL must be an http:// or https:// URL such as https://vitrina.example.com, "
+                          f"got {public_url!r}")
     try:
         Path(database).resolve().parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -73,6 +78,8 @@ def load_config(env=None):
         "VITRINA_DATABASE": database,
         "VITRINA_REDIS_URL": redis_url,
         "VITRINA_GEOIP_DB": geoip_db,
+        # where users reach this server, for the absolute links the CLI prints (sign-in links)
+        "VITRINA_PUBLIC_URL": public_url,
         "VITRINA_PROXY_HOPS": _int(env, "VITRINA_PROXY_HOPS", 0, 0, 10),
         "VITRINA_SECRET_KEYS": _secret_keys(env.get("VITRINA_SECRET_KEY"), database),
         "VITRINA_SDK_PATH": env.get("VITRINA_SDK_PATH") or None,

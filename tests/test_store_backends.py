@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import redis_cluster, redis_server
 
-from server.store import ApiKey, KeyExists, SiteExists
+from server.store import ApiKey, KeyExists, SiteExists, UserExists, draft_etag
 from server.store.base import SLICE_DIMENSIONS
 from server.store.redis_store import RedisStore
 from server.store.sqlite import SQLiteStore
@@ -33,21 +33,23 @@ def store(request, tmp_path):
     store.close()
 
 
-def exposure(event_id, campaign, variation, holdout=False, slices=(), pre=None):
+def exposure(event_id, campaign, variation, holdout=False, day=None, slices=(), pre=None):
     event = _event({"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
-                    "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout})
+                    "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout}, day)
     return {**event, "_slices": list(slices), "_pre": pre}  # as collect adds them (server/events/slices.py)
 
 
-def conversion(event_id, goal, value=None):
+def conversion(event_id, goal, value=None, day=None):
     event = {"id": event_id, "type": "conversion", "version": 1, "ts": 1763900000000, "goal": goal}
     if value is not None:
         event["value"] = value
-    return _event(event)
+    return _event(event, day)
 
 
-def _event(event):
+def _event(event, day=None):
     event["_json"] = json.dumps(event, separators=(",", ":"))  # as collect hands them over
+    if day is not None:
+        event["_day"] = day
     return event
 
 
@@ -75,7 +77,7 @@ def basic_scenario(store, site="shop"):
     assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 12.5, 156.25)
     sliced = [exposure("e-000010", "hero", "control", slices=[("segment", "vip"), ("device.type", "mobile")], pre=(1, 4)),
               conversion("e-000011", "purchase", 2.0)]
-    assert store.record_events(site, "visitor-2", sliced) == 2
+    assert store.record_events(site, "visitor-3", sliced) == 2
     (vip,) = [r for r in store.slice_counters(site, "segment") if r["goal"] == "purchase"]
     assert (vip["value"], vip["variation"], vip["conversions"], vip["revenue"], vip["pre_conversions"]) == \
         ("vip", "control", 1, 2.0, [1, 4])
@@ -99,6 +101,15 @@ def basic_scenario(store, site="shop"):
     store.write_rankings(site, [("bt:sku-1", '[["sku-2",1]]')], built_at=5.0)
     assert store.rankings(site, ["bt:sku-1", "bt:sku-2"]) == {"bt:sku-1": '[["sku-2",1]]'}
     assert store.delete_products(site, ["sku-1"]) == 1 and store.count_products(site) == 1
+    assert store.record_events(site, "visitor-2", [exposure("e-000004", "hero", "promo", day="2026-11-23")]) == 1
+    assert store.daily_counters(site, "hero") == [{"day": "2026-11-23", "variation": "promo", "goal": None,
+                                                   "visitors": 1, "conversions": 0}]
+    assert store.save_draft(site, "{}", if_etag=draft_etag('{"campaigns": []}'))
+    store.create_user(f"ann@{site}.example")
+    store.set_role(site, f"ann@{site}.example", "owner")
+    assert store.roles_of(f"ann@{site}.example") == {site: "owner"}
+    store.add_audit(site, '{"action":"x"}')
+    assert store.audit_log(site) == ['{"action":"x"}']
     assert store.ping()
 
 
@@ -179,6 +190,89 @@ def test_draft_round_trip(store):
     store.save_draft("shop", '{"a":2,"text":"é \\u2028"}')
     assert store.get_draft("shop") == '{"a":2,"text":"é \\u2028"}'
     assert store.get_draft("other") is None
+
+
+def test_a_draft_saved_with_a_stale_etag_is_refused_and_changes_nothing(store):
+    store.create_site("shop", "h")
+    assert store.save_draft("shop", '{"a":1}', if_etag=draft_etag(None))  # no draft yet: the empty tag
+    first = draft_etag('{"a":1}')
+    assert store.save_draft("shop", '{"a":2}', if_etag=first)
+    assert not store.save_draft("shop", '{"a":3}', if_etag=first)  # someone saved in between
+    assert store.get_draft("shop") == '{"a":2}'
+    assert store.save_draft("shop", '{"a":4}')  # without a tag: saved whatever is there
+    assert not store.save_draft("other", '{"a":1}', if_etag=first)
+    assert draft_etag('{"a":2}') != draft_etag('{"a":1}') and len(draft_etag(None)) == 40
+
+
+def test_concurrent_saves_with_the_same_etag_store_exactly_one(store):
+    store.create_site("shop", "h")
+    store.save_draft("shop", "{}")
+    tag = draft_etag("{}")
+    results = []
+
+    def save(n):
+        results.append((n, store.save_draft("shop", f'{{"n":{n}}}', if_etag=tag)))
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [n for n, ok in results if ok]
+    assert len(winners) == 1 and store.get_draft("shop") == f'{{"n":{winners[0]}}}'
+
+
+def test_users_roles_and_sessions(store):
+    assert store.get_user("ann@shop.example") is None
+    store.create_user("ann@shop.example")
+    with pytest.raises(UserExists):
+        store.create_user("ann@shop.example")
+    user = store.get_user("ann@shop.example")
+    assert (user.email, user.password_hash, user.sessions_epoch) == ("ann@shop.example", None, 0)
+    assert abs(user.created_at - time.time()) < 60
+    store.set_password("ann@shop.example", "$argon2id$hash")
+    user = store.get_user("ann@shop.example")
+    assert user.password_hash == "$argon2id$hash" and user.sessions_epoch == 1  # old sessions are void
+    assert store.end_sessions("ann@shop.example") == 2
+    assert store.end_sessions("nobody@shop.example") is None
+    store.set_role("shop", "ann@shop.example", "editor")
+    store.set_role("books", "ann@shop.example", "viewer")
+    store.set_role("shop", "ann@shop.example", "owner")  # replaces
+    store.set_role("shop", "bob@shop.example", "viewer")
+    assert store.roles_of("ann@shop.example") == {"books": "viewer", "shop": "owner"}
+    assert [tuple(row) for row in store.site_users("shop")] == [("ann@shop.example", "owner"),
+                                                                ("bob@shop.example", "viewer")]
+    assert store.remove_role("shop", "bob@shop.example") and not store.remove_role("shop", "bob@shop.example")
+    assert store.roles_of("bob@shop.example") == {}
+
+
+def test_the_audit_log_is_per_site_newest_first_and_bounded_by_the_caller(store):
+    for n in range(5):
+        store.add_audit("shop", json.dumps({"n": n}))
+    store.add_audit("books", '{"n": "other"}')
+    assert [json.loads(e)["n"] for e in store.audit_log("shop")] == [4, 3, 2, 1, 0]
+    assert [json.loads(e)["n"] for e in store.audit_log("shop", limit=2)] == [4, 3]
+    assert store.audit_log("none") == []
+
+
+def test_daily_counters_count_each_first_exposure_and_conversion_on_its_day(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "v-1", [exposure("e-1", "hero", "promo", day="2026-03-01"),
+                                        conversion("e-2", "buy", 5, day="2026-03-01")])
+    store.record_events("shop", "v-1", [conversion("e-3", "buy", 5, day="2026-03-02")])  # a repeat: no new conversion
+    store.record_events("shop", "v-2", [exposure("e-4", "hero", None, holdout=True, day="2026-03-02"),
+                                        exposure("e-5", "hero", "promo", day="2026-03-02"),  # first wins
+                                        exposure("e-6", "cta", "control", day="2026-03-02"),
+                                        conversion("e-7", "buy", day="2026-03-02")])
+    store.record_events("shop", "v-3", [exposure("e-8", "hero", "promo")])  # no day: counted in no day
+    rows = sorted(store.daily_counters("shop", "hero"), key=lambda r: (r["day"], r["variation"] or "", r["goal"] or ""))
+    assert rows == [
+        {"day": "2026-03-01", "variation": "promo", "goal": None, "visitors": 1, "conversions": 0},
+        {"day": "2026-03-01", "variation": "promo", "goal": "buy", "visitors": 0, "conversions": 1},
+        {"day": "2026-03-02", "variation": None, "goal": None, "visitors": 1, "conversions": 0},
+        {"day": "2026-03-02", "variation": None, "goal": "buy", "visitors": 0, "conversions": 1},
+    ]
+    assert by_key(store.counters("shop"))[("hero", "promo", None)]["visitors"] == 2
+    assert store.daily_counters("shop", "nothing") == []
 
 
 def test_versions_are_numbered_per_site_and_listed_newest_first(store):
@@ -431,16 +525,17 @@ def test_unix_socket_url(tmp_path):
 
 VISITORS = ["visitor-a", "visitor-b", "visitor-c"]
 event_ids = st.integers(0, 30).map(lambda i: f"event-{i:04d}")  # small pool: duplicates happen
+days = st.sampled_from([None, "2026-03-01", "2026-03-02"])
 slice_lists = st.lists(st.sampled_from([("segment", "vip"), ("segment", "new"), ("device.type", "mobile"),
                                         ("geo.country", "FR"), ("acquisition", "email"), ("visit.new", "true")]),
                        unique=True, max_size=4)
 covariates = st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)))
-exposures = st.builds(lambda i, c, v, sl, pre: exposure(i, c, v, holdout=v is None, slices=sl, pre=pre), event_ids,
-                      st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]), slice_lists,
-                      covariates)
+exposures = st.builds(lambda i, c, v, d, sl, pre: exposure(i, c, v, holdout=v is None, day=d, slices=sl, pre=pre),
+                      event_ids, st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]), days,
+                      slice_lists, covariates)
 values = st.one_of(st.none(), st.integers(-100, 1000),
                    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
-conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values)
+conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values, days)
 batches = st.lists(st.tuples(st.sampled_from(VISITORS), st.lists(st.one_of(exposures, conversions),
                                                                   min_size=1, max_size=5)), max_size=25)
 
@@ -466,6 +561,10 @@ def test_backends_fold_the_same_events_into_the_same_counters(both, batches):
         assert len({store.record_events(site, visitor, events) for store in both}) == 1
     sqlite_counters, redis_counters = (_sorted(store.counters(site)) for store in both)
     assert redis_counters == sqlite_counters
+    for campaign in ("hero", "cta"):
+        sqlite_daily, redis_daily = (sorted(store.daily_counters(site, campaign), key=lambda r: (
+            r["day"], r["variation"] or "", r["goal"] or "")) for store in both)
+        assert redis_daily == sqlite_daily
     for dimension in SLICE_DIMENSIONS:
         sqlite_slices, redis_slices = (sorted(store.slice_counters(site, dimension), key=_slice_key) for store in both)
         assert redis_slices == sqlite_slices

@@ -74,6 +74,7 @@ const MISSING = 2 // it did not come in time: this page view decides without it
  * @property {{[campaign: string]: string}} logged the last debug line per campaign on this page view
  * @property {boolean} [debug]
  * @property {{[campaign: string]: string}} forced ?vitrina_force
+ * @property {{[campaign: string]: string}} [preview] ?vitrina_preview: the bundle came from preview.json; nothing is sent
  * @property {string} [redirectedFrom] a campaign whose exposure the redirecting page already sent
  * @property {any} extra what vitrina.set() gave, for this page view
  * @property {Behaviour} behaviour
@@ -152,6 +153,7 @@ const collectAttributes = () => {
 
 /** @param {TrackedEvent} event */
 function send(event) {
+  if (state.preview) return // a preview's bundle is no published version: nothing of it is counted
   event.id = randomHex(10)
   event.version = state.bundle?.version
   event.ts = Date.now()
@@ -474,15 +476,18 @@ function reportTime() {
  */
 function init(options) {
   if (state.initialised) return // a second tag on the page
+  options = options || {}
+  const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
+  const endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
+  const query = parseQuery(location.search)
+  if (query.vitrina_preview && !options.preview) return preview({ ...options, endpoint }, query.vitrina_preview)
   state.initialised = true
   endPhase("load")
-  options = options || {}
   const bundle = (state.bundle = options.bundle || null)
   for (const campaign of bundle?.campaigns || []) state.campaigns.set(campaign.key, campaign)
   const settings = bundle?.settings || {}
   state.consentRequired = settings.consent == "required"
-  const script = /** @type {HTMLScriptElement | null} */ (doc.currentScript)
-  state.endpoint = options.endpoint || (script?.src || "").replace(/[?#].*/, "").replace(/\/tag\.js$/, "")
+  state.endpoint = endpoint
   // Identity and visit state: a visitor without the cookie is a new one (see startAfterPaint).
   const id = cookie("vtr_id")
   state.returning = isVisitorId(id)
@@ -492,11 +497,11 @@ function init(options) {
   delete state.visit.j
   state.antiflickerUntil = Date.now() + (settings.antiflicker_ms ?? DEFAULT_ANTIFLICKER_MS)
   // QA preview: ?vitrina_force=campaign:variation,...&vitrina_debug=1
-  const query = parseQuery(location.search)
   for (const pair of (query.vitrina_force || "").split(",")) {
     const [key, variation] = pair.split(":")
     if (variation) state.forced[key] = variation
   }
+  Object.assign(state.forced, (state.preview = options.preview))
   state.debug = query.vitrina_debug == "1"
   state.dom = createDom(doc, script?.nonce, (text) => note("refused", text))
 
@@ -525,6 +530,24 @@ function init(options) {
     doc.addEventListener("click", (event) => state.bundle && clicked(state.bundle.goals, event.target).forEach((goal) => convert(goal)), true)
   afterFirstPaint()
   reportTime()
+}
+
+/**
+ * ?vitrina_preview=<token> (a workspace's preview link, QA): the previewed bundle (a draft, or a
+ * version) and its forced variation come from preview.json (never cached); then the tag starts
+ * with them and sends nothing. A refused token (the answer has no bundle) starts it with the live
+ * bundle, forcing nothing. The page may show its original a moment first: this is QA, and the
+ * byte budget goes to visitors.
+ * @param {InitOptions} options
+ * @param {string} token
+ */
+function preview(options, token) {
+  /** @param {any} [body] */
+  const start = (body) =>
+    init({ ...options, bundle: body?.bundle || options.bundle, preview: (body?.bundle && body.force) || {} })
+  fetch(options.endpoint + "/preview.json?token=" + encodeURIComponent(token))
+    .then((response) => response.json())
+    .then(start, start)
 }
 
 const api = {

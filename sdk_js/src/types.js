@@ -195,6 +195,7 @@
  * @property {Bundle | null} [bundle]
  * @property {string} [endpoint] absolute URL of `/v1/sites/<site>`; default: the tag script's own URL without `/tag.js`
  * @property {ServerContext} [context]
+ * @property {{[campaign: string]: string}} [preview] set by the tag itself for ?vitrina_preview: the variations it forces
  */
 
 export {}

@@ -10,7 +10,7 @@ PRIVATE_SETTINGS = ("exclude_ips",)
 HASH_VERSION = 1
 
 
-def _campaign(campaign):
+def compile_campaign(campaign):
     variations = campaign["variations"]
     weights = [v.get("weight", 1.0) for v in variations]
     total = sum(weights) or 1.0
@@ -42,7 +42,7 @@ def compile_bundle(site, version, config, now=None):
     now = now or datetime.now(timezone.utc)
     live = [c for c in config.get("campaigns", []) if c.get("status", "live") == "live"]
     # sorted() is stable: equal priorities keep the merchant's order.
-    campaigns = sorted((_campaign(c) for c in live), key=lambda c: -c["priority"])
+    campaigns = sorted((compile_campaign(c) for c in live), key=lambda c: -c["priority"])
     used_goals = {g for c in campaigns for g in c["goals"] + c.get("guardrails", [])}
     goals = config.get("goals", {})
     return {

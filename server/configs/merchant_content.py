@@ -70,9 +70,19 @@ def _cleaner():
     )
 
 
+MAX_SANITISE_PASSES = 4
+
+
 def sanitise_html(markup):
-    """(sanitised HTML, [what was removed, one sentence each])."""
-    clean = _cleaner().clean(markup)
+    """(sanitised HTML, [what was removed, one sentence each]). Sanitised again until it stops
+    changing: a tree the parser builds can serialise to markup that parses into another tree (an
+    <a> inside an <a>, moved out of a table), and what is published must read back as itself."""
+    clean = markup
+    for _ in range(MAX_SANITISE_PASSES):
+        cleaner = _cleaner().clean(clean)
+        if cleaner == clean:
+            break
+        clean = cleaner
     return clean, _removed(markup, clean) if clean != markup else []
 
 
@@ -212,7 +222,10 @@ def css_problems(css, stylesheet):
     problems = []
     if stylesheet and "</style" in css.lower():
         problems.append("a stylesheet may not contain </style")
-    tokens = tinycss2.parse_component_value_list(css, skip_comments=True)
+    try:
+        tokens = tinycss2.parse_component_value_list(css, skip_comments=True)
+    except ValueError:  # a number of more than 4300 digits: Python refuses to read it (int_max_str_digits)
+        return problems + ["CSS syntax error: a number too long to read"]
     for url in _urls(tokens):
         problem = url_problem(url)
         if problem:

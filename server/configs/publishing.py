@@ -1,8 +1,9 @@
 """Publishing, rollback, pausing and verified loading of the immutable, signed bundle versions.
 
 Each version is stored with its meta (JSON beside the signed bundle, never served):
-`published_by` ("api:<key name>", "cli", "system"), a `note` saying why when the system published
-it, and the settings kept out of the bundle (compiler.PRIVATE_SETTINGS: `exclude_ips`)."""
+`published_by` ("api:<key name>", "user:<email>" from the workspace, "cli", "system"), a `note`
+saying why when the system published it or for a rollback, and the settings kept out of the
+bundle (compiler.PRIVATE_SETTINGS: `exclude_ips`)."""
 import ipaddress
 import json
 from datetime import datetime, timezone
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from flask import current_app
 
+from server.accounts import audit
 from server.cache import app_cache
 from server.configs.compiler import PRIVATE_SETTINGS, compile_bundle, private_settings
 from server.configs.latest import LatestVersions
@@ -35,6 +37,13 @@ def _keys():
 
 
 SYSTEM = "system"  # published_by of what the server published on its own (auto_pause)
+
+
+def publisher():
+    """Who publishes now, for a version's `published_by`: the audit log's actor, an API key
+    written `api:<key name>`."""
+    actor = audit.actor()
+    return "api:" + actor[len("key:"):] if actor.startswith("key:") else actor
 
 
 def _store_signed(site, make_bundle, meta):
@@ -63,7 +72,7 @@ def publish_draft(site, published_by=None):
     if review.problems:
         raise APIError(400, "invalid_config", "The draft no longer validates; fix it and PUT it again.", review.problems)
     version = _store_signed(site, lambda version: compile_bundle(site, version, review.config),
-                            {"published_by": published_by, **private_settings(review.config)})
+                            {"published_by": published_by or publisher(), **private_settings(review.config)})
     return version, review.warnings
 
 
@@ -75,7 +84,7 @@ def rollback(site, version, published_by=None):
     now = _now()
     return _store_signed(site, lambda new: {**old.bundle, "version": new, "published_at": now,
                                             "rolled_back_from": version},
-                         {"published_by": published_by, "note": f"rollback to version {version}",
+                         {"published_by": published_by or publisher(), "note": f"rollback to version {version}",
                           **old.private_settings})
 
 

@@ -9,6 +9,7 @@ import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator
 
@@ -212,6 +213,9 @@ class _Checker:
         for i, cidr in enumerate(_list(_dict(config.get("settings")).get("exclude_ips"))):
             if isinstance(cidr, str):
                 self.network(cidr, ["settings", "exclude_ips", i])
+        zone = _dict(config.get("settings")).get("timezone")
+        if isinstance(zone, str) and 0 < len(zone) <= 64 and not _known_zone(zone):
+            self.add(["settings", "timezone"], f"unknown time zone {zone!r}: use an IANA name such as Europe/Paris or UTC")
         seen_keys = {}
         for i, campaign in enumerate(_list(config.get("campaigns"))):
             if isinstance(campaign, dict):
@@ -388,6 +392,15 @@ class _Checker:
             if problem:
                 hint = "; for case-insensitive matching use $regexi" if _INLINE_FLAGS.search(pattern) else ""
                 self.add(at, f"invalid regex (JavaScript syntax): {problem}{hint}")
+
+
+@lru_cache(maxsize=256)
+def _known_zone(name):
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: a path, not a key ("../x")
+        return False
+    return True
 
 
 def _unknown_operator(op):

@@ -1,6 +1,7 @@
 """Ingesting a validated `collect` batch: verify against the published versions, record,
 count rejections. Used by the endpoint and by the spool replayer alike."""
 import json
+import time
 from collections import Counter
 
 from flask import current_app
@@ -8,6 +9,7 @@ from flask import current_app
 from server.cache import app_cache
 from server.configs import publishing
 from server.events.batch import UNVERIFIABLE, verify_against_bundles
+from server.events.days import day_of
 from server.events.slices import covariates, segment_names, visitor_slices
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
@@ -85,8 +87,12 @@ def ingest(site, visitor_id, events, facts=None):
         events = [e for e in events if e["type"] != "item"]
         get_store().record_interactions(site, interaction_rows(visitor_id, signals))
     if events:
+        zones, now = {}, time.time()
         for event, body in zip(events, _bodies(events)):
             event["_json"] = body
+            version = event["version"]
+            zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
+            event["_day"] = day_of(event["ts"], zone, now)
         _add_slices(events, load, facts)
         get_store().record_events(site, visitor_id, events)
     if alone:
@@ -110,6 +116,12 @@ def _add_slices(events, load, facts):
         event["_pre"] = covariates(event)
 
 
+def _zone_of(site, version):
+    """The version's settings.timezone (verified and cached: ingest verified it a moment ago)."""
+    bundle = publishing.load_version(site, version)
+    return (bundle or {}).get("settings", {}).get("timezone") or "UTC"
+
+
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -119,7 +131,7 @@ def _bodies(events):
     events hold no "},{" (strings are ids and keys), so it splits them apart; anything else
     (a count that does not add up) is encoded event by event."""
     for event in events:
-        for field in ("_json", "_slices", "_pre"):  # a batch replayed from the spool carries what it was given
+        for field in ("_json", "_day", "_slices", "_pre"):  # a batch replayed from the spool carries what it was given
             event.pop(field, None)
     parts = _compact(events)[2:-2].split("},{")
     if len(parts) != len(events):

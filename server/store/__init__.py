@@ -6,7 +6,16 @@ from flask import current_app
 
 from server.cache import app_cache
 
-from .base import DEFAULT_KEY_NAME, ApiKey, KeyExists, SiteExists, Store  # noqa: F401
+from .base import (  # noqa: F401
+    DEFAULT_KEY_NAME,
+    ApiKey,
+    KeyExists,
+    SiteExists,
+    Store,
+    User,
+    UserExists,
+    draft_etag,
+)
 from .redis_store import RedisStore
 from .sqlite import SQLiteStore
 

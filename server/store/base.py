@@ -1,4 +1,5 @@
 """What every store backend provides; the shared store test suite holds them to it."""
+import hashlib
 from dataclasses import dataclass
 
 VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, announced or not
@@ -63,6 +64,10 @@ class KeyExists(Exception):
     """The site already has a key of that name."""
 
 
+class UserExists(Exception):
+    """A user with that email exists already."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """An API key as stored: never the secret, only what it opens and who may do what with it."""
@@ -71,6 +76,21 @@ class ApiKey:
     scope: str                          # owner | publish | read
     created_at: float                   # seconds since 1970
     last_used_at: float | None = None   # written at most once a minute (server/web/auth.py)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A workspace user as stored: the email (lowercase) is the id; no password until one is set."""
+    email: str
+    password_hash: str | None     # argon2 (server/workspace/accounts.py)
+    created_at: float
+    sessions_epoch: int = 0       # sessions signed with an older epoch are void (sign out everywhere)
+
+
+def draft_etag(config_json):
+    """The entity tag of a stored draft (None: no draft yet), what If-Match compares: the SHA-1
+    of its text, which both stores compute the same way (Redis: redis.sha1hex in Lua)."""
+    return hashlib.sha1((config_json or "").encode()).hexdigest()
 
 
 def legacy_key_name(n):
@@ -114,8 +134,51 @@ class Store:
     def list_sites(self):
         raise NotImplementedError
 
+    # workspace users, their roles per site, and each site's audit log
+    def create_user(self, email):
+        """A user without a password yet; UserExists if the email is taken."""
+        raise NotImplementedError
+
+    def get_user(self, email):
+        """The User, or None."""
+        raise NotImplementedError
+
+    def set_password(self, email, password_hash):
+        """Store a new password hash and void every session of the user (a new sessions epoch)."""
+        raise NotImplementedError
+
+    def end_sessions(self, email):
+        """Void every session of the user: returns the new sessions epoch."""
+        raise NotImplementedError
+
+    def set_role(self, site, email, role):
+        """Give the user this role (owner, editor or viewer) on the site, replacing any other."""
+        raise NotImplementedError
+
+    def remove_role(self, site, email):
+        """Take the user off the site; False if they had no role there."""
+        raise NotImplementedError
+
+    def roles_of(self, email):
+        """{site: role} of the user."""
+        raise NotImplementedError
+
+    def site_users(self, site):
+        """[(email, role)] of the site, by email."""
+        raise NotImplementedError
+
+    def add_audit(self, site, entry_json):
+        """Append one entry (JSON text: who, when, what) to the site's audit log."""
+        raise NotImplementedError
+
+    def audit_log(self, site, limit=100):
+        """The newest `limit` entries of the site's audit log (JSON texts), newest first."""
+        raise NotImplementedError
+
     # drafts and versions
-    def save_draft(self, site, config_json):
+    def save_draft(self, site, config_json, if_etag=None):
+        """Store the draft; with `if_etag`, only if the current draft's draft_etag() is that
+        (checked and written atomically). Returns whether it was stored."""
         raise NotImplementedError
 
     def get_draft(self, site):
@@ -183,6 +246,12 @@ class Store:
         (None: from the start) as {"cursor", "id", "visitor_id", "type", "received_at", "body"}
         (cursor: text, opaque; received_at: epoch seconds; body: the event's JSON text), and
         whether events after `cursor` are gone (trimmed or erased): (events, missed)."""
+        raise NotImplementedError
+
+    def daily_counters(self, site, campaign):
+        """[{day, variation (None for holdout), goal (None for visitors), visitors, conversions}]
+        of the campaign: what record_events counted on each day. An event's day is its `_day`
+        (YYYY-MM-DD in the site's time zone, set by collect); events without one count in no day."""
         raise NotImplementedError
 
     def count_rejections(self, site, counts):

@@ -22,6 +22,12 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:slices:<dimension> hash   "<metric>\\0<campaign>\\0<variation>\\0<goal>\\0<value>" -> number
     vitrina:{<site>}:exclusions        hash    reason -> events not counted
     vitrina:{<site>}:rejections        hash    reason -> events refused
+    vitrina:{<site>}:days:<day>        hash    the counters fields, visitors and conversions only, counted that day
+    vitrina:{<site>}:days              set     every day that has a daily hash (YYYY-MM-DD, site time zone)
+    vitrina:{user:<email>}             hash    password_hash, created_at, sessions_epoch of a workspace user
+    vitrina:{user:<email>}:sites       hash    site -> role of that user
+    vitrina:{<site>}:members           hash    email -> role
+    vitrina:{<site>}:audit             list    audit entries (JSON), newest first
     vitrina:{<site>}:catalog           zset    every product id, score 0 (id order, for paging)
     vitrina:{<site>}:p:<id>            string  one product's JSON (a key per product: no giant key)
     vitrina:{<site>}:catalog:mark:<m>  zset    ids stored by a running full import (dropped at its end)
@@ -57,6 +63,8 @@ from .base import (
     KeyExists,
     SiteExists,
     Store,
+    User,
+    UserExists,
     legacy_key_name,
     with_covariate_lists,
 )
@@ -68,7 +76,8 @@ STREAM_MAXLEN = 1_000_000
 SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 1
 LEGACY_KEY_PREFIX, LEGACY_KEY_SUFFIX = "vitrina:{key:", "}:site"  # before keys had names: string -> site
 SEP = "\0"
-DIMENSION_INDEX = {dimension: n for n, dimension in enumerate(SLICE_DIMENSIONS, 1)}  # KEYS[4 + n] in RECORD_EVENTS
+DIMENSION_INDEX = {dimension: n for n, dimension in enumerate(SLICE_DIMENSIONS, 1)}  # KEYS[5 + n] in RECORD_EVENTS
+FIRST_DAY_KEY = 6 + len(SLICE_DIMENSIONS)  # KEYS index (from 1) of the first daily hash in RECORD_EVENTS
 STREAM_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}\Z")
 
 
@@ -94,13 +103,15 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: seen, events, counters, visitor, then the slice counters of each of SLICE_DIMENSIONS
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 7 fields per event, each ended by a NUL:
+# KEYS: seen, events, counters, visitor, days, the slice counters of each of SLICE_DIMENSIONS, then
+# the daily hash of each day the batch names
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 8 fields per event, each ended by a NUL:
 # id, type, campaign|goal, variation ("" = holdout)|value, slices, covariates, length of the event's
-# JSON body; `bodies` is those bodies end to end. (Four arguments rather than seven per event:
-# packing each argument costs the Python client more than these few string.find calls cost Redis.)
+# JSON body, index in KEYS of its day's daily hash ("" for none); `bodies` is those bodies end to
+# end. (Four arguments rather than eight per event: packing each argument costs the Python client
+# more than these few string.find calls cost Redis.)
 # An exposure's slices are "<n>\31<value>" joined by "\30" (n: 1-based index of the dimension, its
-# hash KEYS[4 + n]); its covariates the integers joined by ","; both "" when it has none. They are
+# hash KEYS[5 + n]); its covariates the integers joined by ","; both "" when it has none. They are
 # kept with the assignment ("s\0<campaign>", "x\0<campaign>") for the visitor's later conversions.
 # Returns how many events were new.
 #
@@ -145,7 +156,7 @@ local function slices_of(text)  -- {{hash key, value}, ...}
   local out = {}
   for _, part in ipairs(split(text, '\30')) do
     local cut = find(part, '\31', 1, true)
-    out[#out + 1] = {KEYS[4 + tonumber(sub(part, 1, cut - 1))], sub(part, cut + 1)}
+    out[#out + 1] = {KEYS[5 + tonumber(sub(part, 1, cut - 1))], sub(part, cut + 1)}
   end
   return out
 end
@@ -156,7 +167,7 @@ local function covariates_of(text)
 end
 
 -- the new events (by id, idempotence) go to the stream; kinds, names, args... keep their order
-local kinds, names, args, slices, pres, converts = {}, {}, {}, {}, {}, false
+local kinds, names, args, slices, pres, days, converts = {}, {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -166,6 +177,7 @@ while p <= #meta do
   local q5 = find(meta, '\0', q4 + 1, true)
   local q6 = find(meta, '\0', q5 + 1, true)
   local q7 = find(meta, '\0', q6 + 1, true)
+  local q8 = find(meta, '\0', q7 + 1, true)
   local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q6 + 1, q7 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
@@ -173,9 +185,10 @@ while p <= #meta do
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
     slices[n], pres[n] = sub(meta, q4 + 1, q5 - 1), sub(meta, q5 + 1, q6 - 1)
+    days[n] = tonumber(sub(meta, q7 + 1, q8 - 1))
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q7 + 1, b + length
+  p, b = q8 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
@@ -225,6 +238,13 @@ local function add(key, field, delta)
   if deltas == nil then s.touched[#s.touched + 1] = field; deltas = {}; s.floats[field] = deltas end
   deltas[#deltas + 1] = delta
 end
+local daily, dailyOrder = {}, {}  -- "<KEYS index>\0<field>" -> increment, in first-touch order
+local function dincr(day, field)
+  if not day then return end
+  local at = day .. '\0' .. field
+  if daily[at] == nil then dailyOrder[#dailyOrder + 1] = {day, field, at}; daily[at] = 0 end
+  daily[at] = daily[at] + 1
+end
 -- the same deltas to the campaign's counter and to its counter in each of the visitor's slices
 local function bump(campaign, variation, goal, slices_, ints, floats)
   local counter = campaign .. '\0' .. variation .. '\0' .. goal
@@ -260,6 +280,7 @@ for n = 1, fresh do
         end
       end
       bump(name, arg, '', assigned[#assigned][3], ints, {})
+      dincr(days[n], 'visitors\0' .. name .. '\0' .. arg .. '\0')
     end
   else
     -- a conversion counts for every campaign the visitor is assigned to now
@@ -280,6 +301,7 @@ for n = 1, fresh do
           floats[#floats + 1] = {'pre_rev_' .. (i - 1), x * value}
         end
         bump(a[1], a[2], name, a[3], ints, floats)
+        if not before then dincr(days[n], 'conversions\0' .. a[1] .. '\0' .. a[2] .. '\0' .. name) end
       end
     end
   end
@@ -309,6 +331,10 @@ for _, key in ipairs(hashes) do
   end
   hset(key, out)
 end
+for _, d in ipairs(dailyOrder) do
+  redis.call('HINCRBY', KEYS[d[1]], d[2], daily[d[3]])
+  redis.call('SADD', KEYS[5], string.sub(KEYS[d[1]], #KEYS[5] + 2))
+end
 return fresh
 """
 
@@ -327,6 +353,14 @@ for i = 3, #ARGV, 6 do
 end
 if new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
 return new
+"""
+
+# KEYS: draft   ARGV: config, updated_at, expected etag. Stores the draft only if the current one's
+# SHA-1 (store/base.py draft_etag) is the expected one; returns 1 when stored.
+SAVE_DRAFT_IF = """
+if redis.sha1hex(redis.call('HGET', KEYS[1], 'config') or '') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'config', ARGV[1], 'updated_at', ARGV[2])
+return 1
 """
 
 # KEYS: lock   ARGV: owner, ttl_ms. Takes a free lock, or extends one the owner holds.
@@ -423,6 +457,7 @@ class RedisStore(Store):
         self._record_interactions = self.r.register_script(RECORD_INTERACTIONS)
         self._acquire_lock = self.r.register_script(ACQUIRE_LOCK)
         self._release_lock = self.r.register_script(RELEASE_LOCK)
+        self._save_draft_if = self.r.register_script(SAVE_DRAFT_IF)
         self._watch = _VersionWatch(self.r)
         self._upgraded = False
 
@@ -523,9 +558,59 @@ class RedisStore(Store):
     def list_sites(self):
         return sorted(self.r.smembers("vitrina:sites"))
 
+    # users, roles, audit
+    @staticmethod
+    def _user(email, part=""):
+        return f"vitrina:{{user:{email}}}{part}"
+
+    def create_user(self, email):
+        if not self.r.hsetnx(self._user(email), "created_at", repr(time.time())):
+            raise UserExists(email)
+        self.r.hset(self._user(email), "sessions_epoch", 0)
+
+    def get_user(self, email):
+        record = self.r.hgetall(self._user(email))
+        if not record.get("created_at"):
+            return None
+        return User(email, record.get("password_hash"), float(record["created_at"]), int(record.get("sessions_epoch", 0)))
+
+    def set_password(self, email, password_hash):
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self._user(email), "password_hash", password_hash)
+        pipe.hincrby(self._user(email), "sessions_epoch", 1)
+        pipe.execute()
+
+    def end_sessions(self, email):
+        if not self.r.exists(self._user(email)):
+            return None
+        return self.r.hincrby(self._user(email), "sessions_epoch", 1)
+
+    def set_role(self, site, email, role):
+        self.r.hset(self._user(email, ":sites"), site, role)
+        self.r.hset(self._k(site, "members"), email, role)
+
+    def remove_role(self, site, email):
+        self.r.hdel(self._user(email, ":sites"), site)
+        return self.r.hdel(self._k(site, "members"), email) == 1
+
+    def roles_of(self, email):
+        return dict(sorted(self.r.hgetall(self._user(email, ":sites")).items()))
+
+    def site_users(self, site):
+        return sorted(self.r.hgetall(self._k(site, "members")).items())
+
+    def add_audit(self, site, entry_json):
+        self.r.lpush(self._k(site, "audit"), entry_json)
+
+    def audit_log(self, site, limit=100):
+        return self.r.lrange(self._k(site, "audit"), 0, limit - 1)
+
     # drafts and versions
-    def save_draft(self, site, config_json):
-        self.r.hset(self._k(site, "draft"), mapping={"config": config_json, "updated_at": repr(time.time())})
+    def save_draft(self, site, config_json, if_etag=None):
+        if if_etag is None:
+            self.r.hset(self._k(site, "draft"), mapping={"config": config_json, "updated_at": repr(time.time())})
+            return True
+        return self._save_draft_if(keys=[self._k(site, "draft")], args=[config_json, repr(time.time()), if_etag]) == 1
 
     def get_draft(self, site):
         return self.r.hget(self._k(site, "draft"), "config")
@@ -568,7 +653,7 @@ class RedisStore(Store):
     def record_events(self, site, visitor_id, events):
         if not events:
             return 0
-        meta, bodies = [], []
+        meta, bodies, day_keys = [], [], {}
         for event in events:
             body = event.get("_json") or _compact({k: v for k, v in event.items() if not k.startswith("_")})
             slices = covariates = ""
@@ -579,13 +664,17 @@ class RedisStore(Store):
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
             size = len(body) if body.isascii() else len(body.encode())
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{slices}\0{covariates}\0{size}\0")
+            day = event.get("_day")
+            at = day_keys.setdefault(day, FIRST_DAY_KEY + len(day_keys)) if day else ""
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{slices}\0{covariates}\0{size}\0{at}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 7 * len(events):
+        if meta.count("\0") != 8 * len(events):
             raise ValueError("event ids, campaigns, variations, goals and slices cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
-                self._k(site, f"visitor:{visitor_id}")] + [self._k(site, f"slices:{d}") for d in SLICE_DIMENSIONS]
+                self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
+                *(self._k(site, f"slices:{d}") for d in SLICE_DIMENSIONS),
+                *(self._k(site, f"days:{day}") for day in day_keys)]
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
 
     def counters(self, site):
@@ -636,6 +725,23 @@ class RedisStore(Store):
         after = _stream_id(cursor) if cursor else (0, 0)
         trimmed = info["entries-added"] > info["length"] and _stream_id(info["recorded-first-entry-id"]) > after
         return trimmed or _stream_id(info.get("max-deleted-entry-id") or "0-0") > after
+
+    def daily_counters(self, site, campaign):
+        days = sorted(self.r.smembers(self._k(site, "days")))
+        pipe = self.r.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self._k(site, f"days:{day}"))
+        rows = []
+        for day, fields in zip(days, pipe.execute()):
+            found = {}
+            for field, value in fields.items():
+                metric, name, variation, goal = field.split(SEP)
+                if name == campaign:
+                    row = found.setdefault((variation, goal), {"day": day, "variation": variation or None,
+                                                               "goal": goal or None, "visitors": 0, "conversions": 0})
+                    row[metric] = int(value)
+            rows += found.values()
+        return rows
 
     def count_rejections(self, site, counts):
         self._add_counts(self._k(site, "rejections"), counts)

@@ -16,7 +16,10 @@ from .base import (
     KeyExists,
     SiteExists,
     Store,
+    User,
+    UserExists,
     covariate_deltas,
+    draft_etag,
     legacy_key_name,
     with_covariate_lists,
 )
@@ -76,6 +79,17 @@ CREATE TABLE IF NOT EXISTS recs_status (
   site TEXT PRIMARY KEY, imports_at REAL, signals_at REAL, built_at REAL);
 CREATE TABLE IF NOT EXISTS merchandising (site TEXT PRIMARY KEY, rules TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS daily (
+  site TEXT NOT NULL, campaign TEXT NOT NULL, day TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, day, variation, goal)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (
+  email TEXT PRIMARY KEY, password_hash TEXT, created_at REAL NOT NULL, sessions_epoch INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS roles (
+  site TEXT NOT NULL, email TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (site, email));
+CREATE INDEX IF NOT EXISTS roles_by_email ON roles (email);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_by_site ON audit (site, seq);
 """
 CHUNK = 500  # ids per IN (...) query: below SQLite's bound on host parameters
 
@@ -237,11 +251,62 @@ class SQLiteStore(Store):
     def list_sites(self):
         return [r[0] for r in self._db().execute("SELECT site FROM sites ORDER BY site")]
 
-    # drafts and versions
-    def save_draft(self, site, config_json):
+    # users, roles, audit
+    def create_user(self, email):
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM users WHERE email=?", (email,)).fetchone():
+                raise UserExists(email)
+            db.execute("INSERT INTO users (email, created_at) VALUES (?, ?)", (email, time.time()))
+
+    def get_user(self, email):
+        row = self._db().execute("SELECT email, password_hash, created_at, sessions_epoch FROM users WHERE email=?",
+                                 (email,)).fetchone()
+        return User(*row) if row else None
+
+    def set_password(self, email, password_hash):
+        with self._tx() as db:
+            db.execute("UPDATE users SET password_hash=?, sessions_epoch=sessions_epoch+1 WHERE email=?",
+                       (password_hash, email))
+
+    def end_sessions(self, email):
+        with self._tx() as db:
+            db.execute("UPDATE users SET sessions_epoch=sessions_epoch+1 WHERE email=?", (email,))
+            row = db.execute("SELECT sessions_epoch FROM users WHERE email=?", (email,)).fetchone()
+        return row[0] if row else None
+
+    def set_role(self, site, email, role):
+        with self._tx() as db:
+            db.execute("INSERT INTO roles VALUES (?, ?, ?) ON CONFLICT(site, email) DO UPDATE SET role=excluded.role",
+                       (site, email, role))
+
+    def remove_role(self, site, email):
+        with self._tx() as db:
+            return db.execute("DELETE FROM roles WHERE site=? AND email=?", (site, email)).rowcount > 0
+
+    def roles_of(self, email):
+        return dict(self._db().execute("SELECT site, role FROM roles WHERE email=? ORDER BY site", (email,)))
+
+    def site_users(self, site):
+        return self._db().execute("SELECT email, role FROM roles WHERE site=? ORDER BY email", (site,)).fetchall()
+
+    def add_audit(self, site, entry_json):
+        with self._tx() as db:
+            db.execute("INSERT INTO audit (site, entry) VALUES (?, ?)", (site, entry_json))
+
+    def audit_log(self, site, limit=100):
+        return [row[0] for row in self._db().execute(
+            "SELECT entry FROM audit WHERE site=? ORDER BY seq DESC LIMIT ?", (site, limit))]
+
+    # drafts and versions
+    def save_draft(self, site, config_json, if_etag=None):
+        with self._tx() as db:
+            if if_etag is not None:
+                row = db.execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
+                if draft_etag(row[0] if row else None) != if_etag:
+                    return False
             db.execute("INSERT INTO drafts VALUES (?, ?, ?) ON CONFLICT(site) DO UPDATE SET "
                        "config=excluded.config, updated_at=excluded.updated_at", (site, config_json, time.time()))
+        return True
 
     def get_draft(self, site):
         row = self._db().execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
@@ -298,8 +363,9 @@ class SQLiteStore(Store):
                     self._convert(db, site, visitor_id, event)
         return new
 
-    def _bump(self, db, site, campaign, variation, goal, slices, deltas):
-        """Add `deltas` ({metric: n}) to the campaign's counter and to the counter of each slice."""
+    def _bump(self, db, site, campaign, variation, goal, slices, deltas, day=None):
+        """Add `deltas` ({metric: n}) to the campaign's counter, to the counter of each slice, and
+        visitors and conversions to the day's."""
         names = tuple(deltas)
         values = tuple(deltas.values())
         db.execute(_upsert_sql("counters", names), (site, campaign, variation, goal) + values)
@@ -307,6 +373,11 @@ class SQLiteStore(Store):
             sql = _upsert_sql("slice_counters", names)
             db.executemany(sql, [(site, dimension, campaign, value, variation, goal) + values
                                  for dimension, value in slices])
+        visitors, conversions = deltas.get("visitors", 0), deltas.get("conversions", 0)
+        if day and (visitors or conversions):
+            db.execute("INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, day, variation, goal) "
+                       "DO UPDATE SET visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions",
+                       (site, campaign, day, variation, goal, visitors, conversions))
 
     def _expose(self, db, site, visitor_id, event):
         variation = HOLDOUT if event.get("holdout") else event["variation"]
@@ -316,7 +387,8 @@ class SQLiteStore(Store):
                          (site, visitor_id, event["campaign"], variation, _slices_text(slices),
                           None if pre is None else ",".join(map(str, pre))))
         if cur.rowcount:
-            self._bump(db, site, event["campaign"], variation, "", slices, {"visitors": 1, **covariate_deltas(pre)})
+            self._bump(db, site, event["campaign"], variation, "", slices, {"visitors": 1, **covariate_deltas(pre)},
+                       event.get("_day"))
 
     def _convert(self, db, site, visitor_id, event):
         value = float(event.get("value") or 0.0)
@@ -335,7 +407,8 @@ class SQLiteStore(Store):
                 for i, x in enumerate(map(int, pre_text.split(","))):
                     deltas[f"pre_conv_{i}"] = 0 if row else x
                     deltas[f"pre_rev_{i}"] = x * value
-            self._bump(db, site, campaign, variation, goal, _parse_slices(slices_text), deltas)
+            self._bump(db, site, campaign, variation, goal, _parse_slices(slices_text), deltas,
+                       event.get("_day"))
 
     def counters(self, site):
         return self._counter_rows(
@@ -369,6 +442,13 @@ class SQLiteStore(Store):
             "ORDER BY rowid LIMIT ?", (site, after, limit)).fetchall()
         return [{"cursor": str(rowid), "id": event_id, "visitor_id": visitor_id, "type": kind, "received_at": at,
                  "body": body} for rowid, event_id, visitor_id, kind, at, body in rows], False
+
+    def daily_counters(self, site, campaign):
+        rows = self._db().execute(
+            "SELECT day, variation, goal, visitors, conversions FROM daily WHERE site=? AND campaign=? ORDER BY day",
+            (site, campaign)).fetchall()
+        return [{"day": d, "variation": None if v == HOLDOUT else v, "goal": g or None, "visitors": n,
+                 "conversions": k} for d, v, g, n, k in rows]
 
     def count_rejections(self, site, counts):
         self._add_counts("rejections", site, counts)

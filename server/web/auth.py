@@ -97,7 +97,7 @@ def require_key(scope):
                 raise APIError(403, "forbidden", f"This key's scope is '{key.scope}'; this request needs a key "
                                                  f"of scope {' or '.join(repr(s) for s in SCOPES[needed:])}.")
             _note_use(key_hash, key)
-            g.key_name = key.name  # who publishes: versions say "api:<key name>"
+            g.actor = f"key:{key.name}"  # the audit log's `who` for what this request changes
             return view(site, *args, **kwargs)
 
         return wrapper

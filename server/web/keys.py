@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, jsonify, request
 
+from server.accounts import audit
 from server.configs.validation import parse_config
 from server.errors import APIError
 from server.store import KeyExists, get_store
@@ -52,6 +53,8 @@ def create(site):
     except KeyExists:
         raise APIError(409, "key_exists", f"Site '{site}' already has a key named '{body['name']}'.",
                        [{"path": "/name", "message": "is taken: revoke that key first, or choose another name"}]) from None
+    audit.record(site, "key.create", f"created API key '{body['name']}' (scope {body['scope']})",
+                 {"name": body["name"], "scope": body["scope"]})
     response = jsonify({"site": site, "name": body["name"], "scope": body["scope"], "key": secret})
     response.headers["Cache-Control"] = "no-store"
     return response, 201
@@ -69,4 +72,5 @@ def revoke(site, name):
         raise APIError(409, "last_owner_key", f"'{name}' is the last owner key of site '{site}': create another "
                                               "owner key first (or revoke it with the vitrina CLI).")
     store.revoke_key(site, name)
+    audit.record(site, "key.revoke", f"revoked API key '{name}'", {"name": name})
     return jsonify({"site": site, "name": name, "revoked": True})

@@ -3,10 +3,12 @@ the raw event export."""
 import json
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
+from server.accounts import audit
 from server.configs import publishing
-from server.configs.validation import parse_config, review_config
+from server.configs.drafts import load_draft, save_draft
+from server.configs.validation import parse_config
 from server.decisions.decide import decide
 from server.errors import APIError
 from server.store import get_store
@@ -31,36 +33,32 @@ def _json_body():
 @bp.put("/config")
 @require_key("publish")
 def put_config(site):
-    review = review_config(_json_body())
-    if review.problems:
-        raise APIError(400, "invalid_config", f"The config has {len(review.problems)} problem(s); nothing was saved.",
-                       review.problems)
     # The sanitised config is what is stored, read back and published; warnings say what it lost.
-    get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
-    return jsonify({"site": site, "saved": True, "warnings": review.warnings})
+    # If-Match is optional here: with it, a stale tag is a 412 and nothing is stored.
+    review = save_draft(site, _json_body(), request.if_match)
+    audit.record(site, "config.save", "saved the draft config (API)")
+    response = jsonify({"site": site, "saved": True, "warnings": review.warnings})
+    response.headers["ETag"] = review.etag
+    return response
 
 
 @bp.get("/config")
 @require_key("read")
 def get_config(site):
-    raw = get_store().get_draft(site)
-    if raw is None:
+    draft = load_draft(site)
+    if draft.raw is None:
         raise APIError(404, "no_draft", f"Site '{site}' has no draft config yet.")
-    response = jsonify(json.loads(raw))
-    response.headers["Cache-Control"] = "no-store"
+    response = jsonify(draft.config)
+    response.headers.update({"Cache-Control": "no-store", "ETag": draft.etag})
     return response
 
 
 @bp.post("/publish")
 @require_key("publish")
 def publish(site):
-    version, warnings = publishing.publish_draft(site, _publisher())
+    version, warnings = publishing.publish_draft(site)
+    audit.record(site, "publish", f"published version {version}", {"version": version})
     return jsonify({"site": site, "version": version, "warnings": warnings}), 201
-
-
-def _publisher():
-    """The versions' `published_by` for this request: its API key."""
-    return f"api:{g.key_name}"
 
 
 @bp.get("/versions")
@@ -81,7 +79,9 @@ def rollback(site):
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
         raise APIError(400, "invalid_request", "Send {\"version\": <a published version number>}.",
                        [{"path": "/version", "message": f"must be an integer from 1 to {MAX_VERSION}"}])
-    new = publishing.rollback(site, version, _publisher())
+    new = publishing.rollback(site, version)
+    audit.record(site, "rollback", f"rolled back to version {version} (published as version {new})",
+                 {"version": new, "rolled_back_from": version})
     return jsonify({"site": site, "version": new, "rolled_back_from": version}), 201
 
 

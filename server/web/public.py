@@ -3,6 +3,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from server.delivery import serving
 from server.delivery.context import request_context
+from server.delivery.preview import preview_body
 from server.errors import APIError
 from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch
@@ -95,6 +96,23 @@ def collect(site):
         response.headers.update(cors)
         return response
     return Response(status=204, headers=cors)
+
+
+@bp.get("/v1/sites/<site>/preview.json")
+def preview(site):
+    """A preview link's bundle and forced variation (server/delivery/preview.py): never cached."""
+    cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+    try:
+        serving.known_site(site)
+        token = request.args.get("token", "")
+        if not token or len(token) > 2000:
+            raise APIError(403, "preview_invalid", "Send the preview link's token as ?token=.")
+        response = jsonify(preview_body(site, token))
+    except APIError as e:
+        e.headers = {**e.headers, **cors}
+        raise
+    response.headers.update(cors)
+    return response
 
 
 @bp.get("/sdk/vitrina.min.js")
