@@ -4,6 +4,7 @@ Holm over the family) and a sample-ratio mismatch show in results and in the CLI
 to the system, and marks it paused in the draft. Versions say who published them."""
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from server.results.table import render
 from server.store import get_store
 from server.web.auth import hash_key, new_api_key
 from tests.servers import BROWSER_UA
+from tests.test_workspace import signed_in
 
 CONFIG = {
     "goals": {"purchase": {"event": "purchase"}, "signup": {"event": "signup"}},
@@ -149,9 +151,14 @@ def test_published_by_names_the_key_the_cli_and_a_rollbacks_origin(shop, tmp_pat
         path.write_text(json.dumps(CONFIG))
         assert publishing.publish_file("shop", path).version == 2
     assert client.post("/api/v1/sites/shop/rollback", json={"version": 1}, headers=auth).status_code == 201
+    editor = signed_in(app, "eve@shop.example", "editor")
+    page = editor.get("/app/s/shop/publish").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert editor.post("/app/s/shop/publish", data={"csrf_token": token}).status_code == 302
     versions = client.get("/api/v1/sites/shop/versions", headers=auth).get_json()["versions"]
     assert [(v["version"], v["published_by"], v.get("note")) for v in versions] == [
-        (3, "api:default", "rollback to version 1"), (2, "cli", None), (1, "api:default", None)]
+        (4, "user:eve@shop.example", None), (3, "api:default", "rollback to version 1"), (2, "cli", None),
+        (1, "api:default", None)]
 
 
 def test_an_aa_guardrail_looked_at_daily_stays_within_its_level(capsys):
@@ -178,3 +185,18 @@ def test_an_aa_guardrail_looked_at_daily_stays_within_its_level(capsys):
     assert alarms["drop"] >= 0.8 and alarms["drop"] > alarms["drop two-sided"]
 
 
+
+
+def test_the_workspace_shows_the_alerts_and_what_was_not_counted(shop):
+    app, client, auth = shop
+    simulate(client, visitors=1500)
+    client.post("/v1/sites/shop/collect", headers={"User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"},
+                data=json.dumps({"visitor_id": "v1.googlebot1", "events": [
+                    {"id": "bot-exposure-1", "type": "exposure", "version": 1, "ts": 1763900000000,
+                     "campaign": "banner", "variation": "blue"}]}))
+    viewer = signed_in(app, "vic@shop.example", "viewer")
+    listing = viewer.get("/app/s/shop/results").get_data(as_text=True)
+    assert "purchase worse in fast" in listing and "Not counted (bots, internal traffic, previews):" in listing
+    assert "bot 1" in listing
+    page = viewer.get("/app/s/shop/results/checkout").get_data(as_text=True)
+    assert 'role="alert"><strong>Guardrail purchase</strong>: guardrail purchase: fast is worse than control' in page

@@ -14,7 +14,13 @@ from server.events import spool
 from server.events.batch import bucketed_assignment
 from server.store import UNAVAILABLE, get_store
 from tests.conftest import EXPERIMENT_CONFIG, make_site
-from tests.servers import BROWSER_UA, durable_redis, gunicorn_server, gunicorn_workers, wait_for
+from tests.servers import (
+    BROWSER_UA,
+    durable_redis,
+    gunicorn_server,
+    gunicorn_workers,
+    wait_for,
+)
 
 NOW = int(time.time() * 1000)
 
