@@ -9,13 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from server import create_app
 from server.configs import publishing
 from server.events.batch import bucketed_assignment
 from server.results import report, stats, watch
 from server.results.table import render
-from server.store import get_store
-from server.web.auth import hash_key, new_api_key
+from tests.conftest import shop_with
 from tests.servers import BROWSER_UA
 from tests.test_workspace import signed_in
 
@@ -35,16 +33,7 @@ PURCHASE = {"control": 0.15, "fast": 0.05}
 
 @pytest.fixture
 def shop(tmp_path):
-    env = {"VITRINA_DATABASE": str(tmp_path / "vitrina.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
-           "VITRINA_RATE_CLIENT": "0"}
-    app = create_app(env=env)
-    key = new_api_key()
-    with app.app_context():
-        get_store().create_site("shop", hash_key(key))
-    client = app.test_client()
-    auth = {"Authorization": f"Bearer {key}"}
-    assert client.put("/api/v1/sites/shop/config", json=CONFIG, headers=auth).status_code == 200
-    assert client.post("/api/v1/sites/shop/publish", headers=auth).status_code == 201
+    app, client, auth = shop_with(tmp_path, CONFIG)
     return app, client, auth
 
 

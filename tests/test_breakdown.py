@@ -9,11 +9,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from server import create_app
 from server.events.batch import bucketed_assignment
 from server.results.table import render
-from server.store import get_store
-from server.web.auth import hash_key, new_api_key
+from tests.conftest import shop_with
 from tests.servers import BROWSER_UA
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -37,16 +35,7 @@ VISITORS = 6000
 
 @pytest.fixture
 def site(tmp_path):
-    env = {"VITRINA_DATABASE": str(tmp_path / "vitrina.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
-           "VITRINA_RATE_CLIENT": "0"}
-    app = create_app(env=env)
-    key = new_api_key()
-    with app.app_context():
-        get_store().create_site("shop", hash_key(key))
-    client = app.test_client()
-    auth = {"Authorization": f"Bearer {key}"}
-    assert client.put("/api/v1/sites/shop/config", json=CONFIG, headers=auth).status_code == 200
-    assert client.post("/api/v1/sites/shop/publish", headers=auth).status_code == 201
+    app, client, auth = shop_with(tmp_path, CONFIG)
     return app, client, auth
 
 

@@ -6,12 +6,9 @@ import json
 
 import pytest
 
-from server import create_app
 from server.events.batch import bucketed_assignment
 from server.events.traffic import in_networks, is_bot, parse_networks
-from server.store import get_store
-from server.web.auth import hash_key, new_api_key
-from tests.conftest import database_bytes
+from tests.conftest import database_bytes, shop_with
 from tests.servers import BROWSER_UA
 
 OFFICE, VPN = "203.0.113.0/24", "2001:db8:42::/48"
@@ -30,16 +27,7 @@ LIGHTHOUSE = ("Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/
 
 @pytest.fixture
 def shop(tmp_path):
-    env = {"VITRINA_DATABASE": str(tmp_path / "vitrina.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
-           "VITRINA_RATE_CLIENT": "0", "VITRINA_PROXY_HOPS": "1"}
-    app = create_app(env=env)
-    key = new_api_key()
-    with app.app_context():
-        get_store().create_site("shop", hash_key(key))
-    client = app.test_client()
-    auth = {"Authorization": f"Bearer {key}"}
-    assert client.put("/api/v1/sites/shop/config", json=CONFIG, headers=auth).status_code == 200
-    assert client.post("/api/v1/sites/shop/publish", headers=auth).status_code == 201
+    app, client, auth = shop_with(tmp_path, CONFIG, VITRINA_PROXY_HOPS="1")
     bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
     visitors = (f"v1.ex{i:06d}" for i in range(10**6))
 
