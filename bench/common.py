@@ -139,10 +139,11 @@ def server_env(workdir, redis_url=None, **extra):
 WRK_REPORT = r"""
 done = function(summary, latency, requests)
   io.write(string.format("WRKJSON {\"requests\": %d, \"duration_us\": %d, \"bytes\": %d, " ..
-    "\"connect\": %d, \"read\": %d, \"write\": %d, \"status\": %d, \"timeout\": %d, \"p50_us\": %d, \"p99_us\": %d}\n",
+    "\"connect\": %d, \"read\": %d, \"write\": %d, \"status\": %d, \"timeout\": %d, \"p50_us\": %d, \"p99_us\": %d, " ..
+    "\"max_us\": %d}\n",
     summary.requests, summary.duration, summary.bytes, summary.errors.connect, summary.errors.read,
     summary.errors.write, summary.errors.status, summary.errors.timeout,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
 

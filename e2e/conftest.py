@@ -212,11 +212,12 @@ class Vitrina:
                 store.close()
         return key
 
-    def start_shop(self, name):
+    def start_shop(self, name, tag_server=None):
         """The shop pages with this site's tag, on their own origin: bound to 127.0.0.1 but
-        browsed as localhost, a different host from the server's, as for a real shop."""
+        browsed as localhost, a different host from the server's, as for a real shop. The tag
+        comes from `tag_server` (an edge in front of the server) when given."""
         port = free_port()
-        shop = make_shop_server("127.0.0.1", port, PAGES, self.server_url, name)
+        shop = make_shop_server("127.0.0.1", port, PAGES, tag_server or self.server_url, name)
         shop.handle_error = _quiet_disconnects(shop.handle_error)
         serve_in_thread(shop)
         self._shops.append(shop)
@@ -298,6 +299,16 @@ GEO_UNKNOWN = {"country": None, "region": None, "city": None, "continent": None,
 PARIS_IP, TOKYO_IP, UNKNOWN_IP = "198.51.100.7", "203.0.113.5", "192.0.2.1"
 
 
+def write_test_geoip_db(folder):
+    """A GeoIP2 City database in which 198.51.100.0/24 is Paris and 203.0.113.0/24 Tokyo; its path."""
+    db = folder / "test-city.mmdb"
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
+    writer.insert_network(IPSet(["198.51.100.0/24"]), _city("FR", "EU", "IDF", "Paris", "Europe/Paris"))
+    writer.insert_network(IPSet(["203.0.113.0/24"]), _city("JP", "AS", "13", "Tokyo", "Asia/Tokyo"))
+    writer.to_db_file(str(db))
+    return db
+
+
 @pytest.fixture(scope="session")
 def geo_server(tmp_path_factory):
     """`vitrina serve` with VITRINA_GEOIP_DB on a database built here (198.51.100.0/24 is Paris,
@@ -305,12 +316,7 @@ def geo_server(tmp_path_factory):
     visitor's. Attribute `workdir`: where its database lives."""
     _require_sdk()
     workdir = tmp_path_factory.mktemp("vitrina-geo")
-    db = workdir / "test-city.mmdb"
-    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
-    writer.insert_network(IPSet(["198.51.100.0/24"]), _city("FR", "EU", "IDF", "Paris", "Europe/Paris"))
-    writer.insert_network(IPSet(["203.0.113.0/24"]), _city("JP", "AS", "13", "Tokyo", "Asia/Tokyo"))
-    writer.to_db_file(str(db))
-    server = Vitrina(workdir, {"VITRINA_GEOIP_DB": str(db), "VITRINA_PROXY_HOPS": "1"})
+    server = Vitrina(workdir, {"VITRINA_GEOIP_DB": str(write_test_geoip_db(workdir)), "VITRINA_PROXY_HOPS": "1"})
     server.workdir = workdir
     with server.running():
         yield server

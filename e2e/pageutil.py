@@ -60,6 +60,16 @@ def seen_texts(page, selector, frames=10):
     return page.evaluate("(s) => window.__seen[s]", selector)
 
 
+def decision_lines(lines):
+    """{campaign: (variation, reason)} from the last `[vitrina]` debug line of each (?vitrina_debug=1)."""
+    out = {}
+    for line in lines:
+        if line.startswith("[vitrina] "):
+            _, key, variation, reason = line.split(" ", 3)
+            out[key] = (None if variation == "null" else variation, reason)
+    return out
+
+
 def visitor_id(page):
     return page.evaluate("vitrina.getVisitorId()")
 

@@ -19,7 +19,7 @@ import re
 import time
 
 from .conftest import GEO_PARIS, GEO_TOKYO, PARIS_IP, TOKYO_IP, behind_proxy
-from .pageutil import sampler, seen_texts
+from .pageutil import decision_lines, sampler, seen_texts
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/18.1 Mobile/15E148 Safari/604.1")
@@ -81,16 +81,6 @@ def _visitor(new_context, server, ip, delay=0.0, abort=False, **options):
     return context, asked
 
 
-def _debug_lines(page_log):
-    """{campaign: (variation, reason)} from the last `[vitrina]` line of each."""
-    out = {}
-    for line in page_log:
-        if line.startswith("[vitrina] "):
-            _, key, variation, reason = line.split(" ", 3)
-            out[key] = (None if variation == "null" else variation, reason)
-    return out
-
-
 def _decide(site, vid, geo, os_name):
     attributes = {"page": {"path": "/geo.html"}, "geo": geo, "device": {"os": os_name}}
     server = site.decide(vid, attributes)
@@ -138,7 +128,7 @@ def test_with_context_js_geo_campaigns_apply_before_the_first_paint(new_context,
     assert seen_texts(page, "#geo-sub") == ["Free delivery from 50 EUR"]  # excluded by geo-fr, never hidden for long
     assert asked == []  # no request for the context: context.js brought it
     vid = page.evaluate("vitrina.getVisitorId()")
-    assert _debug_lines(log) == _decide(site, vid, GEO_PARIS, "ios")
+    assert decision_lines(log) == _decide(site, vid, GEO_PARIS, "ios")
     assert not any("waiting for context" in line for line in log)
 
 
@@ -173,7 +163,7 @@ def test_without_context_js_only_geo_campaigns_and_what_they_may_exclude_wait(ne
         assert first_shown - frames[0][0] >= CONTEXT_DELAY_S * 1000 * 0.8
         assert first_shown - frames[0][0] < ANTIFLICKER_MS
         vid = page.evaluate("vitrina.getVisitorId()")
-        browser = _debug_lines(log)
+        browser = decision_lines(log)
         assert browser == _decide(site, vid, geo, "ios")
         waited = {line.split(" ")[1] for line in log if line.endswith(" null waiting for context")}
         assert waited == {"geo-fr", "hero-default", "ios-note"}  # hero-default: geo-fr's group, lower priority
@@ -206,6 +196,6 @@ def test_without_the_context_waiting_campaigns_decide_without_it_and_say_so(new_
     assert asked
     assert any(re.match(r"\[vitrina:context\] request failed: .*: deciding without it", line) for line in log), log
     vid = page.evaluate("vitrina.getVisitorId()")
-    assert _debug_lines(log) == _decide(site, vid, None, None)
+    assert decision_lines(log) == _decide(site, vid, None, None)
     assert page.locator("#geo-title").text_content() == "Welcome"
     assert page.evaluate("sessionStorage.getItem('vtr_ctx')") is None

@@ -336,3 +336,51 @@ def test_browser_and_decide_agree_on_every_campaign(new_context, vitrina):
     assert holdouts == 2
     assert seen_reasons >= {"all", "segment", "conditions", "page", "waiting", "excluded", "not", "sticky",
                             "outside", "holdout;"}, seen_reasons
+
+
+# --- decide from the inputs the browser resolves itself ---
+
+INPUT_CAMPAIGNS = [
+    _campaign("in-mobile", conditions={"device.type": "mobile"}),
+    _campaign("in-ios-safari", conditions={"device.os": "ios", "device.browser": "safari"}),
+    _campaign("in-desktop-windows", conditions={"device.type": "desktop", "device.os": "windows"}),
+    _campaign("in-morning", conditions={"time.hour": {"$lt": 12}}),
+    _campaign("in-evening", conditions={"time.hour": {"$gte": 18}}),
+    _campaign("in-weekend", conditions={"time.weekday": {"$in": [0, 6]}}),
+    _campaign("in-late-november", conditions={"time.date": {"$gte": "2026-11-24"}}),
+    _campaign("in-no-country", conditions={"geo.country": None}),
+    _campaign("in-everyone"),
+]
+INPUTS_CONFIG = {"campaigns": INPUT_CAMPAIGNS, "settings": {**SETTINGS, "holdout": 0}}
+
+
+def test_decide_from_ip_user_agent_and_time_zone_agrees_with_the_browser(new_context, vitrina):
+    """No attributes: the server resolves device from the user agent, geo from the address and
+    time from `now` in the visitor's zone, as the tag does, and decides what the browser decided."""
+    site = vitrina.new_site(INPUTS_CONFIG)
+    keys = [c["key"] for c in INPUT_CAMPAIGNS]
+    # (user agent, IANA zone, minutes after START): START is Monday 07:45 UTC
+    for n, (ua, zone, minutes) in enumerate([
+            (UA["iPhone, Safari, iOS 18"], "Europe/Paris", 0),  # 08:45 Monday
+            (UA["Windows, Edge (Edg)"], "America/New_York", 0),  # 02:45 Monday
+            (UA["Galaxy Tab S9, Chrome"], "Asia/Tokyo", 10 * 60),  # 02:45 Tuesday
+            (UA["macOS, Safari"], "Pacific/Kiritimati", 5 * 24 * 60)]):  # Sunday 07:45 UTC, 21:45 there
+        visitor = f"inputs-visitor-{n:03d}"
+        context = new_context(user_agent=ua, timezone_id=zone)
+        context.add_cookies([{"name": "vtr_id", "value": visitor, "url": site.shop_url}])
+        page = context.new_page()
+        log = []
+        page.on("console", lambda m: log.append(m.text))
+        now = START + timedelta(minutes=minutes)
+        page.clock.set_fixed_time(now)
+        page.goto(site.url("/targeting.html?vitrina_debug=1"))
+        # device.os and .browser campaigns wait for the tag's one request of the context: 'ready' once they decided
+        page.evaluate("new Promise((resolve) => vitrina.on('ready', resolve))")
+        browser = _browser_decision(log, keys)
+        response = site.api("POST", "/decide", {"visitor_id": visitor, "ip": "127.0.0.1", "user_agent": ua,
+                                                "now": int(now.timestamp() * 1000), "timezone": zone})
+        assert response.status == 200, response.body
+        server = response.json()
+        assert server["ignored"] == [] and set(server["resolved"]) == {"geo", "device", "time"}
+        _assert_same(browser, server, f"{ua} {zone}")
+        context.close()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever is missing on a fresh Debian machine, then builds the SDK.
 #   scripts/setup.sh          runtime: Python venv, npm packages, SDK build
-#   scripts/setup.sh --test   also Debian's chromium and redis-server for the tests
+#   scripts/setup.sh --test   also Debian's chromium, redis-server and nginx for the tests
 # Never downloads a browser of its own: the tests drive Debian's /usr/bin/chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +20,19 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)  # e2e/test_edge.py
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: apt-get install ${missing[*]}"
-    apt_install "${missing[@]}"
+    # policy-rc.d: installing nginx must not start a system-wide nginx on port 80; the tests
+    # start their own, from deploy/nginx.conf, on a free local port.
+    made_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+      $SUDO chmod +x /usr/sbin/policy-rc.d
+      made_policy=1
+    fi
+    apt_install "${missing[@]}" || { [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
   fi
 fi
 

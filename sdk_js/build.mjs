@@ -12,7 +12,7 @@ const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 // "use strict" directive at the top of the core, and so of the whole tag.js it starts.
 const common = { bundle: true, target: "es2020", legalComments: "none", logLevel: "info", tsconfigRaw: {} }
 // name -> entry: each becomes dist/modules/<name>.min.js
-const MODULES = { triggers: "src/modules/triggers.js" }
+const MODULES = { identity: "src/modules/identity.js", triggers: "src/modules/triggers.js" }
 
 // One script, IIFE, minified by esbuild then by terser: its compressor takes about 300 more
 // bytes off the gzipped tag. Safe options only (no `unsafe*`, no pure_getters).

@@ -25,6 +25,8 @@ def create_app(test_config=None, env=None):
     spool.init_app(app)
 
     from server.web.catalog_api import bp as catalog_bp
+    from server.web.customers_api import bp as customers_bp
+    from server.web.identity_public import bp as identity_public_bp
     from server.web.keys import bp as keys_bp
     from server.web.merchant import bp as merchant_bp
     from server.web.openapi import bp as api_docs_bp
@@ -35,6 +37,8 @@ def create_app(test_config=None, env=None):
     app.register_blueprint(keys_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(recs_public_bp)
+    app.register_blueprint(identity_public_bp)
+    app.register_blueprint(customers_bp)
     app.register_blueprint(api_docs_bp)
     workspace.init_app(app)
     return app

@@ -41,6 +41,16 @@ class Cache:
         entries[key] = value
         return value
 
+    def current_token(self):
+        return None if self.token is None else self.token()
+
+    def put_unless_moved(self, key, value, token_before):
+        """put(), unless the token moved since `token_before` (its value when making the value
+        began: a value read from before a publish, finished after it, is returned but not kept)."""
+        if token_before == self.current_token():
+            self.put(key, value)
+        return value
+
     def get_or_make(self, key, make):
         found = self._current().get(key, _MISSING)
         return self.put(key, make()) if found is _MISSING else found

@@ -1,5 +1,5 @@
 """The `vitrina` command: serve, worker, sites, keys, users, publish, results, sample-size, catalog,
-orders, recs, demo."""
+orders, customers, recs, demo."""
 import argparse
 import json
 import os
@@ -68,7 +68,7 @@ def _import_file(args, what, run_import):
     from server.catalog import feed
     from server.store import get_store
     try:
-        media = feed.media_type_for_path(args.file) if args.format is None else FORMATS[args.format]
+        media = args.media = feed.media_type_for_path(args.file) if args.format is None else FORMATS[args.format]
     except feed.UnsupportedMediaType as e:
         return _fail(str(e))
     if not os.path.isfile(args.file):
@@ -79,7 +79,8 @@ def _import_file(args, what, run_import):
             return _fail(f"no site {args.site!r}")
         with open(args.file, "rb") as f, _progress_bar(total=os.path.getsize(args.file), unit="B", unit_scale=True,
                                                        desc=what) as bar:
-            answer = run_import(store, feed.records(_CountingReader(f, bar), media))
+            lines = feed.records(_CountingReader(f, bar), media, getattr(args, "id_columns", ("id",)))
+            answer = run_import(store, lines)
     errors = answer.pop("errors")
     print(json.dumps(answer))
     for error in errors:
@@ -95,6 +96,16 @@ def cmd_catalog_import(args):
     from server.catalog.importer import import_products
     return _import_file(args, "catalogue", lambda store, lines: import_products(store, args.site, lines,
                                                                                 replace=not args.patch))
+
+
+def cmd_customers_import(args):
+    from server.catalog import feed
+    from server.identity.customers import ID_FIELDS, import_customers
+
+    def run(store, lines):
+        return import_customers(store, args.site, lines, replace=not args.patch, typed_cells=args.media in feed.CSV_TYPES)
+    args.id_columns = ID_FIELDS
+    return _import_file(args, "customers", run)
 
 
 def cmd_orders_import(args):
@@ -136,6 +147,25 @@ def cmd_sites_create(args):
             return _fail(f"site {args.site!r} already exists")
     print(f"Created site {args.site!r}. Its owner key 'default' is shown once; only its hash is stored:")
     print(key)
+    return 0
+
+
+def cmd_sites_identity_secret(args):
+    from server.identity.site_secrets import ROTATION_GRACE_S, current_secret
+    from server.store import get_store
+    from server.web.keys import iso_time
+    with _app().app_context():
+        if not get_store().site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        secret, previous_until = current_secret(args.site, rotate=args.rotate)
+    if args.rotate:
+        print(f"Rotated the identity secret of site {args.site!r}. Tokens signed with the previous one verify "
+              f"until {iso_time(previous_until) if previous_until else 'now only'} ({ROTATION_GRACE_S // 3600} h); "
+              "rotating again drops it at once. The new secret (HS256; keep it on your servers, never in a page):")
+    else:
+        print(f"Identity secret of site {args.site!r}: sign identity tokens with it (HS256) on your servers; "
+              "never put it in a page:")
+    print(secret)
     return 0
 
 
@@ -313,7 +343,8 @@ def build_parser():
     worker.add_argument("--once", action="store_true", help="one pass over the sites, then exit")
     worker.add_argument("--parent", type=int, help=argparse.SUPPRESS)
     worker.set_defaults(func=cmd_worker)
-    sites = sub.add_parser("sites", help="create and list sites", description="Create and list sites.")
+    sites = sub.add_parser("sites", help="create and list sites, print their identity secrets",
+                           description="Create and list sites; print a site's identity secret.")
     sites_sub = sites.add_subparsers(dest="sites_command", required=True, metavar="COMMAND",
                                      help="what to do with sites")
     create = sites_sub.add_parser("create", help="create a site and print its API key",
@@ -324,6 +355,13 @@ def build_parser():
     create.set_defaults(func=cmd_sites_create)
     sites_sub.add_parser("list", help="list sites, one a line",
                          description="List every site, one a line.").set_defaults(func=cmd_sites_list)
+    secret = sites_sub.add_parser("identity-secret", help="print the site's identity secret, alone on the last line",
+                                  description="Print the secret the shop's servers sign identity tokens with (JWT, "
+                                  "HS256), alone on the last line; made on first use. docs/reference/identity.md.")
+    secret.add_argument("site", help="the site whose identity secret to print")
+    secret.add_argument("--rotate", action="store_true",
+                        help="make a new secret; the previous one keeps verifying for 24 hours")
+    secret.set_defaults(func=cmd_sites_identity_secret)
     users = sub.add_parser("users", help="workspace users", description="Workspace users (the web app at /app/).")
     users = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND", help="what to do with users")
     users_create = users.add_parser("create", help="give a user a role on a site and print a one-time sign-in link",
@@ -389,7 +427,8 @@ def build_parser():
     size.add_argument("--json", action="store_true", help="print the JSON of GET .../sample-size")
     size.set_defaults(func=cmd_sample_size)
     for name, func, what in (("catalog", cmd_catalog_import, "a product feed"),
-                             ("orders", cmd_orders_import, "an order history (JSON lines)")):
+                             ("orders", cmd_orders_import, "an order history (JSON lines)"),
+                             ("customers", cmd_customers_import, "CRM data (customer attributes)")):
         group = sub.add_parser(name, help=f"import {what}", description=f"Import {what} into a site.")
         group = group.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND", help="what to do")
         command = group.add_parser("import", help=f"import {what} from a file, with a progress bar",
@@ -401,6 +440,10 @@ def build_parser():
         if name == "catalog":
             command.add_argument("--patch", action="store_true",
                                  help="upsert or delete some products (default: replace the whole catalogue)")
+        if name == "customers":
+            command.add_argument("--patch", action="store_true",
+                                 help="merge these attributes into the stored ones (default: the file holds every "
+                                 "customer; the others' attributes are removed)")
         command.set_defaults(func=func)
     recs = sub.add_parser("recs", help="recommendations", description="Recommendations of a site.")
     recs = recs.add_subparsers(dest="recs_command", required=True, metavar="COMMAND", help="what to do")

@@ -81,12 +81,17 @@ def load_config(env=None):
         # where users reach this server, for the absolute links the CLI prints (sign-in links)
         "VITRINA_PUBLIC_URL": public_url,
         "VITRINA_PROXY_HOPS": _int(env, "VITRINA_PROXY_HOPS", 0, 0, 10),
+        # the longest one store call waits (Redis connect and read, SQLite's lock): past it, serving
+        # answers from memory and collect spools (docs/DESIGN.md "Serving through a store outage")
+        "VITRINA_STORE_TIMEOUT_MS": _int(env, "VITRINA_STORE_TIMEOUT_MS", 500, 50, 60_000),
+        # how long browsers and shared caches (a CDN, deploy/nginx.conf) may keep tag.js and bundle.json
+        "VITRINA_TAG_MAX_AGE_S": _int(env, "VITRINA_TAG_MAX_AGE_S", 60, 1, 3600),
         "VITRINA_SECRET_KEYS": _secret_keys(env.get("VITRINA_SECRET_KEY"), database),
         "VITRINA_SDK_PATH": env.get("VITRINA_SDK_PATH") or None,
         "VITRINA_SPOOL_DIR": env.get("VITRINA_SPOOL_DIR") or str(Path(database).resolve().parent / "spool"),
         "VITRINA_COLLECT_MAX_BYTES": _int(env, "VITRINA_COLLECT_MAX_BYTES", 64 * 1024, 1024, 1024 * 1024),
         "VITRINA_CONFIG_MAX_BYTES": _int(env, "VITRINA_CONFIG_MAX_BYTES", 512 * 1024, 1024, 16 * 1024 * 1024),
-        # product feeds and order histories (PUT/PATCH .../catalog, POST .../orders) only
+        # product feeds, order histories and CRM data (PUT/PATCH .../catalog and .../customers, POST .../orders) only
         "VITRINA_FEED_MAX_BYTES": _int(env, "VITRINA_FEED_MAX_BYTES", 64 * 1024 * 1024, 1024, 1024 ** 3),
         # the worker rebuilds a site's recommendations this often when browsers sent signals (0: never
         # on schedule); after a catalogue or order import, within VITRINA_RECS_POLL_S

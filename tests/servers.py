@@ -10,6 +10,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 # What a shopper's browser sends: collect requests from urllib's own user agent (Python-urllib, a
@@ -62,6 +63,86 @@ def redis_server(extra_args=()):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+DEPLOY_NGINX = REPO / "deploy" / "nginx.conf"
+# The arguments of deploy/nginx.conf's "# EDIT" lines a test sets (by directive); the lines it keeps.
+_EDGE_EDITS = ("proxy_cache_path", "server", "listen")
+_EDGE_KEPT = ("127.0.0.1",)  # the refresh allow-list: the tests run on loopback
+_EDGE_MAIN = """\
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+daemon off;
+events {{ worker_connections 256; }}
+http {{
+  access_log {prefix}/access.log;
+  client_body_temp_path {prefix}/tmp/body;
+  proxy_temp_path {prefix}/tmp/proxy;
+  fastcgi_temp_path {prefix}/tmp/fastcgi;
+  uwsgi_temp_path {prefix}/tmp/uwsgi;
+  scgi_temp_path {prefix}/tmp/scgi;
+  include {prefix}/vitrina.conf;
+}}
+"""
+
+
+def edge_config(origin_port, port, cache_dir):
+    """deploy/nginx.conf as it is, but for its "# EDIT" lines: the cache in `cache_dir`, the
+    origin on 127.0.0.1:origin_port, listening on 127.0.0.1:port. A new EDIT line fails here."""
+    values = {"proxy_cache_path": str(cache_dir), "server": f"127.0.0.1:{origin_port}", "listen": f"127.0.0.1:{port}"}
+    lines = []
+    for line in DEPLOY_NGINX.read_text().splitlines():
+        if "# EDIT" in line and not line.lstrip().startswith("#"):
+            words = line.split()
+            if words[0] in _EDGE_EDITS:
+                line = line.replace(f" {words[1].rstrip(';')}", f" {values.pop(words[0])}", 1)
+            elif words[0] not in _EDGE_KEPT:
+                raise AssertionError(f"deploy/nginx.conf has an EDIT line the tests do not know: {line}")
+        lines.append(line)
+    assert not values, f"deploy/nginx.conf lacks the EDIT lines of {sorted(values)}"
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def nginx_edge(origin_url):
+    """nginx started from deploy/nginx.conf in front of `origin_url`, on a free port, everything
+    (cache, temp files, logs) under a temp folder; yields an object with `url` and `prefix`."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(binary):
+        raise RuntimeError("nginx is not installed: run scripts/setup.sh --test")
+    prefix = Path(tempfile.mkdtemp(prefix="vitrina-edge-"))
+    port = free_port()
+    for folder in ("cache", "tmp"):
+        (prefix / folder).mkdir()
+        (prefix / folder).chmod(0o777)  # nginx started by root works as another user
+    prefix.chmod(0o755)
+    (prefix / "vitrina.conf").write_text(edge_config(int(origin_url.rsplit(":", 1)[1]), port, prefix / "cache"))
+    (prefix / "nginx.conf").write_text(_EDGE_MAIN.format(prefix=prefix))
+    proc = subprocess.Popen([binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(prefix / "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    edge = SimpleNamespace(url=f"http://127.0.0.1:{port}", prefix=prefix)
+
+    def up():
+        if proc.poll() is not None:
+            raise RuntimeError(f"nginx did not start: {proc.stderr.read().decode()[-2000:]}")
+        return _port_open(port)
+    try:
+        wait_for(up, what="nginx")
+        yield edge
+    finally:
+        _stop(proc, 10)
+        proc.stderr.close()
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def _stop(proc, timeout):
+    """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def vitrina(env, *args):
     """`vitrina <args>` (the real CLI, in its own process) with environment `env`."""
     return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env,
@@ -87,11 +168,7 @@ def gunicorn_server(env_overrides, workers=2, log_path=None):
         log.flush()
         raise RuntimeError("gunicorn did not start:\n" + Path(log.name).read_text()[-3000:]) from None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc, 15)
         log.close()
         if not log_path:
             os.unlink(log.name)

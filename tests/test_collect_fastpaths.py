@@ -68,6 +68,9 @@ def batches(draw):
             "events": events}
     if draw(st.integers(0, 10)) == 0:
         body["extra"] = 1
+    if draw(st.integers(0, 5)) == 0:
+        body["identity"] = draw(st.sampled_from(["a" * 16, "a" * 512, "a" * 15, "a" * 513, "abc.def_ghi-jkl0", "", None,
+                                                 "identity with spaces", 5, "a" * 16 + "\n"]))
     if draw(st.integers(0, 10)) == 0:
         del body[draw(st.sampled_from(["visitor_id", "events"]))]
     return body
@@ -77,7 +80,7 @@ def batches(draw):
 @given(batches())
 def test_fast_parse_accepts_only_what_the_full_checks_accept(body):
     if _valid_batch(body):
-        assert _checked_batch(body) == (body["visitor_id"], body["events"])
+        assert _checked_batch(body) == (body["visitor_id"], body["events"], body.get("identity"))
 
 
 def test_fast_parse_takes_ordinary_batches():
@@ -85,7 +88,7 @@ def test_fast_parse_takes_ordinary_batches():
             "events": [_exposure(0), _exposure(1, holdout=True, variation=None), _exposure(2, forced=True),
                        _conversion(3), _conversion(4, value=12), {k: v for k, v in _conversion(5).items() if k != "value"}]}
     assert _valid_batch(body)
-    assert ev.parse_batch(json.dumps(body)) == (body["visitor_id"], body["events"])
+    assert ev.parse_batch(json.dumps(body)) == (body["visitor_id"], body["events"], body.get("identity"))
     duplicate = {"visitor_id": "visitor-0001", "events": [_exposure(0), _conversion(0)]}
     assert not _valid_batch(duplicate)
     with pytest.raises(BatchInvalid) as refused:

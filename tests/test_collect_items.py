@@ -96,10 +96,11 @@ def item_batches(draw):
 @given(item_batches())
 def test_fast_parse_accepts_only_what_the_full_checks_accept(body):
     if _valid_batch(body):
-        assert _checked_batch(body) == (body["visitor_id"], body["events"])
+        assert _checked_batch(body) == (body["visitor_id"], body["events"], None)
 
 
 def test_fast_parse_takes_ordinary_item_batches():
     body = {"visitor_id": "v1.0123456789abcdef", "events": [item(1), item(2, "purchase", ["a", "b/c"], version=3),
                                                            {k: v for k, v in item(3).items() if k != "session"}]}
-    assert _valid_batch(body) and parse_batch(json.dumps(body)) == (body["visitor_id"], body["events"])
+    assert _valid_batch(body)
+    assert parse_batch(json.dumps(body)) == (body["visitor_id"], body["events"], body.get("identity"))

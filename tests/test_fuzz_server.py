@@ -16,12 +16,14 @@ import time
 import urllib.parse
 from contextlib import nullcontext
 
+import jwt
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from server import create_app
 from server.events.batch import bucketed_assignment
+from server.identity.site_secrets import current_secret
 from server.store import get_store
 from server.web.auth import create_key
 from tests.conftest import DEMO_CONFIG
@@ -75,6 +77,8 @@ def _make_keys(env):
         for scope in ("owner", "publish", "read"):
             keys[scope] = "Bearer " + create_key("shop", f"fz-{scope}", scope)
         keys["other"] = "Bearer " + create_key("other", "fz-owner", "owner")
+        now = int(time.time())
+        keys["token"] = jwt.encode({"sub": "1042", "iat": now, "exp": now + 3600}, current_secret("shop")[0], "HS256")
         get_store().close()
     return keys
 
@@ -155,7 +159,13 @@ def _valid_bodies():
     return {
         "config": config,
         "decide": {"visitor_id": "visitor-1", "attributes": {"utm": {"source": "newsletter"}, "page": {"path": "/"}},
-                   "now": NOW, "force": {"cta-wording": "urgent"}, "triggered": ["late-reco"]},
+                   "now": NOW, "force": {"cta-wording": "urgent"}, "triggered": ["late-reco"], "customer_id": "1042",
+                   "ip": "81.2.69.142", "user_agent": "Mozilla/5.0 (iPhone)", "timezone": "Europe/Paris",
+                   "sticky": {"cta-wording": {"seed": "cta-wording", "variation": "urgent"}},
+                   "counts": {"cta-wording": {"visitor": 1, "session": 0}}},
+        "identify": {"token": "VALID-TOKEN", "visitor_id": "visitor-00001"},
+        "customers": [{"customer_id": "1042", "tier": "gold", "ltv": 12.5, "last_order_at": "2026-01-02"},
+                      {"email_sha256": "ab" * 32, "tier": None}],
         "rollback": {"version": 1},
         "keys": {"name": "minted", "scope": "read"},
         "collect": {"visitor_id": "visitor-00001", "events": [
@@ -228,6 +238,11 @@ ROUTES = [  # (methods mostly used, path template, body kind)
     (["GET"], "/api/v1/sites/{site}/events?limit=3&since=1", None),
     (["GET"], "/api/v1/sites/{site}/sample-size", None),
     (["GET", "POST"], "/api/v1/sites/{site}/keys", "keys"), (["DELETE"], "/api/v1/sites/{site}/keys/{name}", None),
+    (["POST", "OPTIONS"], "/v1/sites/{site}/identify", "identify"),
+    (["PUT", "PATCH"], "/api/v1/sites/{site}/customers", "customers"),
+    (["GET", "DELETE"], "/api/v1/sites/{site}/customers/{name}", None),
+    (["GET"], "/api/v1/sites/{site}/customers/{name}/content?campaigns=cta-wording,hero-newsletter", None),
+    (["GET"], "/api/v1/sites/{site}/crm-attributes", None),
     (["GET", "POST"], "/{junk}", None), (["GET"], "/api/v1/sites/{site}/{junk}", None),
     (["GET"], "/v1/sites/{site}/{junk}", None),
 ]
@@ -240,7 +255,7 @@ def requests(draw):
     path = template.format(site=_segment(draw(SITES)), name=_segment(draw(KEY_NAMES)),
                            junk="/".join(_segment(s) for s in draw(st.lists(st.text(max_size=12), min_size=1, max_size=3))))
     if draw(st.integers(0, 6)) == 0:
-        path += "?" + urllib.parse.urlencode(draw(st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=3)))
+        path += ("&" if "?" in path else "?") + urllib.parse.urlencode(draw(st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=3)))
     headers = []
     auth = draw(AUTH)  # a scope (that key is sent), a raw header value, or None
     content_type = draw(CONTENT_TYPES)
@@ -269,6 +284,7 @@ def test_no_request_gets_a_5xx_and_every_4xx_has_the_error_shape(server, request
     method, path, headers, auth, body = request
     if auth is not None:
         headers = [("Authorization", server.keys.get(auth, auth)), *headers]
+    body = body.replace(b"VALID-TOKEN", server.keys["token"].encode())
     status, response_headers, response_body = server.send(method, path, headers, body)
     assert_answer(status, response_headers, response_body, method)
 

@@ -167,3 +167,8 @@ def test_modules_a_bundle_needs():
     assert modules_for({"campaigns": [], "segments": {"unused": {"page.scroll": 1}}}) == []
     assert condition_paths({"a": 1, "$and": [{"b": 1}, {"$nor": [{"c": {"$elemMatch": {"d": 1}}}]}], "$not": {"e": 1}}) \
         == ["a", "b", "c", "e"]
+    # Known customers: a crm.* condition (the compiler's `crm` list) or a customer-bucketed campaign.
+    assert modules_for({"campaigns": [campaign], "crm": ["tier"]}) == ["identity"]
+    assert modules_for({"campaigns": [{**campaign, "bucket_by": "customer", "trigger": {"idle": 5}}], "crm": []}) == \
+        ["identity", "triggers"]
+    assert modules_for({"campaigns": [{**campaign, "bucket_by": "visitor"}], "crm": []}) == []

@@ -13,6 +13,7 @@ from server.configs import publishing
 from server.events import spool
 from server.events.batch import bucketed_assignment
 from server.store import UNAVAILABLE, get_store
+from server.store.outage import PROBE_EVERY_S
 from tests.conftest import EXPERIMENT_CONFIG, make_site
 from tests.servers import (
     BROWSER_UA,
@@ -144,6 +145,7 @@ def test_a_store_still_down_stops_the_round_and_keeps_everything_as_it_was(tmp_p
                 pass
             assert _names(folder) == before  # no claim left behind, no try counted
         start_redis()
+        time.sleep(PROBE_EVERY_S)  # the store found away is asked again this often (server/store/outage.py)
         assert spool.replay_once(app) == 5
         assert _totals(app) == (5, 5, {})
         app.extensions["vitrina_store"].close()
@@ -158,7 +160,8 @@ def _request(url, data=None, headers=None, method=None):
 def test_a_claim_of_a_worker_killed_mid_replay_is_taken_back_nothing_lost_nothing_twice(tmp_path):
     batches = 150
     with durable_redis() as (redis_url, start_redis, stop_redis, redis_process):
-        env = _env(tmp_path, VITRINA_REDIS_URL=redis_url)
+        # a long store timeout: the replayer that probes the hung store holds its claim long enough to be killed
+        env = _env(tmp_path, VITRINA_REDIS_URL=redis_url, VITRINA_STORE_TIMEOUT_MS="10000")
         setup = create_app(env=env)
         auth = make_site(setup, "shop")
         _publish(setup, auth)
@@ -217,6 +220,7 @@ def test_a_spooled_batch_keeps_the_requests_facts_but_never_its_address(tmp_path
         assert json.loads(spooled.read_text())["facts"] == {"device": "mobile", "country": "GB", "excluded": None}
         assert "81.2.69.142" not in spooled.read_text()
         start_redis()
+        time.sleep(PROBE_EVERY_S)  # the store found away is asked again this often
         assert spool.replay_once(app) == 1
         with app.app_context():
             store = get_store()

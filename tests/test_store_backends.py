@@ -33,10 +33,12 @@ def store(request, tmp_path):
     store.close()
 
 
-def exposure(event_id, campaign, variation, holdout=False, day=None, slices=(), pre=None):
-    event = _event({"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
-                    "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout}, day)
-    return {**event, "_slices": list(slices), "_pre": pre}  # as collect adds them (server/events/slices.py)
+def exposure(event_id, campaign, variation, holdout=False, day=None, channel=None, slices=(), pre=None):
+    event = {"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
+             "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout}
+    if channel is not None:
+        event["channel"] = channel
+    return {**_event(event, day), "_slices": list(slices), "_pre": pre}  # as collect adds them (server/events/slices.py)
 
 
 def conversion(event_id, goal, value=None, day=None):
@@ -101,6 +103,13 @@ def basic_scenario(store, site="shop"):
     store.write_rankings(site, [("bt:sku-1", '[["sku-2",1]]')], built_at=5.0)
     assert store.rankings(site, ["bt:sku-1", "bt:sku-2"]) == {"bt:sku-1": '[["sku-2",1]]'}
     assert store.delete_products(site, ["sku-1"]) == 1 and store.count_products(site) == 1
+    assert store.put_identity(site, '{"salt":"s"}', if_absent=True) and store.get_identity(site) == '{"salt":"s"}'
+    assert store.upsert_customers(site, [("c1.a", '{"tier":"gold"}'), ("c1.b", "{}")], mark="m") == 2
+    assert store.get_customers(site, ["c1.a", "c1.b"]) == {"c1.a": '{"tier":"gold"}', "c1.b": "{}"}
+    store.link_visitor(site, "c1.a", "visitor-1")
+    assert store.linked_visitors(site, "c1.a") == ["visitor-1"]
+    assert store.erase_units(site, ["c1.a"], ["c1.a", "visitor-1"]) == {"customers": 1, "events": 2, "interactions": 1}
+    assert store.count_customers(site) == 1 and store.delete_customers_unmarked(site, "m") == 0
     assert store.record_events(site, "visitor-2", [exposure("e-000004", "hero", "promo", day="2026-11-23")]) == 1
     assert store.daily_counters(site, "hero") == [{"day": "2026-11-23", "variation": "promo", "goal": None,
                                                    "visitors": 1, "conversions": 0}]
@@ -530,9 +539,10 @@ slice_lists = st.lists(st.sampled_from([("segment", "vip"), ("segment", "new"), 
                                         ("geo.country", "FR"), ("acquisition", "email"), ("visit.new", "true")]),
                        unique=True, max_size=4)
 covariates = st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)))
-exposures = st.builds(lambda i, c, v, d, sl, pre: exposure(i, c, v, holdout=v is None, day=d, slices=sl, pre=pre),
+exposures = st.builds(lambda i, c, v, d, ch, sl, pre: exposure(i, c, v, holdout=v is None, day=d, channel=ch,
+                                                               slices=sl, pre=pre),
                       event_ids, st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]), days,
-                      slice_lists, covariates)
+                      st.sampled_from([None, None, "email"]), slice_lists, covariates)
 values = st.one_of(st.none(), st.integers(-100, 1000),
                    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
 conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values, days)
@@ -559,8 +569,9 @@ def test_backends_fold_the_same_events_into_the_same_counters(both, batches):
         store.create_site(site, "hash-" + site)
     for visitor, events in batches:
         assert len({store.record_events(site, visitor, events) for store in both}) == 1
-    sqlite_counters, redis_counters = (_sorted(store.counters(site)) for store in both)
-    assert redis_counters == sqlite_counters
+    for channel in (None, "web", "email"):
+        sqlite_counters, redis_counters = (_sorted(store.counters(site, channel)) for store in both)
+        assert redis_counters == sqlite_counters
     for campaign in ("hero", "cta"):
         sqlite_daily, redis_daily = (sorted(store.daily_counters(site, campaign), key=lambda r: (
             r["day"], r["variation"] or "", r["goal"] or "")) for store in both)
@@ -763,5 +774,161 @@ def test_a_trimmed_redis_log_says_events_were_missed(redis_url):
         assert missed and page[0]["id"] != "e-000-0"  # the oldest entries are gone, and the reader is told
         tail = store.events_after("shop", page[-1]["cursor"], 5000)
         assert tail[1] is False and tail[0][-1]["id"] == "e-029-39"
+    finally:
+        store.close()
+
+
+# Channels, identity records, customers, identity links and erasure (server/identity)
+
+def test_an_email_exposure_counts_in_its_channel_and_so_do_later_conversions(store):
+    store.record_events("shop", "c1.customer", [exposure("e-000001", "winback", "offer", channel="email")])
+    store.record_events("shop", "visitor-1", [exposure("e-000002", "winback", "control")])
+    store.record_events("shop", "c1.customer", [conversion("e-000003", "purchase", 40),
+                                                exposure("e-000004", "winback", "control")])  # first wins
+    store.record_events("shop", "visitor-1", [conversion("e-000005", "purchase", 10)])
+    email, web, every = (by_key(store.counters("shop", channel)) for channel in ("email", "web", None))
+    assert email[("winback", "offer", None)]["visitors"] == 1
+    assert email[("winback", "offer", "purchase")]["revenue"] == 40.0
+    assert ("winback", "control", None) not in email
+    assert web[("winback", "control", "purchase")]["revenue"] == 10.0 and ("winback", "offer", None) not in web
+    assert every[("winback", "offer", None)]["visitors"] == every[("winback", "control", None)]["visitors"] == 1
+    assert set(every[("winback", "offer", "purchase")]) == {
+        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq"}
+    assert store.counters("shop", "sms") == []
+
+
+
+def test_covariates_sum_over_channels_and_slices_count_what_carries_them(store):
+    """A web exposure carries slices and covariates, an email one neither: each channel keeps
+    its own sums, both channels' rows add up (an arm mixing them has fewer `pre_visitors` than
+    visitors, so results leave CUPED out), and the slices hold the web visitor only."""
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "winback", "offer", slices=[("segment", "vip")],
+                                                        pre=(2, 9)), conversion("e-000002", "purchase", 10)])
+    store.record_events("shop", "c1.customer", [exposure("e-000003", "winback", "offer", channel="email"),
+                                                conversion("e-000004", "purchase", 30)])
+    web, email, every = (by_key(store.counters("shop", channel)) for channel in ("web", "email", None))
+    assert (web[("winback", "offer", None)]["pre_visitors"], web[("winback", "offer", None)]["pre_sum"]) == (1, [2, 9])
+    assert "pre_sum" not in email[("winback", "offer", None)]
+    assert web[("winback", "offer", "purchase")]["pre_revenue"] == [20.0, 90.0]
+    visitors = every[("winback", "offer", None)]
+    assert (visitors["visitors"], visitors["pre_visitors"], visitors["pre_products"]) == (2, 1, [[4, 18], [18, 81]])
+    purchase = every[("winback", "offer", "purchase")]
+    assert (purchase["conversions"], purchase["revenue"], purchase["pre_conversions"]) == (2, 40.0, [2, 9])
+    (vip,) = [r for r in store.slice_counters("shop", "segment") if r["goal"] == "purchase"]
+    assert (vip["value"], vip["conversions"], vip["revenue"], vip["pre_conversions"]) == ("vip", 1, 10.0, [2, 9])
+
+def test_the_identity_record_is_stored_once_unless_replaced(store):
+    assert store.get_identity("shop") is None
+    assert store.put_identity("shop", '{"salt":"a"}', if_absent=True) is True
+    assert store.put_identity("shop", '{"salt":"b"}', if_absent=True) is False
+    assert store.get_identity("shop") == '{"salt":"a"}'
+    assert store.put_identity("shop", '{"salt":"c"}') is True
+    assert store.get_identity("shop") == '{"salt":"c"}' and store.get_identity("other") is None
+
+
+def test_customers_upsert_read_iterate_and_a_full_import_replaces(store):
+    rows = [(f"c1.{i:032x}", json.dumps({"tier": "gold" if i % 2 else "silver"})) for i in range(1500)]
+    assert store.upsert_customers("shop", rows) == 1500
+    assert store.count_customers("shop") == 1500 and store.count_customers("other") == 0
+    assert store.get_customers("shop", [rows[3][0], "c1.none"]) == {rows[3][0]: rows[3][1]}
+    assert list(store.iter_customers("shop")) == rows
+    kept = [(rows[0][0], '{"tier":"new"}'), ("c1.fresh", "{}")]
+    store.upsert_customers("shop", kept, mark="m1")
+    assert store.delete_customers_unmarked("shop", "m1") == 1499
+    assert list(store.iter_customers("shop")) == kept
+    assert store.get_crm_schema("shop") is None
+    store.save_crm_schema("shop", '{"tier":{"string":2}}')
+    assert store.get_crm_schema("shop") == '{"tier":{"string":2}}'
+
+
+def test_erasure_removes_a_customer_their_links_and_raw_traces_but_keeps_counters(store):
+    store.create_site("shop", "h")
+    store.upsert_customers("shop", [("c1.gold", '{"tier":"gold"}'), ("c1.other", '{"tier":"silver"}')])
+    for visitor in ("visitor-phone", "visitor-desktop"):
+        store.link_visitor("shop", "c1.gold", visitor)
+        store.link_visitor("shop", "c1.gold", visitor)  # idempotent
+    store.link_visitor("shop", "c1.other", "visitor-desktop")  # a shared computer
+    assert store.linked_visitors("shop", "c1.gold") == ["visitor-desktop", "visitor-phone"]
+    store.record_events("shop", "c1.gold", [exposure("e-000001", "loyalty", "gold"), conversion("e-000002", "buy", 5)])
+    store.record_events("shop", "visitor-phone", [exposure("e-000003", "hero", "promo"), conversion("e-000004", "buy", 5)])
+    store.record_events("shop", "visitor-stranger", [exposure("e-000005", "hero", "promo")])
+    store.record_interactions("shop", [("e-000006", 1.0, "v:visitor-phone", "s:1", "view", '["x"]'),
+                                       ("o:1", 2.0, "c:c1.gold", "o:1", "purchase", '["x"]'),
+                                       ("e-000007", 3.0, "v:visitor-stranger", "s:1", "view", '["x"]')])
+    before = _sorted(store.counters("shop"))
+    erased = store.erase_units("shop", ["c1.gold"], ["c1.gold", "visitor-phone", "visitor-desktop"])
+    assert erased == {"customers": 1, "events": 4, "interactions": 2}
+    assert store.get_customers("shop", ["c1.gold", "c1.other"]) == {"c1.other": '{"tier":"silver"}'}
+    assert store.linked_visitors("shop", "c1.gold") == [] and store.linked_visitors("shop", "c1.other") == []
+    assert _sorted(store.counters("shop")) == before  # aggregates stay
+    assert [who for _, who, *_ in store.interactions("shop", 0)] == ["v:visitor-stranger"]
+    assert _raw_visitors(store, "shop") == ["visitor-stranger"]
+    # the erased events' ids are still known: a retry is not counted again...
+    assert store.record_events("shop", "visitor-phone", [exposure("e-000003", "hero", "promo")]) == 0
+    # ...while the erased visitor's assignment is gone: as a new visitor, it counts anew
+    assert store.record_events("shop", "visitor-phone", [exposure("e-000008", "hero", "control")]) == 1
+    assert by_key(store.counters("shop"))[("hero", "control", None)]["visitors"] == 1
+    assert store.erase_units("shop", ["c1.gold"], ["c1.gold"]) == {"customers": 0, "events": 0, "interactions": 0}
+
+
+def _raw_visitors(store, site):
+    """The visitor of every raw event still holding one."""
+    if isinstance(store, SQLiteStore):
+        rows = store._db().execute("SELECT visitor_id FROM events WHERE site=? AND visitor_id!=''", (site,))
+        return sorted(row[0] for row in rows)
+    return sorted(fields["visitor"] for _, fields in store.r.xrange(f"vitrina:{{{site}}}:events"))
+
+
+def test_sqlite_counters_from_before_channels_are_web(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "old.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL,
+  variation TEXT NOT NULL, PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0, revenue REAL NOT NULL DEFAULT 0,
+  revenue_sq REAL NOT NULL DEFAULT 0, PRIMARY KEY (site, campaign, variation, goal));
+INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo');
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', '', 1, 0, 0, 0);
+PRAGMA user_version = 1;
+""")
+    store = SQLiteStore(path)
+    try:
+        store.record_events("shop", "visitor-1", [conversion("e-000001", "purchase", 2)])
+        web = by_key(store.counters("shop", "web"))
+        assert web[("hero", "promo", None)]["visitors"] == 1 and web[("hero", "promo", "purchase")]["revenue"] == 2
+        assert store.counters("shop", "email") == []
+    finally:
+        store.close()
+
+
+def test_sqlite_from_before_slices_gains_slices_covariates_and_version_meta(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "channels.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+CREATE TABLE versions (site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
+  published_at TEXT NOT NULL, PRIMARY KEY (site, version));
+CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL,
+  variation TEXT NOT NULL, channel TEXT NOT NULL DEFAULT 'web', PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, variation, goal, channel));
+INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo', 'web');
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', '', 'web', 1, 0, 0, 0);
+PRAGMA user_version = 2;
+""")
+    store = SQLiteStore(path)
+    try:
+        store.record_events("shop", "visitor-1", [conversion("e-000001", "purchase", 2)])
+        store.record_events("shop", "visitor-2", [exposure("e-000002", "hero", "promo", slices=[("segment", "vip")],
+                                                           pre=(1, 3))])
+        visitors = by_key(store.counters("shop"))[("hero", "promo", None)]
+        assert (visitors["visitors"], visitors["pre_visitors"], visitors["pre_sum"]) == (2, 1, [1, 3])
+        assert [r["value"] for r in store.slice_counters("shop", "segment")] == ["vip"]
+        assert store.add_version("shop", lambda n: ("p", "s", "2026-11-23T17:00:00Z"), '{"note":"x"}') == 1
+        assert store.version_meta("shop", [1]) == {1: '{"note":"x"}'}
     finally:
         store.close()

@@ -170,12 +170,13 @@ def events(draw):
 
 valid_batches = st.fixed_dictionaries({
     "visitor_id": _pattern("visitor_id"),
-    "events": st.lists(events(), min_size=1, max_size=6, unique_by=lambda e: e["id"])})
+    "events": st.lists(events(), min_size=1, max_size=6, unique_by=lambda e: e["id"])},
+    optional={"identity": _pattern("identity")})
 
 # Values at and around every bound and format of the schema, and of every JSON type.
 ODD = st.sampled_from([
     None, True, False, 0, 1, -1, 1.0, 0.5, -0.0, "", "x", "event-0001", "abcdefgh\n", "a" * 64, "a" * 65, "hero",
-    "-hero", "hero\n", "exposure", "conversion", "click", [], {}, [1], {"a": 1},
+    "-hero", "hero\n", "a" * 15, "a" * 16, "a" * 512, "a" * 513, "exposure", "conversion", "click", [], {}, [1], {"a": 1},
     EVENT["version"]["maximum"], EVENT["version"]["maximum"] + 1, EVENT["ts"]["minimum"], EVENT["ts"]["minimum"] - 1,
     EVENT["ts"]["maximum"], EVENT["ts"]["maximum"] + 1, float(EVENT["ts"]["minimum"]), VALUE["maximum"],
     VALUE["maximum"] + 1, VALUE["minimum"] - 0.5, 1e999, -1e999, 10**400,
@@ -205,7 +206,7 @@ def mutated_batches(draw):
         elif what == 7:
             events[draw(st.integers(0, len(events) - 1))] = draw(ODD)
         elif what == 8:
-            field = draw(st.sampled_from(["visitor_id", "events", "extra"]))
+            field = draw(st.sampled_from(["visitor_id", "events", "identity", "extra"]))
             if draw(st.booleans()):
                 body.pop(field, None)
             else:
@@ -228,7 +229,7 @@ def _full_checks_accept(body):
 def test_batches_built_from_the_schema_take_the_fast_path(body):
     assert problems("collect-batch", body) == []
     assert _valid_batch(body)
-    assert parse_batch(json.dumps(body)) == (body["visitor_id"], body["events"])
+    assert parse_batch(json.dumps(body)) == (body["visitor_id"], body["events"], body.get("identity"))
 
 
 def test_the_fast_path_accepts_exactly_what_the_schema_accepts():
@@ -275,9 +276,9 @@ def test_problems_point_at_the_field_and_read_as_sentences():
 # --- decide ------------------------------------------------------------------------------------
 
 def test_decide_requests_are_checked_by_their_schema(client, published):
-    example = schema("decide-request")["examples"][0]
-    assert client.post("/api/v1/sites/shop/decide", json=example, headers=published).status_code == 200
-    bad = {"visitor_id": "v1 x", "attributes": [], "triggered": ["a", 1], "ip": "1.2.3.4"}
+    for example in schema("decide-request")["examples"]:
+        assert client.post("/api/v1/sites/shop/decide", json=example, headers=published).status_code == 200
+    bad = {"visitor_id": "v1 x", "attributes": [], "triggered": ["a", 1], "zone": "Europe/Paris"}
     response = client.post("/api/v1/sites/shop/decide", json=bad, headers=published)
     assert response.status_code == 400
     assert response.get_json()["details"] == problems("decide-request", bad)

@@ -255,3 +255,20 @@ def test_daily_counters_count_in_the_site_time_zone(client, shop, demo_config, z
 def test_an_unknown_time_zone_is_refused_with_its_path(client, shop):
     answer = client.put("/api/v1/sites/shop/config", json={"settings": {"timezone": "Europe/Atlantis"}}, headers=shop)
     assert answer.status_code == 400 and answer.get_json()["details"][0]["path"] == "/settings/timezone"
+
+
+def test_the_campaign_form_keeps_customer_bucketing(app, client, published):
+    owner = signed_in(app, "bea@shop.example", "owner")
+    page = owner.get("/app/s/shop/campaigns/cta-wording")
+    assert 'name="bucket_by"' in page.get_data(as_text=True)
+    form = {"csrf_token": _token(page), "etag": _etag(page), "key": "cta-wording", "type": "experiment",
+            "status": "live", "bucket_by": "customer", "v0_key": "control", "v0_weight": "0.5", "v1_key": "urgent",
+            "v1_weight": "0.5", "op": "save"}
+    assert owner.post("/app/s/shop/campaigns/cta-wording", data=form).status_code in (200, 302, 303)
+    saved = client.get("/api/v1/sites/shop/config", headers=published).get_json()
+    assert next(c for c in saved["campaigns"] if c["key"] == "cta-wording")["bucket_by"] == "customer"
+    form = {**form, "csrf_token": _token(owner.get("/app/s/shop/campaigns/cta-wording")),
+            "etag": _etag(owner.get("/app/s/shop/campaigns/cta-wording")), "bucket_by": "visitor"}
+    owner.post("/app/s/shop/campaigns/cta-wording", data=form)
+    saved = client.get("/api/v1/sites/shop/config", headers=published).get_json()
+    assert "bucket_by" not in next(c for c in saved["campaigns"] if c["key"] == "cta-wording")

@@ -124,18 +124,21 @@ export const merge = (a, b) => {
   return out
 }
 
-const NAMESPACES = /^(?:page|referrer|utm|visit|time|device|geo|history|cart|user|crm)$/
+const NAMESPACES = /^(?:page|referrer|utm|visit|time|device|geo|history|cart|user)$/
+// Cold data comes from the server only (the identity module): vitrina.set cannot set it.
+export const SERVER_ONLY = /^(?:crm|predict)$/
 
 /**
  * vitrina.set({...}): a namespace key merges into that namespace ({cart: {value: 12}},
- * {page: {type: "product"}}); any other key goes under `user`.
+ * {page: {type: "product"}}); `crm` and `predict` are dropped; any other key goes under `user`.
  * @param {{[key: string]: any}} values
  */
 export const expand = (values) => {
   /** @type {any} */
   let out = {}
   for (const key in values)
-    out = merge(out, NAMESPACES.test(key) ? { [key]: values[key] } : { user: { [key]: values[key] } })
+    if (!SERVER_ONLY.test(key))
+      out = merge(out, NAMESPACES.test(key) ? { [key]: values[key] } : { user: { [key]: values[key] } })
   return out
 }
 
@@ -219,7 +222,6 @@ export function collect(win, now, visit, context, behaviour, extra) {
         screen: { width: screen.width, height: screen.height },
       },
       geo: context.geo,
-      crm: context.crm,
       history: {
         pages: [...(visit.h || [])].reverse(),
         products: newestFirst(visit.i),

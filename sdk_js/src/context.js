@@ -1,7 +1,7 @@
 // @ts-check
-// The server-resolved attributes (geo.*, device.os, device.browser, crm.*): which conditions
-// read them, and which campaigns must wait for them when the tag runs without them
-// (docs/DESIGN.md "Server-resolved context").
+// The server-resolved attributes (geo.*, device.os, device.browser; crm.* with the identity
+// module): which conditions read them, and which campaigns must wait for them when the tag runs
+// without them (docs/DESIGN.md "Server-resolved context").
 import { evalCondition, isObj } from "./condition.js"
 import { footprint, isCapped, isScheduled } from "./decide.js"
 
@@ -11,7 +11,7 @@ import { footprint, isCapped, isScheduled } from "./decide.js"
 /** @typedef {import("./types.js").ServerContext} ServerContext */
 
 // A path that reads them, or reads a whole object holding them ("device").
-export const SERVER_PATH = /^(?:geo|crm)(?:\.|$)|^device(?:$|\.(?:os|browser)(?:\.|$))/
+export const SERVER_PATH = /^geo(?:\.|$)|^device(?:$|\.(?:os|browser)(?:\.|$))/
 
 /**
  * The attribute paths a condition reads: its keys, through $and, $or, $nor and $not.
@@ -45,34 +45,39 @@ export const bundleReads = (bundle, paths) => {
   )
 }
 
-/** @param {any} condition */
-export const readsServerContext = (condition) => conditionPaths(condition).some((path) => SERVER_PATH.test(path))
+/** Whether a condition reads an attribute path matching `paths`. @param {any} condition @param {RegExp} paths */
+const readsPath = (condition, paths) => conditionPaths(condition).some((path) => paths.test(path))
 
+const CUSTOMER = {} // the step of rule 4, "not identified"
 const DECIDED = 0 // its decision is known without the context: not chosen, or forced
 const CANDIDATE = 1 // it passes every condition; bucketing or exclusion by another decides
 const WAITS = 2 // a condition it reaches reads the context
 
 /**
- * decide()'s rules 1 to 7, as far as they can be told without the context.
+ * decide()'s rules 1 to 8, as far as they can be told without the server's data.
  * @param {Campaign} campaign
  * @param {Bundle} bundle
  * @param {any} attributes
  * @param {DecideOptions} options
+ * @param {RegExp} paths the attributes still to come
+ * @param {boolean} [customer] the customer is still to come: customer-bucketed campaigns wait
  */
-function outcomeWithoutContext(campaign, bundle, attributes, options) {
+function outcomeWithout(campaign, bundle, attributes, options, paths, customer) {
   const forced = (options.force || {})[campaign.key]
   if (forced != null && campaign.variations.some((v) => v.key === forced)) return DECIDED
   if (!isScheduled(campaign, options.now ?? Date.now())) return DECIDED
   const segment = campaign.segment
-  /** @type {[boolean, any][]} */
+  /** @type {[boolean, any][]} the conditions of rules 3, 5 and 6; rule 4 (identity) after the pages */
   const steps = [
     [campaign.pages != null, campaign.pages],
+    [!!customer && campaign.bucket_by == "customer", CUSTOMER],
     [segment != null, segment != null && (bundle.segments || {})[segment]],
     [campaign.conditions != null, campaign.conditions],
   ]
   for (const [present, condition] of steps) {
     if (!present) continue
-    if (readsServerContext(condition)) return WAITS // its reason depends on the context from here on
+    // its reason depends on the server's data from here on (a customer-bucketed campaign: the customer)
+    if (condition === CUSTOMER || readsPath(condition, paths)) return WAITS
     if (!evalCondition(condition, attributes)) return DECIDED
   }
   if (campaign.trigger != null && !(options.triggered || []).includes(campaign.key)) return DECIDED
@@ -88,9 +93,11 @@ function outcomeWithoutContext(campaign, bundle, attributes, options) {
  * @param {Bundle} bundle
  * @param {any} attributes without the server-resolved ones
  * @param {DecideOptions} options decide()'s
+ * @param {RegExp} [paths] the attributes still to come (default: the context's)
+ * @param {boolean} [customer] the customer is still to come (the identity module)
  * @returns {Set<string>}
  */
-export function awaitingContext(bundle, attributes, options) {
+export function awaitingContext(bundle, attributes, options, paths = SERVER_PATH, customer) {
   /** @type {Set<string>} */
   const waiting = new Set()
   /** @type {Set<any>} the groups and selectors of the waiting campaigns */
@@ -100,7 +107,7 @@ export function awaitingContext(bundle, attributes, options) {
     /** @type {string[]} */
     let reach = []
     try {
-      outcome = outcomeWithoutContext(campaign, bundle, attributes, options)
+      outcome = outcomeWithout(campaign, bundle, attributes, options, paths, customer)
       if (outcome != DECIDED) reach = footprint(campaign).map((selector) => "#" + selector)
       if (outcome != DECIDED && campaign.group != null) reach.push("@" + campaign.group)
     } catch (_) {
@@ -115,8 +122,9 @@ export function awaitingContext(bundle, attributes, options) {
 }
 
 /**
- * A context as the SDK keeps it: geo, crm and device.os/browser when they are plain values;
- * device.type never (the browser's own classification is the one).
+ * A context as the SDK keeps it: geo and device.os/browser when they are plain values;
+ * device.type never (the browser's own classification is the one), crm never (only the
+ * identity module brings it, from the server: a page calling vitrina.context cannot).
  * @param {any} raw
  * @returns {ServerContext | null}
  */
@@ -125,7 +133,6 @@ export function serverContext(raw) {
   /** @type {ServerContext} */
   const context = {}
   if (isObj(raw.geo)) context.geo = raw.geo
-  if (isObj(raw.crm)) context.crm = raw.crm
   const device = isObj(raw.device) ? raw.device : {}
   context.device = {}
   for (const name of /** @type {const} */ (["os", "browser"]))

@@ -98,6 +98,8 @@ export function decide(bundle, attributes, visitorId, options) {
   const now = o.now ?? Date.now()
   const segments = bundle.segments || {}
   const id = typeof visitorId == "string" ? visitorId : ""
+  // bucket_by "customer": the identified customer's key (from /identify) is the unit, holdout included
+  const customer = typeof o.customer == "string" ? o.customer : null
   const scheme = bundle.hash ?? HASH_VERSION
   /** @type {Decision} */
   const out = { holdout: false, variations: {}, reasons: {}, holdout_campaigns: [] }
@@ -108,7 +110,10 @@ export function decide(bundle, attributes, visitorId, options) {
   }
   /** @param {any} condition */
   const matches = (condition) => evalCondition(condition, attributes, o.log)
-  const holdout = (out.holdout = hash("holdout:" + (bundle.site ?? ""), id) < ((bundle.settings || {}).holdout || 0))
+  const holdoutSeed = "holdout:" + (bundle.site ?? "")
+  const holdoutShare = (bundle.settings || {}).holdout || 0
+  const holdout = (out.holdout = hash(holdoutSeed, id) < holdoutShare)
+  const customerHoldout = customer != null && hash(holdoutSeed, customer) < holdoutShare
   /** @type {Campaign[]} */
   const chosen = []
   /** @type {Map<string, Campaign>} */
@@ -127,6 +132,8 @@ export function decide(bundle, attributes, visitorId, options) {
     if (forced != null && has(forced)) return ["forced " + forced, forced, true]
     if (!isScheduled(c, now)) return ["not scheduled"]
     if (c.pages != null && !matches(c.pages)) return ["page not matched"]
+    const byCustomer = c.bucket_by == "customer"
+    if (byCustomer && customer == null) return ["not identified"]
     const segment = c.segment
     if (segment != null && !matches(segments[segment])) return ["segment " + segment + " not matched"]
     const hasConditions = c.conditions != null
@@ -139,8 +146,9 @@ export function decide(bundle, attributes, visitorId, options) {
     for (const s of footprint(c)) if ((other = taken.get(s))) return ["excluded by selector " + s + " (" + other.key + ")"]
     const seed = c.seed ?? key
     const assigned = sticky[key]
-    if (assigned && assigned.seed === seed && has(assigned.variation)) return ["sticky " + assigned.variation, assigned.variation]
-    const bucket = hash(seed, id)
+    if (assigned && assigned.seed === seed && has(assigned.variation) && (!byCustomer || assigned.customer === customer))
+      return ["sticky " + assigned.variation, assigned.variation]
+    const bucket = hash(seed, byCustomer ? /** @type {string} */ (customer) : id)
     const variation = chooseVariation(c, bucket)
     const bucketSuffix = "; bucket " + bucketText(bucket)
     if (!(bucket < (c.traffic ?? 1))) return ["outside traffic" + bucketSuffix]
@@ -164,7 +172,7 @@ export function decide(bundle, attributes, visitorId, options) {
     else {
       chosen.push(c)
       for (const s of footprint(c)) taken.has(s) || taken.set(s, c)
-      if (holdout && !forced) {
+      if ((c.bucket_by == "customer" ? customerHoldout : holdout) && !forced) {
         out.holdout_campaigns.push(key)
         out.reasons[key] = "holdout; " + reason
       } else {

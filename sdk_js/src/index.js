@@ -6,7 +6,7 @@
 // for idle time after the first paint, or for `pagehide` if the page goes first.
 import { endPhase, phases, scriptStart } from "./timing.js"
 import { decide, footprint } from "./decide.js"
-import { classify, collect, expand, merge, parseQuery, readViewedProducts, utmOf } from "./attributes.js"
+import { classify, collect, expand, merge, parseQuery, readViewedProducts, SERVER_ONLY, utmOf } from "./attributes.js"
 import { allowWrites, cookie, isVisitorId, local, newVisitorId, pageview, randomHex, session, storeVisitorId } from "./storage.js"
 import { createDom } from "./dom.js"
 import { queue } from "./tracker.js"
@@ -64,7 +64,7 @@ const MISSING = 2 // it did not come in time: this page view decides without it
  * @property {ServerContext | null} [lateContext] came after this page view gave up on it: the next page view's
  * @property {boolean} [contextToStore] came from the server on this page: kept for the session
  * @property {any} [contextDeadline] the timer that gives up on it
- * @property {Set<string>} waiting campaigns waiting for the context
+ * @property {Map<string, string>} waiting campaigns waiting for the context or a module (what for)
  * @property {string} [hiddenWhileWaiting] their selectors, hidden
  * @property {(() => void) | null} [showWaiting]
  * @property {number} antiflickerUntil
@@ -98,7 +98,7 @@ const state = {
   visit: {},
   pageStart: {},
   context: {},
-  waiting: new Set(),
+  waiting: new Map(),
   antiflickerUntil: 0,
   exposed: {},
   logged: {},
@@ -148,7 +148,9 @@ const saveContext = () => state.startedAfterPaint && state.contextToStore && ses
 
 const collectAttributes = () => {
   if (reads(PRODUCT_PATHS)) readViewedProducts(win, state.visit)
-  return collect(win, Date.now(), state.visit, state.context, state.behaviour, state.extra)
+  const attributes = collect(win, Date.now(), state.visit, state.context, state.behaviour, state.extra)
+  hook("attributes", attributes)
+  return attributes
 }
 
 /** @param {TrackedEvent} event */
@@ -165,8 +167,9 @@ function send(event) {
  * Handlers and dataLayer hear every exposure; the server hears each one once.
  * @param {string} key
  * @param {string | null} variation
+ * @param {string | null} [customer] the decision's (a customer-bucketed campaign's sticky assignment names it)
  */
-function expose(key, variation) {
+function expose(key, variation, customer) {
   if (state.exposed[key]) return
   state.exposed[key] = 1
   /** @type {TrackedEvent} */
@@ -178,7 +181,7 @@ function expose(key, variation) {
     const counts = (/** @type {any} */ (visit.x)[key] = /** @type {any} */ (visit.x)[key] || { visitor: 0, session: 0 })
     counts.visitor++
     counts.session++
-    if (variation != null) /** @type {any} */ (visit.k)[key] = { seed: campaignOf(key).seed || key, variation }
+    if (variation != null) /** @type {any} */ (visit.k)[key] = { seed: campaignOf(key).seed || key, variation, customer }
     saveVisit()
   }
   if (state.redirectedFrom != key) send(event)
@@ -232,13 +235,13 @@ function logDecision(decision) {
     const text = variation + " " + reason
     if (state.logged[key] != text) (state.logged[key] = text), console.log("[vitrina]", key, variation, reason)
   }
-  for (const key of state.waiting) line(key, null, "waiting for context")
+  for (const [key, what] of state.waiting) line(key, null, "waiting for " + what)
   for (const key in decision.reasons) line(key, decision.variations[key] || null, decision.reasons[key])
 }
 
 /** Hides the elements of the campaigns waiting for the context (and shows them once none waits). */
 function hideWhileWaiting() {
-  const selectors = [...state.waiting].flatMap((key) => {
+  const selectors = [...state.waiting.keys()].flatMap((key) => {
     const campaign = campaignOf(key)
     const redirects = campaign.variations.some((v) => (v.actions || []).some((action) => action.redirect))
     return footprint(campaign).concat(redirects ? ["body"] : [])
@@ -265,7 +268,9 @@ function decideAndApply(firstPaint) {
   /** @type {DecideOptions} */
   const options = { now: Date.now(), force: state.forced, sticky: state.pageStart.k, counts: state.pageStart.x }
   hook("decideOptions", options)
-  state.waiting = state.contextState == WAITING ? awaitingContext(bundle, attributes, options) : new Set()
+  state.waiting = new Map()
+  if (state.contextState == WAITING) for (const key of awaitingContext(bundle, attributes, options)) state.waiting.set(key, "context")
+  hook("waiting", { waiting: state.waiting, attributes, options })
   const decidable = state.waiting.size ? { ...bundle, campaigns: bundle.campaigns.filter((c) => !state.waiting.has(c.key)) } : bundle
   const decision = (state.decision = decide(decidable, attributes, state.visitorId, options))
   timed && endPhase("decide")
@@ -285,7 +290,7 @@ function decideAndApply(firstPaint) {
   }
   state.dom.sync(wanted, firstPaint ? state.antiflickerUntil - Date.now() : 0)
   hideWhileWaiting()
-  for (const key in decision.variations) expose(key, decision.variations[key])
+  for (const key in decision.variations) expose(key, decision.variations[key], options.customer)
   for (const key of decision.holdout_campaigns) expose(key, null)
   timed && endPhase("apply")
   logDecision(decision)
@@ -383,6 +388,7 @@ function consent(given) {
     cookie("vtr_id", "")
     for (const key of ["id", "v", "q", "u"]) local("vtr_" + key, null)
     session("vtr_ctx", null)
+    session("vtr_u", null)
     state.pendingEvents = []
   }
   allowWrites(true)
@@ -398,7 +404,13 @@ function consent(given) {
 const moduleRuntime = {
   bundle: () => state.bundle,
   behaviour: state.behaviour,
-  decide: () => decideAndApply(),
+  decide: (hideFirst) => decideAndApply(hideFirst),
+  endpoint: () => state.endpoint,
+  visitorId: () => state.visitorId,
+  note,
+  session,
+  awaiting: (attributes, options, paths, customer) =>
+    awaitingContext(/** @type {Bundle} */ (state.bundle), attributes, options, paths, customer),
 }
 
 /** After the first paint (idle time), or at once when the page goes first: whatever could wait. */
@@ -418,7 +430,11 @@ function startAfterPaint() {
   saveContext()
   const collectUrl = state.endpoint + "/collect"
   /** @param {TrackedEvent[]} events */
-  const body = (events) => JSON.stringify({ visitor_id: state.visitorId, events })
+  const body = (events) => {
+    const batch = { visitor_id: state.visitorId, events }
+    hook("batch", batch)
+    return JSON.stringify(batch)
+  }
   const tracker = (state.tracker = queue({
     post: (events) =>
       // A string body goes as text/plain: no CORS preflight, as for sendBeacon.
@@ -559,6 +575,7 @@ const api = {
   },
   /** @param {any} values */
   set(values) {
+    for (const key in values) SERVER_ONLY.test(key) && note("set", key + " comes from the server only: ignored")
     state.extra = merge(state.extra, expand(values))
     decideAndApply()
   },
@@ -571,8 +588,9 @@ const api = {
     if (state.bundle) for (const goal of tracked(state.bundle.goals, name)) convert(goal, properties && properties.value)
     hook("track", name)
   },
-  /** @param {any} token */
-  identify: (token) => (resolveConsent(), local("vtr_u", "" + token)),
+  /** The identity module sends it (tag.js carries it when the bundle uses identity). @param {any} token */
+  identify: (token) =>
+    state.modules.some((hooks) => hooks.identify) ? hook("identify", "" + token) : note("identity", "no live campaign uses it"),
   consent,
   refresh,
   /** The server-resolved context; context.js calls it when the tag ran first. */

@@ -58,6 +58,7 @@
  * @property {{start?: string | null, end?: string | null}} [schedule]
  * @property {{per_visitor?: number | null, per_session?: number | null}} [cap]
  * @property {number} [traffic]
+ * @property {"visitor" | "customer"} [bucket_by] the unit bucketed and counted (default visitor)
  * @property {Variation[]} variations
  * @property {string[]} [goals]
  */
@@ -86,6 +87,7 @@
  * @property {{[name: string]: Condition}} [segments]
  * @property {{[key: string]: Goal}} [goals]
  * @property {Campaign[]} campaigns
+ * @property {string[]} [crm] the names under crm. that live campaigns read ("*": all); /identify answers only these
  * @property {BundleSettings} [settings]
  */
 
@@ -99,7 +101,8 @@
  */
 
 /**
- * @typedef {{[campaign: string]: {seed: string, variation: string}}} StickyAssignments
+ * Sticky assignments; `customer` names the customer key a customer-bucketed campaign's one was given to.
+ * @typedef {{[campaign: string]: {seed: string, variation: string, customer?: string}}} StickyAssignments
  * @typedef {{[campaign: string]: {visitor: number, session: number}}} ExposureCounts
  */
 
@@ -111,6 +114,7 @@
  * @property {StickyAssignments} [sticky]
  * @property {ExposureCounts} [counts]
  * @property {string[]} [triggered]
+ * @property {string | null} [customer] the identified customer's key (/identify): bucket_by "customer" campaigns hash it
  * @property {(message: string) => void} [log]
  */
 
@@ -143,7 +147,6 @@
  * @property {{country?: string | null, region?: string | null, city?: string | null,
  *   continent?: string | null, timezone?: string | null}} [geo]
  * @property {{os?: string, browser?: string}} [device]
- * @property {{[key: string]: any}} [crm]
  */
 
 /**
@@ -175,7 +178,14 @@
  * @typedef {Object} ModuleRuntime
  * @property {() => Bundle | null | undefined} bundle the published bundle (null without one)
  * @property {Behaviour} behaviour this page view's (reset in place on each page view): a module may keep it up to date
- * @property {() => void} decide decide again and apply, as `vitrina.refresh()` does without a new page view
+ * @property {(hideFirst?: boolean) => void} decide decide again and apply, as `vitrina.refresh()` does without a
+ *   new page view; hideFirst: the chosen elements stay hidden until applied, as at init
+ * @property {() => string} endpoint absolute URL of /v1/sites/<site> ("" when unknown: send nothing)
+ * @property {() => string} visitorId
+ * @property {(topic: string, text: string) => void} note a `?vitrina_debug=1` line
+ * @property {(key: string, value?: any) => any} session sessionStorage, JSON in and out, under the visitor's consent (storage.js)
+ * @property {(attributes: any, options: DecideOptions, paths: RegExp, customer?: boolean) => Set<string>} awaiting the
+ *   campaigns that must wait for attributes matching `paths` (and for the customer) (context.js awaitingContext)
  */
 
 /**
@@ -185,6 +195,19 @@
  * @property {() => void} [pageView] a page view starts (the first one, then each SPA navigation)
  * @property {() => void} [start] once, after the first decision and swaps (idle time or pagehide): listeners, timers
  * @property {(name: string) => void} [track] `vitrina.track(name)`
+ * @property {(attributes: any) => void} [attributes] add to the attribute tree before each decision
+ * @property {(pending: WaitingCampaigns) => void} [waiting] name the campaigns that must wait for this module (their
+ *   elements hidden) before each decision
+ * @property {(body: {visitor_id: string, events: TrackedEvent[], identity?: string}) => void} [batch] add to each collect batch
+ * @property {(token: string) => void} [identify] `vitrina.identify(token)`
+ */
+
+/**
+ * A decision's campaigns that wait, and what for (key -> "context", "identity"), with what it decides on.
+ * @typedef {Object} WaitingCampaigns
+ * @property {Map<string, string>} waiting
+ * @property {any} attributes
+ * @property {DecideOptions} options
  */
 
 /** @typedef {(runtime: ModuleRuntime) => ModuleHooks} ModuleInstall */

@@ -14,7 +14,7 @@ const files = [manifest.core, manifest.all, ...Object.values(manifest.modules)]
 
 test("the manifest names the core, the SDK file and each module", () => {
   assert.deepEqual(Object.keys(manifest).sort(), ["all", "core", "modules"])
-  assert.deepEqual(Object.keys(manifest.modules), ["triggers"])
+  assert.deepEqual(Object.keys(manifest.modules), ["identity", "triggers"])
   for (const path of files) assert.ok(dist(path).length > 100, path)
 })
 

@@ -3,22 +3,10 @@
 // known from the start, whatever that context turns out to be.
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { awaitingContext, bundleReads, conditionPaths, readsServerContext, serverContext } from "../src/context.js"
+import { awaitingContext, bundleReads, conditionPaths, SERVER_PATH, serverContext } from "../src/context.js"
 import { decide } from "../src/decide.js"
+import { campaign, random } from "./campaigns.js"
 
-const campaign = (key, extra = {}) => ({
-  key,
-  segment: null,
-  conditions: null,
-  pages: null,
-  trigger: null,
-  group: null,
-  schedule: { start: null, end: null },
-  cap: { per_visitor: null, per_session: null },
-  traffic: 1,
-  variations: [{ key: "on", weight: 1, actions: [{ selector: "#" + key, text: "on" }] }],
-  ...extra,
-})
 const bundle = (campaigns, segments = {}) => ({ site: "s", version: 1, segments, campaigns, settings: { holdout: 0 } })
 const attributes = { page: { path: "/p" }, device: { type: "mobile" }, visit: { new: true } }
 const waiting = (b, options = {}) => [...awaitingContext(b, attributes, { now: Date.UTC(2026, 0, 1), ...options })].sort()
@@ -36,11 +24,10 @@ test("conditionPaths: the keys, through $and, $or, $nor and $not; operator value
   assert.deepEqual(conditionPaths({ $and: "not a list" }), [])
 })
 
-test("readsServerContext: geo.*, crm.*, device.os, device.browser, and whole objects holding them", () => {
-  for (const path of ["geo", "geo.country", "crm.tier", "device.os", "device.browser", "device"])
-    assert.equal(readsServerContext({ [path]: 1 }), true, path)
-  for (const path of ["device.type", "device.touch", "device.screen.width", "device.osx", "geography", "page.geo", "history.crm"])
-    assert.equal(readsServerContext({ [path]: 1 }), false, path)
+test("SERVER_PATH: geo.*, device.os, device.browser, and whole objects holding them; crm.* is the identity module's", () => {
+  for (const path of ["geo", "geo.country", "device.os", "device.browser", "device"]) assert.equal(SERVER_PATH.test(path), true, path)
+  for (const path of ["device.type", "device.touch", "device.screen.width", "device.osx", "geography", "page.geo", "history.crm", "crm.tier"])
+    assert.equal(SERVER_PATH.test(path), false, path)
 })
 
 test("bundleReads: campaigns' pages, segments and conditions, and page-view goals", () => {
@@ -94,11 +81,6 @@ test("a lower campaign a waiting one could exclude waits too, transitively; a hi
   assert.deepEqual(waiting(b), ["chained", "geo", "same-group", "same-selector"])
 })
 
-// A small deterministic generator of bundles, contexts and visitors.
-function random(seed) {
-  let s = seed >>> 0
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32)
-}
 
 test("property: campaigns that do not wait decide exactly as with the context known from the start", () => {
   const next = random(20261123)
@@ -162,10 +144,9 @@ test("property: campaigns that do not wait decide exactly as with the context kn
   assert.ok(checked > 2000 && waited > 200, `${checked} decisions checked, ${waited} waits`)
 })
 
-test("serverContext keeps geo, crm and device os/browser, never a device type", () => {
+test("serverContext keeps geo and device os/browser, never a device type nor crm (the server's, by identify only)", () => {
   assert.deepEqual(serverContext({ geo: { country: "FR" }, device: { type: "bot", os: "ios", browser: "safari" }, crm: { tier: 1 }, ip: "1.2.3.4" }), {
     geo: { country: "FR" },
-    crm: { tier: 1 },
     device: { os: "ios", browser: "safari" },
   })
   assert.deepEqual(serverContext({ device: { os: 5 }, geo: "FR" }), { device: {} })

@@ -46,14 +46,15 @@ def media_type_for_path(path):
     raise UnsupportedMediaType(f"cannot tell the format of {path}: name it .json, .jsonl, .csv or .tsv")
 
 
-def records(stream, media_type):
-    """Iterate (line, record, problem) over a binary stream in the given media type."""
+def records(stream, media_type, id_columns=("id",)):
+    """Iterate (line, record, problem) over a binary stream in the given media type. A CSV/TSV
+    header must name one of `id_columns`."""
     if media_type in JSON_TYPES:
         return _json_array(stream)
     if media_type in JSON_LINES_TYPES:
         return _json_lines(stream)
     if media_type in CSV_TYPES:
-        return _csv(stream, CSV_TYPES[media_type])
+        return _csv(stream, CSV_TYPES[media_type], id_columns)
     raise UnsupportedMediaType(f"send the feed as one of: {', '.join(MEDIA_TYPES)}")
 
 
@@ -224,7 +225,7 @@ def _text_lines(stream):
         yield rest
 
 
-def _csv(stream, delimiter):
+def _csv(stream, delimiter, id_columns):
     reader = csv.reader(_text_lines(stream), delimiter=delimiter, strict=True)
     csv.field_size_limit(MAX_RECORD)
     done = 0
@@ -233,8 +234,8 @@ def _csv(stream, delimiter):
         if header is None:
             return
         names = [name.strip().lower() for name in header]
-        if "id" not in names or any(_UNDECODED.search(name) for name in names):
-            yield 1, None, _problem("the header row must name the columns, among them id")
+        if not set(id_columns) & set(names) or any(_UNDECODED.search(name) for name in names):
+            yield 1, None, _problem(f"the header row must name the columns, among them {' or '.join(id_columns)}")
             return
         done = reader.line_num
         for row in reader:

@@ -7,6 +7,7 @@ import secrets
 
 from server.catalog.orders import order_interaction
 from server.catalog.products import item_id_problem, product_id, validate_product
+from server.identity import site_secrets
 
 BATCH = 1000
 MAX_LISTED_ERRORS = 1000
@@ -97,7 +98,7 @@ def import_orders(store, site, lines, now=None):
         answer.counts["duplicates"] += len(batch) - new
         batch.clear()
 
-    seen_here = set()
+    seen_here, salt = set(), None
     for line, record, problem in lines:
         answer.counts["received"] += 1
         if problem:
@@ -107,6 +108,9 @@ def import_orders(store, site, lines, now=None):
         if problems:
             answer.refuse(line, problems)
             continue
+        if row[2].startswith("c:"):  # customer ids are kept as the site's customer keys, never raw
+            salt = salt or site_secrets.load_record(site, store)["salt"]
+            row = (*row[:2], "c:" + site_secrets.customer_key(site, row[2][2:], salt), *row[3:])
         if row[0] in seen_here:  # the same order twice in one body: the store would see it once
             answer.counts["duplicates"] += 1
             continue

@@ -27,6 +27,7 @@ def compile_campaign(campaign):
         "schedule": {"start": None, "end": None, **(campaign.get("schedule") or {})},
         "cap": {"per_visitor": None, "per_session": None, **(campaign.get("cap") or {})},
         "traffic": campaign.get("traffic", 1),
+        "bucket_by": campaign.get("bucket_by", "visitor"),
         "variations": [{"key": v["key"], "weight": w / total, "actions": v.get("actions", [])}
                        for v, w in zip(variations, weights)],
         "goals": campaign.get("goals", []),
@@ -36,6 +37,36 @@ def compile_campaign(campaign):
         **({"guardrails": campaign["guardrails"]} if campaign.get("guardrails") else {}),
         **({"auto_pause": True} if campaign.get("auto_pause") else {}),
     }
+
+
+def condition_paths(condition):
+    """Every attribute path a condition reads (not the element paths inside $elemMatch)."""
+    if not isinstance(condition, dict):
+        return
+    for key, value in condition.items():
+        if key in ("$and", "$or", "$nor") and isinstance(value, list):
+            for part in value:
+                yield from condition_paths(part)
+        elif key == "$not":
+            yield from condition_paths(value)
+        elif not key.startswith("$"):
+            yield key
+
+
+def crm_attributes(campaigns, segments, goals):
+    """The names under `crm` that live campaigns (segment, conditions, pages) and pageview goals
+    read, sorted; "*" when one reads the whole namespace. /identify answers only these."""
+    conditions = [segments.get(c["segment"]) for c in campaigns if c["segment"] is not None]
+    conditions += [c[field] for c in campaigns for field in ("conditions", "pages") if c[field] is not None]
+    conditions += [goal["pageview"] for goal in goals.values() if "pageview" in goal]
+    names = set()
+    for condition in conditions:
+        for path in condition_paths(condition):
+            if path == "crm":
+                names.add("*")
+            elif path.startswith("crm."):
+                names.add(path.split(".")[1])
+    return sorted(names)
 
 
 def compile_bundle(site, version, config, now=None):
@@ -54,6 +85,7 @@ def compile_bundle(site, version, config, now=None):
         # Every goal ships: a goal unused by a campaign still records conversions for the holdout report.
         "goals": {k: goals[k] for k in sorted(set(goals) | used_goals) if k in goals},
         "campaigns": campaigns,
+        "crm": crm_attributes(campaigns, config.get("segments", {}), goals),
         "settings": {**DEFAULT_SETTINGS, **{k: v for k, v in config.get("settings", {}).items()
                                              if k not in PRIVATE_SETTINGS}},
     }

@@ -5,6 +5,7 @@ import json
 
 from server.configs.validation import review_config
 from server.errors import APIError
+from server.identity.customers import known_types
 from server.store import draft_etag, get_store
 
 STALE_MESSAGE = ("Someone saved this site's config after you loaded it: nothing was saved. Reload to see "
@@ -24,9 +25,10 @@ def load_draft(site):
     return Draft(get_store().get_draft(site))
 
 
-def reviewed(config):
-    """review_config, raising 400 `invalid_config` with every problem when there is one."""
-    review = review_config(config)
+def reviewed(config, crm_types=None):
+    """review_config (crm.* checked against `crm_types`, the site's CRM attributes, when given),
+    raising 400 `invalid_config` with every problem when there is one."""
+    review = review_config(config, crm_types)
     if review.problems:
         raise APIError(400, "invalid_config", f"The config has {len(review.problems)} problem(s); nothing was saved.",
                        review.problems)
@@ -38,7 +40,7 @@ def save_draft(site, config, if_match=None):
     `etag`). `if_match`
     is werkzeug's ETags of an If-Match header (None or empty: no condition): unless it holds the
     current draft's tag, 412 and nothing stored; the check and the write are one atomic step."""
-    review = reviewed(config)
+    review = reviewed(config, known_types(site))
     text = json.dumps(review.config, separators=(",", ":"))
     store = get_store()
     review.etag = f'"{draft_etag(text)}"'

@@ -4,12 +4,17 @@ tag.js and bundle.json are the hottest paths. A per-process memo of each site's 
 dropped whenever the store's version token moves (`Store.version_token()`): publishing announces
 the new version to every server process (SQLite: a shared stamp file; Redis: pub/sub), and the
 token also moves every VERSION_TOKEN_MAX_AGE_S, so a lost announcement (a Redis reconnect, a process killed
-between its commit and its announcement) delays a new version by a second at most."""
+between its commit and its announcement) delays a new version by a second at most.
+
+The store is asked through its outage guard (server/store/outage.py): on the event loop, or
+while the store is away, a site missing from the memo raises StoreAway at once, and the caller
+(server/configs/publishing.py) serves the version it last served."""
 from server.cache import Cache, app_cache
 from server.store.base import VERSION_TOKEN_MAX_AGE_S as MAX_AGE_S  # noqa: F401 (the bound tests rely on)
 
 NAME, SIZE = "latest versions", 4096
 INVALIDATED_BY = "a publish in any process (the store's version token, which also moves every second)"
+_MISSING = object()
 
 
 class LatestVersions:
@@ -26,7 +31,23 @@ class LatestVersions:
         return cls(store, app_cache(NAME, SIZE, INVALIDATED_BY, token=store.version_token))
 
     def get(self, site):
-        return self.cache.get_or_make(site, lambda: self.store.latest_version(site))
+        found = self.cache.get(site, _MISSING)
+        return self.read(site) if found is _MISSING else found
+
+    def read(self, site):
+        """Ask the store (through its outage guard), whatever the memo holds; memoise the answer
+        unless the token moved meanwhile (then it may predate a publish)."""
+        token_before = self.cache.current_token()
+        return self.cache.put_unless_moved(site, self.store.outage.call(self.store.latest_version, site), token_before)
+
+    def known(self, site):
+        """Whether the memo holds the site now: a read that needs no store."""
+        return self.cache.get(site, _MISSING) is not _MISSING
+
+    def remember(self, site, version):
+        """Hold `version` as the site's latest until the token moves (what is served while the
+        store cannot be asked), so that memory answers meanwhile instead of asking again."""
+        self.cache.put(site, version)
 
     def announce(self, site):
         """Called after this process added a version of `site`."""

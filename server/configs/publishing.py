@@ -24,7 +24,10 @@ from server.configs.signing import (
 )
 from server.configs.validation import parse_config, review_config
 from server.errors import APIError
-from server.store import get_store
+from server.identity.customers import known_types
+from server.store import UNAVAILABLE, get_store, site_exists
+
+_MISSING = object()
 
 
 class VersionUnverifiable(APIError):
@@ -68,7 +71,7 @@ def publish_draft(site, published_by=None):
     raw = get_store().get_draft(site)
     if raw is None:
         raise APIError(409, "no_draft", f"Site '{site}' has no draft config: PUT one to /api/v1/sites/{site}/config first.")
-    review = review_config(json.loads(raw))
+    review = review_config(json.loads(raw), known_types(site))
     if review.problems:
         raise APIError(400, "invalid_config", "The draft no longer validates; fix it and PUT it again.", review.problems)
     version = _store_signed(site, lambda version: compile_bundle(site, version, review.config),
@@ -164,7 +167,8 @@ def _load(site, version):
                       "was checked with the keys the server started with")
     entry = cache.get((site, version))
     if entry is None:
-        row = get_store().get_version(site, version)
+        store = get_store()
+        row = store.outage.call(store.get_version, site, version)
         if row is None:
             return None
         _, payload, signature, _ = row
@@ -175,9 +179,25 @@ def _load(site, version):
                                      site, version)
             raise VersionUnverifiable(503, "bundle_signature_invalid",
                            f"Version {version} of site '{site}' failed signature verification and is not served.") from None
-        meta = get_store().version_meta(site, [row[0]]).get(row[0])
+        meta = store.outage.call(store.version_meta, site, [row[0]]).get(row[0])
         entry = cache.put((site, version), Version(site, json.loads(payload), signature, meta and json.loads(meta)))
+        _known_at_least(site, entry)  # it exists, so the latest is this one or a later one
     return entry
+
+
+def _newest_known():
+    return app_cache("newest known versions", 4096, "nothing: each entry only ever moves to a newer version; they "
+                     "are what is served while the store cannot be asked")
+
+
+def _known_at_least(site, entry):
+    """Note `entry` (a Version, or None: nothing published) as the site's newest known version,
+    unless a newer one is known: only ever forward, so a slow read finishing late, or collect
+    verifying an older version, never brings back an older one."""
+    newest = _newest_known()
+    before = newest.get(site, _MISSING)
+    if before is not entry and (before is _MISSING or before is None or (entry and entry.version > before.version)):
+        newest.put(site, entry)
 
 
 def latest_versions():
@@ -185,10 +205,42 @@ def latest_versions():
     return LatestVersions.of_app(get_store())
 
 
-def latest(site):
-    """The newest Version, verified; None if nothing is published. No store read per call."""
-    version = latest_versions().get(site)
-    return None if version is None else _load(site, version)
+def latest(site, ask_store=False):
+    """The newest Version, verified; None if nothing is published. No store read per call
+    (`ask_store`: one whatever memory holds).
+
+    Stale-if-error: when the store cannot be asked (unreachable, or asked lately in vain, or
+    this is the event loop, which never waits on it), the newest Version this process knows of
+    the site (served, or verified for collect); the store's error when it knows none. While the
+    store is away, that Version stands as the latest until the token next moves, so memory
+    answers without asking again."""
+    versions = latest_versions()
+    try:
+        version = versions.read(site) if ask_store else versions.get(site)
+        entry = None if version is None else _load(site, version)
+    except UNAVAILABLE:
+        entry = _newest_known().get(site, _MISSING)
+        if entry is _MISSING:
+            raise
+        if get_store().outage.away:
+            versions.remember(site, entry and entry.version)
+        return entry
+    if entry is None:
+        _known_at_least(site, None)
+    return entry
+
+
+def in_memory(site):
+    """Whether the site's latest version is known without asking the store (the event loop's test)."""
+    return latest_versions().known(site)
+
+
+def refresh(site):
+    """Read what serving the site needs into memory: whether it exists, its latest version, that
+    version verified. Store reads, bounded by the store's timeout (never on the event loop); while
+    the store is away, the one that finds out whether it is back, when one is due."""
+    if site_exists(site):
+        latest(site, ask_store=True)
 
 
 def load_latest(site):
@@ -226,7 +278,7 @@ def publish_file(site, path, published_by="cli"):
     config, problems = parse_config(raw)
     if problems:
         return FilePublished(problems)
-    review = review_config(config)
+    review = review_config(config, known_types(site))
     if review.problems:
         return FilePublished(review.problems)
     get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))

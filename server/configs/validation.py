@@ -44,6 +44,14 @@ MAX_REGEX_LENGTH = 500
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
                         r"(?:Z|[+-]([0-9]{2}):([0-9]{2}))")
 _INLINE_FLAGS = re.compile(r"\(\?[a-zA-Z]+[):]")
+# CRM attribute types and the literals a condition may compare them with (dates compare as ISO strings)
+CRM_LITERALS = {
+    "string": lambda x: isinstance(x, str), "date": lambda x: isinstance(x, str),
+    "number": lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    "boolean": lambda x: isinstance(x, bool),
+}
+COMPARED = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"}
+LISTED = {"$in", "$nin"}
 
 
 def pointer(parts):
@@ -88,11 +96,15 @@ class Review:
         self.problems, self.warnings, self.config = problems, warnings, config
 
 
-def review_config(config):
+def review_config(config, crm_types=None):
+    """The review of a config; with `crm_types` ({"crm.<name>": type}, the site's CRM attributes,
+    server/identity/customers.py), conditions on crm.* are checked against the customers' data:
+    a warning for a name no customer has, a problem for a literal of another type than the
+    attribute's one type."""
     too_deep = _too_deep(config)
     if too_deep is not None:  # nothing below may recurse into it: not the checks, nor json.dumps
         return Review([{"path": pointer(too_deep), "message": f"nested deeper than {MAX_DEPTH} levels"}], [], config)
-    checker = _Checker(_sanitisable_copy(config))
+    checker = _Checker(_sanitisable_copy(config), crm_types)
     schema_problems = [_schema_problem(e) for e in _validator().iter_errors(config)]
     checker.check()
     flagged = {p["path"] for p in schema_problems}
@@ -171,7 +183,7 @@ def _listed(value):
 
 def _sort_key(problem):
     parts = problem["path"].split("/")[1:]
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
+    return [(0, int(p), "") if p.isdecimal() else (1, 0, p) for p in parts]
 
 
 def _in_order(problems):
@@ -191,8 +203,9 @@ class _Checker:
     """The semantic rules, over a config that may also break the schema: every rule looks only
     at what has the shape it expects. Sanitises HTML fields of `config` in place."""
 
-    def __init__(self, config):
+    def __init__(self, config, crm_types=None):
         self.config = config
+        self.crm_types = crm_types
         self.problems, self.warnings = [], []
 
     def add(self, parts, message):
@@ -348,6 +361,8 @@ class _Checker:
             else:
                 if attributes:
                     self.report(here, attribute_problem(key))
+                    if key.startswith("crm.") and self.crm_types is not None:
+                        self.crm(key, value, here)
                 self.value(value, here, depth + 1)
 
     def value(self, expression, at, depth):
@@ -381,6 +396,29 @@ class _Checker:
                     self.value(operand, here, depth + 1)
                 else:
                     self.condition(operand, here, depth + 1, attributes=False)
+
+    def crm(self, path, expression, at):
+        """A condition on a CRM attribute against what the site's customers hold."""
+        name = ".".join(path.split(".")[:2])
+        kind = self.crm_types.get(name)
+        if kind is None:
+            self.warn(at, f"no customer has {name} yet (GET .../crm-attributes lists the site's CRM attributes); "
+                          "only tokens' crm claims can set it")
+            return
+        wanted = CRM_LITERALS.get(kind)
+        if wanted is None or name != path:
+            return  # mixed types, lists, or a path inside the value: nothing cheap to say
+        if isinstance(expression, dict) and expression and all(k.startswith("$") for k in expression):
+            literals = [(at + [op], operand) for op, operand in expression.items() if op in COMPARED]
+            literals += [(at + [op, i], item) for op, operand in expression.items() if op in LISTED
+                         and isinstance(operand, list) for i, item in enumerate(operand)]
+        else:
+            literals = [(at, expression)]
+        for where, literal in literals:
+            if literal is not None and not wanted(literal):
+                hint = f"; for days, use crm.days_since_{name[4:].removesuffix('_at')}" if kind == "date" else ""
+                self.add(where, f"{name} is a {kind} in the site's customer data; {json.dumps(literal)} is not"
+                                + hint)
 
     def regex(self, pattern, at):
         if not isinstance(pattern, str):

@@ -79,6 +79,9 @@ def _rule(c, key, ctx):
     ev = ctx["eval"]
     if c.get("pages") is not None and not ev(c["pages"]):
         return "page not matched", None, False
+    by_customer = c.get("bucket_by") == "customer"
+    if by_customer and ctx["customer"] is None:
+        return "not identified", None, False
     segment = c.get("segment")
     if segment is not None and not ev(ctx["segments"].get(segment)):
         return f"segment {segment} not matched", None, False
@@ -103,9 +106,10 @@ def _rule(c, key, ctx):
             return f"excluded by selector {selector} ({other.get('key')})", None, False
     seed = _default(c.get("seed"), key)
     sticky = ctx["sticky"].get(key)
-    if sticky and sticky.get("seed") == seed and has(sticky.get("variation")):
+    if sticky and sticky.get("seed") == seed and has(sticky.get("variation")) and \
+            (not by_customer or sticky.get("customer") == ctx["customer"]):
         return f"sticky {sticky['variation']}", sticky["variation"], False
-    bucket = hash(seed, ctx["visitor_id"])
+    bucket = hash(seed, ctx["customer"] if by_customer else ctx["visitor_id"])
     variation = choose_variation(c, bucket)
     text = f"; bucket {bucket_text(bucket)}"
     if not bucket < _default(c.get("traffic"), 1):
@@ -120,21 +124,26 @@ def _rule(c, key, ctx):
 
 
 def decide(bundle, attributes, visitor_id, *, now=None, force=None, sticky=None, counts=None, triggered=None,
-           log=None):
+           customer=None, log=None):
     """{holdout, variations, reasons, holdout_campaigns} for one visitor. `now` is ms since the
-    epoch; `force` {campaign: variation}; `sticky` {campaign: {seed, variation}}; `counts`
-    {campaign: {visitor, session}}; `triggered` [campaign]; `log(reason)` hears condition errors."""
+    epoch; `force` {campaign: variation}; `sticky` {campaign: {seed, variation[, customer]}};
+    `counts` {campaign: {visitor, session}}; `triggered` [campaign]; `customer` the identified
+    customer's key (bucket_by "customer" campaigns hash it, and its holdout is theirs); `log(reason)`
+    hears condition errors."""
     visitor_id = visitor_id if isinstance(visitor_id, str) else ""
+    customer = customer if isinstance(customer, str) else None
     scheme = bundle.get("hash", HASH_VERSION)
     if scheme != HASH_VERSION:  # buckets of another scheme: deciding with ours would reassign everyone
         return {"holdout": False, "variations": {}, "holdout_campaigns": [],
                 "reasons": {c.get("key"): f"unknown hash version {scheme}" for c in bundle.get("campaigns") or []}}
     share = (bundle.get("settings") or {}).get("holdout") or 0
-    holdout = hash(f"holdout:{_default(bundle.get('site'), '')}", visitor_id) < share
+    holdout_seed = f"holdout:{_default(bundle.get('site'), '')}"
+    holdout = hash(holdout_seed, visitor_id) < share
+    customer_holdout = customer is not None and hash(holdout_seed, customer) < share
     ctx = {
         "now": time.time() * 1000 if now is None else now,
         "force": force or {}, "sticky": sticky or {}, "counts": counts or {}, "triggered": triggered or [],
-        "segments": bundle.get("segments") or {}, "visitor_id": visitor_id, "chosen": [],
+        "segments": bundle.get("segments") or {}, "visitor_id": visitor_id, "customer": customer, "chosen": [],
         "taken": {},  # selector -> the first chosen campaign touching it
         "eval": lambda condition: eval_condition(condition, attributes, log),
     }
@@ -151,7 +160,7 @@ def decide(bundle, attributes, visitor_id, *, now=None, force=None, sticky=None,
         ctx["chosen"].append(c)
         for selector in footprint(c):
             ctx["taken"].setdefault(selector, c)
-        if holdout and not forced:
+        if (customer_holdout if c.get("bucket_by") == "customer" else holdout) and not forced:
             out["holdout_campaigns"].append(key)
             out["reasons"][key] = "holdout; " + reason
         else:

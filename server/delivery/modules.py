@@ -35,6 +35,10 @@ def reads(bundle, pattern):
 
 
 MODULES = {
+    # known customers: a condition on crm.* (the compiler lists the names in the bundle's `crm`) or a
+    # campaign bucketed by customer; the core's vitrina.identify() says so in the debug log otherwise
+    "identity": lambda bundle: (bool(bundle.get("crm"))
+                                or any(c.get("bucket_by") == "customer" for c in bundle.get("campaigns") or [])),
     # behavioural triggers, and the page behaviour (scroll, idle, exit intent) they share with conditions
     "triggers": lambda bundle: (any(c.get("trigger") is not None for c in bundle.get("campaigns") or [])
                                 or reads(bundle, BEHAVIOUR_PATH)),

@@ -5,6 +5,7 @@ import gzip
 import hashlib
 from dataclasses import dataclass
 
+from flask import current_app
 from werkzeug.http import parse_etags
 
 from server.cache import app_cache
@@ -13,13 +14,17 @@ from server.delivery.context import context_for
 from server.delivery.modules import modules_for
 from server.delivery.sdk_asset import sdk_build, sdk_source
 from server.errors import APIError
-from server.store import site_exists
+from server.store import get_store, site_exists
 from server.wire.ids import SITE_RE
 
 KEYED_BY_CONTENT = "nothing: entries are keyed by a digest of what they are made from"
-# Every visitor of a version gets the same tag.js: a shared cache (a CDN, nginx) may keep it a
-# minute and serve it stale for ten more while it revalidates (docs/DESIGN.md "tag.js").
-TAG_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=600"
+# Every visitor of a version gets the same tag.js: a shared cache (a CDN, nginx) may keep it
+# VITRINA_TAG_MAX_AGE_S (a minute) and serve it stale for ten more while it revalidates
+# (docs/DESIGN.md "tag.js"). bundle.json likewise, stale for five.
+TAG_CACHE_CONTROL = "public, max-age={}, stale-while-revalidate=600"
+BUNDLE_CACHE_CONTROL = "public, max-age={}, stale-while-revalidate=300"
+# Said on tag.js and bundle.json served from memory while the store cannot be reached.
+STALE = ("X-Vitrina-Stale", "store-unreachable")
 # context.js carries this visitor's geo and device: the browser alone keeps it, for a few page views.
 CONTEXT_CACHE_CONTROL = "private, max-age=300"
 JS = "application/javascript; charset=utf-8"
@@ -52,10 +57,19 @@ def known_site(site):
         raise APIError(404, "site_not_found", f"There is no site '{site}'.")
 
 
-def _fixed(body, content_type, etag, cache_control, hot):
+def _max_age(template):
+    return template.format(current_app.config["VITRINA_TAG_MAX_AGE_S"])
+
+
+def _staleness():
+    """(STALE,) while the store cannot be reached: the version served is the last this process read."""
+    return (STALE,) if get_store().outage.away else ()
+
+
+def _fixed(body, content_type, etag, cache_control, hot, extra=()):
     """A body that is the same for everyone (bundle.json, SDK): 304 on a match, gzip once per ETag."""
     headers = [("ETag", f'"{etag}"'), ("Cache-Control", cache_control), ("Access-Control-Allow-Origin", "*"),
-               ("Vary", "Accept-Encoding"), ("X-Content-Type-Options", "nosniff")]
+               ("Vary", "Accept-Encoding"), ("X-Content-Type-Options", "nosniff"), *extra]
     if _matches(hot.if_none_match, etag):
         return 304, headers, b""
     body = body() if callable(body) else body
@@ -85,7 +99,7 @@ def tag(site, hot):
         return hashlib.sha256(body).hexdigest()[:32], body
 
     etag, body = bodies.get_or_make((site, entry and entry.version, entry and entry.signature, build.digest), make)
-    return _fixed(body, JS, etag, TAG_CACHE_CONTROL, hot)
+    return _fixed(body, JS, etag, _max_age(TAG_CACHE_CONTROL), hot, _staleness())
 
 
 def context_js(site, hot):
@@ -106,8 +120,8 @@ def bundle_json(site, hot):
         raise APIError(404, "not_published", f"Site '{site}' has no published version yet.")
     # The ETag is known before any body is built: a 304 costs no more than a cache lookup.
     etag = f"{site}-{entry.version}-{entry.signature[:16]}"
-    return _fixed(lambda: entry.json_body, "application/json", etag, "public, max-age=60, stale-while-revalidate=300",
-                  hot)
+    return _fixed(lambda: entry.json_body, "application/json", etag, _max_age(BUNDLE_CACHE_CONTROL), hot,
+                  _staleness())
 
 
 def sdk(hot):

@@ -1,16 +1,21 @@
 """A tiny static 'shop' on its own origin, with the tag URL filled into its pages.
 Used by `vitrina demo` and by the e2e tests.
 
-Two switches for pages that test the tag under harder conditions:
+Switches for pages that test the tag under harder conditions:
 - a page containing `{{NONCE}}` gets a fresh nonce there and is served with the strict
   header `Content-Security-Policy: script-src 'nonce-N'; style-src 'nonce-N'` (no inline
   code, no eval: only what carries the nonce runs or styles the page);
 - `?delay=<ms>` on any request (at most 5000) answers that much later, as a slow
-  third-party script or API would.
+  third-party script or API would;
+- `{{IDENTITY}}` in a page becomes the value of the cookie `shop_identity` (HTML-escaped; empty
+  without it): the identity token a shop's server would put on the tag for its signed-in
+  customer (`data-identity`), as the shop's session cookie would tell it who is signed in.
 """
+import html
 import secrets
 import threading
 import time
+from http.cookies import SimpleCookie
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -28,13 +33,17 @@ def make_shop_server(host, port, pages_dir, vitrina_origin, site):
         def do_GET(self):
             url = urlsplit(self.path)
             delay = parse_qs(url.query).get("delay", ["0"])[0]
-            if delay.isdigit():
+            if delay.isdecimal():
                 time.sleep(min(int(delay), MAX_DELAY_MS) / 1000)
             name = "index.html" if url.path in ("", "/") else url.path.lstrip("/")
             page = pages_dir / name
             if page.suffix != ".html" or not page.is_file() or pages_dir not in page.resolve().parents:
                 return super().do_GET()
             text = page.read_text().replace("{{VITRINA}}", vitrina_origin).replace("{{SITE}}", site)
+            if "{{IDENTITY}}" in text:
+                cookies = SimpleCookie(self.headers.get("Cookie", ""))
+                token = cookies["shop_identity"].value if "shop_identity" in cookies else ""
+                text = text.replace("{{IDENTITY}}", html.escape(token))
             csp = None
             if "{{NONCE}}" in text:
                 nonce = secrets.token_urlsafe(16)

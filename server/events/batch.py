@@ -6,7 +6,13 @@ import re
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
 from server.decisions.decide import choose_variation
-from server.wire.ids import EVENT_ID_RE, KEY_RE, PRODUCT_ID_RE, VISITOR_ID_RE
+from server.wire.ids import (
+    EVENT_ID_RE,
+    IDENTITY_RE,
+    KEY_RE,
+    PRODUCT_ID_RE,
+    VISITOR_ID_RE,
+)
 from server.wire.schemas import by_path, schema
 from server.wire.schemas import problems as schema_problems
 
@@ -46,7 +52,7 @@ _DECODER = json.JSONDecoder(parse_constant=_not_json)
 
 
 def parse_batch(raw):
-    """(visitor_id, events) from the raw body, or BatchInvalid listing every problem."""
+    """(visitor_id, events, identity or None) from the raw body, or BatchInvalid listing every problem."""
     try:
         text = raw.decode(json.detect_encoding(raw), "surrogatepass") if isinstance(raw, bytes) else raw
         body = _DECODER.decode(text)
@@ -55,7 +61,7 @@ def parse_batch(raw):
     # Fast path: _valid_batch accepts exactly what the schema and the duplicate check accept
     # (tests/test_collect_fastpaths.py); anything else takes the full checks for its reasons.
     if type(body) is dict and _valid_batch(body):
-        return body["visitor_id"], body["events"]
+        return body["visitor_id"], body["events"], body.get("identity")
     return _checked_batch(body)
 
 
@@ -75,7 +81,7 @@ def _checked_batch(body):
                 seen.add(event_id)
     if problems:
         raise BatchInvalid("The batch has invalid events; nothing was recorded.", by_path(problems))
-    return body["visitor_id"], events
+    return body["visitor_id"], events, body.get("identity")
 
 
 def _p(path, message):
@@ -92,14 +98,16 @@ _ITEM_FIELDS = EVENT_FIELDS["item"]
 _product_id_ok = PRODUCT_ID_RE.match
 _segments_ok = SEGMENTS_RE.match
 _ABSENT = object()
+_identity_ok = IDENTITY_RE.match
 
 
 def _valid_batch(body):
     """True when the batch passes the schema and has no id twice (exact types, as json.loads
     makes them): the same answer as _checked_batch, without its cost."""
-    visitor_id, events = body.get("visitor_id"), body.get("events")
+    visitor_id, events, identity = body.get("visitor_id"), body.get("events"), body.get("identity", "")
     if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _visitor_ok(visitor_id)
-            and type(events) is list and 1 <= len(events) <= MAX_EVENTS):
+            and type(events) is list and 1 <= len(events) <= MAX_EVENTS
+            and type(identity) is str and (identity == "" and "identity" not in body or _identity_ok(identity))):
         return False
     seen = set()
     for e in events:
@@ -158,7 +166,8 @@ def _p_code(path, message, code):
 
 
 def bucketed_assignment(bundle, campaign, visitor_id):
-    """(in_holdout, variation key or None outside traffic) as decide() computes them."""
+    """(in_holdout, variation key or None outside traffic) as decide() computes them for the unit
+    `visitor_id` (a customer key for a customer-bucketed campaign)."""
     in_holdout = hash(f"holdout:{bundle['site']}", visitor_id) < (bundle["settings"].get("holdout") or 0)
     chosen = choose_variation(campaign, hash(campaign["seed"], visitor_id))
     return in_holdout, chosen["key"] if chosen else None
@@ -167,11 +176,12 @@ def bucketed_assignment(bundle, campaign, visitor_id):
 class _Campaign:
     """What checking an exposure needs from one campaign of a bundle, computed once: its
     variation keys, the FNV-1a state of its seed and choose_variation's thresholds."""
-    __slots__ = ("campaign", "seed", "keys", "state", "traffic", "thresholds", "last")
+    __slots__ = ("campaign", "seed", "keys", "state", "traffic", "thresholds", "last", "by_customer")
 
     def __init__(self, campaign):
         self.campaign = campaign
         self.seed = campaign["seed"]
+        self.by_customer = campaign.get("bucket_by") == "customer"
         self.state = seed_state(self.seed)
         variations = campaign.get("variations") or []
         self.keys = frozenset(v["key"] for v in variations)
@@ -256,16 +266,21 @@ def _consistent(event, buckets, compiled, campaign, load_bundle, cache):
     return False
 
 
-def verify_against_bundles(events, visitor_id, load_bundle, cache=None):
+def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer=None, customer_events=None):
     """Problems (with a `code` for the rejection counters) for events naming an unknown or
     unverifiable version, an unknown campaign, variation or goal, an assignment bucketing would
     not give, or a value outside [0, settings.max_value] (code `value`: only that event is
     refused). load_bundle(version) returns the bundle dict, None, or UNVERIFIABLE; `cache` (a
     server.cache.Cache) keeps each bundle's compiled form between batches. Forced (QA) events
-    are not checked for bucketing or value: they are never counted."""
+    are not checked for bucketing or value: they are never counted.
+
+    Exposures of customer-bucketed campaigns are checked against `customer` (the verified
+    customer key of the batch; none: code `not_identified`), and their indexes are appended to
+    `customer_events` when it is given: the caller counts them under the customer."""
     problems = []
     versions = {}  # version -> (_Bundle, visitor in its holdout) or None: each loaded once per batch
     buckets = _Buckets(visitor_id)
+    customer_buckets = _Buckets(customer) if customer is not None else None
     memo, id_utf8 = buckets.memo, buckets.id_utf8
     for i, event in enumerate(events):
         if event["type"] == "item":
@@ -305,6 +320,22 @@ def verify_against_bundles(events, visitor_id, load_bundle, cache=None):
         elif not holdout and event["variation"] not in campaign.keys:
             problems.append(_p_code(f"/events/{i}/variation", f"no variation {event['variation']!r} in campaign "
                                     f"{event['campaign']!r}", "unknown_variation"))
+        elif campaign.by_customer:
+            if customer_buckets is None:
+                if not event.get("forced"):
+                    problems.append(_p_code(f"/events/{i}/campaign", f"campaign {event['campaign']!r} buckets "
+                                            "identified customers; this batch carries no identity", "not_identified"))
+                continue
+            if customer_events is not None:
+                customer_events.append(i)
+            if event.get("forced"):
+                continue
+            in_customer_holdout, variation = customer_buckets.assignment(compiled, campaign)
+            if variation is None or (not in_customer_holdout if holdout else
+                                     in_customer_holdout or variation != event["variation"]):
+                if not _consistent(event, customer_buckets, compiled, campaign, load_bundle, cache):
+                    problems.append(_p_code(f"/events/{i}" + ("/holdout" if holdout else "/variation"),
+                                            "this customer is not bucketed into that assignment", "bucketing"))
         elif not event.get("forced"):
             # the assignment bucketing gives in this version (nearly always), else the lookback
             bucket = memo.get(campaign.state)

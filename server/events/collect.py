@@ -35,8 +35,9 @@ class EventsRejected(Exception):
 
 
 def count_rejections(site, counts):
+    store = get_store()
     try:
-        get_store().count_rejections(site, counts)
+        store.outage.call(store.count_rejections, site, counts, probe=False)
     except UNAVAILABLE as e:  # best effort: a refused batch must not turn into a 500
         current_app.logger.warning("could not count rejections for %s: %s", site, e)
 
@@ -51,18 +52,26 @@ def _load_verified(site):
 
 
 def count_exclusions(site, counts):
+    store = get_store()
     try:
-        get_store().count_exclusions(site, counts)
+        store.outage.call(store.count_exclusions, site, counts, probe=False)
     except UNAVAILABLE as e:  # best effort, as rejections
         current_app.logger.warning("could not count exclusions for %s: %s", site, e)
 
 
-def ingest(site, visitor_id, events, facts=None):
+def ingest(site, visitor_id, events, facts=None, customer=None, probe=False):
     """Verify and record one batch. Returns the problems of the events refused alone (a value
     outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
-    (nothing recorded). The store being unreachable raises one of UNAVAILABLE. `facts` are the
-    request's own (server/events/traffic.py: device, country, an exclusion); a batch from an
-    excluded request (a bot, an excluded address) is only counted as excluded."""
+    (nothing recorded). The store being unreachable raises one of UNAVAILABLE: at once while it
+    is known to be away, unless `probe` (the spool's replayer) lets this call find out.
+
+    `facts` are the request's own (server/events/traffic.py: device, country, an exclusion); a
+    batch from an excluded request (a bot, an excluded address) is only counted as excluded.
+
+    `customer`: the customer key of the batch's verified identity. Then the exposures of
+    customer-bucketed campaigns are recorded under it (results count customers), every counted
+    conversion is recorded under it too (id + ":c", so it reaches the customer's assignments:
+    customer campaigns and email), and the visitor is linked to the customer (for erasure)."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
     facts = facts or {}
@@ -71,13 +80,16 @@ def ingest(site, visitor_id, events, facts=None):
         return []
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
     load = _load_verified(site)
-    problems = verify_against_bundles(events, visitor_id, load, compiled)
+    customer_events = []
+    problems = verify_against_bundles(events, visitor_id, load, compiled, customer, customer_events)
     alone = [p for p in problems if p["code"] == ALONE]
     if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
+    refused = {int(p["path"].split("/")[2]) for p in alone}
+    by_customer = {id(events[i]) for i in customer_events}
     if alone:
-        refused = {int(p["path"].split("/")[2]) for p in alone}
         events = [e for i, e in enumerate(events) if i not in refused]
+    store = get_store()  # through its outage guard: while it is away, a request's batch spools at once
     # internal traffic and QA previews never reach results nor recommendations
     excluded = Counter("internal" if e.get("internal") else "forced" for e in events
                        if e.get("internal") or e.get("forced"))
@@ -85,7 +97,7 @@ def ingest(site, visitor_id, events, facts=None):
     signals = [e for e in events if e["type"] == "item"]
     if signals:  # recommendation signals (server/recs), apart from results' events
         events = [e for e in events if e["type"] != "item"]
-        get_store().record_interactions(site, interaction_rows(visitor_id, signals))
+        store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
     if events:
         zones, now = {}, time.time()
         for event, body in zip(events, _bodies(events)):
@@ -94,7 +106,7 @@ def ingest(site, visitor_id, events, facts=None):
             zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
             event["_day"] = day_of(event["ts"], zone, now)
         _add_slices(events, load, facts)
-        get_store().record_events(site, visitor_id, events)
+        store.outage.call(_record, store, site, visitor_id, events, customer, by_customer, probe=probe)
     if alone:
         count_rejections(site, {ALONE: len(alone)})
     if excluded:
@@ -114,6 +126,17 @@ def _add_slices(events, load, facts):
             names[event["version"]] = segment_names(bundle)
         event["_slices"] = visitor_slices(event, campaign, names[event["version"]], facts)
         event["_pre"] = covariates(event)
+
+
+def _record(store, site, visitor_id, counted, customer, by_customer):
+    if customer is None:
+        store.record_events(site, visitor_id, counted)
+        return
+    store.link_visitor(site, customer, visitor_id)
+    own = [e for e in counted if e["type"] == "conversion" or id(e) in by_customer]
+    store.record_events(site, visitor_id, [e for e in counted if id(e) not in by_customer])
+    store.record_events(site, customer, [{**e, "id": e["id"] + ":c"} if e["type"] == "conversion" else e
+                                         for e in own])
 
 
 def _zone_of(site, version):

@@ -28,7 +28,7 @@ def check_collect(site, cors_headers):
     for key, limit, who in ((f"vitrina:{{{site}}}:rate:site", config["VITRINA_RATE_SITE"], "this site"),
                             (f"vitrina:{{{site}}}:rate:c:{_client_tag(site)}", config["VITRINA_RATE_CLIENT"], "this client")):
         try:
-            hits = store.hit_window(key, window, 2 * window_s) if limit else 0
+            hits = store.outage.call(store.hit_window, key, window, 2 * window_s, probe=False) if limit else 0
         except UNAVAILABLE:
             return  # fail open: an unreachable Redis must not drop traffic (the spool takes it)
         if hits > limit:

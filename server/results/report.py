@@ -15,23 +15,25 @@ MIN_CONVERSIONS = 5  # per arm and goal (orders, for aov): the normal approximat
 SRM_MIN_EXPECTED = 5  # visitors expected in every arm before the chi-square check means anything
 
 
-def site_results(site, all_goals=False, breakdown=None):
+def site_results(site, all_goals=False, channel=None, breakdown=None):
     """Every campaign of the latest version, then campaigns no longer published that still have
     counters. Only a campaign's own goals (and guardrails) unless all_goals (a campaign no longer
-    published shows every goal it has counters for: its list is gone). With `breakdown` (one of
-    SLICE_DIMENSIONS), each campaign also gets its results per slice of that dimension."""
+    published shows every goal it has counters for: its list is gone). With a channel ("web",
+    "email"), only the units whose first exposure came through it (and their conversions). With
+    `breakdown` (one of SLICE_DIMENSIONS), each campaign also gets its results per slice of that
+    dimension: slices are the browser's (what collect sees), so web units only."""
     latest = publishing.load_latest(site)
     bundle = latest[0] if latest else {"version": None, "campaigns": [], "settings": {}}
     store = get_store()
-    counters = _by_campaign(store.counters(site))
+    counters = _by_campaign(store.counters(site, channel))
     configured = {c["key"]: c for c in bundle["campaigns"]}
     keys = list(configured) + sorted(set(counters) - set(configured))
     site_stats = bundle.get("settings", {}).get("stats")
     slices = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))  # campaign -> value -> arms
-    if breakdown is not None:
+    if breakdown is not None and channel != "email":
         for row in store.slice_counters(site, breakdown):
             slices[row["campaign"]][row["value"]][row["variation"]][row["goal"]] = row
-    return {"site": site, "version": bundle["version"],
+    return {"site": site, "version": bundle["version"], **({"channel": channel} if channel else {}),
             "campaigns": [campaign_result(key, configured.get(key), counters.get(key, {}), site_stats, all_goals,
                                           None if breakdown is None else (breakdown, slices.get(key, {})))
                           for key in keys],

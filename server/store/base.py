@@ -1,8 +1,14 @@
 """What every store backend provides; the shared store test suite holds them to it."""
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
+
+from .outage import Outage
 
 VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, announced or not
+# The longest one store call waits for an answer (Redis: the socket's connect and read timeouts;
+# SQLite: its busy timeout, for a lock) unless VITRINA_STORE_TIMEOUT_MS says otherwise.
+STORE_TIMEOUT_S = 0.5
 DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what keys from before names became
 # CUPED's covariates, in this order wherever a counter holds one number per covariate: what the
 # visitor did before their first exposure to the campaign (docs/DESIGN.md "Results").
@@ -76,6 +82,25 @@ class ApiKey:
     scope: str                          # owner | publish | read
     created_at: float                   # seconds since 1970
     last_used_at: float | None = None   # written at most once a minute (server/web/auth.py)
+
+
+WEB = "web"  # the channel of an exposure that names none
+
+
+def merge_channels(rows):
+    """Flat counter rows (every one of COUNTER_METRICS) carrying a `channel`, summed over
+    channels in channel order (so both backends add floats in the same order), without the
+    `channel` field."""
+    merged = {}
+    for row in sorted(rows, key=lambda r: r["channel"]):
+        key = (row["campaign"], row["variation"], row["goal"])
+        found = merged.get(key)
+        if found is None:
+            merged[key] = {k: v for k, v in row.items() if k != "channel"}
+        else:
+            for metric in COUNTER_METRICS:
+                found[metric] += row[metric]
+    return list(merged.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,12 +233,16 @@ class Store:
 
     # events
     def record_events(self, site, visitor_id, events):
-        """Record validated events; returns how many were new (duplicates by id are skipped)."""
+        """Record validated events; returns how many were new (duplicates by id are skipped).
+        `visitor_id` is the unit counted: a browser's visitor id, or a customer key (customer-
+        bucketed campaigns, email). An exposure's `channel` ("web" when absent, "email") is kept
+        with the assignment it makes, and the unit's later conversions count in that channel."""
         raise NotImplementedError
 
-    def counters(self, site):
+    def counters(self, site, channel=None):
         """[{campaign, variation (None for holdout), goal (None for visitors), visitors,
-        conversions, revenue, revenue_sq}] for every counter of the site.
+        conversions, revenue, revenue_sq}] for every counter of the site: summed over channels
+        (None), or of one channel ("web", "email") only.
 
         Sums that later events will carry, read by results when a row has them (absent until the
         write path records them; docs/DESIGN.md "Results"):
@@ -260,6 +289,59 @@ class Store:
 
     def rejections(self, site):
         """{reason: n} of every event refused for the site."""
+        raise NotImplementedError
+
+    # identity (server/identity): the site's identity record and its customers
+    def get_identity(self, site):
+        """The site's identity record JSON (customer-key salt, identity-secret seeds), or None."""
+        raise NotImplementedError
+
+    def put_identity(self, site, record_json, if_absent=False):
+        """Store the site's identity record; with if_absent, only when it has none. Returns
+        whether it was stored."""
+        raise NotImplementedError
+
+    def upsert_customers(self, site, customers, mark=None):
+        """Store [(customer key, json)], replacing customers with the same key; `mark` as
+        upsert_products. Returns how many."""
+        raise NotImplementedError
+
+    def get_customers(self, site, keys):
+        """{key: json} of the customer keys that exist."""
+        raise NotImplementedError
+
+    def delete_customers_unmarked(self, site, mark):
+        """End of a full import: remove every customer not stored under `mark`; returns how many."""
+        raise NotImplementedError
+
+    def iter_customers(self, site):
+        """Iterate (key, json) over every customer of the site, in key order."""
+        raise NotImplementedError
+
+    def count_customers(self, site):
+        raise NotImplementedError
+
+    def save_crm_schema(self, site, schema_json):
+        raise NotImplementedError
+
+    def get_crm_schema(self, site):
+        """The site's CRM attribute statistics JSON (server/identity/customers.py), or None."""
+        raise NotImplementedError
+
+    def link_visitor(self, site, customer_key, visitor_id):
+        """Note that this browser visitor was identified as this customer (for erasure)."""
+        raise NotImplementedError
+
+    def linked_visitors(self, site, customer_key):
+        """The visitor ids linked to the customer, sorted."""
+        raise NotImplementedError
+
+    def erase_units(self, site, customer_keys, units):
+        """Erasure: remove the customers stored under `customer_keys` and their links, and every
+        raw trace of the counted `units` (customer keys and visitor ids): their events' content
+        and visitor (an event's random id stays, so a retry is not counted again), assignments,
+        conversion state and recommendation interactions (`who` v:<unit> or c:<unit>). Counters
+        are aggregates and stay. Returns {"customers", "events", "interactions"} removed."""
         raise NotImplementedError
 
     # catalogue: products as JSON strings keyed by their id (server/catalog validates them)
@@ -337,9 +419,18 @@ class Store:
     # serving: what changes when a version is published, rate-limit windows, outages
     UNAVAILABLE = (OSError,)  # exceptions meaning "cannot be reached right now", as opposed to a bug
 
+    AWAY_ON = UNAVAILABLE  # those of them after which the store is deemed away (its outage guard skips it)
+
+    @cached_property
+    def outage(self):
+        """This process's view of whether the store answers (server/store/outage.py): request
+        paths that can do without the store call it through `store.outage.call(...)`."""
+        return Outage(self.AWAY_ON)
+
     def version_token(self):
         """A value that changes whenever any site may have a new version: after announce_version
-        in any process using this store, and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
+        in any process using this store, when the store answers again after an outage
+        (`outage.returns`), and at least every VERSION_TOKEN_MAX_AGE_S. Cheap: called per request."""
         raise NotImplementedError
 
     def announce_version(self, site):

@@ -15,14 +15,16 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:version:<n>       hash    payload, signature, published_at, meta (immutable)
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
     vitrina:{<site>}:seen              set     every recorded event id (idempotence)
-    vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout),
+    vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout) [+ "\\0<channel>"],
                                                "s\\0<campaign>", "x\\0<campaign>" -> its slices, covariates,
                                                "r\\0<campaign>\\0<goal>" -> that visitor's revenue
-    vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" -> number
+    vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
+                                               when not web] -> number
     vitrina:{<site>}:slices:<dimension> hash   "<metric>\\0<campaign>\\0<variation>\\0<goal>\\0<value>" -> number
     vitrina:{<site>}:exclusions        hash    reason -> events not counted
     vitrina:{<site>}:rejections        hash    reason -> events refused
     vitrina:{<site>}:days:<day>        hash    the counters fields, visitors and conversions only, counted that day
+                                               (every channel)
     vitrina:{<site>}:days              set     every day that has a daily hash (YYYY-MM-DD, site time zone)
     vitrina:{user:<email>}             hash    password_hash, created_at, sessions_epoch of a workspace user
     vitrina:{user:<email>}:sites       hash    site -> role of that user
@@ -36,6 +38,13 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:rk                set     names of the current rankings (rk-building while written)
     vitrina:{<site>}:recs              hash    imports_at, signals_at, built_at
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
+    vitrina:{<site>}:identity          string  identity record JSON: customer-key salt, secret seeds
+    vitrina:{<site>}:customers         zset    every customer key, score 0 (key order)
+    vitrina:{<site>}:cu:<key>          string  one customer's JSON (attributes, a key per customer)
+    vitrina:{<site>}:customers:mark:<m> zset   keys stored by a running full import
+    vitrina:{<site>}:crm-schema        string  CRM attribute statistics JSON
+    vitrina:{<site>}:links:<key>       set     visitor ids identified as that customer
+    vitrina:{<site>}:vlinks:<visitor>  set     customer keys that visitor was identified as
     vitrina:lock:<name>                string  the holder (PX ttl)
 
 The stream is the raw event log for export and replay; it is trimmed approximately to
@@ -52,13 +61,17 @@ import time
 
 import redis
 import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .base import (
     COUNTER_METRICS,
     DEFAULT_KEY_NAME,
     FLOAT_METRICS,
     SLICE_DIMENSIONS,
+    STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
+    WEB,
     ApiKey,
     KeyExists,
     SiteExists,
@@ -66,11 +79,13 @@ from .base import (
     User,
     UserExists,
     legacy_key_name,
+    merge_channels,
     with_covariate_lists,
 )
 
 log = logging.getLogger(__name__)
 CHANNEL = "vitrina:published"
+LISTEN_POLL_S = 1.0  # the version watch looks at its stop flag this often
 
 STREAM_MAXLEN = 1_000_000
 SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 1
@@ -84,6 +99,8 @@ STREAM_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}\Z")
 def _stream_id(text):
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 # KEYS: the key's record   ARGV: last_used_at. A revoked key (record deleted) stays deleted.
@@ -105,11 +122,14 @@ return 1
 
 # KEYS: seen, events, counters, visitor, days, the slice counters of each of SLICE_DIMENSIONS, then
 # the daily hash of each day the batch names
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 8 fields per event, each ended by a NUL:
-# id, type, campaign|goal, variation ("" = holdout)|value, slices, covariates, length of the event's
-# JSON body, index in KEYS of its day's daily hash ("" for none); `bodies` is those bodies end to
-# end. (Four arguments rather than eight per event: packing each argument costs the Python client
-# more than these few string.find calls cost Redis.)
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 9 fields per event, each ended by a NUL:
+# id, type, campaign|goal, variation ("" = holdout)|value, channel ("" = web), slices, covariates,
+# length of the event's JSON body, index in KEYS of its day's daily hash ("" for none); `bodies` is
+# those bodies end to end. (Four arguments rather than nine per event: packing each argument costs
+# the Python client more than these few string.find calls cost Redis.)
+# An assignment is stored as its variation, followed by NUL and its channel when that is not web;
+# a counter of another channel than web has the channel as a fifth part of its field (daily
+# counters and slice counters count every channel: only web exposures carry slices).
 # An exposure's slices are "<n>\31<value>" joined by "\30" (n: 1-based index of the dimension, its
 # hash KEYS[5 + n]); its covariates the integers joined by ","; both "" when it has none. They are
 # kept with the assignment ("s\0<campaign>", "x\0<campaign>") for the visitor's later conversions.
@@ -167,7 +187,7 @@ local function covariates_of(text)
 end
 
 -- the new events (by id, idempotence) go to the stream; kinds, names, args... keep their order
-local kinds, names, args, slices, pres, days, converts = {}, {}, {}, {}, {}, {}, false
+local kinds, names, args, channels, slices, pres, days, converts = {}, {}, {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -178,31 +198,39 @@ while p <= #meta do
   local q6 = find(meta, '\0', q5 + 1, true)
   local q7 = find(meta, '\0', q6 + 1, true)
   local q8 = find(meta, '\0', q7 + 1, true)
-  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q6 + 1, q7 - 1))
+  local q9 = find(meta, '\0', q8 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q7 + 1, q8 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
-    slices[n], pres[n] = sub(meta, q4 + 1, q5 - 1), sub(meta, q5 + 1, q6 - 1)
-    days[n] = tonumber(sub(meta, q7 + 1, q8 - 1))
+    channels[n] = sub(meta, q4 + 1, q5 - 1)
+    slices[n], pres[n] = sub(meta, q5 + 1, q6 - 1), sub(meta, q6 + 1, q7 - 1)
+    days[n] = tonumber(sub(meta, q8 + 1, q9 - 1))
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q8 + 1, b + length
+  p, b = q9 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
 
 -- the visitor hash, as far as this batch needs it: field -> value (false or nil when absent)
-local state, assigned = {}, {}  -- assigned: {campaign, variation, slices, covariates} in hash order, then new ones
+-- assigned: {campaign, variation, slices, covariates, counter suffix of its channel} in hash
+-- order, then new ones
+local state, assigned = {}, {}
+local function suffix(channel) return channel == '' and '' or '\0' .. channel end
 if converts then
   local all = redis.call('HGETALL', visitor)
   for j = 1, #all, 2 do state[all[j]] = all[j + 1] end
   for j = 1, #all, 2 do
     if sub(all[j], 1, 2) == 'a\0' then
-      local campaign = sub(all[j], 3)
-      assigned[#assigned + 1] = {campaign, all[j + 1], slices_of(state['s\0' .. campaign]),
-                                 covariates_of(state['x\0' .. campaign])}
+      local campaign, value = sub(all[j], 3), all[j + 1]
+      local cut = find(value, '\0', 1, true)
+      local variation, tail = value, ''
+      if cut then variation, tail = sub(value, 1, cut - 1), sub(value, cut) end
+      assigned[#assigned + 1] = {campaign, variation, slices_of(state['s\0' .. campaign]),
+                                 covariates_of(state['x\0' .. campaign]), tail}
     end
   end
 else
@@ -245,17 +273,18 @@ local function dincr(day, field)
   if daily[at] == nil then dailyOrder[#dailyOrder + 1] = {day, field, at}; daily[at] = 0 end
   daily[at] = daily[at] + 1
 end
--- the same deltas to the campaign's counter and to its counter in each of the visitor's slices
-local function bump(campaign, variation, goal, slices_, ints, floats)
+-- the same deltas to the campaign's counter (of the assignment's channel: `tail`) and to its
+-- counter in each of the visitor's slices
+local function bump(campaign, variation, goal, tail, slices_, ints, floats)
   local counter = campaign .. '\0' .. variation .. '\0' .. goal
   for _, pair in ipairs(ints) do
     if pair[2] ~= 0 then
-      incr(counters, pair[1] .. '\0' .. counter, pair[2])
+      incr(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
       for _, slice in ipairs(slices_) do incr(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
     end
   end
   for _, pair in ipairs(floats) do
-    add(counters, pair[1] .. '\0' .. counter, pair[2])
+    add(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
     for _, slice in ipairs(slices_) do add(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
   end
 end
@@ -266,11 +295,12 @@ for n = 1, fresh do
     -- the first variation recorded for (visitor, campaign) wins, with its slices and covariates
     local field = 'a\0' .. name
     if not state[field] then
-      put(field, arg)
+      local tail = suffix(channels[n])
+      put(field, arg .. tail)
       if slices[n] ~= '' then put('s\0' .. name, slices[n]) end
       if pres[n] ~= '' then put('x\0' .. name, pres[n]) end
       local x = covariates_of(pres[n])
-      assigned[#assigned + 1] = {name, arg, slices_of(slices[n]), x}
+      assigned[#assigned + 1] = {name, arg, slices_of(slices[n]), x, tail}
       local ints = {{'visitors', 1}}
       if #x > 0 then
         ints[#ints + 1] = {'pre_visitors', 1}
@@ -279,7 +309,7 @@ for n = 1, fresh do
           for j = i, #x do ints[#ints + 1] = {'pre_xx_' .. (i - 1) .. '_' .. (j - 1), x[i] * x[j]} end
         end
       end
-      bump(name, arg, '', assigned[#assigned][3], ints, {})
+      bump(name, arg, '', tail, assigned[#assigned][3], ints, {})
       dincr(days[n], 'visitors\0' .. name .. '\0' .. arg .. '\0')
     end
   else
@@ -300,7 +330,7 @@ for n = 1, fresh do
           if not before then ints[#ints + 1] = {'pre_conv_' .. (i - 1), x} end
           floats[#floats + 1] = {'pre_rev_' .. (i - 1), x * value}
         end
-        bump(a[1], a[2], name, a[3], ints, floats)
+        bump(a[1], a[2], name, a[5], a[3], ints, floats)
         if not before then dincr(days[n], 'conversions\0' .. a[1] .. '\0' .. a[2] .. '\0' .. name) end
       end
     end
@@ -387,11 +417,17 @@ def _chunks(items, size=CHUNK):
         yield items[start:start + size]
 
 
-def connect(url):
-    """A redis-py client for redis://, rediss://, unix:// or redis+cluster:// URLs."""
+def connect(url, timeout_s=STORE_TIMEOUT_S):
+    """A redis-py client for redis://, rediss://, unix:// or redis+cluster:// URLs, bounded: a
+    connect or a read waits timeout_s at most, a timeout is never retried (a stopped server would
+    make every retry wait as long: redis-py's default is 10 retries), and a refused or dropped
+    connection is retried once, at once (a pooled connection that a Redis restart closed)."""
+    bounds = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+              "retry": Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))}
     if url.startswith("redis+cluster://"):
-        return redis.cluster.RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], decode_responses=True)
-    return redis.Redis.from_url(url, decode_responses=True)
+        return redis.cluster.RedisCluster.from_url("redis://" + url[len("redis+cluster://"):], decode_responses=True,
+                                                   **bounds)
+    return redis.Redis.from_url(url, decode_responses=True, **bounds)
 
 
 class _VersionWatch:
@@ -427,8 +463,11 @@ class _VersionWatch:
                 pubsub = self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
                 self.generation += 1  # anything published while we were not listening
-                for _message in pubsub.listen():
-                    self.generation += 1
+                while not self._stopped.is_set():
+                    # Polled rather than listen(): a quiet channel is no read timeout, and a stopped
+                    # (SIGSTOP) server only makes the channel quiet, which the age bound covers.
+                    if pubsub.get_message(timeout=LISTEN_POLL_S) is not None:
+                        self.generation += 1
             except Exception as e:  # Redis away: the age bound covers the gap; try again soon
                 log.debug("version watch reconnecting: %s", e)
                 self._stopped.wait(1)
@@ -446,9 +485,11 @@ class RedisStore(Store):
     UNAVAILABLE = (OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                    redis.exceptions.ClusterError, redis.exceptions.TryAgainError, redis.exceptions.ReadOnlyError,
                    redis.exceptions.RedisClusterException)
+    AWAY_ON = UNAVAILABLE
 
-    def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN):
-        self.r = connect(url)
+    def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN,
+                 timeout_s=STORE_TIMEOUT_S):
+        self.r = connect(url, timeout_s)
         self.stream_maxlen = stream_maxlen
         self.interactions_maxlen = interactions_maxlen
         self._add_version = self.r.register_script(ADD_VERSION)
@@ -664,40 +705,46 @@ class RedisStore(Store):
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
             size = len(body) if body.isascii() else len(body.encode())
+            channel = event.get("channel") or WEB
             day = event.get("_day")
             at = day_keys.setdefault(day, FIRST_DAY_KEY + len(day_keys)) if day else ""
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{slices}\0{covariates}\0{size}\0{at}\0")
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{'' if channel == WEB else channel}\0"
+                        f"{slices}\0{covariates}\0{size}\0{at}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 8 * len(events):
-            raise ValueError("event ids, campaigns, variations, goals and slices cannot contain NUL")
+        if meta.count("\0") != 9 * len(events):
+            raise ValueError("event ids, campaigns, variations, goals, channels and slices cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
                 self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
                 *(self._k(site, f"slices:{d}") for d in SLICE_DIMENSIONS),
                 *(self._k(site, f"days:{day}") for day in day_keys)]
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
 
-    def counters(self, site):
-        return self._counter_rows(self._k(site, "counters"))
+    def counters(self, site, channel=None):
+        rows = self._counter_rows(self._k(site, "counters"), "channel")
+        if channel is not None:
+            rows = [row for row in rows if row["channel"] == channel]
+        return [with_covariate_lists(row) for row in merge_channels(rows)]
 
     def slice_counters(self, site, dimension):
         if dimension not in DIMENSION_INDEX:
             raise ValueError(f"unknown dimension {dimension!r}")
-        return self._counter_rows(self._k(site, f"slices:{dimension}"))
+        return [with_covariate_lists(row) for row in self._counter_rows(self._k(site, f"slices:{dimension}"), "value")]
 
-    def _counter_rows(self, key):
+    def _counter_rows(self, key, fifth):
+        """The flat counter rows of a counters hash; `fifth` names the fifth part of its fields:
+        "channel" (the counters: web when absent) or "value" (a slice hash)."""
         rows = {}
-        for field, value in self.r.hgetall(key).items():
-            metric, campaign, variation, goal, *slice_value = field.split(SEP)
-            row = rows.get((campaign, variation, goal, *slice_value))
+        for field, number in self.r.hgetall(key).items():
+            metric, campaign, variation, goal, *rest = field.split(SEP)
+            extra = rest[0] if rest else WEB
+            row = rows.get((campaign, variation, goal, extra))
             if row is None:
-                row = rows[(campaign, variation, goal, *slice_value)] = {
-                    "campaign": campaign, "variation": variation or None, "goal": goal or None,
+                row = rows[(campaign, variation, goal, extra)] = {
+                    "campaign": campaign, "variation": variation or None, "goal": goal or None, fifth: extra,
                     **{m: 0.0 if m in FLOAT_METRICS else 0 for m in COUNTER_METRICS}}
-                if slice_value:
-                    row["value"] = slice_value[0]
-            row[metric] = float(value) if metric in FLOAT_METRICS else int(value)
-        return [with_covariate_lists(row) for row in rows.values()]
+            row[metric] = float(number) if metric in FLOAT_METRICS else int(number)
+        return list(rows.values())
 
     def count_exclusions(self, site, counts):
         self._add_counts(self._k(site, "exclusions"), counts)
@@ -755,18 +802,99 @@ class RedisStore(Store):
     def rejections(self, site):
         return {k: int(v) for k, v in sorted(self.r.hgetall(self._k(site, "rejections")).items())}
 
+    # identity
+    def get_identity(self, site):
+        return self.r.get(self._k(site, "identity"))
+
+    def put_identity(self, site, record_json, if_absent=False):
+        return bool(self.r.set(self._k(site, "identity"), record_json, nx=if_absent))
+
+    def upsert_customers(self, site, customers, mark=None):
+        return self._upsert_indexed(site, "customers", "cu:", customers, mark)
+
+    def get_customers(self, site, keys):
+        return self._values(site, "cu:", keys)
+
+    def delete_customers_unmarked(self, site, mark):
+        return self._delete_unmarked(site, "customers", "cu:", mark)
+
+    def iter_customers(self, site):
+        after = ""
+        while True:
+            keys = self.r.zrangebylex(self._k(site, "customers"), f"({after}" if after else "-", "+", start=0, num=1000)
+            found = self.get_customers(site, keys)
+            yield from ((key, found[key]) for key in keys if key in found)
+            if len(keys) < 1000:
+                return
+            after = keys[-1]
+
+    def count_customers(self, site):
+        return self.r.zcard(self._k(site, "customers"))
+
+    def save_crm_schema(self, site, schema_json):
+        self.r.set(self._k(site, "crm-schema"), schema_json)
+
+    def get_crm_schema(self, site):
+        return self.r.get(self._k(site, "crm-schema"))
+
+    def link_visitor(self, site, customer_key, visitor_id):
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd(self._k(site, f"links:{customer_key}"), visitor_id)
+        pipe.sadd(self._k(site, f"vlinks:{visitor_id}"), customer_key)
+        pipe.execute()
+
+    def linked_visitors(self, site, customer_key):
+        return sorted(self.r.smembers(self._k(site, f"links:{customer_key}")))
+
+    def erase_units(self, site, customer_keys, units):
+        units, customer_keys = list(dict.fromkeys(units)), list(dict.fromkeys(customer_keys))
+        erased = {"customers": self._delete_indexed(site, "customers", "cu:", customer_keys), "events": 0,
+                  "interactions": 0}
+        for customer_key in customer_keys:
+            for visitor_id in self.r.smembers(self._k(site, f"links:{customer_key}")):
+                self.r.srem(self._k(site, f"vlinks:{visitor_id}"), customer_key)
+            self.r.delete(self._k(site, f"links:{customer_key}"))
+        for unit in units:
+            for customer_key in self.r.smembers(self._k(site, f"vlinks:{unit}")):
+                self.r.srem(self._k(site, f"links:{customer_key}"), unit)
+            self.r.delete(self._k(site, f"vlinks:{unit}"), self._k(site, f"visitor:{unit}"))
+        # the streams are scanned whole (an erasure is rare); the seen set keeps the event ids,
+        # so a retry of an erased event is not counted again
+        erased["events"] = self._delete_entries(site, "events", "visitor", set(units))
+        whos = {f"{kind}:{unit}" for unit in units for kind in ("v", "c")}
+        erased["interactions"] = self._delete_entries(site, "interactions", "who", whos)
+        return erased
+
+    def _delete_entries(self, site, stream, field, values):
+        """XDEL every entry of the site's stream whose `field` is one of `values`; returns how many."""
+        key, start, deleted = self._k(site, stream), "-", 0
+        while values:
+            entries = self.r.xrange(key, start, "+", count=10_000)
+            doomed = [entry_id for entry_id, fields in entries if fields.get(field) in values]
+            if doomed:
+                deleted += self.r.xdel(key, *doomed)
+            if len(entries) < 10_000:
+                break
+            start = "(" + entries[-1][0]
+        return deleted
+
     # catalogue
     def upsert_products(self, site, products, mark=None):
-        products = list(products)
+        return self._upsert_indexed(site, "catalog", "p:", products, mark)
+
+    def _upsert_indexed(self, site, index, prefix, rows, mark):
+        """SET a key `prefix + id` per (id, json) row, and add the ids to the sorted set `index`
+        (and to `<index>:mark:<mark>` for a full import). Returns how many."""
+        rows = list(rows)
         pipe = self.r.pipeline(transaction=False)
-        for part in _chunks(products):
-            self._set_many(pipe, {self._k(site, f"p:{pid}"): body for pid, body in part})
-            members = {pid: 0 for pid, _ in part}
-            pipe.zadd(self._k(site, "catalog"), members)
+        for part in _chunks(rows):
+            self._set_many(pipe, {self._k(site, prefix + key): body for key, body in part})
+            members = {key: 0 for key, _ in part}
+            pipe.zadd(self._k(site, index), members)
             if mark is not None:
-                pipe.zadd(self._k(site, f"catalog:mark:{mark}"), members)
+                pipe.zadd(self._k(site, f"{index}:mark:{mark}"), members)
         pipe.execute()
-        return len(products)
+        return len(rows)
 
     def _set_many(self, pipe, values):
         """SET each key: one MSET (keys of one site share a slot), except in a cluster pipeline,
@@ -778,17 +906,21 @@ class RedisStore(Store):
             pipe.mset(values)
 
     def delete_products(self, site, ids):
-        ids = list(dict.fromkeys(ids))
+        return self._delete_indexed(site, "catalog", "p:", ids)
+
+    def _delete_indexed(self, site, index, prefix, ids):
         deleted = 0
-        for part in _chunks(ids):
-            deleted += self.r.zrem(self._k(site, "catalog"), *part)
-            self.r.delete(*(self._k(site, f"p:{pid}") for pid in part))
+        for part in _chunks(dict.fromkeys(ids)):
+            deleted += self.r.zrem(self._k(site, index), *part)
+            self.r.delete(*(self._k(site, prefix + key) for key in part))
         return deleted
 
     def delete_products_unmarked(self, site, mark):
-        mark_key = self._k(site, f"catalog:mark:{mark}")
-        stale = self.r.zdiff([self._k(site, "catalog"), mark_key])
-        deleted = self.delete_products(site, stale)
+        return self._delete_unmarked(site, "catalog", "p:", mark)
+
+    def _delete_unmarked(self, site, index, prefix, mark):
+        mark_key = self._k(site, f"{index}:mark:{mark}")
+        deleted = self._delete_indexed(site, index, prefix, self.r.zdiff([self._k(site, index), mark_key]))
         self.r.delete(mark_key)
         return deleted
 
@@ -889,7 +1021,7 @@ class RedisStore(Store):
 
     # serving
     def version_token(self):
-        return self._watch.token()
+        return self._watch.token(), self.outage.returns
 
     def announce_version(self, site):
         self._watch.announce(site)

@@ -11,7 +11,9 @@ from .base import (
     COVARIATE_METRICS,
     DEFAULT_KEY_NAME,
     FLOAT_METRICS,
+    STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
+    WEB,
     ApiKey,
     KeyExists,
     SiteExists,
@@ -21,6 +23,7 @@ from .base import (
     covariate_deltas,
     draft_etag,
     legacy_key_name,
+    merge_channels,
     with_covariate_lists,
 )
 
@@ -49,15 +52,16 @@ CREATE TABLE IF NOT EXISTS events (
   body TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (site, event_id));
 CREATE TABLE IF NOT EXISTS assignments (
   site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL,
-  slices TEXT NOT NULL DEFAULT '', pre TEXT, PRIMARY KEY (site, visitor_id, campaign));
+  channel TEXT NOT NULL DEFAULT 'web', slices TEXT NOT NULL DEFAULT '', pre TEXT,
+  PRIMARY KEY (site, visitor_id, campaign));
 CREATE TABLE IF NOT EXISTS conversion_state (
   site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL, visitor_id TEXT NOT NULL,
   revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
 CREATE TABLE IF NOT EXISTS counters (
   site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
-  visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
   revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0, """ + _metric_columns(COVARIATE_METRICS) + """,
-  PRIMARY KEY (site, campaign, variation, goal));
+  PRIMARY KEY (site, campaign, variation, goal, channel));
 CREATE TABLE IF NOT EXISTS slice_counters (
   site TEXT NOT NULL, dimension TEXT NOT NULL, campaign TEXT NOT NULL, value TEXT NOT NULL, variation TEXT NOT NULL,
   goal TEXT NOT NULL, """ + _metric_columns(COUNTER_METRICS) + """,
@@ -79,6 +83,13 @@ CREATE TABLE IF NOT EXISTS recs_status (
   site TEXT PRIMARY KEY, imports_at REAL, signals_at REAL, built_at REAL);
 CREATE TABLE IF NOT EXISTS merchandising (site TEXT PRIMARY KEY, rules TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS identity (site TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS customers (
+  site TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, mark TEXT, PRIMARY KEY (site, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS crm_schema (site TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identity_links (
+  site TEXT NOT NULL, customer_key TEXT NOT NULL, visitor_id TEXT NOT NULL,
+  PRIMARY KEY (site, customer_key, visitor_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS daily (
   site TEXT NOT NULL, campaign TEXT NOT NULL, day TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
   visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
@@ -91,7 +102,9 @@ CREATE INDEX IF NOT EXISTS roles_by_email ON roles (email);
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_site ON audit (site, seq);
 """
+COUNTERS_TABLE = next(part.strip() for part in SCHEMA.split(";") if "TABLE IF NOT EXISTS counters" in part)
 CHUNK = 500  # ids per IN (...) query: below SQLite's bound on host parameters
+PREPARE_TIMEOUT_S = 30  # the busy timeout while a process upgrades or creates the schema at start
 
 
 def _name_legacy_keys(db):
@@ -107,6 +120,22 @@ def _name_legacy_keys(db):
     for key_hash, site in db.execute("SELECT key_hash, site FROM api_keys ORDER BY site, created_at, key_hash").fetchall():
         counts[site] = counts.get(site, 0) + 1
         db.execute("UPDATE api_keys SET name=? WHERE key_hash=?", (legacy_key_name(counts[site]), key_hash))
+
+
+def _add_channels(db):
+    """Assignments and counters get a `channel` ("web" for everything recorded before): a new
+    column for assignments, and counters rebuilt with the channel in their primary key."""
+    if db.execute("PRAGMA table_info(assignments)").fetchall() and \
+            "channel" not in {row[1] for row in db.execute("PRAGMA table_info(assignments)")}:
+        db.execute("ALTER TABLE assignments ADD COLUMN channel TEXT NOT NULL DEFAULT 'web'")
+    columns = {row[1] for row in db.execute("PRAGMA table_info(counters)")}
+    if not columns or "channel" in columns:
+        return
+    db.execute("ALTER TABLE counters RENAME TO counters_before_channels")
+    db.execute(COUNTERS_TABLE)
+    kept = ", ".join(c for c in ("site", "campaign", "variation", "goal") + COUNTER_METRICS if c in columns)
+    db.execute(f"INSERT INTO counters ({kept}) SELECT {kept} FROM counters_before_channels")
+    db.execute("DROP TABLE counters_before_channels")
 
 
 def _add_slices_and_covariates(db):
@@ -126,7 +155,7 @@ def _add_slices_and_covariates(db):
 # Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
 # alone would not (a new column, data to rewrite); on a new database they find nothing to do.
 # A new table needs no step: SCHEMA creates what is missing on every start.
-MIGRATIONS = [_name_legacy_keys, _add_slices_and_covariates]
+MIGRATIONS = [_name_legacy_keys, _add_channels, _add_slices_and_covariates]
 
 
 class _VersionStamp:
@@ -175,9 +204,13 @@ class _MemoryWindows:
 
 class SQLiteStore(Store):
     UNAVAILABLE = (OSError, sqlite3.OperationalError)
+    # A file on this machine is never away: a locked database is busy, and each call waits for
+    # the lock its busy timeout at most (WAL readers never wait for a writer).
+    AWAY_ON = ()
 
-    def __init__(self, path):
+    def __init__(self, path, timeout_s=STORE_TIMEOUT_S):
         self.path = path
+        self.timeout_s = timeout_s  # the busy timeout: how long a statement waits for another's lock
         self._local = threading.local()
         self._stamp = None  # mapped on first use: gunicorn forks workers after the app is made
         self._windows = _MemoryWindows()
@@ -185,20 +218,26 @@ class SQLiteStore(Store):
 
     def _prepare(self):
         """Upgrade an older database (in one transaction: of several processes starting at once,
-        one does it and the others find it done), then create whatever is missing."""
-        if self._db().execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
-            with self._tx() as db:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                for migrate in MIGRATIONS[version:]:
-                    migrate(db)
-                db.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-        # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
-        self._db().executescript(SCHEMA)
+        one does it and the others find it done), then create whatever is missing. Starting
+        processes wait for each other's lock longer than a request would (PREPARE_TIMEOUT_S)."""
+        db = self._db()
+        db.execute(f"PRAGMA busy_timeout = {int(PREPARE_TIMEOUT_S * 1000)}")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] < len(MIGRATIONS):
+                with self._tx() as tx:
+                    version = tx.execute("PRAGMA user_version").fetchone()[0]
+                    for migrate in MIGRATIONS[version:]:
+                        migrate(tx)
+                    tx.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+            # executescript commits first, so it cannot run inside _tx(); every statement is IF NOT EXISTS.
+            db.executescript(SCHEMA)
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
 
     def _db(self):
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
@@ -363,12 +402,13 @@ class SQLiteStore(Store):
                     self._convert(db, site, visitor_id, event)
         return new
 
-    def _bump(self, db, site, campaign, variation, goal, slices, deltas, day=None):
-        """Add `deltas` ({metric: n}) to the campaign's counter, to the counter of each slice, and
-        visitors and conversions to the day's."""
+    def _bump(self, db, site, campaign, variation, goal, channel, slices, deltas, day=None):
+        """Add `deltas` ({metric: n}) to the campaign's counter of that channel, to the counter of
+        each slice (every channel: only web exposures carry slices), and visitors and
+        conversions to the day's."""
         names = tuple(deltas)
         values = tuple(deltas.values())
-        db.execute(_upsert_sql("counters", names), (site, campaign, variation, goal) + values)
+        db.execute(_upsert_sql("counters", names), (site, campaign, variation, goal, channel) + values)
         if slices:
             sql = _upsert_sql("slice_counters", names)
             db.executemany(sql, [(site, dimension, campaign, value, variation, goal) + values
@@ -381,21 +421,22 @@ class SQLiteStore(Store):
 
     def _expose(self, db, site, visitor_id, event):
         variation = HOLDOUT if event.get("holdout") else event["variation"]
+        channel = event.get("channel") or WEB
         slices, pre = event.get("_slices") or (), event.get("_pre")
-        cur = db.execute("INSERT OR IGNORE INTO assignments (site, visitor_id, campaign, variation, slices, pre) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (site, visitor_id, event["campaign"], variation, _slices_text(slices),
+        cur = db.execute("INSERT OR IGNORE INTO assignments (site, visitor_id, campaign, variation, channel, slices, pre) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (site, visitor_id, event["campaign"], variation, channel, _slices_text(slices),
                           None if pre is None else ",".join(map(str, pre))))
         if cur.rowcount:
-            self._bump(db, site, event["campaign"], variation, "", slices, {"visitors": 1, **covariate_deltas(pre)},
-                       event.get("_day"))
+            self._bump(db, site, event["campaign"], variation, "", channel, slices,
+                       {"visitors": 1, **covariate_deltas(pre)}, event.get("_day"))
 
     def _convert(self, db, site, visitor_id, event):
         value = float(event.get("value") or 0.0)
         goal = event["goal"]
-        rows = db.execute("SELECT campaign, variation, slices, pre FROM assignments WHERE site=? AND visitor_id=?",
-                          (site, visitor_id)).fetchall()
-        for campaign, variation, slices_text, pre_text in rows:
+        rows = db.execute("SELECT campaign, variation, channel, slices, pre FROM assignments "
+                          "WHERE site=? AND visitor_id=?", (site, visitor_id)).fetchall()
+        for campaign, variation, channel, slices_text, pre_text in rows:
             row = db.execute("SELECT revenue FROM conversion_state WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
                              (site, campaign, goal, visitor_id)).fetchone()
             before = row[0] if row else 0.0
@@ -407,27 +448,25 @@ class SQLiteStore(Store):
                 for i, x in enumerate(map(int, pre_text.split(","))):
                     deltas[f"pre_conv_{i}"] = 0 if row else x
                     deltas[f"pre_rev_{i}"] = x * value
-            self._bump(db, site, campaign, variation, goal, _parse_slices(slices_text), deltas,
+            self._bump(db, site, campaign, variation, goal, channel, _parse_slices(slices_text), deltas,
                        event.get("_day"))
 
-    def counters(self, site):
-        return self._counter_rows(
-            f"SELECT campaign, variation, goal, {', '.join(COUNTER_METRICS)} FROM counters WHERE site=?", (site,))
+    def counters(self, site, channel=None):
+        sql = f"SELECT campaign, variation, goal, channel, {', '.join(COUNTER_METRICS)} FROM counters WHERE site=?"
+        args = (site,) if channel is None else (site, channel)
+        rows = self._counter_rows(sql + ("" if channel is None else " AND channel=?"), args, "channel")
+        return [with_covariate_lists(row) for row in merge_channels(rows)]
 
     def slice_counters(self, site, dimension):
-        return self._counter_rows(f"SELECT campaign, variation, goal, {', '.join(COUNTER_METRICS)}, value "
-                                  "FROM slice_counters WHERE site=? AND dimension=?", (site, dimension))
+        return [with_covariate_lists(row) for row in self._counter_rows(
+            f"SELECT campaign, variation, goal, value, {', '.join(COUNTER_METRICS)} "
+            "FROM slice_counters WHERE site=? AND dimension=?", (site, dimension), "value")]
 
-    def _counter_rows(self, sql, args):
-        out = []
-        for row in self._db().execute(sql, args):
-            campaign, variation, goal, *values = row
-            found = {"campaign": campaign, "variation": None if variation == HOLDOUT else variation, "goal": goal or None,
-                     **dict(zip(COUNTER_METRICS, values))}
-            if len(values) > len(COUNTER_METRICS):
-                found["value"] = values[-1]
-            out.append(with_covariate_lists(found))
-        return out
+    def _counter_rows(self, sql, args, fifth):
+        """Flat counter rows from `sql` (campaign, variation, goal, `fifth`, then COUNTER_METRICS)."""
+        return [{"campaign": campaign, "variation": None if variation == HOLDOUT else variation, "goal": goal or None,
+                 fifth: extra, **dict(zip(COUNTER_METRICS, values))}
+                for campaign, variation, goal, extra, *values in self._db().execute(sql, args)]
 
     def count_exclusions(self, site, counts):
         self._add_counts("exclusions", site, counts)
@@ -461,13 +500,99 @@ class SQLiteStore(Store):
     def rejections(self, site):
         return dict(self._db().execute("SELECT reason, count FROM rejections WHERE site=? ORDER BY reason", (site,)))
 
+    # identity
+    def get_identity(self, site):
+        row = self._db().execute("SELECT record FROM identity WHERE site=?", (site,)).fetchone()
+        return row[0] if row else None
+
+    def put_identity(self, site, record_json, if_absent=False):
+        with self._tx() as db:
+            if if_absent:
+                return db.execute("INSERT OR IGNORE INTO identity VALUES (?, ?)", (site, record_json)).rowcount == 1
+            db.execute("INSERT INTO identity VALUES (?, ?) ON CONFLICT(site) DO UPDATE SET record=excluded.record",
+                       (site, record_json))
+            return True
+
+    def upsert_customers(self, site, customers, mark=None):
+        return self._upsert_marked("customers", "key", site, customers, mark)
+
+    def get_customers(self, site, keys):
+        return self._rows_by_key("customers", "key", site, keys)
+
+    def delete_customers_unmarked(self, site, mark):
+        return self._delete_unmarked("customers", site, mark)
+
+    def iter_customers(self, site):
+        after = ""
+        while True:
+            rows = self._db().execute("SELECT key, body FROM customers WHERE site=? AND key>? ORDER BY key LIMIT 1000",
+                                      (site, after)).fetchall()
+            yield from rows
+            if len(rows) < 1000:
+                return
+            after = rows[-1][0]
+
+    def count_customers(self, site):
+        return self._db().execute("SELECT COUNT(*) FROM customers WHERE site=?", (site,)).fetchone()[0]
+
+    def save_crm_schema(self, site, schema_json):
+        with self._tx() as db:
+            db.execute("INSERT INTO crm_schema VALUES (?, ?) ON CONFLICT(site) DO UPDATE SET body=excluded.body",
+                       (site, schema_json))
+
+    def get_crm_schema(self, site):
+        row = self._db().execute("SELECT body FROM crm_schema WHERE site=?", (site,)).fetchone()
+        return row[0] if row else None
+
+    def link_visitor(self, site, customer_key, visitor_id):
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO identity_links VALUES (?, ?, ?)", (site, customer_key, visitor_id))
+
+    def linked_visitors(self, site, customer_key):
+        return [row[0] for row in self._db().execute(
+            "SELECT visitor_id FROM identity_links WHERE site=? AND customer_key=? ORDER BY visitor_id",
+            (site, customer_key))]
+
+    def erase_units(self, site, customer_keys, units):
+        units, customer_keys = list(dict.fromkeys(units)), list(dict.fromkeys(customer_keys))
+        whos = [f"{kind}:{unit}" for unit in units for kind in ("v", "c")]
+        erased = {"customers": 0, "events": 0, "interactions": 0}
+        with self._tx() as db:
+            for part in _parts(customer_keys):
+                marks = ",".join("?" * len(part))
+                erased["customers"] += db.execute(f"DELETE FROM customers WHERE site=? AND key IN ({marks})",
+                                                  (site, *part)).rowcount
+                db.execute(f"DELETE FROM identity_links WHERE site=? AND customer_key IN ({marks})", (site, *part))
+            for part in _parts(units):
+                marks = ",".join("?" * len(part))
+                # the event's random id stays (a retry of it is not counted again); who and what go
+                erased["events"] += db.execute(
+                    f"UPDATE events SET visitor_id='', body='{{}}' WHERE site=? AND visitor_id IN ({marks})",
+                    (site, *part)).rowcount
+                for table in ("assignments", "conversion_state"):
+                    db.execute(f"DELETE FROM {table} WHERE site=? AND visitor_id IN ({marks})", (site, *part))
+                db.execute(f"DELETE FROM identity_links WHERE site=? AND visitor_id IN ({marks})", (site, *part))
+            for part in _parts(whos):
+                erased["interactions"] += db.execute(
+                    f"DELETE FROM interactions WHERE site=? AND who IN ({','.join('?' * len(part))})",
+                    (site, *part)).rowcount
+        return erased
+
     # catalogue
     def upsert_products(self, site, products, mark=None):
-        rows = [(site, pid, body, mark) for pid, body in products]
+        return self._upsert_marked("products", "id", site, products, mark)
+
+    def _upsert_marked(self, table, column, site, rows, mark):
+        """Store (id, body) rows of a (site, id, body, mark) table, under `mark` (a full import)."""
+        rows = [(site, key, body, mark) for key, body in rows]
         with self._tx() as db:
-            db.executemany("INSERT INTO products VALUES (?, ?, ?, ?) ON CONFLICT(site, id) DO UPDATE SET "
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?) ON CONFLICT(site, {column}) DO UPDATE SET "
                            "body=excluded.body, mark=excluded.mark", rows)
         return len(rows)
+
+    def _delete_unmarked(self, table, site, mark):
+        with self._tx() as db:
+            return db.execute(f"DELETE FROM {table} WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
 
     def delete_products(self, site, ids):
         deleted = 0
@@ -477,8 +602,7 @@ class SQLiteStore(Store):
         return deleted
 
     def delete_products_unmarked(self, site, mark):
-        with self._tx() as db:
-            return db.execute("DELETE FROM products WHERE site=? AND mark IS NOT ?", (site, mark)).rowcount
+        return self._delete_unmarked("products", site, mark)
 
     def _rows_by_key(self, table, column, site, keys):
         """{key: body} of the site's rows of `table` whose `column` is one of `keys`."""
@@ -578,7 +702,7 @@ class SQLiteStore(Store):
     def version_token(self):
         if self._stamp is None:
             self._stamp = _VersionStamp(self.path)
-        return self._stamp.token()
+        return self._stamp.token(), self.outage.returns
 
     def announce_version(self, site):
         if self._stamp is None:
@@ -611,7 +735,7 @@ def _parts(items):
 def _upsert_sql(table, metrics):
     """INSERT ... ON CONFLICT DO UPDATE adding `metrics` to a counter of `table` (counters or
     slice_counters), whose key columns come first in the arguments."""
-    keys = ("site", "campaign", "variation", "goal") if table == "counters" else \
+    keys = ("site", "campaign", "variation", "goal", "channel") if table == "counters" else \
         ("site", "dimension", "campaign", "value", "variation", "goal")
     columns = keys + metrics
     return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "

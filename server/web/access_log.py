@@ -1,9 +1,23 @@
 """The access log: one fixed line per request, without the visitor's address,
   [23/Nov/2026:19:50:01 +0000] "GET /v1/sites/shop/tag.js HTTP/1.1" 200 7812 0ms
 written by the ASGI app to gunicorn's access logger ("gunicorn.access", which `vitrina serve`
-points at stdout). uvicorn's own access log is off: it prints the client's address."""
+points at stdout). uvicorn's own access log is off: it prints the client's address. Nothing
+identifying is written: a customer id in a path (`.../customers/<id>`) and the values of query
+parameters that may identify someone (`token`, `email_sha256`, `customer_id`) are replaced by `-`."""
 import logging
+import re
 import time
+
+_CUSTOMER_PATH = re.compile(rb"(/customers/)[^/?]+")
+_SECRET_PARAMETER = re.compile(rb"((?:^|[?&])(?:token|email_sha256|customer_id)=)[^&]*")
+_IDENTIFYING = re.compile(rb"/customers/|token=|email_sha256=|customer_id=")
+
+
+def redacted(target):
+    """A request target (bytes) with customer ids and identifying query values replaced by `-`."""
+    path, question, query = target.partition(b"?")
+    path = _CUSTOMER_PATH.sub(rb"\1-", path)
+    return path + question + _SECRET_PARAMETER.sub(rb"\1-", query)
 
 LOGGER = "gunicorn.access"
 
@@ -28,6 +42,8 @@ class AccessLog:
         target = scope.get("raw_path") or scope["path"].encode()
         if scope["query_string"]:
             target += b"?" + scope["query_string"]
+        if _IDENTIFYING.search(target):
+            target = redacted(target)
         ms = int((time.monotonic() - started) * 1000)
         line = '%s "%s %s HTTP/%s" %s %s %dms' % (self._now(), scope["method"], target.decode("latin-1"),
                                                  scope["http_version"], status, sent, ms)

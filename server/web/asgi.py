@@ -17,6 +17,7 @@ from server.delivery.sdk_asset import sdk_mtime
 from server.store import get_store
 from server.web.access_log import AccessLog
 from server.web.catalog_api import body_limit
+from server.web.off_loop import OffLoopReads
 
 SDK_PATH = "/sdk/vitrina.min.js"
 SITE_ROUTES = {"tag.js": serving.tag, "bundle.json": serving.bundle_json}
@@ -43,6 +44,7 @@ class VitrinaASGI:
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS, send_queue_size=FLASK_SEND_QUEUE)
         self.body_limit = body_limit(flask_app.config)  # path -> the largest body Flask will read
         self.access_log = AccessLog()
+        self.off_loop = OffLoopReads(flask_app)  # the store reads hot GETs need, never on the loop
         self._replies = None  # made on first use, in the forked worker
         hops = flask_app.config["VITRINA_PROXY_HOPS"]
         # The same trusted-hops rule as the Flask side (werkzeug's ProxyFix), applied to a tiny environ.
@@ -52,7 +54,10 @@ class VitrinaASGI:
         kind = scope["type"]
         if kind == "http":
             started = time.monotonic()
-            reply = self.hot_reply(scope) if scope["method"] in ("GET", "HEAD") else None
+            reply = None
+            if scope["method"] in ("GET", "HEAD"):
+                await self.off_loop.before_hot_get(scope["path"])
+                reply = self.hot_reply(scope)
             if reply is not None:
                 status, headers, body = reply
                 await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -179,8 +184,10 @@ class VitrinaASGI:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.off_loop.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.off_loop.stop()
                 self.flask.executor.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -14,19 +14,20 @@ from server.store import get_store
 from server.web.auth import require_key
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/v1/sites/<site>")
-FEED_PATH_RE = re.compile(r"^/api/v1/sites/[^/]+/(catalog|orders)\Z")
+FEED_PATH_RE = re.compile(r"^/api/v1/sites/[^/]+/(catalog|orders|customers)\Z")
 MAX_PAGE = 1000
 MAX_RULES_BYTES = 256 * 1024
 
 
 def body_limit(config):
-    """The largest body read for a request path: feeds and orders have their own limit."""
+    """The largest body read for a request path: feeds, orders and customer data have their own limit."""
     feeds, others = config["VITRINA_FEED_MAX_BYTES"], config["MAX_CONTENT_LENGTH"]
     return lambda path: feeds if FEED_PATH_RE.match(path) else others
 
 
-def _feed_records(what):
-    """The body's records, read as a stream, after the checks that need no reading."""
+def feed_records(what, id_columns=("id",)):
+    """The body's records, read as a stream, after the checks that need no reading (a CSV header
+    names one of `id_columns`)."""
     limit = current_app.config["VITRINA_FEED_MAX_BYTES"]
     request.max_content_length = limit  # reading past it raises 413 (bodies without Content-Length)
     if (request.content_length or 0) > limit:
@@ -35,7 +36,7 @@ def _feed_records(what):
     # Werkzeug's limited stream is unbuffered: its readline would read a byte per call
     stream = io.BufferedReader(request.stream, buffer_size=1 << 16)
     try:
-        return feed.records(stream, media)
+        return feed.records(stream, media, id_columns)
     except feed.UnsupportedMediaType as e:
         raise APIError(415, "unsupported_media_type", f"Content-Type {media or '(none)'}: {e}.") from None
 
@@ -43,13 +44,13 @@ def _feed_records(what):
 @bp.put("/catalog")
 @require_key("publish")
 def put_catalog(site):
-    return jsonify(import_products(get_store(), site, _feed_records("A feed"), replace=True))
+    return jsonify(import_products(get_store(), site, feed_records("A feed"), replace=True))
 
 
 @bp.patch("/catalog")
 @require_key("publish")
 def patch_catalog(site):
-    return jsonify(import_products(get_store(), site, _feed_records("A feed"), replace=False))
+    return jsonify(import_products(get_store(), site, feed_records("A feed"), replace=False))
 
 
 @bp.get("/catalog")
@@ -86,7 +87,7 @@ def get_product(site, product_id):
 @bp.post("/orders")
 @require_key("publish")
 def post_orders(site):
-    return jsonify(import_orders(get_store(), site, _feed_records("An order history")))
+    return jsonify(import_orders(get_store(), site, feed_records("An order history")))
 
 
 @bp.put("/merchandising")

@@ -1,6 +1,7 @@
 """Merchant API: drafts, publishing, versions, rollback, server-side decisions, results, sample sizes,
 the raw event export."""
 import json
+import time
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, jsonify, request
@@ -10,6 +11,7 @@ from server.configs import publishing
 from server.configs.drafts import load_draft, save_draft
 from server.configs.validation import parse_config
 from server.decisions.decide import decide
+from server.decisions.inputs import Inputs, ip_problem, zone_problem
 from server.errors import APIError
 from server.store import get_store
 from server.store.base import SLICE_DIMENSIONS
@@ -91,16 +93,34 @@ def decide_for_visitor(site):
     if (request.content_length or 0) > MAX_ATTRIBUTES_BYTES:
         raise APIError(413, "payload_too_large", f"The body may be at most {MAX_ATTRIBUTES_BYTES} bytes.")
     body = _json_body()
-    problems = schema_problems("decide-request", body)
+    problems = _decide_problems(body)
     if problems:
-        raise APIError(400, "invalid_request", "Send {\"visitor_id\": \"...\", \"attributes\": {...}}.", problems)
+        raise APIError(400, "invalid_request", "Send {\"visitor_id\" or \"customer_id\", \"attributes\": {...}}.",
+                       problems)
     latest = publishing.load_latest(site)
     if latest is None:
         raise APIError(409, "not_published", f"Site '{site}' has no published version yet.")
     bundle, _ = latest
-    result = decide(bundle, body.get("attributes", {}), body["visitor_id"],
-                    now=body.get("now"), force=body.get("force"), triggered=body.get("triggered"))
-    return jsonify({"version": bundle["version"], **result})
+    now = body.get("now", time.time() * 1000)
+    inputs = Inputs(site, body, now)
+    result = decide(bundle, inputs.attributes, body.get("visitor_id", inputs.customer), now=now,
+                    force=body.get("force"), sticky=body.get("sticky"), counts=body.get("counts"),
+                    triggered=body.get("triggered"), customer=inputs.customer)
+    return jsonify({"version": bundle["version"], **result, "resolved": inputs.resolved, "ignored": inputs.ignored})
+
+
+def _decide_problems(body):
+    """The schema's problems, said plainly for a body with neither id; and the inputs the schema
+    cannot check (an address, a time zone)."""
+    problems = schema_problems("decide-request", body)
+    if isinstance(body, dict) and "visitor_id" not in body and "customer_id" not in body:
+        problems = [p for p in problems if p["path"] != ""] + [
+            {"path": "/visitor_id", "message": "is required (or customer_id)"}]
+    if not problems:
+        for field, check in (("ip", ip_problem), ("timezone", zone_problem)):
+            if body.get(field) is not None and check(body[field]):
+                problems.append({"path": f"/{field}", "message": check(body[field])})
+    return problems
 
 
 @bp.get("/results")
@@ -110,13 +130,17 @@ def results(site):
     if goals not in ("campaign", "all"):
         raise APIError(400, "invalid_request", "goals is `campaign` (the default) or `all`.",
                        [{"path": "/goals", "message": "must be campaign or all"}])
+    channel = request.args.get("channel")
+    if channel not in (None, "web", "email"):
+        raise APIError(400, "invalid_request", "channel is `web` or `email` (default: both).",
+                       [{"path": "/channel", "message": "must be web or email"}])
     breakdown = request.args.get("breakdown")
     if breakdown is not None and breakdown not in SLICE_DIMENSIONS:
         raise APIError(400, "invalid_request", f"breakdown is one of {', '.join(SLICE_DIMENSIONS)}.",
                        [{"path": "/breakdown", "message": "must be one of " + ", ".join(SLICE_DIMENSIONS)}])
     # scipy loads on the first results request, not in every worker at start (about 1 s, 75 MB)
     from server.results.report import site_results
-    return jsonify(site_results(site, all_goals=goals == "all", breakdown=breakdown))
+    return jsonify(site_results(site, all_goals=goals == "all", channel=channel, breakdown=breakdown))
 
 
 @bp.get("/events")

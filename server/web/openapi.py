@@ -72,6 +72,7 @@ OPERATIONS = [
     ("get", "/api/v1/sites/{site}/results", "Results per campaign and variation", "read", None,
      {200: ("the results", {"type": "object", "required": ["site", "version", "campaigns", "rejected"]}, JSON),
       400: None, 503: None}, [("goals", False, "campaign (each campaign's own goals, the default) or all"),
+                              ("channel", False, "web or email: only the units first exposed there"),
                               ("breakdown", False, "segment, device.type, acquisition, visit.new or geo.country: "
                                                    "each campaign per slice, with winners and a summary")]),
     ("get", "/api/v1/sites/{site}/events", "The recorded events as JSON lines, oldest first", "read", None,
@@ -111,6 +112,28 @@ OPERATIONS = [
      {200: ("the rules", OBJECT, JSON)}),
     ("get", "/api/v1/sites/{site}/recommendations/status", "When recommendations were last built", "read", None,
      {200: ("the status", OBJECT, JSON)}),
+    ("post", "/v1/sites/{site}/identify", "An identity token in, the customer's crm attributes and a signed identity out",
+     None, {"type": "object", "required": ["token", "visitor_id"], "properties": {
+         "token": {"type": "string", "description": "the identity JWT (HS256) the shop's servers minted"},
+         "visitor_id": {"$ref": "#/components/schemas/Ids/$defs/visitor_id"}}},
+     {200: ("{customer, crm, identity, expires_at}", {"type": "object", "required": [
+         "customer", "crm", "identity", "expires_at"]}, JSON), 400: None, 404: None, 413: None, 429: None, 503: None}),
+    ("put", "/api/v1/sites/{site}/customers", "Replace the CRM data: the body holds every customer", "publish", "feed",
+     {200: ("import summary", OBJECT, JSON), 400: None, 413: None, 415: None}),
+    ("patch", "/api/v1/sites/{site}/customers", "Merge CRM attributes into some customers", "publish", "feed",
+     {200: ("import summary", OBJECT, JSON), 400: None, 413: None, 415: None}),
+    ("get", "/api/v1/sites/{site}/customers/{customer_id}", "A customer's CRM data", "read", None,
+     {200: ("the customer", {"type": "object", "required": ["customer_id", "attributes", "crm"]}, JSON), 400: None},
+     [("email_sha256", False, "also the record stored under this email hash")]),
+    ("delete", "/api/v1/sites/{site}/customers/{customer_id}", "Erase a customer: data, links, raw events", "publish",
+     None, {200: ("what was erased", {"type": "object", "required": ["customer_id", "erased"]}, JSON), 400: None},
+     [("email_sha256", False, "also the record stored under this email hash")]),
+    ("get", "/api/v1/sites/{site}/crm-attributes", "The site's CRM attributes and their types", "read", None,
+     {200: ("the attributes", {"type": "object", "required": ["site", "customers", "attributes"]}, JSON)}),
+    ("get", "/api/v1/sites/{site}/customers/{customer_id}/content", "What the customer gets in an email (recorded)",
+     "read", None, {200: ("per campaign: variation, actions, recommendations", {"type": "object", "required": [
+         "site", "version", "campaigns"]}, JSON), 400: None, 409: None, 503: None},
+     [("campaigns", True, "campaign keys, comma-separated"), ("timezone", False, "an IANA zone for time.* (UTC)")]),
     ("get", "/api/openapi.json", "This document", None, None, {200: ("OpenAPI 3.1", OBJECT, JSON)}),
     ("get", "/api/docs", "This document as a page", None, None, {200: ("HTML", {"type": "string"}, "text/html")}),
 ]
@@ -143,7 +166,7 @@ def _operation(method, path, summary, scope, body, responses, query=()):
     op = {"summary": summary, "operationId": f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '').replace('.', '_')}",
           "tags": ["merchant" if scope else "public"], "responses": {}}
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-              for name in ("site", "name", "product_id") if "{" + name + "}" in path]
+              for name in ("site", "name", "product_id", "customer_id") if "{" + name + "}" in path]
     params += [{"name": name, "in": "query", "required": required, "description": about, "schema": {"type": "string"}}
                for name, required, about in query]
     if params:

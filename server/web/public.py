@@ -10,6 +10,7 @@ from server.events.batch import BatchInvalid, parse_batch
 from server.events.collect import EventsRejected, count_rejections, ingest
 from server.events.ratelimit import check_collect
 from server.events.traffic import request_facts
+from server.identity.tokens import IdentityInvalid, read_identity
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.wire.ids import SITE_RE
 
@@ -74,13 +75,14 @@ def collect(site):
     if len(raw) > limit:
         raise APIError(413, "payload_too_large", f"A batch may be at most {limit} bytes.", headers=cors)
     try:
-        visitor_id, events = parse_batch(raw)
+        visitor_id, events, identity = parse_batch(raw)
     except BatchInvalid as e:
         count_rejections(site, {"invalid": 1})
         raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
+    customer = _verified_customer(site, identity, visitor_id, len(events), cors)
     facts = request_facts(site)  # device, country, bot or excluded address: the address itself goes no further
     try:
-        refused = ingest(site, visitor_id, events, facts)
+        refused = ingest(site, visitor_id, events, facts, customer)
     except EventsRejected as e:
         if e.problems[0]["code"] == "unknown_site":
             raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors) from None
@@ -89,13 +91,26 @@ def collect(site):
                        e.problems, headers=cors) from None
     except UNAVAILABLE as e:
         current_app.logger.warning("store unavailable (%s): batch spooled to disk", e)
-        spool.save(site, visitor_id, events, facts)
+        spool.save(site, visitor_id, events, facts, customer)
         return Response(status=202, headers=cors)
     if refused:  # the rest of the batch was recorded: a 2xx, so that nothing is sent again
         response = jsonify({"refused": refused})
         response.headers.update(cors)
         return response
     return Response(status=204, headers=cors)
+
+
+def _verified_customer(site, identity, visitor_id, events, cors):
+    """The customer key of a batch's signed identity (None without one), or 400: a batch whose
+    identity does not verify is refused whole, as any batch that cannot be verified."""
+    if identity is None:
+        return None
+    try:
+        return read_identity(site, identity, visitor_id)
+    except IdentityInvalid as e:
+        count_rejections(site, {"identity": events})
+        raise APIError(400, "unverified_events", "The batch's identity does not verify; nothing was recorded.",
+                       [{"path": "/identity", "message": str(e), "code": "identity"}], headers=cors) from None
 
 
 @bp.get("/v1/sites/<site>/preview.json")
@@ -124,7 +139,9 @@ def sdk():
 def healthz():
     store = get_store()
     try:
-        ok = bool(store.ping())
+        # Through the outage guard: while the store is away this answers at once, but for the one
+        # call every PROBE_EVERY_S that asks it again (server/store/outage.py).
+        ok = bool(store.outage.call(store.ping))
     except Exception as e:  # any backend failure means "not healthy", reported, never raised
         current_app.logger.warning("store ping failed: %s", e)
         ok = False

@@ -66,7 +66,7 @@ def parse_query(strategy):
     items = _ids("items", MAX_ITEMS, problems)
     exclude = _ids("exclude", MAX_EXCLUDE, problems)
     n = request.args.get("n", "4")
-    if not n.isdigit() or not 1 <= int(n) <= MAX_N:
+    if not n.isdecimal() or not 1 <= int(n) <= MAX_N:
         problems.append(_p("/n", f"must be an integer from 1 to {MAX_N}"))
     category = request.args.get("category")
     if category is not None and (not category.strip() or len(category) > 750):

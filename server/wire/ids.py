@@ -14,4 +14,5 @@ KEY_RE = _compiled("key")                          # campaign, variation, goal a
 VISITOR_ID_RE = _compiled("visitor_id")            # what the SDK makes and collect accepts
 EVENT_ID_RE = _compiled("event_id")
 CALLER_VISITOR_ID_RE = _compiled("caller_visitor_id")  # decide: the SDK's id or the caller's own
-PRODUCT_ID_RE = _compiled("product_id")            # catalogue ids, in feeds, orders and item events
+PRODUCT_ID_RE = _compiled("product_id")
+IDENTITY_RE = _compiled("identity")                # a signed identity from /identify, in collect batches            # catalogue ids, in feeds, orders and item events

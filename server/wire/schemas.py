@@ -59,7 +59,7 @@ def _path_order(parts):
 def by_path(problems):
     """Problems sorted by their JSON pointer, array indexes in numeric order (stable)."""
     return sorted(problems, key=lambda problem: _path_order(
-        [int(p) if p.isdigit() else p for p in problem["path"].split("/")[1:]]))
+        [int(p) if p.isdecimal() else p for p in problem["path"].split("/")[1:]]))
 
 
 def problems(name, instance):

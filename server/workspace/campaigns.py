@@ -195,7 +195,7 @@ def segment(site, name):
     op = request.form.get("op", "save")
     if op == "add-row":
         rows.append({"attribute": "utm.source", "part": "", "operator": "$eq", "value": ""})
-    elif op.startswith("remove-row:") and op[11:].isdigit() and int(op[11:]) < len(rows):
+    elif op.startswith("remove-row:") and op[11:].isdecimal() and int(op[11:]) < len(rows):
         del rows[int(op[11:])]
     json_text = request.form.get("json")
     context = dict(site=site, name=new_name, match=match, rows=rows, etag=request.form.get("etag", etag),

@@ -85,6 +85,8 @@ def campaign_from_form(form, at, problems):
         campaign["priority"] = number(get("priority"), integer=True)
     if get("traffic").strip():
         campaign["traffic"] = number(get("traffic"))
+    if get("bucket_by") == "customer":  # visitor is the default: left out
+        campaign["bucket_by"] = "customer"
     if get("schedule_start").strip() or get("schedule_end").strip():
         campaign["schedule"] = {"start": get("schedule_start").strip() or None, "end": get("schedule_end").strip() or None}
     cap = {name: number(get(f"cap_{name}"), integer=True) for name in ("per_visitor", "per_session")
@@ -132,7 +134,7 @@ def apply_op(campaign, op):
     """The edit an add/remove button asks for, made on the campaign dict before it is shown again."""
     variations = campaign.setdefault("variations", [])
     name, _, args = op.partition(":")
-    numbers = [int(n) for n in args.split(":") if n.isdigit()]
+    numbers = [int(n) for n in args.split(":") if n.isdecimal()]
     if name == "add-variation":
         keys = {v.get("key") for v in variations}
         n = len(variations) + 1
@@ -193,7 +195,7 @@ def place(problems, shown):
 def campaign_paths(campaign, at):
     """Every path the campaign form shows a field (or a group) for."""
     paths = {f"{at}/{name}" for name in ("key", "name", "type", "status", "segment", "pages", "conditions", "trigger",
-                                         "priority", "group", "seed", "traffic", "schedule/start", "schedule/end",
+                                         "priority", "group", "seed", "traffic", "bucket_by", "schedule/start", "schedule/end",
                                          "cap/per_visitor", "cap/per_session", "goals", "variations")}
     for j, variation in enumerate(campaign.get("variations", [])):
         paths |= {f"{at}/variations/{j}/{name}" for name in ("key", "name", "weight", "actions")}

@@ -185,7 +185,7 @@ def versions(site):
 @site_role("editor")
 def rollback(site):
     version = request.form.get("version", "")
-    if not version.isdigit() or len(version) > 9:
+    if not version.isdecimal() or len(version) > 9:
         abort(400, "Choose a version to roll back to.")
     try:
         new = publishing.rollback(site, int(version))
