@@ -5,6 +5,7 @@ and the CLI's line about it must come out as the simulation's own tallies say. C
 exposures carry their covariates."""
 import json
 import random
+import re
 from collections import Counter, defaultdict
 
 import pytest
@@ -13,6 +14,7 @@ from server.events.batch import bucketed_assignment
 from server.results.table import render
 from tests.conftest import shop_with
 from tests.servers import BROWSER_UA
+from tests.test_workspace import signed_in
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/17.4 Mobile/15E148 Safari/604.1")
@@ -131,6 +133,26 @@ def test_each_segment_gets_its_own_winner_and_the_summary_is_the_gain_of_choosin
     assert f"by {summary['gain'] * 100:+.1f}%" in line and "(2 of 3 slices have a winner)" in line
     newsletter_row = next(line for line in text.splitlines() if line.strip().startswith("newsletter"))
     assert newsletter_row.rstrip().endswith("bold")
+
+    # the workspace: slices x variations, each slice's winner marked in its column, the summary line
+    page = signed_in(app, "ann@shop.example", "viewer").get("/app/s/shop/results/hero?by=segment")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    header = re.search(r'<table id="slices">.*?<thead>(.*?)</thead>', html, re.S).group(1)
+    columns = re.findall(r'<th scope="col"[^>]*>([^<]*)</th>', header)
+    assert columns == ["segment", "Visitors", "control", "bold", "calm", "Winner"]
+    for value, winner in (("newsletter", "bold"), ("returning", "calm"), ("(none)", None)):
+        row = re.search(rf'<tr><th scope="row">{re.escape(value)}</th>(.*?)</tr>', html, re.S).group(1)
+        cells = re.findall(r"<td([^>]*)>(.*?)</td>", row, re.S)
+        marked = [columns[i + 1] for i, (attrs, _) in enumerate(cells) if 'class="winner"' in attrs]
+        assert marked == ([winner] if winner else []) and cells[-1][1].strip() == (winner or "—"), value
+    lead = re.sub(r"\s+", " ", re.search(r'<p id="slices-summary">(.*?)</p>', html, re.S).group(1))
+    assert f"gives {summary['per_slice']['uplift'] * 100:+.1f}%" in lead
+    assert f"({everyone}) {summary['overall']['uplift'] * 100:+.1f}%" in lead
+    assert f"{summary['gain'] * 100:+.1f}% conversions by choosing per segment" in lead
+    assert "(2 of 3 slices have a winner)" in lead
+    other = signed_in(app, "bob@shop.example", "viewer").get("/app/s/shop/results/hero?by=device.type")
+    assert '<th scope="row">mobile</th>' in other.get_data(as_text=True)
 
     # the other dimensions: the server's device and country, the browser's visit and acquisition
     for dimension, column in (("device.type", 1), ("geo.country", 2), ("visit.new", 3), ("acquisition", 4)):
