@@ -177,6 +177,11 @@ def test_cuped_fills_in_once_exposures_carry_covariates_and_narrows_the_interval
     plain_width = row["ci"][1] - row["ci"][0]
     cuped_width = row["cuped"]["ci"][1] - row["cuped"]["ci"][0]
     assert cuped_width < 0.95 * plain_width, (row["ci"], row["cuped"]["ci"])
+    # slices keep no CUPED sums (each would multiply every write): their comparisons are plain
+    sliced = client.get("/api/v1/sites/shop/results?breakdown=segment", headers=auth).get_json()["campaigns"][0]
+    assert sliced["comparisons"] == hero["comparisons"]
+    slice_rows = [c for s in sliced["breakdown"]["slices"] for c in s["comparisons"] if c["status"] == "ok"]
+    assert slice_rows and all(c["cuped"] is None for c in slice_rows)
     # an exposure without covariates (an older SDK) leaves its arm without CUPED rather than biased
     bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
     visitor = next(f"v1.old{i:06d}" for i in range(10_000)

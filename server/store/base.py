@@ -21,7 +21,8 @@ _K = len(PRE_EXPOSURE_COVARIATES)
 COVARIATE_METRICS = (("pre_visitors",) + tuple(f"pre_sum_{i}" for i in range(_K))
                      + tuple(f"pre_xx_{i}_{j}" for i in range(_K) for j in range(i, _K))
                      + tuple(f"pre_conv_{i}" for i in range(_K)) + tuple(f"pre_rev_{i}" for i in range(_K)))
-COUNTER_METRICS = ("visitors", "conversions", "revenue", "revenue_sq") + COVARIATE_METRICS
+SLICE_METRICS = ("visitors", "conversions", "revenue", "revenue_sq")  # a slice counter's: no CUPED sums
+COUNTER_METRICS = SLICE_METRICS + COVARIATE_METRICS
 FLOAT_METRICS = frozenset(("revenue", "revenue_sq") + tuple(f"pre_rev_{i}" for i in range(_K)))
 # The dimensions results break down by (GET .../results?breakdown=): a visitor is counted in the
 # slices of their first exposure to a campaign, one value per dimension but for `segment` (every
@@ -257,9 +258,11 @@ class Store:
 
     def slice_counters(self, site, dimension):
         """The counters of every slice of one of SLICE_DIMENSIONS: rows as `counters` gives them,
-        each with the slice's `value`. An exposure's `_slices` ([(dimension, value)]) and `_pre`
-        (its covariates, a tuple of ints, or None) are kept with the assignment it makes, and the
-        visitor's conversions are counted in each of those slices as in the campaign's counters."""
+        each with the slice's `value`, of SLICE_METRICS only (CUPED's sums in every slice would
+        multiply the cost of each write: docs/DESIGN.md "Stores"). An exposure's `_slices`
+        ([(dimension, value)]) and `_pre` (its covariates, a tuple of ints, or None) are kept with
+        the assignment it makes, and the visitor's conversions are counted in each of those
+        slices as in the campaign's counters."""
         raise NotImplementedError
 
     def count_exclusions(self, site, counts):

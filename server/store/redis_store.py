@@ -273,19 +273,24 @@ local function dincr(day, field)
   if daily[at] == nil then dailyOrder[#dailyOrder + 1] = {day, field, at}; daily[at] = 0 end
   daily[at] = daily[at] + 1
 end
--- the same deltas to the campaign's counter (of the assignment's channel: `tail`) and to its
--- counter in each of the visitor's slices
+-- the deltas to the campaign's counter (of the assignment's channel: `tail`), and those but
+-- CUPED's sums (pre_*: the campaign's only, SLICE_METRICS) to its counter in each of the
+-- visitor's slices
 local function bump(campaign, variation, goal, tail, slices_, ints, floats)
   local counter = campaign .. '\0' .. variation .. '\0' .. goal
   for _, pair in ipairs(ints) do
     if pair[2] ~= 0 then
       incr(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
-      for _, slice in ipairs(slices_) do incr(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
+      if sub(pair[1], 1, 4) ~= 'pre_' then
+        for _, slice in ipairs(slices_) do incr(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
+      end
     end
   end
   for _, pair in ipairs(floats) do
     add(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
-    for _, slice in ipairs(slices_) do add(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
+    if sub(pair[1], 1, 4) ~= 'pre_' then
+      for _, slice in ipairs(slices_) do add(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
+    end
   end
 end
 

@@ -11,6 +11,7 @@ from .base import (
     COVARIATE_METRICS,
     DEFAULT_KEY_NAME,
     FLOAT_METRICS,
+    SLICE_METRICS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     WEB,
@@ -64,7 +65,7 @@ CREATE TABLE IF NOT EXISTS counters (
   PRIMARY KEY (site, campaign, variation, goal, channel));
 CREATE TABLE IF NOT EXISTS slice_counters (
   site TEXT NOT NULL, dimension TEXT NOT NULL, campaign TEXT NOT NULL, value TEXT NOT NULL, variation TEXT NOT NULL,
-  goal TEXT NOT NULL, """ + _metric_columns(COUNTER_METRICS) + """,
+  goal TEXT NOT NULL, """ + _metric_columns(SLICE_METRICS) + """,
   PRIMARY KEY (site, dimension, campaign, value, variation, goal)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS exclusions (
   site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
@@ -403,15 +404,16 @@ class SQLiteStore(Store):
         return new
 
     def _bump(self, db, site, campaign, variation, goal, channel, slices, deltas, day=None):
-        """Add `deltas` ({metric: n}) to the campaign's counter of that channel, to the counter of
-        each slice (every channel: only web exposures carry slices), and visitors and
-        conversions to the day's."""
+        """Add `deltas` ({metric: n}) to the campaign's counter of that channel, those of
+        SLICE_METRICS to the counter of each slice (every channel: only web exposures carry
+        slices), and visitors and conversions to the day's."""
         names = tuple(deltas)
         values = tuple(deltas.values())
         db.execute(_upsert_sql("counters", names), (site, campaign, variation, goal, channel) + values)
         if slices:
-            sql = _upsert_sql("slice_counters", names)
-            db.executemany(sql, [(site, dimension, campaign, value, variation, goal) + values
+            kept = [i for i, name in enumerate(names) if name in SLICE_METRICS]
+            sql = _upsert_sql("slice_counters", tuple(names[i] for i in kept))
+            db.executemany(sql, [(site, dimension, campaign, value, variation, goal) + tuple(values[i] for i in kept)
                                  for dimension, value in slices])
         visitors, conversions = deltas.get("visitors", 0), deltas.get("conversions", 0)
         if day and (visitors or conversions):
@@ -459,13 +461,13 @@ class SQLiteStore(Store):
 
     def slice_counters(self, site, dimension):
         return [with_covariate_lists(row) for row in self._counter_rows(
-            f"SELECT campaign, variation, goal, value, {', '.join(COUNTER_METRICS)} "
-            "FROM slice_counters WHERE site=? AND dimension=?", (site, dimension), "value")]
+            f"SELECT campaign, variation, goal, value, {', '.join(SLICE_METRICS)} "
+            "FROM slice_counters WHERE site=? AND dimension=?", (site, dimension), "value", SLICE_METRICS)]
 
-    def _counter_rows(self, sql, args, fifth):
-        """Flat counter rows from `sql` (campaign, variation, goal, `fifth`, then COUNTER_METRICS)."""
+    def _counter_rows(self, sql, args, fifth, metrics=COUNTER_METRICS):
+        """Flat counter rows from `sql` (campaign, variation, goal, `fifth`, then `metrics`)."""
         return [{"campaign": campaign, "variation": None if variation == HOLDOUT else variation, "goal": goal or None,
-                 fifth: extra, **dict(zip(COUNTER_METRICS, values))}
+                 fifth: extra, **dict(zip(metrics, values))}
                 for campaign, variation, goal, extra, *values in self._db().execute(sql, args)]
 
     def count_exclusions(self, site, counts):
