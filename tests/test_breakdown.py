@@ -198,3 +198,18 @@ def test_breakdown_is_one_of_the_dimensions(site):
     _, client, auth = site
     response = client.get("/api/v1/sites/shop/results?breakdown=browser", headers=auth)
     assert response.status_code == 400 and response.get_json()["details"][0]["path"] == "/breakdown"
+
+
+def test_channels_and_slices_together(site):
+    """Slices are what the browser said at the exposure: web units only. With ?channel=web the
+    breakdown is the whole one; with ?channel=email there is no slice (an email exposure
+    carries no browser facts), and the overall figures are the channel's."""
+    _, client, auth = site
+    simulate(client, visitors=300, seed=15)
+    every, web, email = (client.get(f"/api/v1/sites/shop/results?breakdown=segment{query}", headers=auth).get_json()
+                         for query in ("", "&channel=web", "&channel=email"))
+    assert web["channel"] == "web" and email["channel"] == "email" and "channel" not in every
+    assert web["campaigns"][0]["breakdown"]["slices"] == every["campaigns"][0]["breakdown"]["slices"]
+    assert sum(s["visitors"] for s in web["campaigns"][0]["breakdown"]["slices"]) >= 300
+    assert email["campaigns"][0]["breakdown"]["slices"] == []
+    assert sum(v["visitors"] for v in email["campaigns"][0]["variations"]) == 0
