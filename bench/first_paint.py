@@ -20,7 +20,8 @@ Three figures per variant:
   browser process).
 
 Then, with `?vitrina_debug=1`, the tag's own `performance.measure`s (`vitrina:*`: parse, init,
-attributes, decide, apply, setup) give the per-phase medians, and the demo shop's pages are
+attributes, decide, apply, setup; made by the debug module the tag fetches) give the per-phase
+medians, and the demo shop's pages are
 loaded with a `layout-shift` observer: their cumulative layout shift (every change there applies
 before the first paint, so the target is 0).
 
@@ -140,6 +141,9 @@ MEASURE = """async () => {
   const scripts = performance.getEntriesByType("resource").filter((e) => e.initiatorType == "script")
   const arrived = Math.max(window.__before, ...scripts.map((e) => e.responseEnd))
   await new Promise((r) => setTimeout(r, 50)) // the tag's idle-time work, which the phases include
+  // With ?vitrina_debug=1 the measures are the debug module's, which the tag fetches.
+  if (location.search.includes("vitrina_debug=1") && window.vitrina)
+    await new Promise((r) => (vitrina.on("debug", r), setTimeout(r, 3000)))
   const measures = performance.getEntriesByType("measure").filter((m) => m.name.startsWith("vitrina:"))
   const phases = Object.fromEntries(measures.map((m) => [m.name.slice(8), m.duration]))
   const tag = scripts.find((e) => e.name.endsWith("/tag.js"))

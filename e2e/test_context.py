@@ -9,7 +9,7 @@
   their elements hidden, and so does a lower campaign of their group; the others apply at once;
   the final decisions are POST decide's with the whole context; if the context never comes,
   they decide without it and the debug log says so;
-- the context is kept in sessionStorage: the next page of the session asks nothing.
+- the context is kept for the session (a session cookie): the next page of the session asks nothing.
 
 The server is conftest.geo_server (a test GeoIP database behind one trusted proxy); requests
 carry the visitor's address as `X-Forwarded-For`, as the proxy would add it.
@@ -17,6 +17,9 @@ carry the visitor's address as `X-Forwarded-For`, as the proxy would add it.
 import json
 import re
 import time
+from urllib.parse import unquote
+
+from server.qa import wait_for_debug
 
 from .conftest import GEO_PARIS, GEO_TOKYO, PARIS_IP, TOKYO_IP, behind_proxy
 from .pageutil import decision_lines, sampler, seen_texts
@@ -128,6 +131,7 @@ def test_with_context_js_geo_campaigns_apply_before_the_first_paint(new_context,
     assert seen_texts(page, "#geo-sub") == ["Free delivery from 50 EUR"]  # excluded by geo-fr, never hidden for long
     assert asked == []  # no request for the context: context.js brought it
     vid = page.evaluate("vitrina.getVisitorId()")
+    wait_for_debug(page)
     assert decision_lines(log) == _decide(site, vid, GEO_PARIS, "ios")
     assert not any("waiting for context" in line for line in log)
 
@@ -163,6 +167,7 @@ def test_without_context_js_only_geo_campaigns_and_what_they_may_exclude_wait(ne
         assert first_shown - frames[0][0] >= CONTEXT_DELAY_S * 1000 * 0.8
         assert first_shown - frames[0][0] < ANTIFLICKER_MS
         vid = page.evaluate("vitrina.getVisitorId()")
+        wait_for_debug(page)
         browser = decision_lines(log)
         assert browser == _decide(site, vid, geo, "ios")
         waited = {line.split(" ")[1] for line in log if line.endswith(" null waiting for context")}
@@ -176,8 +181,12 @@ def test_the_context_is_kept_for_the_session(new_context, geo_server):
     page = context.new_page()
     page.goto(site.url("/geo.html"))
     page.wait_for_function("vitrina.getVariation('geo-fr') === 'on'")
-    page.wait_for_function("sessionStorage.getItem('vtr_ctx') !== null")
-    assert json.loads(page.evaluate("sessionStorage.getItem('vtr_ctx')"))["geo"] == GEO_PARIS
+    # A session cookie (no expiry): read with vtr_id at init, where sessionStorage would cost a read of its own.
+    page.wait_for_function("document.cookie.includes('vtr_ctx=')")
+    kept = next(c for c in context.cookies() if c["name"] == "vtr_ctx")
+    assert kept["expires"] == -1 and kept["sameSite"] == "Lax"
+    values = [unquote(v) or None for v in kept["value"].split("|")]
+    assert values[:5] == list(GEO_PARIS.values()) and values[5:] == ["linux", "chrome"]  # headless Chromium
     page.add_init_script(sampler("#geo-title"))
     page.click("#to-next")
     page.wait_for_url("**/geo.html?next=1")
@@ -193,9 +202,10 @@ def test_without_the_context_waiting_campaigns_decide_without_it_and_say_so(new_
     page.on("console", lambda m: log.append(m.text))
     page.goto(site.url("/geo.html?vitrina_debug=1"))
     page.wait_for_function("vitrina.getVariation('hero-default') === 'on'")
+    wait_for_debug(page)
     assert asked
     assert any(re.match(r"\[vitrina:context\] request failed: .*: deciding without it", line) for line in log), log
     vid = page.evaluate("vitrina.getVisitorId()")
     assert decision_lines(log) == _decide(site, vid, None, None)
     assert page.locator("#geo-title").text_content() == "Welcome"
-    assert page.evaluate("sessionStorage.getItem('vtr_ctx')") is None
+    assert "vtr_ctx=" not in page.evaluate("document.cookie")

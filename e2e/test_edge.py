@@ -22,6 +22,7 @@ from http.client import HTTPConnection
 import pytest
 from playwright.sync_api import expect
 
+from server.delivery.serving import COMPILE_HINT
 from tests.servers import gunicorn_master, nginx_edge, wait_for
 
 from .conftest import Site, Vitrina, _require_sdk, write_test_geoip_db
@@ -53,7 +54,7 @@ def _get(url, headers=None, method="GET", source=None):
 def _tag_version(body, headers):
     if headers.get("content-encoding") == "gzip":
         body = gzip.decompress(body)
-    return json.loads(re.search(rb'vitrina\.init\(\{"bundle":(.*)\}\);\s*$', body).group(1))["version"]
+    return json.loads(re.search(rb'\n;vitrina\.init\((.*)\);\s*$', body).group(1))["bundle"]["version"]
 
 
 class EdgeServer:
@@ -164,7 +165,7 @@ def test_bundle_json_revalidates_with_304_through_the_edge(edge_server):
 def test_gzip_and_plain_copies_are_kept_apart_and_nothing_is_gzipped_twice(edge_server):
     site = edge_server.site(note_config("Both copies"))
     plain_status, plain_headers, plain, _ = edge_server.tag(site, gzip_ok=False)
-    assert plain_status == 200 and "content-encoding" not in plain_headers and plain.startswith(b"(")
+    assert plain_status == 200 and "content-encoding" not in plain_headers and plain.startswith(COMPILE_HINT + b"(")
     _, packed_headers, packed, _ = edge_server.tag(site)
     assert packed_headers["content-encoding"] == "gzip" and gzip.decompress(packed) == plain
     # each copy is cached on its own; another Accept-Encoding that takes gzip shares the gzip copy

@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from server.qa import wait_for_debug
+
 PWN = "window.__pwned = (window.__pwned || []).concat"
 
 
@@ -57,6 +59,7 @@ def _open(page, shop, path, campaigns):
     response = page.goto(shop.url(path + "?vitrina_debug=1"))
     assert ("content-security-policy" in response.headers) == path.endswith("-csp.html")
     page.wait_for_load_state("load")
+    wait_for_debug(page)
     return log
 
 

@@ -18,6 +18,8 @@ import time
 
 import jwt
 
+from server.qa import wait_for_debug
+
 from .pageutil import decision_lines, sampler, seen_texts
 
 ANTIFLICKER_MS = 2000  # long enough for a delayed /identify on a loaded machine
@@ -90,6 +92,7 @@ def test_a_gold_customer_sees_the_loyalty_variation_and_never_the_original(new_c
     assert seen_texts(page, "#loyalty") == [GOLD]  # hidden while identify was on its way, then the variation
     assert seen_texts(page, "#note") == ["For everyone"]  # reads no crm: applied at once, never waited
     assert len(asked) == 1 and asked[0]["visitor_id"] == page.evaluate("vitrina.getVisitorId()")
+    wait_for_debug(page)  # the debug module prints the log kept from init on
     assert "[vitrina] loyalty null waiting for identity" in log
     assert any(line.startswith("[vitrina:identity] identified; crm: tier") for line in log)
     # The next page: the session's answer, before the first paint, with no request.
@@ -144,6 +147,7 @@ def _visit(context, site, token, lines):
     _signed_in(context, site, token)
     page.goto(site.url("/account.html?vitrina_debug=1"))
     page.wait_for_function("vitrina.getVariation('loyalty') === 'gold' && sessionStorage.getItem('vtr_u') !== null")
+    wait_for_debug(page)
     return page
 
 

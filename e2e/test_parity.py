@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from server.decisions.bucketing import hash as bucket_hash
 from server.delivery.context import device_for_ua
+from server.qa import wait_for_debug
 
 # The page's decision is complete: campaigns reading geo or device.os/browser waited for /v1/context.
 READY = "() => new Promise((resolve) => vitrina.on('ready', resolve))"
@@ -309,6 +310,7 @@ def test_browser_and_decide_agree_on_every_campaign(new_context, vitrina):
             log.clear()
             page.goto(url, referer=referer)
             page.evaluate(READY)
+            wait_for_debug(page)
             visitor.view(now_ms, url, referer, source)
             if "cart" in actions:  # targeting-cart.html itself calls vitrina.set({cart: ...})
                 visitor.cart = {"value": 64.5, "items": 3}

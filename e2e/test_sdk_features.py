@@ -7,6 +7,8 @@ import time
 
 from playwright.sync_api import expect
 
+from server.qa import wait_for_debug
+
 from .pageutil import CONFIG, HERO, HERO_ORIGINAL, HERO_PROMO, pick_visitors, visitor_id
 
 
@@ -28,6 +30,7 @@ def test_browser_and_server_decide_alike(new_context, shop):
         log = []
         page.on("console", lambda m, log=log: log.append(m.text))
         page.goto(shop.url("/product.html?vitrina_debug=1"))
+        wait_for_debug(page)
         vid = vid or visitor_id(page)
         assert visitor_id(page) == vid  # the cookie wins
         in_browser = page.evaluate("(ks) => ks.map((k) => vitrina.getVariation(k))", ["cta-wording", "late-reco"])

@@ -19,7 +19,9 @@ root conftest.py), the `vitrina_qa` fixture binds the same helpers to pytest-pla
 A forced variation (`?vitrina_force=<campaign>:<variation>`) is shown but never counted in
 results, nor are the conversions of a visitor previewing one; it holds for the page view
 it is on. `?vitrina_debug=1` logs one console line per campaign and decision:
-`[vitrina] <campaign> <variation or null> <reason>`, which `reasons()` reads back.
+`[vitrina] <campaign> <variation or null> <reason>`, which `reasons()` reads back (the tag fetches
+the log's module from the Vitrina server, which prints the lines and fires `vitrina.on('debug')`:
+`wait_for_debug()` waits for it).
 
 PYTEST_DONT_REWRITE: the helpers raise their own messages, so a test module may import them
 before pytest loads this module as a plugin.
@@ -42,6 +44,10 @@ _EXPOSURES = """() => {
     return window.__vitrinaQaExposures;
 }"""
 _STARTED = "() => !!(window.vitrina && window.vitrina.getVisitorId && window.vitrina.getVisitorId())"
+_DEBUG = """(ms) => new Promise((resolve) => {
+    vitrina.on('debug', () => resolve(true));
+    setTimeout(() => resolve(false), ms);
+})"""
 
 
 def _force_pair(campaign, variation):
@@ -87,6 +93,15 @@ def wait_for_ready(page, timeout=READY_TIMEOUT_MS):
     return page.evaluate(_READY)
 
 
+def wait_for_debug(page, timeout=READY_TIMEOUT_MS):
+    """Wait until the debug log is on the page (`vitrina_debug=1` in its URL, and the log's module
+    loaded): every line so far is printed, and later ones print as they come."""
+    wait_for_ready(page, timeout)
+    if not page.evaluate(_DEBUG, timeout):
+        raise AssertionError(f"no Vitrina debug log on {page.url} within {timeout} ms: is vitrina_debug=1 in "
+                             "the URL, and /sdk/modules/debug.min.js reachable from the page?")
+
+
 def decisions(page):
     """{campaign: variation} applying on the page now (holdout visitors: {})."""
     wait_for_ready(page)
@@ -117,7 +132,7 @@ def parse_debug_line(text):
 def reasons(page):
     """{campaign: reason} of the latest decision logged on this document (needs
     `vitrina_debug=1` in the URL, see force_url(debug=True))."""
-    wait_for_ready(page)
+    wait_for_debug(page)
     out = {}
     for message in page.console_messages(filter="since-navigation"):
         line = parse_debug_line(message.text)
@@ -151,6 +166,9 @@ class VitrinaQA:
 
     def reasons(self):
         return reasons(self.page)
+
+    def wait_for_debug(self):
+        return wait_for_debug(self.page)
 
 
 try:

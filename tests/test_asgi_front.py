@@ -93,6 +93,13 @@ def test_hot_replies_equal_the_flask_views(env):
                 assert (status, body) == (304, b"")
                 status, head, body = _request(url + path, "HEAD", headers=headers)
                 assert (status, body, head.get("etag")) == (200, b"", got["etag"])
+        # context.js, the visitor's own: no ETag, private.
+        headers = {"User-Agent": UA, "Host": url[len("http://"):]}
+        status, got, body = _request(url + "/v1/sites/shop/context.js", headers=headers)
+        want = flask_client.get("/v1/sites/shop/context.js", headers=headers, environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        assert (status, body) == (200, want.data) and b'"os":"ios"' in body
+        for name in ("cache-control", "content-type", "x-content-type-options"):
+            assert got.get(name) == want.headers.get(name), name
 
 
 def _publish_and_warm(url, auth, config):

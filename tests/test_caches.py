@@ -50,7 +50,7 @@ def _serve_a_few_requests(front):
 def test_every_cache_says_what_invalidates_it_and_is_bounded(app, published):
     _serve_a_few_requests(VitrinaASGI(app))
     caches = app_caches(app)
-    assert {"hot replies", "latest versions", "verified versions", "tag.js bodies", "gzipped bodies", "SDK build",
+    assert {"hot replies", "hot visitor replies", "latest versions", "verified versions", "tag.js bodies", "gzipped bodies", "SDK build",
             "SDK file", "SDK file mtime", "context literals", "known sites", "compiled bundles"} <= set(caches)
     for name, cache in caches.items():
         assert len(cache.invalidated_by.split()) >= 2, name  # a sentence, not a placeholder
@@ -85,3 +85,31 @@ def test_a_publish_changes_what_the_front_answers_at_once(app, client, published
     assert client.post("/api/v1/sites/shop/publish", headers=published).get_json()["version"] == 2
     tag, version = served()
     assert version == 2 and b'"version":2' in tag
+
+
+def _scope(path, ua, client):
+    return {"type": "http", "method": "GET", "path": path, "query_string": b"", "scheme": "http", "root_path": "",
+            "client": (client, 50000), "server": ("127.0.0.1", 8000),
+            "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", ua.encode())]}
+
+
+def test_context_js_is_answered_on_the_event_loop_per_visitor_and_tag_js_once_for_all(app, published):
+    front = VitrinaASGI(app)
+    android = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Mobile Safari/537.36"
+    replies = {(ua, ip): front.hot_reply(_scope("/v1/sites/shop/context.js", ua, ip))
+               for ua in (UA, android) for ip in ("81.2.69.142", "89.160.20.112")}
+    assert all(reply is not None and reply[0] == 200 for reply in replies.values())  # not handed to Flask
+    assert b'"os":"ios"' in replies[(UA, "81.2.69.142")][2] and b'"os":"android"' in replies[(android, "81.2.69.142")][2]
+    visitors = app_caches(app)["hot visitor replies"]
+    assert len(visitors) == 4
+    # Keyed by a process-salted hash of the address, never the address itself.
+    for key in visitors._current():
+        assert not any(ip in repr(key) for ip in ("81.2.69.142", "89.160.20.112")), key
+    # The same visitor again: the reply from the memo.
+    assert front.hot_reply(_scope("/v1/sites/shop/context.js", UA, "81.2.69.142")) is replies[(UA, "81.2.69.142")]
+    # tag.js reads no visitor: one reply for every user agent and address.
+    tags = {front.hot_reply(_scope("/v1/sites/shop/tag.js", ua, ip))[2] for ua, ip in replies}
+    hot = app_caches(app)["hot replies"]
+    assert len(tags) == 1 and sum(1 for key in hot._current() if key[0] == "tag.js") == 1
+    # An unknown site goes to Flask (the API's error shape).
+    assert front.hot_reply(_scope("/v1/sites/nope/context.js", UA, "81.2.69.142")) is None

@@ -10,7 +10,9 @@ CHROME_ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (
                   "Chrome/131.0.0.0 Mobile Safari/537.36")
 DIST = REPO_SDK.parent
 MANIFEST = json.loads((DIST / "manifest.json").read_text())
-CORE = (DIST / MANIFEST["core"]).read_bytes()
+CORE_FILE = (DIST / MANIFEST["core"]).read_bytes()
+CORE = b"//# allFunctionsCalledOnLoad\n" + CORE_FILE  # V8's compile hint first (serving.COMPILE_HINT)
+GOALS = (DIST / MANIFEST["modules"]["goals"]).read_bytes()
 TRIGGERS = (DIST / MANIFEST["modules"]["triggers"]).read_bytes()
 
 
@@ -31,8 +33,10 @@ def test_tag_carries_the_core_and_the_bundle_and_nothing_of_the_visitor(client, 
                           environ_base={"REMOTE_ADDR": "81.2.69.142"}, base_url="https://cdn.example.test")
     assert response.status_code == 200
     assert response.content_type.startswith("application/javascript")
-    assert response.data.startswith(CORE + b"\n;vitrina.init(")  # the demo config has no trigger
-    assert _boot(response.data) == {"bundle": _boot(response.data)["bundle"]}
+    # The demo config has click and page-view goals, no trigger, redirect, geo or rarer operator.
+    assert response.data.startswith(CORE + b"\n" + GOALS + b"\n;vitrina.init(")
+    # What its conditions read that may change after init: the document (page.path does not).
+    assert _boot(response.data) == {"bundle": _boot(response.data)["bundle"], "reads": []}
     assert _boot(response.data)["bundle"]["version"] == 1
     assert response.headers["Cache-Control"] == "public, max-age=60, stale-while-revalidate=600"
     assert response.headers["Vary"] == "Accept-Encoding"
@@ -48,7 +52,7 @@ def test_tag_carries_the_modules_its_bundle_needs(client, published, demo_config
     client.put("/api/v1/sites/shop/config", json=demo_config, headers=published)
     client.post("/api/v1/sites/shop/publish", headers=published)
     body = client.get("/v1/sites/shop/tag.js").data
-    assert body.startswith(CORE + b"\n" + TRIGGERS + b"\n;vitrina.init(")
+    assert body.startswith(CORE + b"\n" + GOALS + b"\n" + TRIGGERS + b"\n;vitrina.init(")
 
 
 def test_tag_escapes_markup_in_merchant_strings(client, published, demo_config):
@@ -148,7 +152,10 @@ def test_tag_without_a_build_is_503_with_the_fix(tmp_path):
     assert response.get_json()["error"] == "sdk_not_built" and "npm run build" in response.get_json()["message"]
     # A manifest naming a module file that is not there is no build either.
     (tmp_path / "dist" / "manifest.json").write_text(json.dumps({**MANIFEST, "modules": {"triggers": "gone.js"}}))
-    (tmp_path / "dist" / "core.min.js").write_bytes(CORE)
+    (tmp_path / "dist" / "core.min.js").write_bytes(CORE_FILE)
+    for name, path in MANIFEST["lazy"].items():
+        (tmp_path / "dist" / path).parent.mkdir(exist_ok=True)
+        (tmp_path / "dist" / path).write_bytes((DIST / path).read_bytes())
     assert app.test_client().get("/v1/sites/shop/tag.js").status_code == 503
     (tmp_path / "dist" / "gone.js").write_bytes(TRIGGERS)
     assert app.test_client().get("/v1/sites/shop/tag.js").data.startswith(CORE + b"\n;vitrina.init(")
@@ -156,19 +163,66 @@ def test_tag_without_a_build_is_503_with_the_fix(tmp_path):
 
 def test_modules_a_bundle_needs():
     from server.delivery.modules import condition_paths, modules_for
-    campaign = {"key": "c", "trigger": None, "pages": None, "segment": None, "conditions": None}
+    campaign = {"key": "c", "trigger": None, "pages": None, "segment": None, "conditions": None,
+                "variations": [{"key": "on", "weight": 1, "actions": [{"selector": "h1", "text": "Hi"}]}]}
     assert modules_for(None) == [] and modules_for({"campaigns": [campaign]}) == []
     assert modules_for({"campaigns": [{**campaign, "trigger": {"scroll": 50}}]}) == ["triggers"]
     # The behaviour the module watches, read by a condition, a segment or a page-view goal.
     assert modules_for({"campaigns": [{**campaign, "conditions": {"$or": [{"page.scroll": {"$gte": 50}}]}}]}) == ["triggers"]
     assert modules_for({"campaigns": [{**campaign, "segment": "s"}], "segments": {"s": {"page.idle": {"$gt": 9}}}}) == ["triggers"]
-    assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"$not": {"page.exit_intent": True}}}}}) == ["triggers"]
+    assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"$not": {"page.exit_intent": True}}}}}) == ["goals", "triggers"]
     assert modules_for({"campaigns": [{**campaign, "conditions": {"page.path": "/", "page.scroller": 1}}]}) == []
     assert modules_for({"campaigns": [], "segments": {"unused": {"page.scroll": 1}}}) == []
     assert condition_paths({"a": 1, "$and": [{"b": 1}, {"$nor": [{"c": {"$elemMatch": {"d": 1}}}]}], "$not": {"e": 1}}) \
         == ["a", "b", "c", "e"]
-    # Known customers: a crm.* condition (the compiler's `crm` list) or a customer-bucketed campaign.
-    assert modules_for({"campaigns": [campaign], "crm": ["tier"]}) == ["identity"]
+    # attribution: the page view's source and medium, or the whole referrer.
+    for path in ("referrer.source", "referrer.medium", "referrer"):
+        assert modules_for({"campaigns": [{**campaign, "conditions": {path: "x"}}]}) == ["attribution"], path
+    assert modules_for({"campaigns": [{**campaign, "pages": {"referrer.host": "x", "utm.source": "y"}}]}) == []
+    # context: a server-resolved attribute, or an object holding one (crm.* is identity's).
+    for path in ("geo.country", "geo", "device.os", "device.browser", "device"):
+        assert modules_for({"campaigns": [{**campaign, "pages": {path: "x"}}]}) == ["context"], path
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"device.type": "mobile", "device.screen.width": 9}}]}) == []
+    # goals: a click or page-view goal; an event goal is the core's.
+    assert modules_for({"campaigns": [], "goals": {"g": {"click": "a.buy"}}}) == ["goals"]
+    assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"page.path": "/thanks"}}}}) == ["goals"]
+    assert modules_for({"campaigns": [], "goals": {"g": {"event": "purchase"}}}) == []
+    # operators: the rarer ones, at any depth of any condition a decision or a goal evaluates.
+    for condition in ({"app.version": {"$vgte": "1.2"}}, {"$or": [{"tags": {"$all": ["a"]}}]},
+                      {"list": {"$size": 2}}, {"x": {"$type": "string"}},
+                      {"items": {"$elemMatch": {"price": {"$not": {"$vlt": "2"}}}}}):
+        assert modules_for({"campaigns": [{**campaign, "conditions": condition}]}) == ["operators"], condition
+    assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"x": {"$size": 1}}}}}) == ["goals", "operators"]
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"x": {"$in": ["$size"]}, "y": {"$regex": "a"}}}]}) == []
+    # inserts: HTML before, after or into an element.
+    for name in ("insertBefore", "insertAfter", "append"):
+        inserting = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", name: "<p>x</p>"}]}]}
+        assert modules_for({"campaigns": [inserting]}) == ["inserts"], name
+    # redirect: a variation with a redirect action.
+    redirecting = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"redirect": "/b"}]}]}
+    assert modules_for({"campaigns": [redirecting]}) == ["redirect"]
+    # styles: a style or hide action.
+    for action in ({"style": "color: red"}, {"style": {"fontSize": "2em"}}, {"hide": True}):
+        styling = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", **action}]}]}
+        assert modules_for({"campaigns": [styling]}) == ["styles"], action
+    hiding_nothing = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", "hide": False,
+                                                                                          "css": "h1{color:red}"}]}]}
+    assert modules_for({"campaigns": [hiding_nothing]}) == []
+    # identity: a crm.* condition (the compiler's `crm` list) or a customer-bucketed campaign; the
+    # context module comes with it (which campaigns wait for the customer is its check).
+    assert modules_for({"campaigns": [campaign], "crm": ["tier"]}) == ["context", "identity"]
     assert modules_for({"campaigns": [{**campaign, "bucket_by": "customer", "trigger": {"idle": 5}}], "crm": []}) == \
-        ["identity", "triggers"]
+        ["context", "identity", "triggers"]
     assert modules_for({"campaigns": [{**campaign, "bucket_by": "visitor"}], "crm": []}) == []
+
+
+def test_what_the_tag_watches_after_init():
+    from server.delivery.modules import reads_for
+    campaign = {"key": "c", "pages": None, "segment": None, "conditions": None}
+    assert reads_for(None) == [] and reads_for({"campaigns": [campaign]}) == []
+    for path in ("history.products", "history.categories.0", "history"):
+        assert reads_for({"campaigns": [{**campaign, "conditions": {path: "x"}}]}) == ["document", "products"], path
+    for path in ("page.title", "page.type", "page.lang", "page"):
+        assert reads_for({"campaigns": [{**campaign, "pages": {path: "x"}}]}) == ["document"], path
+    for path in ("page.path", "history.pages", "history.events.buy", "page.title.x"):
+        assert reads_for({"campaigns": [{**campaign, "conditions": {path: "x"}}]}) == [], path

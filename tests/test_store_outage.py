@@ -138,7 +138,7 @@ def _publish(client, auth, site="shop"):
 
 
 def _version_of(tag_body):
-    return json.loads(tag_body.rsplit(b'vitrina.init({"bundle":', 1)[1].rsplit(b"});", 1)[0])["version"]
+    return json.loads(tag_body.rsplit(b"\n;vitrina.init(", 1)[1].rsplit(b");", 1)[0])["bundle"]["version"]
 
 
 def test_tag_and_bundle_come_from_memory_while_redis_is_down_and_recover(redis, tmp_path):

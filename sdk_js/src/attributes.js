@@ -6,20 +6,8 @@
 import { isObj } from "./condition.js"
 
 /** @typedef {import("./types.js").VisitState} VisitState */
-/** @typedef {import("./types.js").ServerContext} ServerContext */
-/** @typedef {import("./types.js").Behaviour} Behaviour */
 
-// Anchored on the registrable name, so "x.example.com" is not X and "google.co.uk" is Google.
-const KNOWN_HOSTS =
-  /(?:^|\.)(?:(google|bing|yahoo|duckduckgo|yandex|baidu|ecosia)|(facebook|fb|instagram|twitter|x|t|linkedin|lnkd|pinterest|tiktok|youtube|youtu|reddit))\.[a-z]{2,3}(?:\.[a-z]{2})?$/
-/** @type {{[alias: string]: string}} */
-const ALIASES = { fb: "facebook", x: "twitter", t: "twitter", lnkd: "linkedin", youtu: "youtube" }
 const UTM = ["source", "medium", "campaign", "term", "content"]
-
-/** @param {string | undefined} text */
-const lower = (text) => (text || "").toLowerCase()
-/** @param {string | undefined} host */
-const bareHost = (host) => lower(host).replace(/^www\./, "")
 
 /**
  * document.referrer is "" or an absolute URL.
@@ -50,51 +38,17 @@ export const utmOf = (query) => {
 }
 
 /**
- * [source, medium] of a page view, or 0 when the visitor comes from another page of this
- * site (internal: the session keeps its source). Campaign parameters beat the referrer.
- * @param {string} referrer
- * @param {string} host this page's
- * @param {{[name: string]: string}} query
- * @returns {string[] | 0}
- */
-export function classify(referrer, host, query) {
-  const utmMedium = lower(query.utm_medium)
-  const click = query.gclid ? "google" : query.msclkid ? "bing" : query.fbclid && "facebook"
-  const referrerHost = bareHost(hostOf(referrer))
-  const known = KNOWN_HOSTS.exec(referrerHost)
-  let sourceMedium = !referrerHost
-    ? []
-    : /^(web)?mail\.|outlook\./.test(referrerHost) // webmail first: mail.google.com is no search
-      ? [referrerHost, "email"]
-      : known
-        ? [known[1] || ALIASES[known[2]] || known[2], known[1] ? "search" : "social"]
-        : [referrerHost, "referral"]
-  if (referrerHost == bareHost(host)) {
-    if (!query.utm_source && !utmMedium && !click) return 0
-    sourceMedium = []
-  }
-  if (click) sourceMedium = [click, "paid"]
-  if (query.utm_source) sourceMedium[0] = lower(query.utm_source)
-  if (utmMedium)
-    sourceMedium[1] = /^(e-?mail|newsletter)/.test(utmMedium)
-      ? "email"
-      : /^(cpc|ppc|cpm|paid)/.test(utmMedium)
-        ? "paid"
-        : utmMedium
-  return [sourceMedium[0] || "direct", sourceMedium[1] || (sourceMedium[0] ? "referral" : "direct")]
-}
-
-/**
  * device.type from the user agent, as server/delivery/context.py classifies it
  * (spec/07-devices.json holds both to the same answers). An Android UA without "Mobi" is a tablet.
+ * No user agent tests as "undefined", which matches none of the patterns: desktop.
  * @param {string | undefined} userAgent
  */
 export const deviceType = (userAgent) =>
-  /bot\/|spider|crawl|externalhit/i.test(userAgent || "")
+  /bot\/|spider|crawl|externalhit/i.test(/** @type {string} */ (userAgent))
     ? "bot"
-    : /iPad|Tablet|Android(?!.*Mobi)/.test(userAgent || "")
+    : /iPad|Tablet|Android(?!.*Mobi)/.test(/** @type {string} */ (userAgent))
       ? "tablet"
-      : /Mobi/.test(userAgent || "")
+      : /Mobi/.test(/** @type {string} */ (userAgent))
         ? "mobile"
         : "desktop"
 
@@ -167,15 +121,17 @@ export function readViewedProducts(win, visit) {
 }
 
 /**
- * The whole tree.
+ * The core's attribute tree: modules add theirs (the context module geo, device.os and
+ * device.browser; the identity module crm; the triggers module page.scroll, idle and
+ * exit_intent), then the site's
+ * `vitrina.set()` values are merged over it.
  * @param {Window} win
  * @param {number} now
  * @param {VisitState} visit
- * @param {ServerContext} context what the server resolved ({} until known)
- * @param {Behaviour} behaviour this page view's
- * @param {any} extra what the site set
+ * @param {number} pageStartedAt when this page view started (ms)
+ * @returns {any}
  */
-export function collect(win, now, visit, context, behaviour, extra) {
+export function collect(win, now, visit, pageStartedAt) {
   /** @param {number | undefined} since */
   const secondsSince = (since) => Math.floor((now - (since || 0)) / 1e3)
   const location = win.location
@@ -183,54 +139,44 @@ export function collect(win, now, visit, context, behaviour, extra) {
   const navigator = win.navigator
   const screen = win.screen
   const sourceMedium = visit.r || []
-  const device = context.device || {}
-  return merge(
-    {
-      page: {
-        url: location.href,
-        path: location.pathname,
-        host: location.hostname,
-        query: parseQuery(location.search),
-        title: doc.title,
-        // The site declares it in <head>: <meta name="vitrina:page-type" content="product">.
-        type: /** @type {HTMLMetaElement | null} */ (doc.querySelector('meta[name="vitrina:page-type"]'))?.content,
-        lang: doc.documentElement.lang,
-        scroll: behaviour.scroll,
-        time: secondsSince(behaviour.start),
-        exit_intent: behaviour.exitIntent,
-        idle: secondsSince(behaviour.lastInput),
-      },
-      referrer: { url: doc.referrer, host: hostOf(doc.referrer), source: sourceMedium[0], medium: sourceMedium[1] },
-      utm: visit.u,
-      visit: {
-        new: visit.n == 1,
-        returning: /** @type {number} */ (visit.n) > 1,
-        count: visit.n,
-        pageviews: visit.p,
-        total_pageviews: visit.t,
-        days_since_last: visit.d,
-        landing: visit.g,
-        time_on_site: secondsSince(visit.s),
-      },
-      time: timeOf(new Date(now)),
-      device: {
-        type: deviceType(navigator.userAgent),
-        os: device.os,
-        browser: device.browser,
-        touch: navigator.maxTouchPoints > 0,
-        lang: navigator.language,
-        screen: { width: screen.width, height: screen.height },
-      },
-      geo: context.geo,
-      history: {
-        pages: [...(visit.h || [])].reverse(),
-        products: newestFirst(visit.i),
-        categories: newestFirst(visit.c),
-        events: visit.e,
-      },
-      cart: {},
-      user: {},
+  return {
+    page: {
+      url: location.href,
+      path: location.pathname,
+      host: location.hostname,
+      query: parseQuery(location.search),
+      title: doc.title,
+      // The site declares it in <head>: <meta name="vitrina:page-type" content="product">.
+      type: /** @type {HTMLMetaElement | null} */ (doc.querySelector('meta[name="vitrina:page-type"]'))?.content,
+      lang: doc.documentElement.lang,
+      time: secondsSince(pageStartedAt),
     },
-    extra,
-  )
+    referrer: { url: doc.referrer, host: hostOf(doc.referrer), source: sourceMedium[0], medium: sourceMedium[1] },
+    utm: visit.u,
+    visit: {
+      new: visit.n == 1,
+      returning: /** @type {number} */ (visit.n) > 1,
+      count: visit.n,
+      pageviews: visit.p,
+      total_pageviews: visit.t,
+      days_since_last: visit.d,
+      landing: visit.g,
+      time_on_site: secondsSince(visit.s),
+    },
+    time: timeOf(new Date(now)),
+    device: {
+      type: deviceType(navigator.userAgent),
+      touch: navigator.maxTouchPoints > 0,
+      lang: navigator.language,
+      screen: { width: screen.width, height: screen.height },
+    },
+    history: {
+      pages: [...(visit.h || [])].reverse(),
+      products: newestFirst(visit.i),
+      categories: newestFirst(visit.c),
+      events: visit.e,
+    },
+    cart: {},
+    user: {},
+  }
 }

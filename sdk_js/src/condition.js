@@ -1,14 +1,19 @@
 // @ts-check
 // MongoDB-style conditions (docs/DESIGN.md "Conditions"); server/decisions/conditions.py is the twin.
 // Never throws: a malformed condition (unknown operator, bad regex, bad operand) is false as a
-// whole, even under $not or $nor, and `log` hears why.
+// whole, even under $not or $nor, and `log` hears why. The rarer operators ($v*, $all, $size,
+// $type, $elemMatch) are in operators.js, added by the operators module in the tag (only for a
+// bundle that uses them) and always in the ESM build: without them they are unknown operators.
 
 const isArr = Array.isArray
 /** @param {any} x @returns {x is {[key: string]: any}} */
 export const isObj = (x) => !!x && typeof x == "object" && !isArr(x)
 /** @param {object} o @param {string} k */
 const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k)
-/** @param {string} m @returns {never} */
+// The reasons `log` hears. The tag's core never passes a `log`: its build defines
+// globalThis.VITRINA_CORE, and the reasons' text is left out (false).
+const REASONS = !(/** @type {any} */ (globalThis).VITRINA_CORE)
+/** @param {string | false} m the reason @returns {never} */
 const bad = (m) => {
   throw [m]
 }
@@ -18,6 +23,23 @@ const bad = (m) => {
 const pathParts = new Map()
 /** @param {string} path */
 const partsOf = (path) => pathParts.get(path) || (pathParts.set(path, path.split(".")), /** @type {string[]} */ (pathParts.get(path)))
+
+// A bundle's patterns repeat on every decision: each is compiled once (null: not a valid one).
+/** @type {Map<string, RegExp | null>} */
+const patterns = new Map()
+/** @param {string} source @param {string} flags */
+const pattern = (source, flags) => {
+  let r = patterns.get(flags + source)
+  if (r === undefined) {
+    try {
+      r = new RegExp(source, flags)
+    } catch (_) {
+      r = null
+    }
+    patterns.set(flags + source, r)
+  }
+  return r
+}
 
 // Own properties only, so "constructor" or "length" never resolve to built-ins.
 /** @param {any} o @param {string} path @returns {any} */
@@ -47,19 +69,6 @@ const some = (a, f) => (isArr(a) ? a.some(f) : f(a))
 /** @param {any} c */
 const isOp = (c) => isObj(c) && Object.keys(c).length > 0 && Object.keys(c).every((k) => k[0] == "$")
 
-// "v1.2.3-rc.1+b7" -> "    1-    2-    3-rc-    1": ordered as plain strings.
-/** @param {any} v */
-const ver = (v) => {
-  const p = (typeof v == "number" ? v + "" : typeof v == "string" && v ? v : "0")
-    .replace(/^v/, "")
-    .split("+")[0]
-    .split(/[-.]/)
-  // "1.2" means 1.2.0, so it equals "1.2.0" and ranks above "1.2.0-beta".
-  while (p.length < 3 && p.every((x) => /^\d+$/.test(x))) p.push("0")
-  if (p.length == 3) p.push("~")
-  return p.map((x) => (/^\d+$/.test(x) ? x.padStart(5, " ") : x)).join("-")
-}
-
 // JS relational operators on scalars: numeric unless both are strings; objects never compare.
 /** @param {string} o @param {any} a @param {any} e */
 const rel = (o, a, e) =>
@@ -67,10 +76,15 @@ const rel = (o, a, e) =>
   !(e && typeof e == "object") &&
   (o == "$lt" ? a < e : o == "$lte" ? a <= e : o == "$gt" ? a > e : a >= e)
 
+/**
+ * The operators a module adds: name -> (actual, expected, case-insensitive) => boolean.
+ * @type {{[name: string]: (a: any, e: any, i: boolean) => boolean}}
+ */
+const added = Object.create(null)
+
 /** @param {string} o @param {any} a @param {any} e @returns {boolean} */
 function op(o, a, e) {
   const i = o.slice(-1) == "i"
-  if (/^\$v(eq|ne|[gl]te?)$/.test(o)) return op("$" + o.slice(2), ver(a), ver(e))
   switch (o) {
     case "$eq":
       return match(a, e)
@@ -85,35 +99,20 @@ function op(o, a, e) {
     case "$ini":
     case "$nin":
     case "$nini":
-      isArr(e) || bad(o + " needs an array")
+      isArr(e) || bad(REASONS && o + " needs an array")
       return e.some((/** @type {any} */ y) => match(a, y, i)) == (o[1] == "i")
-    case "$all":
-    case "$alli":
-      isArr(e) || bad(o + " needs an array")
-      return isArr(a) && e.every((/** @type {any} */ c) => a.some((x) => val(c, x, i)))
     case "$regex":
     case "$regexi": {
-      /** @type {RegExp | undefined} */
-      let r
-      try {
-        r = new RegExp(e, i ? "i" : "")
-      } catch (_) {}
-      if (typeof e != "string" || !r) bad("bad regex " + e)
+      const r = typeof e == "string" && pattern(e, i ? "i" : "")
+      if (!r) bad(REASONS && "bad regex " + e)
       return some(a, (x) => typeof x == "string" && r.test(x))
     }
     case "$exists":
       return !e == (a == null)
-    case "$type":
-      return (a == null ? "null" : isArr(a) ? "array" : typeof a) == e
-    case "$size":
-      return isArr(a) && val(e, a.length)
-    case "$elemMatch":
-      isObj(e) || bad("$elemMatch needs an object")
-      return isArr(a) && a.some((x) => x != null && (isOp(e) ? val(e, x) : cond(e, x)))
     case "$not":
       return !val(e, a)
   }
-  bad("unknown operator " + o)
+  return added[o] ? added[o](a, e, i) : bad(REASONS && "unknown operator " + o)
 }
 
 /** @param {any} c @param {any} v @param {boolean} [i] @returns {boolean} */
@@ -123,12 +122,12 @@ function val(c, v, i) {
 
 /** @param {any} c @param {any} o @returns {boolean} */
 function cond(c, o) {
-  isObj(c) || bad("condition must be an object")
+  isObj(c) || bad(REASONS && "condition must be an object")
   return Object.keys(c).every((k) => {
     const v = c[k]
     if (k == "$not") return !cond(v, o)
     if (k == "$and" || k == "$or" || k == "$nor") {
-      isArr(v) || bad(k + " needs an array")
+      isArr(v) || bad(REASONS && k + " needs an array")
       if (k == "$and") return v.every((/** @type {any} */ x) => cond(x, o))
       // An empty $or is true, so an empty $nor is false (GrowthBook).
       return (!v.length || v.some((/** @type {any} */ x) => cond(x, o))) == (k == "$or")
@@ -136,6 +135,16 @@ function cond(c, o) {
     return val(v, get(o, k))
   })
 }
+
+/** What operators.js builds the rarer operators from. */
+const parts = { op, val, cond, isArr, isObj, isOp, bad }
+/** @typedef {typeof parts} EvaluatorParts */
+
+/**
+ * Adds operators to the evaluator (the operators module, the ESM build).
+ * @param {(parts: EvaluatorParts) => {[name: string]: (a: any, e: any, i: boolean) => boolean}} make
+ */
+export const addOperators = (make) => Object.assign(added, make(parts))
 
 /**
  * @param {any} condition
@@ -147,7 +156,7 @@ export function evalCondition(condition, attributes, log) {
     return cond(condition, attributes)
   } catch (e) {
     // e is [reason] from bad(), or a RangeError from absurdly deep nesting.
-    if (typeof log == "function") log(isArr(e) ? e[0] : "condition error: " + e)
+    if (typeof log == "function") log(isArr(e) ? e[0] : REASONS && "condition error: " + e)
     return false
   }
 }

@@ -108,8 +108,14 @@ export function decide(bundle, attributes, visitorId, options) {
     for (const c of bundle.campaigns || []) out.reasons[c.key] = "unknown hash version " + scheme
     return out
   }
+  // A condition several campaigns share (a segment) is evaluated once on these attributes.
+  const memo = o.memo || new Map()
   /** @param {any} condition */
-  const matches = (condition) => evalCondition(condition, attributes, o.log)
+  const matches = (condition) => {
+    let result = memo.get(condition)
+    if (result == null) memo.set(condition, (result = evalCondition(condition, attributes, o.log)))
+    return result
+  }
   const holdoutSeed = "holdout:" + (bundle.site ?? "")
   const holdoutShare = (bundle.settings || {}).holdout || 0
   const holdout = (out.holdout = hash(holdoutSeed, id) < holdoutShare)

@@ -4,13 +4,14 @@
 // Every write is guarded by a read, so our own mutations settle after one quiet pass, and a
 // framework re-rendering the same content every frame gets one write back per render: the
 // variation is what each frame paints. Merchant HTML is parsed by <template>, whose scripts
-// never run; nothing is ever evaluated. guards.js says what no action may touch.
+// never run; nothing is ever evaluated. guards.js says what no action may touch. Inserting
+// HTML beside or into an element is the inserts module's op kind (inserts.js), style and hide
+// the styles module's (styles.js).
 import { refusedTarget, safeAttribute } from "./guards.js"
 
 /** @typedef {import("./types.js").Action} Action */
 
 const APPLIED = "data-vtr" // every op on the element is applied: the anti-flicker rule lets it show
-const INSERTED = "data-vtr-i" // inserted by us: never the anchor of another insertion
 // Writes per element and op before the page wins until the next task. A page that re-renders
 // every frame costs one write a frame; one that reverts us from its own MutationObserver would
 // otherwise answer us forever between two frames (microtasks never yield to rendering).
@@ -18,11 +19,11 @@ const MAX_WRITES_PER_TASK = 5
 
 /**
  * One property of one action on the elements its selector matches.
- * kind: "p" element property (textContent, innerHTML), "a" attribute, "c" class, "s" style
- * property, "r" remove, "i" insert (name: before, after or append).
+ * kind: "p" element property (textContent, innerHTML), "a" attribute, "c" class, "r" remove;
+ * or a module's (OpKind): "i" insert (name: before, after or append), "s" style property.
  * @typedef {Object} Op
  * @property {string} selector
- * @property {"p" | "a" | "c" | "s" | "r" | "i"} kind
+ * @property {string} kind
  * @property {string} name
  * @property {any} wanted
  * @property {string} campaign
@@ -41,12 +42,25 @@ const MAX_WRITES_PER_TASK = 5
 /** @typedef {{actions: Action[], ops: Op[], touched: Set<Element>}} LiveCampaign */
 
 /**
+ * An op kind a module adds (the inserts module's "i", the styles module's "s").
+ * @typedef {Object} OpKind
+ * @property {(action: Action) => [name: string, wanted: any][]} ops what an action asks of this kind
+ * @property {(element: Element, op: Op) => boolean | undefined} early before anything: true when
+ *   there is nothing to do, false when the element must wait (hidden), undefined to go on
+ * @property {(element: Element, op: Op, applied: Applied | undefined) => any} read
+ * @property {(element: Element, op: Op, applied: Applied) => void} write applies it, and sets what undo() takes back in applied.original
+ * @property {(original: any, element: Element, op: Op) => void} undo
+ */
+
+/** @type {{[kind: string]: OpKind}} the modules' op kinds, by kind */
+const kinds = {}
+
+/**
  * @param {Element} element
  * @param {Op} op
  * @param {Applied | undefined} applied
  */
 const read = (element, op, applied) => {
-  const style = /** @type {HTMLElement} */ (element).style
   switch (op.kind) {
     case "p":
       return /** @type {any} */ (element)[op.name]
@@ -54,13 +68,10 @@ const read = (element, op, applied) => {
       return element.getAttribute(op.name)
     case "c":
       return element.classList.contains(op.name)
-    case "s":
-      return style.getPropertyValue(op.name) + "\n" + style.getPropertyPriority(op.name)
     case "r":
       return !element.isConnected
   }
-  // i: our nodes are still there
-  return !!applied && !(applied.original.length && !applied.original.some((/** @type {Node} */ n) => n.isConnected))
+  return kinds[op.kind].read(element, op, applied)
 }
 
 /**
@@ -70,17 +81,9 @@ const read = (element, op, applied) => {
  */
 const write = (element, op, value) => {
   const name = op.name
-  const style = /** @type {HTMLElement} */ (element).style
   if (op.kind == "p") (/** @type {any} */ (element))[name] = value
   else if (op.kind == "a") value == null ? element.removeAttribute(name) : element.setAttribute(name, value)
   else if (op.kind == "c") element.classList.toggle(name, value)
-  // "value\npriority": serialised values hold no newline; a revert leaving no declaration
-  // leaves no empty style="" either
-  else if (op.kind == "s") {
-    const [property, priority] = value.split("\n")
-    style.setProperty(name, property, priority)
-    style.length || element.removeAttribute("style")
-  }
 }
 
 /**
@@ -92,8 +95,8 @@ const write = (element, op, value) => {
 const undo = (element, op, original) =>
   op.kind == "p"
     ? (element.textContent = "") || element.append(...original) // the original nodes, listeners and all
-    : op.kind == "i"
-      ? original.forEach((/** @type {ChildNode} */ node) => node.remove())
+    : kinds[op.kind]
+      ? kinds[op.kind].undo(original, element, op)
       : write(element, op, original)
 
 /**
@@ -114,7 +117,6 @@ export function createDom(doc, nonce, refused) {
   let cssSheet
   /** @type {Set<string>} */
   const refusedOps = new Set()
-  const scratchStyle = doc.createElement("p").style // parses the style actions' declarations
   let task = 0 // tasks since the first write: fights are counted per task
   let taskTimer = 0
 
@@ -130,12 +132,6 @@ export function createDom(doc, nonce, refused) {
     const t = doc.createElement("template")
     t.innerHTML = html
     return t
-  }
-  // While the parser is still inside the element, appending would land before its remaining children.
-  /** @param {Element} element */
-  const parsed = (element) => {
-    for (let node = /** @type {Node | null} */ (element); node; node = node.parentNode) if (node.nextSibling) return true
-    return doc.readyState != "loading"
   }
 
   /**
@@ -167,21 +163,8 @@ export function createDom(doc, nonce, refused) {
         [action.removeClass, false],
       ]))
         for (const name of ("" + (classes || "")).split(/[ ,]/)) name && add(selector, "c", name, on) // "a b" or ["a", "b"]
-      // The browser parses the declarations (shorthands, !important, url(...;...)) for us;
-      // an object sets properties by name ({fontSize: "2em"}), without !important.
-      const parsedStyle = scratchStyle
-      parsedStyle.cssText = typeof action.style == "object" ? "" : action.style || ""
-      if (typeof action.style == "object") Object.assign(parsedStyle, action.style)
-      if (action.hide) parsedStyle.setProperty("display", "none", "important")
-      for (const name of parsedStyle)
-        add(selector, "s", name, parsedStyle.getPropertyValue(name) + "\n" + parsedStyle.getPropertyPriority(name))
       if (action.remove) add(selector, "r", "", true)
-      for (const [where, html] of [
-        ["before", action.insertBefore],
-        ["after", action.insertAfter],
-        ["append", action.append],
-      ])
-        if (html != null) add(selector, "i", /** @type {string} */ (where), html)
+      for (const kind in kinds) for (const [name, wanted] of kinds[kind].ops(action)) add(selector, kind, name, wanted)
     }
     return out
   }
@@ -196,10 +179,8 @@ export function createDom(doc, nonce, refused) {
       refusedOps.has(op.id) || (refusedOps.add(op.id), refused(op.campaign + ": <" + element.localName + "> is never a target"))
       return true // never touched, and never hidden for it
     }
-    if (op.kind == "i") {
-      if (element.closest("[" + INSERTED + "]")) return true
-      if (op.name == "append" && !parsed(element)) return false
-    }
+    const early = kinds[op.kind]?.early(element, op)
+    if (early != null) return early
     let byOp = remembered.get(element)
     if (!byOp) remembered.set(element, (byOp = {}))
     let applied = byOp[op.id]
@@ -213,13 +194,8 @@ export function createDom(doc, nonce, refused) {
     if (++(/** @type {number} */ (applied.writes)) > MAX_WRITES_PER_TASK) return true
     taskTimer = taskTimer || setTimeout(() => (taskTimer = 0) || task++)
     if (op.kind == "r") element.remove()
-    else if (op.kind == "i") {
-      const fragment = template(op.wanted).content
-      applied.original = [...fragment.childNodes]
-      for (const node of applied.original) node.nodeType == 1 && node.setAttribute(INSERTED, "")
-      const insert = /** @type {any} */ (element)[op.name] // before, after or append
-      insert.call(element, fragment)
-    } else write(element, op, op.wanted)
+    else if (kinds[op.kind]) kinds[op.kind].write(element, op, applied)
+    else write(element, op, op.wanted)
     applied.left = read(element, op, applied)
     return true
   }
@@ -303,5 +279,5 @@ export function createDom(doc, nonce, refused) {
     return show
   }
 
-  return { sync, addStyle, hideFor }
+  return { sync, addStyle, hideFor, kinds }
 }

@@ -1,4 +1,9 @@
-// The ESM entry: evaluation only, no side effects (the tag's runtime is index.js).
+// The ESM entry: evaluation only, with every operator, and no other side effect (the tag's runtime is index.js).
+import { addOperators } from "./condition.js"
+import { rareOperators } from "./operators.js"
+
+addOperators(rareOperators)
+
 export { evalCondition } from "./condition.js"
 export { bucketText, hash } from "./hash.js"
 export { chooseVariation, decide } from "./decide.js"

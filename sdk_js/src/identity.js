@@ -4,9 +4,9 @@
 // `data-identity` on the tag's script or `vitrina.identify(token)`, exchanged once with
 // `POST /v1/sites/<site>/identify` for the customer's key, `crm` attributes and a signed
 // identity; those feed every decision (crm.*, bucket_by "customer") and ride on collect batches.
-// tag.js carries it only for a bundle that uses identity (server/delivery/modules.py). What it
-// shares with the core (storage under the visitor's consent, which campaigns wait) it borrows
-// from the runtime: a module bundles no copy of them.
+// tag.js carries it only for a bundle that uses identity (server/delivery/modules.py), and the
+// context module with it: which campaigns wait for the customer is the context module's check
+// (context.js `holder`, lent as `runtime.holder`).
 
 /** @typedef {import("./types.js").ModuleInstall} ModuleInstall */
 
@@ -40,11 +40,26 @@ const isIdentified = (value) =>
   !!value && typeof value.customer == "string" && typeof value.identity == "string" &&
   typeof value.expires_at == "number" && !!value.crm && typeof value.crm == "object" && typeof value.facts == "string"
 
+/**
+ * sessionStorage, JSON in and out: `value` undefined reads, null removes, anything else is
+ * written only with the visitor's consent. Blocked storage never breaks the page.
+ * @param {boolean} mayStore
+ * @param {any} [value]
+ */
+function stored(mayStore, value) {
+  try {
+    if (value === undefined) return JSON.parse(/** @type {string} */ (sessionStorage.getItem(STORED)))
+    if (value == null) sessionStorage.removeItem(STORED)
+    else if (mayStore) sessionStorage.setItem(STORED, JSON.stringify(value))
+  } catch (_) {}
+}
+
 /** @type {ModuleInstall} */
 export const installIdentity = (runtime) => {
   const script = /** @type {HTMLScriptElement | null} */ (document.currentScript)
   const bundle = runtime.bundle()
   const waitMs = bundle?.settings?.antiflicker_ms ?? 400
+  const hold = bundle && runtime.holder?.() // without a bundle nothing decides, nothing waits
   /** @type {Identified | null} */
   let known = null // what decisions use on this page view
   /** @type {Identified | null} */
@@ -56,12 +71,13 @@ export const installIdentity = (runtime) => {
   const usable = () => !!known && known.expires_at > Date.now()
   const waiting = () => !!asking && Date.now() < deadline
   /** Kept for the session's next pages: from the first paint on, and only with consent (storage.js). @param {Identified | null} answer */
-  const keep = (answer) => started && runtime.session(STORED, answer)
+  const keep = (answer) => started && stored(runtime.mayStore(), answer)
 
   /** @param {string} why */
   function stopWaiting(why) {
     if (!waiting()) return
     asking = ""
+    hold && hold()
     runtime.note("identity", why + ": deciding without it")
     runtime.decide()
   }
@@ -70,7 +86,7 @@ export const installIdentity = (runtime) => {
   function received(answer, renewing) {
     runtime.note("identity", "identified; crm: " + (Object.keys(answer.crm).join(", ") || "none"))
     if (renewing || asking != answer.facts || !waiting()) later = answer // this page view decided without it
-    else (known = answer), (asking = ""), runtime.decide(true)
+    else (known = answer), (asking = ""), hold && hold(), runtime.decide(true)
     keep(answer)
   }
 
@@ -87,7 +103,7 @@ export const installIdentity = (runtime) => {
     const facts = tokenFacts(token)
     if (!facts) return runtime.note("identity", "not a JWT: ignored")
     if (known?.facts == facts && known.expires_at - Date.now() > RENEW_BEFORE_MS) return
-    const endpoint = runtime.endpoint()
+    const endpoint = runtime.endpoint
     if (!endpoint) return runtime.note("identity", "no endpoint: not sent")
     const renewing = known?.facts == facts && usable() // decide with the one in hand meanwhile
     if (!renewing) {
@@ -97,7 +113,7 @@ export const installIdentity = (runtime) => {
     // A string body goes as text/plain: no CORS preflight. The token never goes in a URL.
     fetch(endpoint + "/identify", {
       method: "POST",
-      body: JSON.stringify({ token, visitor_id: runtime.visitorId() }),
+      body: JSON.stringify({ token, visitor_id: /** @type {any} */ (window).vitrina.getVisitorId() }),
       credentials: "omit",
     })
       .then((response) => response.json().then((body) => [response.ok, body]))
@@ -112,29 +128,27 @@ export const installIdentity = (runtime) => {
       })
   }
 
-  const stored = runtime.session(STORED)
-  if (isIdentified(stored) && stored.expires_at > Date.now()) known = stored
+  const kept = stored(false)
+  if (isIdentified(kept) && kept.expires_at > Date.now()) known = kept
   const fromPage = script?.dataset?.identity
   if (fromPage) identify(fromPage)
 
   return {
-    identify,
+    identify: (token) => identify("" + token),
     attributes: (attributes) => {
       if (usable()) attributes.crm = /** @type {Identified} */ (known).crm
     },
     decideOptions: (options) => {
       if (usable()) options.customer = /** @type {Identified} */ (known).customer
     },
-    waiting: ({ waiting: held, attributes, options }) => {
-      if (!waiting() || !bundle) return
-      for (const key of runtime.awaiting(attributes, options, CRM_PATH, true)) held.has(key) || held.set(key, "identity")
+    hold: (attributes, options) => {
+      if (waiting() && hold) return [...hold(attributes, options, CRM_PATH, true)].map((key) => [key, "waiting for identity"])
     },
-    batch: (body) => {
-      if (usable()) body.identity = /** @type {Identified} */ (known).identity
-    },
+    batch: () => (usable() ? { identity: /** @type {Identified} */ (known).identity } : undefined),
     pageView: () => {
       if (later) (known = later), (later = null)
     },
+    consent: (given) => given || stored(false, null),
     start: () => {
       started = true
       keep(later || known)

@@ -1,5 +1,6 @@
 // @ts-check
-// Visitor id, visit state and the session's context (docs/DESIGN.md "Browser storage").
+// Visitor id, visit state, the session's context: cookies and localStorage (docs/DESIGN.md
+// "Browser storage").
 // Nothing here touches the browser until called, and nothing is written while
 // `allowWrites(false)` (consent required and not given).
 
@@ -14,24 +15,18 @@ let writable = true
 export const allowWrites = (allowed) => (writable = allowed)
 
 /**
- * A Storage area, JSON in and out: `value` undefined reads, null removes. Blocked or full
+ * localStorage, JSON in and out: `value` undefined reads, null removes. Blocked or full
  * storage never breaks the page.
- * @param {"localStorage" | "sessionStorage"} area
  * @param {string} key
  * @param {any} [value]
  */
-function stored(area, key, value) {
+export function local(key, value) {
   try {
-    const storage = window[area]
+    const storage = localStorage
     if (value === undefined) return JSON.parse(/** @type {string} */ (storage.getItem(key)))
     if (writable || value == null) value == null ? storage.removeItem(key) : storage.setItem(key, JSON.stringify(value))
   } catch (_) {}
 }
-
-/** localStorage. @param {string} key @param {any} [value] */
-export const local = (key, value) => stored("localStorage", key, value)
-/** sessionStorage. @param {string} key @param {any} [value] */
-export const session = (key, value) => stored("sessionStorage", key, value)
 
 /** @param {number} bytes */
 export const randomHex = (bytes) => {
@@ -41,17 +36,19 @@ export const randomHex = (bytes) => {
 }
 
 /**
- * A first-party cookie: `value` undefined reads, "" deletes.
+ * A first-party cookie: `value` undefined reads, "" deletes; kept 400 days, or until the
+ * browser closes (`forSession`).
  * @param {string} name
- * @param {string} [value]
+ * @param {string} [value] cookie-safe (no ";", ",", space)
+ * @param {boolean} [forSession]
  */
-export function cookie(name, value) {
+export function cookie(name, value, forSession) {
   try {
     if (value === undefined) return (document.cookie.match("(?:^|; )" + name + "=([^;]*)") || [])[1]
     if (writable || !value)
       document.cookie =
-        name + "=" + (value || "") + ";path=/;max-age=" + (value ? 3456e4 : 0) + ";SameSite=Lax" +
-        (location.protocol == "https:" ? ";Secure" : "")
+        name + "=" + (value || "") + ";path=/" + (value ? (forSession ? "" : ";max-age=3456e4") : ";max-age=0") +
+        ";SameSite=Lax" + (location.protocol == "https:" ? ";Secure" : "")
   } catch (_) {} // a sandboxed frame has no cookies
 }
 

@@ -1,9 +1,9 @@
 // @ts-check
 // The triggers module (sdk_js/dist/modules/triggers.min.js): behavioural triggers (ARCHITECTURE.md
 // "Triggers") and the page behaviour they share with conditions (page.scroll, page.idle,
-// page.exit_intent). tag.js carries it only for a bundle that uses them
-// (server/delivery/modules.py); without it a campaign with a trigger stays "waiting for
-// trigger", and the behaviour keeps its start values (no scroll, idle since the page view began).
+// page.exit_intent, which it adds to the attributes). tag.js carries it only for a bundle that
+// uses them (server/delivery/modules.py); without it a campaign with a trigger stays "waiting
+// for trigger", and those attributes are missing.
 
 /** @typedef {import("./types.js").Trigger} Trigger */
 /** @typedef {import("./types.js").Behaviour} Behaviour */
@@ -29,7 +29,7 @@ export const due = (trigger, behaviour, events, now) =>
   (trigger.event != null && !!events[trigger.event])
 
 /**
- * Keeps `behaviour` up to date (the core resets it in place on each page view).
+ * Keeps `behaviour` up to date.
  * @param {Window} win
  * @param {Behaviour} behaviour
  * @param {any} event an input event
@@ -43,31 +43,49 @@ export function observe(win, behaviour, event) {
   if (event.type == "mouseout" && !event.relatedTarget && event.clientY <= 0) behaviour.exitIntent = true
 }
 
+/**
+ * The behaviour's attributes in the tree: page.scroll, page.idle (seconds), page.exit_intent.
+ * @param {any} attributes
+ * @param {Behaviour} behaviour
+ * @param {number} now
+ */
+export const addBehaviour = (attributes, behaviour, now) =>
+  Object.assign(attributes.page, {
+    scroll: behaviour.scroll,
+    idle: Math.floor((now - behaviour.lastInput) / 1e3),
+    exit_intent: behaviour.exitIntent,
+  })
+
 /** @type {ModuleInstall} */
 export const installTriggers = (runtime) => {
   /** @type {{[campaign: string]: 1}} */
   let fired = {}
   /** @type {{[name: string]: 1}} */
   let events = {}
+  /** @type {Behaviour} this page view's */
+  let behaviour
   const campaigns = () => (runtime.bundle()?.campaigns || []).filter((c) => c.trigger)
   // One decision for all the campaigns that come due together; each fires once per page view.
   const check = () => {
     const now = Date.now()
     const newlyDue = campaigns().filter(
-      (c) => !fired[c.key] && due(/** @type {Trigger} */ (c.trigger), runtime.behaviour, events, now) && (fired[c.key] = 1),
+      (c) => !fired[c.key] && due(/** @type {Trigger} */ (c.trigger), behaviour, events, now) && (fired[c.key] = 1),
     )
     if (newlyDue.length) runtime.decide()
   }
   return {
+    attributes: (attributes) => addBehaviour(attributes, behaviour, Date.now()),
     decideOptions: (options) => {
       options.triggered = Object.keys(fired)
     },
     pageView: () => {
       fired = {}
       events = {}
+      const now = Date.now()
+      behaviour = { start: now, lastInput: now, scroll: 0, exitIntent: false }
     },
     start: () => {
-      for (const type of INPUTS) window.addEventListener(type, (event) => (observe(window, runtime.behaviour, event), check()), true)
+      for (const type of INPUTS) window.addEventListener(type, (event) => (observe(window, behaviour, event), check()), true)
       if (campaigns().length) setInterval(check, CHECK_EVERY_MS)
     },
     track: (name) => {

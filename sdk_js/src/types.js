@@ -116,6 +116,7 @@
  * @property {string[]} [triggered]
  * @property {string | null} [customer] the identified customer's key (/identify): bucket_by "customer" campaigns hash it
  * @property {(message: string) => void} [log]
+ * @property {Map<any, boolean>} [memo] conditions already evaluated on these attributes, and their results: what decides more than once on one attribute tree shares one (the tag's core and its context module)
  */
 
 /**
@@ -141,8 +142,8 @@
  */
 
 /**
- * Server-resolved context: `context.js`, `GET /v1/context`, `init({context})` or session
- * storage `vtr_ctx`. `device.type` is never taken from here (the browser classifies it).
+ * Server-resolved context: `context.js`, `GET /v1/context`, `init({context})` or the session
+ * cookie `vtr_ctx`. `device.type` is never taken from here (the browser classifies it).
  * @typedef {Object} ServerContext
  * @property {{country?: string | null, region?: string | null, city?: string | null,
  *   continent?: string | null, timezone?: string | null}} [geo]
@@ -150,7 +151,7 @@
  */
 
 /**
- * What the visitor does on this page view (page.scroll, time, idle, exit_intent).
+ * What the visitor does on this page view (the triggers module keeps it: page.scroll, idle, exit_intent).
  * @typedef {Object} Behaviour
  * @property {number} start when this page view started (ms)
  * @property {number} lastInput the last user input (ms)
@@ -174,43 +175,58 @@
  */
 
 /**
- * What the core lends a module (docs/DESIGN.md "Modules").
+ * What the core lends a module (docs/DESIGN.md "Modules"), from init on.
  * @typedef {Object} ModuleRuntime
- * @property {() => Bundle | null | undefined} bundle the published bundle (null without one)
- * @property {Behaviour} behaviour this page view's (reset in place on each page view): a module may keep it up to date
- * @property {(hideFirst?: boolean) => void} decide decide again and apply, as `vitrina.refresh()` does without a
- *   new page view; hideFirst: the chosen elements stay hidden until applied, as at init
- * @property {() => string} endpoint absolute URL of /v1/sites/<site> ("" when unknown: send nothing)
- * @property {() => string} visitorId
- * @property {(topic: string, text: string) => void} note a `?vitrina_debug=1` line
- * @property {(key: string, value?: any) => any} session sessionStorage, JSON in and out, under the visitor's consent (storage.js)
- * @property {(attributes: any, options: DecideOptions, paths: RegExp, customer?: boolean) => Set<string>} awaiting the
- *   campaigns that must wait for attributes matching `paths` (and for the customer) (context.js awaitingContext)
+ * @property {InitOptions} options init's
+ * @property {() => Bundle | null | undefined} bundle the published bundle (null without one, and once the page is leaving)
+ * @property {string} endpoint absolute URL of /v1/sites/<site>, "" when unknown
+ * @property {number} antiflickerUntil when the anti-flicker time ends (ms since the epoch)
+ * @property {ReturnType<typeof import("./dom.js").createDom>} dom the DOM layer (hideFor, addStyle)
+ * @property {(firstPaint?: boolean) => void} decide decide again and apply, as `vitrina.refresh()` does without a new page view; firstPaint: hide the chosen elements until applied
+ * @property {() => Map<string, string> | undefined} held what a module holds back from the latest decision (see ModuleHooks.hold)
+ * @property {() => any} attributes the attribute tree now
+ * @property {(goal: string, value?: number) => void} convert the core's conversion event
+ * @property {(topic: string, text: string) => void} note a `[vitrina:<topic>]` line of the debug log
+ * @property {(condition: any, attributes: any) => boolean} evalCondition the core's evaluator, with every operator it has
+ * @property {typeof import("./condition.js").addOperators} addOperators adds operators to it
+ * @property {(name: string) => string | undefined} cookie a first-party cookie's value
+ * @property {(packed: string) => void} keepContext keep the context for the session (the vtr_ctx cookie, from the first paint on, with consent)
+ * @property {(campaign: string, variation: string | null) => void} expose the core's exposure, once per campaign and page view
+ * @property {() => boolean} mayStore whether the visitor's consent lets a module store (from the first paint on)
+ * @property {() => Holder} [holder] lent by the context module (tag.js carries it with the identity module): a holder of its own
+ * @property {() => string} redirectedFrom the campaign whose redirect brought the visitor here ("" if none)
+ * @property {(campaign: string) => void} leave the page is leaving for this campaign's redirect: decide nothing more, store and send now; the next page does not expose the campaign again
+ * @property {(event: string, payload: any) => void} emit an event for `vitrina.on` handlers
+ * @property {[phase: string, end: number][]} phases the tag's own time: the script's start, then the end of each phase of the first decision
+ * @property {any[][]} debugLog the debug log's entries so far (?vitrina_debug=1), see index.js `log`
  */
 
 /**
  * What a module may hook; every hook is optional. `install(runtime)` returns them.
  * @typedef {Object} ModuleHooks
+ * @property {(query: {[name: string]: string}) => string[] | 0 | undefined} [arrival] at init, where the visitor comes from: [source, medium], or 0 from this site (the attribution module)
+ * @property {(attributes: any) => void} [attributes] add to the attribute tree of each decision (before the site's `vitrina.set()` values)
  * @property {(options: DecideOptions) => void} [decideOptions] add to the options of each decision
+ * @property {(attributes: any, options: DecideOptions) => [campaign: string, reason: string][] | undefined} [hold] campaigns to leave out of this decision, each with the debug log's reason (the modules' are joined); a list, even empty, also holds back page-view goals, and a list with any campaign the `ready` event
+ * @property {(decision: Decision, wanted: {[campaign: string]: Action[]}) => boolean | undefined} [apply] before the swaps, which it may change; true when the page is leaving (nothing is applied)
+ * @property {(raw: any) => void} [context] `vitrina.context(raw)` after init
  * @property {() => void} [pageView] a page view starts (the first one, then each SPA navigation)
  * @property {() => void} [start] once, after the first decision and swaps (idle time or pagehide): listeners, timers
+ * @property {() => void} [decided] after a decision that may settle what was held back (a module's `decide`, DOMContentLoaded)
  * @property {(name: string) => void} [track] `vitrina.track(name)`
- * @property {(attributes: any) => void} [attributes] add to the attribute tree before each decision
- * @property {(pending: WaitingCampaigns) => void} [waiting] name the campaigns that must wait for this module (their
- *   elements hidden) before each decision
- * @property {(body: {visitor_id: string, events: TrackedEvent[], identity?: string}) => void} [batch] add to each collect batch
- * @property {(token: string) => void} [identify] `vitrina.identify(token)`
- */
-
-/**
- * A decision's campaigns that wait, and what for (key -> "context", "identity"), with what it decides on.
- * @typedef {Object} WaitingCampaigns
- * @property {Map<string, string>} waiting
- * @property {any} attributes
- * @property {DecideOptions} options
+ * @property {(entry: any[]) => void} [debug] an entry of the debug log (?vitrina_debug=1)
+ * @property {() => {identity?: string} | undefined} [batch] fields to add to each collect batch
+ * @property {(token: any) => void} [identify] `vitrina.identify(token)`
+ * @property {(given: boolean) => void} [consent] `vitrina.consent(given)`: a refusal deletes what the module stored
  */
 
 /** @typedef {(runtime: ModuleRuntime) => ModuleHooks} ModuleInstall */
+
+/**
+ * Holds campaigns back until what they wait for comes, their elements hidden meanwhile
+ * (context.js `holder`): the keys held for this decision; called with nothing, it holds nothing.
+ * @typedef {(attributes?: any, options?: DecideOptions, paths?: RegExp, customer?: boolean) => Set<string>} Holder
+ */
 
 /**
  * `vitrina.init`'s options.
@@ -218,6 +234,7 @@
  * @property {Bundle | null} [bundle]
  * @property {string} [endpoint] absolute URL of `/v1/sites/<site>`; default: the tag script's own URL without `/tag.js`
  * @property {ServerContext} [context]
+ * @property {string[]} [reads] what the bundle's conditions read of what the tag works for only when read: "context" (server-resolved: the context module asks for it), "products" (the data layer's viewed products, read before each decision), "document" (page title, type, lang and the products: decide again at DOMContentLoaded); tag.js gives it, the default is all
  * @property {{[campaign: string]: string}} [preview] set by the tag itself for ?vitrina_preview: the variations it forces
  */
 

@@ -1,6 +1,9 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { classify, collect, expand, merge, parseQuery, readViewedProducts, timeOf, utmOf } from "../src/attributes.js"
+import { collect, expand, merge, parseQuery, readViewedProducts, timeOf, utmOf } from "../src/attributes.js"
+import { classify } from "../src/attribution.js"
+import { addServerAttributes, serverContext } from "../src/context.js"
+import { addBehaviour } from "../src/triggers.js"
 
 const HOST = "shop.example"
 const cls = (ref, search = "") => classify(ref, HOST, parseQuery(search))
@@ -118,13 +121,22 @@ function fakeWindow(href, { referrer = "", title = "T", lang = "fr", pageType = 
   }
 }
 
+// The tree a decision reads: the core's, the context module's and the triggers module's attributes, the site's values.
+const tree = (w, now, visit, ctx, b, extra) => {
+  const a = collect(w, now, visit, b.start)
+  const context = serverContext(ctx)
+  if (context) addServerAttributes(a, context)
+  addBehaviour(a, b, now)
+  return merge(a, extra)
+}
+
 test("collect fills every namespace: the browser's device type, the server's os and browser, site values last", () => {
   const now = Date.UTC(2026, 10, 23, 12)
   const visit = { n: 2, s: now - 65e3, l: now, p: 3, t: 9, d: 4, g: "/landing", r: ["google", "search"], u: { source: "nl" }, h: ["/", "/p"], e: { purchase: 1 } }
   const b = { start: now - 12e3, lastInput: now - 3e3, scroll: 40, exitIntent: false }
   const ctx = { geo: { country: "FR", region: "IDF", city: "Paris", continent: "EU", timezone: "Europe/Paris" }, device: { type: "tablet", os: "ios", browser: "safari" } }
   const w = fakeWindow("https://shop.example/p/mug?color=red&utm_source=nl#top", { referrer: "https://www.google.com/", pageType: "product" })
-  const a = collect(w, now, visit, ctx, b, { user: { plan: "gold" }, cart: { value: 12, items: 1 }, page: { type: "override" } })
+  const a = tree(w, now, visit, ctx, b, { user: { plan: "gold" }, cart: { value: 12, items: 1 }, page: { type: "override" } })
   assert.deepEqual(a.page, {
     url: "https://shop.example/p/mug?color=red&utm_source=nl#top",
     path: "/p/mug",
@@ -133,10 +145,10 @@ test("collect fills every namespace: the browser's device type, the server's os 
     title: "T",
     type: "override",
     lang: "fr",
-    scroll: 40,
     time: 12,
-    exit_intent: false,
+    scroll: 40,
     idle: 3,
+    exit_intent: false,
   })
   assert.deepEqual(a.referrer, { url: "https://www.google.com/", host: "www.google.com", source: "google", medium: "search" })
   assert.deepEqual(a.utm, { source: "nl" })
@@ -149,9 +161,10 @@ test("collect fills every namespace: the browser's device type, the server's os 
   assert.deepEqual(a.user, { plan: "gold" })
   assert.equal(a.time.hour, new Date(now).getHours())
   // Without server context: the type, and no os or browser.
-  const alone = collect(w, now, visit, {}, b, {})
+  const alone = collect(w, now, visit, b.start)
   assert.deepEqual([alone.device.type, alone.device.os, alone.device.browser, alone.geo], ["mobile", undefined, undefined, undefined])
-  assert.equal(collect(fakeWindow("https://shop.example/"), now, visit, {}, b, {}).page.type, undefined)
+  assert.deepEqual([alone.page.scroll, alone.page.idle, alone.page.exit_intent], [undefined, undefined, undefined]) // the triggers module's
+  assert.equal(collect(fakeWindow("https://shop.example/"), now, visit, b.start).page.type, undefined)
 })
 
 // What readViewedProducts() records into the visit state v from the data layer dl.
@@ -204,7 +217,7 @@ test("collect: history holds the products and categories the page's data layer s
   w.dataLayer = [gtm({ item_id: "mug", item_category: "kitchen" })]
   const visit = { n: 1, s: 0, h: ["/", "/p/mug"], i: ["old"], c: ["garden"], e: {} }
   readViewedProducts(w, visit)
-  const a = collect(w, 0, visit, {}, { start: 0, lastInput: 0, scroll: 0, exitIntent: false }, {})
+  const a = collect(w, 0, visit, 0)
   assert.deepEqual(a.history.products, ["mug", "old"])
   assert.deepEqual(a.history.categories, ["kitchen", "garden"])
   assert.deepEqual([visit.i, visit.c], [["mug", "old"], ["kitchen", "garden"]])

@@ -3,13 +3,15 @@
 // known from the start, whatever that context turns out to be.
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { awaitingContext, bundleReads, conditionPaths, SERVER_PATH, serverContext } from "../src/context.js"
+import { awaitingContext, packContext, SERVER_PATH, serverContext, unpackContext } from "../src/context.js"
+import { bundleReads, conditionPaths } from "../src/reads.js"
 import { decide } from "../src/decide.js"
+import { evalCondition } from "../src/esm.js"
 import { campaign, random } from "./campaigns.js"
 
 const bundle = (campaigns, segments = {}) => ({ site: "s", version: 1, segments, campaigns, settings: { holdout: 0 } })
 const attributes = { page: { path: "/p" }, device: { type: "mobile" }, visit: { new: true } }
-const waiting = (b, options = {}) => [...awaitingContext(b, attributes, { now: Date.UTC(2026, 0, 1), ...options })].sort()
+const waiting = (b, options = {}) => [...awaitingContext(b, attributes, { now: Date.UTC(2026, 0, 1), ...options }, evalCondition)].sort()
 
 test("conditionPaths: the keys, through $and, $or, $nor and $not; operator values are not paths", () => {
   const condition = {
@@ -127,7 +129,7 @@ test("property: campaigns that do not wait decide exactly as with the context kn
     const visitor = "v" + round
     const options = { now: Date.UTC(2026, 0, 1), force: next() < 0.1 ? { c0: "b" } : {} }
     const page = { ...attributes, visit: { new: next() < 0.5 }, device: { type: "mobile" } }
-    const held = awaitingContext(b, page, options)
+    const held = awaitingContext(b, page, options, evalCondition)
     waited += held.size
     const now = decide({ ...b, campaigns: campaigns.filter((c) => !held.has(c.key)) }, page, visitor, options)
     for (const context of contexts) {
@@ -156,4 +158,22 @@ test("serverContext keeps geo and device os/browser, never a device type nor crm
 test("a malformed campaign waits for nothing and holds nothing back", () => {
   const b = bundle([campaign("broken", { conditions: { "geo.country": "FR" }, variations: [{ key: "on", actions: [null] }] }), campaign("after")])
   assert.deepEqual(waiting(b), [])
+})
+
+test("the session keeps the context in a cookie: geo and device os/browser, URI-encoded, nothing else", () => {
+  const context = {
+    geo: { country: "FR", region: null, city: "Saint-Étienne; x|y", continent: "EU", timezone: "Europe/Paris" },
+    device: { os: "ios", browser: "safari" },
+    crm: { tier: "gold" },
+  }
+  const packed = packContext(context)
+  assert.match(packed, /^[A-Za-z0-9%._~!*'()|-]*$/) // cookie-safe: no ; , space or quote
+  assert.equal(packed.split("|").length, 7)
+  assert.deepEqual(unpackContext(packed), { geo: context.geo, device: context.device })
+  // No geo at all reads back as unknown geo; what is not ours is nothing.
+  assert.deepEqual(unpackContext(packContext({ device: { os: "linux" } })), {
+    geo: { country: null, region: null, city: null, continent: null, timezone: null },
+    device: { os: "linux" },
+  })
+  for (const junk of [undefined, "", "a|b", "%E0%A4%A||||||", "1|2|3|4|5|6|7|8"]) assert.equal(unpackContext(junk), null, junk)
 })

@@ -4,6 +4,7 @@ import { test } from "node:test"
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import { collect, deviceType } from "../src/attributes.js"
+import { addServerAttributes, serverContext } from "../src/context.js"
 
 const { cases } = JSON.parse(readFileSync(new URL("../../spec/07-devices.json", import.meta.url), "utf8"))
 
@@ -19,16 +20,21 @@ test("type from the browser, os and browser from the server's context", () => {
     screen: { width: 1, height: 1 },
   })
   const visit = { n: 1, h: ["/"], e: {} }
-  const b = { start: 0, lastInput: 0, scroll: 0, exitIntent: false }
+  /** The tree with the context module's attributes. @param {string} ua @param {any} raw */
+  const served = (ua, raw) => {
+    const attributes = collect(win(ua), 0, visit, 0)
+    addServerAttributes(attributes, /** @type {any} */ (serverContext(raw)))
+    return attributes.device
+  }
   for (const c of cases) {
-    const alone = collect(win(c.user_agent), 0, visit, {}, b, {}).device
+    const alone = collect(win(c.user_agent), 0, visit, 0).device
     assert.equal(alone.type, c.expected.type)
     assert.equal(alone.os, undefined)
-    const served = collect(win(c.user_agent), 0, visit, { device: c.expected }, b, {}).device
-    assert.deepEqual([served.type, served.os, served.browser], [c.expected.type, c.expected.os, c.expected.browser])
+    const device = served(c.user_agent, { device: c.expected })
+    assert.deepEqual([device.type, device.os, device.browser], [c.expected.type, c.expected.os, c.expected.browser])
   }
   // A context carrying a type does not override the browser's (serverContext() drops it, and
-  // collect() never reads it either).
-  const d = collect(win(cases[0].user_agent), 0, visit, { device: /** @type {any} */ ({ type: "bot", os: "other", browser: "other" }) }, b, {}).device
+  // addServerAttributes() never reads it either).
+  const d = served(cases[0].user_agent, { device: { type: "bot", os: "other", browser: "other" } })
   assert.deepEqual([d.type, d.os], [cases[0].expected.type, "other"])
 })

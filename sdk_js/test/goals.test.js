@@ -1,6 +1,7 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
 import { clicked, tracked, viewed } from "../src/goals.js"
+import { evalCondition } from "../src/esm.js"
 
 const goals = {
   purchase: { event: "purchase" },
@@ -19,8 +20,8 @@ test("track(name) converts event goals for that name, and the goal named so", ()
 })
 
 test("pageview goals match the page attributes", () => {
-  assert.deepEqual(viewed(goals, { page: { path: "/thanks" } }), ["thanks_page"])
-  assert.deepEqual(viewed(goals, { page: { path: "/" } }), [])
+  assert.deepEqual(viewed(goals, { page: { path: "/thanks" } }, evalCondition), ["thanks_page"])
+  assert.deepEqual(viewed(goals, { page: { path: "/" } }, evalCondition), [])
 })
 
 test("click goals match the element or an ancestor; a bad selector matches nothing", () => {

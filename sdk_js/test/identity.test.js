@@ -4,6 +4,7 @@ import { test } from "node:test"
 import assert from "node:assert/strict"
 import { awaitingContext } from "../src/context.js"
 import { decide } from "../src/decide.js"
+import { evalCondition } from "../src/esm.js"
 import { tokenFacts } from "../src/identity.js"
 import { campaign, random } from "./campaigns.js"
 
@@ -47,10 +48,10 @@ test("with the customer to come, customer-bucketed campaigns and crm readers wai
     ],
     { gold: { "crm.tier": "gold" }, new: { "visit.new": true } },
   )
-  const waiting = [...awaitingContext(b, page, { now: NOW }, CRM, true)].sort()
+  const waiting = [...awaitingContext(b, page, { now: NOW }, evalCondition, CRM, true)].sort()
   // split-elsewhere fails its page first: "page not matched" whoever the visitor is; geo is the context's
   assert.deepEqual(waiting, ["loyal", "split", "split-segment", "winback"])
-  assert.deepEqual([...awaitingContext(b, page, { now: NOW, force: { split: "a" } }, CRM, true)].includes("split"), false)
+  assert.deepEqual([...awaitingContext(b, page, { now: NOW, force: { split: "a" } }, evalCondition, CRM, true)].includes("split"), false)
 })
 
 
@@ -97,7 +98,7 @@ test("property: campaigns that do not wait for the customer decide exactly as on
     const visitor = "v" + round
     const options = { now: NOW, force: next() < 0.1 ? { c0: "b" } : {} }
     const attributes = { ...page, visit: { new: next() < 0.5 } }
-    const held = awaitingContext(b, attributes, options, CRM, true)
+    const held = awaitingContext(b, attributes, options, evalCondition, CRM, true)
     waited += held.size
     const now = decide({ ...b, campaigns: campaigns.filter((c) => !held.has(c.key)) }, attributes, visitor, options)
     for (const customer of customers) {

@@ -1,4 +1,5 @@
-"""Which optional SDK modules a published bundle needs in its tag.js (docs/DESIGN.md "Modules").
+"""What the tag of a published bundle carries (docs/DESIGN.md "Modules"): the optional SDK modules
+it needs, and what it watches after init.
 
 One rule per module, by the name sdk_js/build.mjs gives its file (dist/manifest.json). A bundle
 that needs none gets the core alone."""
@@ -6,11 +7,45 @@ import re
 
 # The behaviour the triggers module watches, which conditions may read too.
 BEHAVIOUR_PATH = re.compile(r"page(?:\.(?:scroll|idle|exit_intent))?")
+# Where the visitor comes from, which the attribution module works out.
+SOURCE_PATH = re.compile(r"referrer(?:\.(?:source|medium))?")
+# The server-resolved attributes, or a whole object holding them (sdk_js/src/context.js SERVER_PATH).
+SERVER_PATH = re.compile(r"geo(?:\..*)?|device(?:\.(?:os|browser)(?:\..*)?)?")
+
+
+# Condition operators that only the operators module evaluates (sdk_js/src/operators.js).
+RARE_OPERATORS = frozenset({"$veq", "$vne", "$vgt", "$vgte", "$vlt", "$vlte", "$all", "$alli", "$size", "$type",
+                            "$elemMatch"})
+
+
+def _conditions(bundle):
+    """Every condition a decision or a page-view goal evaluates: campaign pages, segments and
+    conditions, page-view goals."""
+    segments = bundle.get("segments") or {}
+    for campaign in bundle.get("campaigns") or []:
+        yield campaign.get("pages")
+        yield campaign.get("conditions")
+        if campaign.get("segment") is not None:
+            yield segments.get(campaign["segment"])
+    for goal in (bundle.get("goals") or {}).values():
+        if isinstance(goal, dict):
+            yield goal.get("pageview")
+
+
+def _keys(value):
+    """Every object key in a JSON value, at any depth."""
+    if isinstance(value, dict):
+        for key, nested in value.items():
+            yield key
+            yield from _keys(nested)
+    elif isinstance(value, list):
+        for nested in value:
+            yield from _keys(nested)
 
 
 def condition_paths(condition):
     """The attribute paths a condition reads: its keys, through $and, $or, $nor and $not
-    (sdk_js/src/context.js conditionPaths is the twin)."""
+    (sdk_js/src/reads.js conditionPaths is the twin)."""
     if not isinstance(condition, dict):
         return []
     paths = []
@@ -27,22 +62,62 @@ def condition_paths(condition):
 
 def reads(bundle, pattern):
     """Whether a campaign (pages, segment, conditions) or a page-view goal reads a path matching `pattern`."""
-    segments = bundle.get("segments") or {}
-    conditions = [c.get(field) for c in bundle.get("campaigns") or [] for field in ("pages", "conditions")]
-    conditions += [segments.get(c["segment"]) for c in bundle.get("campaigns") or [] if c.get("segment") is not None]
-    conditions += [goal.get("pageview") for goal in (bundle.get("goals") or {}).values() if isinstance(goal, dict)]
-    return any(pattern.fullmatch(path) for condition in conditions for path in condition_paths(condition))
+    return any(pattern.fullmatch(path) for condition in _conditions(bundle) for path in condition_paths(condition))
+
+
+def _actions(bundle):
+    for campaign in bundle.get("campaigns") or []:
+        for variation in campaign.get("variations") or []:
+            yield from (a for a in variation.get("actions") or [] if isinstance(a, dict))
+
+
+def _uses_identity(bundle):
+    """A condition on crm.* (the compiler lists the names in the bundle's `crm`) or a campaign
+    bucketed by customer."""
+    return bool(bundle.get("crm")) or any(c.get("bucket_by") == "customer" for c in bundle.get("campaigns") or [])
 
 
 MODULES = {
-    # known customers: a condition on crm.* (the compiler lists the names in the bundle's `crm`) or a
-    # campaign bucketed by customer; the core's vitrina.identify() says so in the debug log otherwise
-    "identity": lambda bundle: (bool(bundle.get("crm"))
-                                or any(c.get("bucket_by") == "customer" for c in bundle.get("campaigns") or [])),
+    # referrer.source and referrer.medium: the page view's source, by referrer and campaign parameters
+    "attribution": lambda bundle: reads(bundle, SOURCE_PATH),
+    # waiting for geo and device.os/browser when the page did not give them; the identity module
+    # waits for the customer with its check
+    "context": lambda bundle: reads(bundle, SERVER_PATH) or _uses_identity(bundle),
+    # click and page-view goals (event goals are the core's)
+    "goals": lambda bundle: any(isinstance(goal, dict) and (goal.get("click") is not None or goal.get("pageview") is not None)
+                                for goal in (bundle.get("goals") or {}).values()),
+    # known customers; without it vitrina.identify() does nothing
+    "identity": _uses_identity,
+    # HTML inserted before, after or into an element
+    "inserts": lambda bundle: any(action.get(name) is not None for action in _actions(bundle)
+                                  for name in ("insertBefore", "insertAfter", "append")),
+    # $v*, $all, $size, $type, $elemMatch
+    "operators": lambda bundle: any(key in RARE_OPERATORS for condition in _conditions(bundle) for key in _keys(condition)),
+    # split-URL variations
+    "redirect": lambda bundle: any(action.get("redirect") for action in _actions(bundle)),
+    # style and hide actions, one op per style property
+    "styles": lambda bundle: any(action.get("style") or action.get("hide") for action in _actions(bundle)),
     # behavioural triggers, and the page behaviour (scroll, idle, exit intent) they share with conditions
     "triggers": lambda bundle: (any(c.get("trigger") is not None for c in bundle.get("campaigns") or [])
                                 or reads(bundle, BEHAVIOUR_PATH)),
 }
+
+
+# What the tag works for only when a condition reads it (vitrina.init's `reads`): the server-resolved
+# context (the context module asks for it); the data layer's viewed products, read before each
+# decision; the document (title, page type, lang, and the data layer), decided again at
+# DOMContentLoaded.
+PRODUCT_PATH = r"history(?:\.(?:products|categories)(?:\..*)?)?"
+READS = {
+    "context": SERVER_PATH,
+    "document": re.compile(rf"page(?:\.(?:title|type|lang))?|{PRODUCT_PATH}"),
+    "products": re.compile(PRODUCT_PATH),
+}
+
+
+def reads_for(bundle):
+    """vitrina.init's `reads` for `bundle`, sorted."""
+    return sorted(name for name, pattern in READS.items() if bundle and reads(bundle, pattern))
 
 
 def modules_for(bundle):

@@ -1,6 +1,7 @@
-"""The built browser SDK: sdk_js/dist/vitrina.min.js (the SDK file: core and every module) and,
-named by dist/manifest.json beside it, the core and each module that tag.js is assembled from.
-Read once and re-read when rebuilt."""
+"""The built browser SDK: sdk_js/dist/vitrina.min.js (the SDK file: core and every module tag.js may
+carry) and, named by dist/manifest.json beside it, the core and each module that tag.js is
+assembled from, and the modules the core fetches itself (the debug log's). Read once and re-read
+when rebuilt."""
 import hashlib
 import json
 import time
@@ -19,8 +20,9 @@ BY_MTIME = "nothing: entries are keyed by the file's path and mtime (a rebuild i
 @dataclass(frozen=True, slots=True)
 class SdkBuild:
     core: bytes
-    modules: dict    # name -> bytes
-    digest: str      # of everything above
+    modules: dict    # name -> bytes: the modules tag.js may carry
+    digest: str      # of the core and those modules
+    lazy: dict       # name -> bytes: the modules the core fetches itself (/sdk/modules/<name>.min.js)
 
 
 def sdk_path(app=None):
@@ -59,7 +61,8 @@ def _load_build(manifest_path):
     core = (folder / manifest["core"]).read_bytes()
     modules = {name: (folder / file).read_bytes() for name, file in sorted(manifest["modules"].items())}
     digest = hashlib.sha256(b"\0".join([core, *modules.values()])).hexdigest()[:16]
-    return SdkBuild(core, modules, digest)
+    lazy = {name: (folder / file).read_bytes() for name, file in sorted(manifest.get("lazy", {}).items())}
+    return SdkBuild(core, modules, digest, lazy)
 
 
 def sdk_build():

@@ -3,6 +3,7 @@ body) tuples built from per-process caches. The ASGI front (server/web/asgi.py) 
 event loop and the Flask views in server/web/public.py wrap the very same functions, so both paths agree."""
 import gzip
 import hashlib
+import json
 from dataclasses import dataclass
 
 from flask import current_app
@@ -11,7 +12,7 @@ from werkzeug.http import parse_etags
 from server.cache import app_cache
 from server.configs import publishing
 from server.delivery.context import context_for
-from server.delivery.modules import modules_for
+from server.delivery.modules import modules_for, reads_for
 from server.delivery.sdk_asset import sdk_build, sdk_source
 from server.errors import APIError
 from server.store import get_store, site_exists
@@ -28,6 +29,11 @@ STALE = ("X-Vitrina-Stale", "store-unreachable")
 # context.js carries this visitor's geo and device: the browser alone keeps it, for a few page views.
 CONTEXT_CACHE_CONTROL = "private, max-age=300"
 JS = "application/javascript; charset=utf-8"
+# V8's explicit compile hint (Chrome 136+): every function of the script runs on load, so compile
+# them all while the script streams in, off the main thread, not one by one at their first call
+# (a third of the tag's main-thread time on a first page view, bench/first_paint). A comment to
+# every other engine. The build starts the SDK file with it too.
+COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
 
 
 @dataclass(slots=True)
@@ -81,9 +87,12 @@ def _fixed(body, content_type, etag, cache_control, hot, extra=()):
 
 
 def _tag_body(bundle_literal, bundle, build):
-    """core + the modules the bundle needs + `vitrina.init({"bundle": ...})`: nothing of the visitor in it."""
+    """core + the modules the bundle needs + `vitrina.init({"bundle": ..., "reads": [...]})`: nothing
+    of the visitor in it."""
     parts = [build.core] + [build.modules[name] for name in modules_for(bundle) if name in build.modules]
-    return b"\n".join(parts) + b'\n;vitrina.init({"bundle":' + bundle_literal + b"});\n"
+    reads = json.dumps(reads_for(bundle), separators=(",", ":")).encode()
+    return (COMPILE_HINT + b"\n".join(parts) + b'\n;vitrina.init({"bundle":' + bundle_literal + b',"reads":' + reads
+            + b"});\n")
 
 
 def tag(site, hot):
@@ -122,6 +131,16 @@ def bundle_json(site, hot):
     etag = f"{site}-{entry.version}-{entry.signature[:16]}"
     return _fixed(lambda: entry.json_body, "application/json", etag, _max_age(BUNDLE_CACHE_CONTROL), hot,
                   _staleness())
+
+
+def sdk_module(name, hot):
+    """A module file of the SDK build (/sdk/modules/<name>.min.js): those the core fetches itself
+    (the debug log's), and those tag.js may carry, for a page that loads them beside the SDK file."""
+    build = sdk_build()
+    body = build.lazy.get(name) or build.modules.get(name)
+    if body is None:
+        raise APIError(404, "not_found", f"The SDK has no module '{name}'.")
+    return _fixed(body, JS, hashlib.sha256(body).hexdigest()[:32], "public, max-age=300", hot)
 
 
 def sdk(hot):

@@ -1,7 +1,7 @@
 """The application each uvicorn worker runs (server/web/gunicorn_app.py).
 
-The GETs every shop page makes (tag.js, bundle.json, the SDK) are answered right on the event
-loop from a memo of finished replies: no thread hop, no Flask request. Every other request, and
+The GETs every shop page makes (tag.js, context.js, bundle.json, the SDK) are answered right on
+the event loop from a memo of finished replies: no thread hop, no Flask request. Every other request, and
 any hot one whose answer is an error, goes to the Flask app through a2wsgi's WSGI-to-ASGI bridge,
 so errors keep the API's one shape. One access line per request, without the visitor's address."""
 import time
@@ -13,6 +13,7 @@ from werkzeug.sansio.utils import get_host
 
 from server.cache import app_cache
 from server.delivery import serving
+from server.delivery.context import MAX_UA
 from server.delivery.sdk_asset import sdk_mtime
 from server.store import get_store
 from server.web.access_log import AccessLog
@@ -20,10 +21,12 @@ from server.web.catalog_api import body_limit
 from server.web.off_loop import OffLoopReads
 
 SDK_PATH = "/sdk/vitrina.min.js"
-SITE_ROUTES = {"tag.js": serving.tag, "bundle.json": serving.bundle_json}
-# Routes whose reply reads the visitor (address, user agent): memoised per visitor, not per URL.
-PER_VISITOR = frozenset({"tag.js"})
+SITE_ROUTES = {"tag.js": serving.tag, "context.js": serving.context_js, "bundle.json": serving.bundle_json}
+# Routes whose reply reads the visitor (address, user agent): memoised per visitor, in a cache of
+# their own, so that many visitors never push the replies every visitor shares out of theirs.
+PER_VISITOR = frozenset({"context.js"})
 REPLIES = 4096
+VISITOR_REPLIES = 4096
 # a2wsgi, set deliberately: Flask's threads per worker, the count of the bridge this replaced
 # (a2wsgi's default is 10); response chunks queued between a thread and the loop, a2wsgi's
 # default (Flask's answers here are one chunk).
@@ -45,7 +48,7 @@ class VitrinaASGI:
         self.body_limit = body_limit(flask_app.config)  # path -> the largest body Flask will read
         self.access_log = AccessLog()
         self.off_loop = OffLoopReads(flask_app)  # the store reads hot GETs need, never on the loop
-        self._replies = None  # made on first use, in the forked worker
+        self._replies = self._visitor_replies = None  # made on first use, in the forked worker
         hops = flask_app.config["VITRINA_PROXY_HOPS"]
         # The same trusted-hops rule as the Flask side (werkzeug's ProxyFix), applied to a tiny environ.
         self._proxy_fix = ProxyFix(_environ_of, x_for=hops, x_proto=hops, x_host=hops) if hops else None
@@ -81,10 +84,14 @@ class VitrinaASGI:
         else:
             return None
         hot = self._request(scope)
-        key = (what, site, hot.host_url, "gzip" in hot.accept_encoding, hot.if_none_match, hot.query_v)
+        if self._replies is None:
+            self._make_replies()
         if what in PER_VISITOR:
-            key += (hot.user_agent, hash(hot.remote_addr))  # a process-salted hash: no address kept
-        replies = self._replies if self._replies is not None else self._make_replies()
+            # The user agent and a process-salted hash of the address: no address kept.
+            key, replies = (what, site, hot.user_agent[:MAX_UA], hash(hot.remote_addr)), self._visitor_replies
+        else:
+            key = (what, site, hot.host_url, "gzip" in hot.accept_encoding, hot.if_none_match, hot.query_v)
+            replies = self._replies
         found = replies.get(key)
         if found is None:
             try:
@@ -104,11 +111,14 @@ class VitrinaASGI:
     def _make_replies(self):
         with self.flask_app.app_context():
             store = get_store()
+            self._visitor_replies = app_cache(
+                "hot visitor replies", VISITOR_REPLIES, "the store's version token, which moves every second at "
+                "least: a visitor's reply is kept a second at most",
+                token=store.version_token)
             self._replies = app_cache(
                 "hot replies", REPLIES, "a publish (the store's version token, which also moves every second) "
                 "or an SDK rebuild (its file's mtime, looked at once a second)",
                 token=lambda: (store.version_token(), sdk_mtime(self.flask_app)))
-        return self._replies
 
     def _request(self, scope):
         seen = {}

@@ -50,6 +50,8 @@ OPERATIONS = [
       ("availability", False, "comma-separated availabilities")]),
     ("get", "/sdk/vitrina.min.js", "The SDK alone", None, None,
      {200: ("the script", {"type": "string"}, JS), 304: ("not modified", None, None), 503: None}),
+    ("get", "/sdk/modules/{name}.min.js", "One SDK module: one tag.js may carry, or one the core fetches (debug, preview)",
+     None, None, {200: ("the script", {"type": "string"}, JS), 304: ("not modified", None, None), 404: None, 503: None}),
     ("get", "/healthz", "Liveness and store reachability", None, None,
      {200: ("healthy", {"type": "object", "required": ["status", "store_ok"]}, JSON),
       503: ("degraded", {"type": "object", "required": ["status", "store_ok"]}, JSON)}),

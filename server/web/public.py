@@ -135,6 +135,11 @@ def sdk():
     return _reply(serving.sdk(_hot()))
 
 
+@bp.get("/sdk/modules/<name>.min.js")
+def sdk_module(name):
+    return _reply(serving.sdk_module(name, _hot()))
+
+
 @bp.get("/healthz")
 def healthz():
     store = get_store()
