@@ -212,9 +212,10 @@ def _sites(url, env):
 
 def _demo_shop(url, env):
     from server.demo.shop import make_shop_server, serve_in_thread
+    from server.demo.storefront import Storefront
     demo = REPO / "server" / "demo"
     publish(url, "demo", create_site(env, "demo"), json.loads((demo / "config.json").read_text()))
-    shop = make_shop_server("127.0.0.1", free_port(), demo, url, "demo")
+    shop = make_shop_server("127.0.0.1", free_port(), demo / "static", url, "demo", Storefront(url, "demo"))
     serve_in_thread(shop)
     return shop, f"http://localhost:{shop.server_address[1]}"
 

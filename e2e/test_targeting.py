@@ -252,8 +252,9 @@ def test_cart_and_user_values_set_by_the_site(visitor, site):
     assert swapped(page, CART) == set()
     page.evaluate("vitrina.set({plan: 'gold', cart: {value: 80}})")  # a key outside the namespaces is user.*
     assert swapped(page, CART) == {"cart-big", "user-gold"}
-    page.goto(site.url("/targeting.html"))  # set() values last for the page
-    assert swapped(page, CART) == set()
+    page.goto(site.url("/targeting.html"))  # the cart is kept for the session; other set() values last for the page
+    assert swapped(page, CART) == {"cart-big"}
+    assert page.evaluate("JSON.parse(localStorage.getItem('vtr_b')).v") == {"value": 80, "items": 3, "lines": []}
 
 
 # --- geo: a server of its own, with a GeoIP database built here, behind one trusted proxy ---

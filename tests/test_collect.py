@@ -86,7 +86,7 @@ def test_retried_batch_counts_once(client, published):
     promo = variation(results(client, published), "hero-newsletter", "promo")
     assert promo["visitors"] == 1
     assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 10.0,
-        "revenue_per_visitor": 10.0, "orders": None, "aov": None}
+        "revenue_per_visitor": 10.0, "orders": 0, "aov": None}
 
 
 def test_conversions_counted_once_per_visitor_revenue_summed(client, published):
@@ -95,7 +95,7 @@ def test_conversions_counted_once_per_visitor_revenue_summed(client, published):
     post(client, second, [ev("exposure")])
     promo = variation(results(client, published), "hero-newsletter", "promo")
     assert promo["goals"]["purchase"] == {"conversions": 1, "rate": 0.5, "revenue": 12.5,
-        "revenue_per_visitor": 6.25, "orders": None, "aov": None}
+        "revenue_per_visitor": 6.25, "orders": 0, "aov": None}
 
 
 def test_holdout_exposures_and_forced_previews(client, published):
@@ -124,7 +124,7 @@ def test_results_shape(client, published):
     assert cta["type"] == "experiment"
     assert [v["key"] for v in cta["variations"]] == ["control", "urgent"]
     assert cta["variations"][1]["goals"]["add_to_cart"] == {"conversions": 5, "rate": 1.0, "revenue": 0.0,
-        "revenue_per_visitor": 0.0, "orders": None, "aov": None}
+        "revenue_per_visitor": 0.0, "orders": 0, "aov": None}
     assert cta["variations"][0]["goals"]["add_to_cart"]["rate"] == 0.2
     # 5 visitors an arm: far below the minimum sample, so no figure that could be mistaken for a finding
     assert cta["srm"] == {"status": "not_enough_data", "p_value": None, "ok": None}
@@ -276,7 +276,7 @@ def test_a_value_out_of_bounds_refuses_that_conversion_alone_and_counts_it(clien
     data = results(client, published)
     promo = variation(data, "hero-newsletter", "promo")
     assert promo["visitors"] == 1 and promo["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 40.0,
-                                                                     "revenue_per_visitor": 40.0, "orders": None,
+                                                                     "revenue_per_visitor": 40.0, "orders": 0,
                                                                      "aov": None}
     assert data["rejected"] == {"value": 4}
     # bounds are checked against the version the event names, so forced previews are not
@@ -306,3 +306,53 @@ def test_a_version_that_no_longer_verifies_is_a_4xx_the_sdk_drops_and_is_counted
     assert {d["code"] for d in response.get_json()["details"]} == {"unverifiable_version"}
     assert results(client, published)["rejected"] == {"unverifiable_version": 2}
     assert variation(results(client, published), "hero-newsletter", "promo")["visitors"] == 0
+
+
+def test_purchases_with_order_ids_fill_orders_and_the_average_order_value(client, published):
+    first, second = promo_visitors(client, 2)
+    post(client, first, [ev("exposure"), ev("conversion", value=30, order_id="T-1"),
+                         ev("conversion", value=30, order_id="T-1"),  # the thank-you page reloaded
+                         ev("conversion", value=10, order_id="T-2")])
+    assert post(client, second, [ev("exposure"), ev("conversion", value=50, order_id="T-1")]).status_code == 204
+    purchase = variation(results(client, published), "hero-newsletter", "promo")["goals"]["purchase"]
+    assert (purchase["conversions"], purchase["revenue"], purchase["orders"], purchase["aov"]) == (2, 90.0, 3, 30.0)
+
+
+def test_a_conversion_names_a_live_campaign_or_the_batch_is_refused(client, published):
+    (visitor,) = promo_visitors(client, 1)
+    response = post(client, visitor, [ev("exposure"), ev("conversion", campaign="no-such-campaign")])
+    assert response.status_code == 400
+    assert response.get_json()["details"] == [{"path": "/events/1/campaign", "code": "unknown_campaign",
+                                               "message": "no live campaign 'no-such-campaign' in version 1"}]
+    assert post(client, visitor, [ev("exposure"), ev("conversion", campaign="cta-wording", value=5)]).status_code == 204
+    data = results(client, published)  # the visitor was never exposed to cta-wording: counted nowhere
+    assert variation(data, "hero-newsletter", "promo")["goals"]["purchase"]["conversions"] == 0
+
+
+def test_an_order_id_the_server_cannot_count_by_is_ignored_and_the_conversion_counts(client, published):
+    (visitor,) = promo_visitors(client, 1)
+    events = [ev("exposure"), ev("conversion", value=5, order_id="Order 1042"),
+              ev("conversion", value=5, order_id="Order 1042"), ev("conversion", value=5, order_id="x" * 101)]
+    assert post(client, visitor, events).status_code == 204
+    purchase = variation(results(client, published), "hero-newsletter", "promo")["goals"]["purchase"]
+    assert (purchase["conversions"], purchase["revenue"], purchase["orders"]) == (1, 15.0, 0)
+
+
+def test_an_integer_order_id_is_its_digits_and_any_other_value_is_ignored(client, published):
+    """What a site passes to vitrina.track("purchase", {order_id}) reaches collect as it is: a
+    batch is never refused for it (its exposures would go too)."""
+    (visitor,) = promo_visitors(client, 1)
+    events = [ev("exposure"), ev("conversion", value=5, order_id=1042), ev("conversion", value=5, order_id="1042"),
+              *(ev("conversion", value=1, order_id=odd) for odd in (None, True, 10.5, {"id": 1}, [7], 10**400))]
+    assert post(client, visitor, events).status_code == 204
+    purchase = variation(results(client, published), "hero-newsletter", "promo")["goals"]["purchase"]
+    assert (purchase["conversions"], purchase["revenue"], purchase["orders"]) == (1, 11.0, 1)  # 1042 once
+
+
+@pytest.mark.parametrize("field, value", [("strategy", "popular"), ("items", []), ("items", ["a b"]),
+                                          ("campaign", "-x")])
+def test_conversion_extras_are_checked(client, published, field, value):
+    (visitor,) = promo_visitors(client, 1)
+    response = post(client, visitor, [ev("conversion", **{field: value})])
+    assert response.status_code == 400
+    assert response.get_json()["details"][0]["path"].startswith(f"/events/0/{field}")

@@ -71,7 +71,7 @@ BAD_CONFIGS = [
     ("unknown segment", _set(["campaigns", 0, "segment"], "nope"), "/campaigns/0/segment", "unknown segment"),
     ("unknown goal", _set(["campaigns", 1, "goals"], ["purchase", "nope"]), "/campaigns/1/goals/1", "unknown goal"),
     ("duplicate campaign", lambda c: c["campaigns"].append(copy.deepcopy(c["campaigns"][0])),
-     "/campaigns/3/key", "duplicate campaign key"),
+     "/campaigns/7/key", "duplicate campaign key"),
     ("duplicate variation", lambda c: c["campaigns"][1]["variations"].append({"key": "control", "weight": 0}),
      "/campaigns/1/variations/2/key", "duplicate variation key"),
     ("weights not summing to 1", _set(["campaigns", 1, "variations", 0, "weight"], 0.7),
@@ -95,6 +95,29 @@ BAD_CONFIGS = [
     ("experiment with one variation", _set(["campaigns", 1, "variations"], [{"key": "only"}]),
      "/campaigns/1/variations", "at least two variations"),
     ("action without selector", _action({"text": "x"}), ACTION_PATH, "needs a 'selector'"),
+    # Recommendations, placeholders, reordering
+    ("recommend without a selector", _action({"recommend": {"strategy": "bestsellers", "items": "page"}}), ACTION_PATH,
+     "recommend needs a 'selector'"),
+    ("unknown strategy", _action({"selector": "#r", "recommend": {"strategy": "popular", "items": "page"}}),
+     ACTION_PATH + "/recommend/strategy", "is not one of"),
+    ("unknown anchors", _action({"selector": "#r", "recommend": {"strategy": "similar", "items": "basket"}}),
+     ACTION_PATH + "/recommend/items", "is not one of"),
+    ("too many products", _action({"selector": "#r", "recommend": {"strategy": "similar", "items": "page", "n": 21}}),
+     ACTION_PATH + "/recommend/n", "maximum"),
+    ("misspelt template field", _action({"selector": "#r", "recommend": {"strategy": "similar", "items": ["sku-1"],
+                                                                       "template": "<b>{{tilte}}</b>"}}),
+     ACTION_PATH + "/recommend/template", "did you mean {{title}}?"),
+    ("a price range upside down", _action({"selector": "#r", "recommend": {"strategy": "similar", "items": "cart",
+                                                                         "min_price": 50, "max_price": 10}}),
+     ACTION_PATH + "/recommend/max_price", "below min_price"),
+    ("misspelt placeholder attribute", _action({"selector": "h1", "text": "Hello {{geo.cty|there}}"}),
+     ACTION_PATH + "/text", "placeholder {{geo.cty}}: unknown attribute geo.cty; did you mean geo.city?"),
+    ("unknown product field", _action({"selector": "h1", "html": "<b>{{product.stock}}</b>"}),
+     ACTION_PATH + "/html", "unknown placeholder {{product.stock}}"),
+    ("reorder by something else", _action({"selector": "nav ul", "reorder": {"by": "history.pages"}}),
+     ACTION_PATH + "/reorder/by", "is not one of"),
+    ("a goal named like Vitrina's own", _set(["goals", "recommendation_click"], {"event": "x"}),
+     "/goals/recommendation_click", "Vitrina's own goal"),
     ("holdout too large", _set(["settings", "holdout"], 0.9), "/settings/holdout", "maximum"),
     ("schedule ends before start", _set(["campaigns", 0, "schedule"], {"start": "2026-12-01T00:00:00Z",
                                                                      "end": "2026-11-01T00:00:00Z"}),
@@ -247,7 +270,7 @@ def test_every_problem_is_listed_at_once(client, shop, demo_config):
     """Ten mistakes, schema and semantic mixed, give ten problems in one answer: none hides
     behind another, none is reported twice."""
     config = copy.deepcopy(demo_config)
-    hero, cta, reco = config["campaigns"]
+    hero, cta, reco, *_ = config["campaigns"]
     hero["status"] = "running"                                          # schema: enum
     hero["colour"] = "red"                                              # schema: unknown field
     config["settings"]["holdout"] = 0.9                                 # schema: maximum
@@ -459,6 +482,29 @@ def test_review_never_raises_whatever_is_grafted_into_a_valid_config(place, valu
 def test_review_never_raises_on_any_json(value):
     review = review_config(value)
     assert (review.problems == []) == (isinstance(value, dict) and validate_config(value) == [])
+
+
+def test_a_recommend_template_is_sanitised_and_compiled_with_defaults_and_its_goals(client, shop, demo_config):
+    demo_config["campaigns"][1]["variations"][1]["actions"] = [
+        {"selector": "#reco", "recommend": {"strategy": "bought_together", "items": "cart", "title": "With it",
+                                            "template": '<a href="{{link}}" onclick="steal()">{{title}}</a>'
+                                                        '<img src="{{image_link}}" onerror="x()">'}},
+        {"selector": "h1", "text": "Hello {{geo.city|there}}, {{product.views_24h}} viewed this"}]
+    response = client.put(URL, json=demo_config, headers=shop)
+    assert response.status_code == 200, response.get_json()
+    assert [w["message"] for w in response.get_json()["warnings"]] == [
+        "removed attribute onclick (on <a>): event handlers never run in merchant HTML",
+        "removed attribute onerror (on <img>): event handlers never run in merchant HTML"]
+    assert client.post("/api/v1/sites/shop/publish", headers=shop).status_code == 201
+    bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
+    campaign = next(c for c in bundle["campaigns"] if c["key"] == "cta-wording")
+    assert campaign["variations"][1]["actions"][0]["recommend"] == {
+        "strategy": "bought_together", "items": "cart", "title": "With it", "n": 4,
+        "template": '<a href="{{link}}">{{title}}</a><img src="{{image_link}}">'}
+    assert campaign["goals"][-3:] == ["recommendation_click", "recommendation_add", "recommendation_purchase"]
+    assert bundle["goals"]["recommendation_add"] == {"recommendation": "add"}
+    hero = next(c for c in bundle["campaigns"] if c["key"] == "hero-newsletter")
+    assert "recommendation_click" not in hero["goals"]
 
 
 def test_superscript_digits_in_paths_are_names_not_numbers(client, shop):

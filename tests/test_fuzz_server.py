@@ -173,7 +173,8 @@ def _valid_bodies():
              "variation": "control", "holdout": False, "forced": False, "segments": "3", "acquisition": "email",
              "pre": [2, 9]},
             {"id": "fuzz-conversion-1", "type": "conversion", "version": 1, "ts": NOW, "goal": "purchase",
-             "value": 12.5, "forced": False}]},
+             "value": 12.5, "forced": False, "order_id": "T-1"},
+            {"id": "fuzz-item-1", "type": "item", "ts": NOW, "action": "view", "items": ["sku-1"], "session": 1}]},
     }
 
 
@@ -244,7 +245,8 @@ ROUTES = [  # (methods mostly used, path template, body kind)
     (["GET"], "/api/v1/sites/{site}/customers/{name}/content?campaigns=cta-wording,hero-newsletter", None),
     (["GET"], "/api/v1/sites/{site}/crm-attributes", None),
     (["GET", "POST"], "/{junk}", None), (["GET"], "/api/v1/sites/{site}/{junk}", None),
-    (["GET"], "/v1/sites/{site}/{junk}", None),
+    (["GET"], "/v1/sites/{site}/{junk}", None), (["GET"], "/v1/sites/{site}/products/{junk}", None),
+    (["GET"], "/v1/sites/{site}/recommendations", None),
 ]
 
 

@@ -14,6 +14,9 @@ CORE_FILE = (DIST / MANIFEST["core"]).read_bytes()
 CORE = b"//# allFunctionsCalledOnLoad\n" + CORE_FILE  # V8's compile hint first (serving.COMPILE_HINT)
 GOALS = (DIST / MANIFEST["modules"]["goals"]).read_bytes()
 TRIGGERS = (DIST / MANIFEST["modules"]["triggers"]).read_bytes()
+# the demo config recommends (cart cross-sell, up-sell), fills placeholders (social proof) and has click goals
+COMMERCE, RECOMMEND = ((DIST / MANIFEST["modules"][name]).read_bytes() for name in ("commerce", "recommend"))
+DEMO_MODULES = COMMERCE + b"\n" + GOALS + b"\n" + RECOMMEND
 
 
 def _boot(tag_js):
@@ -33,10 +36,12 @@ def test_tag_carries_the_core_and_the_bundle_and_nothing_of_the_visitor(client, 
                           environ_base={"REMOTE_ADDR": "81.2.69.142"}, base_url="https://cdn.example.test")
     assert response.status_code == 200
     assert response.content_type.startswith("application/javascript")
-    # The demo config has click and page-view goals, no trigger, redirect, geo or rarer operator.
-    assert response.data.startswith(CORE + b"\n" + GOALS + b"\n;vitrina.init(")
-    # What its conditions read that may change after init: the document (page.path does not).
-    assert _boot(response.data) == {"bundle": _boot(response.data)["bundle"], "reads": []}
+    # The demo config recommends and fills placeholders (commerce, recommend), has click and page-view
+    # goals, no trigger, redirect, geo or rarer operator.
+    assert response.data.startswith(CORE + b"\n" + DEMO_MODULES + b"\n;vitrina.init(")
+    # What its conditions read that may change after init: the document (the menu's page.type,
+    # declared in a <meta> that may come after the tag).
+    assert _boot(response.data) == {"bundle": _boot(response.data)["bundle"], "reads": ["document"]}
     assert _boot(response.data)["bundle"]["version"] == 1
     assert response.headers["Cache-Control"] == "public, max-age=60, stale-while-revalidate=600"
     assert response.headers["Vary"] == "Accept-Encoding"
@@ -52,7 +57,7 @@ def test_tag_carries_the_modules_its_bundle_needs(client, published, demo_config
     client.put("/api/v1/sites/shop/config", json=demo_config, headers=published)
     client.post("/api/v1/sites/shop/publish", headers=published)
     body = client.get("/v1/sites/shop/tag.js").data
-    assert body.startswith(CORE + b"\n" + GOALS + b"\n" + TRIGGERS + b"\n;vitrina.init(")
+    assert body.startswith(CORE + b"\n" + DEMO_MODULES + b"\n" + TRIGGERS + b"\n;vitrina.init(")
 
 
 def test_tag_escapes_markup_in_merchant_strings(client, published, demo_config):
@@ -170,6 +175,19 @@ def test_modules_a_bundle_needs():
     # The behaviour the module watches, read by a condition, a segment or a page-view goal.
     assert modules_for({"campaigns": [{**campaign, "conditions": {"$or": [{"page.scroll": {"$gte": 50}}]}}]}) == ["triggers"]
     assert modules_for({"campaigns": [{**campaign, "segment": "s"}], "segments": {"s": {"page.idle": {"$gt": 9}}}}) == ["triggers"]
+    recommend = {"selector": "#r", "recommend": {"strategy": "bestsellers", "items": "page"}}
+    with_action = {**campaign, "variations": [{"key": "v", "actions": [recommend]}]}
+    assert modules_for({"campaigns": [with_action]}) == ["commerce", "recommend"]
+    placeholder = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "text": "Hi {{geo.city|there}}"}]}]}
+    assert modules_for({"campaigns": [placeholder]}) == ["context", "recommend"]  # the context, for geo.city
+    in_cart = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "html": "<b>{{cart.value}}</b>"}]}]}
+    assert modules_for({"campaigns": [in_cart]}) == ["commerce", "recommend"]
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"cart.value": {"$gt": 50}}}]}) == ["commerce"]
+    assert modules_for({"campaigns": [campaign], "settings": {"ecommerce": True}}) == ["commerce"]
+    reorder = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "nav ul", "reorder": {"by": "history.categories"}}]}]}
+    assert modules_for({"campaigns": [reorder]}) == ["recommend"]
+    plain = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "text": "{not one}"}]}]}
+    assert modules_for({"campaigns": [plain]}) == []
     assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"$not": {"page.exit_intent": True}}}}}) == ["goals", "triggers"]
     assert modules_for({"campaigns": [{**campaign, "conditions": {"page.path": "/", "page.scroller": 1}}]}) == []
     assert modules_for({"campaigns": [], "segments": {"unused": {"page.scroll": 1}}}) == []

@@ -7,7 +7,8 @@ from server import create_app
 def test_publish_compiles_live_campaigns_in_priority_order(client, published):
     bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
     assert bundle["version"] == 1 and bundle["site"] == "shop"
-    assert [c["key"] for c in bundle["campaigns"]] == ["hero-newsletter", "cta-wording", "late-reco"]
+    assert [c["key"] for c in bundle["campaigns"]] == ["hero-newsletter", "cta-wording", "late-reco", "cart-cross-sell",
+                                                      "product-upsell", "social-proof", "menu-affinity"]
     hero = bundle["campaigns"][0]
     assert hero["seed"] == "hero-newsletter" and hero["traffic"] == 1
     assert [v["weight"] for v in hero["variations"]] == [1.0]
@@ -20,7 +21,8 @@ def test_paused_and_draft_campaigns_are_not_delivered(client, shop, demo_config)
     client.put("/api/v1/sites/shop/config", json=demo_config, headers=shop)
     client.post("/api/v1/sites/shop/publish", headers=shop)
     bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
-    assert [c["key"] for c in bundle["campaigns"]] == ["late-reco"]
+    assert [c["key"] for c in bundle["campaigns"]] == ["late-reco", "cart-cross-sell", "product-upsell", "social-proof",
+                                                      "menu-affinity"]
 
 
 def test_publish_without_draft_is_409(client, shop):

@@ -364,3 +364,24 @@ def test_reading_products_a_page_at_a_time_gives_what_reading_them_all_gives(app
     paged = answers()
     monkeypatch.setattr(merchandising, "reorders", lambda rules: True)  # as with a boost: read everything
     assert answers() == paged
+
+
+def test_a_product_answers_its_public_fields_and_live_activity(app, shop):
+    client, _ = shop
+    # the planted orders are an hour old: each customer bought once; sessions viewed mug-a 4 times
+    answer = client.get("/v1/sites/shop/products/mug-a")
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "public, max-age=60"
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    body = answer.get_json()
+    assert body == {"id": "mug-a", "title": "Mug A", "link": "https://shop.example/p/mug-a",
+                    "image_link": "https://shop.example/i/mug-a.png", "price": 10.0, "sale_price": None,
+                    "currency": "EUR", "availability": "in_stock", "brand": "Acme", "product_type": "Kitchen > Mugs",
+                    "views_24h": 4, "purchases_24h": 16}
+    assert "custom_label_0" not in body  # margins never leave the merchant API
+    for n in range(50):  # a flood from one visitor counts once an hour
+        collect(client, "flooder-0002", [item_event(800_000 + n, "view", ["mug-a"])])
+    forget_recent_reads(app)
+    assert client.get("/v1/sites/shop/products/mug-a").get_json()["views_24h"] == 5
+    assert client.get("/v1/sites/shop/products/nope").status_code == 404
+    assert client.get("/v1/sites/shop/products/a%20b").get_json()["details"][0]["path"] == "/id"
+    assert client.get("/v1/sites/other/products/mug-a").get_json()["error"] == "site_not_found"

@@ -110,14 +110,14 @@ def test_redis_backed_app_gives_the_same_results_as_sqlite(tmp_path, redis_url):
     arms = {v["key"]: v for v in cta["variations"]}
     assert arms["control"]["visitors"] == 2  # alpha and delta
     assert arms["control"]["goals"]["purchase"] == {"conversions": 1, "rate": 0.5, "revenue": 50.0,
-        "revenue_per_visitor": 25.0, "orders": None, "aov": None}
+        "revenue_per_visitor": 25.0, "orders": 0, "aov": None}
     assert arms["control"]["goals"]["add_to_cart"]["conversions"] == 1
     assert arms["urgent"]["visitors"] == 1  # beta; the forced QA exposure is not counted
     assert arms["urgent"]["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 50.25,
-        "revenue_per_visitor": 50.25, "orders": None, "aov": None}
+        "revenue_per_visitor": 50.25, "orders": 0, "aov": None}
     assert cta["holdout"]["visitors"] == 1
     assert cta["holdout"]["goals"]["purchase"] == {"conversions": 1, "rate": 1.0, "revenue": 10.0,
-        "revenue_per_visitor": 10.0, "orders": None, "aov": None}
+        "revenue_per_visitor": 10.0, "orders": 0, "aov": None}
     hero = campaigns["hero-newsletter"]
     assert hero["variations"][0]["visitors"] == 1
     assert hero["variations"][0]["goals"]["purchase"]["revenue"] == 50.25

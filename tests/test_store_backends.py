@@ -426,7 +426,45 @@ def test_conversion_counts_once_per_visitor_revenue_sums_and_spreads_over_campai
     assert counters[("hero", "promo", "add_to_cart")]["conversions"] == 1
     assert counters[("hero", "promo", "add_to_cart")]["revenue"] == 0.0
     assert set(counters[("hero", "promo", "purchase")]) == {
-        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq"}
+        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq", "orders", "orders_sq",
+        "revenue_orders"}
+    assert counters[("hero", "promo", "purchase")]["orders"] == 0  # no order ids: no orders
+
+
+def order(event_id, goal, value, order_id, campaign=None, day=None):
+    event = {"id": event_id, "type": "conversion", "version": 1, "ts": 1763900000000, "goal": goal, "value": value,
+             "order_id": order_id}
+    if campaign is not None:
+        event["campaign"] = campaign
+    return _event(event, day)
+
+
+def test_orders_are_counted_once_per_visitor_goal_and_order_id(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", "promo")])
+    store.record_events("shop", "visitor-1", [order("e-000002", "purchase", 30, "T-1"),
+                                              order("e-000003", "purchase", 30, "T-1"),  # the page reloaded
+                                              order("e-000004", "purchase", 10, "T-2")])
+    store.record_events("shop", "visitor-1", [order("e-000005", "purchase", 30, "T-1")])  # a later page
+    store.record_events("shop", "visitor-2", [exposure("e-000006", "hero", "promo"),
+                                              order("e-000007", "purchase", 5, "T-1")])  # another visitor's T-1
+    purchase = by_key(store.counters("shop"))[("hero", "promo", "purchase")]
+    assert (purchase["conversions"], purchase["revenue"], purchase["orders"]) == (2, 45.0, 3)
+    assert purchase["orders_sq"] == 2 ** 2 + 1 ** 2
+    assert purchase["revenue_orders"] == 40 * 2 + 5 * 1  # sum over visitors of revenue x orders
+    assert purchase["revenue_sq"] == 40 ** 2 + 5 ** 2
+
+
+def test_a_conversion_naming_a_campaign_counts_for_that_campaign_alone(store):
+    store.create_site("shop", "h")
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", "promo"),
+                                              exposure("e-000002", "reco", "bought")])
+    store.record_events("shop", "visitor-1", [order("e-000003", "recommendation_purchase", 12, "T-9", "reco"),
+                                              order("e-000004", "recommendation_purchase", 1, "T-8", "gone")])
+    counters = by_key(store.counters("shop"))
+    assert counters[("reco", "bought", "recommendation_purchase")]["revenue"] == 12.0
+    assert counters[("reco", "bought", "recommendation_purchase")]["orders"] == 1
+    assert ("hero", "promo", "recommendation_purchase") not in counters
 
 
 def test_revenue_sq_is_the_sum_over_visitors_of_squared_revenue(store):
@@ -546,7 +584,9 @@ exposures = st.builds(lambda i, c, v, d, ch, sl, pre: exposure(i, c, v, holdout=
 values = st.one_of(st.none(), st.integers(-100, 1000),
                    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
 conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values, days)
-batches = st.lists(st.tuples(st.sampled_from(VISITORS), st.lists(st.one_of(exposures, conversions),
+orders = st.builds(order, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values.map(lambda v: v or 0),
+                   st.sampled_from(["T-1", "T-2", "T-3"]), st.sampled_from([None, "hero", "cta"]), days)
+batches = st.lists(st.tuples(st.sampled_from(VISITORS), st.lists(st.one_of(exposures, conversions, orders),
                                                                   min_size=1, max_size=5)), max_size=25)
 
 
@@ -778,6 +818,20 @@ def test_a_trimmed_redis_log_says_events_were_missed(redis_url):
         store.close()
 
 
+def test_product_activity_counts_recent_views_and_purchases_once_per_visitor_and_hour(store):
+    now = time.time()
+    rows = [(f"k-{i}", now, f"v:visitor-{i % 3}", "s:x", "view", '["sku-1","sku-2"]') for i in range(30)]
+    rows += [("o:1", now - 3600, "c:alice", "o:1", "purchase", '["sku-1"]'),
+             ("o:2", now - 2 * 86400, "c:bob", "o:2", "purchase", '["sku-1"]'),  # out of the window
+             ("k-cart", now, "v:visitor-9", "s:y", "cart", '["sku-1"]')]  # carts are not counted
+    assert store.record_interactions("shop", rows) == 33
+    assert store.record_interactions("shop", rows) == 0  # nothing counted twice either
+    assert store.product_activity("shop", "sku-1", now) == {"views_24h": 3, "purchases_24h": 1}
+    assert store.product_activity("shop", "sku-2", now) == {"views_24h": 3, "purchases_24h": 0}
+    assert store.product_activity("shop", "sku-1", now + 86400) == {"views_24h": 0, "purchases_24h": 0}
+    assert store.product_activity("other", "sku-1", now) == {"views_24h": 0, "purchases_24h": 0}
+
+
 # Channels, identity records, customers, identity links and erasure (server/identity)
 
 def test_an_email_exposure_counts_in_its_channel_and_so_do_later_conversions(store):
@@ -793,7 +847,8 @@ def test_an_email_exposure_counts_in_its_channel_and_so_do_later_conversions(sto
     assert web[("winback", "control", "purchase")]["revenue"] == 10.0 and ("winback", "offer", None) not in web
     assert every[("winback", "offer", None)]["visitors"] == every[("winback", "control", None)]["visitors"] == 1
     assert set(every[("winback", "offer", "purchase")]) == {
-        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq"}
+        "campaign", "variation", "goal", "visitors", "conversions", "revenue", "revenue_sq", "orders", "orders_sq",
+        "revenue_orders"}
     assert store.counters("shop", "sms") == []
 
 
@@ -851,24 +906,32 @@ def test_erasure_removes_a_customer_their_links_and_raw_traces_but_keeps_counter
     store.link_visitor("shop", "c1.other", "visitor-desktop")  # a shared computer
     assert store.linked_visitors("shop", "c1.gold") == ["visitor-desktop", "visitor-phone"]
     store.record_events("shop", "c1.gold", [exposure("e-000001", "loyalty", "gold"), conversion("e-000002", "buy", 5)])
-    store.record_events("shop", "visitor-phone", [exposure("e-000003", "hero", "promo"), conversion("e-000004", "buy", 5)])
+    store.record_events("shop", "visitor-phone", [exposure("e-000003", "hero", "promo"), order("e-000004", "buy", 5, "T-1")])
     store.record_events("shop", "visitor-stranger", [exposure("e-000005", "hero", "promo")])
+    now = time.time()
     store.record_interactions("shop", [("e-000006", 1.0, "v:visitor-phone", "s:1", "view", '["x"]'),
                                        ("o:1", 2.0, "c:c1.gold", "o:1", "purchase", '["x"]'),
-                                       ("e-000007", 3.0, "v:visitor-stranger", "s:1", "view", '["x"]')])
+                                       ("e-000007", 3.0, "v:visitor-stranger", "s:1", "view", '["x"]'),
+                                       ("e-000010", now, "v:visitor-phone", "s:2", "view", '["y"]'),
+                                       ("e-000011", now, "v:visitor-stranger", "s:2", "view", '["y"]')])
     before = _sorted(store.counters("shop"))
     erased = store.erase_units("shop", ["c1.gold"], ["c1.gold", "visitor-phone", "visitor-desktop"])
-    assert erased == {"customers": 1, "events": 4, "interactions": 2}
+    assert erased == {"customers": 1, "events": 4, "interactions": 3}
     assert store.get_customers("shop", ["c1.gold", "c1.other"]) == {"c1.other": '{"tier":"silver"}'}
     assert store.linked_visitors("shop", "c1.gold") == [] and store.linked_visitors("shop", "c1.other") == []
     assert _sorted(store.counters("shop")) == before  # aggregates stay
-    assert [who for _, who, *_ in store.interactions("shop", 0)] == ["v:visitor-stranger"]
+    assert [who for _, who, *_ in store.interactions("shop", 0)] == ["v:visitor-stranger"] * 2
     assert _raw_visitors(store, "shop") == ["visitor-stranger"]
+    assert _raw_activity_visitors(store, "shop", now) == ["v:visitor-stranger"]  # who was counted goes...
+    assert store.product_activity("shop", "y", now) == {"views_24h": 2, "purchases_24h": 0}  # ...the count stays
     # the erased events' ids are still known: a retry is not counted again...
     assert store.record_events("shop", "visitor-phone", [exposure("e-000003", "hero", "promo")]) == 0
     # ...while the erased visitor's assignment is gone: as a new visitor, it counts anew
     assert store.record_events("shop", "visitor-phone", [exposure("e-000008", "hero", "control")]) == 1
     assert by_key(store.counters("shop"))[("hero", "control", None)]["visitors"] == 1
+    # and its order ids with it: the same order id is a new order of the new visitor
+    store.record_events("shop", "visitor-phone", [order("e-000009", "buy", 5, "T-1")])
+    assert by_key(store.counters("shop"))[("hero", "control", "buy")]["orders"] == 1
     assert store.erase_units("shop", ["c1.gold"], ["c1.gold"]) == {"customers": 0, "events": 0, "interactions": 0}
 
 
@@ -880,7 +943,16 @@ def _raw_visitors(store, site):
     return sorted(fields["visitor"] for _, fields in store.r.xrange(f"vitrina:{{{site}}}:events"))
 
 
-def test_sqlite_counters_from_before_channels_are_web(tmp_path):
+def _raw_activity_visitors(store, site, now):
+    """Who is remembered as counted in the live activity of the current hour."""
+    hour = int(now // 3600)
+    if isinstance(store, SQLiteStore):
+        rows = store._db().execute("SELECT who FROM product_hits WHERE site=? AND hour=?", (site, hour))
+        return sorted(row[0] for row in rows)
+    return sorted(member.split("\0")[1] for member in store.r.smembers(f"vitrina:{{{site}}}:ph:{hour}"))
+
+
+def test_sqlite_counters_from_before_channels_and_orders_are_web_and_count_orders_from_then_on(tmp_path):
     import sqlite3
     path = str(tmp_path / "old.sqlite3")
     with sqlite3.connect(path) as db:
@@ -890,15 +962,22 @@ CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign
 CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
   visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0, revenue REAL NOT NULL DEFAULT 0,
   revenue_sq REAL NOT NULL DEFAULT 0, PRIMARY KEY (site, campaign, variation, goal));
+CREATE TABLE conversion_state (site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL,
+  visitor_id TEXT NOT NULL, revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
 INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo');
 INSERT INTO counters VALUES ('shop', 'hero', 'promo', '', 1, 0, 0, 0);
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', 'purchase', 0, 1, 4, 16);
+INSERT INTO conversion_state VALUES ('shop', 'hero', 'purchase', 'visitor-1', 4);
 PRAGMA user_version = 1;
 """)
     store = SQLiteStore(path)
     try:
-        store.record_events("shop", "visitor-1", [conversion("e-000001", "purchase", 2)])
+        store.record_events("shop", "visitor-1", [order("e-000001", "purchase", 2, "T-1")])
         web = by_key(store.counters("shop", "web"))
-        assert web[("hero", "promo", None)]["visitors"] == 1 and web[("hero", "promo", "purchase")]["revenue"] == 2
+        purchase = web[("hero", "promo", "purchase")]
+        assert web[("hero", "promo", None)]["visitors"] == 1
+        assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 6, 36)
+        assert (purchase["orders"], purchase["orders_sq"], purchase["revenue_orders"]) == (1, 1, 6)
         assert store.counters("shop", "email") == []
     finally:
         store.close()
@@ -931,5 +1010,79 @@ PRAGMA user_version = 2;
         assert [r["value"] for r in store.slice_counters("shop", "segment")] == ["vip"]
         assert store.add_version("shop", lambda n: ("p", "s", "2026-11-23T17:00:00Z"), '{"note":"x"}') == 1
         assert store.version_meta("shop", [1]) == {1: '{"note":"x"}'}
+    finally:
+        store.close()
+
+
+# A database at step 3 of either layout that had one: orders (main's) or slices and covariates
+_STEP_3_LAYOUTS = {
+    "orders": """
+CREATE TABLE versions (site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
+  published_at TEXT NOT NULL, PRIMARY KEY (site, version));
+CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL,
+  variation TEXT NOT NULL, channel TEXT NOT NULL DEFAULT 'web', PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE conversion_state (site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL,
+  visitor_id TEXT NOT NULL, revenue REAL NOT NULL, orders INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, goal, visitor_id));
+CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  orders INTEGER NOT NULL DEFAULT 0, orders_sq INTEGER NOT NULL DEFAULT 0, revenue_orders REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, variation, goal, channel));
+INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo', 'web');
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', '', 'web', 1, 0, 0, 0, 0, 0, 0);
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', 'purchase', 'web', 0, 1, 4, 16, 1, 1, 4);
+INSERT INTO conversion_state VALUES ('shop', 'hero', 'purchase', 'visitor-1', 4, 1);
+PRAGMA user_version = 3;
+""",
+    "slices": """
+CREATE TABLE versions (site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
+  published_at TEXT NOT NULL, meta TEXT, PRIMARY KEY (site, version));
+CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL,
+  variation TEXT NOT NULL, channel TEXT NOT NULL DEFAULT 'web', slices TEXT NOT NULL DEFAULT '', pre TEXT,
+  PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE conversion_state (site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL,
+  visitor_id TEXT NOT NULL, revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
+CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0, pre_visitors INTEGER NOT NULL DEFAULT 0,
+  pre_sum_0 INTEGER NOT NULL DEFAULT 0, pre_sum_1 INTEGER NOT NULL DEFAULT 0, pre_xx_0_0 INTEGER NOT NULL DEFAULT 0,
+  pre_xx_0_1 INTEGER NOT NULL DEFAULT 0, pre_xx_1_1 INTEGER NOT NULL DEFAULT 0, pre_conv_0 INTEGER NOT NULL DEFAULT 0,
+  pre_conv_1 INTEGER NOT NULL DEFAULT 0, pre_rev_0 REAL NOT NULL DEFAULT 0, pre_rev_1 REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, variation, goal, channel));
+INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo', 'web', '', NULL);
+INSERT INTO counters (site, campaign, variation, goal, channel, visitors) VALUES ('shop', 'hero', 'promo', '', 'web', 1);
+INSERT INTO counters (site, campaign, variation, goal, channel, conversions, revenue, revenue_sq)
+  VALUES ('shop', 'hero', 'promo', 'purchase', 'web', 1, 4, 16);
+INSERT INTO conversion_state VALUES ('shop', 'hero', 'purchase', 'visitor-1', 4);
+PRAGMA user_version = 3;
+""",
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_STEP_3_LAYOUTS))
+def test_sqlite_at_step_3_of_either_layout_gains_orders_slices_covariates_and_version_meta(tmp_path, layout):
+    import sqlite3
+    path = str(tmp_path / f"{layout}.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.executescript(_STEP_3_LAYOUTS[layout])
+    store = SQLiteStore(path)
+    try:
+        store.record_events("shop", "visitor-1", [order("e-000001", "purchase", 2, "T-2")])
+        store.record_events("shop", "visitor-2", [exposure("e-000002", "hero", "promo", slices=[("segment", "vip")],
+                                                           pre=(1, 3))])
+        store.record_events("shop", "visitor-2", [order("e-000003", "purchase", 5, "T-3")])
+        counters = by_key(store.counters("shop"))
+        visitors, purchase = counters[("hero", "promo", None)], counters[("hero", "promo", "purchase")]
+        assert (visitors["visitors"], visitors["pre_visitors"], visitors["pre_sum"]) == (2, 1, [1, 3])
+        assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (2, 11, 36 + 25)
+        orders_before = 1 if layout == "orders" else 0  # the first purchase's order, when it was counted
+        assert purchase["orders"] == orders_before + 2
+        assert purchase["pre_conversions"] == [1, 3] and purchase["pre_revenue"] == [5, 15]
+        slices = {r["value"]: r for r in store.slice_counters("shop", "segment") if r["goal"] == "purchase"}
+        assert list(slices) == ["vip"] and (slices["vip"]["conversions"], slices["vip"]["revenue"]) == (1, 5)
+        assert store.add_version("shop", lambda n: ("p", "s", "2026-11-23T17:00:00Z"), '{"note":"x"}') == 1
+        assert store.version_meta("shop", [1]) == {1: '{"note":"x"}'}
+        assert store._db().execute("PRAGMA user_version").fetchone()[0] == 5
     finally:
         store.close()

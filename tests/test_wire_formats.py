@@ -73,6 +73,11 @@ def test_every_field_is_described_for_editors_and_error_messages(name):
     assert _undescribed(schema(name), name) == []
 
 
+def test_the_strategies_a_conversion_may_name_are_the_servers():
+    from server.recs.strategies import STRATEGIES
+    assert COLLECT["$defs"]["conversion"]["properties"]["strategy"]["enum"] == list(STRATEGIES)
+
+
 def test_the_server_takes_its_id_regexes_from_the_schema():
     assert ids.SITE_RE.pattern == schema("ids")["$defs"]["site"]["pattern"]
     assert ids.KEY_RE.pattern == schema("ids")["$defs"]["key"]["pattern"]
@@ -162,9 +167,16 @@ def events(draw):
         if draw(st.booleans()):
             event["session"] = draw(_bounded(item["session"]))
     else:
+        conversion = COLLECT["$defs"]["conversion"]["properties"]
         event["goal"] = draw(_pattern("key"))
         if draw(st.booleans()):
             event["value"] = draw(_bounded(VALUE) | st.floats(VALUE["minimum"], VALUE["maximum"]))
+        if draw(st.booleans()):
+            event["order_id"] = draw(_pattern("order_id"))
+        if draw(st.booleans()):
+            event["campaign"] = draw(_pattern("key"))
+            event["strategy"] = draw(st.sampled_from(conversion["strategy"]["enum"]))
+            event["items"] = draw(st.lists(_pattern("product_id"), min_size=1, max_size=conversion["items"]["maxItems"]))
     return event
 
 
@@ -176,6 +188,7 @@ valid_batches = st.fixed_dictionaries({
 # Values at and around every bound and format of the schema, and of every JSON type.
 ODD = st.sampled_from([
     None, True, False, 0, 1, -1, 1.0, 0.5, -0.0, "", "x", "event-0001", "abcdefgh\n", "a" * 64, "a" * 65, "hero",
+    "T 1", "bought_together", ["sku-1"], ["sku 1"], ["sku-1"] * 21,
     "-hero", "hero\n", "a" * 15, "a" * 16, "a" * 512, "a" * 513, "exposure", "conversion", "click", [], {}, [1], {"a": 1},
     EVENT["version"]["maximum"], EVENT["version"]["maximum"] + 1, EVENT["ts"]["minimum"], EVENT["ts"]["minimum"] - 1,
     EVENT["ts"]["maximum"], EVENT["ts"]["maximum"] + 1, float(EVENT["ts"]["minimum"]), VALUE["maximum"],
@@ -183,7 +196,7 @@ ODD = st.sampled_from([
     "0f", "A", "0" * 125, "0" * 126, "e" * 64, "é" * 64, "é" * 65, [0, 0], [1, -1], [0, 1.0], [0], [0, 0, 0],
     [10**9, 10**9 + 1], [True, 0]]).map(copy.deepcopy)
 FIELDS = ["id", "type", "version", "ts", "campaign", "variation", "holdout", "forced", "internal", "goal", "value",
-          "action", "items", "session", "segments", "acquisition", "pre", "extra"]
+          "action", "items", "session", "segments", "acquisition", "pre", "order_id", "strategy", "extra"]
 
 
 @st.composite
@@ -283,3 +296,9 @@ def test_decide_requests_are_checked_by_their_schema(client, published):
     assert response.status_code == 400
     assert response.get_json()["details"] == problems("decide-request", bad)
     assert [d["path"] for d in response.get_json()["details"]] == ["", "/attributes", "/triggered/1", "/visitor_id"]
+
+
+def test_the_config_schema_reads_product_ids_as_the_wire_does():
+    config = schema("site-config")
+    anchors = config["$defs"]["action"]["properties"]["recommend"]["properties"]["items"]["oneOf"][1]
+    assert anchors["items"]["pattern"] == definition("ids", "product_id")["pattern"]

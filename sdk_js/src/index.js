@@ -167,15 +167,20 @@ function expose(key, variation, customer) {
   ;(win.dataLayer || []).push({ event: "vitrina_exposure", campaign: key, variation })
 }
 
-/** @param {string} goal @param {any} [value] */
-function convert(goal, value) {
+/**
+ * @param {string} goal
+ * @param {any} [value]
+ * @param {any} [order_id] (the server ignores one it cannot count by)
+ * @param {Partial<TrackedEvent>} [fields] a module's campaign, strategy, items
+ */
+function convert(goal, value, order_id, fields) {
   /** @type {TrackedEvent} */
-  const event = { type: "conversion", goal }
-  if (typeof value == "number" && isFinite(value)) event.value = value
+  const event = { type: "conversion", goal, order_id, ...fields }
+  if (Number.isFinite(value)) event.value = value
   // A visitor previewing a forced variation is QA, not traffic.
   if (Object.keys(forced).length) event.forced = true
   send(event)
-  emit("conversion", event)
+  emit(event.type, event)
 }
 
 /**
@@ -250,7 +255,7 @@ function consent(given) {
   given = !!given
   if (!given) {
     cookie("vtr_id", "")
-    for (const key of ["id", "v", "q", "u"]) local("vtr_" + key, null)
+    for (const key of ["vtr_id", "vtr_v", "vtr_q", "vtr_u"]) local(key, null)
     cookie("vtr_ctx", "")
     pendingEvents = []
   }
@@ -359,6 +364,7 @@ function init(options) {
     held: () => held,
     attributes: collectAttributes,
     convert,
+    send,
     note: log,
     evalCondition,
     addOperators,
@@ -414,13 +420,13 @@ const api = {
     extra = merge(extra, expand(values))
     decideAndApply()
   },
-  /** @param {any} name @param {any} [properties] */
+  /** @param {any} name @param {any} [properties] {value, order_id} */
   track(name, properties) {
     name = "" + name
     const counts = /** @type {{[name: string]: number}} */ (visit.e)
     counts[name] = (counts[name] || 0) + 1
     saveVisit()
-    if (bundle) for (const goal of tracked(bundle.goals, name)) convert(goal, properties && properties.value)
+    for (const goal of tracked(bundle?.goals, name)) convert(goal, properties?.value, properties?.order_id)
     hook("track", name)
   },
   /** The identity module's (tag.js carries it when the bundle uses identity). @param {any} token */
@@ -447,4 +453,4 @@ const api = {
   _module: (_name, install) => (initialised ? installModule(install) : previewOf ? call(install, previewOf) : registered.push(install)),
 }
 
-if (!(win.vitrina && win.vitrina.init)) win.vitrina = api
+if (!win.vitrina?.init) win.vitrina = api

@@ -24,6 +24,23 @@
  * @property {string} [append]
  * @property {string} [css]
  * @property {string} [redirect]
+ * @property {Recommend} [recommend] the recommend module's
+ * @property {{by: string}} [reorder] the recommend module's
+ * @property {(element: Element) => () => void} [apply] what the recommend module's rewritten action does to each element, once; returns its undo
+ */
+
+/**
+ * A recommend action (docs/reference/recommendations.md); the compiler fills n and template.
+ * @typedef {Object} Recommend
+ * @property {string} strategy
+ * @property {"cart" | "page" | "viewed" | string[]} items
+ * @property {number} n
+ * @property {string} template
+ * @property {string} [title]
+ * @property {string} [add]
+ * @property {string} [category]
+ * @property {number} [min_price]
+ * @property {number} [max_price]
  */
 
 /**
@@ -76,6 +93,7 @@
  * @property {number} [holdout]
  * @property {"implied" | "required"} [consent]
  * @property {number} [antiflicker_ms]
+ * @property {boolean} [ecommerce]
  */
 
 /**
@@ -142,6 +160,16 @@
  */
 
 /**
+ * The cart (docs/reference/js-api.md "The cart"): what the site set, or what GA4 events said.
+ * @typedef {Object} Cart
+ * @property {number} [value]
+ * @property {number} [items]
+ * @property {CartLine[]} [lines]
+ */
+
+/** @typedef {{id: string, quantity: number, price: number}} CartLine */
+
+/**
  * Server-resolved context: `context.js`, `GET /v1/context`, `init({context})` or the session
  * cookie `vtr_ctx`. `device.type` is never taken from here (the browser classifies it).
  * @typedef {Object} ServerContext
@@ -162,13 +190,18 @@
 /**
  * An event for `POST .../collect` (docs/DESIGN.md "Events").
  * @typedef {Object} TrackedEvent
- * @property {"exposure" | "conversion"} type
+ * @property {"exposure" | "conversion" | "item"} type
  * @property {string} [campaign]
  * @property {string | null} [variation]
  * @property {boolean} [holdout]
  * @property {boolean} [forced]
  * @property {string} [goal]
  * @property {number} [value]
+ * @property {string} [order_id] a purchase's order
+ * @property {string} [strategy] a recommendation conversion's
+ * @property {string[]} [items] product ids (item events; recommendation conversions)
+ * @property {"view" | "cart" | "purchase"} [action] an item event's
+ * @property {number} [session] an item event's: the visitor's session number
  * @property {string} [id]
  * @property {number} [version]
  * @property {number} [ts]
@@ -185,7 +218,9 @@
  * @property {(firstPaint?: boolean) => void} decide decide again and apply, as `vitrina.refresh()` does without a new page view; firstPaint: hide the chosen elements until applied
  * @property {() => Map<string, string> | undefined} held what a module holds back from the latest decision (see ModuleHooks.hold)
  * @property {() => any} attributes the attribute tree now
- * @property {(goal: string, value?: number) => void} convert the core's conversion event
+ * @property {(goal: string, value?: number, order_id?: any, fields?: Partial<TrackedEvent>) => void} convert the core's
+ *   conversion event: its value, order id, and a module's fields (a recommendation's campaign, strategy, items)
+ * @property {(event: TrackedEvent) => void} send queue an event for collect (id, version and ts added)
  * @property {(topic: string, text: string) => void} note a `[vitrina:<topic>]` line of the debug log
  * @property {(condition: any, attributes: any) => boolean} evalCondition the core's evaluator, with every operator it has
  * @property {typeof import("./condition.js").addOperators} addOperators adds operators to it
@@ -208,7 +243,7 @@
  * @property {(attributes: any) => void} [attributes] add to the attribute tree of each decision (before the site's `vitrina.set()` values)
  * @property {(options: DecideOptions) => void} [decideOptions] add to the options of each decision
  * @property {(attributes: any, options: DecideOptions) => [campaign: string, reason: string][] | undefined} [hold] campaigns to leave out of this decision, each with the debug log's reason (the modules' are joined); a list, even empty, also holds back page-view goals, and a list with any campaign the `ready` event
- * @property {(decision: Decision, wanted: {[campaign: string]: Action[]}) => boolean | undefined} [apply] before the swaps, which it may change; true when the page is leaving (nothing is applied)
+ * @property {(decision: Decision, wanted: {[campaign: string]: Action[]}) => boolean | undefined | void} [apply] before the swaps, which it may change; true when the page is leaving (nothing is applied)
  * @property {(raw: any) => void} [context] `vitrina.context(raw)` after init
  * @property {() => void} [pageView] a page view starts (the first one, then each SPA navigation)
  * @property {() => void} [start] once, after the first decision and swaps (idle time or pagehide): listeners, timers

@@ -8,6 +8,26 @@ PRIVATE_SETTINGS = ("exclude_ips",)
 # The hashing scheme buckets are computed with (docs/DESIGN.md "Hashing and bucketing"). A new scheme gets a
 # new number, so an evaluator that does not know it decides nothing instead of reassigning everyone.
 HASH_VERSION = 1
+# What a recommend action without a template shows for each product (sanitised HTML, like a merchant's).
+DEFAULT_TEMPLATE = ('<a href="{{link}}"><img src="{{image_link}}" alt="" loading="lazy"> '
+                    '<span>{{title}}</span> <span>{{price}}</span></a>')
+DEFAULT_RECOMMENDATIONS = 4
+# Vitrina's own goals, added to every campaign with a recommend action: a click on a recommended
+# product, its "add to cart" button, and the revenue of recommended products bought in the session.
+RECOMMENDATION_GOALS = {"recommendation_click": {"recommendation": "click"},
+                        "recommendation_add": {"recommendation": "add"},
+                        "recommendation_purchase": {"recommendation": "purchase"}}
+
+
+def _action(action):
+    if "recommend" not in action:
+        return action
+    recommend = {"n": DEFAULT_RECOMMENDATIONS, "template": DEFAULT_TEMPLATE, **action["recommend"]}
+    return {**action, "recommend": recommend}
+
+
+def _recommends(campaign):
+    return any("recommend" in a for v in campaign["variations"] for a in v.get("actions", []))
 
 
 def compile_campaign(campaign):
@@ -28,9 +48,10 @@ def compile_campaign(campaign):
         "cap": {"per_visitor": None, "per_session": None, **(campaign.get("cap") or {})},
         "traffic": campaign.get("traffic", 1),
         "bucket_by": campaign.get("bucket_by", "visitor"),
-        "variations": [{"key": v["key"], "weight": w / total, "actions": v.get("actions", [])}
+        "variations": [{"key": v["key"], "weight": w / total, "actions": [_action(a) for a in v.get("actions", [])]}
                        for v, w in zip(variations, weights)],
-        "goals": campaign.get("goals", []),
+        "goals": campaign.get("goals", []) + [g for g in RECOMMENDATION_GOALS if _recommends(campaign)
+                                               and g not in campaign.get("goals", [])],
         # Results' test settings; only when set, so the bundle (shipped in every tag.js) stays small.
         **({"stats": campaign["stats"]} if campaign.get("stats") else {}),
         # Alerts (results and the worker): goals that must not get worse, and whether to pause then.
@@ -75,7 +96,7 @@ def compile_bundle(site, version, config, now=None):
     # sorted() is stable: equal priorities keep the merchant's order.
     campaigns = sorted((compile_campaign(c) for c in live), key=lambda c: -c["priority"])
     used_goals = {g for c in campaigns for g in c["goals"] + c.get("guardrails", [])}
-    goals = config.get("goals", {})
+    goals = {**config.get("goals", {}), **{g: RECOMMENDATION_GOALS[g] for g in used_goals & set(RECOMMENDATION_GOALS)}}
     return {
         "site": site,
         "version": version,

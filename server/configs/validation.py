@@ -20,6 +20,7 @@ from server.configs.merchant_content import (
     sanitise_html,
     selector_problem,
 )
+from server.configs.placeholders import page_problems, template_problems
 from server.configs.urls import redirect_problem
 from server.decisions.conditions import regex_problem
 
@@ -35,7 +36,9 @@ REGEX_OPERATORS = {"$regex", "$regexi"}
 LIST_OPERATORS = {"$in", "$nin", "$ini", "$nini", "$all", "$alli"}
 TYPE_NAMES = ("string", "number", "boolean", "null", "array", "object")
 SELECTOR_ACTIONS = {"text", "html", "attr", "addClass", "removeClass", "style", "hide", "remove",
-                    "insertBefore", "insertAfter", "append"}
+                    "insertBefore", "insertAfter", "append", "recommend", "reorder"}
+# Goals the compiler adds to campaigns that recommend (server/configs/compiler.py): not the merchant's to define.
+RECOMMENDATION_GOALS = ("recommendation_click", "recommendation_add", "recommendation_purchase")
 HTML_FIELDS = ("html", "insertBefore", "insertAfter", "append")
 MAX_CONDITION_DEPTH = 12
 MAX_DEPTH = 64
@@ -221,6 +224,8 @@ class _Checker:
         for name, condition in segments.items():
             self.condition(condition, ["segments", name])
         for name, goal in goals.items():
+            if name in RECOMMENDATION_GOALS:
+                self.add(["goals", name], f"{name} is Vitrina's own goal: campaigns that recommend get it")
             if "pageview" in _dict(goal):
                 self.condition(goal["pageview"], ["goals", name, "pageview"])
         for i, cidr in enumerate(_list(_dict(config.get("settings")).get("exclude_ips"))):
@@ -248,7 +253,7 @@ class _Checker:
                 self.condition(campaign[field], at + [field])
         for field in ("goals", "guardrails"):
             for j, goal in enumerate(_list(campaign.get(field))):
-                if isinstance(goal, str) and goal not in goals:
+                if isinstance(goal, str) and goal not in goals and goal not in RECOMMENDATION_GOALS:
                     self.add(at + [field, j], f"unknown goal {goal!r}" + _did_you_mean(goal, goals))
         if campaign.get("auto_pause") is True and not _list(campaign.get("guardrails")):
             self.add(at + ["auto_pause"], "auto_pause pauses on a guardrail alert: list the goals in `guardrails`")
@@ -307,7 +312,7 @@ class _Checker:
             self.add(at, f"{', '.join(sorted(needs_selector))} needs a 'selector'")
         if not needs_selector and not ({"css", "redirect"} & action.keys()):
             self.add(at, "the action does nothing: give it text, html, attr, addClass, removeClass, style, hide, "
-                         "remove, insertBefore, insertAfter, append, css or redirect")
+                         "remove, insertBefore, insertAfter, append, recommend, reorder, css or redirect")
         if isinstance(action.get("selector"), str):
             self.report(at + ["selector"], selector_problem(action["selector"]))
         if isinstance(action.get("redirect"), str):
@@ -317,6 +322,12 @@ class _Checker:
                 action[field], removed = sanitise_html(action[field])
                 for message in removed:
                     self.warn(at + [field], message)
+        for field in ("text", "html"):
+            if isinstance(action.get(field), str):
+                for problem in page_problems(action[field]):
+                    self.add(at + [field], problem)
+        if isinstance(action.get("recommend"), dict):
+            self.recommend(action, at + ["recommend"])
         for name, value in _dict(action.get("attr")).items():
             if isinstance(value, (str, type(None))):
                 self.report(at + ["attr", name], attr_problem(name, value))
@@ -324,6 +335,19 @@ class _Checker:
             for problem in css_problems(action["css"], stylesheet=True):
                 self.add(at + ["css"], problem)
         self.style(action.get("style"), at + ["style"])
+
+    def recommend(self, action, at):
+        """The template is merchant HTML (sanitised like any, placeholders kept) naming product fields."""
+        recommend = action["recommend"] = dict(action["recommend"])
+        if isinstance(recommend.get("template"), str):
+            recommend["template"], removed = sanitise_html(recommend["template"])
+            for message in removed:
+                self.warn(at + ["template"], message)
+            for problem in template_problems(recommend["template"]):
+                self.add(at + ["template"], problem)
+        low, high = recommend.get("min_price"), recommend.get("max_price")
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+            self.add(at + ["max_price"], "max_price is below min_price")
 
     def style(self, style, at):
         declarations = [([], style)] if isinstance(style, str) else [

@@ -5,6 +5,8 @@ One rule per module, by the name sdk_js/build.mjs gives its file (dist/manifest.
 that needs none gets the core alone."""
 import re
 
+from server.configs.placeholders import has_placeholders, names
+
 # The behaviour the triggers module watches, which conditions may read too.
 BEHAVIOUR_PATH = re.compile(r"page(?:\.(?:scroll|idle|exit_intent))?")
 # Where the visitor comes from, which the attribution module works out.
@@ -77,12 +79,37 @@ def _uses_identity(bundle):
     return bool(bundle.get("crm")) or any(c.get("bucket_by") == "customer" for c in bundle.get("campaigns") or [])
 
 
+CART_PATH = re.compile(r"cart(?:\..*)?")
+
+
+def _placeholder_names(bundle):
+    return [name for action in _actions(bundle) for field in ("text", "html") if has_placeholders(action.get(field))
+            for name in names(action[field])]
+
+
+def needs_recommend(bundle):
+    """Recommendations, placeholders and reordering are the recommend module's."""
+    return any("recommend" in a or "reorder" in a for a in _actions(bundle)) or bool(_placeholder_names(bundle))
+
+
+def needs_commerce(bundle):
+    """The cart kept for the session and GA4 signals: asked for by the site, or read by a campaign
+    (a recommendation leaves the cart's items out; a placeholder or condition reads cart.*)."""
+    return ((bundle.get("settings") or {}).get("ecommerce") is True
+            or any("recommend" in a for a in _actions(bundle))
+            or any(CART_PATH.fullmatch(name) for name in _placeholder_names(bundle))
+            or reads(bundle, CART_PATH))
+
+
 MODULES = {
     # referrer.source and referrer.medium: the page view's source, by referrer and campaign parameters
     "attribution": lambda bundle: reads(bundle, SOURCE_PATH),
-    # waiting for geo and device.os/browser when the page did not give them; the identity module
-    # waits for the customer with its check
-    "context": lambda bundle: reads(bundle, SERVER_PATH) or _uses_identity(bundle),
+    # GA4 e-commerce from the data layer: the cart kept for the session, item signals, purchases with order ids
+    "commerce": needs_commerce,
+    # waiting for geo and device.os/browser when the page did not give them, and the context a
+    # placeholder shows; the identity module waits for the customer with its check
+    "context": lambda bundle: (reads(bundle, SERVER_PATH) or _uses_identity(bundle)
+                               or any(SERVER_PATH.fullmatch(name) for name in _placeholder_names(bundle))),
     # click and page-view goals (event goals are the core's)
     "goals": lambda bundle: any(isinstance(goal, dict) and (goal.get("click") is not None or goal.get("pageview") is not None)
                                 for goal in (bundle.get("goals") or {}).values()),
@@ -93,6 +120,8 @@ MODULES = {
                                   for name in ("insertBefore", "insertAfter", "append")),
     # $v*, $all, $size, $type, $elemMatch
     "operators": lambda bundle: any(key in RARE_OPERATORS for condition in _conditions(bundle) for key in _keys(condition)),
+    # recommend actions, placeholders (product data, live counts), reorder
+    "recommend": needs_recommend,
     # split-URL variations
     "redirect": lambda bundle: any(action.get("redirect") for action in _actions(bundle)),
     # style and hide actions, one op per style property

@@ -1,5 +1,6 @@
-"""A tiny static 'shop' on its own origin, with the tag URL filled into its pages.
-Used by `vitrina demo` and by the e2e tests.
+"""A shop on its own origin, with the tag URL filled into its pages. Used by `vitrina demo` (with
+a Storefront: the demo shop's pages rendered from its feed, and its product pictures) and by the
+e2e tests (static pages of e2e/pages/).
 
 Switches for pages that test the tag under harder conditions:
 - a page containing `{{NONCE}}` gets a fresh nonce there and is served with the strict
@@ -23,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 MAX_DELAY_MS = 5000
 
 
-def make_shop_server(host, port, pages_dir, vitrina_origin, site):
+def make_shop_server(host, port, pages_dir, vitrina_origin, site, storefront=None):
     pages_dir = Path(pages_dir)
 
     class ShopHandler(SimpleHTTPRequestHandler):
@@ -32,9 +33,17 @@ def make_shop_server(host, port, pages_dir, vitrina_origin, site):
 
         def do_GET(self):
             url = urlsplit(self.path)
-            delay = parse_qs(url.query).get("delay", ["0"])[0]
+            query = parse_qs(url.query)
+            delay = query.get("delay", ["0"])[0]
             if delay.isdecimal():
                 time.sleep(min(int(delay), MAX_DELAY_MS) / 1000)
+            if storefront is not None:
+                rendered = storefront.page(url.path, {k: v[0] for k, v in query.items()})
+                if rendered is not None:
+                    return self._send(*rendered, "text/html; charset=utf-8")
+                product = storefront.by_id.get(url.path.removeprefix("/img/").removesuffix(".svg"))
+                if url.path.startswith("/img/") and product:
+                    return self._send(200, storefront.product_svg(product), "image/svg+xml")
             name = "index.html" if url.path in ("", "/") else url.path.lstrip("/")
             page = pages_dir / name
             if page.suffix != ".html" or not page.is_file() or pages_dir not in page.resolve().parents:
@@ -56,6 +65,15 @@ def make_shop_server(host, port, pages_dir, vitrina_origin, site):
             self.send_header("Cache-Control", "no-store")
             if csp:
                 self.send_header("Content-Security-Policy", csp)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _send(self, status, text, content_type):
+            body = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
             self.end_headers()
             self.wfile.write(body)
 

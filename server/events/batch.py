@@ -35,6 +35,9 @@ _EXPOSURE = _SCHEMA["$defs"]["exposure"]["properties"]
 SEGMENTS_RE = re.compile(_EXPOSURE["segments"]["pattern"])
 MAX_ACQUISITION = _EXPOSURE["acquisition"]["maxLength"]
 MAX_PRE = _EXPOSURE["pre"]["items"]["maximum"]
+CONVERSION = _SCHEMA["$defs"]["conversion"]["properties"]
+STRATEGIES = frozenset(CONVERSION["strategy"]["enum"])
+MAX_CONVERSION_ITEMS = CONVERSION["items"]["maxItems"]
 
 
 class BatchInvalid(ValueError):
@@ -101,6 +104,10 @@ _ABSENT = object()
 _identity_ok = IDENTITY_RE.match
 
 
+def _product_ids_ok(items, most):
+    return type(items) is list and 1 <= len(items) <= most and all(type(i) is str and _product_id_ok(i) for i in items)
+
+
 def _valid_batch(body):
     """True when the batch passes the schema and has no id twice (exact types, as json.loads
     makes them): the same answer as _checked_batch, without its cost."""
@@ -135,13 +142,13 @@ def _valid_batch(body):
                     and e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _key_ok(goal)
                     and (type(value) is int or type(value) is float) and MIN_VALUE <= value <= MAX_VALUE):
                 return False
+            if len(e) > 5 and not _conversion_extras_ok(get):  # beyond the required five: the optional fields
+                return False
         elif kind == "item":
-            action, items, session = get("action"), get("items"), get("session", 0)
+            action, session = get("action"), get("session", 0)
             if not (e.keys() <= _ITEM_FIELDS and type(action) is str and action in ITEM_ACTIONS
-                    and type(items) is list
                     and ("version" not in e or type(version) is int and 1 <= version <= MAX_VERSION)
-                    and 1 <= len(items) <= MAX_EVENT_ITEMS
-                    and all(type(i) is str and _product_id_ok(i) for i in items)
+                    and _product_ids_ok(get("items"), MAX_EVENT_ITEMS)
                     and type(session) is int and 0 <= session <= MAX_SESSION):
                 return False
         else:
@@ -156,6 +163,15 @@ def _valid_slice_claims(get):
             and type(acquisition) is str and len(acquisition) <= MAX_ACQUISITION
             and (pre is _ABSENT or type(pre) is list and len(pre) == 2
                  and all(type(x) is int and 0 <= x <= MAX_PRE for x in pre)))
+
+
+def _conversion_extras_ok(get):
+    """A conversion's optional campaign, strategy and items, each absent or valid (an order_id may
+    be anything: one the server cannot count by is ignored, see collect)."""
+    campaign, strategy, items = (get(f, _ABSENT) for f in ("campaign", "strategy", "items"))
+    return ((campaign is _ABSENT or type(campaign) is str and _key_ok(campaign))
+            and (strategy is _ABSENT or type(strategy) is str and strategy in STRATEGIES)
+            and (items is _ABSENT or _product_ids_ok(items, MAX_CONVERSION_ITEMS)))
 
 
 STICKY_LOOKBACK = 20  # earlier versions searched for a sticky assignment made under other weights
@@ -308,6 +324,9 @@ def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer
             if event["goal"] not in compiled.goals:
                 problems.append(_p_code(f"/events/{i}/goal", f"no goal {event['goal']!r} in version {version}",
                                         "unknown_goal"))
+            elif "campaign" in event and event["campaign"] not in compiled.campaigns:
+                problems.append(_p_code(f"/events/{i}/campaign", f"no live campaign {event['campaign']!r} in "
+                                        f"version {version}", "unknown_campaign"))
             elif not 0 <= value <= compiled.max_value and not event.get("forced"):
                 problems.append(_p_code(f"/events/{i}/value", f"must be from 0 to {compiled.max_value} "
                                         f"(settings.max_value of version {version})", "value"))

@@ -13,6 +13,7 @@ from server.events.days import day_of
 from server.events.slices import covariates, segment_names, visitor_slices
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.wire.ids import ORDER_ID_RE
 
 ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
 RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
@@ -98,6 +99,9 @@ def ingest(site, visitor_id, events, facts=None, customer=None, probe=False):
     if signals:  # recommendation signals (server/recs), apart from results' events
         events = [e for e in events if e["type"] != "item"]
         store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
+    for event in events:
+        if "order_id" in event:
+            _read_order_id(event)
     if events:
         zones, now = {}, time.time()
         for event, body in zip(events, _bodies(events)):
@@ -126,6 +130,16 @@ def _add_slices(events, load, facts):
             names[event["version"]] = segment_names(bundle)
         event["_slices"] = visitor_slices(event, campaign, names[event["version"]], facts)
         event["_pre"] = covariates(event)
+
+
+def _read_order_id(event):
+    """An integer order id is its decimal digits; any other value that is not an order id of
+    ids.schema.json is dropped: the conversion counts, without an order."""
+    order_id = event["order_id"]
+    if type(order_id) is int:
+        order_id = event["order_id"] = str(order_id)
+    if type(order_id) is not str or not ORDER_ID_RE.match(order_id):
+        del event["order_id"]
 
 
 def _record(store, site, visitor_id, counted, customer, by_customer):

@@ -20,6 +20,30 @@ KINDS = ("Basics", "Tools", "Decor", "Care")
 BRANDS = ("Acme", "Borealis", "Cobalt", "Dune", "Ember", "Fjord", "Gale")
 
 
+def planted_orders(ids, bundles, orders, rng, noise=0.3, days=60, now=1_790_000_000.0, prices=None):
+    """Order records over `days` days before `now`, oldest first: each picks a bundle (Zipf-popular),
+    2 or more of its products, and with probability `noise` one product by global popularity.
+    Customers order about twice each; `prices` ({id: price}) default to 10."""
+    bundle_weight = [1 / (rank + 1) ** 0.8 for rank in range(len(bundles))]
+    item_weight = [1 / (rank + 1) ** 0.9 for rank in range(len(ids))]
+    popular = ids[:]
+    rng.shuffle(popular)
+    customers = [f"customer-{c:05d}" for c in range(max(1, orders // 2))]
+    records = []
+    for n in range(orders):
+        bundle = rng.choices(bundles, bundle_weight)[0]
+        items = rng.sample(bundle, rng.randint(2, len(bundle)))
+        if rng.random() < noise:
+            extra = rng.choices(popular, item_weight)[0]
+            if extra not in items:
+                items.append(extra)
+        ts = now - days * 86_400 * (1 - n / orders)
+        records.append({"order_id": f"order-{n:06d}", "ts": int(ts * 1000), "customer_id": rng.choice(customers),
+                        "items": [{"id": item, "quantity": 1, "price": (prices or {}).get(item, 10.0)}
+                                  for item in items]})
+    return records
+
+
 def generate(products=400, orders=6000, sessions=4000, seed=7, noise=0.3, days=60, now=1_790_000_000.0):
     """{"products": [feed records], "orders": [order records], "sessions": [(visitor, [ids])],
     "bundles": [[ids]]}: orders sorted by time."""
@@ -48,24 +72,8 @@ def generate(products=400, orders=6000, sessions=4000, seed=7, noise=0.3, days=6
         size = 3 if rng.random() < 0.5 else 4
         bundles.append(shuffled[i:i + size])
         i += size
-    bundle_weight = [1 / (rank + 1) ** 0.8 for rank in range(len(bundles))]
-    item_weight = [1 / (rank + 1) ** 0.9 for rank in range(len(ids))]
-    popular = ids[:]
-    rng.shuffle(popular)
     bundle_of = {item: b for b in bundles for item in b}
-    customers = [f"customer-{c:05d}" for c in range(max(1, orders // 2))]
-    order_records = []
-    for n in range(orders):
-        bundle = rng.choices(bundles, bundle_weight)[0]
-        items = rng.sample(bundle, rng.randint(2, len(bundle)))
-        if rng.random() < noise:
-            extra = rng.choices(popular, item_weight)[0]
-            if extra not in items:
-                items.append(extra)
-        ts = now - days * 86_400 * (1 - n / orders)
-        order_records.append({"order_id": f"order-{n:06d}", "ts": int(ts * 1000),
-                              "customer_id": rng.choice(customers),
-                              "items": [{"id": item, "quantity": 1, "price": 10.0} for item in items]})
+    order_records = planted_orders(ids, bundles, orders, rng, noise, days, now)
     session_records = []
     for s in range(sessions):
         cat = rng.choice(categories)

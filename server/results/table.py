@@ -118,15 +118,20 @@ def _goal(c, goal, arms):
     # against control first, then against the holdout
     comparisons = sorted((x for x in c["comparisons"] if x["goal"] == goal), key=lambda x: x["vs"] != "control")
     revenue = any(x["metric"] != "conversion_rate" for x in comparisons)
+    orders = any(arm["goals"][goal].get("orders") for _, arm in arms)
     header = f"    {'arm':<18}{'visitors':>10}{'conversions':>13}{'rate':>9}"
     if revenue:
         header += f"{'revenue':>13}{'per visitor':>13}"
+    if orders:
+        header += f"{'orders':>9}{'per order':>11}"
     lines = [f"  {goal}", header]
     for name, arm in arms:
         stats = arm["goals"][goal]
         line = f"    {name:<18}{_count(arm['visitors']):>10}{_count(stats['conversions']):>13}{stats['rate'] * 100:>8.2f}%"
         if revenue:
             line += f"{_money(stats['revenue']):>13}{_money(stats['revenue_per_visitor']):>13}"
+        if orders:
+            line += f"{_count(stats['orders'] or 0):>9}{_money(stats['aov']):>11}"
         lines.append(line)
     for metric in METRIC_NAMES:
         rows = [x for x in comparisons if x["metric"] == metric]

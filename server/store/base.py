@@ -1,5 +1,6 @@
 """What every store backend provides; the shared store test suite holds them to it."""
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,9 +22,13 @@ _K = len(PRE_EXPOSURE_COVARIATES)
 COVARIATE_METRICS = (("pre_visitors",) + tuple(f"pre_sum_{i}" for i in range(_K))
                      + tuple(f"pre_xx_{i}_{j}" for i in range(_K) for j in range(i, _K))
                      + tuple(f"pre_conv_{i}" for i in range(_K)) + tuple(f"pre_rev_{i}" for i in range(_K)))
-SLICE_METRICS = ("visitors", "conversions", "revenue", "revenue_sq")  # a slice counter's: no CUPED sums
-COUNTER_METRICS = SLICE_METRICS + COVARIATE_METRICS
-FLOAT_METRICS = frozenset(("revenue", "revenue_sq") + tuple(f"pre_rev_{i}" for i in range(_K)))
+SLICE_METRICS = ("visitors", "conversions", "revenue", "revenue_sq")  # a slice counter's: no orders, no CUPED sums
+# Orders count distinct order ids; revenue_orders sums each visitor's revenue x orders (the
+# covariance AOV's interval needs).
+ORDER_METRICS = ("orders", "orders_sq", "revenue_orders")
+# What a counter row holds per (campaign, variation, goal[, channel]).
+COUNTER_METRICS = SLICE_METRICS + ORDER_METRICS + COVARIATE_METRICS
+FLOAT_METRICS = frozenset(("revenue", "revenue_sq", "revenue_orders") + tuple(f"pre_rev_{i}" for i in range(_K)))
 # The dimensions results break down by (GET .../results?breakdown=): a visitor is counted in the
 # slices of their first exposure to a campaign, one value per dimension but for `segment` (every
 # segment they matched). server/events/slices.py says how each value is found.
@@ -61,6 +66,25 @@ def with_covariate_lists(row):
         row.update(pre_conversions=[flat[f"pre_conv_{i}"] for i in range(_K)],
                    pre_revenue=[flat[f"pre_rev_{i}"] for i in range(_K)])
     return row
+
+
+# Live product activity (social proof): distinct visitors who viewed or bought a product, in hourly
+# buckets, over the last ACTIVITY_HOURS hours (the current one included).
+ACTIVITY_HOURS = 24
+ACTIVITY_ACTIONS = {"view": "views", "purchase": "purchases"}
+
+
+def activity_hits(rows, now):
+    """(hour, action, who, product id) of each interaction row that counts for live activity: a
+    view or purchase within the window. A visitor counts once per product, action and hour (the
+    stores deduplicate), so one visitor's flood of events moves a count by one."""
+    first_hour = int(now // 3600) - ACTIVITY_HOURS + 1
+    hits = []
+    for _key, ts, who, _basket, action, items in rows:
+        hour = int(ts // 3600)
+        if action in ACTIVITY_ACTIONS and first_hour <= hour <= now // 3600:
+            hits += [(hour, action, who, item) for item in json.loads(items)]
+    return hits
 
 
 class SiteExists(Exception):
@@ -376,7 +400,14 @@ class Store:
     # interactions: item views, carts and purchases (collect) and imported orders, for recommendations
     def record_interactions(self, site, rows):
         """Append [(key, ts, who, basket, action, items_json)], skipping keys already recorded
-        (event ids, "o:<order_id>"); returns how many were new. Marks the site's signals as changed."""
+        (event ids, "o:<order_id>"); returns how many were new. Marks the site's signals as changed,
+        and counts the new rows' recent views and purchases per product (activity_hits)."""
+        raise NotImplementedError
+
+    def product_activity(self, site, product_id, now):
+        """{"views_24h", "purchases_24h"}: distinct visitors who viewed, bought the product in the
+        last ACTIVITY_HOURS hourly buckets before `now` (epoch seconds). Kept incrementally by
+        record_interactions: never a scan of the interactions."""
         raise NotImplementedError
 
     def interactions(self, site, since_ts):

@@ -17,7 +17,9 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:seen              set     every recorded event id (idempotence)
     vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout) [+ "\\0<channel>"],
                                                "s\\0<campaign>", "x\\0<campaign>" -> its slices, covariates,
-                                               "r\\0<campaign>\\0<goal>" -> that visitor's revenue
+                                               "r\\0<campaign>\\0<goal>" -> that visitor's revenue,
+                                               "o\\0<campaign>\\0<goal>" -> that visitor's orders,
+                                               "d\\0<goal>\\0<order id>" -> 1 (orders counted once)
     vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
                                                when not web] -> number
     vitrina:{<site>}:slices:<dimension> hash   "<metric>\\0<campaign>\\0<variation>\\0<goal>\\0<value>" -> number
@@ -38,6 +40,8 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:rk                set     names of the current rankings (rk-building while written)
     vitrina:{<site>}:recs              hash    imports_at, signals_at, built_at
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
+    vitrina:{<site>}:pa:<id>:<hour>    hash    views, purchases: distinct visitors that hour (expires)
+    vitrina:{<site>}:ph:<hour>         set     "<action>\\0<who>\\0<id>" counted that hour (expires)
     vitrina:{<site>}:identity          string  identity record JSON: customer-key salt, secret seeds
     vitrina:{<site>}:customers         zset    every customer key, score 0 (key order)
     vitrina:{<site>}:cu:<key>          string  one customer's JSON (attributes, a key per customer)
@@ -65,10 +69,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .base import (
+    ACTIVITY_ACTIONS,
+    ACTIVITY_HOURS,
     COUNTER_METRICS,
     DEFAULT_KEY_NAME,
     FLOAT_METRICS,
     SLICE_DIMENSIONS,
+    SLICE_METRICS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     WEB,
@@ -78,6 +85,7 @@ from .base import (
     Store,
     User,
     UserExists,
+    activity_hits,
     legacy_key_name,
     merge_channels,
     with_covariate_lists,
@@ -122,11 +130,12 @@ return 1
 
 # KEYS: seen, events, counters, visitor, days, the slice counters of each of SLICE_DIMENSIONS, then
 # the daily hash of each day the batch names
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 9 fields per event, each ended by a NUL:
-# id, type, campaign|goal, variation ("" = holdout)|value, channel ("" = web), slices, covariates,
-# length of the event's JSON body, index in KEYS of its day's daily hash ("" for none); `bodies` is
-# those bodies end to end. (Four arguments rather than nine per event: packing each argument costs
-# the Python client more than these few string.find calls cost Redis.)
+# ARGV: visitor_id, maxlen, events, bodies. `events` holds 11 fields per event, each ended by a NUL:
+# id, type, campaign|goal, variation ("" = holdout)|value, order id ("" = none), the one campaign
+# a conversion belongs to ("" = every campaign of the visitor), channel ("" = web), slices,
+# covariates, length of the event's JSON body, index in KEYS of its day's daily hash ("" for none);
+# `bodies` is those bodies end to end. (Four arguments rather than eleven per event: packing each
+# argument costs the Python client more than these few string.find calls cost Redis.)
 # An assignment is stored as its variation, followed by NUL and its channel when that is not web;
 # a counter of another channel than web has the channel as a fifth part of its field (daily
 # counters and slice counters count every channel: only web exposures carry slices).
@@ -187,7 +196,7 @@ local function covariates_of(text)
 end
 
 -- the new events (by id, idempotence) go to the stream; kinds, names, args... keep their order
-local kinds, names, args, channels, slices, pres, days, converts = {}, {}, {}, {}, {}, {}, {}, false
+local kinds, names, args, orders, onlys, channels, slices, pres, days, converts = {}, {}, {}, {}, {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -199,18 +208,21 @@ while p <= #meta do
   local q7 = find(meta, '\0', q6 + 1, true)
   local q8 = find(meta, '\0', q7 + 1, true)
   local q9 = find(meta, '\0', q8 + 1, true)
-  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q7 + 1, q8 - 1))
+  local q10 = find(meta, '\0', q9 + 1, true)
+  local q11 = find(meta, '\0', q10 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q9 + 1, q10 - 1))
   if redis.call('SADD', seen, id) == 1 then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
-    channels[n] = sub(meta, q4 + 1, q5 - 1)
-    slices[n], pres[n] = sub(meta, q5 + 1, q6 - 1), sub(meta, q6 + 1, q7 - 1)
-    days[n] = tonumber(sub(meta, q8 + 1, q9 - 1))
+    orders[n], onlys[n] = sub(meta, q4 + 1, q5 - 1), sub(meta, q5 + 1, q6 - 1)
+    channels[n] = sub(meta, q6 + 1, q7 - 1)
+    slices[n], pres[n] = sub(meta, q7 + 1, q8 - 1), sub(meta, q8 + 1, q9 - 1)
+    days[n] = tonumber(sub(meta, q10 + 1, q11 - 1))
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q9 + 1, b + length
+  p, b = q11 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
@@ -273,22 +285,23 @@ local function dincr(day, field)
   if daily[at] == nil then dailyOrder[#dailyOrder + 1] = {day, field, at}; daily[at] = 0 end
   daily[at] = daily[at] + 1
 end
--- the deltas to the campaign's counter (of the assignment's channel: `tail`), and those but
--- CUPED's sums (pre_*: the campaign's only, SLICE_METRICS) to its counter in each of the
+-- the deltas to the campaign's counter (of the assignment's channel: `tail`), and those of
+-- SLICE_METRICS (not orders nor CUPED's sums: the campaign's only) to its counter in each of the
 -- visitor's slices
+local SLICED = {visitors = true, conversions = true, revenue = true, revenue_sq = true}
 local function bump(campaign, variation, goal, tail, slices_, ints, floats)
   local counter = campaign .. '\0' .. variation .. '\0' .. goal
   for _, pair in ipairs(ints) do
     if pair[2] ~= 0 then
       incr(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
-      if sub(pair[1], 1, 4) ~= 'pre_' then
+      if SLICED[pair[1]] then
         for _, slice in ipairs(slices_) do incr(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
       end
     end
   end
   for _, pair in ipairs(floats) do
     add(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
-    if sub(pair[1], 1, 4) ~= 'pre_' then
+    if SLICED[pair[1]] then
       for _, slice in ipairs(slices_) do add(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
     end
   end
@@ -318,14 +331,22 @@ for n = 1, fresh do
       dincr(days[n], 'visitors\0' .. name .. '\0' .. arg .. '\0')
     end
   else
-    -- a conversion counts for every campaign the visitor is assigned to now
-    local value = tonumber(arg)
-    for _, a in ipairs(assigned) do
+    -- a conversion counts for every campaign the visitor is assigned to now (or for the one it
+    -- names); an order id the visitor already sent for this goal counts nothing
+    local value, order, only = tonumber(arg), orders[n], onlys[n]
+    local repeated = false
+    if order ~= '' then
+      local mark = 'd\0' .. name .. '\0' .. order
+      repeated = state[mark] ~= nil and state[mark] ~= false
+      if not repeated then put(mark, '1') end
+    end
+    local new_order = (order ~= '' and not repeated) and 1 or 0
+    for _, a in ipairs(repeated and {} or assigned) do
       local own = 'r\0' .. a[1] .. '\0' .. name
       local before = state[own]
-      -- A repeated conversion worth 0 changes nothing (x + 0 == x, after^2 - b^2 == 0; no value
-      -- here is ever -0, as every sum starts at +0): its fields are left as they are.
-      if not (before and value == 0) then
+      -- A repeated conversion worth 0 and no new order changes nothing (x + 0 == x, after^2 - b^2
+      -- == 0; no value here is ever -0, as every sum starts at +0): its fields are left as they are.
+      if (only == '' or only == a[1]) and not (before and value == 0 and new_order == 0) then
         local b = tonumber(before or '0')
         local after = b + value
         put(own, after)
@@ -335,6 +356,15 @@ for n = 1, fresh do
           if not before then ints[#ints + 1] = {'pre_conv_' .. (i - 1), x} end
           floats[#floats + 1] = {'pre_rev_' .. (i - 1), x * value}
         end
+        local own_orders = 'o\0' .. a[1] .. '\0' .. name
+        local ob = tonumber(state[own_orders] or '0')
+        local oa = ob + new_order
+        if new_order == 1 then
+          put(own_orders, string.format('%d', oa))
+          ints[#ints + 1] = {'orders', 1}
+          ints[#ints + 1] = {'orders_sq', oa * oa - ob * ob}
+        end
+        if oa > 0 then floats[#floats + 1] = {'revenue_orders', after * oa - b * ob} end
         bump(a[1], a[2], name, a[5], a[3], ints, floats)
         if not before then dincr(days[n], 'conversions\0' .. a[1] .. '\0' .. a[2] .. '\0' .. name) end
       end
@@ -376,17 +406,17 @@ return fresh
 
 # KEYS: seen, interactions, recs   ARGV: maxlen, now, then 6 per row: key ts who basket action items
 # Appends the rows whose key is new (the seen set is shared with collect's event ids; orders use
-# "o:<order_id>", which no event id can be). Returns how many were new.
+# "o:<order_id>", which no event id can be). Returns the positions (from 0) of the new rows.
 RECORD_INTERACTIONS = """
-local new = 0
+local new = {}
 for i = 3, #ARGV, 6 do
   if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'ts', ARGV[i + 1], 'who', ARGV[i + 2],
                'basket', ARGV[i + 3], 'action', ARGV[i + 4], 'items', ARGV[i + 5])
-    new = new + 1
+    new[#new + 1] = (i - 3) / 6
   end
 end
-if new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
+if #new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
 return new
 """
 
@@ -413,6 +443,7 @@ return 0
 """
 
 INTERACTIONS_MAXLEN = 2_000_000
+ACTIVITY_TTL_S = (ACTIVITY_HOURS + 1) * 3600  # an hour's activity keys outlive the window by an hour
 CHUNK = 1000  # keys per MGET/DEL, members per ZADD/ZREM
 
 
@@ -713,11 +744,12 @@ class RedisStore(Store):
             channel = event.get("channel") or WEB
             day = event.get("_day")
             at = day_keys.setdefault(day, FIRST_DAY_KEY + len(day_keys)) if day else ""
-            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{'' if channel == WEB else channel}\0"
-                        f"{slices}\0{covariates}\0{size}\0{at}\0")
+            only = event.get("campaign", "") if event["type"] == "conversion" else ""
+            meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{event.get('order_id') or ''}\0{only}\0"
+                        f"{'' if channel == WEB else channel}\0{slices}\0{covariates}\0{size}\0{at}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 9 * len(events):
+        if meta.count("\0") != 11 * len(events):
             raise ValueError("event ids, campaigns, variations, goals, channels and slices cannot contain NUL")
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
                 self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
@@ -734,11 +766,12 @@ class RedisStore(Store):
     def slice_counters(self, site, dimension):
         if dimension not in DIMENSION_INDEX:
             raise ValueError(f"unknown dimension {dimension!r}")
-        return [with_covariate_lists(row) for row in self._counter_rows(self._k(site, f"slices:{dimension}"), "value")]
+        return [with_covariate_lists(row)
+                for row in self._counter_rows(self._k(site, f"slices:{dimension}"), "value", SLICE_METRICS)]
 
-    def _counter_rows(self, key, fifth):
-        """The flat counter rows of a counters hash; `fifth` names the fifth part of its fields:
-        "channel" (the counters: web when absent) or "value" (a slice hash)."""
+    def _counter_rows(self, key, fifth, metrics=COUNTER_METRICS):
+        """The flat counter rows (of `metrics`) of a counters hash; `fifth` names the fifth part of
+        its fields: "channel" (the counters: web when absent) or "value" (a slice hash)."""
         rows = {}
         for field, number in self.r.hgetall(key).items():
             metric, campaign, variation, goal, *rest = field.split(SEP)
@@ -747,7 +780,7 @@ class RedisStore(Store):
             if row is None:
                 row = rows[(campaign, variation, goal, extra)] = {
                     "campaign": campaign, "variation": variation or None, "goal": goal or None, fifth: extra,
-                    **{m: 0.0 if m in FLOAT_METRICS else 0 for m in COUNTER_METRICS}}
+                    **{m: 0.0 if m in FLOAT_METRICS else 0 for m in metrics}}
             row[metric] = float(number) if metric in FLOAT_METRICS else int(number)
         return list(rows.values())
 
@@ -868,7 +901,18 @@ class RedisStore(Store):
         erased["events"] = self._delete_entries(site, "events", "visitor", set(units))
         whos = {f"{kind}:{unit}" for unit in units for kind in ("v", "c")}
         erased["interactions"] = self._delete_entries(site, "interactions", "who", whos)
+        self._forget_activity(site, whos)
         return erased
+
+    def _forget_activity(self, site, whos):
+        """Who was counted in live activity, out of every hourly set that may still exist (an hour
+        is written while in the window and lives ACTIVITY_TTL_S after); the counts stay."""
+        last = int(time.time() // 3600)
+        for hour in range(last - 2 * ACTIVITY_HOURS - 2, last + 1):
+            key = self._k(site, f"ph:{hour}")
+            doomed = [member for member in self.r.sscan_iter(key, count=1000) if member.split(SEP)[1] in whos]
+            if doomed:
+                self.r.srem(key, *doomed)
 
     def _delete_entries(self, site, stream, field, values):
         """XDEL every entry of the site's stream whose `field` is one of `values`; returns how many."""
@@ -951,14 +995,41 @@ class RedisStore(Store):
 
     # interactions
     def record_interactions(self, site, rows):
-        new = 0
+        fresh = []
         keys = [self._k(site, "seen"), self._k(site, "interactions"), self._k(site, "recs")]
         for part in _chunks(rows, 500):
             args = [self.interactions_maxlen, repr(time.time())]
             for key, ts, who, basket, action, items in part:
                 args += [key, repr(float(ts)), who, basket, action, items]
-            new += int(self._record_interactions(keys=keys, args=args))
-        return new
+            fresh += [part[int(i)] for i in self._record_interactions(keys=keys, args=args)]
+        self._count_activity(site, activity_hits(fresh, time.time()))
+        return len(fresh)
+
+    def _count_activity(self, site, hits):
+        """A set per hour of the (action, visitor, product) already counted, then a hash per product
+        and hour of its counts; both expire once out of the window, so nothing is pruned by hand."""
+        for part in _chunks(hits):
+            pipe = self.r.pipeline(transaction=False)
+            for hour, action, who, product_id in part:
+                pipe.sadd(self._k(site, f"ph:{hour}"), f"{action}{SEP}{who}{SEP}{product_id}")
+            for hour in {hour for hour, *_ in part}:
+                pipe.expire(self._k(site, f"ph:{hour}"), ACTIVITY_TTL_S)
+            new = pipe.execute()[:len(part)]
+            pipe = self.r.pipeline(transaction=False)
+            for (hour, action, _, product_id), counted in zip(part, new):
+                if counted:
+                    pipe.hincrby(self._k(site, f"pa:{product_id}:{hour}"), ACTIVITY_ACTIONS[action], 1)
+                    pipe.expire(self._k(site, f"pa:{product_id}:{hour}"), ACTIVITY_TTL_S)
+            pipe.execute()
+
+    def product_activity(self, site, product_id, now):
+        last = int(now // 3600)
+        pipe = self.r.pipeline(transaction=False)
+        for hour in range(last - ACTIVITY_HOURS + 1, last + 1):
+            pipe.hmget(self._k(site, f"pa:{product_id}:{hour}"), ["views", "purchases"])
+        buckets = pipe.execute()
+        return {"views_24h": sum(int(v or 0) for v, _ in buckets),
+                "purchases_24h": sum(int(p or 0) for _, p in buckets)}
 
     def interactions(self, site, since_ts):
         key, start = self._k(site, "interactions"), "-"

@@ -7,6 +7,8 @@ import time
 from functools import lru_cache
 
 from .base import (
+    ACTIVITY_ACTIONS,
+    ACTIVITY_HOURS,
     COUNTER_METRICS,
     COVARIATE_METRICS,
     DEFAULT_KEY_NAME,
@@ -21,6 +23,7 @@ from .base import (
     Store,
     User,
     UserExists,
+    activity_hits,
     covariate_deltas,
     draft_etag,
     legacy_key_name,
@@ -57,12 +60,17 @@ CREATE TABLE IF NOT EXISTS assignments (
   PRIMARY KEY (site, visitor_id, campaign));
 CREATE TABLE IF NOT EXISTS conversion_state (
   site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL, visitor_id TEXT NOT NULL,
-  revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
+  revenue REAL NOT NULL, orders INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site, campaign, goal, visitor_id));
 CREATE TABLE IF NOT EXISTS counters (
   site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
   channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
-  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0, """ + _metric_columns(COVARIATE_METRICS) + """,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  orders INTEGER NOT NULL DEFAULT 0, orders_sq INTEGER NOT NULL DEFAULT 0, revenue_orders REAL NOT NULL DEFAULT 0,
+  """ + _metric_columns(COVARIATE_METRICS) + """,
   PRIMARY KEY (site, campaign, variation, goal, channel));
+CREATE TABLE IF NOT EXISTS order_ids (
+  site TEXT NOT NULL, visitor_id TEXT NOT NULL, goal TEXT NOT NULL, order_id TEXT NOT NULL,
+  PRIMARY KEY (site, visitor_id, goal, order_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS slice_counters (
   site TEXT NOT NULL, dimension TEXT NOT NULL, campaign TEXT NOT NULL, value TEXT NOT NULL, variation TEXT NOT NULL,
   goal TEXT NOT NULL, """ + _metric_columns(SLICE_METRICS) + """,
@@ -78,6 +86,12 @@ CREATE TABLE IF NOT EXISTS interactions (
   site TEXT NOT NULL, key TEXT NOT NULL, ts REAL NOT NULL, who TEXT NOT NULL, basket TEXT NOT NULL,
   action TEXT NOT NULL, items TEXT NOT NULL, PRIMARY KEY (site, key));
 CREATE INDEX IF NOT EXISTS interactions_by_time ON interactions (site, ts);
+CREATE TABLE IF NOT EXISTS product_hours (
+  site TEXT NOT NULL, id TEXT NOT NULL, hour INTEGER NOT NULL, views INTEGER NOT NULL DEFAULT 0,
+  purchases INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site, id, hour)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS product_hits (
+  site TEXT NOT NULL, hour INTEGER NOT NULL, action TEXT NOT NULL, who TEXT NOT NULL, id TEXT NOT NULL,
+  PRIMARY KEY (site, hour, action, who, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rankings (
   site TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (site, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS recs_status (
@@ -139,6 +153,18 @@ def _add_channels(db):
     db.execute("DROP TABLE counters_before_channels")
 
 
+def _count_orders(db):
+    """Order counts beside revenue: per visitor in conversion_state, per arm in counters
+    (conversions recorded before count no order)."""
+    for table, columns in (("conversion_state", ["orders INTEGER NOT NULL DEFAULT 0"]),
+                           ("counters", ["orders INTEGER NOT NULL DEFAULT 0", "orders_sq INTEGER NOT NULL DEFAULT 0",
+                                         "revenue_orders REAL NOT NULL DEFAULT 0"])):
+        existing = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column in columns if existing else ():
+            if column.split()[0] not in existing:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
 def _add_slices_and_covariates(db):
     """Versions get their `meta`, assignments their slices and covariates, counters the
     covariate sums (slice counters and exclusions are new tables: SCHEMA makes them)."""
@@ -156,7 +182,9 @@ def _add_slices_and_covariates(db):
 # Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
 # alone would not (a new column, data to rewrite); on a new database they find nothing to do.
 # A new table needs no step: SCHEMA creates what is missing on every start.
-MIGRATIONS = [_name_legacy_keys, _add_channels, _add_slices_and_covariates]
+# Step 5 runs _count_orders again: a database whose step 3 added slices and covariates (the
+# results branch's layout before orders) has no order columns yet; elsewhere it finds them there.
+MIGRATIONS = [_name_legacy_keys, _add_channels, _count_orders, _add_slices_and_covariates, _count_orders]
 
 
 class _VersionStamp:
@@ -435,17 +463,25 @@ class SQLiteStore(Store):
 
     def _convert(self, db, site, visitor_id, event):
         value = float(event.get("value") or 0.0)
-        goal = event["goal"]
-        rows = db.execute("SELECT campaign, variation, channel, slices, pre FROM assignments "
-                          "WHERE site=? AND visitor_id=?", (site, visitor_id)).fetchall()
+        goal, order_id, only = event["goal"], event.get("order_id"), event.get("campaign")
+        if order_id is not None and not db.execute("INSERT OR IGNORE INTO order_ids VALUES (?, ?, ?, ?)",
+                                                   (site, visitor_id, goal, order_id)).rowcount:
+            return  # this visitor's order, sent again (a reloaded thank-you page): counted once
+        new_order = 0 if order_id is None else 1
+        rows = db.execute("SELECT campaign, variation, channel, slices, pre FROM assignments WHERE site=? AND visitor_id=?"
+                          + ("" if only is None else " AND campaign=?"),
+                          (site, visitor_id) if only is None else (site, visitor_id, only)).fetchall()
         for campaign, variation, channel, slices_text, pre_text in rows:
-            row = db.execute("SELECT revenue FROM conversion_state WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
+            row = db.execute("SELECT revenue, orders FROM conversion_state "
+                             "WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
                              (site, campaign, goal, visitor_id)).fetchone()
-            before = row[0] if row else 0.0
-            after = before + value
-            db.execute("INSERT OR REPLACE INTO conversion_state VALUES (?, ?, ?, ?, ?)",
-                       (site, campaign, goal, visitor_id, after))
-            deltas = {"conversions": 0 if row else 1, "revenue": value, "revenue_sq": after * after - before * before}
+            before, orders_before = row if row else (0.0, 0)
+            after, orders_after = before + value, orders_before + new_order
+            db.execute("INSERT OR REPLACE INTO conversion_state (site, campaign, goal, visitor_id, revenue, orders) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (site, campaign, goal, visitor_id, after, orders_after))
+            deltas = {"conversions": 0 if row else 1, "revenue": value, "revenue_sq": after * after - before * before,
+                      "orders": new_order, "orders_sq": orders_after * orders_after - orders_before * orders_before,
+                      "revenue_orders": after * orders_after - before * orders_before}
             if pre_text is not None:
                 for i, x in enumerate(map(int, pre_text.split(","))):
                     deltas[f"pre_conv_{i}"] = 0 if row else x
@@ -571,13 +607,16 @@ class SQLiteStore(Store):
                 erased["events"] += db.execute(
                     f"UPDATE events SET visitor_id='', body='{{}}' WHERE site=? AND visitor_id IN ({marks})",
                     (site, *part)).rowcount
-                for table in ("assignments", "conversion_state"):
+                for table in ("assignments", "conversion_state", "order_ids"):
                     db.execute(f"DELETE FROM {table} WHERE site=? AND visitor_id IN ({marks})", (site, *part))
                 db.execute(f"DELETE FROM identity_links WHERE site=? AND visitor_id IN ({marks})", (site, *part))
             for part in _parts(whos):
                 erased["interactions"] += db.execute(
                     f"DELETE FROM interactions WHERE site=? AND who IN ({','.join('?' * len(part))})",
                     (site, *part)).rowcount
+                # who was counted in live activity goes too; the hourly counts stay, like counters
+                db.execute(f"DELETE FROM product_hits WHERE site=? AND who IN ({','.join('?' * len(part))})",
+                           (site, *part))
         return erased
 
     # catalogue
@@ -632,14 +671,37 @@ class SQLiteStore(Store):
 
     # interactions
     def record_interactions(self, site, rows):
-        new = 0
+        fresh = []
         with self._tx() as db:
-            for key, ts, who, basket, action, items in rows:
-                new += db.execute("INSERT OR IGNORE INTO interactions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                  (site, key, ts, who, basket, action, items)).rowcount
-            if new:
+            for row in rows:
+                if db.execute("INSERT OR IGNORE INTO interactions VALUES (?, ?, ?, ?, ?, ?, ?)", (site, *row)).rowcount:
+                    fresh.append(row)
+            if fresh:
                 self._touch(db, site, "signals")
-        return new
+                self._count_activity(db, site, activity_hits(fresh, time.time()))
+        return len(fresh)
+
+    @staticmethod
+    def _count_activity(db, site, hits):
+        if not hits:
+            return
+        now_hour = int(time.time() // 3600)
+        # a hit only deduplicates within its hour: older ones are dropped (an index range)
+        db.execute("DELETE FROM product_hits WHERE site=? AND hour<?", (site, now_hour - ACTIVITY_HOURS))
+        for hour, action, who, product_id in hits:
+            if db.execute("INSERT OR IGNORE INTO product_hits VALUES (?, ?, ?, ?, ?)",
+                          (site, hour, action, who, product_id)).rowcount:
+                column = ACTIVITY_ACTIONS[action]
+                db.execute(f"INSERT INTO product_hours (site, id, hour, {column}) VALUES (?, ?, ?, 1) "
+                           f"ON CONFLICT(site, id, hour) DO UPDATE SET {column}={column}+1", (site, product_id, hour))
+                db.execute("DELETE FROM product_hours WHERE site=? AND id=? AND hour<?",
+                           (site, product_id, now_hour - ACTIVITY_HOURS))
+
+    def product_activity(self, site, product_id, now):
+        views, purchases = self._db().execute(
+            "SELECT COALESCE(SUM(views), 0), COALESCE(SUM(purchases), 0) FROM product_hours "
+            "WHERE site=? AND id=? AND hour>?", (site, product_id, int(now // 3600) - ACTIVITY_HOURS)).fetchone()
+        return {"views_24h": views, "purchases_24h": purchases}
 
     def interactions(self, site, since_ts):
         cursor = self._db().execute("SELECT ts, who, basket, action, items FROM interactions WHERE site=? AND ts>=?",

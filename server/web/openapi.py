@@ -34,7 +34,7 @@ OPERATIONS = [
       404: None, 503: None}),
     ("get", "/v1/context", "This visitor's server-resolved context", None, None,
      {200: ("{geo, device}", {"type": "object", "required": ["geo", "device"]}, JSON)}),
-    ("post", "/v1/sites/{site}/collect", "A batch of exposures and conversions", None, "CollectBatch",
+    ("post", "/v1/sites/{site}/collect", "A batch of exposures, conversions and item signals", None, "CollectBatch",
      {204: ("recorded", None, None), 200: ("some conversions refused alone, the rest recorded",
       {"type": "object", "required": ["refused"]}, JSON), 202: ("spooled: the store is away", None, None),
       400: None, 404: None, 413: None, 429: None}),
@@ -48,6 +48,10 @@ OPERATIONS = [
       ("n", False, "how many, 1 to 20"), ("exclude", False, "product ids to leave out"),
       ("category", False, "a category path"), ("min_price", False, "lowest price"), ("max_price", False, "highest price"),
       ("availability", False, "comma-separated availabilities")]),
+    ("get", "/v1/sites/{site}/products/{product_id}", "One product's public fields and its views and purchases of "
+     "the last 24 hours", None, None,
+     {200: ("the product, views_24h, purchases_24h", {"type": "object", "required": [
+         "id", "views_24h", "purchases_24h"]}, JSON), 400: None, 404: None, 503: None}),
     ("get", "/sdk/vitrina.min.js", "The SDK alone", None, None,
      {200: ("the script", {"type": "string"}, JS), 304: ("not modified", None, None), 503: None}),
     ("get", "/sdk/modules/{name}.min.js", "One SDK module: one tag.js may carry, or one the core fetches (debug, preview)",

@@ -1,7 +1,9 @@
-"""Public recommendations endpoint: what a shop page asks for, answered from precomputed rankings.
+"""Public recommendations endpoints: what a shop page asks for, answered from precomputed rankings
+and counters, never from a scan of events.
 
-The answer depends only on the query (and the site's data), so it is CDN-cacheable; a visitor's
-own exclusions (cart, past purchases) travel in the query."""
+Answers depend only on the URL (and the site's data), so they are CDN-cacheable; a visitor's own
+exclusions (cart, past purchases) travel in the query. `products/<id>` is one product's public
+fields with its live activity (placeholders such as {{product.views_24h}})."""
 import json
 import math
 import time
@@ -9,7 +11,12 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 
 from server.cache import app_cache
-from server.catalog.products import AVAILABILITY, item_id_problem, normalise_category
+from server.catalog.products import (
+    AVAILABILITY,
+    item_id_problem,
+    normalise_category,
+    public_view,
+)
 from server.delivery.serving import SITE_RE
 from server.errors import APIError
 from server.recs.serve import Query, recommend
@@ -20,6 +27,7 @@ bp = Blueprint("recs_public", __name__)
 CORS = {"Access-Control-Allow-Origin": "*"}
 MAX_N, MAX_ITEMS, MAX_EXCLUDE = 20, 20, 100
 MAX_AGE_S = 300
+PRODUCT_MAX_AGE_S = 60  # live counts: a minute old at most in a shared cache
 READS_MAX_AGE_S = 5  # rules, rankings and products: what a request reads is at most this old
 _MISSING = object()
 PARAMS = {"strategy", "items", "n", "exclude", "category", "min_price", "max_price", "availability"}
@@ -152,3 +160,34 @@ def _answer(site):
         raise APIError(404, "strategy_not_found", f"There is no strategy '{strategy}'; there are: "
                        f"{', '.join(STRATEGIES)}.", [_p("/strategy", "unknown strategy")], headers=_no_store())
     return recommend(_RecentReads(get_store()), site, parse_query(strategy), _rules(site))
+
+
+@bp.get("/v1/sites/<site>/products/<path:product_id>")
+def product(site, product_id):
+    try:
+        answer = _product(site, product_id)
+    except UNAVAILABLE as e:
+        current_app.logger.warning("product %s of %s: store unavailable (%s)", product_id, site, e)
+        raise APIError(503, "store_unavailable", "Products are unavailable right now; try again later.",
+                       headers={**_no_store(), "Retry-After": "5"}) from None
+    response = jsonify(answer)
+    response.headers.update({**CORS, "Cache-Control": f"public, max-age={PRODUCT_MAX_AGE_S}"})
+    return response
+
+
+def _product(site, product_id):
+    """The product's public fields and its views and purchases of the last 24 hours."""
+    if not SITE_RE.match(site) or not site_exists(site):
+        raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=_no_store())
+    problem = item_id_problem(product_id)
+    if problem:
+        raise APIError(400, "invalid_product_id", "The product id is invalid.", [_p("/id", problem)],
+                       headers=_no_store())
+    reads = _RecentReads(get_store())
+    found = reads.get_products(site, [product_id]).get(product_id)
+    if found is None:
+        raise APIError(404, "product_not_found", f"There is no product '{product_id}' in the catalogue.",
+                       headers={**CORS, "Cache-Control": f"public, max-age={PRODUCT_MAX_AGE_S}"})
+    activity = app_cache("product activity", 50_000, f"the clock: entries live {READS_MAX_AGE_S} s", token=_window)
+    counts = activity.get_or_make((site, product_id), lambda: get_store().product_activity(site, product_id, time.time()))
+    return {**public_view(json.loads(found)), **counts}
