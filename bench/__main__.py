@@ -12,7 +12,7 @@ import traceback
 from .common import load_average, table
 
 BENCHMARKS = ["tag_size", "first_paint", "eval_browser", "decide_python", "results_1m", "aa_peeking", "tag_serving",
-              "collect", "store_outage", "recs_offline"]
+              "collect", "store_outage", "redis_memory", "recs_offline", "adaptive_sim", "predict_auc"]
 
 
 def main(argv):

@@ -87,7 +87,9 @@ def _redis(redis_url):
 
 
 def _seen(redis_url):
-    return _redis(redis_url).scard(f"vitrina:{{{SITE}}}:seen")
+    """Event ids recorded so far: the members of the site's dedupe buckets."""
+    client = _redis(redis_url)
+    return sum(client.scard(key) for key in client.scan_iter(match=f"vitrina:{{{SITE}}}:seen:*"))
 
 
 def _measure(env, workers, key, config, templates, redis_url, first):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for every benchmark:   ./bench/run.sh          (all, ~5-7 minutes)
+# One command for every benchmark:   ./bench/run.sh          (all, ~8-10 minutes; adaptive_sim ~3)
 #                    or just some:   ./bench/run.sh collect tag_size
 # Installs what is missing first (scripts/setup.sh --test, then wrk, nginx and redis-tools from
 # Debian), then prints each benchmark's figures against a baseline measured in the same run.

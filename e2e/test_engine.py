@@ -20,6 +20,7 @@ from server.qa import (
     holdout,
     reasons,
     visitor_cookie,
+    wait_for_debug,
     wait_for_ready,
 )
 from server.wire.schemas import problems
@@ -391,3 +392,23 @@ def test_split_url_test_has_no_sample_ratio_mismatch(browser, vitrina):
     assert abs(arms["redirect"] / SRM_VISITORS - 0.5) < 0.1, arms
     assert results.campaign("engine-split")["srm"]["ok"] is True, results.campaign("engine-split")["srm"]
     assert results.rejected() == {}
+
+
+def _nested_warnings(page):
+    page.wait_for_function("() => document.readyState != 'loading'")
+    wait_for_debug(page)
+    return [m.text for m in page.console_messages(filter="since-navigation") if "[vitrina:nested]" in m.text]
+
+
+def test_debug_log_warns_when_applied_campaigns_touch_nested_elements(page, shop):
+    """Selector exclusion compares selectors as written, so `#hero` and `#hero h1` both apply;
+    the debug log says so once the page shows the elements nest, and only for that pair."""
+    page.goto(force_url(shop.url("/engine/nested.html"), debug=True))
+    expect(page.locator("#hero h1")).to_have_text("Inner title")
+    expect(page.locator("#hero")).to_have_class("promo")
+    assert only(decisions(page), ["nested-outer", "nested-inner"]) == {"nested-outer": "on", "nested-inner": "on"}
+    assert _nested_warnings(page) == ["[vitrina:nested] nested-outer and nested-inner touch nested elements and "
+                                      "both apply: give them one group to apply one"]
+    page.goto(force_url(shop.url("/engine/exclusion.html"), debug=True))  # two campaigns, side by side
+    expect(page.locator("#badge")).to_have_text("Badge (high priority)")
+    assert _nested_warnings(page) == []

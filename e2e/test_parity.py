@@ -30,7 +30,8 @@ READY = "() => new Promise((resolve) => vitrina.on('ready', resolve))"
 DEVICES = json.loads((Path(__file__).resolve().parents[1] / "spec" / "07-devices.json").read_text())["cases"]
 # antiflicker_ms also bounds the wait for /v1/context (campaigns reading device.os/browser or
 # geo): generous, so a loaded machine still decides with the context, as parity needs.
-SETTINGS = {"holdout": 0.2, "consent": "implied", "antiflicker_ms": 3000}
+SETTINGS = {"holdout": 0.2, "consent": "implied", "antiflicker_ms": 3000,
+            "referral_exclusions": ["checkout.pay.example"]}
 
 
 # --- device ---
@@ -157,23 +158,22 @@ class Visitor:
         self.products, self.categories, self.events = [], [], {}
 
     def view(self, now, url, referer, source):
-        """A page view at `now` (ms); `source` is [source, medium], or None for an internal one."""
+        """A page view at `now` (ms); `source` is [source, medium], or None for an internal or
+        direct one (or one from an excluded referrer)."""
         s, parts = self.state, urlsplit(url)
         query = {}
         for k, v in parse_qsl(parts.query, keep_blank_values=True):
             query.setdefault(k, v)
         utm = {k: query["utm_" + k] for k in ("source", "medium", "campaign", "term", "content")
                if "utm_" + k in query}
-        if s is None or now - s["l"] >= 30 * 60 * 1000:
+        # a new session after 30 minutes, or on an arrival from another source; UTM values alone update it
+        if s is None or now - s["l"] >= 30 * 60 * 1000 or source and source != s["r"]:
             before = s or {}
             s = self.state = {"d": None if s is None else (now - s["l"]) // 86_400_000, "n": before.get("n", 0) + 1,
                               "s": now, "p": 0, "g": parts.path, "r": source or ["direct", "direct"], "u": utm,
                               "t": before.get("t", 0), "h": before.get("h", [])}
-        else:
-            if source and source[1] != "direct":
-                s["r"] = source
-            if utm:
-                s["u"] = utm
+        elif utm:
+            s["u"] = utm
         s["p"] += 1
         s["t"] += 1
         s["l"] = now
@@ -241,6 +241,9 @@ JOURNEYS = {
         (3 * 24 * 60 + 10, "/targeting-b.html", "https://blog.example.org/best-mugs",
          ["blog.example.org", "referral"], ()),
         (3 * 24 * 60 + 11, "/targeting-product.html?sku=mug-1&cat=kitchen", "@/targeting-b.html", None, ("gold",)),
+        # back from paying (an excluded referrer): the same session; then a newsletter click: a new one
+        (3 * 24 * 60 + 14, "/targeting-cart.html", "https://checkout.pay.example/done", None, ("cart",)),
+        (3 * 24 * 60 + 16, "/targeting.html?utm_source=brevo&utm_medium=email", None, ["brevo", "email"], ()),
     ]),
     "holdout-linux": (UA["Linux, Firefox"], "UTC", False, "en-US", (1920, 1080), [
         (0, "/targeting.html", "https://duckduckgo.com/", ["duckduckgo", "search"], ()),

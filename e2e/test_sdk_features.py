@@ -89,7 +89,11 @@ def test_consent_required_keeps_everything_back_until_given(page, vitrina):
 
     page.evaluate("vitrina.consent(true)")
     vid = visitor_id(page)
-    assert {c["name"]: c["value"] for c in page.context.cookies()}.get("vtr_id") == vid
+    cookie = next(c for c in page.context.cookies() if c["name"] == "vtr_id")
+    assert cookie["value"] == vid
+    # kept 400 days (max-age in digits: a browser ignores "3456e4" and keeps a session cookie), the
+    # visitor state's time to live on the server (VITRINA_VISITOR_DAYS)
+    assert 399 * 86_400 < cookie["expires"] - time.time() <= 400 * 86_400
     variation = page.evaluate("vitrina.getVariation('home-note')")
     page.goto("about:blank")
     # What happened before consent was held in memory, and goes once consent is given.

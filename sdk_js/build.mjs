@@ -13,6 +13,7 @@ const here = (path) => fileURLToPath(new URL(path, import.meta.url))
 const common = { bundle: true, target: "es2020", legalComments: "none", logLevel: "info", tsconfigRaw: {} }
 // name -> entry: each becomes dist/modules/<name>.min.js
 const MODULES = {
+  adaptive: "src/modules/adaptive.js",
   attribution: "src/modules/attribution.js",
   commerce: "src/modules/commerce.js",
   context: "src/modules/context.js",
@@ -20,6 +21,7 @@ const MODULES = {
   identity: "src/modules/identity.js",
   inserts: "src/modules/inserts.js",
   operators: "src/modules/operators.js",
+  predict: "src/modules/predict.js",
   recommend: "src/modules/recommend.js",
   redirect: "src/modules/redirect.js",
   styles: "src/modules/styles.js",
@@ -29,7 +31,9 @@ const MODULES = {
 // /sdk/modules/<name>.min.js, before calling init. Identity: a signed-in customer's token comes
 // from the shop's own page anyway, and the SDK file stays within its budget without it; commerce
 // and recommend: a shop's recommending pages add them (4.7 KB the other pages never need).
-const NOT_IN_SDK_FILE = ["commerce", "identity", "recommend"]
+// Adaptive and predict: few sites run adaptive campaigns or target predict.<goal>; the SDK file
+// stays within its budget without them too.
+const NOT_IN_SDK_FILE = ["adaptive", "commerce", "identity", "predict", "recommend"]
 // name -> entry: modules the core fetches itself when needed (never in tag.js nor the SDK file),
 // from /sdk/modules/<name>.min.js
 const LAZY_MODULES = { debug: "src/modules/debug.js", preview: "src/modules/preview.js" }

@@ -132,6 +132,89 @@ def cmd_recs_build(args):
     return 0
 
 
+def cmd_models_train(args):
+    from server.predict.jobs import STAGES, goals_to_train, lock_name, train_with_lock
+    from server.recs.worker import owner_name
+    from server.store import get_store
+    with _app().app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        goals = args.goal or goals_to_train(args.site)
+        if not goals:
+            return _fail(f"site {args.site!r}: no published condition reads predict.<goal>; name goals with --goal")
+        with _progress_bar(total=len(STAGES) * len(goals), desc="models", unit="step") as bar:
+            def progress(stage):
+                bar.set_postfix_str(stage)
+                bar.update(1)
+            summary = train_with_lock(store, args.site, owner_name(), goals, progress)
+    if summary is None:
+        return _fail(f"another process is training {args.site!r} right now (lock {lock_name(args.site)})")
+    for goal, report in summary["goals"].items():
+        auc = "-" if report["auc"] is None else report["auc"]
+        print(f"{goal}: {report['status']} (held-out AUC {auc}, floor {report['floor']}; "
+              f"{report['examples']} examples, {report['positives']} converted)")
+    print(f"revision: {summary['revision'] or 'unchanged'}")
+    return 0
+
+
+def cmd_models_report(args):
+    from server.predict.models import reports
+    from server.store import get_store
+    with _app().app_context():
+        if not get_store().site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        found = reports(args.site)
+    if args.json:
+        print(json.dumps(found, indent=1))
+        return 0
+    if not found:
+        print(f"{args.site}: no model trained yet (vitrina models train {args.site})")
+    for goal, report in found.items():
+        print(_model_report_text(goal, report))
+    return 0
+
+
+def _model_report_text(goal, report):
+    auc = "-" if report["auc"] is None else f"{report['auc']:.3f}"
+    lines = [f"predict.{goal}: {report['status']}, held-out AUC {auc} (published above {report['floor']})",
+             f"  trained {report['trained_at']} on {report['examples']} examples ({report['positives']} converted), "
+             f"{report['held_out']} held out; regularisation C={report.get('regularisation', '-')}",
+             f"  shipping: {'the model trained ' + report['model_from'] if report.get('model') else 'no model'}"]
+    if report["calibration"]:
+        lines.append("  calibration (held out, 10 bins by predicted probability): predicted -> observed (n)")
+        lines += [f"    {b['predicted']:.4f} -> {b['observed']:.4f} ({b['n']})" for b in report["calibration"]]
+    if report["top"]:
+        lines.append("  top features: weight per unit (per standard deviation)")
+        lines += [f"    {t['feature']:<28} {t['weight']:+.4f} ({t['standardised']:+.4f})" for t in report["top"]]
+    return "\n".join(lines)
+
+
+def cmd_allocate(args):
+    from server.recs.worker import (
+        PERIODIC_JOBS,
+        LockHeld,
+        owner_name,
+        run_job_with_lock,
+    )
+    from server.store import get_store
+    job = next(j for j in PERIODIC_JOBS if j.name == "allocate")
+    forced = type(job)(job.name, lambda app, site: True, job.run, job.line)  # now, due or not
+    app = _app()
+    with app.app_context():
+        store = get_store()
+        if not store.site_exists(args.site):
+            return _fail(f"no site {args.site!r}")
+        try:
+            summary = run_job_with_lock(app, store, forced, args.site, owner_name())
+        except LockHeld:
+            return _fail(f"another process is allocating {args.site!r} right now (lock allocate:{args.site})")
+    if summary is None:
+        return _fail(f"the latest version of {args.site!r} has no adaptive campaign")
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_sites_create(args):
     from server.store import SiteExists, get_store
     from server.web.auth import hash_key, new_api_key
@@ -452,6 +535,33 @@ def build_parser():
                             "with a progress bar.")
     build.add_argument("site", help="the site whose recommendations to build")
     build.set_defaults(func=cmd_recs_build)
+    models = sub.add_parser("models", help="conversion-probability models (predict.<goal>)",
+                            description="The models of \"converts within this session\" that predict.<goal> "
+                            "conditions use (docs/reference/predict.md).")
+    models = models.add_subparsers(dest="models_command", required=True, metavar="COMMAND", help="what to do")
+    models_train = models.add_parser("train", help="train a site's models now and ship those above the floor, with a "
+                                     "progress bar", description="Train a site's models now (under the store lock "
+                                     "models:<site>), store each goal's report, and ship the models whose held-out "
+                                     "AUC is above the floor in the site's revision.")
+    models_train.add_argument("site", help="the site whose models to train")
+    models_train.add_argument("--goal", action="append", metavar="GOAL",
+                              help="a goal to train (repeatable; default: the goals the published version reads as "
+                              "predict.<goal>, and any trained before)")
+    models_train.set_defaults(func=cmd_models_train)
+    models_report = models.add_parser("report", help="print each goal's model report: AUC, calibration, top features",
+                                      description="Print each goal's newest model report: status, held-out AUC, "
+                                      "calibration (reliability curve), top features and their weights, training "
+                                      "size and date.")
+    models_report.add_argument("site", help="the site whose model reports to print")
+    models_report.add_argument("--json", action="store_true", help="print the reports as JSON (the API's shape)")
+    models_report.set_defaults(func=cmd_models_report)
+    allocate = sub.add_parser("allocate", help="recompute adaptive campaigns' weights now and publish them as a revision",
+                              description="Recompute the weights of the latest version's adaptive campaigns from the "
+                              "results (Thompson sampling per slice) and publish them as a signed revision of that "
+                              "version, now (under the store lock allocate:<site>). The worker does it every "
+                              "VITRINA_ALLOCATE_EVERY_S.")
+    allocate.add_argument("site", help="the site whose adaptive campaigns to allocate")
+    allocate.set_defaults(func=cmd_allocate)
     demo = sub.add_parser("demo", help="server + demo shop + sample config",
                           description="Create the site 'demo', publish the sample config and run the server with a "
                           "demo shop on its own origin. ./scripts/demo.sh passes its options here, e.g. "

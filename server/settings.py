@@ -10,6 +10,9 @@ class ConfigError(ValueError):
 
 
 DATABASE_NAME = "vitrina.sqlite3"
+# collect accepts an event from 1 day before to 3 days after its ts (server/events/batch.py): its
+# first copy and a retry arrive at most 4 days apart (tests/test_settings.py holds them so)
+MIN_DEDUPE_DAYS = 4
 
 
 def _int(env, name, default, low, high):
@@ -84,6 +87,11 @@ def load_config(env=None):
         # the longest one store call waits (Redis connect and read, SQLite's lock): past it, serving
         # answers from memory and collect spools (docs/DESIGN.md "Serving through a store outage")
         "VITRINA_STORE_TIMEOUT_MS": _int(env, "VITRINA_STORE_TIMEOUT_MS", 500, 50, 60_000),
+        # Redis retention (docs/DESIGN.md "Retention"): event ids are remembered this many days for
+        # idempotence (at least MIN_DEDUPE_DAYS), a visitor's assignments this many days after
+        # their last event (the visitor id cookie lives 400 days after the last visit)
+        "VITRINA_DEDUPE_DAYS": _int(env, "VITRINA_DEDUPE_DAYS", 7, MIN_DEDUPE_DAYS, 3650),
+        "VITRINA_VISITOR_DAYS": _int(env, "VITRINA_VISITOR_DAYS", 400, 1, 3650),
         # how long browsers and shared caches (a CDN, deploy/nginx.conf) may keep tag.js and bundle.json
         "VITRINA_TAG_MAX_AGE_S": _int(env, "VITRINA_TAG_MAX_AGE_S", 60, 1, 3600),
         "VITRINA_SECRET_KEYS": _secret_keys(env.get("VITRINA_SECRET_KEY"), database),
@@ -99,6 +107,10 @@ def load_config(env=None):
         "VITRINA_RECS_POLL_S": _int(env, "VITRINA_RECS_POLL_S", 5, 1, 3600),
         # the worker checks the guardrails of auto_pause campaigns this often, per site (0: never)
         "VITRINA_ALERTS_EVERY_S": _int(env, "VITRINA_ALERTS_EVERY_S", 300, 0, 86_400),
+        # the worker recomputes adaptive campaigns' weights this often (0: only after a publish and by
+        # `vitrina allocate`); a publish is allocated within VITRINA_RECS_POLL_S
+        "VITRINA_ALLOCATE_EVERY_S": _int(env, "VITRINA_ALLOCATE_EVERY_S", 600, 0, 7 * 86_400),
+        "VITRINA_MODELS_EVERY_S": _int(env, "VITRINA_MODELS_EVERY_S", 3600, 0, 7 * 86_400),
         # collect batches allowed per window (0 = unlimited), per site and per client address
         "VITRINA_RATE_WINDOW": _int(env, "VITRINA_RATE_WINDOW", 10, 1, 3600),
         "VITRINA_RATE_SITE": _int(env, "VITRINA_RATE_SITE", 50_000, 0, 10**9),

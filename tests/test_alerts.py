@@ -5,6 +5,7 @@ to the system, and marks it paused in the draft. Versions say who published them
 import json
 import random
 import re
+import time
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from server.results.table import render
 from tests.conftest import shop_with
 from tests.servers import BROWSER_UA
 from tests.test_workspace import signed_in
+
+NOW_MS = int(time.time() * 1000)  # collect counts events from the last 3 days only
 
 CONFIG = {
     "goals": {"purchase": {"event": "purchase"}, "signup": {"event": "signup"}},
@@ -45,12 +48,12 @@ def simulate(client, visitors=2400, seed=5):
         events = []
         for campaign in bundle["campaigns"]:
             _, variation = bucketed_assignment(bundle, campaign, visitor)
-            events.append({"id": f"exposure-{i:06d}-{campaign['key']}", "type": "exposure", "version": 1, "ts": 1763900000000,
+            events.append({"id": f"exposure-{i:06d}-{campaign['key']}", "type": "exposure", "version": 1, "ts": NOW_MS,
                            "campaign": campaign["key"], "variation": variation})
             if campaign["key"] == "checkout":
                 checkout = variation
         if rng.random() < PURCHASE[checkout]:  # counted for every campaign the visitor is in
-            events.append({"id": f"purchase-{i:06d}", "type": "conversion", "version": 1, "ts": 1763900000001, "goal": "purchase",
+            events.append({"id": f"purchase-{i:06d}", "type": "conversion", "version": 1, "ts": NOW_MS + 1, "goal": "purchase",
                            "value": 40})
         response = client.post("/v1/sites/shop/collect", headers={"User-Agent": BROWSER_UA},
                                data=json.dumps({"visitor_id": visitor, "events": events}))
@@ -181,7 +184,7 @@ def test_the_workspace_shows_the_alerts_and_what_was_not_counted(shop):
     simulate(client, visitors=1500)
     client.post("/v1/sites/shop/collect", headers={"User-Agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"},
                 data=json.dumps({"visitor_id": "v1.googlebot1", "events": [
-                    {"id": "bot-exposure-1", "type": "exposure", "version": 1, "ts": 1763900000000,
+                    {"id": "bot-exposure-1", "type": "exposure", "version": 1, "ts": NOW_MS,
                      "campaign": "banner", "variation": "blue"}]}))
     viewer = signed_in(app, "vic@shop.example", "viewer")
     listing = viewer.get("/app/s/shop/results").get_data(as_text=True)

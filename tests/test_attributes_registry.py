@@ -56,9 +56,9 @@ def test_every_registered_attribute_and_example_is_accepted_by_validation():
         assert validate_config({"segments": {"s": {name: a["example"]}}}) == [], name
 
 
-def test_the_open_families_are_the_issue_s_four():
+def test_the_open_families_are_the_issue_s_four_and_predict():
     families = sorted(a.name for a in registry() if a.open or any(p.startswith("<") for p in a.parts))
-    assert families == ["crm.*", "history.events.<name>", "page.query.<key>", "user.*"]
+    assert families == ["crm.*", "history.events.<name>", "page.query.<key>", "predict.<goal>", "user.*"]
 
 
 def test_validation_reads_the_registry(monkeypatch, tmp_path):

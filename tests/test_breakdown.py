@@ -6,6 +6,7 @@ exposures carry their covariates."""
 import json
 import random
 import re
+import time
 from collections import Counter, defaultdict
 
 import pytest
@@ -15,6 +16,8 @@ from server.results.table import render
 from tests.conftest import shop_with
 from tests.servers import BROWSER_UA
 from tests.test_workspace import signed_in
+
+NOW_MS = int(time.time() * 1000)  # collect counts events from the last 3 days only
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/17.4 Mobile/15E148 Safari/604.1")
@@ -53,7 +56,7 @@ def simulate(client, rates=RATES, visitors=VISITORS, seed=13, covariates=False):
         _, variation = bucketed_assignment(bundle, campaign, visitor)
         segment = rng.choices(["newsletter", "returning", None], [0.4, 0.4, 0.2])[0]
         visits = rng.randint(1, 6) if segment == "returning" else 0
-        exposure = {"id": f"x{seed:02d}{i:06d}", "type": "exposure", "version": 1, "ts": 1763900000000,
+        exposure = {"id": f"x{seed:02d}{i:06d}", "type": "exposure", "version": 1, "ts": NOW_MS,
                     "campaign": "hero", "variation": variation, "holdout": False,
                     "segments": BITS[segment], "pre": [visits, visits * 3 + rng.randint(0, 2)]}
         acquisition = {"newsletter": "email", "returning": "direct", None: None}[segment]
@@ -64,7 +67,7 @@ def simulate(client, rates=RATES, visitors=VISITORS, seed=13, covariates=False):
             rate = min(0.9, rate * (0.4 + 0.5 * visits))
         converted = rng.random() < rate
         events = [exposure] + ([{"id": f"p{seed:02d}{i:06d}", "type": "conversion", "version": 1,
-                                 "ts": 1763900000001, "goal": "purchase", "value": 30}] if converted else [])
+                                 "ts": NOW_MS + 1, "goal": "purchase", "value": 30}] if converted else [])
         mobile, gb = i % 2 == 0, i % 3 == 0
         response = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}),
                                headers={"User-Agent": IPHONE if mobile else BROWSER_UA},
@@ -188,7 +191,7 @@ def test_cuped_fills_in_once_exposures_carry_covariates_and_narrows_the_interval
                    if bucketed_assignment(bundle, bundle["campaigns"][0], f"v1.old{i:06d}")[1] == "bold")
     client.post("/v1/sites/shop/collect", headers={"User-Agent": BROWSER_UA}, data=json.dumps({
         "visitor_id": visitor, "events": [{"id": "old-exposure-1", "type": "exposure", "version": 1,
-                                           "ts": 1763900000000, "campaign": "hero", "variation": "bold"}]}))
+                                           "ts": NOW_MS, "campaign": "hero", "variation": "bold"}]}))
     hero = client.get("/api/v1/sites/shop/results", headers=auth).get_json()["campaigns"][0]
     row = next(c for c in hero["comparisons"] if (c["variation"], c["vs"]) == ("bold", "control"))
     assert row["status"] == "ok" and row["cuped"] is None

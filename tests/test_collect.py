@@ -283,6 +283,39 @@ def test_a_value_out_of_bounds_refuses_that_conversion_alone_and_counts_it(clien
     assert post(client, first, [ev("conversion", value=-1, forced=True)]).status_code == 204
 
 
+def test_events_outside_the_time_window_are_refused_alone_and_counted(client, published):
+    from server.events.batch import MAX_EVENT_AGE_S, MAX_EVENT_AHEAD_S
+    first, second = promo_visitors(client, 2)
+    now = int(time.time() * 1000)
+    stale, future = now - MAX_EVENT_AGE_S * 1000 - 60_000, now + MAX_EVENT_AHEAD_S * 1000 + 60_000
+    batch = [ev("exposure", ts=stale), ev("exposure", ts=now - MAX_EVENT_AGE_S * 1000 + 60_000),
+             ev("conversion", value=5, ts=future), ev("conversion", value=7, ts=now + MAX_EVENT_AHEAD_S * 1000 - 60_000)]
+    response = post(client, first, batch)
+    assert response.status_code == 200
+    assert [(p["path"], p["code"]) for p in response.get_json()["refused"]] == [
+        ("/events/0/ts", "stale"), ("/events/2/ts", "future")]
+    # a forged assignment that is also stale is refused once, for its time
+    (control,) = [next(visitors(client, "cta-wording", "control"))]
+    forged = post(client, control, [ev("exposure", campaign="cta-wording", variation="urgent", ts=stale)])
+    assert forged.status_code == 400
+    assert [(p["path"], p["code"]) for p in forged.get_json()["details"]] == [("/events/0/ts", "stale")]
+    # a QA preview is never counted: its clock is not checked
+    assert post(client, second, [ev("exposure", ts=stale, forced=True)]).status_code == 204
+    data = results(client, published)
+    promo = variation(data, "hero-newsletter", "promo")
+    assert promo["visitors"] == 1 and promo["goals"]["purchase"]["revenue"] == 7.0
+    assert data["rejected"] == {"stale": 2, "future": 1}
+
+
+def test_the_browser_drops_queued_events_before_the_server_would_refuse_them():
+    import re
+
+    from server.events.batch import MAX_EVENT_AGE_S, QUEUE_MAX_AGE_S
+    from tests.conftest import REPO
+    tracker = (REPO / "sdk_js" / "src" / "tracker.js").read_text()
+    assert float(re.search(r"const MAX_AGE_MS = ([0-9e.]+)", tracker)[1]) / 1000 == QUEUE_MAX_AGE_S < MAX_EVENT_AGE_S
+
+
 def test_the_site_sets_its_own_bound(client, published, demo_config):
     demo_config["settings"]["max_value"] = 500
     assert client.put("/api/v1/sites/shop/config", json=demo_config, headers=published).status_code == 200

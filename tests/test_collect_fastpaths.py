@@ -48,8 +48,15 @@ def _conversion(i, **extra):
 
 ODD_VALUES = st.sampled_from([None, True, False, 0, 1, -1, 10**9, 10**9 + 1, 1.0, -0.0, 1e9, 1e9 + 1, float("inf"),
                               float("nan"), 1e999, 10**400, "", "x", "event-0001", "abcdefgh\n", "a" * 64, "a" * 65,
-                              "hero", "-x", [], {}, [1], {"a": 1}, 1500000000000, 4100000000001, TS])
-FIELDS = ["id", "type", "version", "ts", "campaign", "variation", "holdout", "forced", "goal", "value", "extra"]
+                              "hero", "-x", [], {}, [1], {"a": 1}, 1500000000000, 4100000000001, TS,
+                              # feature vectors (the predict module's): good, and each bound crossed
+                              {"visit.count": 0.69, "crm.days_since_x": -2.5, "events.Add_to-cart": 25},
+                              {"visit.count": 25.01}, {"crm.x": -25.5}, {"Visit": 1}, {"visit.": 1}, {"a.b\n": 1},
+                              {"a.b.c": 1}, {"utm": True}, {"utm": "1"}, {"utm": None}, {"a" * 21: 1}, {"a" * 22: 1},
+                              {"f_" + chr(97 + i % 26) * (1 + i // 26): 1 for i in range(48)},
+                              {"f_" + chr(97 + i % 26) * (1 + i // 26): 1 for i in range(49)}])
+FIELDS = ["id", "type", "version", "ts", "campaign", "variation", "holdout", "forced", "goal", "value", "extra",
+          "features"]
 
 
 @st.composite
@@ -71,6 +78,8 @@ def batches(draw):
     if draw(st.integers(0, 5)) == 0:
         body["identity"] = draw(st.sampled_from(["a" * 16, "a" * 512, "a" * 15, "a" * 513, "abc.def_ghi-jkl0", "", None,
                                                  "identity with spaces", 5, "a" * 16 + "\n"]))
+    if draw(st.integers(0, 6)) == 0:
+        body["features"] = draw(ODD_VALUES)  # the predict module's, for the batch's events
     if draw(st.integers(0, 10)) == 0:
         del body[draw(st.sampled_from(["visitor_id", "events"]))]
     return body

@@ -253,6 +253,10 @@ BAD_CONFIGS = [
     ("redirect host that is a URL", _set(["settings", "redirect_hosts"], ["https://shop.example"]),
      "/settings/redirect_hosts/0", "does not match the expected form: A host name"),
     ("negative max_value", _set(["settings", "max_value"], -1), "/settings/max_value", "minimum"),
+    ("referral exclusion that is a URL", _set(["settings", "referral_exclusions"], ["paypal.com", "https://x.example/"]),
+     "/settings/referral_exclusions/1", "does not match the expected form: A host name"),
+    ("referral exclusions twice the same", _set(["settings", "referral_exclusions"], ["paypal.com", "paypal.com"]),
+     "/settings/referral_exclusions", "unique"),
 ]
 
 
@@ -314,6 +318,14 @@ def test_valid_conditions_are_accepted(client, shop, demo_config, name, conditio
     demo_config["segments"]["mobile"] = condition
     response = client.put(URL, json=demo_config, headers=shop)
     assert response.status_code == 200, response.get_json()
+
+
+def test_referral_exclusions_reach_the_bundle_as_the_tag_compares_hosts(client, shop, demo_config):
+    demo_config["settings"]["referral_exclusions"] = ["WWW.PayPal.com", "checkout.stripe.com", "paypal.com"]
+    assert client.put(URL, json=demo_config, headers=shop).status_code == 200
+    assert client.post("/api/v1/sites/shop/publish", headers=shop).status_code == 201
+    bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
+    assert bundle["settings"]["referral_exclusions"] == ["paypal.com", "checkout.stripe.com"]
 
 
 def test_redirects_to_a_listed_host_and_to_paths_are_accepted(client, shop, demo_config):

@@ -62,6 +62,8 @@ def test_force_for_qa(client, published):
     ({"visitor_id": "a b", "attributes": {}}, "/visitor_id"),
     ({"visitor_id": "v1", "attributes": []}, "/attributes"),
     ({"visitor_id": "v1", "now": "today"}, "/now"),
+    ({"visitor_id": "v1", "now": 2.676513026904378e16}, "/now"),  # year 850123: no calendar has it
+    ({"visitor_id": "v1", "now": -1e15}, "/now"),
     ({"visitor_id": "v1", "force": {"x": 1}}, "/force/x"),  # the value that is wrong
     ({"visitor_id": "v1", "triggered": "x"}, "/triggered"),
     ({"visitor_id": "v1", "zone": "Europe/Paris"}, ""),

@@ -3,6 +3,7 @@
 counted by reason under `excluded` and never reaches results; the addresses are matched in
 memory and never stored, nor published in the bundle every visitor downloads."""
 import json
+import time
 
 import pytest
 
@@ -10,6 +11,8 @@ from server.events.batch import bucketed_assignment
 from server.events.traffic import in_networks, is_bot, parse_networks
 from tests.conftest import database_bytes, shop_with
 from tests.servers import BROWSER_UA
+
+NOW_MS = int(time.time() * 1000)  # collect counts events from the last 3 days only
 
 OFFICE, VPN = "203.0.113.0/24", "2001:db8:42::/48"
 CONFIG = {
@@ -35,9 +38,9 @@ def shop(tmp_path):
         """One new visitor's exposure and purchase (with `flags` on both), through the proxy hop."""
         visitor = next(visitors)
         _, variation = bucketed_assignment(bundle, bundle["campaigns"][0], visitor)
-        events = [{"id": f"x-{visitor}", "type": "exposure", "version": 1, "ts": 1763900000000, "campaign": "hero",
+        events = [{"id": f"x-{visitor}", "type": "exposure", "version": 1, "ts": NOW_MS, "campaign": "hero",
                    "variation": variation, **flags},
-                  {"id": f"p-{visitor}", "type": "conversion", "version": 1, "ts": 1763900000001, "goal": "purchase",
+                  {"id": f"p-{visitor}", "type": "conversion", "version": 1, "ts": NOW_MS + 1, "goal": "purchase",
                    "value": 20, **flags}]
         response = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}),
                                headers={"User-Agent": user_agent, "X-Forwarded-For": forwarded},

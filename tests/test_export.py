@@ -2,6 +2,7 @@
 spec/schemas/event-export.schema.json says, paged by stream position with a next cursor, on both
 stores: read page after page while events keep arriving, every recorded event comes once, in order."""
 import json
+import time
 
 import pytest
 from servers import redis_server
@@ -12,6 +13,8 @@ from server.store import get_store
 from server.web.auth import hash_key, new_api_key
 from server.wire.schemas import problems
 from tests.servers import BROWSER_UA
+
+NOW_MS = int(time.time() * 1000)  # collect counts events from the last 3 days only
 
 CONFIG = {"goals": {"purchase": {"event": "purchase"}},
           "campaigns": [{"key": "hero", "type": "experiment", "goals": ["purchase"],
@@ -54,9 +57,9 @@ def sender(client):
     def send(n, user_agent=BROWSER_UA):
         visitor = f"v1.export{n:06d}"
         _, variation = bucketed_assignment(bundle, bundle["campaigns"][0], visitor)
-        events = [{"id": f"exposure-{n:06d}", "type": "exposure", "version": 1, "ts": 1763900000000,
+        events = [{"id": f"exposure-{n:06d}", "type": "exposure", "version": 1, "ts": NOW_MS,
                    "campaign": "hero", "variation": variation, "segments": "", "pre": [0, 0]},
-                  {"id": f"purchase-{n:06d}", "type": "conversion", "version": 1, "ts": 1763900000001,
+                  {"id": f"purchase-{n:06d}", "type": "conversion", "version": 1, "ts": NOW_MS + 1,
                    "goal": "purchase", "value": 12.5}]
         response = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}),
                                headers={"User-Agent": user_agent})

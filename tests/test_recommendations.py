@@ -14,7 +14,7 @@ from server.cache import app_caches
 from server.recs.build import build_site
 from server.store import get_store
 
-TS = 1763900000000
+TS = int(time.time() * 1000)  # collect refuses events more than 3 days old
 API = "/api/v1/sites/shop"
 RECS = "/v1/sites/shop/recommendations"
 

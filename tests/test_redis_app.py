@@ -1,6 +1,7 @@
 """The whole merchant + browser flow over HTTP with VITRINA_REDIS_URL set (a real
 redis-server), giving the same results as the embedded SQLite store."""
 import json
+import time
 
 import pytest
 from conftest import DEMO_CONFIG, make_site
@@ -11,7 +12,7 @@ from server.configs.compiler import compile_bundle
 from server.events.batch import bucketed_assignment
 from server.store import get_store
 
-TS = 1763900000000
+TS = int(time.time() * 1000)  # collect refuses events more than 3 days old
 
 
 @pytest.fixture(scope="module")

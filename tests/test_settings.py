@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from server.settings import ConfigError, load_config
+from server.events.batch import MAX_EVENT_AGE_S, MAX_EVENT_AHEAD_S
+from server.settings import MIN_DEDUPE_DAYS, ConfigError, load_config
 from tests.servers import REPO
 
 
@@ -16,10 +17,21 @@ from tests.servers import REPO
     ({"VITRINA_SECRET_KEY": "short"}, "VITRINA_SECRET_KEY"),
     ({"VITRINA_SECRET_KEY": "a-long-enough-secret-key,tiny"}, "VITRINA_SECRET_KEY"),
     ({"VITRINA_COLLECT_MAX_BYTES": "-5"}, "VITRINA_COLLECT_MAX_BYTES"),
+    ({"VITRINA_DEDUPE_DAYS": "3"}, "VITRINA_DEDUPE_DAYS"),  # shorter than collect accepts events to be old
+    ({"VITRINA_DEDUPE_DAYS": "a week"}, "VITRINA_DEDUPE_DAYS"),
+    ({"VITRINA_VISITOR_DAYS": "0"}, "VITRINA_VISITOR_DAYS"),
 ])
 def test_bad_setting_is_named(tmp_path, env, name):
     with pytest.raises(ConfigError, match=name):
         load_config({"VITRINA_DATABASE": str(tmp_path / "db.sqlite3"), **env})
+
+
+def test_the_shortest_dedupe_window_outlasts_the_oldest_event_collect_accepts(tmp_path):
+    # an event is accepted while its receipt lies in [ts - ahead, ts + age]: the first copy and a
+    # retry are at most that far apart, and the store remembers the first at least its window
+    assert MIN_DEDUPE_DAYS * 86_400 >= MAX_EVENT_AGE_S + MAX_EVENT_AHEAD_S
+    config = load_config({"VITRINA_DATABASE": str(tmp_path / "db.sqlite3")})
+    assert config["VITRINA_DEDUPE_DAYS"] * 86_400 > MAX_EVENT_AGE_S and config["VITRINA_VISITOR_DAYS"] == 400
 
 
 def test_default_secret_key_is_generated_once_beside_the_database(tmp_path):

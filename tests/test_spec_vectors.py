@@ -9,6 +9,8 @@ import pytest
 from server.decisions.bucketing import bucket_text, fmix32, fnv1a, hash
 from server.decisions.conditions import eval_condition
 from server.decisions.decide import choose_variation, decide
+from server.predict.features import features
+from server.predict.scorer import install_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "spec"
@@ -113,6 +115,25 @@ def test_decision(case):
 
 
 # --- failure behaviour beyond the vectors ---
+
+@pytest.mark.parametrize("case", _cases("predict"))
+def test_predict(case):
+    found = features(case["attributes"])
+    assert sorted(found) == sorted(case["expected_features"])
+    for name, value in found.items():
+        assert value == pytest.approx(case["expected_features"][name], abs=1e-9, rel=0)
+    if "goals" not in case:
+        return
+    tree = install_predictions(json.loads(json.dumps(case["attributes"])), case["models"], case["goals"])
+    for goal, expected in case["expected"].items():
+        if expected is not None:
+            assert tree["predict"][goal] == pytest.approx(expected, abs=1e-9, rel=0)
+    for check in case.get("conditions", []):
+        heard = []
+        assert eval_condition(check["condition"], tree, heard.append) is check["matches"]
+        if "reason" in check:
+            assert heard == [check["reason"]]
+
 
 @pytest.mark.parametrize("condition, reason", [
     ({"a": {"$regx": 1}}, "unknown operator $regx"),

@@ -227,3 +227,22 @@ def test_a_spooled_batch_keeps_the_requests_facts_but_never_its_address(tmp_path
             assert {r["value"] for r in store.slice_counters("shop", "device.type")} == {"mobile"}
             assert {r["value"] for r in store.slice_counters("shop", "geo.country")} == {"GB"}
             store.close()
+
+
+def test_a_spooled_batch_is_timed_by_its_receipt_not_its_replay(tmp_path):
+    """An outage longer than collect's time window: events that were fresh when the batch was
+    spooled are still counted when it is replayed; events already too old then are refused."""
+    from server.events.batch import MAX_EVENT_AGE_S
+    app = create_app(env=_env(tmp_path))
+    _publish(app, make_site(app, "shop"))
+    folder = spool.spool_dir(app)
+    received = time.time() - MAX_EVENT_AGE_S  # spooled 3 days ago
+    for i, age_at_receipt in ((1, 3_600), (2, MAX_EVENT_AGE_S + 3_600)):
+        visitor, events = _batch(app, 1, i)
+        for event in events:
+            event["ts"] = int((received - age_at_receipt) * 1000)
+        path = spool.write_batch(folder, "shop", visitor, events)
+        path.rename(path.with_name(f"{int(received * 1e9)}-{i}-{path.name.split('-', 2)[2]}"))
+    assert spool.replay_once(app) == 1
+    assert _names(folder) == [] and spool.dead_letters(app) == 0
+    assert _totals(app) == (1, 1, {"stale": 2})

@@ -12,7 +12,7 @@ from servers import redis_cluster, redis_server
 
 from server.store import ApiKey, KeyExists, SiteExists, UserExists, draft_etag
 from server.store.base import SLICE_DIMENSIONS
-from server.store.redis_store import RedisStore
+from server.store.redis_store import SCHEMA_VERSION, RedisStore
 from server.store.sqlite import SQLiteStore
 
 
@@ -313,6 +313,67 @@ def test_get_version_latest_specific_and_missing(store):
     assert store.get_version("other") is None
 
 
+def test_revisions_are_numbered_per_site_and_each_sees_the_one_before(store):
+    for site in ("shop", "alpha"):
+        store.create_site(site, "h-" + site)
+    assert store.get_revision("shop") is None and store.latest_revision("shop") is None
+    before = []
+
+    def make(n):
+        before.append(store.get_revision("shop") and store.get_revision("shop")[0])
+        return 7, f"payload {n}", f"sig {n}", f"at {n}"
+
+    assert [store.add_revision("shop", make) for _ in range(3)] == [1, 2, 3]
+    assert before == [None, 1, 2]  # make_payload reads the latest, which is n - 1
+    assert store.add_revision("alpha", lambda n: (1, "p", "s", "at")) == 1
+    assert tuple(store.get_revision("shop")) == (3, 7, "payload 3", "sig 3", "at 3")
+    assert tuple(store.get_revision("shop", 2)) == (2, 7, "payload 2", "sig 2", "at 2")
+    assert store.latest_revision("shop") == 3 and store.latest_revision("alpha") == 1
+    assert store.get_revision("shop", 4) is None and store.get_revision("shop", 2**70) is None
+    with pytest.raises(RuntimeError):
+        store.add_revision("shop", lambda n: (_ for _ in ()).throw(RuntimeError("no")))
+    assert store.latest_revision("shop") == 3
+
+
+def test_concurrent_revisions_get_distinct_consecutive_numbers(store):
+    store.create_site("shop", "h")
+    results = []
+
+    def make(n):
+        time.sleep(0.001)
+        return 1, f"payload {n}", "sig", "at"
+
+    workers = [threading.Thread(target=lambda: results.extend(store.add_revision("shop", make) for _ in range(4)))
+               for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(results) == list(range(1, 17))
+    assert all(store.get_revision("shop", n)[2] == f"payload {n}" for n in range(1, 17))
+
+
+def test_an_assignments_label_keeps_slice_and_revision_in_every_counter_it_feeds(store):
+    """Adaptive exposures are stored with the label web|<revision>|<slice> as their channel: the
+    visitor's later conversions count under it; channel filters read the label's channel part."""
+    store.create_site("shop", "h")
+    store.record_events("shop", "v1.aaaaaaaa", [exposure("e1", "hero", "b", channel="web|3|segment:vip"),
+                                                 conversion("c1", "purchase", 10)])
+    store.record_events("shop", "v1.bbbbbbbb", [exposure("e2", "hero", "b", channel="web|0|device.type=mobile")])
+    store.record_events("shop", "v1.cccccccc", [exposure("e3", "hero", "b"), conversion("c3", "purchase", 5)])
+    store.record_events("shop", "v1.aaaaaaaa", [exposure("e4", "hero", "c", channel="web|4|default")])  # sticky
+    labelled = {(r["channel"], r["goal"]): (r["visitors"], r["conversions"], r["revenue"])
+                for r in store.labelled_counters("shop")}
+    assert labelled == {("web|3|segment:vip", None): (1, 0, 0.0), ("web|3|segment:vip", "purchase"): (0, 1, 10.0),
+                        ("web|0|device.type=mobile", None): (1, 0, 0.0), ("web", None): (1, 0, 0.0),
+                        ("web", "purchase"): (0, 1, 5.0)}
+    for channel in (None, "web"):
+        merged = by_key(store.counters("shop", channel))
+        assert merged[("hero", "b", None)]["visitors"] == 3
+        assert (merged[("hero", "b", "purchase")]["conversions"], merged[("hero", "b", "purchase")]["revenue"]) == (2, 15.0)
+    assert store.counters("shop", "email") == []
+
+
 def test_failed_payload_leaves_no_version(store):
     store.create_site("shop", "h")
 
@@ -548,7 +609,7 @@ def test_redis_keys_from_before_names_become_owner_keys_named_default(redis_url)
     _legacy_keys_are_named(stores[0])
     assert stores[1].key_for_hash("hash-shop").created_at == 1700000000.0
     assert client.keys("vitrina:{key:*}:site") == []  # the old lookup keys are gone
-    assert client.get("vitrina:schema") == "1"
+    assert client.get("vitrina:schema") == str(SCHEMA_VERSION)
     for store in stores:
         store.close()
     client.close()
@@ -1086,3 +1147,157 @@ def test_sqlite_at_step_3_of_either_layout_gains_orders_slices_covariates_and_ve
         assert store._db().execute("PRAGMA user_version").fetchone()[0] == 5
     finally:
         store.close()
+
+
+# Retention: event ids are remembered for the dedupe window, visitor state for its time to live
+# (Redis: expiring keys; SQLite keeps both on disk for ever). Short windows, real redis-server.
+WINDOW_S = 1.2  # 4 buckets of 300 ms
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def short_window(request, tmp_path):
+    if request.param == "sqlite":
+        yield SQLiteStore(str(tmp_path / "store.sqlite3"))
+        return
+    store = RedisStore(request.getfixturevalue("redis_url"), dedupe_window_s=WINDOW_S, visitor_ttl_s=60)
+    store.r.flushall()
+    yield store
+    store.close()
+
+
+def test_retries_within_the_window_count_once_while_buckets_turn_over(short_window):
+    """Eight senders retry the same batches, at once and again and again for about a window,
+    while the newest bucket changes several times: every id counts exactly once."""
+    store = short_window
+    store.create_site("shop", "h")
+    batches = [(f"visitor-{v}", [exposure(f"e-{v:03d}-x", "hero", "promo"),
+                                 conversion(f"e-{v:03d}-c", "purchase", 2.5)]) for v in range(20)]
+    recorded, errors = [], []
+
+    def sender(offset):
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < WINDOW_S * 0.9:
+                for visitor, events in batches[offset:] + batches[:offset]:
+                    recorded.append(store.record_events("shop", visitor, events))
+                time.sleep(0.05)
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=sender, args=(n * 2,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and sum(recorded) == 40 and len(recorded) > 160
+    counters = by_key(store.counters("shop"))
+    assert counters[("hero", "promo", None)]["visitors"] == 20
+    assert counters[("hero", "promo", "purchase")]["conversions"] == 20
+    assert counters[("hero", "promo", "purchase")]["revenue"] == 50.0
+
+
+def test_redis_forgets_event_ids_and_idle_visitors_after_their_windows(redis_url):
+    store = RedisStore(redis_url, dedupe_window_s=0.8, visitor_ttl_s=0.8)  # 200 ms buckets
+    store.r.flushall()
+    store.create_site("shop", "h")
+    batch = [exposure("e-000001", "hero", "promo"), conversion("e-000002", "purchase", 10)]
+    assert store.record_events("shop", "visitor-1", batch) == 2
+    assert store.record_interactions("shop", [("e-000003", 1.0, "v:a", "s:1", "view", '["x"]'),
+                                              ("o:order-1", 2.0, "c:7", "o:order-1", "purchase", '["x"]')]) == 2
+    buckets = store.r.keys("vitrina:{shop}:seen*")
+    assert len(buckets) in (1, 2)  # the batches may fall on both sides of a bucket's end
+    assert store.r.sunion(buckets) == {"e-000001", "e-000002", "e-000003"}
+    for key in buckets + ["vitrina:{shop}:visitor:visitor-1"]:
+        assert 0 < store.r.pttl(key) <= 800 + 200 + 200  # window, a bucket, the clock margin
+    assert store.r.pttl("vitrina:{shop}:orders") == -1  # imported orders are kept for ever
+    time.sleep(1.3)
+    assert store.r.keys("vitrina:{shop}:seen*") == []
+    assert not store.r.exists("vitrina:{shop}:visitor:visitor-1")
+    counters = by_key(store.counters("shop"))  # aggregates stay
+    assert counters[("hero", "promo", None)]["visitors"] == 1
+    assert counters[("hero", "promo", "purchase")]["revenue"] == 10.0
+    # past the window the ids are forgotten (collect refuses events that old: server/events/batch.py)
+    assert store.record_events("shop", "visitor-1", batch) == 2
+    assert store.record_interactions("shop", [("o:order-1", 2.0, "c:7", "o:order-1", "purchase", '["x"]')]) == 0
+    store.close()
+
+
+def test_an_active_visitor_keeps_their_assignment(redis_url):
+    store = RedisStore(redis_url, visitor_ttl_s=0.6)
+    store.r.flushall()
+    store.create_site("shop", "h")
+    for n in range(5):  # a page view every 300 ms for 1.5 s: each recorded event pushes the expiry back
+        store.record_events("shop", "visitor-1", [exposure(f"e-{n:06d}", "hero", "promo" if n == 0 else "control")])
+        time.sleep(0.3)
+    assert store.r.hget("vitrina:{shop}:visitor:visitor-1", "a\0hero") == "promo"
+    assert by_key(store.counters("shop"))[("hero", "promo", None)]["visitors"] == 1
+    assert ("hero", "control", None) not in by_key(store.counters("shop"))
+    store.close()
+
+
+def test_the_event_ids_from_before_buckets_are_still_looked_up_then_expire(redis_url):
+    client = RedisStore(redis_url).r
+    client.flushall()
+    client.sadd("vitrina:{shop}:seen", "e-000001", "o:order-1", "o:order-2")
+    client.set("vitrina:schema", 1)
+    store = RedisStore(redis_url, dedupe_window_s=0.8)
+    store.create_site("shop", "h")  # a first key operation runs the upgrade
+    assert client.get("vitrina:schema") == str(SCHEMA_VERSION)
+    assert client.smembers("vitrina:{shop}:orders") == {"o:order-1", "o:order-2"}
+    assert 0 < client.pttl("vitrina:{shop}:seen") <= 1000
+    assert store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", "promo")]) == 0
+    assert store.record_interactions("shop", [("o:order-2", 2.0, "c:7", "o:order-2", "purchase", '["x"]')]) == 0
+    time.sleep(1.1)
+    assert not client.exists("vitrina:{shop}:seen")
+    assert store.record_interactions("shop", [("o:order-1", 2.0, "c:7", "o:order-1", "purchase", '["x"]')]) == 0
+    store.close()
+    client.close()
+
+
+def test_the_memory_benchmark_measures_expiring_keys_at_small_size(redis_url):
+    """bench/redis_memory.py at 3,000 events, as a correctness check only (its figures are the
+    benchmark's): every event id and visitor hash gets a time to live (it fails otherwise), and
+    once they are gone only the stream and the counters are left."""
+    from bench.redis_memory import measure
+    figures = measure(redis_url, events=3_000)
+    assert figures["visitors"] > 300 and figures["ids"] > 3_000 * 20 and figures["visitor_state"] > 0
+    assert figures["stream"] > 3_000 * 50
+    assert figures["after_windows"] < figures["without_expiry"] - figures["ids"] / 2
+    assert figures["rest"] < figures["ids"] + figures["visitor_state"]
+
+
+def _feature_row(event_id, ts, kind="exposure", goal=None, **features):
+    return {"id": event_id, "ts": ts, "kind": kind, "goal": goal,
+            "features": json.dumps(features or {"visit.count": 0.69})}
+
+
+def test_feature_rows_come_back_oldest_first_newest_kept(store):
+    store.create_site("shop", "h")
+    store.record_features("shop", "v1.a", [_feature_row("e1", 1000, **{"visit.pageviews": 1.1}),
+                                           _feature_row("e2", 2000, "conversion", "purchase")])
+    store.record_features("shop", "v1.b", [_feature_row("e3", 3000, utm=1)])
+    rows = store.feature_rows("shop")
+    assert [(r["id"], r["visitor"], r["ts"], r["kind"], r["goal"]) for r in rows] == [
+        ("e1", "v1.a", 1000, "exposure", None), ("e2", "v1.a", 2000, "conversion", "purchase"),
+        ("e3", "v1.b", 3000, "exposure", None)]
+    assert rows[0]["features"] == {"visit.pageviews": 1.1} and rows[2]["features"] == {"utm": 1}
+    assert [r["id"] for r in store.feature_rows("shop", limit=2)] == ["e2", "e3"]
+    assert store.feature_rows("other") == []
+
+
+def test_erasure_removes_a_visitors_feature_rows(store):
+    store.create_site("shop", "h")
+    store.record_features("shop", "v1.gone", [_feature_row("e1", 1000)])
+    store.record_features("shop", "v1.kept", [_feature_row("e2", 2000)])
+    store.erase_units("shop", [], ["v1.gone"])
+    assert [r["visitor"] for r in store.feature_rows("shop")] == ["v1.kept"]
+
+
+def test_model_reports_are_per_site_and_goal_and_replaced(store):
+    store.create_site("shop", "h")
+    assert store.model_reports("shop") == {}
+    store.save_model("shop", "purchase", '{"auc": 0.6}')
+    store.save_model("shop", "signup", '{"auc": 0.7}')
+    store.save_model("shop", "purchase", '{"auc": 0.8}')
+    assert store.model_reports("shop") == {"purchase": '{"auc": 0.8}', "signup": '{"auc": 0.7}'}
+    assert store.model_reports("other") == {}

@@ -16,26 +16,32 @@ const lower = (text) => (text || "").toLowerCase()
 const bareHost = (host) => lower(host).replace(/^www\./, "")
 
 /**
- * [source, medium] of a page view, or 0 when the visitor comes from another page of this
- * site (internal: the session keeps its source). Campaign parameters beat the referrer.
+ * [source, medium] of a page view, or 0 when it has neither referrer nor campaign parameters
+ * (direct), or when the visitor comes from another page of this site or from one of the
+ * `excluded` hosts (settings.referral_exclusions): the session keeps its
+ * source (one that starts so is direct/direct). Campaign parameters beat the referrer.
  * @param {string} referrer
  * @param {string} host this page's
  * @param {{[name: string]: string}} query
+ * @param {string[]} [excluded] lowercase, without "www." (as the compiler writes them)
  * @returns {string[] | 0}
  */
-export function classify(referrer, host, query) {
+export function classify(referrer, host, query, excluded = []) {
   const utmMedium = lower(query.utm_medium)
   const click = query.gclid ? "google" : query.msclkid ? "bing" : query.fbclid && "facebook"
   const referrerHost = bareHost(hostOf(referrer))
   const known = KNOWN_HOSTS.exec(referrerHost)
-  let sourceMedium = !referrerHost
-    ? []
-    : /^(web)?mail\.|outlook\./.test(referrerHost) // webmail first: mail.google.com is no search
-      ? [referrerHost, "email"]
-      : known
-        ? [known[1] || ALIASES[known[2]] || known[2], known[1] ? "search" : "social"]
-        : [referrerHost, "referral"]
-  if (referrerHost == bareHost(host)) {
+  let sourceMedium = /^(web)?mail\.|outlook\./.test(referrerHost) // webmail first: mail.google.com is no search
+    ? [referrerHost, "email"]
+    : known
+      ? [known[1] || ALIASES[known[2]] || known[2], known[1] ? "search" : "social"]
+      : [referrerHost, "referral"]
+  // direct, from this site or from an excluded host: the session's source, unless campaign parameters say otherwise
+  if (
+    !referrerHost ||
+    referrerHost == bareHost(host) ||
+    excluded.includes(referrerHost)
+  ) {
     if (!query.utm_source && !utmMedium && !click) return 0
     sourceMedium = []
   }
@@ -51,6 +57,6 @@ export function classify(referrer, host, query) {
 }
 
 /** @type {import("./types.js").ModuleInstall} */
-export const installAttribution = () => ({
-  arrival: (query) => classify(document.referrer, location.hostname, query),
+export const installAttribution = (runtime) => ({
+  arrival: (query) => classify(document.referrer, location.hostname, query, /** @type {any} */ (runtime.bundle())?.settings.referral_exclusions),
 })

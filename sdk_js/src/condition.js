@@ -9,7 +9,7 @@ const isArr = Array.isArray
 /** @param {any} x @returns {x is {[key: string]: any}} */
 export const isObj = (x) => !!x && typeof x == "object" && !isArr(x)
 /** @param {object} o @param {string} k */
-const own = (o, k) => Object.prototype.hasOwnProperty.call(o, k)
+const own = (o, k) => ({}).hasOwnProperty.call(o, k)
 // The reasons `log` hears. The tag's core never passes a `log`: its build defines
 // globalThis.VITRINA_CORE, and the reasons' text is left out (false).
 const REASONS = !(/** @type {any} */ (globalThis).VITRINA_CORE)
@@ -43,7 +43,7 @@ const pattern = (source, flags) => {
 
 // Own properties only, so "constructor" or "length" never resolve to built-ins.
 /** @param {any} o @param {string} path @returns {any} */
-const get = (o, path) => {
+export const get = (o, path) => {
   for (const k of partsOf(path)) {
     if (!o || typeof o != "object" || (isArr(o) && !/^\d+$/.test(k)) || !own(o, k)) return null
     o = o[k]

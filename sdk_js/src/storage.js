@@ -45,9 +45,10 @@ export const randomHex = (bytes) => {
 export function cookie(name, value, forSession) {
   try {
     if (value === undefined) return (document.cookie.match("(?:^|; )" + name + "=([^;]*)") || [])[1]
+    // max-age in digits (400 days): a browser ignores "3456e4", which would leave a session cookie
     if (writable || !value)
       document.cookie =
-        name + "=" + (value || "") + ";path=/" + (value ? (forSession ? "" : ";max-age=3456e4") : ";max-age=0") +
+        name + "=" + (value || "") + ";path=/" + (value && forSession ? "" : ";max-age=" + (value ? 3456e4 : 0)) +
         ";SameSite=Lax" + (location.protocol == "https:" ? ";Secure" : "")
   } catch (_) {} // a sandboxed frame has no cookies
 }
@@ -74,14 +75,22 @@ const recent = (list, path) => (list || []).filter((p) => p != path).concat(path
  * One page view: the visit state (or null for a first visit) moves on to `now`.
  * @param {VisitState | null} visit
  * @param {number} now
- * @param {string[] | 0 | undefined} sourceMedium from classify() (0 when internal, undefined on an SPA navigation)
+ * @param {string[] | 0 | undefined} sourceMedium the attribution module's arrival (0 when internal or direct, undefined on an SPA navigation or without the module)
  * @param {{[name: string]: string} | null} utm the page's UTM values
  * @param {string} path this page's path
  * @returns {VisitState}
  */
 export function pageview(visit, now, sourceMedium, utm, path) {
   const s = visit || {}
-  if (!s.l || now - s.l >= SESSION_MS) {
+  // A new session after 30 minutes without a page view, or mid-session on an arrival from
+  // another outside source (the attribution module's [source, medium], UTM source and medium
+  // included), as GA4; a direct or internal page view (an excluded referrer among them:
+  // settings.referral_exclusions) keeps the session, and UTM values alone update it.
+  if (
+    !s.l ||
+    now - s.l >= SESSION_MS ||
+    (sourceMedium && /** @type {any} */ (sourceMedium) != s.r + "")
+  ) {
     s.d = s.l ? Math.floor((now - s.l) / 864e5) : null
     s.n = (s.n || 0) + 1
     s.s = now
@@ -90,13 +99,10 @@ export function pageview(visit, now, sourceMedium, utm, path) {
     s.r = sourceMedium || ["direct", "direct"]
     s.u = utm || {}
     for (const campaign in s.x) s.x[campaign].session = 0
-  } else {
-    // Within a session a new campaign click or an outside referrer takes over; a direct
-    // or internal page view keeps the landing attribution.
-    if (sourceMedium && sourceMedium[1] != "direct") s.r = sourceMedium
-    if (utm) s.u = utm
+  } else if (utm) {
+    s.u = utm
   }
-  s.p = /** @type {number} */ (s.p) + 1
+  /** @type {number} */ (s.p)++
   s.t = (s.t || 0) + 1
   s.l = now
   s.h = recent(s.h, path)

@@ -8,6 +8,9 @@
 const MAX_KEPT = 100 // kept events, and the collect endpoint's batch limit
 const BATCH = 20 // this many go at once instead of waiting for the delay
 const MAX_BACKOFF_MS = 6e4
+// Older events are dropped, not sent: collect refuses them (server/events/batch.py QUEUE_MAX_AGE_S,
+// its twin), as the server remembers event ids only so long (docs/DESIGN.md "Retention").
+const MAX_AGE_MS = 1728e5 // 2 days
 
 /**
  * A POST in flight when the page closes is not in the mirror: keepalive finishes it.
@@ -32,7 +35,7 @@ export function queue({ post, beacon, load, save, delay = 1e3 }) {
   function flush(hidden) {
     clearTimeout(timer)
     timer = 0
-    const batch = enabled ? events.splice(0, MAX_KEPT) : []
+    const batch = enabled ? events.splice(0, MAX_KEPT).filter((event) => /** @type {number} */ (event.ts) > Date.now() - MAX_AGE_MS) : []
     if (batch.length)
       if (!hidden)
         post(batch).then((done) => {

@@ -76,6 +76,7 @@
  * @property {{per_visitor?: number | null, per_session?: number | null}} [cap]
  * @property {number} [traffic]
  * @property {"visitor" | "customer"} [bucket_by] the unit bucketed and counted (default visitor)
+ * @property {{by?: string[], goal?: string, mode?: string}} [allocation] adaptive: slices by the first `by` entry that matches
  * @property {Variation[]} variations
  * @property {string[]} [goals]
  */
@@ -93,6 +94,7 @@
  * @property {number} [holdout]
  * @property {"implied" | "required"} [consent]
  * @property {number} [antiflicker_ms]
+ * @property {string[]} [referral_exclusions] referring hosts that count as the shop's own (attribution module)
  * @property {boolean} [ecommerce]
  */
 
@@ -107,6 +109,14 @@
  * @property {Campaign[]} campaigns
  * @property {string[]} [crm] the names under crm. that live campaigns read ("*": all); /identify answers only these
  * @property {BundleSettings} [settings]
+ * @property {Revision} [revision] the served revision of this version (docs/DESIGN.md "Revisions")
+ */
+
+/**
+ * A revision: named parts the server adds to a version without a new version.
+ * @typedef {Object} Revision
+ * @property {number} [revision]
+ * @property {{[campaign: string]: {weights?: {[slice: string]: number[]}, since?: {[slice: string]: number}}}} [allocations]
  */
 
 /**
@@ -116,11 +126,12 @@
  * @property {{[campaign: string]: string}} variations
  * @property {{[campaign: string]: string}} reasons
  * @property {string[]} holdout_campaigns
+ * @property {{[campaign: string]: [slice: string, revision: number | null]}} [slices] adaptive assignments: where they were made
  */
 
 /**
  * Sticky assignments; `customer` names the customer key a customer-bucketed campaign's one was given to.
- * @typedef {{[campaign: string]: {seed: string, variation: string, customer?: string}}} StickyAssignments
+ * @typedef {{[campaign: string]: {seed: string, variation: string, customer?: string, made?: [string, number | null]}}} StickyAssignments (`made`: decide.py's, for an adaptive one)
  * @typedef {{[campaign: string]: {visitor: number, session: number}}} ExposureCounts
  */
 
@@ -205,6 +216,7 @@
  * @property {string} [id]
  * @property {number} [version]
  * @property {number} [ts]
+ * @property {{[name: string]: number}} [features] the page view's feature vector (the predict module)
  */
 
 /**
@@ -250,7 +262,7 @@
  * @property {() => void} [decided] after a decision that may settle what was held back (a module's `decide`, DOMContentLoaded)
  * @property {(name: string) => void} [track] `vitrina.track(name)`
  * @property {(entry: any[]) => void} [debug] an entry of the debug log (?vitrina_debug=1)
- * @property {() => {identity?: string} | undefined} [batch] fields to add to each collect batch
+ * @property {() => {identity?: string, made?: any, features?: {[name: string]: number}} | undefined} [batch] fields to add to each collect batch
  * @property {(token: any) => void} [identify] `vitrina.identify(token)`
  * @property {(given: boolean) => void} [consent] `vitrina.consent(given)`: a refusal deletes what the module stored
  */

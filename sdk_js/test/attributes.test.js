@@ -17,7 +17,7 @@ test("parseQuery keeps the first value and never a built-in name", () => {
 
 test("referrer classification", () => {
   const cases = [
-    ["", "", ["direct", "direct"]],
+    ["", "", 0], // direct: the session keeps its source (direct/direct when it starts so)
     ["https://www.google.com/search?q=mug", "", ["google", "search"]],
     ["https://www.google.co.uk/", "", ["google", "search"]],
     ["https://www.bing.com/", "", ["bing", "search"]],
@@ -62,6 +62,16 @@ test("a referrer from this same site is internal (0): the session keeps its sour
   assert.equal(cls("https://shop.example/products"), 0)
   assert.equal(cls("https://www.shop.example/"), 0)
   assert.equal(classify("https://shop.example/", "www.shop.example", {}), 0)
+})
+
+test("a referral exclusion is as this site: the session keeps its source, unless campaign parameters", () => {
+  const excluded = ["checkout.stripe.com", "paypal.com"] // as the compiler writes them
+  const from = (ref, search = "") => classify(ref, HOST, parseQuery(search), excluded)
+  assert.equal(from("https://checkout.stripe.com/pay/x"), 0)
+  assert.equal(from("https://www.paypal.com/checkoutnow"), 0)
+  assert.deepEqual(from("https://stripe.com/"), ["stripe.com", "referral"]) // hosts by name, not their parents
+  assert.deepEqual(from("https://notpaypal.com/"), ["notpaypal.com", "referral"])
+  assert.deepEqual(from("https://paypal.com/", "?utm_source=paypal&utm_medium=partner"), ["paypal", "partner"])
 })
 
 test("utmOf: landing values, or null when the URL has none", () => {

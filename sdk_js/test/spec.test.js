@@ -2,8 +2,10 @@
 import assert from "node:assert/strict"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { describe, test } from "node:test"
+import { adaptiveDecision } from "../src/allocation.js"
 import { bucketText, chooseVariation, decide, evalCondition, hash } from "../src/esm.js"
 import { fmix32, fnv1a } from "../src/hash.js"
+import { features, installPredictions } from "../src/predict.js"
 
 const spec = new URL("../../spec/", import.meta.url)
 // Peer vectors beside the project checkout; a fresh clone has none and skips them.
@@ -42,9 +44,29 @@ const run = {
     const v = chooseVariation(c.campaign, b)
     assert.equal(v && v.key, c.expected_variation)
   },
-  decisions: (c) => assert.deepEqual(decide(c.bundle, c.attributes, c.visitor_id, c.options), c.expected),
+  // what the tag decides with the adaptive module (allocation.js): an adaptive campaign's slice weights and slices
+  decisions: (c) =>
+    assert.deepEqual(adaptiveDecision(decide, c.bundle, c.attributes, c.visitor_id, c.options, evalCondition), c.expected),
 }
 run.regex = run.versions = run.conditions
+// Feature vectors and scores agree with the Python twin within 1e-9; a missing model's reason is logged.
+run.predict = (c) => {
+  const close = (actual, expected) => assert.ok(Math.abs(actual - expected) <= 1e-9, `${actual} vs ${expected}`)
+  const found = features(c.attributes)
+  assert.deepEqual(Object.keys(found).sort(), Object.keys(c.expected_features).sort())
+  for (const name in found) close(found[name], c.expected_features[name])
+  if (!c.goals) return
+  const tree = installPredictions(structuredClone(c.attributes), c.models, c.goals)
+  for (const [goal, expected] of Object.entries(c.expected)) {
+    if (expected == null) assert.throws(() => tree.predict[goal])
+    else close(tree.predict[goal], expected)
+  }
+  for (const check of c.conditions || []) {
+    const heard = []
+    assert.equal(evalCondition(check.condition, tree, (reason) => heard.push(reason)), check.matches)
+    if (check.reason) assert.deepEqual(heard, [check.reason])
+  }
+}
 
 // 07-devices.json: sdk_js/test/devices.test.js (the UA fallback answers the type only).
 for (const { file, topic, doc } of files.filter((f) => f.topic != "devices")) {

@@ -25,17 +25,28 @@ test("a first page view starts visit 1", () => {
 
 test("within 30 minutes the session goes on and keeps its landing attribution", () => {
   let s = pageview(null, T0, ["google", "search"], { source: "nl" }, "/")
-  s = pageview(s, T0 + 29 * MIN, 0, null, "/p") // internal
-  s = pageview(s, T0 + 40 * MIN, ["direct", "direct"], null, "/q") // typed URL
+  s = pageview(s, T0 + 29 * MIN, 0, null, "/p") // internal, or an excluded referrer
+  s = pageview(s, T0 + 40 * MIN, 0, null, "/q") // typed URL (direct)
+  s = pageview(s, T0 + 50 * MIN, ["google", "search"], { source: "nl" }, "/") // the same arrival again
+  s = pageview(s, T0 + 55 * MIN, undefined, null, "/spa") // an SPA navigation
   assert.equal(s.n, 1)
-  assert.equal(s.p, 3)
+  assert.equal(s.p, 5)
   assert.deepEqual(s.r, ["google", "search"])
   assert.deepEqual(s.u, { source: "nl" })
   assert.equal(s.g, "/")
-  // A new campaign click mid-session takes over.
-  s = pageview(s, T0 + 41 * MIN, ["bing", "paid"], { source: "bing" }, "/r")
-  assert.deepEqual(s.r, ["bing", "paid"])
-  assert.deepEqual(s.u, { source: "bing" })
+})
+
+test("an arrival from another outside source starts a new session (GA4); UTM values alone update it", () => {
+  let s = pageview(null, T0, ["google", "search"], { source: "nl", campaign: "bf" }, "/")
+  s.x = { hero: { visitor: 1, session: 1 } }
+  s = pageview(s, T0 + 5 * MIN, ["facebook", "social"], null, "/r") // no UTM values: the old ones go
+  assert.deepEqual([s.n, s.p, s.g, s.d], [2, 1, "/r", 0])
+  assert.deepEqual([s.r, s.u], [["facebook", "social"], {}])
+  assert.deepEqual(s.x, { hero: { visitor: 1, session: 0 } }) // per-session caps start again
+  // without the attribution module (sourceMedium undefined) new UTM values replace the session's
+  s = pageview(s, T0 + 6 * MIN, undefined, { source: "nl", campaign: "cm" }, "/s")
+  assert.deepEqual([s.n, s.p, s.u], [2, 2, { source: "nl", campaign: "cm" }])
+  assert.equal(s.t, 3)
 })
 
 test("30 minutes without a page view start a new session", () => {

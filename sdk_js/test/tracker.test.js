@@ -2,7 +2,8 @@ import { afterEach, test } from "node:test"
 import assert from "node:assert/strict"
 import { queue } from "../src/tracker.js"
 
-const ev = (i) => ({ id: "e" + String(i).padStart(8, "0"), type: "exposure" })
+const NOW = Date.now()
+const ev = (i, ts = NOW) => ({ id: "e" + String(i).padStart(8, "0"), type: "exposure", ts })
 const tick = () => new Promise((r) => setTimeout(r, 0))
 
 const made = []
@@ -80,6 +81,19 @@ test("events left by an earlier page go with the first send", () => {
   t.q.add(ev(2))
   t.q.flush()
   assert.deepEqual(t.posts, [[ev(1), ev(2)]])
+})
+
+test("events older than two days are dropped, never sent: the server would refuse them", () => {
+  const day = 864e5
+  const stale = ev(1, Date.now() - 2 * day - 6e4)
+  const aging = ev(2, Date.now() - 2 * day + 6e4)
+  const t = setup({ stored: [stale, aging] })
+  t.q.enable(true)
+  t.q.add(ev(3))
+  t.q.flush()
+  assert.deepEqual(t.posts, [[aging, ev(3)]])
+  t.q.flush(1)
+  assert.deepEqual([t.beacons, t.saved], [[], []])
 })
 
 test("the queue is bounded to the newest 100 events", () => {

@@ -5,6 +5,7 @@ DEFAULT_SETTINGS = {"holdout": 0.0, "consent": "implied", "antiflicker_ms": 400}
 # Settings the server alone reads, kept with the version rather than in the bundle, which every
 # visitor downloads (tag.js must not list the shop's internal addresses).
 PRIVATE_SETTINGS = ("exclude_ips",)
+DEFAULT_ALLOCATION = {"mode": "adaptive", "by": [], "explore": 0.1, "min_visitors": 200}
 # The hashing scheme buckets are computed with (docs/DESIGN.md "Hashing and bucketing"). A new scheme gets a
 # new number, so an evaluator that does not know it decides nothing instead of reassigning everyone.
 HASH_VERSION = 1
@@ -57,6 +58,9 @@ def compile_campaign(campaign):
         # Alerts (results and the worker): goals that must not get worse, and whether to pause then.
         **({"guardrails": campaign["guardrails"]} if campaign.get("guardrails") else {}),
         **({"auto_pause": True} if campaign.get("auto_pause") else {}),
+        # Adaptive campaigns only: the SDK reads `by`, the worker the rest (a fixed split says nothing).
+        **({"allocation": {**DEFAULT_ALLOCATION, **campaign["allocation"]}}
+           if (campaign.get("allocation") or {}).get("mode") == "adaptive" else {}),
     }
 
 
@@ -74,20 +78,25 @@ def condition_paths(condition):
             yield key
 
 
-def crm_attributes(campaigns, segments, goals):
-    """The names under `crm` that live campaigns (segment, conditions, pages) and pageview goals
-    read, sorted; "*" when one reads the whole namespace. /identify answers only these."""
+def namespace_names(campaigns, segments, goals, namespace):
+    """The names under `namespace` (crm, predict) that live campaigns (segment, conditions, pages)
+    and pageview goals read, sorted; "*" when one reads the whole namespace."""
     conditions = [segments.get(c["segment"]) for c in campaigns if c["segment"] is not None]
     conditions += [c[field] for c in campaigns for field in ("conditions", "pages") if c[field] is not None]
     conditions += [goal["pageview"] for goal in goals.values() if "pageview" in goal]
     names = set()
     for condition in conditions:
         for path in condition_paths(condition):
-            if path == "crm":
+            if path == namespace:
                 names.add("*")
-            elif path.startswith("crm."):
+            elif path.startswith(namespace + "."):
                 names.add(path.split(".")[1])
     return sorted(names)
+
+
+def crm_attributes(campaigns, segments, goals):
+    """The crm names live campaigns and pageview goals read: /identify answers only these."""
+    return namespace_names(campaigns, segments, goals, "crm")
 
 
 def compile_bundle(site, version, config, now=None):
@@ -97,6 +106,7 @@ def compile_bundle(site, version, config, now=None):
     campaigns = sorted((compile_campaign(c) for c in live), key=lambda c: -c["priority"])
     used_goals = {g for c in campaigns for g in c["goals"] + c.get("guardrails", [])}
     goals = {**config.get("goals", {}), **{g: RECOMMENDATION_GOALS[g] for g in used_goals & set(RECOMMENDATION_GOALS)}}
+    predicted = [g for g in namespace_names(campaigns, config.get("segments", {}), goals, "predict") if g != "*"]
     return {
         "site": site,
         "version": version,
@@ -107,9 +117,21 @@ def compile_bundle(site, version, config, now=None):
         "goals": {k: goals[k] for k in sorted(set(goals) | used_goals) if k in goals},
         "campaigns": campaigns,
         "crm": crm_attributes(campaigns, config.get("segments", {}), goals),
-        "settings": {**DEFAULT_SETTINGS, **{k: v for k, v in config.get("settings", {}).items()
-                                             if k not in PRIVATE_SETTINGS}},
+        "settings": compile_settings(config.get("settings", {})),
+        # the goals conditions read as predict.<goal>: the predict module scores them, and a goal
+        # without a model makes them false (set only when not empty)
+        **({"predict": predicted} if predicted else {}),
     }
+
+
+def compile_settings(settings):
+    """The defaults filled in, private settings left out; referral exclusions as the attribution module compares hosts
+    (lowercase, without "www.": sdk_js/src/attribution.js bareHost)."""
+    compiled = {**DEFAULT_SETTINGS, **{k: v for k, v in settings.items() if k not in PRIVATE_SETTINGS}}
+    if "referral_exclusions" in compiled:
+        compiled["referral_exclusions"] = list(dict.fromkeys(
+            host.lower().removeprefix("www.") for host in compiled["referral_exclusions"]))
+    return compiled
 
 
 def private_settings(config):

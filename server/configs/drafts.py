@@ -6,6 +6,7 @@ import json
 from server.configs.validation import review_config
 from server.errors import APIError
 from server.identity.customers import known_types
+from server.predict.models import predict_warnings
 from server.store import draft_etag, get_store
 
 STALE_MESSAGE = ("Someone saved this site's config after you loaded it: nothing was saved. Reload to see "
@@ -41,6 +42,7 @@ def save_draft(site, config, if_match=None):
     is werkzeug's ETags of an If-Match header (None or empty: no condition): unless it holds the
     current draft's tag, 412 and nothing stored; the check and the write are one atomic step."""
     review = reviewed(config, known_types(site))
+    review.warnings = review.warnings + predict_warnings(site, review.config)
     text = json.dumps(review.config, separators=(",", ":"))
     store = get_store()
     review.etag = f'"{draft_etag(text)}"'

@@ -13,13 +13,14 @@ from server.cache import Cache, app_cache
 from server.store.base import VERSION_TOKEN_MAX_AGE_S as MAX_AGE_S  # noqa: F401 (the bound tests rely on)
 
 NAME, SIZE = "latest versions", 4096
-INVALIDATED_BY = "a publish in any process (the store's version token, which also moves every second)"
+INVALIDATED_BY = "a publish or a revision in any process (the store's version token, which also moves every second)"
 _MISSING = object()
 
 
 class LatestVersions:
-    """site -> latest published version (None: nothing published), memoised in a cache that the
-    store's version token empties (by default a cache of its own; publishing passes the app's)."""
+    """site -> latest published version (None: nothing published) and the site's latest revision
+    (None: none yet), memoised in a cache that the store's version token empties (by default a
+    cache of its own; publishing passes the app's). Adding a revision announces like a publish."""
 
     def __init__(self, store, cache=None):
         self.store = store
@@ -31,25 +32,37 @@ class LatestVersions:
         return cls(store, app_cache(NAME, SIZE, INVALIDATED_BY, token=store.version_token))
 
     def get(self, site):
+        """The latest version number."""
+        return self.served(site)[0]
+
+    def served(self, site):
+        """(latest version, latest revision) of the site."""
         found = self.cache.get(site, _MISSING)
-        return self.read(site) if found is _MISSING else found
+        return self.read_served(site) if found is _MISSING else found
 
     def read(self, site):
+        return self.read_served(site)[0]
+
+    def read_served(self, site):
         """Ask the store (through its outage guard), whatever the memo holds; memoise the answer
         unless the token moved meanwhile (then it may predate a publish)."""
         token_before = self.cache.current_token()
-        return self.cache.put_unless_moved(site, self.store.outage.call(self.store.latest_version, site), token_before)
+        pair = self.store.outage.call(self._latest_pair, site)
+        return self.cache.put_unless_moved(site, pair, token_before)
+
+    def _latest_pair(self, site):
+        return self.store.latest_version(site), self.store.latest_revision(site)
 
     def known(self, site):
         """Whether the memo holds the site now: a read that needs no store."""
         return self.cache.get(site, _MISSING) is not _MISSING
 
-    def remember(self, site, version):
-        """Hold `version` as the site's latest until the token moves (what is served while the
-        store cannot be asked), so that memory answers meanwhile instead of asking again."""
-        self.cache.put(site, version)
+    def remember(self, site, version, revision=None):
+        """Hold `version` (and `revision`) as the site's latest until the token moves (what is
+        served while the store cannot be asked), so that memory answers meanwhile instead of asking again."""
+        self.cache.put(site, (version, revision))
 
     def announce(self, site):
-        """Called after this process added a version of `site`."""
+        """Called after this process added a version or a revision of `site`."""
         self.store.announce_version(site)
         self.cache.clear()

@@ -16,6 +16,7 @@ from server.cache import app_cache
 from server.configs.compiler import PRIVATE_SETTINGS, compile_bundle, private_settings
 from server.configs.latest import LatestVersions
 from server.configs.signing import (
+    REVISION_SALT,
     SignatureInvalid,
     canonical_json,
     script_json,
@@ -25,6 +26,7 @@ from server.configs.signing import (
 from server.configs.validation import parse_config, review_config
 from server.errors import APIError
 from server.identity.customers import known_types
+from server.predict.models import predict_warnings
 from server.store import UNAVAILABLE, get_store, site_exists
 
 _MISSING = object()
@@ -104,7 +106,8 @@ def pause_campaign(site, key, note):
 
     def paused(version):
         base = _load(site, version - 1) or latest_entry
-        return {**base.bundle, "version": version, "published_at": now,
+        bundle = {k: v for k, v in base.bundle.items() if k != "revision"}  # a revision is not the version's
+        return {**bundle, "version": version, "published_at": now,
                 "campaigns": [c for c in base.bundle["campaigns"] if c["key"] != key]}
     return _store_signed(site, paused, {"published_by": SYSTEM, "note": note, **latest_entry.private_settings})
 
@@ -121,13 +124,66 @@ def _pause_in_draft(site, key):
         get_store().save_draft(site, json.dumps(config, separators=(",", ":")))
 
 
-class Version:
-    """A verified, immutable bundle version and what is served from it, computed once."""
+REVISION_HEADER = ("site", "version", "revision", "made_at")  # every revision's; the rest are its parts
 
-    def __init__(self, site, bundle, signature, meta=None):
-        self.site, self.bundle, self.signature = site, bundle, signature
+
+def publish_revision(site, parts):
+    """Sign and store the site's next revision, for its latest version, without a new version:
+    the parts of the latest revision when it was made for that version, with `parts` ({name:
+    document}, a None document drops that part) over them. Announced like a publish, so every
+    process serves it at once. Returns the revision number; None when nothing is published."""
+    clash = set(parts) & set(REVISION_HEADER)
+    if clash:
+        raise ValueError(f"not a revision part: {sorted(clash)}")
+    store = get_store()
+    version = store.latest_version(site)
+    if version is None:
+        return None
+    made_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def make_payload(number):
+        before = store.get_revision(site)  # number - 1: read where the next number is allocated
+        document = {}
+        if before is not None and before[1] == version:
+            document = {k: v for k, v in json.loads(before[2]).items() if k not in REVISION_HEADER}
+        document.update(parts)
+        document = {k: v for k, v in document.items() if v is not None}
+        document.update(site=site, version=version, revision=number, made_at=made_at)
+        payload = canonical_json(document)
+        return version, payload, sign(payload, _keys(), REVISION_SALT), made_at
+
+    number = store.add_revision(site, make_payload)
+    latest_versions().announce(site)
+    return number
+
+
+def current_revision(site):
+    """The document of the revision served now with the latest version (None: none)."""
+    entry = latest(site, ask_store=True)
+    return entry.revision.document if entry and entry.revision else None
+
+
+class Revision:
+    """A verified, immutable revision: `document` is {"site", "version", "revision", "made_at",
+    and its parts ("allocations", ...)}, `signature` its signature (salt vitrina.revision)."""
+
+    def __init__(self, site, document, signature):
+        self.site, self.document, self.signature = site, document, signature
+        self.number, self.version = document["revision"], document["version"]
+
+
+class Version:
+    """A verified, immutable bundle version, with the revision served with it if any, and what is
+    served from them, computed once. `bundle` is what tag.js and bundle.json carry: the version's
+    bundle, plus `"revision": <the revision's document>` when there is one; `signature` signs
+    the version's bundle without that key, `revision.signature` the revision's document."""
+
+    def __init__(self, site, bundle, signature, revision=None, meta=None):
+        self.site, self.signature, self.revision = site, signature, revision
         self.meta = meta or {}
+        self.bundle = bundle if revision is None else {**bundle, "revision": revision.document}
         self.version = bundle["version"]
+        self.revision_number = revision and revision.number
         self._json = None
         self._literal = None
         self._networks = None
@@ -145,6 +201,11 @@ class Version:
         return self._networks
 
     @property
+    def served_as(self):
+        """(version, revision number or None): what identifies every byte served from it."""
+        return self.version, self.revision_number
+
+    @property
     def bundle_literal(self):
         """The bundle as a script-safe JSON literal (inside tag.js), built on first use."""
         if self._literal is None:
@@ -155,7 +216,10 @@ class Version:
     def json_body(self):
         """The bytes of bundle.json, built on first use."""
         if self._json is None:
-            self._json = script_json({"bundle": self.bundle, "signature": self.signature}).encode()
+            body = {"bundle": self.bundle, "signature": self.signature}
+            if self.revision is not None:
+                body["revision_signature"] = self.revision.signature
+            self._json = script_json(body).encode()
         return self._json
 
 
@@ -180,8 +244,53 @@ def _load(site, version):
             raise VersionUnverifiable(503, "bundle_signature_invalid",
                            f"Version {version} of site '{site}' failed signature verification and is not served.") from None
         meta = store.outage.call(store.version_meta, site, [row[0]]).get(row[0])
-        entry = cache.put((site, version), Version(site, json.loads(payload), signature, meta and json.loads(meta)))
+        entry = cache.put((site, version), Version(site, json.loads(payload), signature,
+                                                       meta=meta and json.loads(meta)))
         _known_at_least(site, entry)  # it exists, so the latest is this one or a later one
+    return entry
+
+
+def _load_revision(site, number):
+    """The verified Revision `number` of the site, from the per-app cache or the store; None if
+    there is none."""
+    cache = app_cache("verified revisions", 1024, "nothing: a revision is immutable and its signature was checked "
+                      "with the keys the server started with")
+    entry = cache.get((site, number))
+    if entry is None:
+        store = get_store()
+        row = store.outage.call(store.get_revision, site, number)
+        if row is None:
+            return None
+        _, _, payload, signature, _ = row
+        try:
+            verify(payload, signature, _keys(), REVISION_SALT)
+        except SignatureInvalid:
+            current_app.logger.error("site %s revision %s: signature does not verify; serving its version without it",
+                                     site, number)
+            return None
+        entry = cache.put((site, number), Revision(site, json.loads(payload), signature))
+    return entry
+
+
+def load_revision(site, number):
+    """A verified revision's document (None: no such revision, or it does not verify)."""
+    entry = _load_revision(site, number)
+    return entry.document if entry else None
+
+
+def _served(site, version, revision):
+    """The Version served for (version, latest revision): with that revision when it was made for
+    this version (a revision of an older version is not served once a newer version is out)."""
+    base = _load(site, version)
+    if base is None or revision is None:
+        return base
+    cache = app_cache("served versions", 1024, "nothing: keyed by a version and a revision, both immutable")
+    entry = cache.get((site, version, revision))
+    if entry is None:
+        found = _load_revision(site, revision)
+        if found is None or found.version != version:
+            return base
+        entry = cache.put((site, version, revision), Version(site, base.bundle, base.signature, found, base.meta))
     return entry
 
 
@@ -196,8 +305,12 @@ def _known_at_least(site, entry):
     verifying an older version, never brings back an older one."""
     newest = _newest_known()
     before = newest.get(site, _MISSING)
-    if before is not entry and (before is _MISSING or before is None or (entry and entry.version > before.version)):
+    if before is not entry and (before is _MISSING or before is None or (entry and _order(entry) > _order(before))):
         newest.put(site, entry)
+
+
+def _order(entry):
+    return entry.version, entry.revision_number or 0
 
 
 def latest_versions():
@@ -216,14 +329,14 @@ def latest(site, ask_store=False):
     answers without asking again."""
     versions = latest_versions()
     try:
-        version = versions.read(site) if ask_store else versions.get(site)
-        entry = None if version is None else _load(site, version)
+        version, revision = versions.read_served(site) if ask_store else versions.served(site)
+        entry = None if version is None else _served(site, version, revision)
     except UNAVAILABLE:
         entry = _newest_known().get(site, _MISSING)
         if entry is _MISSING:
             raise
         if get_store().outage.away:
-            versions.remember(site, entry and entry.version)
+            versions.remember(site, *(entry.served_as if entry else (None, None)))
         return entry
     if entry is None:
         _known_at_least(site, None)
@@ -244,7 +357,8 @@ def refresh(site):
 
 
 def load_latest(site):
-    """(bundle, signature) of the newest version, verified; None if nothing is published."""
+    """(bundle, signature) of the newest version, verified, with its revision (the bundle's
+    `revision` key) when there is one; None if nothing is published."""
     entry = latest(site)
     return (entry.bundle, entry.signature) if entry else None
 
@@ -281,6 +395,7 @@ def publish_file(site, path, published_by="cli"):
     review = review_config(config, known_types(site))
     if review.problems:
         return FilePublished(review.problems)
+    review.warnings = review.warnings + predict_warnings(site, review.config)
     get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
     version, _ = publish_draft(site, published_by)
     return FilePublished(warnings=review.warnings, version=version)

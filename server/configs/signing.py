@@ -5,6 +5,7 @@ import json
 from itsdangerous import BadSignature, Signer
 
 SALT = "vitrina.bundle"
+REVISION_SALT = "vitrina.revision"  # a revision's signature never passes for a bundle's, nor the reverse
 
 
 class SignatureInvalid(Exception):
@@ -23,21 +24,21 @@ def script_json(obj):
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).translate(_SCRIPT_ESCAPES)
 
 
-def _signer(keys):
+def _signer(keys, salt):
     # itsdangerous signs with the LAST key of the list and verifies with all of them.
-    return Signer(list(reversed(keys)), salt=SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+    return Signer(list(reversed(keys)), salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
 
 
-def sign(payload, keys):
+def sign(payload, keys, salt=SALT):
     """Signature (text) of the canonical payload string."""
-    signed = _signer(keys).sign(payload.encode())
+    signed = _signer(keys, salt).sign(payload.encode())
     return signed.rsplit(b".", 1)[1].decode()
 
 
-def verify(payload, signature, keys):
+def verify(payload, signature, keys, salt=SALT):
     """The payload string if the signature verifies with any key, else SignatureInvalid."""
     try:
-        _signer(keys).unsign(payload.encode() + b"." + signature.encode())
+        _signer(keys, salt).unsign(payload.encode() + b"." + signature.encode())
     except BadSignature:
         raise SignatureInvalid("bundle signature does not verify") from None
     return payload

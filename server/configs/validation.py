@@ -262,6 +262,29 @@ class _Checker:
             self.add(at + ["variations"], "an experiment needs at least two variations")
         self.schedule(_dict(campaign.get("schedule")), at + ["schedule"])
         self.variations(variations, at + ["variations"], redirect_hosts)
+        allocation = _dict(campaign.get("allocation"))
+        if allocation.get("mode") == "adaptive":
+            self.allocation(allocation, campaign, at + ["allocation"], segments, goals)
+
+    def allocation(self, allocation, campaign, at, segments, goals):
+        goal = allocation.get("goal")
+        if goal is None:
+            self.add(at + ["goal"], "is required for an adaptive allocation: the goal whose conversions the weights follow")
+        elif isinstance(goal, str) and goal not in goals:
+            self.add(at + ["goal"], f"unknown goal {goal!r}" + _did_you_mean(goal, goals))
+        for j, entry in enumerate(_list(allocation.get("by"))):
+            if not isinstance(entry, str):
+                continue
+            if entry.startswith("segment:"):
+                if entry[8:] not in segments:
+                    self.add(at + ["by", j], f"unknown segment {entry[8:]!r}" + _did_you_mean(entry[8:], segments))
+            else:
+                self.report(at + ["by", j], attribute_problem(entry))
+        keys = [v.get("key") for v in _list(campaign.get("variations")) if isinstance(v, dict)]
+        if len([k for k in keys if k != "control"]) < 2:
+            self.add(at, "an adaptive allocation needs at least two variations besides control to choose between")
+        if campaign.get("bucket_by") == "customer":
+            self.add(at, "an adaptive allocation slices browsers: it cannot bucket by customer")
 
     def network(self, cidr, at):
         try:

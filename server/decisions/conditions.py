@@ -8,7 +8,7 @@ import math
 import re
 from functools import lru_cache
 
-__all__ = ["eval_condition", "regex_problem"]
+__all__ = ["Unavailable", "eval_condition", "regex_problem"]
 
 
 class _Bad(Exception):
@@ -39,10 +39,24 @@ _INDEX = re.compile(r"0|[1-9][0-9]*")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-def _get(obj, path):
+class Unavailable:
+    """An attribute value no condition may read: a condition that reaches it is false as a whole
+    (as a malformed one is), and the log hears `reason` (predict.<goal> without a model; the
+    browser's twin is a property whose getter throws, sdk_js/src/predict.js)."""
+    __slots__ = ("reason",)
+
+    def __init__(self, reason):
+        self.reason = reason
+
+
+def attribute_at(obj, path):
+    """The value at a dotted path (own keys; canonical integer segments index arrays), None if
+    missing; an Unavailable met on the way is the answer."""
     for key in path.split("."):
         if isinstance(obj, dict) and key in obj:
             obj = obj[key]
+            if type(obj) is Unavailable:
+                return obj
         elif _is_arr(obj) and _INDEX.fullmatch(key) and int(key) < len(obj):
             obj = obj[int(key)]
         else:
@@ -238,7 +252,10 @@ def _cond(c, obj):
                 # An empty $or is true, so an empty $nor is false (GrowthBook).
                 ok = (not v or any(_cond(x, obj) for x in v)) == (k == "$or")
         else:
-            ok = _val(v, _get(obj, k))
+            value = attribute_at(obj, k)
+            if type(value) is Unavailable:
+                raise _Bad(value.reason)
+            ok = _val(v, value)
         if not ok:
             return False
     return True

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from server.delivery.context import device_for_ua, geo_for_ip, geoip_path
 from server.identity import customers, site_secrets
+from server.predict.scorer import install_predictions
 
 MAX_OFFSET_MIN = 14 * 60
 
@@ -106,3 +107,16 @@ class Inputs:
         self.attributes["crm"] = merged
         self.resolved["crm"] = {k: merged[k] for k in used}
         self.resolved["customer"] = {"known": known}
+
+    def predict(self, bundle):
+        """predict.<goal> for the goals the bundle reads, scored by the models its revision ships,
+        as the predict module scores them in the browser (a caller's own `predict` is ignored)."""
+        goals = bundle.get("predict") or []
+        if "predict" in self.attributes:
+            self.ignored.append(_ignored("/attributes/predict", "only the site's models set predict"))
+            del self.attributes["predict"]
+        if not goals:
+            return
+        models = (bundle.get("revision") or {}).get("models") or {}
+        install_predictions(self.attributes, models, goals)
+        self.resolved["predict"] = {goal: p for goal, p in self.attributes["predict"].items() if goal in models}

@@ -29,6 +29,8 @@ def _conditions(bundle):
         yield campaign.get("conditions")
         if campaign.get("segment") is not None:
             yield segments.get(campaign["segment"])
+        for entry in (campaign.get("allocation") or {}).get("by") or []:  # an adaptive campaign's slices
+            yield segments.get(entry[8:]) if entry.startswith("segment:") else {entry: None}
     for goal in (bundle.get("goals") or {}).values():
         if isinstance(goal, dict):
             yield goal.get("pageview")
@@ -102,8 +104,11 @@ def needs_commerce(bundle):
 
 
 MODULES = {
+    # adaptive allocation: a campaign's slice (its `allocation.by`) and the served revision's weights for it
+    "adaptive": lambda bundle: any(c.get("allocation") for c in bundle.get("campaigns") or []),
     # referrer.source and referrer.medium: the page view's source, by referrer and campaign parameters
-    "attribution": lambda bundle: reads(bundle, SOURCE_PATH),
+    # (the predict module's features read the medium)
+    "attribution": lambda bundle: reads(bundle, SOURCE_PATH) or bool(bundle.get("predict")),
     # GA4 e-commerce from the data layer: the cart kept for the session, item signals, purchases with order ids
     "commerce": needs_commerce,
     # waiting for geo and device.os/browser when the page did not give them, and the context a
@@ -120,10 +125,14 @@ MODULES = {
                                   for name in ("insertBefore", "insertAfter", "append")),
     # $v*, $all, $size, $type, $elemMatch
     "operators": lambda bundle: any(key in RARE_OPERATORS for condition in _conditions(bundle) for key in _keys(condition)),
+    # predict.<goal> in conditions (the compiler lists the goals in the bundle's `predict`): scores
+    # the published models and records the feature vector with the events training learns from
+    "predict": lambda bundle: bool(bundle.get("predict")),
     # recommend actions, placeholders (product data, live counts), reorder
     "recommend": needs_recommend,
     # split-URL variations
     "redirect": lambda bundle: any(action.get("redirect") for action in _actions(bundle)),
+    # style and hide actions, one op per style property
     # style and hide actions, one op per style property
     "styles": lambda bundle: any(action.get("style") or action.get("hide") for action in _actions(bundle)),
     # behavioural triggers, and the page behaviour (scroll, idle, exit intent) they share with conditions
@@ -145,8 +154,10 @@ READS = {
 
 
 def reads_for(bundle):
-    """vitrina.init's `reads` for `bundle`, sorted."""
-    return sorted(name for name, pattern in READS.items() if bundle and reads(bundle, pattern))
+    """vitrina.init's `reads` for `bundle`, sorted (the predict module's features count the viewed
+    products, so a bundle reading predict.* reads them)."""
+    return sorted(name for name, pattern in READS.items()
+                  if bundle and (reads(bundle, pattern) or name == "products" and bundle.get("predict")))
 
 
 def modules_for(bundle):

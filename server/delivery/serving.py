@@ -101,13 +101,15 @@ def tag(site, hot):
     known_site(site)
     build = sdk_build()
     entry = publishing.latest(site)
-    bodies = app_cache("tag.js bodies", 256, "nothing: the key holds the version, its signature and the SDK build")
+    bodies = app_cache("tag.js bodies", 256, "nothing: the key holds the version, its revision, the version's "
+                       "signature and the SDK build")
 
     def make():
         body = _tag_body(entry.bundle_literal if entry else b"null", entry and entry.bundle, build)
         return hashlib.sha256(body).hexdigest()[:32], body
 
-    etag, body = bodies.get_or_make((site, entry and entry.version, entry and entry.signature, build.digest), make)
+    key = (site, entry and entry.served_as, entry and entry.signature, build.digest)
+    etag, body = bodies.get_or_make(key, make)
     return _fixed(body, JS, etag, _max_age(TAG_CACHE_CONTROL), hot, _staleness())
 
 
@@ -129,6 +131,8 @@ def bundle_json(site, hot):
         raise APIError(404, "not_published", f"Site '{site}' has no published version yet.")
     # The ETag is known before any body is built: a 304 costs no more than a cache lookup.
     etag = f"{site}-{entry.version}-{entry.signature[:16]}"
+    if entry.revision is not None:  # version and revision together name what is served
+        etag += f"-r{entry.revision_number}-{entry.revision.signature[:16]}"
     return _fixed(lambda: entry.json_body, "application/json", etag, _max_age(BUNDLE_CACHE_CONTROL), hot,
                   _staleness())
 

@@ -5,12 +5,13 @@ import json
 import re
 
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
-from server.decisions.decide import choose_variation
+from server.decisions.decide import choose_variation, slice_weights
 from server.wire.ids import (
     EVENT_ID_RE,
     IDENTITY_RE,
     KEY_RE,
     PRODUCT_ID_RE,
+    SLICE_RE,
     VISITOR_ID_RE,
 )
 from server.wire.schemas import by_path, schema
@@ -35,6 +36,11 @@ _EXPOSURE = _SCHEMA["$defs"]["exposure"]["properties"]
 SEGMENTS_RE = re.compile(_EXPOSURE["segments"]["pattern"])
 MAX_ACQUISITION = _EXPOSURE["acquisition"]["maxLength"]
 MAX_PRE = _EXPOSURE["pre"]["items"]["maximum"]
+_FEATURES = _SCHEMA["$defs"]["features"]
+MAX_FEATURES = _FEATURES["maxProperties"]
+FEATURE_NAME_RE = re.compile(_FEATURES["propertyNames"]["pattern"])
+MIN_FEATURE = _FEATURES["additionalProperties"]["minimum"]
+MAX_FEATURE = _FEATURES["additionalProperties"]["maximum"]
 CONVERSION = _SCHEMA["$defs"]["conversion"]["properties"]
 STRATEGIES = frozenset(CONVERSION["strategy"]["enum"])
 MAX_CONVERSION_ITEMS = CONVERSION["items"]["maxItems"]
@@ -64,8 +70,32 @@ def parse_batch(raw):
     # Fast path: _valid_batch accepts exactly what the schema and the duplicate check accept
     # (tests/test_collect_fastpaths.py); anything else takes the full checks for its reasons.
     if type(body) is dict and _valid_batch(body):
-        return body["visitor_id"], body["events"], body.get("identity")
-    return _checked_batch(body)
+        return body["visitor_id"], _with_features(body, _with_made(body)), body.get("identity")
+    visitor_id, events, identity = _checked_batch(body)
+    return visitor_id, _with_features(body, events), identity
+
+
+def _with_features(body, events):
+    """The events, each exposure and conversion without a feature vector of its own given the
+    batch's `features` (the predict module sends one a batch: the page view's when it is sent)."""
+    features = body.get("features")
+    if features is not None:
+        for event in events:
+            if event["type"] != "item" and "features" not in event:
+                event["features"] = features
+    return events
+
+
+def _with_made(body):
+    """The events, each exposure naming no slice given its campaign's [slice, revision] from the
+    batch's `made` (the adaptive module says it once per batch rather than on every exposure)."""
+    made, events = body.get("made"), body["events"]
+    if made:
+        for event in events:
+            where = made.get(event.get("campaign")) if event.get("type") == "exposure" else None
+            if where is not None and "slice" not in event:
+                event["slice"], event["revision"] = where
+    return events
 
 
 def _checked_batch(body):
@@ -84,7 +114,7 @@ def _checked_batch(body):
                 seen.add(event_id)
     if problems:
         raise BatchInvalid("The batch has invalid events; nothing was recorded.", by_path(problems))
-    return body["visitor_id"], events, body.get("identity")
+    return body["visitor_id"], _with_made(body), body.get("identity")
 
 
 def _p(path, message):
@@ -101,7 +131,17 @@ _ITEM_FIELDS = EVENT_FIELDS["item"]
 _product_id_ok = PRODUCT_ID_RE.match
 _segments_ok = SEGMENTS_RE.match
 _ABSENT = object()
+_slice_ok = SLICE_RE.match
+MAX_REVISION = _SCHEMA["$defs"]["exposure"]["properties"]["revision"]["maximum"]
 _identity_ok = IDENTITY_RE.match
+
+
+def _features_ok(features):
+    """The schema's features (the predict module's vector): bounded names and numbers."""
+    return (type(features) is dict and len(features) <= MAX_FEATURES
+            and all(type(name) is str and FEATURE_NAME_RE.match(name)
+                    and (type(value) is int or type(value) is float) and MIN_FEATURE <= value <= MAX_FEATURE
+                    for name, value in features.items()))
 
 
 def _product_ids_ok(items, most):
@@ -112,6 +152,10 @@ def _valid_batch(body):
     """True when the batch passes the schema and has no id twice (exact types, as json.loads
     makes them): the same answer as _checked_batch, without its cost."""
     visitor_id, events, identity = body.get("visitor_id"), body.get("events"), body.get("identity", "")
+    if "made" in body and not _valid_made(body["made"]):
+        return False
+    if "features" in body and not _features_ok(body["features"]):
+        return False
     if not (body.keys() <= _BATCH_FIELDS and type(visitor_id) is str and _visitor_ok(visitor_id)
             and type(events) is list and 1 <= len(events) <= MAX_EVENTS
             and type(identity) is str and (identity == "" and "identity" not in body or _identity_ok(identity))):
@@ -132,14 +176,18 @@ def _valid_batch(body):
             campaign, variation, holdout = get("campaign"), get("variation"), get("holdout", False)
             if not (type(version) is int and 1 <= version <= MAX_VERSION
                     and e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _key_ok(campaign)
+                    and ("features" not in e or _features_ok(e["features"]))
                     and (variation is None if holdout is True
                          else holdout is False and type(variation) is str and _key_ok(variation))
                     and _valid_slice_claims(get)):
+                return False
+            if ("slice" in e or "revision" in e) and not _valid_made_in(e):
                 return False
         elif kind == "conversion":
             goal, value = get("goal"), get("value", 0)
             if not (type(version) is int and 1 <= version <= MAX_VERSION
                     and e.keys() <= _CONVERSION_FIELDS and type(goal) is str and _key_ok(goal)
+                    and ("features" not in e or _features_ok(e["features"]))
                     and (type(value) is int or type(value) is float) and MIN_VALUE <= value <= MAX_VALUE):
                 return False
             if len(e) > 5 and not _conversion_extras_ok(get):  # beyond the required five: the optional fields
@@ -163,6 +211,53 @@ def _valid_slice_claims(get):
             and type(acquisition) is str and len(acquisition) <= MAX_ACQUISITION
             and (pre is _ABSENT or type(pre) is list and len(pre) == 2
                  and all(type(x) is int and 0 <= x <= MAX_PRE for x in pre)))
+# An event's `ts` must lie within a window around its receipt: the browser drops queued events
+# older than QUEUE_MAX_AGE_S (sdk_js/src/tracker.js MAX_AGE_MS, its twin), and clocks may be off by
+# CLOCK_SKEW_S either way. So the first copy of an event and any retry of it arrive at most
+# MAX_EVENT_AGE_S + MAX_EVENT_AHEAD_S apart, within the store's dedupe window (at least
+# server/settings.py MIN_DEDUPE_DAYS): a retry is never counted twice.
+QUEUE_MAX_AGE_S = 2 * 86_400
+CLOCK_SKEW_S = 86_400
+MAX_EVENT_AGE_S = QUEUE_MAX_AGE_S + CLOCK_SKEW_S
+MAX_EVENT_AHEAD_S = CLOCK_SKEW_S
+
+
+def out_of_window(events, received_at):
+    """Problems (codes `stale`, `future`) for the events, QA previews aside, whose `ts` lies outside
+    [received_at - MAX_EVENT_AGE_S, received_at + MAX_EVENT_AHEAD_S] (seconds): each is refused alone."""
+    oldest, newest = (received_at - MAX_EVENT_AGE_S) * 1000, (received_at + MAX_EVENT_AHEAD_S) * 1000
+    problems = []
+    for i, event in enumerate(events):
+        ts = event["ts"]
+        if oldest <= ts <= newest or event.get("forced"):
+            continue
+        if ts < oldest:
+            problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AGE_S // 3600} hours before its receipt: "
+                                    "too old to be counted exactly once", "stale"))
+        else:
+            problems.append(_p_code(f"/events/{i}/ts", f"more than {MAX_EVENT_AHEAD_S // 3600} hours after its "
+                                    "receipt: the sender's clock is wrong", "future"))
+    return problems
+
+
+MAX_MADE = _SCHEMA["properties"]["made"]["maxProperties"]
+
+
+def _valid_made(made):
+    """A batch's `made`, as the schema bounds it."""
+    return type(made) is dict and len(made) <= MAX_MADE and all(
+        type(key) is str and _key_ok(key) and type(where) is list and len(where) == 2
+        and _valid_made_in({"slice": where[0], "revision": where[1]}) for key, where in made.items())
+
+
+def _valid_made_in(e):
+    """An adaptive exposure's slice and revision, as the schema bounds them."""
+    sliced, revision = e.get("slice", "default"), e.get("revision")
+    return (type(sliced) is str and len(sliced) <= 170 and _slice_ok(sliced) is not None
+            and (revision is None or type(revision) is int and 1 <= revision <= MAX_REVISION))
+
+
+_MISSING = object()
 
 
 def _conversion_extras_ok(get):
@@ -282,13 +377,36 @@ def _consistent(event, buckets, compiled, campaign, load_bundle, cache):
     return False
 
 
-def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer=None, customer_events=None):
+def _allocated(event, bucket, in_holdout, campaign, load_bundle, load_revision):
+    """Whether an adaptive exposure's variation is what its slice's weights give, in the revision
+    it names (made for this version or an earlier one with the same seed: a sticky assignment)."""
+    number = event.get("revision")
+    if number is None or load_revision is None or in_holdout or event.get("holdout"):
+        return False
+    document = load_revision(number)
+    if document is None:
+        return False
+    made_for = load_bundle(document["version"])
+    if not isinstance(made_for, dict):
+        return False
+    then = next((c for c in made_for["campaigns"] if c["key"] == campaign.campaign["key"]), None)
+    if then is None or then["seed"] != campaign.seed:
+        return False
+    weights = slice_weights({"revision": document}, then, event.get("slice"))
+    chosen = weights is not None and choose_variation(then, bucket, weights)
+    return bool(chosen) and chosen["key"] == event["variation"]
+
+
+def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer=None, customer_events=None,
+                           load_revision=None):
     """Problems (with a `code` for the rejection counters) for events naming an unknown or
     unverifiable version, an unknown campaign, variation or goal, an assignment bucketing would
     not give, or a value outside [0, settings.max_value] (code `value`: only that event is
     refused). load_bundle(version) returns the bundle dict, None, or UNVERIFIABLE; `cache` (a
     server.cache.Cache) keeps each bundle's compiled form between batches. Forced (QA) events
-    are not checked for bucketing or value: they are never counted.
+    are not checked for bucketing or value: they are never counted. An adaptive campaign's exposure
+    may also be what its slice's weights give in the revision it names (load_revision(n) returns
+    its document or None).
 
     Exposures of customer-bucketed campaigns are checked against `customer` (the verified
     customer key of the batch; none: code `not_identified`), and their indexes are appended to
@@ -362,7 +480,8 @@ def verify_against_bundles(events, visitor_id, load_bundle, cache=None, customer
                 bucket = memo[campaign.state] = hash_from(campaign.state, id_utf8)
             variation = campaign.variation(bucket)
             if variation is None or (not in_holdout if holdout else in_holdout or variation != event["variation"]):
-                if not _consistent(event, buckets, compiled, campaign, load_bundle, cache):
+                if not _consistent(event, buckets, compiled, campaign, load_bundle, cache) and \
+                        not _allocated(event, bucket, in_holdout, campaign, load_bundle, load_revision):
                     problems.append(_p_code(f"/events/{i}" + ("/holdout" if holdout else "/variation"),
                                             "this visitor is not bucketed into that assignment", "bucketing"))
     return problems

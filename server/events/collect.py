@@ -8,14 +8,15 @@ from flask import current_app
 
 from server.cache import app_cache
 from server.configs import publishing
-from server.events.batch import UNVERIFIABLE, verify_against_bundles
+from server.events.batch import UNVERIFIABLE, out_of_window, verify_against_bundles
 from server.events.days import day_of
 from server.events.slices import covariates, segment_names, visitor_slices
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
+from server.store.base import WEB, assignment_label
 from server.wire.ids import ORDER_ID_RE
 
-ALONE = "value"  # the one problem that refuses its event alone: the rest of the batch stands
+ALONE = frozenset({"value", "stale", "future"})  # problems that refuse their event alone: the rest stands
 RETRYABLE = "unverifiable_version"  # fixed by configuring the server's keys again, not by the sender
 
 
@@ -60,9 +61,10 @@ def count_exclusions(site, counts):
         current_app.logger.warning("could not count exclusions for %s: %s", site, e)
 
 
-def ingest(site, visitor_id, events, facts=None, customer=None, probe=False):
-    """Verify and record one batch. Returns the problems of the events refused alone (a value
-    outside the site's bounds; counted here, the rest recorded), or raises EventsRejected
+def ingest(site, visitor_id, events, facts=None, customer=None, probe=False, received_at=None):
+    """Verify and record one batch, received at `received_at` (seconds; now by default). Returns
+    the problems of the events refused alone (a value outside the site's bounds, a `ts` outside
+    the window around the receipt; counted here, the rest recorded), or raises EventsRejected
     (nothing recorded). The store being unreachable raises one of UNAVAILABLE: at once while it
     is known to be away, unless `probe` (the spool's replayer) lets this call find out.
 
@@ -82,8 +84,13 @@ def ingest(site, visitor_id, events, facts=None, customer=None, probe=False):
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
     load = _load_verified(site)
     customer_events = []
-    problems = verify_against_bundles(events, visitor_id, load, compiled, customer, customer_events)
-    alone = [p for p in problems if p["code"] == ALONE]
+    problems = verify_against_bundles(events, visitor_id, load, compiled, customer, customer_events,
+                                      lambda number: publishing.load_revision(site, number))
+    untimely = out_of_window(events, time.time() if received_at is None else received_at)
+    if untimely:  # one problem per event: its time refuses it, whatever else is wrong with it
+        paths = {p["path"] for p in untimely}
+        problems = untimely + [p for p in problems if _event_path(p["path"]) + "/ts" not in paths]
+    alone = [p for p in problems if p["code"] in ALONE]
     if len(alone) < len(problems) or len(alone) == len(events):
         raise EventsRejected(problems)
     refused = {int(p["path"].split("/")[2]) for p in alone}
@@ -109,17 +116,25 @@ def ingest(site, visitor_id, events, facts=None, customer=None, probe=False):
             version = event["version"]
             zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
             event["_day"] = day_of(event["ts"], zone, now)
+            if "slice" in event and event["type"] == "exposure" and _adaptive(site, event):
+                # kept with the assignment, so every counter it feeds is per allocation slice and
+                # revision (adaptive allocation's slice: not a results breakdown slice, `_slices`)
+                event["channel"] = assignment_label(WEB, event.get("revision"), event["slice"])  # collect is web
         _add_slices(events, load, facts)
         store.outage.call(_record, store, site, visitor_id, events, customer, by_customer, probe=probe)
+        features = feature_rows(events)
+        if features:
+            store.outage.call(store.record_features, site, visitor_id, features, probe=probe)
     if alone:
-        count_rejections(site, {ALONE: len(alone)})
+        count_rejections(site, Counter(p["code"] for p in alone))
     if excluded:
         count_exclusions(site, excluded)
     return alone
 
 
 def _add_slices(events, load, facts):
-    """Each exposure's `_slices` and `_pre`, for the assignment it may make (Store.slice_counters)."""
+    """Each exposure's `_slices` (its results breakdown values) and `_pre`, for the assignment it
+    may make (Store.slice_counters)."""
     names = {}
     for event in events:
         if event["type"] != "exposure":
@@ -130,6 +145,17 @@ def _add_slices(events, load, facts):
             names[event["version"]] = segment_names(bundle)
         event["_slices"] = visitor_slices(event, campaign, names[event["version"]], facts)
         event["_pre"] = covariates(event)
+
+
+def _event_path(path):
+    """"/events/<i>" of a problem's JSON pointer into an event."""
+    return "/".join(path.split("/")[:3])
+
+
+def feature_rows(events):
+    """Store.record_features rows of the events that carry the predict module's feature vector."""
+    return [{"id": e["id"], "kind": e["type"], "goal": e.get("goal"), "ts": e["ts"],
+             "features": _compact(e["features"])} for e in events if "features" in e]
 
 
 def _read_order_id(event):
@@ -153,6 +179,12 @@ def _record(store, site, visitor_id, counted, customer, by_customer):
                                          for e in own])
 
 
+def _adaptive(site, event):
+    """Whether the exposure's campaign is adaptive in the version it names (verified a moment ago)."""
+    bundle = publishing.load_version(site, event["version"]) or {}
+    return any(c["key"] == event["campaign"] and c.get("allocation") for c in bundle.get("campaigns") or [])
+
+
 def _zone_of(site, version):
     """The version's settings.timezone (verified and cached: ingest verified it a moment ago)."""
     bundle = publishing.load_version(site, version)
@@ -170,7 +202,9 @@ def _bodies(events):
     for event in events:
         for field in ("_json", "_day", "_slices", "_pre"):  # a batch replayed from the spool carries what it was given
             event.pop(field, None)
-    parts = _compact(events)[2:-2].split("},{")
+    # the feature vector is kept apart (Store.record_features), not in the event log
+    bare = [e if "features" not in e else {k: v for k, v in e.items() if k != "features"} for e in events]
+    parts = _compact(bare)[2:-2].split("},{")
     if len(parts) != len(events):
-        return [_compact(event) for event in events]
+        return [_compact(event) for event in bare]
     return ["{" + part + "}" for part in parts]

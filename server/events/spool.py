@@ -164,7 +164,8 @@ def replay_once(app, ingest=ingest, limit=200, now=None):
             continue
         try:
             with app.app_context():
-                ingest(site, visitor_id, events, facts, customer, probe=True)  # collect never probes an away store: this does
+                # collect never probes an away store: this does; events are timed against their receipt
+                ingest(site, visitor_id, events, facts, customer, probe=True, received_at=_received_at(match["id"]))
         except UNAVAILABLE:
             os.replace(claimed, path)  # the store is still down: everything waits for the next round
             raise
@@ -182,6 +183,11 @@ def replay_once(app, ingest=ingest, limit=200, now=None):
             claimed.unlink()
             done += 1
     return done
+
+
+def _received_at(batch_id):
+    """When the batch was spooled (seconds): its id begins with that time in nanoseconds."""
+    return int(batch_id.split("-")[0]) / 1e9
 
 
 def _failed(app, claimed, batch_id, tries, reason, site=None, events=0):

@@ -5,9 +5,11 @@ from collections import defaultdict
 
 import numpy as np
 
+from server.allocation.report import allocation_result
 from server.configs import publishing
 from server.results import stats
 from server.store import get_store
+from server.store.base import read_label
 
 DEFAULT_STATS = {"mode": "sequential", "alpha": 0.05}
 MIN_VISITORS = 100  # per arm: below, a comparison says "not_enough_data" instead of a number
@@ -33,10 +35,23 @@ def site_results(site, all_goals=False, channel=None, breakdown=None):
     if breakdown is not None and channel != "email":
         for row in store.slice_counters(site, breakdown):
             slices[row["campaign"]][row["value"]][row["variation"]][row["goal"]] = row
+    campaigns = [campaign_result(key, configured.get(key), counters.get(key, {}), site_stats, all_goals,
+                                 None if breakdown is None else (breakdown, slices.get(key, {})))
+                 for key in keys]
+    adaptive = [c for c in bundle["campaigns"] if c.get("allocation")]
+    if adaptive:
+        # counters per adaptive allocation slice and revision (not the breakdown's slices above)
+        rows = store.labelled_counters(site)
+        revisions = {read_label(r["channel"])[1] for r in rows} - {None}
+        documents = {n: publishing.load_revision(site, n) for n in revisions}
+        for result, campaign in ((r, configured[r["key"]]) for r in campaigns if r["key"] in configured):
+            if campaign.get("allocation"):
+                # weights move on purpose: the split is checked per revision, against what each served
+                result["srm"] = {"status": "not_applicable", "p_value": None, "ok": None}
+                result["alerts"] = [a for a in result["alerts"] if a["kind"] != "srm"]
+                result["allocation"] = allocation_result(campaign, rows, bundle.get("revision"), documents)
     return {"site": site, "version": bundle["version"], **({"channel": channel} if channel else {}),
-            "campaigns": [campaign_result(key, configured.get(key), counters.get(key, {}), site_stats, all_goals,
-                                          None if breakdown is None else (breakdown, slices.get(key, {})))
-                          for key in keys],
+            "campaigns": campaigns,
             # events refused by collect, by reason: forged or broken traffic is visible, never counted
             "rejected": store.rejections(site),
             # valid events not counted, by reason: bots, excluded addresses, internal and forced views

@@ -301,6 +301,18 @@ def cuped_many(a, b):
     return adjusted[0], adjusted[1], ok
 
 
+def srm_check_pooled(observed, expected):
+    """One chi-square over several groups (each a list of visitor counts and the counts its weights
+    expect): the statistics and degrees of freedom summed, as independent groups add. (p-value,
+    ok), or None when no group has two arms."""
+    groups = [(o, e) for o, e in zip(observed, expected) if len(o) >= 2 and sum(o) > 0]
+    if not groups:
+        return None
+    statistic = sum(sum((a - b) ** 2 / b for a, b in zip(o, e)) for o, e in groups)
+    p = float(distributions.chi2.sf(statistic, sum(len(o) - 1 for o, _ in groups)))
+    return p, p >= SRM_ALPHA
+
+
 def srm_check(observed, weights):
     """Chi-square goodness of fit of visitor counts against the configured weights:
     (statistic's p-value, ok), or None when not computable (fewer than two weighted arms).

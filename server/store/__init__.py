@@ -29,7 +29,9 @@ UNAVAILABLE = tuple(dict.fromkeys(SQLiteStore.UNAVAILABLE + RedisStore.UNAVAILAB
 def make_store(config):
     timeout_s = config["VITRINA_STORE_TIMEOUT_MS"] / 1000
     if config.get("VITRINA_REDIS_URL"):
-        return RedisStore(config["VITRINA_REDIS_URL"], timeout_s=timeout_s)
+        return RedisStore(config["VITRINA_REDIS_URL"], timeout_s=timeout_s,
+                          dedupe_window_s=config["VITRINA_DEDUPE_DAYS"] * 86_400,
+                          visitor_ttl_s=config["VITRINA_VISITOR_DAYS"] * 86_400)
     return SQLiteStore(config["VITRINA_DATABASE"], timeout_s=timeout_s)
 
 

@@ -10,6 +10,14 @@ VERSION_TOKEN_MAX_AGE_S = 1.0  # a version token moves at least this often, anno
 # The longest one store call waits for an answer (Redis: the socket's connect and read timeouts;
 # SQLite: its busy timeout, for a lock) unless VITRINA_STORE_TIMEOUT_MS says otherwise.
 STORE_TIMEOUT_S = 0.5
+# Retention (docs/DESIGN.md "Retention"). An event id is remembered at least DEDUPE_WINDOW_S
+# (VITRINA_DEDUPE_DAYS), longer than collect accepts an event's `ts` to be old, so a retry is
+# never counted twice; Redis forgets it at most a bucket width (window / DEDUPE_BUCKETS) and a
+# minute later. A visitor's assignments and conversion state last VISITOR_TTL_S after their last
+# recorded event (VITRINA_VISITOR_DAYS): the lifetime of the browser's visitor id cookie.
+DEDUPE_WINDOW_S = 7 * 86_400
+DEDUPE_BUCKETS = 4
+VISITOR_TTL_S = 400 * 86_400
 DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what keys from before names became
 # CUPED's covariates, in this order wherever a counter holds one number per covariate: what the
 # visitor did before their first exposure to the campaign (docs/DESIGN.md "Results").
@@ -68,6 +76,7 @@ def with_covariate_lists(row):
     return row
 
 
+FEATURE_ROWS_KEPT = 200_000  # feature vectors kept per site for training (server/predict)
 # Live product activity (social proof): distinct visitors who viewed or bought a product, in hourly
 # buckets, over the last ACTIVITY_HOURS hours (the current one included).
 ACTIVITY_HOURS = 24
@@ -110,6 +119,30 @@ class ApiKey:
 
 
 WEB = "web"  # the channel of an exposure that names none
+
+
+# An assignment's label: its channel, or, for an adaptive campaign's assignment, its channel, the
+# revision whose weights made it (0: none) and its slice, joined by "|" ("web|12|segment:vip").
+# Counters are kept per label, so every counter of an adaptive campaign is per slice and revision.
+LABEL_SEP = "|"
+
+
+def assignment_label(channel, revision, slice_name):
+    return LABEL_SEP.join((channel, str(revision or 0), slice_name))
+
+
+def read_label(label):
+    """(channel, revision or None, slice or None) of a stored label."""
+    channel, _, rest = label.partition(LABEL_SEP)
+    if not rest:
+        return channel, None, None
+    revision, _, slice_name = rest.partition(LABEL_SEP)
+    return channel, int(revision) or None, slice_name
+
+
+def in_channel(rows, channel):
+    """The labelled counter rows of one channel (all when None)."""
+    return [r for r in rows if channel is None or r["channel"].partition(LABEL_SEP)[0] == channel]
 
 
 def merge_channels(rows):
@@ -256,12 +289,33 @@ class Store:
         """[(version, published_at)], newest first."""
         raise NotImplementedError
 
+    # revisions: signed documents the background worker adds to a published version without a
+    # new version (adaptive weights, models); numbered per site from 1, immutable once stored
+    def add_revision(self, site, make_payload):
+        """Allocate the site's next revision number n and store make_payload(n) -> (version,
+        payload, signature, made_at); make_payload may read revision n - 1 (it is the latest)."""
+        raise NotImplementedError
+
+    def get_revision(self, site, revision=None):
+        """(revision, version, payload, signature, made_at), the latest when None; None if none."""
+        raise NotImplementedError
+
+    def latest_revision(self, site):
+        """The newest revision number, or None: read with the latest version by serving."""
+        raise NotImplementedError
+
     # events
     def record_events(self, site, visitor_id, events):
-        """Record validated events; returns how many were new (duplicates by id are skipped).
+        """Record validated events; returns how many were new (duplicates by id are skipped: an id
+        is remembered at least the store's dedupe window, SQLite keeps it for ever).
         `visitor_id` is the unit counted: a browser's visitor id, or a customer key (customer-
         bucketed campaigns, email). An exposure's `channel` ("web" when absent, "email") is kept
         with the assignment it makes, and the unit's later conversions count in that channel."""
+        raise NotImplementedError
+
+    def labelled_counters(self, site):
+        """The rows of counters() before channels are summed, each with its assignment's label as
+        `channel` (see assignment_label): what adaptive allocation reads per slice and revision."""
         raise NotImplementedError
 
     def counters(self, site, channel=None):
@@ -366,8 +420,9 @@ class Store:
     def erase_units(self, site, customer_keys, units):
         """Erasure: remove the customers stored under `customer_keys` and their links, and every
         raw trace of the counted `units` (customer keys and visitor ids): their events' content
-        and visitor (an event's random id stays, so a retry is not counted again), assignments,
-        conversion state and recommendation interactions (`who` v:<unit> or c:<unit>). Counters
+        and visitor (an event's random id stays for the dedupe window, so a retry is not counted
+        again), assignments, conversion state and recommendation interactions (`who` v:<unit> or
+        c:<unit>). Counters
         are aggregates and stay. Returns {"customers", "events", "interactions"} removed."""
         raise NotImplementedError
 
@@ -398,10 +453,31 @@ class Store:
         raise NotImplementedError
 
     # interactions: item views, carts and purchases (collect) and imported orders, for recommendations
+    def record_features(self, site, visitor_id, rows):
+        """Keep the feature vectors browsers sent with exposures and conversions (server/predict):
+        rows {"id" (the event's), "kind" ("exposure"|"conversion"), "goal" (a conversion's, else
+        None), "ts" (ms), "features" (JSON text)}. At most FEATURE_ROWS_KEPT per site are kept
+        (the oldest go first); a row sent again may be kept twice (training does not mind)."""
+        raise NotImplementedError
+
+    def feature_rows(self, site, limit=FEATURE_ROWS_KEPT):
+        """The newest `limit` feature rows, oldest first: {"id", "visitor", "ts", "kind", "goal",
+        "features" (a dict)}."""
+        raise NotImplementedError
+
+    def save_model(self, site, goal, report_json):
+        """Store the newest model report of a goal (server/predict/training.py), replacing the last."""
+        raise NotImplementedError
+
+    def model_reports(self, site):
+        """{goal: report JSON text} of every goal trained for the site."""
+        raise NotImplementedError
+
     def record_interactions(self, site, rows):
         """Append [(key, ts, who, basket, action, items_json)], skipping keys already recorded
-        (event ids, "o:<order_id>"); returns how many were new. Marks the site's signals as changed,
-        and counts the new rows' recent views and purchases per product (activity_hits)."""
+        (event ids within the dedupe window, "o:<order_id>" for ever); returns how many were new.
+        Marks the site's signals as changed, and counts the new rows' recent views and purchases
+        per product (activity_hits)."""
         raise NotImplementedError
 
     def product_activity(self, site, product_id, now):

@@ -13,13 +13,19 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:latest            string  newest version number
     vitrina:{<site>}:versions          hash    version -> published_at
     vitrina:{<site>}:version:<n>       hash    payload, signature, published_at, meta (immutable)
+    vitrina:{<site>}:revision          string  newest revision number
+    vitrina:{<site>}:revision:<n>      hash    version, payload, signature, made_at (immutable)
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
-    vitrina:{<site>}:seen              set     every recorded event id (idempotence)
+    vitrina:{<site>}:seen:<start>      set     the event ids recorded in the dedupe bucket that began at <start>
+                                               (ms since 1970), expiring after the dedupe window (below)
+    vitrina:{<site>}:seen              set     event ids recorded before the buckets (expires like a bucket)
+    vitrina:{<site>}:orders            set     the keys "o:<order_id>" of imported orders (idempotence)
     vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout) [+ "\\0<channel>"],
                                                "s\\0<campaign>", "x\\0<campaign>" -> its slices, covariates,
                                                "r\\0<campaign>\\0<goal>" -> that visitor's revenue,
                                                "o\\0<campaign>\\0<goal>" -> that visitor's orders,
                                                "d\\0<goal>\\0<order id>" -> 1 (orders counted once)
+                                               (the hash expires visitor_ttl_s after the visitor's last recorded event)
     vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
                                                when not web] -> number
     vitrina:{<site>}:slices:<dimension> hash   "<metric>\\0<campaign>\\0<variation>\\0<goal>\\0<value>" -> number
@@ -40,6 +46,8 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:rk                set     names of the current rankings (rk-building while written)
     vitrina:{<site>}:recs              hash    imports_at, signals_at, built_at
     vitrina:{<site>}:merchandising     string  merchandising rules JSON
+    vitrina:{<site>}:features          stream  id, visitor, ts, kind, goal, body: feature vectors (MAXLEN ~ FEATURE_ROWS_KEPT)
+    vitrina:{<site>}:models            hash    goal -> model report JSON
     vitrina:{<site>}:pa:<id>:<hour>    hash    views, purchases: distinct visitors that hour (expires)
     vitrina:{<site>}:ph:<hour>         set     "<action>\\0<who>\\0<id>" counted that hour (expires)
     vitrina:{<site>}:identity          string  identity record JSON: customer-key salt, secret seeds
@@ -56,6 +64,13 @@ The stream is the raw event log for export and replay; it is trimmed approximate
 they read the counters hash, folded at write time with the same float64 arithmetic as the
 SQLite store (Lua numbers are doubles, stored with 17 significant digits), so both backends
 give identical counters for the same events.
+
+Retention (docs/DESIGN.md "Retention"): an event id is remembered for at least `dedupe_window_s`
+(default 7 days, VITRINA_DEDUPE_DAYS): the ids live in DEDUPE_BUCKETS + 1 time buckets, the
+newest taking new ids, each expiring DEDUPE_BUCKETS bucket widths after it ends; collect refuses
+events whose `ts` is older than that window allows (server/events/batch.py), so a retry is never
+counted twice. A visitor's hash expires `visitor_ttl_s` (default 400 days, VITRINA_VISITOR_DAYS,
+the lifetime of the browser's visitor id) after their last recorded event.
 """
 import json
 import logging
@@ -72,12 +87,16 @@ from .base import (
     ACTIVITY_ACTIONS,
     ACTIVITY_HOURS,
     COUNTER_METRICS,
+    DEDUPE_BUCKETS,
+    DEDUPE_WINDOW_S,
     DEFAULT_KEY_NAME,
+    FEATURE_ROWS_KEPT,
     FLOAT_METRICS,
     SLICE_DIMENSIONS,
     SLICE_METRICS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
+    VISITOR_TTL_S,
     WEB,
     ApiKey,
     KeyExists,
@@ -86,6 +105,7 @@ from .base import (
     User,
     UserExists,
     activity_hits,
+    in_channel,
     legacy_key_name,
     merge_channels,
     with_covariate_lists,
@@ -96,7 +116,7 @@ CHANNEL = "vitrina:published"
 LISTEN_POLL_S = 1.0  # the version watch looks at its stop flag this often
 
 STREAM_MAXLEN = 1_000_000
-SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 1
+SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 2
 LEGACY_KEY_PREFIX, LEGACY_KEY_SUFFIX = "vitrina:{key:", "}:site"  # before keys had names: string -> site
 SEP = "\0"
 DIMENSION_INDEX = {dimension: n for n, dimension in enumerate(SLICE_DIMENSIONS, 1)}  # KEYS[5 + n] in RECORD_EVENTS
@@ -128,9 +148,43 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 """
 
-# KEYS: seen, events, counters, visitor, days, the slice counters of each of SLICE_DIMENSIONS, then
-# the daily hash of each day the batch names
-# ARGV: visitor_id, maxlen, events, bodies. `events` holds 11 fields per event, each ended by a NUL:
+ADD_REVISION = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if last + 1 ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], 'version', ARGV[2], 'payload', ARGV[3], 'signature', ARGV[4], 'made_at', ARGV[5])
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Event ids recorded lately, for idempotence within the dedupe window: dedupe(legacy, first, last,
+# expire_at) returns new_id(id), true when no bucket (KEYS[first..last], newest first) nor the set
+# from before buckets (`legacy`) has the id, which then joins the newest bucket; that bucket expires
+# at `expire_at` (ms since 1970). Buckets that do not exist are left out once per call.
+DEDUPE = r"""
+local function dedupe(legacy, first, last, expire_at)
+  local older, newest, added = {}, KEYS[first], false
+  if redis.call('EXISTS', legacy) == 1 then older[1] = legacy end
+  for k = first + 1, last do
+    if redis.call('EXISTS', KEYS[k]) == 1 then older[#older + 1] = KEYS[k] end
+  end
+  return function(id)
+    if redis.call('SADD', newest, id) == 0 then return false end
+    for _, key in ipairs(older) do
+      if redis.call('SISMEMBER', key, id) == 1 then
+        redis.call('SREM', newest, id)
+        return false
+      end
+    end
+    if not added then redis.call('PEXPIREAT', newest, expire_at); added = true end
+    return true
+  end
+end
+"""
+
+# KEYS: seen (from before buckets), events, counters, visitor, days, the slice counters of each of
+# SLICE_DIMENSIONS, the daily hash of each day the batch names, then the dedupe buckets, newest first
+# ARGV: visitor_id, maxlen, events, bodies, KEYS index of the newest bucket, expire_at of the newest
+# bucket (ms), the visitor's time to live (ms). `events` holds 11 fields per event, each ended by a NUL:
 # id, type, campaign|goal, variation ("" = holdout)|value, order id ("" = none), the one campaign
 # a conversion belongs to ("" = every campaign of the visitor), channel ("" = web), slices,
 # covariates, length of the event's JSON body, index in KEYS of its day's daily hash ("" for none);
@@ -151,9 +205,10 @@ return 1
 # the batch touches. Float counters add their deltas one by one in event order, each step a
 # float64 addition exactly as before (a '%.17g' string reads back as the same double), so the
 # counters stay identical to the SQLite store's.
-RECORD_EVENTS = r"""
+RECORD_EVENTS = DEDUPE + r"""
 redis.replicate_commands()  -- Redis 5/6: writes after XADD '*' (non-deterministic); a no-op since 7
 local seen, events, counters, visitor = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local new_id = dedupe(seen, tonumber(ARGV[5]), #KEYS, ARGV[6])
 local vid, maxlen, meta, bodies = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local find, sub = string.find, string.sub
 local CHUNK = 1000  -- fields per HMGET/HSET call (unpack has a stack limit)
@@ -211,7 +266,7 @@ while p <= #meta do
   local q10 = find(meta, '\0', q9 + 1, true)
   local q11 = find(meta, '\0', q10 + 1, true)
   local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q9 + 1, q10 - 1))
-  if redis.call('SADD', seen, id) == 1 then
+  if new_id(id) then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
     local n = #kinds + 1
@@ -400,20 +455,31 @@ for _, d in ipairs(dailyOrder) do
   redis.call('HINCRBY', KEYS[d[1]], d[2], daily[d[3]])
   redis.call('SADD', KEYS[5], string.sub(KEYS[d[1]], #KEYS[5] + 2))
 end
+redis.call('PEXPIRE', visitor, ARGV[7])  -- from the visitor's last recorded event (a no-op without a hash)
 return fresh
 """
 
 
-# KEYS: seen, interactions, recs   ARGV: maxlen, now, then 6 per row: key ts who basket action items
-# Appends the rows whose key is new (the seen set is shared with collect's event ids; orders use
-# "o:<order_id>", which no event id can be). Returns the positions (from 0) of the new rows.
-RECORD_INTERACTIONS = """
+# KEYS: seen (from before buckets), interactions, recs, orders, then the dedupe buckets, newest first
+# ARGV: maxlen, now, expire_at of the newest bucket (ms), then 6 per row: key ts who basket action items
+# Appends the rows whose key is new: an event id within the dedupe window (shared with collect's
+# events), an imported order's "o:<order_id>" (which no event id can be) for ever, as an order
+# history may be imported again at any time. Returns the positions (from 0) of the new rows.
+RECORD_INTERACTIONS = DEDUPE + r"""
+local new_id = dedupe(KEYS[1], 5, #KEYS, ARGV[3])
+local legacy = redis.call('EXISTS', KEYS[1]) == 1
 local new = {}
-for i = 3, #ARGV, 6 do
-  if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then
+for i = 4, #ARGV, 6 do
+  local key, fresh = ARGV[i], false
+  if string.sub(key, 1, 2) == 'o:' then
+    fresh = redis.call('SADD', KEYS[4], key) == 1 and not (legacy and redis.call('SISMEMBER', KEYS[1], key) == 1)
+  else
+    fresh = new_id(key)
+  end
+  if fresh then
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'ts', ARGV[i + 1], 'who', ARGV[i + 2],
                'basket', ARGV[i + 3], 'action', ARGV[i + 4], 'items', ARGV[i + 5])
-    new[#new + 1] = (i - 3) / 6
+    new[#new + 1] = (i - 4) / 6
   end
 end
 if #new > 0 then redis.call('HSET', KEYS[3], 'signals_at', ARGV[2]) end
@@ -524,11 +590,15 @@ class RedisStore(Store):
     AWAY_ON = UNAVAILABLE
 
     def __init__(self, url, stream_maxlen=STREAM_MAXLEN, interactions_maxlen=INTERACTIONS_MAXLEN,
-                 timeout_s=STORE_TIMEOUT_S):
+                 timeout_s=STORE_TIMEOUT_S, dedupe_window_s=DEDUPE_WINDOW_S, visitor_ttl_s=VISITOR_TTL_S):
         self.r = connect(url, timeout_s)
         self.stream_maxlen = stream_maxlen
         self.interactions_maxlen = interactions_maxlen
+        # DEDUPE_BUCKETS widths cover the window: an id added at t is looked for until t + window
+        self.bucket_ms = -(-int(dedupe_window_s * 1000) // DEDUPE_BUCKETS)
+        self.visitor_ttl_ms = int(visitor_ttl_s * 1000)
         self._add_version = self.r.register_script(ADD_VERSION)
+        self._add_revision = self.r.register_script(ADD_REVISION)
         self._record = self.r.register_script(RECORD_EVENTS)
         self._touch_key = self.r.register_script(TOUCH_KEY)
         self._record_interactions = self.r.register_script(RECORD_INTERACTIONS)
@@ -542,6 +612,15 @@ class RedisStore(Store):
     def _k(site, name):
         return f"vitrina:{{{site}}}:{name}"
 
+    def _dedupe(self, site):
+        """(the site's dedupe bucket keys, newest first; when the newest expires, ms since 1970).
+        A bucket outlives the last bucket that looks for its ids by a little (at most a minute):
+        the clocks of the server nodes may differ that much."""
+        width = self.bucket_ms
+        newest = int(time.time() * 1000) // width
+        keys = [self._k(site, f"seen:{(newest - n) * width}") for n in range(DEDUPE_BUCKETS + 1)]
+        return keys, (newest + DEDUPE_BUCKETS + 1) * width + min(width, 60_000)
+
     @staticmethod
     def _key_record(key_hash):
         return f"vitrina:{{key:{key_hash}}}"
@@ -554,8 +633,25 @@ class RedisStore(Store):
             return
         if int(self.r.get(SCHEMA_KEY) or 0) < SCHEMA_VERSION:
             self._name_legacy_keys()
+            self._expire_legacy_seen()
             self.r.set(SCHEMA_KEY, SCHEMA_VERSION)
         self._upgraded = True
+
+    def _expire_legacy_seen(self):
+        """The set of every event id from before the dedupe buckets: its order keys move to the
+        site's orders set (kept for ever), then it expires like a bucket (looked up meanwhile)."""
+        for seen in self.r.scan_iter(match="vitrina:{*}:seen", count=1000, _type="set"):
+            orders = seen[:-len("seen")] + "orders"
+            batch = []
+            for member in self.r.sscan_iter(seen, match="o:*", count=1000):
+                batch.append(member)
+                if len(batch) == CHUNK:
+                    self.r.sadd(orders, *batch)
+                    batch = []
+            if batch:
+                self.r.sadd(orders, *batch)
+            if self.r.pttl(seen) < 0:
+                self.r.pexpire(seen, self.bucket_ms * (DEDUPE_BUCKETS + 1))
 
     def _name_legacy_keys(self):
         """Keys from before names and scopes become owner keys named `default` (a site's later
@@ -726,6 +822,27 @@ class RedisStore(Store):
         rows = self.r.hgetall(self._k(site, "versions"))
         return sorted(((int(v), at) for v, at in rows.items()), reverse=True)
 
+    def add_revision(self, site, make_payload):
+        while True:  # optimistic, as add_version
+            revision = int(self.r.get(self._k(site, "revision")) or 0) + 1
+            version, payload, signature, made_at = make_payload(revision)
+            keys = [self._k(site, "revision"), self._k(site, f"revision:{revision}")]
+            if self._add_revision(keys=keys, args=[revision, version, payload, signature, made_at]):
+                return revision
+
+    def get_revision(self, site, revision=None):
+        if revision is None:
+            revision = self.r.get(self._k(site, "revision"))
+            if revision is None:
+                return None
+        version, payload, signature, made_at = self.r.hmget(
+            self._k(site, f"revision:{int(revision)}"), ["version", "payload", "signature", "made_at"])
+        return None if payload is None else (int(revision), int(version), payload, signature, made_at)
+
+    def latest_revision(self, site):
+        latest = self.r.get(self._k(site, "revision"))
+        return None if latest is None else int(latest)
+
     # events
     def record_events(self, site, visitor_id, events):
         if not events:
@@ -751,17 +868,19 @@ class RedisStore(Store):
         meta = "".join(meta)
         if meta.count("\0") != 11 * len(events):
             raise ValueError("event ids, campaigns, variations, goals, channels and slices cannot contain NUL")
+        buckets, expire_at = self._dedupe(site)
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
                 self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
                 *(self._k(site, f"slices:{d}") for d in SLICE_DIMENSIONS),
-                *(self._k(site, f"days:{day}") for day in day_keys)]
-        return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies)]))
+                *(self._k(site, f"days:{day}") for day in day_keys), *buckets]
+        return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies),
+                                                 len(keys) - len(buckets) + 1, expire_at, self.visitor_ttl_ms]))
 
     def counters(self, site, channel=None):
-        rows = self._counter_rows(self._k(site, "counters"), "channel")
-        if channel is not None:
-            rows = [row for row in rows if row["channel"] == channel]
-        return [with_covariate_lists(row) for row in merge_channels(rows)]
+        return [with_covariate_lists(row) for row in merge_channels(in_channel(self.labelled_counters(site), channel))]
+
+    def labelled_counters(self, site):
+        return self._counter_rows(self._k(site, "counters"), "channel")
 
     def slice_counters(self, site, dimension):
         if dimension not in DIMENSION_INDEX:
@@ -771,7 +890,8 @@ class RedisStore(Store):
 
     def _counter_rows(self, key, fifth, metrics=COUNTER_METRICS):
         """The flat counter rows (of `metrics`) of a counters hash; `fifth` names the fifth part of
-        its fields: "channel" (the counters: web when absent) or "value" (a slice hash)."""
+        its fields: "channel" (the counters: the assignment's label, web when absent) or "value"
+        (a results breakdown slice's hash)."""
         rows = {}
         for field, number in self.r.hgetall(key).items():
             metric, campaign, variation, goal, *rest = field.split(SEP)
@@ -896,11 +1016,12 @@ class RedisStore(Store):
             for customer_key in self.r.smembers(self._k(site, f"vlinks:{unit}")):
                 self.r.srem(self._k(site, f"links:{customer_key}"), unit)
             self.r.delete(self._k(site, f"vlinks:{unit}"), self._k(site, f"visitor:{unit}"))
-        # the streams are scanned whole (an erasure is rare); the seen set keeps the event ids,
-        # so a retry of an erased event is not counted again
+        # the streams are scanned whole (an erasure is rare); the dedupe buckets keep the event
+        # ids, so a retry of an erased event is not counted again
         erased["events"] = self._delete_entries(site, "events", "visitor", set(units))
         whos = {f"{kind}:{unit}" for unit in units for kind in ("v", "c")}
         erased["interactions"] = self._delete_entries(site, "interactions", "who", whos)
+        self._delete_entries(site, "features", "visitor", set(units))
         self._forget_activity(site, whos)
         return erased
 
@@ -996,9 +1117,11 @@ class RedisStore(Store):
     # interactions
     def record_interactions(self, site, rows):
         fresh = []
-        keys = [self._k(site, "seen"), self._k(site, "interactions"), self._k(site, "recs")]
         for part in _chunks(rows, 500):
-            args = [self.interactions_maxlen, repr(time.time())]
+            buckets, expire_at = self._dedupe(site)
+            keys = [self._k(site, "seen"), self._k(site, "interactions"), self._k(site, "recs"),
+                    self._k(site, "orders"), *buckets]
+            args = [self.interactions_maxlen, repr(time.time()), expire_at]
             for key, ts, who, basket, action, items in part:
                 args += [key, repr(float(ts)), who, basket, action, items]
             fresh += [part[int(i)] for i in self._record_interactions(keys=keys, args=args)]
@@ -1042,6 +1165,26 @@ class RedisStore(Store):
             if len(entries) < 10_000:
                 return
             start = "(" + entries[-1][0]
+
+    # predictive targeting
+    def record_features(self, site, visitor_id, rows):
+        pipe = self.r.pipeline(transaction=False)
+        for r in rows:
+            pipe.xadd(self._k(site, "features"), {"id": r["id"], "visitor": visitor_id, "ts": r["ts"], "kind": r["kind"],
+                                                  "goal": r["goal"] or "", "body": r["features"]},
+                      maxlen=FEATURE_ROWS_KEPT, approximate=True)
+        pipe.execute()
+
+    def feature_rows(self, site, limit=FEATURE_ROWS_KEPT):
+        entries = self.r.xrevrange(self._k(site, "features"), "+", "-", count=limit)
+        return [{"id": f["id"], "visitor": f["visitor"], "ts": int(f["ts"]), "kind": f["kind"], "goal": f["goal"] or None,
+                 "features": json.loads(f["body"])} for _, f in reversed(entries)]
+
+    def save_model(self, site, goal, report_json):
+        self.r.hset(self._k(site, "models"), goal, report_json)
+
+    def model_reports(self, site):
+        return dict(sorted(self.r.hgetall(self._k(site, "models")).items()))
 
     # rankings
     def write_rankings(self, site, rankings, built_at):

@@ -1,4 +1,5 @@
 """Embedded default store: one SQLite file in WAL mode, a connection per thread."""
+import json
 import mmap
 import os
 import sqlite3
@@ -12,6 +13,7 @@ from .base import (
     COUNTER_METRICS,
     COVARIATE_METRICS,
     DEFAULT_KEY_NAME,
+    FEATURE_ROWS_KEPT,
     FLOAT_METRICS,
     SLICE_METRICS,
     STORE_TIMEOUT_S,
@@ -26,6 +28,7 @@ from .base import (
     activity_hits,
     covariate_deltas,
     draft_etag,
+    in_channel,
     legacy_key_name,
     merge_channels,
     with_covariate_lists,
@@ -51,6 +54,9 @@ CREATE TABLE IF NOT EXISTS drafts (site TEXT PRIMARY KEY, config TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS versions (
   site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
   published_at TEXT NOT NULL, meta TEXT, PRIMARY KEY (site, version));
+CREATE TABLE IF NOT EXISTS revisions (
+  site TEXT NOT NULL, revision INTEGER NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL,
+  signature TEXT NOT NULL, made_at TEXT NOT NULL, PRIMARY KEY (site, revision));
 CREATE TABLE IF NOT EXISTS events (
   site TEXT NOT NULL, event_id TEXT NOT NULL, visitor_id TEXT NOT NULL, type TEXT NOT NULL,
   body TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (site, event_id));
@@ -114,11 +120,17 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS roles (
   site TEXT NOT NULL, email TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (site, email));
 CREATE INDEX IF NOT EXISTS roles_by_email ON roles (email);
+CREATE TABLE IF NOT EXISTS features (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, id TEXT NOT NULL, visitor_id TEXT NOT NULL,
+  ts INTEGER NOT NULL, kind TEXT NOT NULL, goal TEXT, body TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS features_by_id ON features (site, id);
+CREATE TABLE IF NOT EXISTS models (site TEXT NOT NULL, goal TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (site, goal));
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_by_site ON audit (site, seq);
 """
 COUNTERS_TABLE = next(part.strip() for part in SCHEMA.split(";") if "TABLE IF NOT EXISTS counters" in part)
 CHUNK = 500  # ids per IN (...) query: below SQLite's bound on host parameters
+TRIM_EVERY = 1000  # feature rows: the table is cut back to FEATURE_ROWS_KEPT a site every this many rows
 PREPARE_TIMEOUT_S = 30  # the busy timeout while a process upgrades or creates the schema at start
 
 
@@ -414,6 +426,26 @@ class SQLiteStore(Store):
         return self._db().execute(
             "SELECT version, published_at FROM versions WHERE site=? ORDER BY version DESC", (site,)).fetchall()
 
+    def add_revision(self, site, make_payload):
+        with self._tx() as db:
+            (last,) = db.execute("SELECT COALESCE(MAX(revision), 0) FROM revisions WHERE site=?", (site,)).fetchone()
+            revision = last + 1
+            version, payload, signature, made_at = make_payload(revision)
+            db.execute("INSERT INTO revisions VALUES (?, ?, ?, ?, ?, ?)",
+                       (site, revision, version, payload, signature, made_at))
+        return revision
+
+    def get_revision(self, site, revision=None):
+        columns = "SELECT revision, version, payload, signature, made_at FROM revisions WHERE site=?"
+        if revision is None:
+            return self._db().execute(columns + " ORDER BY revision DESC LIMIT 1", (site,)).fetchone()
+        if not -2**63 <= revision < 2**63:
+            return None
+        return self._db().execute(columns + " AND revision=?", (site, revision)).fetchone()
+
+    def latest_revision(self, site):
+        return self._db().execute("SELECT MAX(revision) FROM revisions WHERE site=?", (site,)).fetchone()[0]
+
     # events
     def record_events(self, site, visitor_id, events):
         new = 0
@@ -490,10 +522,11 @@ class SQLiteStore(Store):
                        event.get("_day"))
 
     def counters(self, site, channel=None):
+        return [with_covariate_lists(row) for row in merge_channels(in_channel(self.labelled_counters(site), channel))]
+
+    def labelled_counters(self, site):
         sql = f"SELECT campaign, variation, goal, channel, {', '.join(COUNTER_METRICS)} FROM counters WHERE site=?"
-        args = (site,) if channel is None else (site, channel)
-        rows = self._counter_rows(sql + ("" if channel is None else " AND channel=?"), args, "channel")
-        return [with_covariate_lists(row) for row in merge_channels(rows)]
+        return self._counter_rows(sql, (site,), "channel")
 
     def slice_counters(self, site, dimension):
         return [with_covariate_lists(row) for row in self._counter_rows(
@@ -607,7 +640,7 @@ class SQLiteStore(Store):
                 erased["events"] += db.execute(
                     f"UPDATE events SET visitor_id='', body='{{}}' WHERE site=? AND visitor_id IN ({marks})",
                     (site, *part)).rowcount
-                for table in ("assignments", "conversion_state", "order_ids"):
+                for table in ("assignments", "conversion_state", "order_ids", "features"):
                     db.execute(f"DELETE FROM {table} WHERE site=? AND visitor_id IN ({marks})", (site, *part))
                 db.execute(f"DELETE FROM identity_links WHERE site=? AND visitor_id IN ({marks})", (site, *part))
             for part in _parts(whos):
@@ -618,6 +651,32 @@ class SQLiteStore(Store):
                 db.execute(f"DELETE FROM product_hits WHERE site=? AND who IN ({','.join('?' * len(part))})",
                            (site, *part))
         return erased
+
+    # predictive targeting
+    def record_features(self, site, visitor_id, rows):
+        trim = False
+        with self._tx() as db:
+            for r in rows:
+                cur = db.execute("INSERT OR IGNORE INTO features (site, id, visitor_id, ts, kind, goal, body) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                 (site, r["id"], visitor_id, r["ts"], r["kind"], r["goal"], r["features"]))
+                trim = trim or (cur.rowcount and cur.lastrowid % TRIM_EVERY == 0)
+            if trim:  # now and then, as Redis trims its stream approximately
+                db.execute("DELETE FROM features WHERE site=? AND seq <= (SELECT seq FROM features WHERE site=? "
+                           "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (site, site, FEATURE_ROWS_KEPT))
+
+    def feature_rows(self, site, limit=FEATURE_ROWS_KEPT):
+        rows = self._db().execute("SELECT id, visitor_id, ts, kind, goal, body FROM features WHERE site=? "
+                                  "ORDER BY seq DESC LIMIT ?", (site, limit)).fetchall()
+        return [{"id": i, "visitor": v, "ts": ts, "kind": k, "goal": g, "features": json.loads(b)}
+                for i, v, ts, k, g, b in reversed(rows)]
+
+    def save_model(self, site, goal, report_json):
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO models VALUES (?, ?, ?)", (site, goal, report_json))
+
+    def model_reports(self, site):
+        return dict(self._db().execute("SELECT goal, body FROM models WHERE site=? ORDER BY goal", (site,)).fetchall())
 
     # catalogue
     def upsert_products(self, site, products, mark=None):

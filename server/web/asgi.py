@@ -116,7 +116,7 @@ class VitrinaASGI:
                 "least: a visitor's reply is kept a second at most",
                 token=store.version_token)
             self._replies = app_cache(
-                "hot replies", REPLIES, "a publish (the store's version token, which also moves every second) "
+                "hot replies", REPLIES, "a publish or a revision (the store's version token, which also moves every second) "
                 "or an SDK rebuild (its file's mtime, looked at once a second)",
                 token=lambda: (store.version_token(), sdk_mtime(self.flask_app)))
 

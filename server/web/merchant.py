@@ -1,5 +1,5 @@
 """Merchant API: drafts, publishing, versions, rollback, server-side decisions, results, sample sizes,
-the raw event export."""
+the raw event export, model reports."""
 import json
 import time
 from datetime import datetime, timezone
@@ -103,6 +103,7 @@ def decide_for_visitor(site):
     bundle, _ = latest
     now = body.get("now", time.time() * 1000)
     inputs = Inputs(site, body, now)
+    inputs.predict(bundle)
     result = decide(bundle, inputs.attributes, body.get("visitor_id", inputs.customer), now=now,
                     force=body.get("force"), sticky=body.get("sticky"), counts=body.get("counts"),
                     triggered=body.get("triggered"), customer=inputs.customer)
@@ -121,6 +122,15 @@ def _decide_problems(body):
             if body.get(field) is not None and check(body[field]):
                 problems.append({"path": f"/{field}", "message": check(body[field])})
     return problems
+
+
+@bp.get("/models")
+@require_key("read")
+def models(site):
+    """Each goal's newest model report (docs/reference/predict.md)."""
+    from server.predict.models import reports
+    from server.predict.training import AUC_FLOOR
+    return jsonify({"site": site, "floor": AUC_FLOOR, "goals": reports(site)})
 
 
 @bp.get("/results")

@@ -85,7 +85,9 @@ OPERATIONS = [
      {200: ("one event a line (spec/schemas/event-export.schema.json); the Vitrina-Next-Cursor header is the next "
             "page's `since`, Vitrina-More says whether to ask again now", {"type": "string"}, "application/x-ndjson"),
       400: None}, [("since", False, "the cursor of the last line read (none: from the start)"),
-                   ("limit", False, "events per page, 1 to 10000 (default 1000)")]),
+                              ("channel", False, "web or email: only the units first exposed there")]),
+    ("get", "/api/v1/sites/{site}/models", "Each goal's newest model report (predict.<goal>)", "read", None,
+     {200: ("the reports", {"type": "object", "required": ["site", "floor", "goals"]}, JSON)}),
     ("get", "/api/v1/sites/{site}/sample-size", "Visitors needed for a conversion-rate experiment", "read", None,
      {200: ("the sample size", OBJECT, JSON), 400: None},
      [(name, name in ("baseline", "mde"), about) for name, about in (

@@ -11,6 +11,7 @@ def _compiled(name):
 
 SITE_RE = _compiled("site")
 KEY_RE = _compiled("key")                          # campaign, variation, goal and segment keys
+SLICE_RE = _compiled("slice")                      # an adaptive campaign's slice, on exposures
 VISITOR_ID_RE = _compiled("visitor_id")            # what the SDK makes and collect accepts
 EVENT_ID_RE = _compiled("event_id")
 CALLER_VISITOR_ID_RE = _compiled("caller_visitor_id")  # decide: the SDK's id or the caller's own

@@ -1,11 +1,14 @@
 """Results (per campaign: conversion rates with intervals, uplifts, the sample-ratio check, the
-daily series, revenue; a CSV) and the catalogue with what each strategy recommends."""
+daily series, revenue; a CSV), the catalogue with what each strategy recommends, and the model
+reports of predict.<goal>."""
 import csv
 import io
 
 from flask import Blueprint, Response, abort, render_template, request
 
 from server.catalog.products import item_id_problem
+from server.predict.models import reports
+from server.predict.training import AUC_FLOOR
 from server.recs.serve import Query, recommend
 from server.recs.strategies import STRATEGIES
 from server.results import series
@@ -80,3 +83,10 @@ def catalog(site):
     return render_template("reports/catalog.html", status=store.recs_status(site), count=store.count_products(site),
                            product=product, problem=problem, found=found, recommendations=recommendations,
                            sample=store.list_products(site, "", 10))
+
+
+@bp.get("/models")
+@site_role("viewer")
+def models(site):
+    """Each goal's model report: AUC against the floor, the reliability curve, the top features."""
+    return render_template("reports/models.html", reports=reports(site), floor=AUC_FLOOR)

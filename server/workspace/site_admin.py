@@ -21,7 +21,7 @@ from server.workspace.guard import protect, site_role
 bp = Blueprint("site_admin", __name__, url_prefix="/app/s/<site>", template_folder="templates")
 protect(bp)
 SETTINGS_PATHS = {f"/settings/{name}" for name in ("holdout", "consent", "antiflicker_ms", "redirect_hosts",
-                                                   "timezone", "max_value")} | {"/settings"}
+                                                   "referral_exclusions", "timezone", "max_value")} | {"/settings"}
 
 
 def _settings_from_form(form):
@@ -34,9 +34,10 @@ def _settings_from_form(form):
     for name in ("consent", "timezone"):
         if form.get(name, "").strip():
             settings[name] = form[name].strip()
-    hosts = [h.strip() for h in form.get("redirect_hosts", "").replace(",", "\n").splitlines() if h.strip()]
-    if hosts:
-        settings["redirect_hosts"] = hosts
+    for name in ("redirect_hosts", "referral_exclusions"):
+        hosts = [h.strip() for h in form.get(name, "").replace(",", "\n").splitlines() if h.strip()]
+        if hosts:
+            settings[name] = hosts
     return settings
 
 
