@@ -2,9 +2,10 @@
 started with `vitrina serve` (tests.servers.gunicorn_server), rate limits off.
 
 Load: wrk with bench/collect.lua POSTing batches of 20 events (18 exposures + 2 conversions)
-pre-generated from the shared 200-campaign workload: each visitor's exposures carry the
-variation (or holdout) that bucketing gives it, so collect accepts and counts them; event ids
-are made unique per request by the Lua script. Ceiling (same run, same redis-server):
+pre-generated from the shared 200-campaign workload, with a browser's user agent: each visitor's
+exposures carry the variation (or holdout) that bucketing gives it, so collect accepts and counts
+them, and what the SDK sends for results' slices (segments matched, acquisition, visits and page
+views before); event ids are made unique per request by the Lua script. Ceiling (same run, same redis-server):
 `redis-benchmark -P 16 XADD`, the rate at which this Redis appends bare stream entries; every
 collected event costs at least one XADD plus its counters. Target: 20,000 events/s."""
 import json
@@ -45,9 +46,14 @@ def _templates(bundle, path):
     rng = random.Random(7)
     ts = now_ms()
     campaigns = bundle["campaigns"]
+    segments = len(bundle.get("segments") or {})
     with open(path, "w") as f:
         for i in range(VISITORS):
             visitor = f"v1.bench{i:06d}{rng.getrandbits(32):08x}"
+            matched = sum(1 << rng.randrange(segments) for _ in range(rng.randint(0, 3))) if segments else 0
+            visits = rng.choice([0, 0, 1, 3])
+            claims = {"segments": f"{matched:x}"[::-1], "acquisition": rng.choice(["direct", "email", "search"]),
+                      "pre": [visits, visits * 4 + rng.randint(0, 3)]}
             events = []
             for c in rng.sample(campaigns, len(campaigns)):
                 in_holdout, variation = bucketed_assignment(bundle, c, visitor)
@@ -55,7 +61,7 @@ def _templates(bundle, path):
                     continue
                 events.append({"id": f"@ID@-{len(events):02d}", "type": "exposure", "version": 1, "ts": ts,
                                "campaign": c["key"], "variation": None if in_holdout else variation,
-                               "holdout": in_holdout})
+                               "holdout": in_holdout, **claims})
                 if len(events) == EXPOSURES:
                     break
             events.append({"id": f"@ID@-{len(events):02d}", "type": "conversion", "version": 1, "ts": ts,

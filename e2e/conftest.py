@@ -11,6 +11,7 @@ pytest-playwright, hence a new visitor.
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,12 +44,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
+def shopper_user_agent():
+    """Chromium's own user agent as a headed browser sends it. Headless, it says HeadlessChrome,
+    which collect excludes as a robot (server/events/traffic.py): the suite's browsers are
+    shoppers, so they say Chrome; test_exclusions.py sends the headless one on purpose."""
+    said = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=True).stdout
+    version = re.search(r"[0-9]+(?:\.[0-9]+){3}", said).group(0)
+    return f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{version} Safari/537.36"
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args():
     # Debian's Chromium, never a downloaded one; quiet: no update, sync or GPU processes.
     return {"executable_path": CHROMIUM, "headless": True,
             "args": ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                     "--disable-gpu", "--no-first-run", "--disable-sync"]}
+                     "--disable-gpu", "--no-first-run", "--disable-sync", f"--user-agent={shopper_user_agent()}"]}
 
 
 @pytest.fixture(scope="session")

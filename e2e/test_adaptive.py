@@ -8,7 +8,7 @@ from server.decisions.bucketing import hash as bucket_hash
 from server.decisions.decide import decide
 from server.qa import reasons, visitor_cookie, wait_for_ready
 
-from .conftest import http
+from .conftest import http, shopper_user_agent
 
 CONFIG = {
     "segments": {"newsletter": {"utm.source": "newsletter"}},
@@ -64,7 +64,8 @@ def _made(page):
 
 def _plant(site, bundle, visitors=60):
     """Newsletter readers decided as the tag would (decide, the twin), b converting, c not: sent
-    to collect as the tag sends them."""
+    to collect as the tag sends them, from a shopper's browser (collect counts nothing from
+    robots, Python's client included)."""
     for i in range(visitors):
         visitor = f"v1.planted{i:05d}"
         decision = decide(bundle, {"utm": {"source": "newsletter"}}, visitor, now=NOW)
@@ -77,7 +78,7 @@ def _plant(site, bundle, visitors=60):
             events.append({"id": f"planted{i:05d}c", "type": "conversion", "version": bundle["version"], "ts": NOW,
                            "goal": "purchase", "value": 20})
         answer = http("POST", f"{site.server_url}/v1/sites/{site.name}/collect",
-                      {"visitor_id": visitor, "events": events})
+                      {"visitor_id": visitor, "events": events}, {"User-Agent": shopper_user_agent()})
         assert answer.status == 204, answer.body
 
 

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from server.qa import visitor_cookie
 
-from .conftest import PARIS_IP, behind_proxy, http
+from .conftest import PARIS_IP, behind_proxy, http, shopper_user_agent
 from .pageutil import pick_visitors, sampler, seen_texts
 
 CART = "/reco/cart.html"
@@ -196,11 +196,13 @@ def test_an_ab_test_of_strategies_reports_orders_and_aov_per_variation(new_conte
 
 def test_placeholders_and_social_proof_from_the_catalogue_and_live_counts(new_context, vitrina, tmp_path):
     site = stocked_site(vitrina, tmp_path)
-    # three visitors viewed rake-1 today (one twice: counted once), through collect as the SDK sends it
+    # three visitors viewed rake-1 today (one twice: counted once), through collect as the SDK sends
+    # it, from a shopper's browser (collect counts nothing from robots, Python's client included)
     for n, visitor in enumerate(["viewer-0001", "viewer-0002", "viewer-0003", "viewer-0003"]):
         body = {"visitor_id": visitor, "events": [{"id": f"view-event-{n:04d}", "type": "item", "action": "view",
                                                    "items": ["rake-1"], "session": 1, "ts": int(time.time() * 1000)}]}
-        sent = http("POST", f"{vitrina.server_url}/v1/sites/{site.name}/collect", body)
+        sent = http("POST", f"{vitrina.server_url}/v1/sites/{site.name}/collect", body,
+                    {"User-Agent": shopper_user_agent()})
         assert sent.status == 204
     page = as_visitor(new_context, site, "e2e-proof-0001")
     page.add_init_script(sampler("#headline", "#proof"))

@@ -8,6 +8,7 @@ import sys
 
 from server.accounts import audit
 from server.settings import ConfigError, load_config
+from server.store.base import SLICE_DIMENSIONS
 
 
 def _app():
@@ -365,7 +366,7 @@ def cmd_results(args):
     with _app().app_context():
         if not get_store().site_exists(args.site):
             return _fail(f"no site {args.site!r}")
-        data = site_results(args.site, all_goals=args.all_goals)
+        data = site_results(args.site, all_goals=args.all_goals, breakdown=args.breakdown)
     print(json.dumps(data, indent=2) if args.json else render(data))
     return 0
 
@@ -490,6 +491,9 @@ def build_parser():
                              "interval, p-values, chance to win.")
     results.add_argument("site", help="the site whose results to print")
     results.add_argument("--json", action="store_true", help="print the JSON of GET .../results instead of a table")
+    results.add_argument("--breakdown", choices=SLICE_DIMENSIONS,
+                         help="also show each campaign per slice of this dimension, with each slice's winner and "
+                              "the best-per-slice summary")
     results.add_argument("--all-goals", action="store_true",
                          help="every goal counted for a campaign, not only those it lists (?goals=all)")
     results.set_defaults(func=cmd_results)

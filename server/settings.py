@@ -105,6 +105,8 @@ def load_config(env=None):
         # on schedule); after a catalogue or order import, within VITRINA_RECS_POLL_S
         "VITRINA_RECS_EVERY_S": _int(env, "VITRINA_RECS_EVERY_S", 900, 0, 7 * 86_400),
         "VITRINA_RECS_POLL_S": _int(env, "VITRINA_RECS_POLL_S", 5, 1, 3600),
+        # the worker checks the guardrails of auto_pause campaigns this often, per site (0: never)
+        "VITRINA_ALERTS_EVERY_S": _int(env, "VITRINA_ALERTS_EVERY_S", 300, 0, 86_400),
         # the worker recomputes adaptive campaigns' weights this often (0: only after a publish and by
         # `vitrina allocate`); a publish is allocated within VITRINA_RECS_POLL_S
         "VITRINA_ALLOCATE_EVERY_S": _int(env, "VITRINA_ALLOCATE_EVERY_S", 600, 0, 7 * 86_400),

@@ -56,6 +56,18 @@ def published(client, shop, demo_config):
     return shop
 
 
+def shop_with(tmp_path, config, **env):
+    """A new app (SQLite; no per-client rate limit, the test client sends everything from one
+    address) with site 'shop' and `config` published: (app, client, the key's headers)."""
+    app = create_app(env={"VITRINA_DATABASE": str(tmp_path / "vitrina.sqlite3"),
+                          "VITRINA_SECRET_KEY": "test-secret-key-0123456789", "VITRINA_RATE_CLIENT": "0", **env})
+    client = app.test_client()
+    auth = make_site(app, "shop")
+    assert client.put("/api/v1/sites/shop/config", json=config, headers=auth).status_code == 200
+    assert client.post("/api/v1/sites/shop/publish", headers=auth).status_code == 201
+    return app, client, auth
+
+
 def database_bytes(app):
     """Every byte SQLite wrote for this app, WAL included."""
     base = Path(app.config["VITRINA_DATABASE"])

@@ -13,6 +13,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
+# What a shopper's browser sends: collect requests from urllib's own user agent (Python-urllib, a
+# bot to ua-parser) would be excluded as bot traffic and never counted.
+BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+              "Safari/537.36")
 
 
 def free_port():

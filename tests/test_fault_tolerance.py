@@ -13,13 +13,13 @@ import pytest
 
 from server.web.auth import hash_key, new_api_key
 from tests.conftest import EXPERIMENT_CONFIG
-from tests.servers import durable_redis, gunicorn_server, gunicorn_workers
+from tests.servers import BROWSER_UA, durable_redis, gunicorn_server, gunicorn_workers
 
 BATCHES = 240
 
 
 def _request(url, data=None, headers=None, method=None):
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    req = urllib.request.Request(url, data=data, headers={"User-Agent": BROWSER_UA, **(headers or {})}, method=method)
     with urllib.request.urlopen(req, timeout=10) as response:
         return response.status, response.read()
 

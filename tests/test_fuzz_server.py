@@ -170,7 +170,8 @@ def _valid_bodies():
         "keys": {"name": "minted", "scope": "read"},
         "collect": {"visitor_id": "visitor-00001", "events": [
             {"id": "fuzz-exposure-1", "type": "exposure", "version": 1, "ts": NOW, "campaign": "cta-wording",
-             "variation": "control", "holdout": False, "forced": False},
+             "variation": "control", "holdout": False, "forced": False, "segments": "3", "acquisition": "email",
+             "pre": [2, 9]},
             {"id": "fuzz-conversion-1", "type": "conversion", "version": 1, "ts": NOW, "goal": "purchase",
              "value": 12.5, "forced": False, "order_id": "T-1"},
             {"id": "fuzz-item-1", "type": "item", "ts": NOW, "action": "view", "items": ["sku-1"], "session": 1}]},
@@ -234,6 +235,8 @@ ROUTES = [  # (methods mostly used, path template, body kind)
     (["GET", "PUT"], "/api/v1/sites/{site}/config", "config"), (["POST"], "/api/v1/sites/{site}/publish", None),
     (["GET"], "/api/v1/sites/{site}/versions", None), (["POST"], "/api/v1/sites/{site}/rollback", "rollback"),
     (["POST"], "/api/v1/sites/{site}/decide", "decide"), (["GET"], "/api/v1/sites/{site}/results", None),
+    (["GET"], "/api/v1/sites/{site}/results?breakdown=segment", None), (["GET"], "/api/v1/sites/{site}/events", None),
+    (["GET"], "/api/v1/sites/{site}/events?limit=3&since=1", None),
     (["GET"], "/api/v1/sites/{site}/sample-size", None),
     (["GET", "POST"], "/api/v1/sites/{site}/keys", "keys"), (["DELETE"], "/api/v1/sites/{site}/keys/{name}", None),
     (["POST", "OPTIONS"], "/v1/sites/{site}/identify", "identify"),
@@ -297,7 +300,10 @@ def test_the_server_logged_no_error_while_fuzzed(server):
 FIELD_VALUES = {
     "forced": ODD, "holdout": ODD, "visitor_id": ODD, "value": ODD, "version": ODD, "ts": ODD, "id": ODD,
     "type": st.one_of(ODD, st.sampled_from(["exposure", "conversion"])), "variation": ODD, "campaign": ODD,
-    "goal": ODD,
+    "goal": ODD, "internal": ODD,
+    "segments": st.one_of(ODD, st.text("0123456789abcdefF", max_size=130)),
+    "acquisition": st.one_of(ODD, st.text(max_size=70)),
+    "pre": st.one_of(ODD, st.lists(st.integers(-2, 2 * 10**9), max_size=3)),
 }
 
 

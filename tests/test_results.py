@@ -104,10 +104,11 @@ def test_cuped_is_null_until_exposures_carry_covariates_then_narrower():
     assert comparison(result(plain), "promo", "control")["cuped"] is None
     with_covariates = counters(plain)
     for variation, converted_visits in (("control", 1500.0), ("promo", 1700.0)):
-        # visits before exposure: converters came back more often (x = 5 for them, 1 for others)
+        # visits before exposure: converters came back more often (x = 5 for them, 1 or 2 for others:
+        # not a perfect predictor, which would leave the adjusted rate no variance at all)
         n, k = with_covariates[variation][None]["visitors"], with_covariates[variation]["purchase"]["conversions"]
-        with_covariates[variation][None].update(pre_sum=[converted_visits + (n - k)],
-                                                 pre_products=[[k * 25.0 + (n - k)]])
+        with_covariates[variation][None].update(pre_sum=[converted_visits + 1.5 * (n - k)],
+                                                 pre_products=[[k * 25.0 + 2.5 * (n - k)]])
         with_covariates[variation]["purchase"]["pre_conversions"] = [converted_visits]
     data = report.campaign_result("hero", CAMPAIGN, with_covariates)
     row = comparison(data, "promo", "control")

@@ -15,7 +15,13 @@ from server.events.batch import bucketed_assignment
 from server.store import UNAVAILABLE, get_store
 from server.store.outage import PROBE_EVERY_S
 from tests.conftest import EXPERIMENT_CONFIG, make_site
-from tests.servers import durable_redis, gunicorn_server, gunicorn_workers, wait_for
+from tests.servers import (
+    BROWSER_UA,
+    durable_redis,
+    gunicorn_server,
+    gunicorn_workers,
+    wait_for,
+)
 
 NOW = int(time.time() * 1000)
 
@@ -146,7 +152,7 @@ def test_a_store_still_down_stops_the_round_and_keeps_everything_as_it_was(tmp_p
 
 
 def _request(url, data=None, headers=None, method=None):
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    req = urllib.request.Request(url, data=data, headers={"User-Agent": BROWSER_UA, **(headers or {})}, method=method)
     with urllib.request.urlopen(req, timeout=10) as response:
         return response.status, response.read()
 
@@ -194,6 +200,33 @@ def test_a_claim_of_a_worker_killed_mid_replay_is_taken_back_nothing_lost_nothin
             assert json.loads(body)["rejected"] == {}
             health = json.loads(_request(f"{url}/healthz")[1])
             assert (health["spooled"], health["dead_letter"]) == (0, 0)
+
+
+def test_a_spooled_batch_keeps_the_requests_facts_but_never_its_address(tmp_path):
+    """Device and country are the request's: a batch replayed later is sliced by what its
+    request said, and the spool file holds no address."""
+    iphone = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+              "Version/17.4 Mobile/15E148 Safari/604.1")
+    with durable_redis() as (redis_url, start_redis, stop_redis, _):
+        app = create_app(env=_env(tmp_path, VITRINA_REDIS_URL=redis_url))
+        _publish(app, make_site(app, "shop"))
+        client = app.test_client()
+        visitor, events = _batch(app, 1, 7)
+        stop_redis()
+        response = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}),
+                               headers={"User-Agent": iphone}, environ_base={"REMOTE_ADDR": "81.2.69.142"})
+        assert response.status_code == 202
+        (spooled,) = spool.spool_dir(app).glob("*.batch")
+        assert json.loads(spooled.read_text())["facts"] == {"device": "mobile", "country": "GB", "excluded": None}
+        assert "81.2.69.142" not in spooled.read_text()
+        start_redis()
+        time.sleep(PROBE_EVERY_S)  # the store found away is asked again this often
+        assert spool.replay_once(app) == 1
+        with app.app_context():
+            store = get_store()
+            assert {r["value"] for r in store.slice_counters("shop", "device.type")} == {"mobile"}
+            assert {r["value"] for r in store.slice_counters("shop", "geo.country")} == {"GB"}
+            store.close()
 
 
 def test_a_spooled_batch_is_timed_by_its_receipt_not_its_replay(tmp_path):

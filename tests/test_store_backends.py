@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from servers import redis_cluster, redis_server
 
 from server.store import ApiKey, KeyExists, SiteExists, UserExists, draft_etag
+from server.store.base import SLICE_DIMENSIONS
 from server.store.redis_store import SCHEMA_VERSION, RedisStore
 from server.store.sqlite import SQLiteStore
 
@@ -32,12 +33,12 @@ def store(request, tmp_path):
     store.close()
 
 
-def exposure(event_id, campaign, variation, holdout=False, day=None, channel=None):
+def exposure(event_id, campaign, variation, holdout=False, day=None, channel=None, slices=(), pre=None):
     event = {"id": event_id, "type": "exposure", "version": 1, "ts": 1763900000000,
              "campaign": campaign, "variation": None if holdout else variation, "holdout": holdout}
     if channel is not None:
         event["channel"] = channel
-    return _event(event, day)
+    return {**_event(event, day), "_slices": list(slices), "_pre": pre}  # as collect adds them (server/events/slices.py)
 
 
 def conversion(event_id, goal, value=None, day=None):
@@ -76,6 +77,24 @@ def basic_scenario(store, site="shop"):
     assert counters[("hero", "promo", None)]["visitors"] == 1
     purchase = counters[("hero", "promo", "purchase")]
     assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 12.5, 156.25)
+    sliced = [exposure("e-000010", "hero", "control", slices=[("segment", "vip"), ("device.type", "mobile")], pre=(1, 4)),
+              conversion("e-000011", "purchase", 2.0)]
+    assert store.record_events(site, "visitor-3", sliced) == 2
+    (vip,) = [r for r in store.slice_counters(site, "segment") if r["goal"] == "purchase"]
+    assert (vip["value"], vip["variation"], vip["conversions"], vip["revenue"]) == ("vip", "control", 1, 2.0)
+    assert "pre_conversions" not in vip  # CUPED's sums are the campaign's, not each slice's
+    assert {r["value"] for r in store.slice_counters(site, "device.type")} == {"mobile"}
+    assert store.slice_counters(site, "geo.country") == []
+    assert by_key(store.counters(site))[("hero", "control", None)]["pre_sum"] == [1, 4]
+    logged, missed = store.events_after(site, None, 3)
+    assert [e["id"] for e in logged] == ["e-000001", "e-000002", "e-000010"] and not missed
+    assert [e["id"] for e in store.events_after(site, logged[-1]["cursor"], 10)[0]] == ["e-000011"]
+    store.count_exclusions(site, {"bot": 2})
+    store.count_exclusions(site, {"bot": 1, "internal": 4})
+    assert store.exclusions(site) == {"bot": 3, "internal": 4}
+    assert store.add_version(site, lambda n: (f"payload {n}", f"sig {n}", "2026-11-23T18:00:00Z"),
+                             '{"published_by":"system"}') == 2
+    assert store.version_meta(site, [1, 2, 3]) == {2: '{"published_by":"system"}'}
     assert store.upsert_products(site, [("sku-1", '{"id":"sku-1"}'), ("sku-2", '{"id":"sku-2"}')]) == 2
     assert store.get_products(site, ["sku-2", "sku-9"]) == {"sku-2": '{"id":"sku-2"}'}
     assert store.list_products(site, "sku-1") == [("sku-2", '{"id":"sku-2"}')]
@@ -615,9 +634,14 @@ def test_unix_socket_url(tmp_path):
 VISITORS = ["visitor-a", "visitor-b", "visitor-c"]
 event_ids = st.integers(0, 30).map(lambda i: f"event-{i:04d}")  # small pool: duplicates happen
 days = st.sampled_from([None, "2026-03-01", "2026-03-02"])
-exposures = st.builds(lambda i, c, v, d, ch: exposure(i, c, v, holdout=v is None, day=d, channel=ch), event_ids,
-                      st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]), days,
-                      st.sampled_from([None, None, "email"]))
+slice_lists = st.lists(st.sampled_from([("segment", "vip"), ("segment", "new"), ("device.type", "mobile"),
+                                        ("geo.country", "FR"), ("acquisition", "email"), ("visit.new", "true")]),
+                       unique=True, max_size=4)
+covariates = st.one_of(st.none(), st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)))
+exposures = st.builds(lambda i, c, v, d, ch, sl, pre: exposure(i, c, v, holdout=v is None, day=d, channel=ch,
+                                                               slices=sl, pre=pre),
+                      event_ids, st.sampled_from(["hero", "cta"]), st.sampled_from(["control", "promo", None]), days,
+                      st.sampled_from([None, None, "email"]), slice_lists, covariates)
 values = st.one_of(st.none(), st.integers(-100, 1000),
                    st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False))
 conversions = st.builds(conversion, event_ids, st.sampled_from(["purchase", "add_to_cart"]), values, days)
@@ -653,6 +677,13 @@ def test_backends_fold_the_same_events_into_the_same_counters(both, batches):
         sqlite_daily, redis_daily = (sorted(store.daily_counters(site, campaign), key=lambda r: (
             r["day"], r["variation"] or "", r["goal"] or "")) for store in both)
         assert redis_daily == sqlite_daily
+    for dimension in SLICE_DIMENSIONS:
+        sqlite_slices, redis_slices = (sorted(store.slice_counters(site, dimension), key=_slice_key) for store in both)
+        assert redis_slices == sqlite_slices
+
+
+def _slice_key(row):
+    return row["value"], row["campaign"], row["variation"] or "", row["goal"] or ""
 
 
 def test_redis_cluster():
@@ -802,6 +833,52 @@ def test_of_workers_racing_for_a_lock_exactly_one_wins(store):
     assert len(winners) == 1
 
 
+# The raw event log (GET .../events): pages by position, nothing lost nor read twice
+
+def test_the_event_log_pages_without_loss_or_duplicates_while_events_arrive(store):
+    store.create_site("shop", "h")
+    written, stop = [], threading.Event()
+
+    def writer():
+        for n in range(60):
+            batch = [exposure(f"e-{n:03d}-{k}", "hero", "promo") for k in range(5)] + [conversion(f"c-{n:03d}", "buy", 1)]
+            store.record_events("shop", f"visitor-{n:03d}", batch)
+            written.extend(e["id"] for e in batch)
+        stop.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    read, cursor, idle = [], None, 0
+    while idle < 2:  # until a page comes back empty after the writer is done
+        done = stop.is_set()
+        page, missed = store.events_after("shop", cursor, 7)
+        assert not missed and len(page) <= 7
+        read += [e["id"] for e in page]
+        cursor = page[-1]["cursor"] if page else cursor
+        idle = idle + 1 if not page and done else 0
+    thread.join()
+    assert read == written  # every event once, in the order it was written
+    assert store.events_after("shop", cursor, 7) == ([], False)
+    with pytest.raises(ValueError):
+        store.events_after("shop", "not a cursor", 7)
+
+
+def test_a_trimmed_redis_log_says_events_were_missed(redis_url):
+    store = RedisStore(redis_url, stream_maxlen=100)
+    try:
+        store.r.flushall()
+        store.create_site("shop", "h")
+        for n in range(30):
+            store.record_events("shop", f"visitor-{n:03d}", [exposure(f"e-{n:03d}-{k}", "hero", "promo")
+                                                              for k in range(40)])
+        page, missed = store.events_after("shop", None, 10)
+        assert missed and page[0]["id"] != "e-000-0"  # the oldest entries are gone, and the reader is told
+        tail = store.events_after("shop", page[-1]["cursor"], 5000)
+        assert tail[1] is False and tail[0][-1]["id"] == "e-029-39"
+    finally:
+        store.close()
+
+
 def test_product_activity_counts_recent_views_and_purchases_once_per_visitor_and_hour(store):
     now = time.time()
     rows = [(f"k-{i}", now, f"v:visitor-{i % 3}", "s:x", "view", '["sku-1","sku-2"]') for i in range(30)]
@@ -835,6 +912,27 @@ def test_an_email_exposure_counts_in_its_channel_and_so_do_later_conversions(sto
         "revenue_orders"}
     assert store.counters("shop", "sms") == []
 
+
+
+def test_covariates_sum_over_channels_and_slices_count_what_carries_them(store):
+    """A web exposure carries slices and covariates, an email one neither: each channel keeps
+    its own sums, both channels' rows add up (an arm mixing them has fewer `pre_visitors` than
+    visitors, so results leave CUPED out), and the slices hold the web visitor only, without
+    CUPED's sums."""
+    store.record_events("shop", "visitor-1", [exposure("e-000001", "winback", "offer", slices=[("segment", "vip")],
+                                                        pre=(2, 9)), conversion("e-000002", "purchase", 10)])
+    store.record_events("shop", "c1.customer", [exposure("e-000003", "winback", "offer", channel="email"),
+                                                conversion("e-000004", "purchase", 30)])
+    web, email, every = (by_key(store.counters("shop", channel)) for channel in ("web", "email", None))
+    assert (web[("winback", "offer", None)]["pre_visitors"], web[("winback", "offer", None)]["pre_sum"]) == (1, [2, 9])
+    assert "pre_sum" not in email[("winback", "offer", None)]
+    assert web[("winback", "offer", "purchase")]["pre_revenue"] == [20.0, 90.0]
+    visitors = every[("winback", "offer", None)]
+    assert (visitors["visitors"], visitors["pre_visitors"], visitors["pre_products"]) == (2, 1, [[4, 18], [18, 81]])
+    purchase = every[("winback", "offer", "purchase")]
+    assert (purchase["conversions"], purchase["revenue"], purchase["pre_conversions"]) == (2, 40.0, [2, 9])
+    (vip,) = [r for r in store.slice_counters("shop", "segment") if r["goal"] == "purchase"]
+    assert (vip["value"], vip["conversions"], vip["revenue"]) == ("vip", 1, 10.0) and "pre_conversions" not in vip
 
 def test_the_identity_record_is_stored_once_unless_replaced(store):
     assert store.get_identity("shop") is None
@@ -942,6 +1040,111 @@ PRAGMA user_version = 1;
         assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 6, 36)
         assert (purchase["orders"], purchase["orders_sq"], purchase["revenue_orders"]) == (1, 1, 6)
         assert store.counters("shop", "email") == []
+    finally:
+        store.close()
+
+
+def test_sqlite_from_before_slices_gains_slices_covariates_and_version_meta(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "channels.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+CREATE TABLE versions (site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
+  published_at TEXT NOT NULL, PRIMARY KEY (site, version));
+CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL,
+  variation TEXT NOT NULL, channel TEXT NOT NULL DEFAULT 'web', PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, variation, goal, channel));
+INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo', 'web');
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', '', 'web', 1, 0, 0, 0);
+PRAGMA user_version = 2;
+""")
+    store = SQLiteStore(path)
+    try:
+        store.record_events("shop", "visitor-1", [conversion("e-000001", "purchase", 2)])
+        store.record_events("shop", "visitor-2", [exposure("e-000002", "hero", "promo", slices=[("segment", "vip")],
+                                                           pre=(1, 3))])
+        visitors = by_key(store.counters("shop"))[("hero", "promo", None)]
+        assert (visitors["visitors"], visitors["pre_visitors"], visitors["pre_sum"]) == (2, 1, [1, 3])
+        assert [r["value"] for r in store.slice_counters("shop", "segment")] == ["vip"]
+        assert store.add_version("shop", lambda n: ("p", "s", "2026-11-23T17:00:00Z"), '{"note":"x"}') == 1
+        assert store.version_meta("shop", [1]) == {1: '{"note":"x"}'}
+    finally:
+        store.close()
+
+
+# A database at step 3 of either layout that had one: orders (main's) or slices and covariates
+_STEP_3_LAYOUTS = {
+    "orders": """
+CREATE TABLE versions (site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
+  published_at TEXT NOT NULL, PRIMARY KEY (site, version));
+CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL,
+  variation TEXT NOT NULL, channel TEXT NOT NULL DEFAULT 'web', PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE conversion_state (site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL,
+  visitor_id TEXT NOT NULL, revenue REAL NOT NULL, orders INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, goal, visitor_id));
+CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  orders INTEGER NOT NULL DEFAULT 0, orders_sq INTEGER NOT NULL DEFAULT 0, revenue_orders REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, variation, goal, channel));
+INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo', 'web');
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', '', 'web', 1, 0, 0, 0, 0, 0, 0);
+INSERT INTO counters VALUES ('shop', 'hero', 'promo', 'purchase', 'web', 0, 1, 4, 16, 1, 1, 4);
+INSERT INTO conversion_state VALUES ('shop', 'hero', 'purchase', 'visitor-1', 4, 1);
+PRAGMA user_version = 3;
+""",
+    "slices": """
+CREATE TABLE versions (site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
+  published_at TEXT NOT NULL, meta TEXT, PRIMARY KEY (site, version));
+CREATE TABLE assignments (site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL,
+  variation TEXT NOT NULL, channel TEXT NOT NULL DEFAULT 'web', slices TEXT NOT NULL DEFAULT '', pre TEXT,
+  PRIMARY KEY (site, visitor_id, campaign));
+CREATE TABLE conversion_state (site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL,
+  visitor_id TEXT NOT NULL, revenue REAL NOT NULL, PRIMARY KEY (site, campaign, goal, visitor_id));
+CREATE TABLE counters (site TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL, goal TEXT NOT NULL,
+  channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
+  revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0, pre_visitors INTEGER NOT NULL DEFAULT 0,
+  pre_sum_0 INTEGER NOT NULL DEFAULT 0, pre_sum_1 INTEGER NOT NULL DEFAULT 0, pre_xx_0_0 INTEGER NOT NULL DEFAULT 0,
+  pre_xx_0_1 INTEGER NOT NULL DEFAULT 0, pre_xx_1_1 INTEGER NOT NULL DEFAULT 0, pre_conv_0 INTEGER NOT NULL DEFAULT 0,
+  pre_conv_1 INTEGER NOT NULL DEFAULT 0, pre_rev_0 REAL NOT NULL DEFAULT 0, pre_rev_1 REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, campaign, variation, goal, channel));
+INSERT INTO assignments VALUES ('shop', 'visitor-1', 'hero', 'promo', 'web', '', NULL);
+INSERT INTO counters (site, campaign, variation, goal, channel, visitors) VALUES ('shop', 'hero', 'promo', '', 'web', 1);
+INSERT INTO counters (site, campaign, variation, goal, channel, conversions, revenue, revenue_sq)
+  VALUES ('shop', 'hero', 'promo', 'purchase', 'web', 1, 4, 16);
+INSERT INTO conversion_state VALUES ('shop', 'hero', 'purchase', 'visitor-1', 4);
+PRAGMA user_version = 3;
+""",
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_STEP_3_LAYOUTS))
+def test_sqlite_at_step_3_of_either_layout_gains_orders_slices_covariates_and_version_meta(tmp_path, layout):
+    import sqlite3
+    path = str(tmp_path / f"{layout}.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.executescript(_STEP_3_LAYOUTS[layout])
+    store = SQLiteStore(path)
+    try:
+        store.record_events("shop", "visitor-1", [order("e-000001", "purchase", 2, "T-2")])
+        store.record_events("shop", "visitor-2", [exposure("e-000002", "hero", "promo", slices=[("segment", "vip")],
+                                                           pre=(1, 3))])
+        store.record_events("shop", "visitor-2", [order("e-000003", "purchase", 5, "T-3")])
+        counters = by_key(store.counters("shop"))
+        visitors, purchase = counters[("hero", "promo", None)], counters[("hero", "promo", "purchase")]
+        assert (visitors["visitors"], visitors["pre_visitors"], visitors["pre_sum"]) == (2, 1, [1, 3])
+        assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (2, 11, 36 + 25)
+        orders_before = 1 if layout == "orders" else 0  # the first purchase's order, when it was counted
+        assert purchase["orders"] == orders_before + 2
+        assert purchase["pre_conversions"] == [1, 3] and purchase["pre_revenue"] == [5, 15]
+        slices = {r["value"]: r for r in store.slice_counters("shop", "segment") if r["goal"] == "purchase"}
+        assert list(slices) == ["vip"] and (slices["vip"]["conversions"], slices["vip"]["revenue"]) == (1, 5)
+        assert store.add_version("shop", lambda n: ("p", "s", "2026-11-23T17:00:00Z"), '{"note":"x"}') == 1
+        assert store.version_meta("shop", [1]) == {1: '{"note":"x"}'}
+        assert store._db().execute("PRAGMA user_version").fetchone()[0] == 5
     finally:
         store.close()
 

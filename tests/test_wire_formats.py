@@ -16,7 +16,7 @@ from server.wire.schemas import SCHEMAS, definition, problems, schema, validator
 from tests.servers import REPO
 
 NAMES = sorted(p.name.removesuffix(".schema.json") for p in SCHEMAS.glob("*.schema.json"))
-WIRE = ["ids", "collect-batch", "decide-request"]
+WIRE = ["ids", "collect-batch", "decide-request", "event-export"]
 COLLECT = schema("collect-batch")
 EVENT = COLLECT["$defs"]["event"]["properties"]
 VALUE = COLLECT["$defs"]["conversion"]["properties"]["value"]
@@ -140,8 +140,17 @@ def events(draw):
              "ts": draw(_bounded(EVENT["ts"]))}
     if draw(st.booleans()):
         event["forced"] = draw(st.booleans())
+    if draw(st.booleans()):
+        event["internal"] = draw(st.booleans())
     if kind == "exposure":
         event["campaign"] = draw(_pattern("key"))
+        claims = COLLECT["$defs"]["exposure"]["properties"]
+        if draw(st.booleans()):
+            event["segments"] = draw(st.from_regex(claims["segments"]["pattern"]))
+        if draw(st.booleans()):
+            event["acquisition"] = draw(st.text(max_size=claims["acquisition"]["maxLength"]))
+        if draw(st.booleans()):
+            event["pre"] = draw(st.lists(_bounded(claims["pre"]["items"]), min_size=2, max_size=2))
         holdout = draw(st.sampled_from([None, False, True]))
         if holdout is not None:
             event["holdout"] = holdout
@@ -183,9 +192,11 @@ ODD = st.sampled_from([
     "-hero", "hero\n", "a" * 15, "a" * 16, "a" * 512, "a" * 513, "exposure", "conversion", "click", [], {}, [1], {"a": 1},
     EVENT["version"]["maximum"], EVENT["version"]["maximum"] + 1, EVENT["ts"]["minimum"], EVENT["ts"]["minimum"] - 1,
     EVENT["ts"]["maximum"], EVENT["ts"]["maximum"] + 1, float(EVENT["ts"]["minimum"]), VALUE["maximum"],
-    VALUE["maximum"] + 1, VALUE["minimum"] - 0.5, 1e999, -1e999, 10**400]).map(copy.deepcopy)
-FIELDS = ["id", "type", "version", "ts", "campaign", "variation", "holdout", "forced", "goal", "value", "action", "items",
-          "session", "order_id", "strategy", "extra"]
+    VALUE["maximum"] + 1, VALUE["minimum"] - 0.5, 1e999, -1e999, 10**400,
+    "0f", "A", "0" * 125, "0" * 126, "e" * 64, "é" * 64, "é" * 65, [0, 0], [1, -1], [0, 1.0], [0], [0, 0, 0],
+    [10**9, 10**9 + 1], [True, 0]]).map(copy.deepcopy)
+FIELDS = ["id", "type", "version", "ts", "campaign", "variation", "holdout", "forced", "internal", "goal", "value",
+          "action", "items", "session", "segments", "acquisition", "pre", "order_id", "strategy", "extra"]
 
 
 @st.composite

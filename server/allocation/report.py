@@ -87,7 +87,7 @@ def _srm_by_revision(cells, campaign, documents):
                 observed.append([o for o, _ in pairs])
                 expected.append([e for _, e in pairs])
         visitors = sum(sum(arms.get(k, (0, 0))[0] for k in keys) for _, arms in by_revision[revision])
-        checked = stats.srm_check_many(observed, expected) if observed else None
+        checked = stats.srm_check_pooled(observed, expected) if observed else None
         if checked is None:
             out.append({"revision": revision or None, "visitors": visitors, "status": "not_enough_data",
                         "p_value": None, "ok": None})

@@ -2,6 +2,9 @@
 from datetime import datetime, timezone
 
 DEFAULT_SETTINGS = {"holdout": 0.0, "consent": "implied", "antiflicker_ms": 400}
+# Settings the server alone reads, kept with the version rather than in the bundle, which every
+# visitor downloads (tag.js must not list the shop's internal addresses).
+PRIVATE_SETTINGS = ("exclude_ips",)
 DEFAULT_ALLOCATION = {"mode": "adaptive", "by": [], "explore": 0.1, "min_visitors": 200}
 # The hashing scheme buckets are computed with (docs/DESIGN.md "Hashing and bucketing"). A new scheme gets a
 # new number, so an evaluator that does not know it decides nothing instead of reassigning everyone.
@@ -52,6 +55,9 @@ def compile_campaign(campaign):
                                                and g not in campaign.get("goals", [])],
         # Results' test settings; only when set, so the bundle (shipped in every tag.js) stays small.
         **({"stats": campaign["stats"]} if campaign.get("stats") else {}),
+        # Alerts (results and the worker): goals that must not get worse, and whether to pause then.
+        **({"guardrails": campaign["guardrails"]} if campaign.get("guardrails") else {}),
+        **({"auto_pause": True} if campaign.get("auto_pause") else {}),
         # Adaptive campaigns only: the SDK reads `by`, the worker the rest (a fixed split says nothing).
         **({"allocation": {**DEFAULT_ALLOCATION, **campaign["allocation"]}}
            if (campaign.get("allocation") or {}).get("mode") == "adaptive" else {}),
@@ -98,7 +104,7 @@ def compile_bundle(site, version, config, now=None):
     live = [c for c in config.get("campaigns", []) if c.get("status", "live") == "live"]
     # sorted() is stable: equal priorities keep the merchant's order.
     campaigns = sorted((compile_campaign(c) for c in live), key=lambda c: -c["priority"])
-    used_goals = {g for c in campaigns for g in c["goals"]}
+    used_goals = {g for c in campaigns for g in c["goals"] + c.get("guardrails", [])}
     goals = {**config.get("goals", {}), **{g: RECOMMENDATION_GOALS[g] for g in used_goals & set(RECOMMENDATION_GOALS)}}
     predicted = [g for g in namespace_names(campaigns, config.get("segments", {}), goals, "predict") if g != "*"]
     return {
@@ -119,10 +125,16 @@ def compile_bundle(site, version, config, now=None):
 
 
 def compile_settings(settings):
-    """The defaults filled in; referral exclusions as the attribution module compares hosts
+    """The defaults filled in, private settings left out; referral exclusions as the attribution module compares hosts
     (lowercase, without "www.": sdk_js/src/attribution.js bareHost)."""
-    compiled = {**DEFAULT_SETTINGS, **settings}
+    compiled = {**DEFAULT_SETTINGS, **{k: v for k, v in settings.items() if k not in PRIVATE_SETTINGS}}
     if "referral_exclusions" in compiled:
         compiled["referral_exclusions"] = list(dict.fromkeys(
             host.lower().removeprefix("www.") for host in compiled["referral_exclusions"]))
     return compiled
+
+
+def private_settings(config):
+    """The settings of PRIVATE_SETTINGS that the config sets, stored beside its version."""
+    settings = config.get("settings", {})
+    return {k: settings[k] for k in PRIVATE_SETTINGS if k in settings}

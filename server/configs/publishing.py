@@ -1,12 +1,19 @@
-"""Publishing, rollback and verified loading of the immutable, signed bundle versions."""
+"""Publishing, rollback, pausing and verified loading of the immutable, signed bundle versions.
+
+Each version is stored with its meta (JSON beside the signed bundle, never served):
+`published_by` ("api:<key name>", "user:<email>" from the workspace, "cli", "system"), a `note`
+saying why when the system published it or for a rollback, and the settings kept out of the
+bundle (compiler.PRIVATE_SETTINGS: `exclude_ips`)."""
+import ipaddress
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from flask import current_app
 
+from server.accounts import audit
 from server.cache import app_cache
-from server.configs.compiler import compile_bundle
+from server.configs.compiler import PRIVATE_SETTINGS, compile_bundle, private_settings
 from server.configs.latest import LatestVersions
 from server.configs.signing import (
     REVISION_SALT,
@@ -34,36 +41,87 @@ def _keys():
     return current_app.config["VITRINA_SECRET_KEYS"]
 
 
-def _store_signed(site, make_bundle):
+SYSTEM = "system"  # published_by of what the server published on its own (auto_pause)
+
+
+def publisher():
+    """Who publishes now, for a version's `published_by`: the audit log's actor, an API key
+    written `api:<key name>`."""
+    actor = audit.actor()
+    return "api:" + actor[len("key:"):] if actor.startswith("key:") else actor
+
+
+def _store_signed(site, make_bundle, meta):
     def make_payload(version):
         bundle = make_bundle(version)
         payload = canonical_json(bundle)
         return payload, sign(payload, _keys()), bundle["published_at"]
-    version = get_store().add_version(site, make_payload)
+    meta = {k: v for k, v in meta.items() if v}
+    version = get_store().add_version(site, make_payload, json.dumps(meta, separators=(",", ":")) if meta else None)
     latest_versions().announce(site)
     return version
 
 
-def publish_draft(site):
+def _now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def publish_draft(site, published_by=None):
     """Compile and sign the draft as the next version: (version, warnings). The draft was
     sanitised when saved; one saved before a sanitising rule existed is sanitised now, and
-    the warnings say what that removed."""
+    the warnings say what that removed. `published_by` goes into the version's meta."""
     raw = get_store().get_draft(site)
     if raw is None:
         raise APIError(409, "no_draft", f"Site '{site}' has no draft config: PUT one to /api/v1/sites/{site}/config first.")
     review = review_config(json.loads(raw), known_types(site))
     if review.problems:
         raise APIError(400, "invalid_config", "The draft no longer validates; fix it and PUT it again.", review.problems)
-    version = _store_signed(site, lambda version: compile_bundle(site, version, review.config))
+    version = _store_signed(site, lambda version: compile_bundle(site, version, review.config),
+                            {"published_by": published_by or publisher(), **private_settings(review.config)})
     return version, review.warnings
 
 
-def rollback(site, version):
-    old = load_version(site, version)
+def rollback(site, version, published_by=None):
+    """Publish version `version`'s bundle (and its private settings) again, as the next version."""
+    old = _load(site, version)
     if old is None:
         raise APIError(404, "version_not_found", f"Site '{site}' has no version {version}.")
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return _store_signed(site, lambda new: {**old, "version": new, "published_at": now, "rolled_back_from": version})
+    now = _now()
+    return _store_signed(site, lambda new: {**old.bundle, "version": new, "published_at": now,
+                                            "rolled_back_from": version},
+                         {"published_by": published_by or publisher(), "note": f"rollback to version {version}",
+                          **old.private_settings})
+
+
+def pause_campaign(site, key, note):
+    """Publish the latest version without campaign `key` (as a paused campaign is compiled),
+    attributed to the system, and mark it paused in the draft so that the merchant's next publish
+    keeps it paused. The new version is built on whatever version is latest when it is stored.
+    Returns the new version number, or None when the campaign is no longer live."""
+    latest_entry = latest(site)
+    if latest_entry is None or not any(c["key"] == key for c in latest_entry.bundle["campaigns"]):
+        return None
+    _pause_in_draft(site, key)
+    now = _now()
+
+    def paused(version):
+        base = _load(site, version - 1) or latest_entry
+        bundle = {k: v for k, v in base.bundle.items() if k != "revision"}  # a revision is not the version's
+        return {**bundle, "version": version, "published_at": now,
+                "campaigns": [c for c in base.bundle["campaigns"] if c["key"] != key]}
+    return _store_signed(site, paused, {"published_by": SYSTEM, "note": note, **latest_entry.private_settings})
+
+
+def _pause_in_draft(site, key):
+    raw = get_store().get_draft(site)
+    config = json.loads(raw) if raw else None
+    changed = False
+    for campaign in (config or {}).get("campaigns", []):
+        if campaign.get("key") == key and campaign.get("status", "live") == "live":
+            campaign["status"] = "paused"
+            changed = True
+    if changed:
+        get_store().save_draft(site, json.dumps(config, separators=(",", ":")))
 
 
 REVISION_HEADER = ("site", "version", "revision", "made_at")  # every revision's; the rest are its parts
@@ -120,13 +178,27 @@ class Version:
     bundle, plus `"revision": <the revision's document>` when there is one; `signature` signs
     the version's bundle without that key, `revision.signature` the revision's document."""
 
-    def __init__(self, site, bundle, signature, revision=None):
+    def __init__(self, site, bundle, signature, revision=None, meta=None):
         self.site, self.signature, self.revision = site, signature, revision
+        self.meta = meta or {}
         self.bundle = bundle if revision is None else {**bundle, "revision": revision.document}
         self.version = bundle["version"]
         self.revision_number = revision and revision.number
         self._json = None
         self._literal = None
+        self._networks = None
+
+    @property
+    def private_settings(self):
+        """The settings stored with this version rather than in its bundle."""
+        return {k: self.meta[k] for k in PRIVATE_SETTINGS if k in self.meta}
+
+    @property
+    def excluded_networks(self):
+        """`settings.exclude_ips` as ip_network objects, parsed on first use."""
+        if self._networks is None:
+            self._networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in self.meta.get("exclude_ips", ()))
+        return self._networks
 
     @property
     def served_as(self):
@@ -171,7 +243,9 @@ def _load(site, version):
                                      site, version)
             raise VersionUnverifiable(503, "bundle_signature_invalid",
                            f"Version {version} of site '{site}' failed signature verification and is not served.") from None
-        entry = cache.put((site, version), Version(site, json.loads(payload), signature))
+        meta = store.outage.call(store.version_meta, site, [row[0]]).get(row[0])
+        entry = cache.put((site, version), Version(site, json.loads(payload), signature,
+                                                       meta=meta and json.loads(meta)))
         _known_at_least(site, entry)  # it exists, so the latest is this one or a later one
     return entry
 
@@ -216,7 +290,7 @@ def _served(site, version, revision):
         found = _load_revision(site, revision)
         if found is None or found.version != version:
             return base
-        entry = cache.put((site, version, revision), Version(site, base.bundle, base.signature, found))
+        entry = cache.put((site, version, revision), Version(site, base.bundle, base.signature, found, base.meta))
     return entry
 
 
@@ -307,7 +381,7 @@ class FilePublished:
         self.problems, self.warnings, self.version = list(problems), list(warnings), version
 
 
-def publish_file(site, path):
+def publish_file(site, path, published_by="cli"):
     """Validate, save and publish a config file (the CLI's `publish`)."""
     if not get_store().site_exists(site):
         raise PublishFileError(f"no site {site!r}: run 'vitrina sites create {site}' first")
@@ -323,5 +397,5 @@ def publish_file(site, path):
         return FilePublished(review.problems)
     review.warnings = review.warnings + predict_warnings(site, review.config)
     get_store().save_draft(site, json.dumps(review.config, separators=(",", ":")))
-    version, _ = publish_draft(site)
+    version, _ = publish_draft(site, published_by)
     return FilePublished(warnings=review.warnings, version=version)

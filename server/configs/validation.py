@@ -3,6 +3,7 @@ it cannot say, checked together so one answer lists every problem, each with its
 Merchant HTML is sanitised rather than judged: the review returns the config to store, with
 warnings saying what was removed. Nothing invalid gets stored (docs/DESIGN.md "Config validation")."""
 import difflib
+import ipaddress
 import json
 import re
 from datetime import datetime
@@ -227,6 +228,9 @@ class _Checker:
                 self.add(["goals", name], f"{name} is Vitrina's own goal: campaigns that recommend get it")
             if "pageview" in _dict(goal):
                 self.condition(goal["pageview"], ["goals", name, "pageview"])
+        for i, cidr in enumerate(_list(_dict(config.get("settings")).get("exclude_ips"))):
+            if isinstance(cidr, str):
+                self.network(cidr, ["settings", "exclude_ips", i])
         zone = _dict(config.get("settings")).get("timezone")
         if isinstance(zone, str) and 0 < len(zone) <= 64 and not _known_zone(zone):
             self.add(["settings", "timezone"], f"unknown time zone {zone!r}: use an IANA name such as Europe/Paris or UTC")
@@ -247,9 +251,12 @@ class _Checker:
         for field in ("conditions", "pages"):
             if campaign.get(field) is not None:
                 self.condition(campaign[field], at + [field])
-        for j, goal in enumerate(_list(campaign.get("goals"))):
-            if isinstance(goal, str) and goal not in goals and goal not in RECOMMENDATION_GOALS:
-                self.add(at + ["goals", j], f"unknown goal {goal!r}" + _did_you_mean(goal, goals))
+        for field in ("goals", "guardrails"):
+            for j, goal in enumerate(_list(campaign.get(field))):
+                if isinstance(goal, str) and goal not in goals and goal not in RECOMMENDATION_GOALS:
+                    self.add(at + [field, j], f"unknown goal {goal!r}" + _did_you_mean(goal, goals))
+        if campaign.get("auto_pause") is True and not _list(campaign.get("guardrails")):
+            self.add(at + ["auto_pause"], "auto_pause pauses on a guardrail alert: list the goals in `guardrails`")
         variations = _list(campaign.get("variations"))
         if campaign.get("type") == "experiment" and len(variations) == 1:
             self.add(at + ["variations"], "an experiment needs at least two variations")
@@ -278,6 +285,12 @@ class _Checker:
             self.add(at, "an adaptive allocation needs at least two variations besides control to choose between")
         if campaign.get("bucket_by") == "customer":
             self.add(at, "an adaptive allocation slices browsers: it cannot bucket by customer")
+
+    def network(self, cidr, at):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            self.add(at, f"{cidr!r} is not an IPv4 or IPv6 address or CIDR range (e.g. 203.0.113.0/24, 2001:db8::/32)")
 
     def schedule(self, schedule, at):
         times = {}

@@ -32,6 +32,10 @@ ITEM = _SCHEMA["$defs"]["item"]["properties"]
 ITEM_ACTIONS = frozenset(ITEM["action"]["enum"])
 MAX_EVENT_ITEMS = ITEM["items"]["maxItems"]
 MAX_SESSION = ITEM["session"]["maximum"]
+_EXPOSURE = _SCHEMA["$defs"]["exposure"]["properties"]
+SEGMENTS_RE = re.compile(_EXPOSURE["segments"]["pattern"])
+MAX_ACQUISITION = _EXPOSURE["acquisition"]["maxLength"]
+MAX_PRE = _EXPOSURE["pre"]["items"]["maximum"]
 _FEATURES = _SCHEMA["$defs"]["features"]
 MAX_FEATURES = _FEATURES["maxProperties"]
 FEATURE_NAME_RE = re.compile(_FEATURES["propertyNames"]["pattern"])
@@ -125,6 +129,8 @@ _EXPOSURE_FIELDS = EVENT_FIELDS["exposure"]
 _CONVERSION_FIELDS = EVENT_FIELDS["conversion"]
 _ITEM_FIELDS = EVENT_FIELDS["item"]
 _product_id_ok = PRODUCT_ID_RE.match
+_segments_ok = SEGMENTS_RE.match
+_ABSENT = object()
 _slice_ok = SLICE_RE.match
 MAX_REVISION = _SCHEMA["$defs"]["exposure"]["properties"]["revision"]["maximum"]
 _identity_ok = IDENTITY_RE.match
@@ -159,9 +165,10 @@ def _valid_batch(body):
         if type(e) is not dict:
             return False
         get = e.get
-        event_id, ts, forced = get("id"), get("ts"), get("forced", False)
+        event_id, ts, forced, internal = get("id"), get("ts"), get("forced", False), get("internal", False)
         if not (type(event_id) is str and _event_id_ok(event_id) and event_id not in seen
-                and type(ts) is int and MIN_TS <= ts <= MAX_TS and (forced is False or forced is True)):
+                and type(ts) is int and MIN_TS <= ts <= MAX_TS and (forced is False or forced is True)
+                and (internal is False or internal is True)):
             return False
         seen.add(event_id)
         kind, version = get("type"), get("version")
@@ -171,7 +178,8 @@ def _valid_batch(body):
                     and e.keys() <= _EXPOSURE_FIELDS and type(campaign) is str and _key_ok(campaign)
                     and ("features" not in e or _features_ok(e["features"]))
                     and (variation is None if holdout is True
-                         else holdout is False and type(variation) is str and _key_ok(variation))):
+                         else holdout is False and type(variation) is str and _key_ok(variation))
+                    and _valid_slice_claims(get)):
                 return False
             if ("slice" in e or "revision" in e) and not _valid_made_in(e):
                 return False
@@ -196,6 +204,13 @@ def _valid_batch(body):
     return True
 
 
+def _valid_slice_claims(get):
+    """The exposure's optional segments, acquisition and pre fields, as the schema bounds them."""
+    segments, acquisition, pre = get("segments", ""), get("acquisition", ""), get("pre", _ABSENT)
+    return (type(segments) is str and _segments_ok(segments)
+            and type(acquisition) is str and len(acquisition) <= MAX_ACQUISITION
+            and (pre is _ABSENT or type(pre) is list and len(pre) == 2
+                 and all(type(x) is int and 0 <= x <= MAX_PRE for x in pre)))
 # An event's `ts` must lie within a window around its receipt: the browser drops queued events
 # older than QUEUE_MAX_AGE_S (sdk_js/src/tracker.js MAX_AGE_MS, its twin), and clocks may be off by
 # CLOCK_SKEW_S either way. So the first copy of an event and any retry of it arrive at most
@@ -248,10 +263,10 @@ _MISSING = object()
 def _conversion_extras_ok(get):
     """A conversion's optional campaign, strategy and items, each absent or valid (an order_id may
     be anything: one the server cannot count by is ignored, see collect)."""
-    campaign, strategy, items = (get(f, _MISSING) for f in ("campaign", "strategy", "items"))
-    return ((campaign is _MISSING or type(campaign) is str and _key_ok(campaign))
-            and (strategy is _MISSING or type(strategy) is str and strategy in STRATEGIES)
-            and (items is _MISSING or _product_ids_ok(items, MAX_CONVERSION_ITEMS)))
+    campaign, strategy, items = (get(f, _ABSENT) for f in ("campaign", "strategy", "items"))
+    return ((campaign is _ABSENT or type(campaign) is str and _key_ok(campaign))
+            and (strategy is _ABSENT or type(strategy) is str and strategy in STRATEGIES)
+            and (items is _ABSENT or _product_ids_ok(items, MAX_CONVERSION_ITEMS)))
 
 
 STICKY_LOOKBACK = 20  # earlier versions searched for a sticky assignment made under other weights

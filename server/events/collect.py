@@ -10,6 +10,7 @@ from server.cache import app_cache
 from server.configs import publishing
 from server.events.batch import UNVERIFIABLE, out_of_window, verify_against_bundles
 from server.events.days import day_of
+from server.events.slices import covariates, segment_names, visitor_slices
 from server.recs.signals import interaction_rows
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.store.base import WEB, assignment_label
@@ -52,12 +53,23 @@ def _load_verified(site):
     return load
 
 
-def ingest(site, visitor_id, events, customer=None, probe=False, received_at=None):
+def count_exclusions(site, counts):
+    store = get_store()
+    try:
+        store.outage.call(store.count_exclusions, site, counts, probe=False)
+    except UNAVAILABLE as e:  # best effort, as rejections
+        current_app.logger.warning("could not count exclusions for %s: %s", site, e)
+
+
+def ingest(site, visitor_id, events, facts=None, customer=None, probe=False, received_at=None):
     """Verify and record one batch, received at `received_at` (seconds; now by default). Returns
     the problems of the events refused alone (a value outside the site's bounds, a `ts` outside
     the window around the receipt; counted here, the rest recorded), or raises EventsRejected
     (nothing recorded). The store being unreachable raises one of UNAVAILABLE: at once while it
     is known to be away, unless `probe` (the spool's replayer) lets this call find out.
+
+    `facts` are the request's own (server/events/traffic.py: device, country, an exclusion); a
+    batch from an excluded request (a bot, an excluded address) is only counted as excluded.
 
     `customer`: the customer key of the batch's verified identity. Then the exposures of
     customer-bucketed campaigns are recorded under it (results count customers), every counted
@@ -65,9 +77,14 @@ def ingest(site, visitor_id, events, customer=None, probe=False, received_at=Non
     customer campaigns and email), and the visitor is linked to the customer (for erasure)."""
     if not site_exists(site):
         raise EventsRejected([{"path": "", "message": f"there is no site '{site}'", "code": "unknown_site"}])
+    facts = facts or {}
+    if facts.get("excluded"):
+        count_exclusions(site, {facts["excluded"]: len(events)})
+        return []
     compiled = app_cache("compiled bundles", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
+    load = _load_verified(site)
     customer_events = []
-    problems = verify_against_bundles(events, visitor_id, _load_verified(site), compiled, customer, customer_events,
+    problems = verify_against_bundles(events, visitor_id, load, compiled, customer, customer_events,
                                       lambda number: publishing.load_revision(site, number))
     untimely = out_of_window(events, time.time() if received_at is None else received_at)
     if untimely:  # one problem per event: its time refuses it, whatever else is wrong with it
@@ -81,33 +98,53 @@ def ingest(site, visitor_id, events, customer=None, probe=False, received_at=Non
     if alone:
         events = [e for i, e in enumerate(events) if i not in refused]
     store = get_store()  # through its outage guard: while it is away, a request's batch spools at once
+    # internal traffic and QA previews never reach results nor recommendations
+    excluded = Counter("internal" if e.get("internal") else "forced" for e in events
+                       if e.get("internal") or e.get("forced"))
+    events = [e for e in events if not (e.get("internal") or e.get("forced"))]
     signals = [e for e in events if e["type"] == "item"]
     if signals:  # recommendation signals (server/recs), apart from results' events
         events = [e for e in events if e["type"] != "item"]
-        signals = [e for e in signals if not e.get("forced")]
-        if signals:
-            store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
-    counted = [e for e in events if not e.get("forced")]  # QA previews never reach results
-    for event in counted:
+        store.outage.call(store.record_interactions, site, interaction_rows(visitor_id, signals), probe=probe)
+    for event in events:
         if "order_id" in event:
             _read_order_id(event)
-    if counted:
+    if events:
         zones, now = {}, time.time()
-        for event, body in zip(counted, _bodies(counted)):
+        for event, body in zip(events, _bodies(events)):
             event["_json"] = body
             version = event["version"]
             zone = zones.get(version) or zones.setdefault(version, _zone_of(site, version))
             event["_day"] = day_of(event["ts"], zone, now)
             if "slice" in event and event["type"] == "exposure" and _adaptive(site, event):
-                # kept with the assignment, so every counter it feeds is per slice and revision
+                # kept with the assignment, so every counter it feeds is per allocation slice and
+                # revision (adaptive allocation's slice: not a results breakdown slice, `_slices`)
                 event["channel"] = assignment_label(WEB, event.get("revision"), event["slice"])  # collect is web
-        store.outage.call(_record, store, site, visitor_id, counted, customer, by_customer, probe=probe)
-        features = feature_rows(counted)
+        _add_slices(events, load, facts)
+        store.outage.call(_record, store, site, visitor_id, events, customer, by_customer, probe=probe)
+        features = feature_rows(events)
         if features:
             store.outage.call(store.record_features, site, visitor_id, features, probe=probe)
     if alone:
         count_rejections(site, Counter(p["code"] for p in alone))
+    if excluded:
+        count_exclusions(site, excluded)
     return alone
+
+
+def _add_slices(events, load, facts):
+    """Each exposure's `_slices` (its results breakdown values) and `_pre`, for the assignment it
+    may make (Store.slice_counters)."""
+    names = {}
+    for event in events:
+        if event["type"] != "exposure":
+            continue
+        bundle = load(event["version"])  # verified above: from the cache
+        campaign = next(c for c in bundle["campaigns"] if c["key"] == event["campaign"])
+        if event["version"] not in names:
+            names[event["version"]] = segment_names(bundle)
+        event["_slices"] = visitor_slices(event, campaign, names[event["version"]], facts)
+        event["_pre"] = covariates(event)
 
 
 def _event_path(path):
@@ -163,8 +200,8 @@ def _bodies(events):
     events hold no "},{" (strings are ids and keys), so it splits them apart; anything else
     (a count that does not add up) is encoded event by event."""
     for event in events:
-        event.pop("_json", None)  # a batch replayed from the spool carries the bodies it was given
-        event.pop("_day", None)
+        for field in ("_json", "_day", "_slices", "_pre"):  # a batch replayed from the spool carries what it was given
+            event.pop(field, None)
     # the feature vector is kept apart (Store.record_features), not in the event log
     bare = [e if "features" not in e else {k: v for k, v in e.items() if k != "features"} for e in events]
     parts = _compact(bare)[2:-2].split("},{")

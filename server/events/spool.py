@@ -44,15 +44,16 @@ def spool_dir(app=None):
     return Path(app.config["VITRINA_SPOOL_DIR"])
 
 
-def write_batch(folder, site, visitor_id, events, customer=None):
-    """Write one batch atomically (temp file + fsync + rename); returns its path. `customer`: the
-    verified customer key of its identity (checked before spooling: an identity may expire while
-    the batch waits, the customer it named does not change)."""
+def write_batch(folder, site, visitor_id, events, facts=None, customer=None):
+    """Write one batch atomically (temp file + fsync + rename), with the request's facts (device
+    type, country, exclusion: never its address); returns its path. `customer`: the verified
+    customer key of its identity (checked before spooling: an identity may expire while the batch
+    waits, the customer it named does not change)."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{time.time_ns()}-{os.getpid()}-{secrets.token_hex(4)}"
     tmp = folder / f".{name}.tmp"
     with open(tmp, "w") as f:
-        json.dump({"site": site, "visitor_id": visitor_id, "events": events,
+        json.dump({"site": site, "visitor_id": visitor_id, "events": events, "facts": facts,
                    **({"customer": customer} if customer else {})}, f)
         f.flush()
         os.fsync(f.fileno())
@@ -60,9 +61,9 @@ def write_batch(folder, site, visitor_id, events, customer=None):
     return folder / f"{name}.batch"
 
 
-def save(site, visitor_id, events, customer=None):
+def save(site, visitor_id, events, facts=None, customer=None):
     """Spool one batch and make sure a replayer runs."""
-    write_batch(spool_dir(), site, visitor_id, events, customer)
+    write_batch(spool_dir(), site, visitor_id, events, facts, customer)
     _start_replayer(current_app._get_current_object())
 
 
@@ -132,7 +133,7 @@ def _due(path, tries, now):
 
 def replay_once(app, ingest=ingest, limit=200, now=None):
     """Replay up to `limit` waiting batches (those due: a failed one waits RETRY_DELAYS_S) with
-    ingest(site, visitor_id, events, customer, probe=True); returns how many were recorded. Raises one of UNAVAILABLE when the store is still down: the batch it
+    ingest(site, visitor_id, events, facts, customer, probe=True); returns how many were recorded. Raises one of UNAVAILABLE when the store is still down: the batch it
     was replaying waits again, untouched, and so does every later one."""
     folder = spool_dir(app)
     if not folder.is_dir():
@@ -153,9 +154,10 @@ def replay_once(app, ingest=ingest, limit=200, now=None):
         tried += 1
         try:
             batch = json.loads(claimed.read_text())
-            site, visitor_id, events = batch["site"], batch["visitor_id"], batch["events"]
+            site, visitor_id, events, facts = batch["site"], batch["visitor_id"], batch["events"], batch.get("facts")
             customer = batch.get("customer")
-            if not (isinstance(site, str) and isinstance(events, list) and isinstance(customer, (str, type(None)))):
+            if not (isinstance(site, str) and isinstance(events, list) and isinstance(facts, (dict, type(None)))
+                    and isinstance(customer, (str, type(None)))):
                 raise ValueError("not a spooled batch")
         except (OSError, ValueError, LookupError, TypeError) as e:  # unreadable: it will not get better
             _failed(app, claimed, match["id"], MAX_TRIES, repr(e))
@@ -163,7 +165,7 @@ def replay_once(app, ingest=ingest, limit=200, now=None):
         try:
             with app.app_context():
                 # collect never probes an away store: this does; events are timed against their receipt
-                ingest(site, visitor_id, events, customer, probe=True, received_at=_received_at(match["id"]))
+                ingest(site, visitor_id, events, facts, customer, probe=True, received_at=_received_at(match["id"]))
         except UNAVAILABLE:
             os.replace(claimed, path)  # the store is still down: everything waits for the next round
             raise

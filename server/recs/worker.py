@@ -1,7 +1,8 @@
 """The background worker (`vitrina worker`, started once by `vitrina serve`): the one process for
 every periodic job. It rebuilds each site's recommendations when they are due, and runs each of
 PERIODIC_JOBS (adaptive allocation, model training) for each site where it is due, one node at a time per
-site and job through a store lock (`<job>:<site>`).
+site and job through a store lock (`<job>:<site>`); and it runs the alerts job
+(server/results/watch.py: guardrails and auto_pause).
 
 A site is due when its catalogue or orders changed since its last build (within
 VITRINA_RECS_POLL_S), or when browsers sent signals since and the last build is older than
@@ -23,6 +24,7 @@ from server.allocation.recompute import is_due as allocation_due
 from server.predict.jobs import is_due as models_are_due
 from server.predict.jobs import run_due as models_due
 from server.recs.build import build_site
+from server.results import watch
 from server.store import UNAVAILABLE, get_store
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,8 @@ def run(app, once=False, parent_pid=None):
         try:
             for summary in run_pass(app, owner):
                 print(f"vitrina worker: {summary['line']}", flush=True)
+            for site, campaign, version, note in watch.run_pass(app, owner):
+                print(f"vitrina worker: paused {site} campaign {campaign} (version {version}): {note}", flush=True)
         except UNAVAILABLE as e:
             log.warning("store unavailable, next pass in %s s: %s", poll_s, e)
         if once:

@@ -110,3 +110,34 @@ def csv_rows(campaign):
                         (c.get("bayes") or {}).get("chance_to_win")]
             rows.append(["" if value is None else value for value in row])
     return rows
+
+
+def slice_table(campaign):
+    """The breakdown of a results campaign (`?breakdown=`) as the workspace's table draws it, on
+    the first goal's conversion rate: [{value, visitors, cells: [{name, rate, uplift,
+    significant, winner}], winner}] (rate None for an arm without visitors in the slice), plus
+    the arm names in column order. None without a breakdown or a goal."""
+    breakdown, goals = campaign.get("breakdown"), campaign.get("goals") or []
+    if not breakdown or not goals:
+        return None
+    goal, alpha = goals[0], campaign["stats"]["alpha"]
+    with_holdout = any(s["holdout"]["visitors"] for s in breakdown["slices"])
+    names = [v["key"] for v in campaign["variations"]] + ([HOLDOUT] if with_holdout else [])
+    rows = []
+    for s in breakdown["slices"]:
+        winner = s["winner"]
+        chosen = (winner["variation"] or HOLDOUT) if winner else None
+        cells = []
+        vs = winner["vs"] if winner else ("control" if "control" in names else "holdout")
+        for name in names:
+            arm = s["holdout"] if name == HOLDOUT else next((v for v in s["variations"] if v["key"] == name),
+                                                            {"visitors": 0})
+            compared = next((c for c in s["comparisons"] if c["variation"] == (None if name == HOLDOUT else name)
+                             and c["goal"] == goal and c["metric"] == "conversion_rate" and c["vs"] == vs), None)
+            ok = compared is not None and compared["status"] == "ok"
+            cells.append({"name": name, "rate": arm["goals"][goal]["rate"] if arm["visitors"] else None,
+                          "uplift": compared["uplift"] if ok else None,
+                          "significant": ok and compared["adjusted_p_value"] < alpha, "winner": name == chosen})
+        rows.append({"value": s["value"], "visitors": s["visitors"], "cells": cells, "winner": chosen})
+    return {"goal": goal, "names": names, "rows": rows, "dimension": breakdown["dimension"],
+            "overlapping": breakdown["overlapping"], "summary": breakdown["summary"]}

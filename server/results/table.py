@@ -32,6 +32,8 @@ def render(data):
     lines = [f"Site {data['site']}, version {version}"]
     if data.get("rejected"):
         lines.append("Rejected events: " + ", ".join(f"{k} {v}" for k, v in data["rejected"].items()))
+    if data.get("excluded"):
+        lines.append("Excluded events (never counted): " + ", ".join(f"{k} {v}" for k, v in data["excluded"].items()))
     if not data["campaigns"]:
         lines.append("No campaigns yet.")
     else:
@@ -54,16 +56,62 @@ def _campaign(c):
     elif srm["status"] != "not_applicable":
         verdict = "ok" if srm["ok"] else "SAMPLE RATIO MISMATCH: the split is broken, do not trust these results"
         lines.append(f"  split check: {verdict} ({_p(srm['p_value'])})")
+    lines += [f"  ALERT {a['message']}" for a in c.get("alerts", [])]
     arms = [(v["key"], v) for v in c["variations"]] + [("(holdout)", c["holdout"])]
     if not any(arm["visitors"] for _, arm in arms):
         lines.append("  no visitors yet")
-        return lines
+        return lines + (_breakdown(c["breakdown"], c) if c.get("breakdown") else [])
     if not c["goals"]:
         lines.append("  visitors: " + ", ".join(f"{name} {_count(arm['visitors'])}" for name, arm in arms))
         lines.append("  no goals listed for this campaign (`vitrina results --all-goals` shows every goal counted)")
     for goal in c["goals"]:
         lines += [""] + _goal(c, goal, arms)
+    if c.get("breakdown"):
+        lines += [""] + _breakdown(c["breakdown"], c)
     return lines
+
+
+def _breakdown(breakdown, c):
+    """Slices x arms on the first goal's conversion rate: each arm's rate, its uplift against the
+    baseline (* when significant after adjustment), the slice's winner; then the best-per-slice
+    summary."""
+    dimension, slices = breakdown["dimension"], breakdown["slices"]
+    goal = c["goals"][0] if c["goals"] else None
+    if goal is None or not slices:
+        return [f"  by {dimension}: " + ("no goal to compare on" if goal is None else "no slices yet")]
+    note = "; a visitor counts in every segment they matched" if breakdown["overlapping"] else ""
+    vs = "control" if any(v["key"] == "control" for v in c["variations"]) else "holdout"
+    holdout = any(s["holdout"]["visitors"] for s in slices)  # a column only when the site holds visitors out
+    names = [v["key"] for v in c["variations"]] + (["(holdout)"] if holdout else [])
+    lines = [f"  by {dimension} ({goal}, conversion rate; uplift against {vs}, * significant{note}):",
+             f"    {'slice':<22}{'visitors':>10}" + "".join(f"{name[:18]:>20}" for name in names) + "  winner"]
+    for s in slices:
+        cells = [_slice_cell(s, arm, key, goal, vs, c["stats"]["alpha"])
+                 for arm, key in [(v, v["key"]) for v in s["variations"]] + ([(s["holdout"], None)] if holdout else [])]
+        winner = s["winner"]
+        lines.append(f"    {s['value'][:21]:<22}{_count(s['visitors']):>10}" + "".join(f"{cell:>20}" for cell in cells)
+                     + "  " + ("-" if winner is None else winner["variation"] or "(holdout)"))
+    summary = breakdown["summary"]
+    if summary:
+        overall = summary["overall"]
+        lines.append(f"  best per {dimension} vs best overall ({goal} conversion rate against {summary['vs']}): "
+                     f"per {dimension} {_pct(summary['per_slice']['uplift'])}, best overall "
+                     f"({overall['variation'] or '(holdout)'}) {_pct(overall['uplift'])}; choosing per {dimension} "
+                     f"changes conversions by {_pct(summary['gain'])} ({summary['slices_with_winner']} of "
+                     f"{summary['slices']} slices have a winner)")
+    return lines
+
+
+def _slice_cell(s, arm, key, goal, vs, alpha):
+    """`rate` or `rate uplift[*]` of one arm (key None: the holdout) in one slice."""
+    if not arm["visitors"]:
+        return "-"
+    text = f"{arm['goals'][goal]['rate'] * 100:.2f}%"
+    row = next((x for x in s["comparisons"] if (x["variation"], x["goal"], x["metric"], x["vs"]) ==
+                (key, goal, "conversion_rate", vs)), None)
+    if row and row["status"] == "ok":
+        text += f" {_pct(row['uplift'])}{'*' if row['adjusted_p_value'] < alpha else ''}"
+    return text
 
 
 def _goal(c, goal, arms):

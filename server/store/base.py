@@ -22,6 +22,58 @@ DEFAULT_KEY_NAME = "default"  # the owner key `sites create` makes, and what key
 # CUPED's covariates, in this order wherever a counter holds one number per covariate: what the
 # visitor did before their first exposure to the campaign (docs/DESIGN.md "Results").
 PRE_EXPOSURE_COVARIATES = ("visits", "pageviews")
+_K = len(PRE_EXPOSURE_COVARIATES)
+# The sums kept per counter, besides visitors, conversions, revenue and revenue_sq: how many of the
+# row's visitors carried covariates, and CUPED's sums over them (x_i: covariate i; pre_xx_i_j for
+# i <= j, the upper half of x x^T; pre_conv_i: x_i of the visitors who converted; pre_rev_i: x_i
+# times each conversion's value). Every one is an integer but pre_rev_i.
+COVARIATE_METRICS = (("pre_visitors",) + tuple(f"pre_sum_{i}" for i in range(_K))
+                     + tuple(f"pre_xx_{i}_{j}" for i in range(_K) for j in range(i, _K))
+                     + tuple(f"pre_conv_{i}" for i in range(_K)) + tuple(f"pre_rev_{i}" for i in range(_K)))
+SLICE_METRICS = ("visitors", "conversions", "revenue", "revenue_sq")  # a slice counter's: no orders, no CUPED sums
+# Orders count distinct order ids; revenue_orders sums each visitor's revenue x orders (the
+# covariance AOV's interval needs).
+ORDER_METRICS = ("orders", "orders_sq", "revenue_orders")
+# What a counter row holds per (campaign, variation, goal[, channel]).
+COUNTER_METRICS = SLICE_METRICS + ORDER_METRICS + COVARIATE_METRICS
+FLOAT_METRICS = frozenset(("revenue", "revenue_sq", "revenue_orders") + tuple(f"pre_rev_{i}" for i in range(_K)))
+# The dimensions results break down by (GET .../results?breakdown=): a visitor is counted in the
+# slices of their first exposure to a campaign, one value per dimension but for `segment` (every
+# segment they matched). server/events/slices.py says how each value is found.
+SLICE_DIMENSIONS = ("segment", "device.type", "acquisition", "visit.new", "geo.country")
+
+
+def covariate_deltas(pre):
+    """The counter deltas of a new assignment whose covariates are `pre` (a tuple of ints, or None)."""
+    if pre is None:
+        return {}
+    deltas = {"pre_visitors": 1}
+    for i, x in enumerate(pre):
+        deltas[f"pre_sum_{i}"] = x
+        for j in range(i, _K):
+            deltas[f"pre_xx_{i}_{j}"] = x * pre[j]
+    return deltas
+
+
+def with_covariate_lists(row):
+    """A counter row with its covariate sums as results read them (Store.counters): on the
+    visitors row `pre_visitors`, `pre_sum` [k] and `pre_products` [k][k] once any visitor carried
+    covariates; on goal rows `pre_conversions` [k] and `pre_revenue` [k] once one is not 0 (results
+    read absent ones as zeros). The flat fields go, so a row without covariates has the fields it
+    always had."""
+    flat = {name: row.pop(name, 0) for name in COVARIATE_METRICS}
+    if row["goal"] is None:
+        if flat["pre_visitors"]:
+            products = [[0] * _K for _ in range(_K)]
+            for i in range(_K):
+                for j in range(i, _K):
+                    products[i][j] = products[j][i] = flat[f"pre_xx_{i}_{j}"]
+            row.update(pre_visitors=flat["pre_visitors"], pre_sum=[flat[f"pre_sum_{i}"] for i in range(_K)],
+                       pre_products=products)
+    elif any(flat[f"pre_conv_{i}"] or flat[f"pre_rev_{i}"] for i in range(_K)):
+        row.update(pre_conversions=[flat[f"pre_conv_{i}"] for i in range(_K)],
+                   pre_revenue=[flat[f"pre_rev_{i}"] for i in range(_K)])
+    return row
 
 
 FEATURE_ROWS_KEPT = 200_000  # feature vectors kept per site for training (server/predict)
@@ -67,10 +119,6 @@ class ApiKey:
 
 
 WEB = "web"  # the channel of an exposure that names none
-# What a counter row holds per (campaign, variation, goal[, channel]); orders count distinct order
-# ids, revenue_orders sums each visitor's revenue x orders (the covariance AOV's interval needs).
-COUNTER_METRICS = ("visitors", "conversions", "revenue", "revenue_sq", "orders", "orders_sq", "revenue_orders")
-INTEGER_COUNTERS = frozenset({"visitors", "conversions", "orders", "orders_sq"})
 
 
 # An assignment's label: its channel, or, for an adaptive campaign's assignment, its channel, the
@@ -98,8 +146,9 @@ def in_channel(rows, channel):
 
 
 def merge_channels(rows):
-    """Counter rows carrying a `channel`, summed over channels in channel order (so both
-    backends add floats in the same order), without the `channel` field."""
+    """Flat counter rows (every one of COUNTER_METRICS) carrying a `channel`, summed over
+    channels in channel order (so both backends add floats in the same order), without the
+    `channel` field."""
     merged = {}
     for row in sorted(rows, key=lambda r: r["channel"]):
         key = (row["campaign"], row["variation"], row["goal"])
@@ -218,8 +267,14 @@ class Store:
     def get_draft(self, site):
         raise NotImplementedError
 
-    def add_version(self, site, make_payload):
-        """Allocate the next version number n, store make_payload(n) -> (payload, signature)."""
+    def add_version(self, site, make_payload, meta=None):
+        """Allocate the next version number n, store make_payload(n) -> (payload, signature,
+        published_at), with `meta` (JSON text: who published it and why, settings kept out of the
+        bundle; server/configs/publishing.py) beside it. Returns n."""
+        raise NotImplementedError
+
+    def version_meta(self, site, versions):
+        """{version: meta JSON text} of those of `versions` stored with one."""
         raise NotImplementedError
 
     def get_version(self, site, version=None):
@@ -277,6 +332,30 @@ class Store:
           `pre_products` [k][k] (sum of x x^T); on goal rows `pre_conversions` [k] (sum of x over
           the visitors who converted) and `pre_revenue` [k] (x times each conversion's value,
           added as revenue is)."""
+        raise NotImplementedError
+
+    def slice_counters(self, site, dimension):
+        """The counters of every slice of one of SLICE_DIMENSIONS: rows as `counters` gives them,
+        each with the slice's `value`, of SLICE_METRICS only (CUPED's sums in every slice would
+        multiply the cost of each write: docs/DESIGN.md "Stores"). An exposure's `_slices`
+        ([(dimension, value)]) and `_pre` (its covariates, a tuple of ints, or None) are kept with
+        the assignment it makes, and the visitor's conversions are counted in each of those
+        slices as in the campaign's counters."""
+        raise NotImplementedError
+
+    def count_exclusions(self, site, counts):
+        """Add {reason: n} to the site's counters of events not counted (bots, internal traffic...)."""
+        raise NotImplementedError
+
+    def exclusions(self, site):
+        """{reason: n} of every event excluded for the site."""
+        raise NotImplementedError
+
+    def events_after(self, site, cursor, limit):
+        """The raw event log in the order it was written: up to `limit` events after `cursor`
+        (None: from the start) as {"cursor", "id", "visitor_id", "type", "received_at", "body"}
+        (cursor: text, opaque; received_at: epoch seconds; body: the event's JSON text), and
+        whether events after `cursor` are gone (trimmed or erased): (events, missed)."""
         raise NotImplementedError
 
     def daily_counters(self, site, campaign):

@@ -12,7 +12,7 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:draft             hash    config, updated_at
     vitrina:{<site>}:latest            string  newest version number
     vitrina:{<site>}:versions          hash    version -> published_at
-    vitrina:{<site>}:version:<n>       hash    payload, signature, published_at (immutable)
+    vitrina:{<site>}:version:<n>       hash    payload, signature, published_at, meta (immutable)
     vitrina:{<site>}:revision          string  newest revision number
     vitrina:{<site>}:revision:<n>      hash    version, payload, signature, made_at (immutable)
     vitrina:{<site>}:events            stream  id, visitor, type, body (MAXLEN ~ stream_maxlen)
@@ -21,12 +21,16 @@ each write is one atomic Lua script over keys of that slot:
     vitrina:{<site>}:seen              set     event ids recorded before the buckets (expires like a bucket)
     vitrina:{<site>}:orders            set     the keys "o:<order_id>" of imported orders (idempotence)
     vitrina:{<site>}:visitor:<id>      hash    "a\\0<campaign>" -> variation ("" = holdout) [+ "\\0<channel>"],
+                                               "s\\0<campaign>", "x\\0<campaign>" -> its slices, covariates,
                                                "r\\0<campaign>\\0<goal>" -> that visitor's revenue,
                                                "o\\0<campaign>\\0<goal>" -> that visitor's orders,
                                                "d\\0<goal>\\0<order id>" -> 1 (orders counted once)
                                                (the hash expires visitor_ttl_s after the visitor's last recorded event)
     vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
                                                when not web] -> number
+    vitrina:{<site>}:slices:<dimension> hash   "<metric>\\0<campaign>\\0<variation>\\0<goal>\\0<value>" -> number
+    vitrina:{<site>}:exclusions        hash    reason -> events not counted
+    vitrina:{<site>}:rejections        hash    reason -> events refused
     vitrina:{<site>}:days:<day>        hash    the counters fields, visitors and conversions only, counted that day
                                                (every channel)
     vitrina:{<site>}:days              set     every day that has a daily hash (YYYY-MM-DD, site time zone)
@@ -70,6 +74,7 @@ the lifetime of the browser's visitor id) after their last recorded event.
 """
 import json
 import logging
+import re
 import threading
 import time
 
@@ -86,7 +91,9 @@ from .base import (
     DEDUPE_WINDOW_S,
     DEFAULT_KEY_NAME,
     FEATURE_ROWS_KEPT,
-    INTEGER_COUNTERS,
+    FLOAT_METRICS,
+    SLICE_DIMENSIONS,
+    SLICE_METRICS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     VISITOR_TTL_S,
@@ -101,6 +108,7 @@ from .base import (
     in_channel,
     legacy_key_name,
     merge_channels,
+    with_covariate_lists,
 )
 
 log = logging.getLogger(__name__)
@@ -111,6 +119,16 @@ STREAM_MAXLEN = 1_000_000
 SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 2
 LEGACY_KEY_PREFIX, LEGACY_KEY_SUFFIX = "vitrina:{key:", "}:site"  # before keys had names: string -> site
 SEP = "\0"
+DIMENSION_INDEX = {dimension: n for n, dimension in enumerate(SLICE_DIMENSIONS, 1)}  # KEYS[5 + n] in RECORD_EVENTS
+FIRST_DAY_KEY = 6 + len(SLICE_DIMENSIONS)  # KEYS index (from 1) of the first daily hash in RECORD_EVENTS
+STREAM_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}\Z")
+
+
+def _stream_id(text):
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 # KEYS: the key's record   ARGV: last_used_at. A revoked key (record deleted) stays deleted.
@@ -118,12 +136,13 @@ TOUCH_KEY = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'last_used_at', ARGV[1]) end
 """
 
-# KEYS: latest, versions, version:<n>   ARGV: n, payload, signature, published_at
+# KEYS: latest, versions, version:<n>   ARGV: n, payload, signature, published_at, meta ("" = none)
 # Stores version n only if it is exactly the next one; otherwise returns 0 and the caller retries.
 ADD_VERSION = """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if last + 1 ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[3], 'payload', ARGV[2], 'signature', ARGV[3], 'published_at', ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], 'meta', ARGV[5]) end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
@@ -162,24 +181,27 @@ local function dedupe(legacy, first, last, expire_at)
 end
 """
 
-# KEYS: seen (from before buckets), events, counters, visitor, days, the daily hash of each day the
-# batch names, then the dedupe buckets, newest first
+# KEYS: seen (from before buckets), events, counters, visitor, days, the slice counters of each of
+# SLICE_DIMENSIONS, the daily hash of each day the batch names, then the dedupe buckets, newest first
 # ARGV: visitor_id, maxlen, events, bodies, KEYS index of the newest bucket, expire_at of the newest
-# bucket (ms), the visitor's time to live (ms). `events` holds 9 fields per event, each ended by a NUL:
+# bucket (ms), the visitor's time to live (ms). `events` holds 11 fields per event, each ended by a NUL:
 # id, type, campaign|goal, variation ("" = holdout)|value, order id ("" = none), the one campaign
-# a conversion belongs to ("" = every campaign of the visitor), channel ("" = web), length of the
-# event's JSON body, index in KEYS of its day's daily hash ("" for none);
-# `bodies` is those bodies end to end. (Four arguments rather than nine per event: packing each
+# a conversion belongs to ("" = every campaign of the visitor), channel ("" = web), slices,
+# covariates, length of the event's JSON body, index in KEYS of its day's daily hash ("" for none);
+# `bodies` is those bodies end to end. (Four arguments rather than eleven per event: packing each
 # argument costs the Python client more than these few string.find calls cost Redis.)
 # An assignment is stored as its variation, followed by NUL and its channel when that is not web;
 # a counter of another channel than web has the channel as a fifth part of its field (daily
-# counters count every channel).
+# counters and slice counters count every channel: only web exposures carry slices).
+# An exposure's slices are "<n>\31<value>" joined by "\30" (n: 1-based index of the dimension, its
+# hash KEYS[5 + n]); its covariates the integers joined by ","; both "" when it has none. They are
+# kept with the assignment ("s\0<campaign>", "x\0<campaign>") for the visitor's later conversions.
 # Returns how many events were new.
 #
 # Redis work per batch does not grow with the visitor's campaigns x conversions: after one SADD
 # and one XADD per event, the visitor hash is read once (HGETALL, or HMGET of the exposed
 # campaigns when the batch has no conversion), assignments and revenues are folded in Lua
-# tables, and the counters hash is read once (HMGET) and written once (HSET) for every field
+# tables, and each counters hash is read once (HMGET) and written once (HSET) for every field
 # the batch touches. Float counters add their deltas one by one in event order, each step a
 # float64 addition exactly as before (a '%.17g' string reads back as the same double), so the
 # counters stay identical to the SQLite store's.
@@ -204,9 +226,32 @@ local function hset(key, pairs_)
     redis.call('HSET', key, unpack(pairs_, s, math.min(s + 2 * CHUNK - 1, #pairs_)))
   end
 end
+local function split(text, sep)  -- plain split; "" gives {}
+  local parts, p = {}, 1
+  if text == nil or text == '' then return parts end
+  while true do
+    local q = find(text, sep, p, true)
+    if not q then parts[#parts + 1] = sub(text, p); return parts end
+    parts[#parts + 1] = sub(text, p, q - 1)
+    p = q + 1
+  end
+end
+local function slices_of(text)  -- {{hash key, value}, ...}
+  local out = {}
+  for _, part in ipairs(split(text, '\30')) do
+    local cut = find(part, '\31', 1, true)
+    out[#out + 1] = {KEYS[5 + tonumber(sub(part, 1, cut - 1))], sub(part, cut + 1)}
+  end
+  return out
+end
+local function covariates_of(text)
+  local out = {}
+  for _, x in ipairs(split(text, ',')) do out[#out + 1] = tonumber(x) end
+  return out
+end
 
--- the new events (by id, idempotence) go to the stream; kinds, names, args keep their order
-local kinds, names, args, orders, onlys, channels, days, converts = {}, {}, {}, {}, {}, {}, {}, false
+-- the new events (by id, idempotence) go to the stream; kinds, names, args... keep their order
+local kinds, names, args, orders, onlys, channels, slices, pres, days, converts = {}, {}, {}, {}, {}, {}, {}, {}, {}, false
 local p, b = 1, 1
 while p <= #meta do
   local q1 = find(meta, '\0', p, true)
@@ -218,7 +263,9 @@ while p <= #meta do
   local q7 = find(meta, '\0', q6 + 1, true)
   local q8 = find(meta, '\0', q7 + 1, true)
   local q9 = find(meta, '\0', q8 + 1, true)
-  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q7 + 1, q8 - 1))
+  local q10 = find(meta, '\0', q9 + 1, true)
+  local q11 = find(meta, '\0', q10 + 1, true)
+  local id, kind, length = sub(meta, p, q1 - 1), sub(meta, q1 + 1, q2 - 1), tonumber(sub(meta, q9 + 1, q10 - 1))
   if new_id(id) then
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'id', id, 'visitor', vid, 'type', kind,
                'body', sub(bodies, b, b + length - 1))
@@ -226,30 +273,31 @@ while p <= #meta do
     kinds[n], names[n], args[n] = kind, sub(meta, q2 + 1, q3 - 1), sub(meta, q3 + 1, q4 - 1)
     orders[n], onlys[n] = sub(meta, q4 + 1, q5 - 1), sub(meta, q5 + 1, q6 - 1)
     channels[n] = sub(meta, q6 + 1, q7 - 1)
-    days[n] = tonumber(sub(meta, q8 + 1, q9 - 1))
+    slices[n], pres[n] = sub(meta, q7 + 1, q8 - 1), sub(meta, q8 + 1, q9 - 1)
+    days[n] = tonumber(sub(meta, q10 + 1, q11 - 1))
     if kind ~= 'exposure' then converts = true end
   end
-  p, b = q9 + 1, b + length
+  p, b = q11 + 1, b + length
 end
 local fresh = #kinds
 if fresh == 0 then return 0 end
 
 -- the visitor hash, as far as this batch needs it: field -> value (false or nil when absent)
--- assigned: {campaign, variation, counter suffix of its channel} in hash order, then new ones
+-- assigned: {campaign, variation, slices, covariates, counter suffix of its channel} in hash
+-- order, then new ones
 local state, assigned = {}, {}
 local function suffix(channel) return channel == '' and '' or '\0' .. channel end
 if converts then
   local all = redis.call('HGETALL', visitor)
+  for j = 1, #all, 2 do state[all[j]] = all[j + 1] end
   for j = 1, #all, 2 do
-    state[all[j]] = all[j + 1]
-    if string.sub(all[j], 1, 2) == 'a\0' then
-      local value = all[j + 1]
+    if sub(all[j], 1, 2) == 'a\0' then
+      local campaign, value = sub(all[j], 3), all[j + 1]
       local cut = find(value, '\0', 1, true)
-      if cut then
-        assigned[#assigned + 1] = {string.sub(all[j], 3), sub(value, 1, cut - 1), sub(value, cut)}
-      else
-        assigned[#assigned + 1] = {string.sub(all[j], 3), value, ''}
-      end
+      local variation, tail = value, ''
+      if cut then variation, tail = sub(value, 1, cut - 1), sub(value, cut) end
+      assigned[#assigned + 1] = {campaign, variation, slices_of(state['s\0' .. campaign]),
+                                 covariates_of(state['x\0' .. campaign]), tail}
     end
   end
 else
@@ -264,10 +312,26 @@ local function put(field, value)
   if not wrote[field] then wrote[field] = true; written[#written + 1] = field end
   state[field] = value
 end
-local touched, ints, floats = {}, {}, {}  -- counter fields, in first-touch order
-local function incr(field, n)
-  if ints[field] == nil then touched[#touched + 1] = field; ints[field] = 0 end
-  ints[field] = ints[field] + n
+local hashes, sums = {}, {}  -- counters hashes touched, in first-touch order; their sums
+local function sums_of(key)
+  local found = sums[key]
+  if found == nil then
+    found = {touched = {}, ints = {}, floats = {}}
+    sums[key] = found
+    hashes[#hashes + 1] = key
+  end
+  return found
+end
+local function incr(key, field, n)
+  local s = sums_of(key)
+  if s.ints[field] == nil then s.touched[#s.touched + 1] = field; s.ints[field] = 0 end
+  s.ints[field] = s.ints[field] + n
+end
+local function add(key, field, delta)
+  local s = sums_of(key)
+  local deltas = s.floats[field]
+  if deltas == nil then s.touched[#s.touched + 1] = field; deltas = {}; s.floats[field] = deltas end
+  deltas[#deltas + 1] = delta
 end
 local daily, dailyOrder = {}, {}  -- "<KEYS index>\0<field>" -> increment, in first-touch order
 local function dincr(day, field)
@@ -276,22 +340,49 @@ local function dincr(day, field)
   if daily[at] == nil then dailyOrder[#dailyOrder + 1] = {day, field, at}; daily[at] = 0 end
   daily[at] = daily[at] + 1
 end
-local function add(field, delta)
-  local deltas = floats[field]
-  if deltas == nil then touched[#touched + 1] = field; deltas = {}; floats[field] = deltas end
-  deltas[#deltas + 1] = delta
+-- the deltas to the campaign's counter (of the assignment's channel: `tail`), and those of
+-- SLICE_METRICS (not orders nor CUPED's sums: the campaign's only) to its counter in each of the
+-- visitor's slices
+local SLICED = {visitors = true, conversions = true, revenue = true, revenue_sq = true}
+local function bump(campaign, variation, goal, tail, slices_, ints, floats)
+  local counter = campaign .. '\0' .. variation .. '\0' .. goal
+  for _, pair in ipairs(ints) do
+    if pair[2] ~= 0 then
+      incr(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
+      if SLICED[pair[1]] then
+        for _, slice in ipairs(slices_) do incr(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
+      end
+    end
+  end
+  for _, pair in ipairs(floats) do
+    add(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
+    if SLICED[pair[1]] then
+      for _, slice in ipairs(slices_) do add(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
+    end
+  end
 end
 
 for n = 1, fresh do
   local name, arg = names[n], args[n]
   if kinds[n] == 'exposure' then
-    -- the first variation recorded for (visitor, campaign) wins
+    -- the first variation recorded for (visitor, campaign) wins, with its slices and covariates
     local field = 'a\0' .. name
     if not state[field] then
       local tail = suffix(channels[n])
       put(field, arg .. tail)
-      assigned[#assigned + 1] = {name, arg, tail}
-      incr('visitors\0' .. name .. '\0' .. arg .. '\0' .. tail, 1)
+      if slices[n] ~= '' then put('s\0' .. name, slices[n]) end
+      if pres[n] ~= '' then put('x\0' .. name, pres[n]) end
+      local x = covariates_of(pres[n])
+      assigned[#assigned + 1] = {name, arg, slices_of(slices[n]), x, tail}
+      local ints = {{'visitors', 1}}
+      if #x > 0 then
+        ints[#ints + 1] = {'pre_visitors', 1}
+        for i = 1, #x do
+          ints[#ints + 1] = {'pre_sum_' .. (i - 1), x[i]}
+          for j = i, #x do ints[#ints + 1] = {'pre_xx_' .. (i - 1) .. '_' .. (j - 1), x[i] * x[j]} end
+        end
+      end
+      bump(name, arg, '', tail, assigned[#assigned][3], ints, {})
       dincr(days[n], 'visitors\0' .. name .. '\0' .. arg .. '\0')
     end
   else
@@ -314,22 +405,23 @@ for n = 1, fresh do
         local b = tonumber(before or '0')
         local after = b + value
         put(own, after)
-        local counter = a[1] .. '\0' .. a[2] .. '\0' .. name
-        if not before then
-          incr('conversions\0' .. counter .. a[3], 1)
-          dincr(days[n], 'conversions\0' .. counter)
+        local ints, floats = {}, {{'revenue', value}, {'revenue_sq', after * after - b * b}}
+        if not before then ints[1] = {'conversions', 1} end
+        for i, x in ipairs(a[4]) do
+          if not before then ints[#ints + 1] = {'pre_conv_' .. (i - 1), x} end
+          floats[#floats + 1] = {'pre_rev_' .. (i - 1), x * value}
         end
-        add('revenue\0' .. counter .. a[3], value)
-        add('revenue_sq\0' .. counter .. a[3], after * after - b * b)
         local own_orders = 'o\0' .. a[1] .. '\0' .. name
         local ob = tonumber(state[own_orders] or '0')
         local oa = ob + new_order
         if new_order == 1 then
           put(own_orders, string.format('%d', oa))
-          incr('orders\0' .. counter .. a[3], 1)
-          incr('orders_sq\0' .. counter .. a[3], oa * oa - ob * ob)
+          ints[#ints + 1] = {'orders', 1}
+          ints[#ints + 1] = {'orders_sq', oa * oa - ob * ob}
         end
-        if oa > 0 then add('revenue_orders\0' .. counter .. a[3], after * oa - b * ob) end
+        if oa > 0 then floats[#floats + 1] = {'revenue_orders', after * oa - b * ob} end
+        bump(a[1], a[2], name, a[5], a[3], ints, floats)
+        if not before then dincr(days[n], 'conversions\0' .. a[1] .. '\0' .. a[2] .. '\0' .. name) end
       end
     end
   end
@@ -344,19 +436,20 @@ if #written > 0 then
   end
   hset(visitor, out)
 end
-if #touched > 0 then
-  local current, out = hmget(counters, touched), {}
-  for j, field in ipairs(touched) do
+for _, key in ipairs(hashes) do
+  local s = sums[key]
+  local current, out = hmget(key, s.touched), {}
+  for j, field in ipairs(s.touched) do
     local c = tonumber(current[j] or '0')
     out[#out + 1] = field
-    if ints[field] ~= nil then
-      out[#out + 1] = string.format('%d', c + ints[field])
+    if s.ints[field] ~= nil then
+      out[#out + 1] = string.format('%d', c + s.ints[field])
     else
-      for _, delta in ipairs(floats[field]) do c = c + delta end
+      for _, delta in ipairs(s.floats[field]) do c = c + delta end
       out[#out + 1] = fmt(c)
     end
   end
-  hset(counters, out)
+  hset(key, out)
 end
 for _, d in ipairs(dailyOrder) do
   redis.call('HINCRBY', KEYS[d[1]], d[2], daily[d[3]])
@@ -695,15 +788,22 @@ class RedisStore(Store):
     def get_draft(self, site):
         return self.r.hget(self._k(site, "draft"), "config")
 
-    def add_version(self, site, make_payload):
+    def add_version(self, site, make_payload, meta=None):
         # Optimistic: build version last+1 and store it only if it is still the next one,
         # so numbers stay consecutive without gaps even when make_payload fails.
         while True:
             version = int(self.r.get(self._k(site, "latest")) or 0) + 1
             payload, signature, published_at = make_payload(version)
             keys = [self._k(site, "latest"), self._k(site, "versions"), self._k(site, f"version:{version}")]
-            if self._add_version(keys=keys, args=[version, payload, signature, published_at]):
+            if self._add_version(keys=keys, args=[version, payload, signature, published_at, meta or ""]):
                 return version
+
+    def version_meta(self, site, versions):
+        versions = list(dict.fromkeys(int(v) for v in versions))
+        pipe = self.r.pipeline(transaction=False)
+        for version in versions:
+            pipe.hget(self._k(site, f"version:{version}"), "meta")
+        return {v: meta for v, meta in zip(versions, pipe.execute()) if meta is not None}
 
     def get_version(self, site, version=None):
         if version is None:
@@ -750,41 +850,86 @@ class RedisStore(Store):
         meta, bodies, day_keys = [], [], {}
         for event in events:
             body = event.get("_json") or _compact({k: v for k, v in event.items() if not k.startswith("_")})
+            slices = covariates = ""
             if event["type"] == "exposure":
                 name, arg = event["campaign"], "" if event.get("holdout") else event["variation"]
+                slices = "".join(f"{DIMENSION_INDEX[d]}\x1f{v}\x1e" for d, v in event.get("_slices") or ())[:-1]
+                covariates = "" if event.get("_pre") is None else ",".join(map(str, event["_pre"]))
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
             size = len(body) if body.isascii() else len(body.encode())
             channel = event.get("channel") or WEB
             day = event.get("_day")
-            at = day_keys.setdefault(day, 6 + len(day_keys)) if day else ""
+            at = day_keys.setdefault(day, FIRST_DAY_KEY + len(day_keys)) if day else ""
             only = event.get("campaign", "") if event["type"] == "conversion" else ""
             meta.append(f"{event['id']}\0{event['type']}\0{name}\0{arg}\0{event.get('order_id') or ''}\0{only}\0"
-                        f"{'' if channel == WEB else channel}\0{size}\0{at}\0")
+                        f"{'' if channel == WEB else channel}\0{slices}\0{covariates}\0{size}\0{at}\0")
             bodies.append(body)
         meta = "".join(meta)
-        if meta.count("\0") != 9 * len(events):
-            raise ValueError("event ids, campaigns, variations and goals cannot contain NUL")
+        if meta.count("\0") != 11 * len(events):
+            raise ValueError("event ids, campaigns, variations, goals, channels and slices cannot contain NUL")
         buckets, expire_at = self._dedupe(site)
         keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
                 self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
+                *(self._k(site, f"slices:{d}") for d in SLICE_DIMENSIONS),
                 *(self._k(site, f"days:{day}") for day in day_keys), *buckets]
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies),
                                                  len(keys) - len(buckets) + 1, expire_at, self.visitor_ttl_ms]))
 
     def counters(self, site, channel=None):
-        return merge_channels(in_channel(self.labelled_counters(site), channel))
+        return [with_covariate_lists(row) for row in merge_channels(in_channel(self.labelled_counters(site), channel))]
 
     def labelled_counters(self, site):
+        return self._counter_rows(self._k(site, "counters"), "channel")
+
+    def slice_counters(self, site, dimension):
+        if dimension not in DIMENSION_INDEX:
+            raise ValueError(f"unknown dimension {dimension!r}")
+        return [with_covariate_lists(row)
+                for row in self._counter_rows(self._k(site, f"slices:{dimension}"), "value", SLICE_METRICS)]
+
+    def _counter_rows(self, key, fifth, metrics=COUNTER_METRICS):
+        """The flat counter rows (of `metrics`) of a counters hash; `fifth` names the fifth part of
+        its fields: "channel" (the counters: the assignment's label, web when absent) or "value"
+        (a results breakdown slice's hash)."""
         rows = {}
-        for field, value in self.r.hgetall(self._k(site, "counters")).items():
+        for field, number in self.r.hgetall(key).items():
             metric, campaign, variation, goal, *rest = field.split(SEP)
-            kind = rest[0] if rest else WEB
-            row = rows.setdefault((campaign, variation, goal, kind), {
-                "campaign": campaign, "variation": variation or None, "goal": goal or None, "channel": kind,
-                **{metric: 0 if metric in INTEGER_COUNTERS else 0.0 for metric in COUNTER_METRICS}})
-            row[metric] = int(value) if metric in INTEGER_COUNTERS else float(value)
+            extra = rest[0] if rest else WEB
+            row = rows.get((campaign, variation, goal, extra))
+            if row is None:
+                row = rows[(campaign, variation, goal, extra)] = {
+                    "campaign": campaign, "variation": variation or None, "goal": goal or None, fifth: extra,
+                    **{m: 0.0 if m in FLOAT_METRICS else 0 for m in metrics}}
+            row[metric] = float(number) if metric in FLOAT_METRICS else int(number)
         return list(rows.values())
+
+    def count_exclusions(self, site, counts):
+        self._add_counts(self._k(site, "exclusions"), counts)
+
+    def exclusions(self, site):
+        return {k: int(v) for k, v in sorted(self.r.hgetall(self._k(site, "exclusions")).items())}
+
+    def events_after(self, site, cursor, limit):
+        if cursor is not None and not STREAM_ID_RE.match(cursor):
+            raise ValueError(f"{cursor!r} is not a stream position")
+        key = self._k(site, "events")
+        entries = self.r.xrange(key, "(" + cursor if cursor else "-", "+", count=limit)
+        events = [{"cursor": entry_id, "id": fields["id"], "visitor_id": fields["visitor"], "type": fields["type"],
+                   "received_at": int(entry_id.partition("-")[0]) / 1000, "body": fields["body"]}
+                  for entry_id, fields in entries]
+        return events, self._gone_after(key, cursor)
+
+    def _gone_after(self, key, cursor):
+        """Whether entries after `cursor` were trimmed (MAXLEN drops the oldest: the stream has
+        added more than it holds and its first entry is past the cursor) or deleted (erasure)."""
+        try:
+            info = self.r.xinfo_stream(key)
+        except redis.exceptions.ResponseError:  # no stream yet
+            return False
+        after = _stream_id(cursor) if cursor else (0, 0)
+        trimmed = info["entries-added"] > info["length"] and _stream_id(info["recorded-first-entry-id"]) > after
+        return trimmed or _stream_id(info.get("max-deleted-entry-id") or "0-0") > after
 
     def daily_counters(self, site, campaign):
         days = sorted(self.r.smembers(self._k(site, "days")))
@@ -804,9 +949,12 @@ class RedisStore(Store):
         return rows
 
     def count_rejections(self, site, counts):
+        self._add_counts(self._k(site, "rejections"), counts)
+
+    def _add_counts(self, key, counts):
         pipe = self.r.pipeline(transaction=False)
         for reason, n in counts.items():
-            pipe.hincrby(self._k(site, "rejections"), reason, n)
+            pipe.hincrby(key, reason, n)
         pipe.execute()
 
     def rejections(self, site):

@@ -5,13 +5,17 @@ import os
 import sqlite3
 import threading
 import time
+from functools import lru_cache
 
 from .base import (
     ACTIVITY_ACTIONS,
     ACTIVITY_HOURS,
     COUNTER_METRICS,
+    COVARIATE_METRICS,
     DEFAULT_KEY_NAME,
     FEATURE_ROWS_KEPT,
+    FLOAT_METRICS,
+    SLICE_METRICS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     WEB,
@@ -22,14 +26,24 @@ from .base import (
     User,
     UserExists,
     activity_hits,
+    covariate_deltas,
     draft_etag,
     in_channel,
     legacy_key_name,
     merge_channels,
+    with_covariate_lists,
 )
 
 HOLDOUT = ""  # the holdout's variation in key columns, where NULL cannot be part of a key
 
+
+def _metric_columns(metrics):
+    return ", ".join(f"{m} {'REAL' if m in FLOAT_METRICS else 'INTEGER'} NOT NULL DEFAULT 0" for m in metrics)
+
+
+# Slices (the assignment's `slices`): "<dimension>\x1f<value>" joined by "\x1e"; covariates (`pre`):
+# the integers joined by ",". Neither separator can be in a dimension or a value.
+SLICE, SLICES = "\x1f", "\x1e"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (site TEXT PRIMARY KEY, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -39,7 +53,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS api_keys_by_name ON api_keys (site, name);
 CREATE TABLE IF NOT EXISTS drafts (site TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
   site TEXT NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL, signature TEXT NOT NULL,
-  published_at TEXT NOT NULL, PRIMARY KEY (site, version));
+  published_at TEXT NOT NULL, meta TEXT, PRIMARY KEY (site, version));
 CREATE TABLE IF NOT EXISTS revisions (
   site TEXT NOT NULL, revision INTEGER NOT NULL, version INTEGER NOT NULL, payload TEXT NOT NULL,
   signature TEXT NOT NULL, made_at TEXT NOT NULL, PRIMARY KEY (site, revision));
@@ -48,7 +62,8 @@ CREATE TABLE IF NOT EXISTS events (
   body TEXT NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (site, event_id));
 CREATE TABLE IF NOT EXISTS assignments (
   site TEXT NOT NULL, visitor_id TEXT NOT NULL, campaign TEXT NOT NULL, variation TEXT NOT NULL,
-  channel TEXT NOT NULL DEFAULT 'web', PRIMARY KEY (site, visitor_id, campaign));
+  channel TEXT NOT NULL DEFAULT 'web', slices TEXT NOT NULL DEFAULT '', pre TEXT,
+  PRIMARY KEY (site, visitor_id, campaign));
 CREATE TABLE IF NOT EXISTS conversion_state (
   site TEXT NOT NULL, campaign TEXT NOT NULL, goal TEXT NOT NULL, visitor_id TEXT NOT NULL,
   revenue REAL NOT NULL, orders INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (site, campaign, goal, visitor_id));
@@ -57,10 +72,18 @@ CREATE TABLE IF NOT EXISTS counters (
   channel TEXT NOT NULL DEFAULT 'web', visitors INTEGER NOT NULL DEFAULT 0, conversions INTEGER NOT NULL DEFAULT 0,
   revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
   orders INTEGER NOT NULL DEFAULT 0, orders_sq INTEGER NOT NULL DEFAULT 0, revenue_orders REAL NOT NULL DEFAULT 0,
+  """ + _metric_columns(COVARIATE_METRICS) + """,
   PRIMARY KEY (site, campaign, variation, goal, channel));
 CREATE TABLE IF NOT EXISTS order_ids (
   site TEXT NOT NULL, visitor_id TEXT NOT NULL, goal TEXT NOT NULL, order_id TEXT NOT NULL,
   PRIMARY KEY (site, visitor_id, goal, order_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS slice_counters (
+  site TEXT NOT NULL, dimension TEXT NOT NULL, campaign TEXT NOT NULL, value TEXT NOT NULL, variation TEXT NOT NULL,
+  goal TEXT NOT NULL, """ + _metric_columns(SLICE_METRICS) + """,
+  PRIMARY KEY (site, dimension, campaign, value, variation, goal)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS exclusions (
+  site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
+CREATE INDEX IF NOT EXISTS events_in_order ON events (site);
 CREATE TABLE IF NOT EXISTS rejections (
   site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
 CREATE TABLE IF NOT EXISTS products (
@@ -137,9 +160,8 @@ def _add_channels(db):
         return
     db.execute("ALTER TABLE counters RENAME TO counters_before_channels")
     db.execute(COUNTERS_TABLE)
-    db.execute("INSERT INTO counters (site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq) "
-               "SELECT site, campaign, variation, goal, visitors, conversions, revenue, revenue_sq "
-               "FROM counters_before_channels")
+    kept = ", ".join(c for c in ("site", "campaign", "variation", "goal") + COUNTER_METRICS if c in columns)
+    db.execute(f"INSERT INTO counters ({kept}) SELECT {kept} FROM counters_before_channels")
     db.execute("DROP TABLE counters_before_channels")
 
 
@@ -155,10 +177,26 @@ def _count_orders(db):
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
+def _add_slices_and_covariates(db):
+    """Versions get their `meta`, assignments their slices and covariates, counters the
+    covariate sums (slice counters and exclusions are new tables: SCHEMA makes them)."""
+    def add(table, column, definition):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if columns and column not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    add("versions", "meta", "TEXT")
+    add("assignments", "slices", "TEXT NOT NULL DEFAULT ''")
+    add("assignments", "pre", "TEXT")
+    for metric in COVARIATE_METRICS:
+        add("counters", metric, f"{'REAL' if metric in FLOAT_METRICS else 'INTEGER'} NOT NULL DEFAULT 0")
+
+
 # Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
 # alone would not (a new column, data to rewrite); on a new database they find nothing to do.
 # A new table needs no step: SCHEMA creates what is missing on every start.
-MIGRATIONS = [_name_legacy_keys, _add_channels, _count_orders]
+# Step 5 runs _count_orders again: a database whose step 3 added slices and covariates (the
+# results branch's layout before orders) has no order columns yet; elsewhere it finds them there.
+MIGRATIONS = [_name_legacy_keys, _add_channels, _count_orders, _add_slices_and_covariates, _count_orders]
 
 
 class _VersionStamp:
@@ -354,13 +392,23 @@ class SQLiteStore(Store):
         row = self._db().execute("SELECT config FROM drafts WHERE site=?", (site,)).fetchone()
         return row[0] if row else None
 
-    def add_version(self, site, make_payload):
+    def add_version(self, site, make_payload, meta=None):
         with self._tx() as db:
             (last,) = db.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE site=?", (site,)).fetchone()
             version = last + 1
             payload, signature, published_at = make_payload(version)
-            db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?)", (site, version, payload, signature, published_at))
+            db.execute("INSERT INTO versions (site, version, payload, signature, published_at, meta) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (site, version, payload, signature, published_at, meta))
         return version
+
+    def version_meta(self, site, versions):
+        found = {}
+        for part in _parts([v for v in dict.fromkeys(versions) if -2**63 <= v < 2**63]):
+            found.update(self._db().execute(
+                f"SELECT version, meta FROM versions WHERE site=? AND meta IS NOT NULL "
+                f"AND version IN ({','.join('?' * len(part))})", (site, *part)))
+        return found
 
     def get_version(self, site, version=None):
         if version is None:
@@ -415,18 +463,19 @@ class SQLiteStore(Store):
                     self._convert(db, site, visitor_id, event)
         return new
 
-    def _bump(self, db, site, campaign, variation, goal, channel, visitors=0, conversions=0, revenue=0.0,
-              revenue_sq=0.0, orders=0, orders_sq=0, revenue_orders=0.0, day=None):
-        db.execute(
-            "INSERT INTO counters (site, campaign, variation, goal, channel, visitors, conversions, revenue, revenue_sq, "
-            "orders, orders_sq, revenue_orders) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(site, campaign, variation, goal, channel) DO UPDATE SET "
-            "visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions, "
-            "revenue=revenue+excluded.revenue, revenue_sq=revenue_sq+excluded.revenue_sq, "
-            "orders=orders+excluded.orders, orders_sq=orders_sq+excluded.orders_sq, "
-            "revenue_orders=revenue_orders+excluded.revenue_orders",
-            (site, campaign, variation, goal, channel, visitors, conversions, revenue, revenue_sq, orders, orders_sq,
-             revenue_orders))
+    def _bump(self, db, site, campaign, variation, goal, channel, slices, deltas, day=None):
+        """Add `deltas` ({metric: n}) to the campaign's counter of that channel, those of
+        SLICE_METRICS to the counter of each slice (every channel: only web exposures carry
+        slices), and visitors and conversions to the day's."""
+        names = tuple(deltas)
+        values = tuple(deltas.values())
+        db.execute(_upsert_sql("counters", names), (site, campaign, variation, goal, channel) + values)
+        if slices:
+            kept = [i for i, name in enumerate(names) if name in SLICE_METRICS]
+            sql = _upsert_sql("slice_counters", tuple(names[i] for i in kept))
+            db.executemany(sql, [(site, dimension, campaign, value, variation, goal) + tuple(values[i] for i in kept)
+                                 for dimension, value in slices])
+        visitors, conversions = deltas.get("visitors", 0), deltas.get("conversions", 0)
         if day and (visitors or conversions):
             db.execute("INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, day, variation, goal) "
                        "DO UPDATE SET visitors=visitors+excluded.visitors, conversions=conversions+excluded.conversions",
@@ -435,10 +484,14 @@ class SQLiteStore(Store):
     def _expose(self, db, site, visitor_id, event):
         variation = HOLDOUT if event.get("holdout") else event["variation"]
         channel = event.get("channel") or WEB
-        cur = db.execute("INSERT OR IGNORE INTO assignments (site, visitor_id, campaign, variation, channel) "
-                         "VALUES (?, ?, ?, ?, ?)", (site, visitor_id, event["campaign"], variation, channel))
+        slices, pre = event.get("_slices") or (), event.get("_pre")
+        cur = db.execute("INSERT OR IGNORE INTO assignments (site, visitor_id, campaign, variation, channel, slices, pre) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (site, visitor_id, event["campaign"], variation, channel, _slices_text(slices),
+                          None if pre is None else ",".join(map(str, pre))))
         if cur.rowcount:
-            self._bump(db, site, event["campaign"], variation, "", channel, visitors=1, day=event.get("_day"))
+            self._bump(db, site, event["campaign"], variation, "", channel, slices,
+                       {"visitors": 1, **covariate_deltas(pre)}, event.get("_day"))
 
     def _convert(self, db, site, visitor_id, event):
         value = float(event.get("value") or 0.0)
@@ -447,10 +500,10 @@ class SQLiteStore(Store):
                                                    (site, visitor_id, goal, order_id)).rowcount:
             return  # this visitor's order, sent again (a reloaded thank-you page): counted once
         new_order = 0 if order_id is None else 1
-        rows = db.execute("SELECT campaign, variation, channel FROM assignments WHERE site=? AND visitor_id=?"
+        rows = db.execute("SELECT campaign, variation, channel, slices, pre FROM assignments WHERE site=? AND visitor_id=?"
                           + ("" if only is None else " AND campaign=?"),
                           (site, visitor_id) if only is None else (site, visitor_id, only)).fetchall()
-        for campaign, variation, channel in rows:
+        for campaign, variation, channel, slices_text, pre_text in rows:
             row = db.execute("SELECT revenue, orders FROM conversion_state "
                              "WHERE site=? AND campaign=? AND goal=? AND visitor_id=?",
                              (site, campaign, goal, visitor_id)).fetchone()
@@ -458,18 +511,47 @@ class SQLiteStore(Store):
             after, orders_after = before + value, orders_before + new_order
             db.execute("INSERT OR REPLACE INTO conversion_state (site, campaign, goal, visitor_id, revenue, orders) "
                        "VALUES (?, ?, ?, ?, ?, ?)", (site, campaign, goal, visitor_id, after, orders_after))
-            self._bump(db, site, campaign, variation, goal, channel, conversions=0 if row else 1,
-                       revenue=value, revenue_sq=after * after - before * before, orders=new_order,
-                       orders_sq=orders_after * orders_after - orders_before * orders_before,
-                       revenue_orders=after * orders_after - before * orders_before, day=event.get("_day"))
+            deltas = {"conversions": 0 if row else 1, "revenue": value, "revenue_sq": after * after - before * before,
+                      "orders": new_order, "orders_sq": orders_after * orders_after - orders_before * orders_before,
+                      "revenue_orders": after * orders_after - before * orders_before}
+            if pre_text is not None:
+                for i, x in enumerate(map(int, pre_text.split(","))):
+                    deltas[f"pre_conv_{i}"] = 0 if row else x
+                    deltas[f"pre_rev_{i}"] = x * value
+            self._bump(db, site, campaign, variation, goal, channel, _parse_slices(slices_text), deltas,
+                       event.get("_day"))
 
     def counters(self, site, channel=None):
-        return merge_channels(in_channel(self.labelled_counters(site), channel))
+        return [with_covariate_lists(row) for row in merge_channels(in_channel(self.labelled_counters(site), channel))]
 
     def labelled_counters(self, site):
         sql = f"SELECT campaign, variation, goal, channel, {', '.join(COUNTER_METRICS)} FROM counters WHERE site=?"
-        return [{"campaign": c, "variation": None if v == HOLDOUT else v, "goal": g or None, "channel": ch,
-                 **dict(zip(COUNTER_METRICS, metrics))} for c, v, g, ch, *metrics in self._db().execute(sql, (site,))]
+        return self._counter_rows(sql, (site,), "channel")
+
+    def slice_counters(self, site, dimension):
+        return [with_covariate_lists(row) for row in self._counter_rows(
+            f"SELECT campaign, variation, goal, value, {', '.join(SLICE_METRICS)} "
+            "FROM slice_counters WHERE site=? AND dimension=?", (site, dimension), "value", SLICE_METRICS)]
+
+    def _counter_rows(self, sql, args, fifth, metrics=COUNTER_METRICS):
+        """Flat counter rows from `sql` (campaign, variation, goal, `fifth`, then `metrics`)."""
+        return [{"campaign": campaign, "variation": None if variation == HOLDOUT else variation, "goal": goal or None,
+                 fifth: extra, **dict(zip(metrics, values))}
+                for campaign, variation, goal, extra, *values in self._db().execute(sql, args)]
+
+    def count_exclusions(self, site, counts):
+        self._add_counts("exclusions", site, counts)
+
+    def exclusions(self, site):
+        return dict(self._db().execute("SELECT reason, count FROM exclusions WHERE site=? ORDER BY reason", (site,)))
+
+    def events_after(self, site, cursor, limit):
+        after = int(cursor) if cursor else 0
+        rows = self._db().execute(
+            "SELECT rowid, event_id, visitor_id, type, received_at, body FROM events WHERE site=? AND rowid>? "
+            "ORDER BY rowid LIMIT ?", (site, after, limit)).fetchall()
+        return [{"cursor": str(rowid), "id": event_id, "visitor_id": visitor_id, "type": kind, "received_at": at,
+                 "body": body} for rowid, event_id, visitor_id, kind, at, body in rows], False
 
     def daily_counters(self, site, campaign):
         rows = self._db().execute(
@@ -479,8 +561,11 @@ class SQLiteStore(Store):
                  "conversions": k} for d, v, g, n, k in rows]
 
     def count_rejections(self, site, counts):
+        self._add_counts("rejections", site, counts)
+
+    def _add_counts(self, table, site, counts):
         with self._tx() as db:
-            db.executemany("INSERT INTO rejections VALUES (?, ?, ?) ON CONFLICT(site, reason) DO UPDATE SET "
+            db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?) ON CONFLICT(site, reason) DO UPDATE SET "
                            "count=count+excluded.count", [(site, r, n) for r, n in counts.items()])
 
     def rejections(self, site):
@@ -767,6 +852,25 @@ class SQLiteStore(Store):
 def _parts(items):
     """`items` in lists of at most CHUNK, for IN (...) lists."""
     return [items[start:start + CHUNK] for start in range(0, len(items), CHUNK)]
+
+
+@lru_cache(maxsize=256)
+def _upsert_sql(table, metrics):
+    """INSERT ... ON CONFLICT DO UPDATE adding `metrics` to a counter of `table` (counters or
+    slice_counters), whose key columns come first in the arguments."""
+    keys = ("site", "campaign", "variation", "goal", "channel") if table == "counters" else \
+        ("site", "dimension", "campaign", "value", "variation", "goal")
+    columns = keys + metrics
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT({', '.join(keys)}) DO UPDATE SET " + ", ".join(f"{m}={m}+excluded.{m}" for m in metrics))
+
+
+def _slices_text(slices):
+    return SLICES.join(f"{dimension}{SLICE}{value}" for dimension, value in slices)
+
+
+def _parse_slices(text):
+    return [tuple(part.split(SLICE, 1)) for part in text.split(SLICES)] if text else []
 
 
 class _Transaction:

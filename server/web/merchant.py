@@ -1,8 +1,10 @@
 """Merchant API: drafts, publishing, versions, rollback, server-side decisions, results, sample sizes,
-model reports."""
+the raw event export, model reports."""
+import json
 import time
+from datetime import datetime, timezone
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from server.accounts import audit
 from server.configs import publishing
@@ -12,12 +14,15 @@ from server.decisions.decide import decide
 from server.decisions.inputs import Inputs, ip_problem, zone_problem
 from server.errors import APIError
 from server.store import get_store
+from server.store.base import SLICE_DIMENSIONS
 from server.web.auth import require_key
 from server.wire.schemas import problems as schema_problems
 
 bp = Blueprint("merchant", __name__, url_prefix="/api/v1/sites/<site>")
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 MAX_VERSION = 10**9  # as collect's events: no site publishes a billion versions
+EXPORT_LIMIT, MAX_EXPORT_LIMIT = 1000, 10_000  # events per page of GET .../events
+MAX_CURSOR = 64
 
 
 def _json_body():
@@ -62,7 +67,10 @@ def publish(site):
 @require_key("read")
 def versions(site):
     rows = get_store().list_versions(site)
-    return jsonify({"site": site, "versions": [{"version": v, "published_at": at} for v, at in rows]})
+    metas = {v: json.loads(text) for v, text in get_store().version_meta(site, [v for v, _ in rows]).items()}
+    return jsonify({"site": site, "versions": [
+        {"version": v, "published_at": at, "published_by": metas.get(v, {}).get("published_by"),
+         **({"note": metas[v]["note"]} if metas.get(v, {}).get("note") else {})} for v, at in rows]})
 
 
 @bp.post("/rollback")
@@ -136,9 +144,46 @@ def results(site):
     if channel not in (None, "web", "email"):
         raise APIError(400, "invalid_request", "channel is `web` or `email` (default: both).",
                        [{"path": "/channel", "message": "must be web or email"}])
+    breakdown = request.args.get("breakdown")
+    if breakdown is not None and breakdown not in SLICE_DIMENSIONS:
+        raise APIError(400, "invalid_request", f"breakdown is one of {', '.join(SLICE_DIMENSIONS)}.",
+                       [{"path": "/breakdown", "message": "must be one of " + ", ".join(SLICE_DIMENSIONS)}])
     # scipy loads on the first results request, not in every worker at start (about 1 s, 75 MB)
     from server.results.report import site_results
-    return jsonify(site_results(site, all_goals=goals == "all", channel=channel))
+    return jsonify(site_results(site, all_goals=goals == "all", channel=channel, breakdown=breakdown))
+
+
+@bp.get("/events")
+@require_key("read")
+def export_events(site):
+    """The raw event log as JSON lines (spec/schemas/event-export.schema.json), oldest first, from
+    the position after `since`; `Vitrina-Next-Cursor` is the `since` of the next page."""
+    since, problems = request.args.get("since") or None, []
+    limit = request.args.get("limit", str(EXPORT_LIMIT))
+    if since is not None and len(since) > MAX_CURSOR:
+        problems.append({"path": "/since", "message": f"must be a cursor of at most {MAX_CURSOR} characters"})
+    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_EXPORT_LIMIT):
+        problems.append({"path": "/limit", "message": f"must be an integer from 1 to {MAX_EXPORT_LIMIT}"})
+    if not problems:
+        try:
+            events, missed = get_store().events_after(site, since, int(limit))
+        except ValueError:
+            problems.append({"path": "/since", "message": "must be a cursor this server gave (a line's `cursor`)"})
+    if problems:
+        raise APIError(400, "invalid_request", f"The query has {len(problems)} problem(s).", problems)
+    headers = {"Vitrina-Next-Cursor": events[-1]["cursor"] if events else since or "",
+               "Vitrina-More": "true" if len(events) == int(limit) else "false", "Cache-Control": "no-store"}
+    if missed:
+        headers["Vitrina-Missed"] = "true"  # events after `since` were trimmed from the log (or erased)
+    return Response((_export_line(e) for e in events), headers=headers, mimetype="application/x-ndjson")
+
+
+def _export_line(event):
+    received = datetime.fromtimestamp(event["received_at"], timezone.utc).isoformat(timespec="milliseconds")
+    envelope = json.dumps({"cursor": event["cursor"], "id": event["id"], "visitor_id": event["visitor_id"],
+                           "type": event["type"], "received_at": received.replace("+00:00", "Z")},
+                          separators=(",", ":"))
+    return f'{envelope[:-1]},"event":{event["body"]}}}\n'  # the stored JSON as it is: never parsed again
 
 
 @bp.get("/sample-size")

@@ -78,6 +78,13 @@ OPERATIONS = [
     ("get", "/api/v1/sites/{site}/results", "Results per campaign and variation", "read", None,
      {200: ("the results", {"type": "object", "required": ["site", "version", "campaigns", "rejected"]}, JSON),
       400: None, 503: None}, [("goals", False, "campaign (each campaign's own goals, the default) or all"),
+                              ("channel", False, "web or email: only the units first exposed there"),
+                              ("breakdown", False, "segment, device.type, acquisition, visit.new or geo.country: "
+                                                   "each campaign per slice, with winners and a summary")]),
+    ("get", "/api/v1/sites/{site}/events", "The recorded events as JSON lines, oldest first", "read", None,
+     {200: ("one event a line (spec/schemas/event-export.schema.json); the Vitrina-Next-Cursor header is the next "
+            "page's `since`, Vitrina-More says whether to ask again now", {"type": "string"}, "application/x-ndjson"),
+      400: None}, [("since", False, "the cursor of the last line read (none: from the start)"),
                               ("channel", False, "web or email: only the units first exposed there")]),
     ("get", "/api/v1/sites/{site}/models", "Each goal's newest model report (predict.<goal>)", "read", None,
      {200: ("the reports", {"type": "object", "required": ["site", "floor", "goals"]}, JSON)}),

@@ -9,6 +9,7 @@ from server.events import spool
 from server.events.batch import BatchInvalid, parse_batch
 from server.events.collect import EventsRejected, count_rejections, ingest
 from server.events.ratelimit import check_collect
+from server.events.traffic import request_facts
 from server.identity.tokens import IdentityInvalid, read_identity
 from server.store import UNAVAILABLE, get_store, site_exists
 from server.wire.ids import SITE_RE
@@ -79,8 +80,9 @@ def collect(site):
         count_rejections(site, {"invalid": 1})
         raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
     customer = _verified_customer(site, identity, visitor_id, len(events), cors)
+    facts = request_facts(site)  # device, country, bot or excluded address: the address itself goes no further
     try:
-        refused = ingest(site, visitor_id, events, customer)
+        refused = ingest(site, visitor_id, events, facts, customer)
     except EventsRejected as e:
         if e.problems[0]["code"] == "unknown_site":
             raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors) from None
@@ -89,7 +91,7 @@ def collect(site):
                        e.problems, headers=cors) from None
     except UNAVAILABLE as e:
         current_app.logger.warning("store unavailable (%s): batch spooled to disk", e)
-        spool.save(site, visitor_id, events, customer)
+        spool.save(site, visitor_id, events, facts, customer)
         return Response(status=202, headers=cors)
     if refused:  # the rest of the batch was recorded: a 2xx, so that nothing is sent again
         response = jsonify({"refused": refused})
@@ -109,6 +111,8 @@ def _verified_customer(site, identity, visitor_id, events, cors):
         count_rejections(site, {"identity": events})
         raise APIError(400, "unverified_events", "The batch's identity does not verify; nothing was recorded.",
                        [{"path": "/identity", "message": str(e), "code": "identity"}], headers=cors) from None
+
+
 @bp.get("/v1/sites/<site>/preview.json")
 def preview(site):
     """A preview link's bundle and forced variation (server/delivery/preview.py): never cached."""

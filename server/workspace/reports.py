@@ -13,6 +13,7 @@ from server.recs.serve import Query, recommend
 from server.recs.strategies import STRATEGIES
 from server.results import series
 from server.store import get_store
+from server.store.base import SLICE_DIMENSIONS
 from server.workspace.guard import protect, site_role
 
 bp = Blueprint("reports", __name__, url_prefix="/app/s/<site>", template_folder="templates")
@@ -26,15 +27,15 @@ def results(site):
     return render_template("reports/results.html", data=data, arms=series.arms)
 
 
-def _site_results(site):
+def _site_results(site, breakdown=None):
     from server.results.report import (
         site_results,  # scipy loads on the first results page, not at start
     )
-    return site_results(site)
+    return site_results(site, breakdown=breakdown)
 
 
-def _campaign(site, key):
-    data = _site_results(site)
+def _campaign(site, key, breakdown=None):
+    data = _site_results(site, breakdown)
     found = next((c for c in data["campaigns"] if c["key"] == key), None)
     if found is None:
         abort(404, f"No results for campaign '{key}': it is not live and has no events.")
@@ -44,14 +45,15 @@ def _campaign(site, key):
 @bp.get("/results/<key>")
 @site_role("viewer")
 def campaign_results(site, key):
-    data, campaign = _campaign(site, key)
+    by = request.args.get("by") if request.args.get("by") in SLICE_DIMENSIONS else SLICE_DIMENSIONS[0]
+    data, campaign = _campaign(site, key, by)
     goals = series.goals_of(campaign)
     goal = request.args.get("goal") if request.args.get("goal") in goals else (goals[0] if goals else None)
     daily = series.daily_series(get_store().daily_counters(site, key), goal)
     charts = {"rates": {g: series.rate_chart(campaign, g) for g in goals}, "daily": daily, "goal": goal}
     return render_template("reports/campaign.html", data=data, campaign=campaign, goals=goals, goal=goal,
                            charts=charts, arms=series.arms, money={g: series.money(campaign, g) for g in goals},
-                           daily=daily)
+                           daily=daily, slices=series.slice_table(campaign), dimensions=SLICE_DIMENSIONS, by=by)
 
 
 @bp.get("/results/<key>.csv")
