@@ -1,5 +1,5 @@
 // @ts-check
-// Variation actions on the page (ARCHITECTURE.md "Actions"): applied to matching elements
+// Variation actions on the page (docs/reference/config.md "Actions"): applied to matching elements
 // now and whenever the DOM changes, and taken back when a campaign stops applying.
 // Every write is guarded by a read, so our own mutations settle after one quiet pass, and a
 // framework re-rendering the same content every frame gets one write back per render: the

@@ -1,5 +1,5 @@
 // @ts-check
-// Goals (ARCHITECTURE.md "Site config"): which goal keys a tracked event, a click or a page
+// Goals (docs/reference/config.md "Goals"): which goal keys a tracked event, a click or a page
 // view converts. Every conversion is sent; the server attributes it to each campaign the
 // visitor was exposed to. Event goals are the core's (vitrina.track); click and page-view goals
 // are the goals module's (installGoals), which tag.js carries only for a bundle that has them.
@@ -17,7 +17,7 @@ const keysWhere = (goals, test) => Object.keys(goals || {}).filter((key) => test
  * @param {Goals} goals
  * @param {string} name
  */
-export const tracked = (goals, name) => keysWhere(goals, (goal, key) => goal.event == name || key == name)
+export const tracked = (goals, name) => Object.keys(goals || {}).filter((key) => /** @type {any} */ (goals)[key].event == name || key == name)
 
 /**
  * {"pageview": condition} goals matching this page's attributes.

@@ -1,5 +1,5 @@
 // @ts-check
-// The triggers module (sdk_js/dist/modules/triggers.min.js): behavioural triggers (ARCHITECTURE.md
+// The triggers module (sdk_js/dist/modules/triggers.min.js): behavioural triggers (docs/reference/config.md
 // "Triggers") and the page behaviour they share with conditions (page.scroll, page.idle,
 // page.exit_intent, which it adds to the attributes). tag.js carries it only for a bundle that
 // uses them (server/delivery/modules.py); without it a campaign with a trigger stays "waiting

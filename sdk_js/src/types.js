@@ -8,7 +8,7 @@
  */
 
 /**
- * One action of a variation (ARCHITECTURE.md "Actions"); every field but `selector` optional.
+ * One action of a variation (docs/reference/config.md "Actions"); every field but `selector` optional.
  * @typedef {Object} Action
  * @property {string} [selector]
  * @property {string} [text]

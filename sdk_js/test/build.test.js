@@ -1,6 +1,6 @@
 // The built files, as they ship (run `npm run build` first): dist/manifest.json names the core,
 // the modules and the SDK file; none of them turns strings into code (no eval, no Function
-// constructor, no string timers, no document.write: ARCHITECTURE.md "Actions"; e2e runs them
+// constructor, no string timers, no document.write: docs/reference/config.md "Actions"; e2e runs them
 // under a CSP without 'unsafe-eval'); each ends as a complete statement, because tag.js joins
 // them (server/delivery/serving.py).
 import assert from "node:assert/strict"
