@@ -78,7 +78,8 @@ export function sessionEntry(key, runtime) {
     read(state) {
       try {
         const { count, pageviews } = state ? { count: state.n, pageviews: state.p } : visit()
-        const kept = pageviews > 1 && JSON.parse(/** @type {any} */ (localStorage)[key])
+        // getItem: null for nothing kept, which JSON.parse reads without throwing
+        const kept = pageviews > 1 && JSON.parse(/** @type {string} */ (localStorage.getItem(key)))
         return kept && kept.n == count ? kept.v : undefined
       } catch (_) {} // nothing kept, storage refused, or not ours
     },
