@@ -233,20 +233,23 @@ local function tally(key, field, kind, deltas)
   row[#row + 1] = deltas
 end
 local function write_tallies()
-  for _, key in ipairs(tallied) do
-    local t = tallies[key]
-    local current, out = hmget(key, t.fields), {}
-    for j, field in ipairs(t.fields) do
-      local row = t.rows[field]
+  local pack, unpack_ = struct.pack, struct.unpack
+  for k = 1, #tallied do
+    local t = tallies[tallied[k]]
+    local fields, rows = t.fields, t.rows
+    local current, out = hmget(tallied[k], fields), {}
+    for j = 1, #fields do
+      local row = rows[fields[j]]
       local kind = row.kind
-      local c = current[j] and {struct.unpack(PACKING[kind], current[j])} or {unpack(ZERO[kind])}
-      for _, deltas in ipairs(row) do
+      local c = current[j] and {unpack_(PACKING[kind], current[j])} or {unpack(ZERO[kind])}
+      for r = 1, #row do
+        local deltas = row[r]
         for i = 1, #deltas, 2 do c[deltas[i]] = c[deltas[i]] + deltas[i + 1] end
       end
-      out[#out + 1] = field
-      out[#out + 1] = struct.pack(PACKING[kind], unpack(c, 1, SIZE[kind]))
+      out[2 * j - 1] = fields[j]
+      out[2 * j] = pack(PACKING[kind], unpack(c, 1, SIZE[kind]))
     end
-    hset(key, out)
+    hset(tallied[k], out)
   end
 end
 """
@@ -299,17 +302,24 @@ local function split(text, sep)  -- plain split; "" gives {}
     p = q + 1
   end
 end
-local function slices_of(text)  -- {{hash key, value}, ...}
-  local out = {}
+local parsed_slices, parsed_covariates = {}, {}  -- by text: a visitor's campaigns mostly share theirs
+local function slices_of(text)  -- {{hash key, value}, ...} (read only)
+  local out = parsed_slices[text or '']
+  if out then return out end
+  out = {}
   for _, part in ipairs(split(text, '\30')) do
     local cut = find(part, '\31', 1, true)
     out[#out + 1] = {KEYS[5 + tonumber(sub(part, 1, cut - 1))], sub(part, cut + 1)}
   end
+  parsed_slices[text or ''] = out
   return out
 end
-local function covariates_of(text)
-  local out = {}
+local function covariates_of(text)  -- (read only)
+  local out = parsed_covariates[text or '']
+  if out then return out end
+  out = {}
   for _, x in ipairs(split(text, ',')) do out[#out + 1] = tonumber(x) end
+  parsed_covariates[text or ''] = out
   return out
 end
 -- the new events (by id, idempotence) go to the stream; kinds, names, args... keep their order
@@ -387,7 +397,7 @@ end
 local function bump(campaign, variation, goal, tail, slices_, kind, deltas)
   local row = campaign .. '\0' .. variation .. '\0' .. goal
   tally(counters, row .. tail, kind, deltas)
-  for _, slice in ipairs(slices_) do tally(slice[1], row .. '\0' .. slice[2], kind, deltas) end
+  for i = 1, #slices_ do tally(slices_[i][1], row .. '\0' .. slices_[i][2], kind, deltas) end
 end
 
 for n = 1, fresh do
