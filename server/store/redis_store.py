@@ -26,12 +26,12 @@ each write is one atomic Lua script over keys of that slot:
                                                "o\\0<campaign>\\0<goal>" -> that visitor's orders,
                                                "d\\0<goal>\\0<order id>" -> 1 (orders counted once)
                                                (the hash expires visitor_ttl_s after the visitor's last recorded event)
-    vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
-                                               when not web] -> number
-    vitrina:{<site>}:slices:<dimension> hash   "<metric>\\0<campaign>\\0<variation>\\0<goal>\\0<value>" -> number
+    vitrina:{<site>}:totals            hash    "<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>" when not web]
+                                               -> the row's metrics, packed (float64s: VISITOR_METRICS, GOAL_METRICS)
+    vitrina:{<site>}:totals:<dimension> hash   "<campaign>\\0<variation>\\0<goal>\\0<value>" -> the row's metrics, packed
     vitrina:{<site>}:exclusions        hash    reason -> events not counted
     vitrina:{<site>}:rejections        hash    reason -> events refused
-    vitrina:{<site>}:days:<day>        hash    the counters fields, visitors and conversions only, counted that day
+    vitrina:{<site>}:days:<day>        hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" -> visitors or conversions counted that day
                                                (every channel)
     vitrina:{<site>}:days              set     every day that has a daily hash (YYYY-MM-DD, site time zone)
     vitrina:{user:<email>}             hash    password_hash, created_at, sessions_epoch of a workspace user
@@ -61,9 +61,9 @@ each write is one atomic Lua script over keys of that slot:
 
 The stream is the raw event log for export and replay; it is trimmed approximately to
 `stream_maxlen` entries per site (default one million), oldest first. Results never read it:
-they read the counters hash, folded at write time with the same float64 arithmetic as the
-SQLite store (Lua numbers are doubles, stored with 17 significant digits), so both backends
-give identical counters for the same events.
+they read the totals hashes, folded at write time with the same float64 arithmetic as the
+SQLite store (Lua numbers are doubles, stored as doubles), so both backends give identical
+counters for the same events.
 
 Retention (docs/DESIGN.md "Retention"): an event id is remembered for at least `dedupe_window_s`
 (default 7 days, VITRINA_DEDUPE_DAYS): the ids live in DEDUPE_BUCKETS + 1 time buckets, the
