@@ -135,7 +135,7 @@ def ingest(site, visitor_id, events, facts=None, customer=None, probe=False, rec
 def _add_slices(events, load, facts):
     """Each exposure's `_slices` (its results breakdown values) and `_pre`, for the assignment it
     may make (Store.slice_counters)."""
-    versions = {}
+    versions, made = {}, {}
     for event in events:
         if event["type"] != "exposure":
             continue
@@ -143,7 +143,13 @@ def _add_slices(events, load, facts):
         if found is None:
             found = versions[event["version"]] = _slicing(load(event["version"]))  # verified above: cached
         campaigns, names = found
-        event["_slices"] = visitor_slices(event, campaigns[event["campaign"]], names, facts)
+        campaign, pre = campaigns[event["campaign"]], event.get("pre")
+        # a batch's exposures mostly carry the same claims: their slices are made once (one list, shared)
+        claims = (event["version"], campaign.get("segment"), event.get("segments"), event.get("acquisition"),
+                  None if pre is None else tuple(pre))
+        if claims not in made:
+            made[claims] = visitor_slices(event, campaign, names, facts)
+        event["_slices"] = made[claims]
         event["_pre"] = covariates(event)
 
 

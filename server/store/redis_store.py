@@ -224,32 +224,38 @@ end
     "local PACKING = " + _lua_table(f"'<{'d' * len(ms)}'" for ms in PACKED_ROWS),
     "local SIZE = " + _lua_table(str(len(ms)) for ms in PACKED_ROWS),
     "local ZERO = " + _lua_table(_lua_table(["0"] * len(ms)) for ms in PACKED_ROWS)]) + r"""
-local tallies, tallied = {}, {}  -- hash -> {fields (first-touch order), rows: field -> {kind, deltas...}}
+-- per hash (in first-touch order): its fields (first-touch order) and rows, field -> {kind, deltas...}
+local tallied, fields_of, rows_of = {}, {}, {}
 local function tally(key, field, kind, deltas)
-  local t = tallies[key]
-  if t == nil then t = {fields = {}, rows = {}}; tallies[key] = t; tallied[#tallied + 1] = key end
-  local row = t.rows[field]
-  if row == nil then row = {kind = kind}; t.rows[field] = row; t.fields[#t.fields + 1] = field end
-  row[#row + 1] = deltas
+  local rows = rows_of[key]
+  if rows == nil then rows = {}; rows_of[key] = rows; fields_of[key] = {}; tallied[#tallied + 1] = key end
+  local row = rows[field]
+  if row == nil then
+    rows[field] = {kind, deltas}
+    local fields = fields_of[key]
+    fields[#fields + 1] = field
+  else
+    row[#row + 1] = deltas
+  end
 end
 local function write_tallies()
   local pack, unpack_ = struct.pack, struct.unpack
   for k = 1, #tallied do
-    local t = tallies[tallied[k]]
-    local fields, rows = t.fields, t.rows
-    local current, out = hmget(tallied[k], fields), {}
+    local key = tallied[k]
+    local fields, rows = fields_of[key], rows_of[key]
+    local current, out = hmget(key, fields), {}
     for j = 1, #fields do
       local row = rows[fields[j]]
-      local kind = row.kind
+      local kind = row[1]
       local c = current[j] and {unpack_(PACKING[kind], current[j])} or {unpack(ZERO[kind])}
-      for r = 1, #row do
+      for r = 2, #row do
         local deltas = row[r]
         for i = 1, #deltas, 2 do c[deltas[i]] = c[deltas[i]] + deltas[i + 1] end
       end
       out[2 * j - 1] = fields[j]
       out[2 * j] = pack(PACKING[kind], unpack(c, 1, SIZE[kind]))
     end
-    hset(tallied[k], out)
+    hset(key, out)
   end
 end
 """
@@ -915,13 +921,16 @@ class RedisStore(Store):
         if not events:
             return 0
         self._upgrade()  # the counters' layout
-        meta, bodies, day_keys = [], [], {}
+        meta, bodies, day_keys, slice_texts = [], [], {}, {}
         for event in events:
             body = event.get("_json") or _compact({k: v for k, v in event.items() if not k.startswith("_")})
             slices = covariates = ""
             if event["type"] == "exposure":
                 name, arg = event["campaign"], "" if event.get("holdout") else event["variation"]
-                slices = "".join(f"{DIMENSION_INDEX[d]}\x1f{v}\x1e" for d, v in event.get("_slices") or ())[:-1]
+                sliced = event.get("_slices") or ()
+                slices = slice_texts.get(id(sliced))  # a batch's exposures often share one list (collect)
+                if slices is None:
+                    slices = slice_texts[id(sliced)] = "".join(f"{DIMENSION_INDEX[d]}\x1f{v}\x1e" for d, v in sliced)[:-1]
                 covariates = "" if event.get("_pre") is None else ",".join(map(str, event["_pre"]))
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
