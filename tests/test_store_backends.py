@@ -793,7 +793,7 @@ def test_redis_cluster():
             for site in sites:
                 basic_scenario(store, site)
             assert store.list_sites() == sites
-            nodes = {store.r.get_node_from_key(f"vitrina:{{{site}}}:counters").name for site in sites}
+            nodes = {store.r.get_node_from_key(f"vitrina:{{{site}}}:totals").name for site in sites}
             assert len(nodes) > 1
         finally:
             store.close()
