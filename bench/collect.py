@@ -93,7 +93,7 @@ def _seen(redis_url):
 
 
 def _measure(env, workers, key, config, templates, redis_url, first):
-    """One gunicorn with `workers` sync workers: warm up, then SECONDS of wrk; returns the
+    """One gunicorn with `workers` workers: warm up, then SECONDS of wrk; returns the
     wrk summary and the events Redis recorded meanwhile."""
     with gunicorn_server(env, workers=workers) as url:
         if first:
@@ -114,7 +114,7 @@ def _measure(env, workers, key, config, templates, redis_url, first):
     if recorded < 0.99 * ok_requests * EVENTS_PER_BATCH:
         raise RuntimeError(f"Redis recorded {recorded} events for {ok_requests} accepted batches")
     events_s = recorded / (s["duration_us"] / 1e6)
-    log(f"{workers} sync workers, wrk -c {CONNECTIONS}: {s['rps']:,.0f} batches/s = {events_s:,.0f} events/s, "
+    log(f"{workers} workers, wrk -c {CONNECTIONS}: {s['rps']:,.0f} batches/s = {events_s:,.0f} events/s, "
         f"p50 {s['p50_us'] / 1000:.1f} ms, p99 {s['p99_us'] / 1000:.1f} ms; {recorded:,} events counted in Redis "
         f"in {s['duration_us'] / 1e6:.1f} s; the record script took {script.get('usec_per_call', 0):,.0f} µs "
         f"per batch inside Redis")
@@ -124,7 +124,7 @@ def _measure(env, workers, key, config, templates, redis_url, first):
 def run():
     data = workload.load()
     cores = os.cpu_count() or 1
-    # 2 x cores is gunicorn's advice; sync workers also wait on Redis, so more may do better.
+    # 2 x cores is gunicorn's advice; workers also wait on Redis, so more may do better.
     candidates = [int(w) for w in os.environ.get("BENCH_COLLECT_WORKERS", f"{2 * cores},{4 * cores}").split(",")]
     with temp_dir("vitrina-bench-collect-") as work, redis_server() as (redis_url, redis_port, _):
         ceiling = xadd_ceiling(redis_port)

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from servers import redis_cluster, redis_server
 
 from server.store import ApiKey, KeyExists, SiteExists, UserExists, draft_etag
-from server.store.base import SLICE_DIMENSIONS
+from server.store.base import COUNTER_METRICS, SLICE_DIMENSIONS
 from server.store.redis_store import SCHEMA_VERSION, RedisStore
-from server.store.sqlite import SQLiteStore
+from server.store.sqlite import MIGRATIONS, SQLiteStore
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +78,15 @@ def basic_scenario(store, site="shop"):
     purchase = counters[("hero", "promo", "purchase")]
     assert (purchase["conversions"], purchase["revenue"], purchase["revenue_sq"]) == (1, 12.5, 156.25)
     sliced = [exposure("e-000010", "hero", "control", slices=[("segment", "vip"), ("device.type", "mobile")], pre=(1, 4)),
-              conversion("e-000011", "purchase", 2.0)]
+              order("e-000011", "purchase", 2.0, "o-1")]
     assert store.record_events(site, "visitor-3", sliced) == 2
     (vip,) = [r for r in store.slice_counters(site, "segment") if r["goal"] == "purchase"]
     assert (vip["value"], vip["variation"], vip["conversions"], vip["revenue"]) == ("vip", "control", 1, 2.0)
-    assert "pre_conversions" not in vip  # CUPED's sums are the campaign's, not each slice's
+    # every sum of the campaign's counter, CUPED's and the orders too, in each of the visitor's slices
+    assert (vip["orders"], vip["pre_conversions"], vip["pre_revenue"]) == (1, [1, 4], [2.0, 8.0])
+    (vip_visitors,) = [r for r in store.slice_counters(site, "segment") if r["goal"] is None]
+    assert (vip_visitors["pre_visitors"], vip_visitors["pre_sum"], vip_visitors["pre_products"]) == (1, [1, 4],
+                                                                                                   [[1, 4], [4, 16]])
     assert {r["value"] for r in store.slice_counters(site, "device.type")} == {"mobile"}
     assert store.slice_counters(site, "geo.country") == []
     assert by_key(store.counters(site))[("hero", "control", None)]["pre_sum"] == [1, 4]
@@ -615,6 +619,100 @@ def test_redis_keys_from_before_names_become_owner_keys_named_default(redis_url)
     client.close()
 
 
+def _layout_2_fields(rows, fifth, metrics):
+    """A counters hash of Redis layout 2 (a field per metric) holding counter rows."""
+    fields = {}
+    for row in rows:
+        extra = "" if row[fifth] == "web" and fifth == "channel" else "\0" + row[fifth]
+        part = f"{row['campaign']}\0{row['variation'] or ''}\0{row['goal'] or ''}{extra}"
+        for metric in metrics:
+            if row.get(metric):
+                fields[f"{metric}\0{part}"] = repr(row[metric])
+    return fields
+
+
+def test_redis_counters_of_layout_2_are_packed_once_by_processes_upgrading_at_once(redis_url, tmp_path):
+    """Layout 2 kept a field per metric (`counters`, `slices:<dimension>`); the upgrade packs them
+    into `totals` rows. Its counters hold what SQLite holds for the same events (slices then had
+    4 metrics); after the upgrade, by several processes at once, Redis reads the same, and the
+    same later events of a new visitor keep both backends equal."""
+    import redis
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushall()
+    sqlite = SQLiteStore(str(tmp_path / "store.sqlite3"))
+    sqlite.create_site("shop", "h")
+    first = [("visitor-1", [exposure("e-000001", "hero", "promo", slices=[("segment", "vip"), ("visit.new", "true")]),
+                            order("e-000002", "purchase", 12.25, "T-1")]),
+             ("c1.customer", [exposure("e-000003", "hero", None, holdout=True, channel="email"),
+                              conversion("e-000004", "purchase", 0.1)])]
+    for visitor, events in first:
+        sqlite.record_events("shop", visitor, events)
+    client.set("vitrina:{shop}:site", "1700000000.0")
+    client.hset("vitrina:{shop}:counters", mapping=_layout_2_fields(sqlite.labelled_counters("shop"), "channel",
+                                                                    COUNTER_METRICS))
+    slice_metrics = ("visitors", "conversions", "revenue", "revenue_sq")
+    for dimension in ("segment", "visit.new"):
+        client.hset(f"vitrina:{{shop}}:slices:{dimension}",
+                    mapping=_layout_2_fields(sqlite.slice_counters("shop", dimension), "value", slice_metrics))
+    client.set("vitrina:schema", 2)
+    stores = [RedisStore(redis_url) for _ in range(3)]
+    read = []
+    reading = [threading.Thread(target=lambda s=s: read.append(_sorted(s.labelled_counters("shop")))) for s in stores]
+    for thread in reading:  # several processes at once: each hash is moved once
+        thread.start()
+    for thread in reading:
+        thread.join()
+    expected = _sorted(sqlite.labelled_counters("shop"))
+    assert read == [expected] * 3 and client.get("vitrina:schema") == str(SCHEMA_VERSION)
+    assert client.keys("vitrina:{shop}:counters") == client.keys("vitrina:{shop}:slices:*") == []
+    (vip_purchase,) = [r for r in stores[0].slice_counters("shop", "segment") if r["goal"] == "purchase"]
+    assert (vip_purchase["conversions"], vip_purchase["revenue"], vip_purchase["orders"]) == (1, 12.25, 0)
+    later = [("visitor-2", [exposure("e-000006", "hero", "promo", slices=[("segment", "vip")], pre=(1, 2)),
+                            conversion("e-000007", "purchase", 3)]),
+             ("visitor-2", [order("e-000008", "purchase", 1.5, "T-2")])]
+    for visitor, events in later:
+        assert sqlite.record_events("shop", visitor, events) == stores[1].record_events("shop", visitor, events)
+    assert _sorted(stores[2].labelled_counters("shop")) == _sorted(sqlite.labelled_counters("shop"))
+    for dimension in SLICE_DIMENSIONS:
+        redis_slices = sorted(stores[0].slice_counters("shop", dimension), key=_slice_key)
+        sqlite_slices = sorted(sqlite.slice_counters("shop", dimension), key=_slice_key)
+        assert [{m: r[m] for m in slice_metrics} for r in redis_slices] == \
+            [{m: r[m] for m in slice_metrics} for r in sqlite_slices]
+    for store in stores:
+        store.close()
+    sqlite.close()
+    client.close()
+
+
+def test_sqlite_slice_counters_of_step_5_gain_every_metric(tmp_path):
+    """Step 5's slice counters had visitors, conversions and revenue only: step 6 adds orders and
+    CUPED's sums, kept from then on; the rows already counted stay."""
+    import sqlite3
+    path = str(tmp_path / "step5.sqlite3")
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+DROP TABLE slice_counters;
+CREATE TABLE slice_counters (site TEXT NOT NULL, dimension TEXT NOT NULL, campaign TEXT NOT NULL, value TEXT NOT NULL,
+  variation TEXT NOT NULL, goal TEXT NOT NULL, visitors INTEGER NOT NULL DEFAULT 0,
+  conversions INTEGER NOT NULL DEFAULT 0, revenue REAL NOT NULL DEFAULT 0, revenue_sq REAL NOT NULL DEFAULT 0,
+  PRIMARY KEY (site, dimension, campaign, value, variation, goal)) WITHOUT ROWID;
+INSERT INTO slice_counters (site, dimension, campaign, value, variation, goal, visitors)
+  VALUES ('shop', 'segment', 'hero', 'vip', 'promo', '', 3);
+PRAGMA user_version = 5;
+""")
+    store = SQLiteStore(path)
+    try:
+        store.record_events("shop", "visitor-1", [exposure("e-000001", "hero", "promo", slices=[("segment", "vip")],
+                                                           pre=(2, 5)), order("e-000002", "purchase", 4, "T-1")])
+        rows = {r["goal"]: r for r in store.slice_counters("shop", "segment")}
+        assert (rows[None]["visitors"], rows[None]["pre_visitors"], rows[None]["pre_sum"]) == (4, 1, [2, 5])
+        assert (rows["purchase"]["orders"], rows["purchase"]["pre_revenue"]) == (1, [8.0, 20.0])
+        assert store._db().execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        store.close()
+
+
 def test_ping(store):
     assert store.ping() is True
 
@@ -695,7 +793,7 @@ def test_redis_cluster():
             for site in sites:
                 basic_scenario(store, site)
             assert store.list_sites() == sites
-            nodes = {store.r.get_node_from_key(f"vitrina:{{{site}}}:counters").name for site in sites}
+            nodes = {store.r.get_node_from_key(f"vitrina:{{{site}}}:totals").name for site in sites}
             assert len(nodes) > 1
         finally:
             store.close()
@@ -917,8 +1015,8 @@ def test_an_email_exposure_counts_in_its_channel_and_so_do_later_conversions(sto
 def test_covariates_sum_over_channels_and_slices_count_what_carries_them(store):
     """A web exposure carries slices and covariates, an email one neither: each channel keeps
     its own sums, both channels' rows add up (an arm mixing them has fewer `pre_visitors` than
-    visitors, so results leave CUPED out), and the slices hold the web visitor only, without
-    CUPED's sums."""
+    visitors, so results leave CUPED out), and the slices hold the web visitor only, with its
+    CUPED sums."""
     store.record_events("shop", "visitor-1", [exposure("e-000001", "winback", "offer", slices=[("segment", "vip")],
                                                         pre=(2, 9)), conversion("e-000002", "purchase", 10)])
     store.record_events("shop", "c1.customer", [exposure("e-000003", "winback", "offer", channel="email"),
@@ -932,7 +1030,9 @@ def test_covariates_sum_over_channels_and_slices_count_what_carries_them(store):
     purchase = every[("winback", "offer", "purchase")]
     assert (purchase["conversions"], purchase["revenue"], purchase["pre_conversions"]) == (2, 40.0, [2, 9])
     (vip,) = [r for r in store.slice_counters("shop", "segment") if r["goal"] == "purchase"]
-    assert (vip["value"], vip["conversions"], vip["revenue"]) == ("vip", 1, 10.0) and "pre_conversions" not in vip
+    assert (vip["value"], vip["conversions"], vip["revenue"], vip["pre_revenue"]) == ("vip", 1, 10.0, [20.0, 90.0])
+    (vip_visitors,) = [r for r in store.slice_counters("shop", "segment") if r["goal"] is None]
+    assert (vip_visitors["visitors"], vip_visitors["pre_visitors"]) == (1, 1)  # the web visitor only: CUPED applies
 
 def test_the_identity_record_is_stored_once_unless_replaced(store):
     assert store.get_identity("shop") is None
@@ -1144,7 +1244,7 @@ def test_sqlite_at_step_3_of_either_layout_gains_orders_slices_covariates_and_ve
         assert list(slices) == ["vip"] and (slices["vip"]["conversions"], slices["vip"]["revenue"]) == (1, 5)
         assert store.add_version("shop", lambda n: ("p", "s", "2026-11-23T17:00:00Z"), '{"note":"x"}') == 1
         assert store.version_meta("shop", [1]) == {1: '{"note":"x"}'}
-        assert store._db().execute("PRAGMA user_version").fetchone()[0] == 5
+        assert store._db().execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:
         store.close()
 

@@ -135,16 +135,31 @@ def ingest(site, visitor_id, events, facts=None, customer=None, probe=False, rec
 def _add_slices(events, load, facts):
     """Each exposure's `_slices` (its results breakdown values) and `_pre`, for the assignment it
     may make (Store.slice_counters)."""
-    names = {}
+    versions, made = {}, {}
     for event in events:
         if event["type"] != "exposure":
             continue
-        bundle = load(event["version"])  # verified above: from the cache
-        campaign = next(c for c in bundle["campaigns"] if c["key"] == event["campaign"])
-        if event["version"] not in names:
-            names[event["version"]] = segment_names(bundle)
-        event["_slices"] = visitor_slices(event, campaign, names[event["version"]], facts)
+        found = versions.get(event["version"])
+        if found is None:
+            found = versions[event["version"]] = _slicing(load(event["version"]))  # verified above: cached
+        campaigns, names = found
+        campaign, pre = campaigns[event["campaign"]], event.get("pre")
+        # a batch's exposures mostly carry the same claims: their slices are made once (one list, shared)
+        claims = (event["version"], campaign.get("segment"), event.get("segments"), event.get("acquisition"),
+                  None if pre is None else tuple(pre))
+        if claims not in made:
+            made[claims] = visitor_slices(event, campaign, names, facts)
+        event["_slices"] = made[claims]
         event["_pre"] = covariates(event)
+
+
+def _slicing(bundle):
+    """({campaign key: campaign}, segment names) of a bundle, made once per bundle object."""
+    cache = app_cache("slicing", 64, "nothing: keyed by the (immutable) bundle object each entry holds")
+    found = cache.get(id(bundle))
+    if found is None or found[0] is not bundle:  # the entry holds its bundle: the id is not reused meanwhile
+        found = cache.put(id(bundle), (bundle, {c["key"]: c for c in bundle["campaigns"]}, segment_names(bundle)))
+    return found[1:]
 
 
 def _event_path(path):

@@ -30,12 +30,11 @@ _K = len(PRE_EXPOSURE_COVARIATES)
 COVARIATE_METRICS = (("pre_visitors",) + tuple(f"pre_sum_{i}" for i in range(_K))
                      + tuple(f"pre_xx_{i}_{j}" for i in range(_K) for j in range(i, _K))
                      + tuple(f"pre_conv_{i}" for i in range(_K)) + tuple(f"pre_rev_{i}" for i in range(_K)))
-SLICE_METRICS = ("visitors", "conversions", "revenue", "revenue_sq")  # a slice counter's: no orders, no CUPED sums
 # Orders count distinct order ids; revenue_orders sums each visitor's revenue x orders (the
 # covariance AOV's interval needs).
 ORDER_METRICS = ("orders", "orders_sq", "revenue_orders")
-# What a counter row holds per (campaign, variation, goal[, channel]).
-COUNTER_METRICS = SLICE_METRICS + ORDER_METRICS + COVARIATE_METRICS
+# What a counter row holds per (campaign, variation, goal[, channel]), and per breakdown slice.
+COUNTER_METRICS = ("visitors", "conversions", "revenue", "revenue_sq") + ORDER_METRICS + COVARIATE_METRICS
 FLOAT_METRICS = frozenset(("revenue", "revenue_sq", "revenue_orders") + tuple(f"pre_rev_{i}" for i in range(_K)))
 # The dimensions results break down by (GET .../results?breakdown=): a visitor is counted in the
 # slices of their first exposure to a campaign, one value per dimension but for `segment` (every
@@ -335,12 +334,12 @@ class Store:
         raise NotImplementedError
 
     def slice_counters(self, site, dimension):
-        """The counters of every slice of one of SLICE_DIMENSIONS: rows as `counters` gives them,
-        each with the slice's `value`, of SLICE_METRICS only (CUPED's sums in every slice would
-        multiply the cost of each write: docs/DESIGN.md "Stores"). An exposure's `_slices`
-        ([(dimension, value)]) and `_pre` (its covariates, a tuple of ints, or None) are kept with
-        the assignment it makes, and the visitor's conversions are counted in each of those
-        slices as in the campaign's counters."""
+        """The counters of every slice of one of SLICE_DIMENSIONS: rows as `counters` gives them
+        (every metric: orders and CUPED's sums too), each with the slice's `value`. An exposure's
+        `_slices` ([(dimension, value)]) and `_pre` (its covariates, a tuple of ints, or None) are
+        kept with the assignment it makes, and every counter delta of that visitor in that
+        campaign goes to each of those slices as to the campaign's counter (every channel: only
+        collect adds `_slices`, so only web exposures carry them)."""
         raise NotImplementedError
 
     def count_exclusions(self, site, counts):

@@ -26,12 +26,12 @@ each write is one atomic Lua script over keys of that slot:
                                                "o\\0<campaign>\\0<goal>" -> that visitor's orders,
                                                "d\\0<goal>\\0<order id>" -> 1 (orders counted once)
                                                (the hash expires visitor_ttl_s after the visitor's last recorded event)
-    vitrina:{<site>}:counters          hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>"
-                                               when not web] -> number
-    vitrina:{<site>}:slices:<dimension> hash   "<metric>\\0<campaign>\\0<variation>\\0<goal>\\0<value>" -> number
+    vitrina:{<site>}:totals            hash    "<campaign>\\0<variation>\\0<goal>" [+ "\\0<channel>" when not web]
+                                               -> the row's metrics, packed (float64s: VISITOR_METRICS, GOAL_METRICS)
+    vitrina:{<site>}:totals:<dimension> hash   "<campaign>\\0<variation>\\0<goal>\\0<value>" -> the row's metrics, packed
     vitrina:{<site>}:exclusions        hash    reason -> events not counted
     vitrina:{<site>}:rejections        hash    reason -> events refused
-    vitrina:{<site>}:days:<day>        hash    the counters fields, visitors and conversions only, counted that day
+    vitrina:{<site>}:days:<day>        hash    "<metric>\\0<campaign>\\0<variation>\\0<goal>" -> visitors or conversions counted that day
                                                (every channel)
     vitrina:{<site>}:days              set     every day that has a daily hash (YYYY-MM-DD, site time zone)
     vitrina:{user:<email>}             hash    password_hash, created_at, sessions_epoch of a workspace user
@@ -61,9 +61,9 @@ each write is one atomic Lua script over keys of that slot:
 
 The stream is the raw event log for export and replay; it is trimmed approximately to
 `stream_maxlen` entries per site (default one million), oldest first. Results never read it:
-they read the counters hash, folded at write time with the same float64 arithmetic as the
-SQLite store (Lua numbers are doubles, stored with 17 significant digits), so both backends
-give identical counters for the same events.
+they read the totals hashes, folded at write time with the same float64 arithmetic as the
+SQLite store (Lua numbers are doubles, stored as doubles), so both backends give identical
+counters for the same events.
 
 Retention (docs/DESIGN.md "Retention"): an event id is remembered for at least `dedupe_window_s`
 (default 7 days, VITRINA_DEDUPE_DAYS): the ids live in DEDUPE_BUCKETS + 1 time buckets, the
@@ -75,12 +75,14 @@ the lifetime of the browser's visitor id) after their last recorded event.
 import json
 import logging
 import re
+import struct
 import threading
 import time
 
 import redis
 import redis.cluster
 from redis.backoff import NoBackoff
+from redis.client import NEVER_DECODE
 from redis.retry import Retry
 
 from .base import (
@@ -93,7 +95,6 @@ from .base import (
     FEATURE_ROWS_KEPT,
     FLOAT_METRICS,
     SLICE_DIMENSIONS,
-    SLICE_METRICS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     VISITOR_TTL_S,
@@ -116,7 +117,7 @@ CHANNEL = "vitrina:published"
 LISTEN_POLL_S = 1.0  # the version watch looks at its stop flag this often
 
 STREAM_MAXLEN = 1_000_000
-SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 2
+SCHEMA_KEY, SCHEMA_VERSION = "vitrina:schema", 3
 LEGACY_KEY_PREFIX, LEGACY_KEY_SUFFIX = "vitrina:{key:", "}:site"  # before keys had names: string -> site
 SEP = "\0"
 DIMENSION_INDEX = {dimension: n for n, dimension in enumerate(SLICE_DIMENSIONS, 1)}  # KEYS[5 + n] in RECORD_EVENTS
@@ -181,38 +182,30 @@ local function dedupe(legacy, first, last, expire_at)
 end
 """
 
-# KEYS: seen (from before buckets), events, counters, visitor, days, the slice counters of each of
-# SLICE_DIMENSIONS, the daily hash of each day the batch names, then the dedupe buckets, newest first
-# ARGV: visitor_id, maxlen, events, bodies, KEYS index of the newest bucket, expire_at of the newest
-# bucket (ms), the visitor's time to live (ms). `events` holds 11 fields per event, each ended by a NUL:
-# id, type, campaign|goal, variation ("" = holdout)|value, order id ("" = none), the one campaign
-# a conversion belongs to ("" = every campaign of the visitor), channel ("" = web), slices,
-# covariates, length of the event's JSON body, index in KEYS of its day's daily hash ("" for none);
-# `bodies` is those bodies end to end. (Four arguments rather than eleven per event: packing each
-# argument costs the Python client more than these few string.find calls cost Redis.)
-# An assignment is stored as its variation, followed by NUL and its channel when that is not web;
-# a counter of another channel than web has the channel as a fifth part of its field (daily
-# counters and slice counters count every channel: only web exposures carry slices).
-# An exposure's slices are "<n>\31<value>" joined by "\30" (n: 1-based index of the dimension, its
-# hash KEYS[5 + n]); its covariates the integers joined by ","; both "" when it has none. They are
-# kept with the assignment ("s\0<campaign>", "x\0<campaign>") for the visitor's later conversions.
-# Returns how many events were new.
-#
-# Redis work per batch does not grow with the visitor's campaigns x conversions: after one SADD
-# and one XADD per event, the visitor hash is read once (HGETALL, or HMGET of the exposed
-# campaigns when the batch has no conversion), assignments and revenues are folded in Lua
-# tables, and each counters hash is read once (HMGET) and written once (HSET) for every field
-# the batch touches. Float counters add their deltas one by one in event order, each step a
-# float64 addition exactly as before (a '%.17g' string reads back as the same double), so the
-# counters stay identical to the SQLite store's.
-RECORD_EVENTS = DEDUPE + r"""
-redis.replicate_commands()  -- Redis 5/6: writes after XADD '*' (non-deterministic); a no-op since 7
-local seen, events, counters, visitor = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local new_id = dedupe(seen, tonumber(ARGV[5]), #KEYS, ARGV[6])
-local vid, maxlen, meta, bodies = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local find, sub = string.find, string.sub
+# Counter rows, packed: every counters hash (`totals`, `totals:<dimension>`) holds one field per
+# row, "<campaign>\0<variation>\0<goal>" [+ "\0<channel>" or "\0<value>"], whose value is all the
+# row's metrics as little-endian float64s end to end (Lua's struct.pack '<d...'; an integer count
+# is exact as a double up to 2^53): VISITOR_METRICS for a visitors row (goal ""), GOAL_METRICS for
+# a goal row. Binary rather than text: packing a row costs Redis a fifth of formatting it.
+VISITOR_METRICS = tuple(m for m in COUNTER_METRICS if m == "visitors" or m.startswith(("pre_visitors", "pre_sum_", "pre_xx_")))
+GOAL_METRICS = tuple(m for m in COUNTER_METRICS if m not in VISITOR_METRICS)
+PACKED_ROWS = (VISITOR_METRICS, GOAL_METRICS)  # row kinds 1 and 2 in the scripts
+ZERO_METRICS = {m: 0.0 if m in FLOAT_METRICS else 0 for m in COUNTER_METRICS}
+PACKED = [(metrics, struct.Struct(f"<{len(metrics)}d")) for metrics in PACKED_ROWS]  # by goal row or not
+
+
+def _lua_table(items):
+    return "{" + ", ".join(items) + "}"
+
+
+# Lua: the packed rows, and `tally(key, field, kind, deltas)` / `write_tallies()`, which fold a
+# script's counter deltas into them: each hash is read once (HMGET) and written once (HSET) for
+# the fields the script touched. `deltas` is one event's {metric index, delta, ...}, zeros left
+# out (x + 0 == x, and no sum is ever -0); a field's deltas are added in the order tallied, each
+# step a float64 addition, as SQLite adds them.
+TALLY = r"""
+local find, sub, format = string.find, string.sub, string.format
 local CHUNK = 1000  -- fields per HMGET/HSET call (unpack has a stack limit)
-local function fmt(x) return string.format('%.17g', x) end
 local function hmget(key, fields)
   local values = {}
   for s = 1, #fields, CHUNK do
@@ -226,6 +219,85 @@ local function hset(key, pairs_)
     redis.call('HSET', key, unpack(pairs_, s, math.min(s + 2 * CHUNK - 1, #pairs_)))
   end
 end
+""" + "\n".join([
+    "local METRIC = " + _lua_table(_lua_table(f"{m} = {i}" for i, m in enumerate(ms, 1)) for ms in PACKED_ROWS),
+    "local PACKING = " + _lua_table(f"'<{'d' * len(ms)}'" for ms in PACKED_ROWS),
+    "local SIZE = " + _lua_table(str(len(ms)) for ms in PACKED_ROWS),
+    "local ZERO = " + _lua_table(_lua_table(["0"] * len(ms)) for ms in PACKED_ROWS)]) + r"""
+-- per hash (in first-touch order): its fields (first-touch order) and rows, field -> {kind, deltas...}
+local tallied, fields_of, rows_of = {}, {}, {}
+local function tally(key, field, kind, deltas)
+  local rows = rows_of[key]
+  if rows == nil then rows = {}; rows_of[key] = rows; fields_of[key] = {}; tallied[#tallied + 1] = key end
+  local row = rows[field]
+  if row == nil then
+    rows[field] = {kind, deltas}
+    local fields = fields_of[key]
+    fields[#fields + 1] = field
+  else
+    row[#row + 1] = deltas
+  end
+end
+local function write_tallies()
+  local pack, unpack_ = struct.pack, struct.unpack
+  for k = 1, #tallied do
+    local key = tallied[k]
+    local fields, rows = fields_of[key], rows_of[key]
+    local current, out = hmget(key, fields), {}
+    for j = 1, #fields do
+      local row = rows[fields[j]]
+      local kind = row[1]
+      local c = current[j] and {unpack_(PACKING[kind], current[j])} or {unpack(ZERO[kind])}
+      for r = 2, #row do
+        local deltas = row[r]
+        for i = 1, #deltas, 2 do c[deltas[i]] = c[deltas[i]] + deltas[i + 1] end
+      end
+      out[2 * j - 1] = fields[j]
+      out[2 * j] = pack(PACKING[kind], unpack(c, 1, SIZE[kind]))
+    end
+    hset(key, out)
+  end
+end
+"""
+
+# KEYS: seen (from before buckets), events, totals, visitor, days, the totals of each of
+# SLICE_DIMENSIONS, the daily hash of each day the batch names, then the dedupe buckets, newest first
+# ARGV: visitor_id, maxlen, events, bodies, KEYS index of the newest bucket, expire_at of the newest
+# bucket (ms), the visitor's time to live (ms). `events` holds 11 fields per event, each ended by a NUL:
+# id, type, campaign|goal, variation ("" = holdout)|value, order id ("" = none), the one campaign
+# a conversion belongs to ("" = every campaign of the visitor), channel ("" = web), slices,
+# covariates, length of the event's JSON body, index in KEYS of its day's daily hash ("" for none);
+# `bodies` is those bodies end to end. (Four arguments rather than eleven per event: packing each
+# argument costs the Python client more than these few string.find calls cost Redis.)
+# An assignment is stored as its variation, followed by NUL and its channel when that is not web;
+# a counter row of another channel than web has the channel as a fourth part of its field (daily
+# counters and slice counters count every channel: only web exposures carry slices).
+# An exposure's slices are "<n>\31<value>" joined by "\30" (n: 1-based index of the dimension, its
+# hash KEYS[5 + n]); its covariates the integers joined by ","; both "" when it has none. They are
+# kept with the assignment ("s\0<campaign>", "x\0<campaign>") for the visitor's later conversions.
+# Returns how many events were new.
+#
+# Redis work per batch does not grow with the visitor's campaigns x conversions: after one SADD
+# and one XADD per event, the visitor hash is read once (HGETALL, or HMGET of the exposed
+# campaigns when the batch has no conversion), assignments and revenues are folded in Lua
+# tables, each event's deltas computed once for the campaign's row and each of its slices' rows
+# (TALLY), each totals hash read once and written once, one field per row touched.
+RECORD_EVENTS = DEDUPE + TALLY + r"""
+redis.replicate_commands()  -- Redis 5/6: writes after XADD '*' (non-deterministic); a no-op since 7
+local seen, events, counters, visitor = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local new_id = dedupe(seen, tonumber(ARGV[5]), #KEYS, ARGV[6])
+local vid, maxlen, meta, bodies = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local function fmt(x) return format('%.17g', x) end
+local V, G = METRIC[1], METRIC[2]
+local PRE_SUM, PRE_XX, PRE_CONV, PRE_REV = {}, {}, {}, {}  -- metric index by covariate (from 1)
+for i = 1, 32 do
+  if not V['pre_sum_' .. (i - 1)] then break end
+  PRE_SUM[i], PRE_CONV[i], PRE_REV[i], PRE_XX[i] = V['pre_sum_' .. (i - 1)], G['pre_conv_' .. (i - 1)], G['pre_rev_' .. (i - 1)], {}
+  for j = i, 32 do PRE_XX[i][j] = V['pre_xx_' .. (i - 1) .. '_' .. (j - 1)] end
+end
+local function push(deltas, metric, delta)
+  if delta ~= 0 then deltas[#deltas + 1] = metric; deltas[#deltas + 1] = delta end
+end
 local function split(text, sep)  -- plain split; "" gives {}
   local parts, p = {}, 1
   if text == nil or text == '' then return parts end
@@ -236,20 +308,26 @@ local function split(text, sep)  -- plain split; "" gives {}
     p = q + 1
   end
 end
-local function slices_of(text)  -- {{hash key, value}, ...}
-  local out = {}
+local parsed_slices, parsed_covariates = {}, {}  -- by text: a visitor's campaigns mostly share theirs
+local function slices_of(text)  -- {{hash key, value}, ...} (read only)
+  local out = parsed_slices[text or '']
+  if out then return out end
+  out = {}
   for _, part in ipairs(split(text, '\30')) do
     local cut = find(part, '\31', 1, true)
     out[#out + 1] = {KEYS[5 + tonumber(sub(part, 1, cut - 1))], sub(part, cut + 1)}
   end
+  parsed_slices[text or ''] = out
   return out
 end
-local function covariates_of(text)
-  local out = {}
+local function covariates_of(text)  -- (read only)
+  local out = parsed_covariates[text or '']
+  if out then return out end
+  out = {}
   for _, x in ipairs(split(text, ',')) do out[#out + 1] = tonumber(x) end
+  parsed_covariates[text or ''] = out
   return out
 end
-
 -- the new events (by id, idempotence) go to the stream; kinds, names, args... keep their order
 local kinds, names, args, orders, onlys, channels, slices, pres, days, converts = {}, {}, {}, {}, {}, {}, {}, {}, {}, false
 local p, b = 1, 1
@@ -312,54 +390,20 @@ local function put(field, value)
   if not wrote[field] then wrote[field] = true; written[#written + 1] = field end
   state[field] = value
 end
-local hashes, sums = {}, {}  -- counters hashes touched, in first-touch order; their sums
-local function sums_of(key)
-  local found = sums[key]
-  if found == nil then
-    found = {touched = {}, ints = {}, floats = {}}
-    sums[key] = found
-    hashes[#hashes + 1] = key
-  end
-  return found
-end
-local function incr(key, field, n)
-  local s = sums_of(key)
-  if s.ints[field] == nil then s.touched[#s.touched + 1] = field; s.ints[field] = 0 end
-  s.ints[field] = s.ints[field] + n
-end
-local function add(key, field, delta)
-  local s = sums_of(key)
-  local deltas = s.floats[field]
-  if deltas == nil then s.touched[#s.touched + 1] = field; deltas = {}; s.floats[field] = deltas end
-  deltas[#deltas + 1] = delta
-end
-local daily, dailyOrder = {}, {}  -- "<KEYS index>\0<field>" -> increment, in first-touch order
+local daily, days_touched = {}, {}  -- KEYS index of a daily hash -> {fields, increments}, in first-touch order
 local function dincr(day, field)
   if not day then return end
-  local at = day .. '\0' .. field
-  if daily[at] == nil then dailyOrder[#dailyOrder + 1] = {day, field, at}; daily[at] = 0 end
-  daily[at] = daily[at] + 1
+  local d = daily[day]
+  if d == nil then d = {fields = {}, counts = {}}; daily[day] = d; days_touched[#days_touched + 1] = day end
+  if d.counts[field] == nil then d.fields[#d.fields + 1] = field; d.counts[field] = 0 end
+  d.counts[field] = d.counts[field] + 1
 end
--- the deltas to the campaign's counter (of the assignment's channel: `tail`), and those of
--- SLICE_METRICS (not orders nor CUPED's sums: the campaign's only) to its counter in each of the
--- visitor's slices
-local SLICED = {visitors = true, conversions = true, revenue = true, revenue_sq = true}
-local function bump(campaign, variation, goal, tail, slices_, ints, floats)
-  local counter = campaign .. '\0' .. variation .. '\0' .. goal
-  for _, pair in ipairs(ints) do
-    if pair[2] ~= 0 then
-      incr(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
-      if SLICED[pair[1]] then
-        for _, slice in ipairs(slices_) do incr(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
-      end
-    end
-  end
-  for _, pair in ipairs(floats) do
-    add(counters, pair[1] .. '\0' .. counter .. tail, pair[2])
-    if SLICED[pair[1]] then
-      for _, slice in ipairs(slices_) do add(slice[1], pair[1] .. '\0' .. counter .. '\0' .. slice[2], pair[2]) end
-    end
-  end
+-- one event's deltas to the campaign's row (of the assignment's channel: `tail`) and to the
+-- same row in each of the visitor's slices
+local function bump(campaign, variation, goal, tail, slices_, kind, deltas)
+  local row = campaign .. '\0' .. variation .. '\0' .. goal
+  tally(counters, row .. tail, kind, deltas)
+  for i = 1, #slices_ do tally(slices_[i][1], row .. '\0' .. slices_[i][2], kind, deltas) end
 end
 
 for n = 1, fresh do
@@ -374,15 +418,15 @@ for n = 1, fresh do
       if pres[n] ~= '' then put('x\0' .. name, pres[n]) end
       local x = covariates_of(pres[n])
       assigned[#assigned + 1] = {name, arg, slices_of(slices[n]), x, tail}
-      local ints = {{'visitors', 1}}
+      local deltas = {V.visitors, 1}
       if #x > 0 then
-        ints[#ints + 1] = {'pre_visitors', 1}
+        push(deltas, V.pre_visitors, 1)
         for i = 1, #x do
-          ints[#ints + 1] = {'pre_sum_' .. (i - 1), x[i]}
-          for j = i, #x do ints[#ints + 1] = {'pre_xx_' .. (i - 1) .. '_' .. (j - 1), x[i] * x[j]} end
+          push(deltas, PRE_SUM[i], x[i])
+          for j = i, #x do push(deltas, PRE_XX[i][j], x[i] * x[j]) end
         end
       end
-      bump(name, arg, '', tail, assigned[#assigned][3], ints, {})
+      bump(name, arg, '', tail, assigned[#assigned][3], 1, deltas)
       dincr(days[n], 'visitors\0' .. name .. '\0' .. arg .. '\0')
     end
   else
@@ -400,27 +444,29 @@ for n = 1, fresh do
       local own = 'r\0' .. a[1] .. '\0' .. name
       local before = state[own]
       -- A repeated conversion worth 0 and no new order changes nothing (x + 0 == x, after^2 - b^2
-      -- == 0; no value here is ever -0, as every sum starts at +0): its fields are left as they are.
+      -- == 0; no value here is ever -0, as every sum starts at +0): its row is left as it is.
       if (only == '' or only == a[1]) and not (before and value == 0 and new_order == 0) then
         local b = tonumber(before or '0')
         local after = b + value
         put(own, after)
-        local ints, floats = {}, {{'revenue', value}, {'revenue_sq', after * after - b * b}}
-        if not before then ints[1] = {'conversions', 1} end
+        local deltas = {}
+        if not before then push(deltas, G.conversions, 1) end
+        push(deltas, G.revenue, value)
+        push(deltas, G.revenue_sq, after * after - b * b)
         for i, x in ipairs(a[4]) do
-          if not before then ints[#ints + 1] = {'pre_conv_' .. (i - 1), x} end
-          floats[#floats + 1] = {'pre_rev_' .. (i - 1), x * value}
+          if not before then push(deltas, PRE_CONV[i], x) end
+          push(deltas, PRE_REV[i], x * value)
         end
         local own_orders = 'o\0' .. a[1] .. '\0' .. name
         local ob = tonumber(state[own_orders] or '0')
         local oa = ob + new_order
         if new_order == 1 then
-          put(own_orders, string.format('%d', oa))
-          ints[#ints + 1] = {'orders', 1}
-          ints[#ints + 1] = {'orders_sq', oa * oa - ob * ob}
+          put(own_orders, format('%d', oa))
+          push(deltas, G.orders, 1)
+          push(deltas, G.orders_sq, oa * oa - ob * ob)
         end
-        if oa > 0 then floats[#floats + 1] = {'revenue_orders', after * oa - b * ob} end
-        bump(a[1], a[2], name, a[5], a[3], ints, floats)
+        if oa > 0 then push(deltas, G.revenue_orders, after * oa - b * ob) end
+        bump(a[1], a[2], name, a[5], a[3], 2, deltas)
         if not before then dincr(days[n], 'conversions\0' .. a[1] .. '\0' .. a[2] .. '\0' .. name) end
       end
     end
@@ -436,27 +482,39 @@ if #written > 0 then
   end
   hset(visitor, out)
 end
-for _, key in ipairs(hashes) do
-  local s = sums[key]
-  local current, out = hmget(key, s.touched), {}
-  for j, field in ipairs(s.touched) do
-    local c = tonumber(current[j] or '0')
+write_tallies()
+for _, day in ipairs(days_touched) do
+  local d = daily[day]
+  local current, out = hmget(KEYS[day], d.fields), {}
+  for j, field in ipairs(d.fields) do
     out[#out + 1] = field
-    if s.ints[field] ~= nil then
-      out[#out + 1] = string.format('%d', c + s.ints[field])
-    else
-      for _, delta in ipairs(s.floats[field]) do c = c + delta end
-      out[#out + 1] = fmt(c)
-    end
+    out[#out + 1] = format('%d', tonumber(current[j] or '0') + d.counts[field])
   end
-  hset(key, out)
-end
-for _, d in ipairs(dailyOrder) do
-  redis.call('HINCRBY', KEYS[d[1]], d[2], daily[d[3]])
-  redis.call('SADD', KEYS[5], string.sub(KEYS[d[1]], #KEYS[5] + 2))
+  hset(KEYS[day], out)
+  redis.call('SADD', KEYS[5], sub(KEYS[day], #KEYS[5] + 2))
 end
 redis.call('PEXPIRE', visitor, ARGV[7])  -- from the visitor's last recorded event (a no-op without a hash)
 return fresh
+"""
+
+
+# KEYS: a counters hash of layout 2 (a field per metric: "<metric>\0<row>" -> number), the totals
+# hash its rows go to (packed). Moves every row, then deletes the old hash; returns its fields.
+PACK_COUNTERS = TALLY + r"""
+local old = redis.call('HGETALL', KEYS[1])
+for j = 1, #old, 2 do
+  local cut = find(old[j], '\0', 1, true)
+  local row = sub(old[j], cut + 1)
+  local q1 = find(row, '\0', 1, true)
+  local q2 = find(row, '\0', q1 + 1, true)
+  local q3 = find(row, '\0', q2 + 1, true) or #row + 1
+  local kind = q3 > q2 + 1 and 2 or 1  -- a goal row, or the visitors row (goal "")
+  local metric = METRIC[kind][sub(old[j], 1, cut - 1)]
+  if metric then tally(KEYS[2], row, kind, {metric, tonumber(old[j + 1])}) end
+end
+write_tallies()
+redis.call('DEL', KEYS[1])
+return #old / 2
 """
 
 
@@ -631,11 +689,26 @@ class RedisStore(Store):
     def _upgrade(self):
         if self._upgraded:
             return
-        if int(self.r.get(SCHEMA_KEY) or 0) < SCHEMA_VERSION:
+        version = int(self.r.get(SCHEMA_KEY) or 0)
+        if version < 2:
             self._name_legacy_keys()
             self._expire_legacy_seen()
+        if version < 3:
+            self._pack_counters()
+        if version < SCHEMA_VERSION:
             self.r.set(SCHEMA_KEY, SCHEMA_VERSION)
         self._upgraded = True
+
+    def _pack_counters(self):
+        """Layout 3: the counters hashes of layout 2 (`counters`, `slices:<dimension>`: a field per
+        metric) become `totals` and `totals:<dimension>` (a field per row), each moved whole by
+        one script, so processes upgrading at once move each hash once."""
+        pack = self.r.register_script(PACK_COUNTERS)
+        for old in list(self.r.scan_iter(match="vitrina:{*}:counters", count=1000, _type="hash")):
+            pack(keys=[old, old[:-len("counters")] + "totals"])
+        for old in list(self.r.scan_iter(match="vitrina:{*}:slices:*", count=1000, _type="hash")):
+            at = old.rindex(":slices:")
+            pack(keys=[old, old[:at] + ":totals:" + old[at + len(":slices:"):]])
 
     def _expire_legacy_seen(self):
         """The set of every event id from before the dedupe buckets: its order keys move to the
@@ -847,13 +920,17 @@ class RedisStore(Store):
     def record_events(self, site, visitor_id, events):
         if not events:
             return 0
-        meta, bodies, day_keys = [], [], {}
+        self._upgrade()  # the counters' layout
+        meta, bodies, day_keys, slice_texts = [], [], {}, {}
         for event in events:
             body = event.get("_json") or _compact({k: v for k, v in event.items() if not k.startswith("_")})
             slices = covariates = ""
             if event["type"] == "exposure":
                 name, arg = event["campaign"], "" if event.get("holdout") else event["variation"]
-                slices = "".join(f"{DIMENSION_INDEX[d]}\x1f{v}\x1e" for d, v in event.get("_slices") or ())[:-1]
+                sliced = event.get("_slices") or ()
+                slices = slice_texts.get(id(sliced))  # a batch's exposures often share one list (collect)
+                if slices is None:
+                    slices = slice_texts[id(sliced)] = "".join(f"{DIMENSION_INDEX[d]}\x1f{v}\x1e" for d, v in sliced)[:-1]
                 covariates = "" if event.get("_pre") is None else ",".join(map(str, event["_pre"]))
             else:
                 name, arg = event["goal"], repr(float(event.get("value") or 0.0))
@@ -869,9 +946,9 @@ class RedisStore(Store):
         if meta.count("\0") != 11 * len(events):
             raise ValueError("event ids, campaigns, variations, goals, channels and slices cannot contain NUL")
         buckets, expire_at = self._dedupe(site)
-        keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "counters"),
+        keys = [self._k(site, "seen"), self._k(site, "events"), self._k(site, "totals"),
                 self._k(site, f"visitor:{visitor_id}"), self._k(site, "days"),
-                *(self._k(site, f"slices:{d}") for d in SLICE_DIMENSIONS),
+                *(self._k(site, f"totals:{d}") for d in SLICE_DIMENSIONS),
                 *(self._k(site, f"days:{day}") for day in day_keys), *buckets]
         return int(self._record(keys=keys, args=[visitor_id, self.stream_maxlen, meta, "".join(bodies),
                                                  len(keys) - len(buckets) + 1, expire_at, self.visitor_ttl_ms]))
@@ -880,29 +957,28 @@ class RedisStore(Store):
         return [with_covariate_lists(row) for row in merge_channels(in_channel(self.labelled_counters(site), channel))]
 
     def labelled_counters(self, site):
-        return self._counter_rows(self._k(site, "counters"), "channel")
+        return self._counter_rows(self._k(site, "totals"), "channel")
 
     def slice_counters(self, site, dimension):
         if dimension not in DIMENSION_INDEX:
             raise ValueError(f"unknown dimension {dimension!r}")
-        return [with_covariate_lists(row)
-                for row in self._counter_rows(self._k(site, f"slices:{dimension}"), "value", SLICE_METRICS)]
+        return [with_covariate_lists(row) for row in self._counter_rows(self._k(site, f"totals:{dimension}"), "value")]
 
-    def _counter_rows(self, key, fifth, metrics=COUNTER_METRICS):
-        """The flat counter rows (of `metrics`) of a counters hash; `fifth` names the fifth part of
-        its fields: "channel" (the counters: the assignment's label, web when absent) or "value"
-        (a results breakdown slice's hash)."""
-        rows = {}
-        for field, number in self.r.hgetall(key).items():
-            metric, campaign, variation, goal, *rest = field.split(SEP)
-            extra = rest[0] if rest else WEB
-            row = rows.get((campaign, variation, goal, extra))
-            if row is None:
-                row = rows[(campaign, variation, goal, extra)] = {
-                    "campaign": campaign, "variation": variation or None, "goal": goal or None, fifth: extra,
-                    **{m: 0.0 if m in FLOAT_METRICS else 0 for m in metrics}}
-            row[metric] = float(number) if metric in FLOAT_METRICS else int(number)
-        return list(rows.values())
+    def _counter_rows(self, key, fourth):
+        """The flat counter rows of a totals hash (packed rows, RECORD_EVENTS); `fourth` names the
+        fourth part of its fields: "channel" (the campaigns' totals: the assignment's label, web
+        when absent) or "value" (a results breakdown slice's)."""
+        self._upgrade()
+        rows = []
+        for field, packed in self.r.execute_command("HGETALL", key, **{NEVER_DECODE: []}).items():
+            campaign, variation, goal, *rest = field.decode().split(SEP)
+            metrics, packing = PACKED[bool(goal)]
+            row = {"campaign": campaign, "variation": variation or None, "goal": goal or None,
+                   fourth: rest[0] if rest else WEB, **ZERO_METRICS}
+            for metric, number in zip(metrics, packing.unpack(packed)):
+                row[metric] = number if metric in FLOAT_METRICS else int(number)
+            rows.append(row)
+        return rows
 
     def count_exclusions(self, site, counts):
         self._add_counts(self._k(site, "exclusions"), counts)

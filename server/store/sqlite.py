@@ -15,7 +15,6 @@ from .base import (
     DEFAULT_KEY_NAME,
     FEATURE_ROWS_KEPT,
     FLOAT_METRICS,
-    SLICE_METRICS,
     STORE_TIMEOUT_S,
     VERSION_TOKEN_MAX_AGE_S,
     WEB,
@@ -79,7 +78,7 @@ CREATE TABLE IF NOT EXISTS order_ids (
   PRIMARY KEY (site, visitor_id, goal, order_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS slice_counters (
   site TEXT NOT NULL, dimension TEXT NOT NULL, campaign TEXT NOT NULL, value TEXT NOT NULL, variation TEXT NOT NULL,
-  goal TEXT NOT NULL, """ + _metric_columns(SLICE_METRICS) + """,
+  goal TEXT NOT NULL, """ + _metric_columns(COUNTER_METRICS) + """,
   PRIMARY KEY (site, dimension, campaign, value, variation, goal)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS exclusions (
   site TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (site, reason));
@@ -191,12 +190,24 @@ def _add_slices_and_covariates(db):
         add("counters", metric, f"{'REAL' if metric in FLOAT_METRICS else 'INTEGER'} NOT NULL DEFAULT 0")
 
 
+def _slice_every_metric(db):
+    """Slice counters get orders and CUPED's sums beside visitors, conversions and revenue (slices
+    counted before have none: their CUPED stays out until every visitor of an arm carries
+    covariates, and their orders count from now on)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(slice_counters)")}
+    for metric in COUNTER_METRICS if columns else ():
+        if metric not in columns:
+            db.execute(f"ALTER TABLE slice_counters ADD COLUMN {metric} "
+                       f"{'REAL' if metric in FLOAT_METRICS else 'INTEGER'} NOT NULL DEFAULT 0")
+
+
 # Each step upgrades a database of the version before it (PRAGMA user_version) where SCHEMA
 # alone would not (a new column, data to rewrite); on a new database they find nothing to do.
 # A new table needs no step: SCHEMA creates what is missing on every start.
 # Step 5 runs _count_orders again: a database whose step 3 added slices and covariates (the
 # results branch's layout before orders) has no order columns yet; elsewhere it finds them there.
-MIGRATIONS = [_name_legacy_keys, _add_channels, _count_orders, _add_slices_and_covariates, _count_orders]
+MIGRATIONS = [_name_legacy_keys, _add_channels, _count_orders, _add_slices_and_covariates, _count_orders,
+              _slice_every_metric]
 
 
 class _VersionStamp:
@@ -464,17 +475,15 @@ class SQLiteStore(Store):
         return new
 
     def _bump(self, db, site, campaign, variation, goal, channel, slices, deltas, day=None):
-        """Add `deltas` ({metric: n}) to the campaign's counter of that channel, those of
-        SLICE_METRICS to the counter of each slice (every channel: only web exposures carry
-        slices), and visitors and conversions to the day's."""
+        """Add `deltas` ({metric: n}) to the campaign's counter of that channel and to the counter
+        of each slice (every channel: only web exposures carry slices), and visitors and
+        conversions to the day's."""
         names = tuple(deltas)
         values = tuple(deltas.values())
         db.execute(_upsert_sql("counters", names), (site, campaign, variation, goal, channel) + values)
         if slices:
-            kept = [i for i, name in enumerate(names) if name in SLICE_METRICS]
-            sql = _upsert_sql("slice_counters", tuple(names[i] for i in kept))
-            db.executemany(sql, [(site, dimension, campaign, value, variation, goal) + tuple(values[i] for i in kept)
-                                 for dimension, value in slices])
+            db.executemany(_upsert_sql("slice_counters", names),
+                           [(site, dimension, campaign, value, variation, goal) + values for dimension, value in slices])
         visitors, conversions = deltas.get("visitors", 0), deltas.get("conversions", 0)
         if day and (visitors or conversions):
             db.execute("INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(site, campaign, day, variation, goal) "
@@ -530,8 +539,8 @@ class SQLiteStore(Store):
 
     def slice_counters(self, site, dimension):
         return [with_covariate_lists(row) for row in self._counter_rows(
-            f"SELECT campaign, variation, goal, value, {', '.join(SLICE_METRICS)} "
-            "FROM slice_counters WHERE site=? AND dimension=?", (site, dimension), "value", SLICE_METRICS)]
+            f"SELECT campaign, variation, goal, value, {', '.join(COUNTER_METRICS)} "
+            "FROM slice_counters WHERE site=? AND dimension=?", (site, dimension), "value")]
 
     def _counter_rows(self, sql, args, fifth, metrics=COUNTER_METRICS):
         """Flat counter rows from `sql` (campaign, variation, goal, `fifth`, then `metrics`)."""
