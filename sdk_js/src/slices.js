@@ -122,8 +122,7 @@ export const installSlices = (runtime) => {
       for (const key in first) claims[key] = first[key][0]
       return Object.assign(Object.keys(claims).length ? { first_exposure: claims } : {}, internal && { internal })
     },
-    /** @param {boolean} given */
-    // a refusal deletes what the module kept; consent given stores it once the core takes it
+    /** A refusal deletes what the module kept; consent given stores it once the core takes it. @param {boolean} given */
     consent: (given) => {
       if (given) return setTimeout(keep)
       try {
