@@ -23,7 +23,7 @@ import pytest
 from playwright.sync_api import expect
 
 from server.delivery.serving import COMPILE_HINT
-from tests.servers import gunicorn_master, nginx_edge, wait_for
+from tests.servers import gunicorn_master, nginx_edge, tag_boot, wait_for
 
 from .conftest import Site, Vitrina, _require_sdk, write_test_geoip_db
 
@@ -54,7 +54,7 @@ def _get(url, headers=None, method="GET", source=None):
 def _tag_version(body, headers):
     if headers.get("content-encoding") == "gzip":
         body = gzip.decompress(body)
-    return json.loads(re.search(rb'\n;vitrina\.init\((.*)\);\s*$', body).group(1))["bundle"]["version"]
+    return tag_boot(body)["bundle"]["version"]
 
 
 class EdgeServer:

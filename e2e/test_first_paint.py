@@ -9,6 +9,10 @@ The figures (execution time, first contentful paint against GrowthBook's script)
 bench/first_paint.py.
 """
 import json
+import re
+import urllib.request
+
+from tests.servers import REPO
 
 from .conftest import PARIS_IP, behind_proxy
 from .pageutil import HERO, HERO_PROMO, sampler, seen_texts, visitor_id
@@ -89,3 +93,53 @@ def test_with_the_cookie_cleared_the_stored_visitor_comes_back_from_the_next_pag
     assert page.evaluate("JSON.parse(localStorage.getItem('vtr_id'))") == vid
     page.goto(shop.url("/"))
     assert visitor_id(page) == vid
+
+
+def _every_module_config():
+    """The demo shop's config (commerce, goals, recommend) plus a campaign on geo (context), a
+    scroll trigger (triggers), a rarer operator (operators), a style change (styles), an insert
+    (inserts), an arrival condition (attribution) and an adaptive one (adaptive)."""
+    config = json.loads((REPO / "server" / "demo" / "config.json").read_text())
+    live = {"type": "personalization", "status": "live"}
+    config["campaigns"] += [
+        {**live, "key": "fp-geo", "conditions": {"geo.country": "FR", "page.query.x": {"$size": 0}},
+         "variations": [{"key": "on", "actions": [{"selector": "#hero h1", "text": "Bonjour",
+                                                   "style": {"color": "rgb(1, 2, 3)"}}]}]},
+        {**live, "key": "fp-scroll", "trigger": {"scroll": 50}, "conditions": {"referrer.medium": "organic"},
+         "variations": [{"key": "on", "actions": [{"selector": "#hero", "append": "<p>Hello</p>"}]}]},
+        {"type": "experiment", "status": "live", "key": "fp-adaptive", "allocation": {"mode": "adaptive", "goal": "purchase"},
+         "goals": ["purchase"],
+         "variations": [{"key": "a", "actions": [{"selector": "#cta", "text": "A"}]},
+                        {"key": "b", "actions": [{"selector": "#cta", "text": "B"}]}]},
+    ]
+    return config
+
+
+def test_the_tag_throws_nothing_on_a_first_or_later_page_view(vitrina, context):
+    """A thrown exception, even one caught, makes V8 capture a stack trace, which on tag.js's
+    one long line re-parses the script for its source positions: milliseconds of the first
+    view. With Chromium pausing on every exception (DevTools protocol), none comes from tag.js,
+    whichever modules it carries, on a first page view and on the next."""
+    site = vitrina.new_site(_every_module_config())
+    tag = urllib.request.urlopen(f"{site.server_url}/v1/sites/{site.name}/tag.js").read()
+    carried = set(re.findall(rb'_module\("(\w+)"', tag))
+    assert {b"attribution", b"commerce", b"context", b"goals", b"inserts", b"operators", b"styles", b"triggers",
+            b"adaptive", b"recommend"} <= carried
+    page = context.new_page()
+    devtools = context.new_cdp_session(page)
+    thrown, scripts = [], {}
+
+    def paused(event):
+        urls = [scripts.get(frame["location"]["scriptId"], "") for frame in event["callFrames"]]
+        thrown.append((event.get("data", {}).get("description", "")[:200], any(u.endswith("/tag.js") for u in urls)))
+        devtools.send("Debugger.resume")
+
+    devtools.on("Debugger.scriptParsed", lambda script: scripts.__setitem__(script["scriptId"], script["url"]))
+    devtools.on("Debugger.paused", paused)
+    devtools.send("Debugger.enable")
+    devtools.send("Debugger.setPauseOnExceptions", {"state": "all"})
+    for path in ("/product.html", "/product.html?x=1"):
+        page.goto(site.url(path))
+        page.wait_for_function("window.vitrina && vitrina.getVisitorId()")
+        page.wait_for_timeout(1200)  # the work after the first paint, and the first send
+    assert [description for description, in_tag in thrown if in_tag] == []

@@ -3,6 +3,7 @@ its trigger fires, not at load, and its exposure is recorded then, once (scroll 
 triggers: test_sdk_features.py)."""
 import json
 import time
+import urllib.request
 
 import pytest
 from playwright.sync_api import expect
@@ -106,3 +107,23 @@ def test_idle(page, site):
     watch.assert_not_fired("idle-help", "#idle-offer", "Take your time")
     stopped = time.monotonic()
     watch.assert_fired_once("idle-help", "#idle-offer", "Need help choosing?", since=stopped + 1.5)
+
+
+def test_no_module_trips_over_another_at_init(vitrina, page):
+    """The commerce module reads the attributes as a page view starts, before the triggers
+    module's own start of that page view: nothing may throw (a caught error still costs the
+    first view a stack trace, and the shop's console an error), and both still work."""
+    config = {"campaigns": [_campaign("after-3s", "time", {"time_on_page": 1}, "#time-offer", "Free delivery today")],
+              "settings": {**SETTINGS, "ecommerce": True}}
+    site = vitrina.new_site(config)
+    errors = []
+    page.on("console", lambda message: message.type == "error" and message.location["url"].endswith("/tag.js")
+            and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(site.url("/triggers.html?t=time"))
+    tag = urllib.request.urlopen(f"{site.server_url}/v1/sites/{site.name}/tag.js").read()
+    assert b'_module("commerce"' in tag and b'_module("triggers"' in tag
+    expect(page.locator("#time-offer")).to_have_text("Free delivery today")
+    page.evaluate("vitrina.set({cart: {lines: [{id: 'p1', quantity: 2, price: 5}]}})")
+    assert page.evaluate("vitrina.getVariation('after-3s')") == "on"
+    assert errors == []

@@ -1,5 +1,7 @@
 """Real servers for tests: redis-server and gunicorn on free local ports, stopped after use."""
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +19,19 @@ REPO = Path(__file__).resolve().parents[1]
 # bot to ua-parser) would be excluded as bot traffic and never counted.
 BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
               "Safari/537.36")
+
+
+# The end of tag.js: vitrina.init({"bundle": JSON.parse('<JSON, \\ and ' escaped>'), "reads": [...]}).
+_TAG_BOOT = re.compile(rb"\n;vitrina\.init\(\{\"bundle\":JSON\.parse\('((?:[^'\\]|\\.)*)'\),\"reads\":(.*)\}\);\n$", re.S)
+
+
+def tag_boot(tag_js):
+    """tag.js's argument to vitrina.init, {"bundle": ..., "reads": [...]}, decoded as the browser
+    would (the bundle's quoted JSON text unquoted: its only escapes are \\\\ and \\')."""
+    match = _TAG_BOOT.search(tag_js)
+    assert match, "tag.js must end with vitrina.init({\"bundle\":JSON.parse('...'),\"reads\":[...]})"
+    bundle_text = re.sub(rb"\\(.)", rb"\1", match.group(1))
+    return {"bundle": json.loads(bundle_text), "reads": json.loads(match.group(2))}
 
 
 def free_port():

@@ -301,3 +301,24 @@ def test_settled_weights_keep_the_revision_that_made_them(app, client, shop):
     with app.app_context():
         allocate("shop")  # and a third time: still the first revision's
     assert _served(client)["revision"]["allocations"]["hero"]["since"] == dict.fromkeys(first["weights"], 1)
+
+
+@pytest.mark.parametrize("by, problem", [
+    ("predict.purchase", "predict.purchase is a number"),
+    ("visit.count", "visit.count is a number"),
+    ("visit.new", "visit.new is a boolean"),
+])
+def test_slicing_by_a_value_that_is_no_string_is_refused(by, problem):
+    from server.configs.validation import validate_config
+    config = json.loads(json.dumps(CONFIG))
+    config["campaigns"][0]["allocation"]["by"] = ["segment:newsletter", by]
+    problems = validate_config(config)
+    assert [(p["path"], p["message"].split(";")[1].split(",")[0].strip()) for p in problems] == [
+        ("/campaigns/0/allocation/by/1", problem)]
+
+
+def test_slicing_by_string_attributes_and_set_values_is_accepted():
+    from server.configs.validation import validate_config
+    config = json.loads(json.dumps(CONFIG))
+    config["campaigns"][0]["allocation"]["by"] = ["segment:newsletter", "device.type", "utm.medium", "user.plan"]
+    assert validate_config(config) == []

@@ -3,8 +3,10 @@ the bundle needs and the bundle, the same for every visitor; context.js is the v
 import gzip
 import json
 import re
+import subprocess
 
 from server.delivery.sdk_asset import REPO_SDK
+from tests.servers import tag_boot
 
 CHROME_ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/131.0.0.0 Mobile Safari/537.36")
@@ -19,12 +21,6 @@ TRIGGERS = (DIST / MANIFEST["modules"]["triggers"]).read_bytes()
 ATTRIBUTION, COMMERCE, RECOMMEND, SLICES = ((DIST / MANIFEST["modules"][name]).read_bytes()
                                             for name in ("attribution", "commerce", "recommend", "slices"))
 DEMO_MODULES = b"\n".join((ATTRIBUTION, COMMERCE, GOALS, RECOMMEND, SLICES))
-
-
-def _boot(tag_js):
-    match = re.search(rb"\n;vitrina\.init\((.*)\);\n$", tag_js, re.S)
-    assert match, "tag.js must end with vitrina.init({...})"
-    return json.loads(match.group(1))
 
 
 def _context(context_js):
@@ -43,8 +39,8 @@ def test_tag_carries_the_core_and_the_bundle_and_nothing_of_the_visitor(client, 
     assert response.data.startswith(CORE + b"\n" + DEMO_MODULES + b"\n;vitrina.init(")
     # What its conditions read that may change after init: the document (the menu's page.type,
     # declared in a <meta> that may come after the tag).
-    assert _boot(response.data) == {"bundle": _boot(response.data)["bundle"], "reads": ["document"]}
-    assert _boot(response.data)["bundle"]["version"] == 1
+    assert tag_boot(response.data) == {"bundle": tag_boot(response.data)["bundle"], "reads": ["document"]}
+    assert tag_boot(response.data)["bundle"]["version"] == 1
     assert response.headers["Cache-Control"] == "public, max-age=60, stale-while-revalidate=600"
     assert response.headers["Vary"] == "Accept-Encoding"
     other = client.get("/v1/sites/shop/tag.js", headers={"User-Agent": "curl/8"},
@@ -69,7 +65,25 @@ def test_tag_escapes_markup_in_merchant_strings(client, published, demo_config):
     body = client.get("/v1/sites/shop/tag.js").data
     tail = body[len(CORE):]
     assert b"</script" not in tail and "\u2028".encode() not in tail
-    assert _boot(body)["bundle"]["campaigns"][0]["variations"][0]["actions"][0]["text"].startswith("</script>")
+    assert tag_boot(body)["bundle"]["campaigns"][0]["variations"][0]["actions"][0]["text"].startswith("</script>")
+
+
+BREAKOUTS = ["it's", "\\", "\\'", "\\\\'", "'); alert(1); ('", "\\'); alert(1); //", "\\u0027", "\u2029 \\\u2028"]
+
+
+def test_the_bundle_in_tag_js_is_read_back_exactly_by_a_javascript_engine(client, published, demo_config):
+    """The bundle travels as JSON text in a single-quoted JS string: quotes and backslashes in
+    merchant strings must neither end the string nor change what JSON.parse reads."""
+    text = " | ".join(BREAKOUTS)
+    demo_config["campaigns"][0]["variations"][0]["actions"][0]["text"] = text
+    client.put("/api/v1/sites/shop/config", json=demo_config, headers=published)
+    assert client.post("/api/v1/sites/shop/publish", headers=published).status_code == 201
+    body = client.get("/v1/sites/shop/tag.js").data
+    expression = re.search(rb'\n;vitrina\.init\(\{"bundle":(JSON\.parse\(.*\)),"reads":', body, re.S).group(1)
+    script = b"process.stdout.write(JSON.stringify(" + expression + b"))"
+    read_back = json.loads(subprocess.run(["node", "-e", script], capture_output=True, check=True).stdout)
+    assert read_back == tag_boot(body)["bundle"]
+    assert read_back["campaigns"][0]["variations"][0]["actions"][0]["text"] == text
 
 
 def test_tag_etag_and_gzip(client, published):
@@ -83,7 +97,7 @@ def test_tag_etag_and_gzip(client, published):
     assert again.status_code == 304 and again.data == b""
     client.post("/api/v1/sites/shop/publish", headers=published)
     changed = client.get("/v1/sites/shop/tag.js", headers={"If-None-Match": first.headers["ETag"]})
-    assert changed.status_code == 200 and _boot(changed.data)["bundle"]["version"] == 2
+    assert changed.status_code == 200 and tag_boot(changed.data)["bundle"]["version"] == 2
 
 
 def test_context_js_carries_this_visitors_geo_and_device(client, published):
@@ -100,7 +114,7 @@ def test_context_js_carries_this_visitors_geo_and_device(client, published):
 
 
 def test_tag_of_unpublished_site_runs_with_no_bundle(client, shop):
-    assert _boot(client.get("/v1/sites/shop/tag.js").data)["bundle"] is None
+    assert tag_boot(client.get("/v1/sites/shop/tag.js").data)["bundle"] is None
 
 
 def test_unknown_site_is_404(client):

@@ -146,3 +146,29 @@ def test_docs_point_only_inside_the_repository(path):
         if re.match(r"[a-z]+:", target):
             continue  # a web address
         assert (path.parent / target).resolve().is_relative_to(REPO), f"{path.name}: {target} leaves the repository"
+
+
+def _core_files():
+    """The SDK's core: index.js and what it imports, transitively."""
+    src, seen, todo = REPO / "sdk_js" / "src", set(), ["index.js"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += re.findall(r'from "\./([\w.]+\.js)"', (src / name).read_text())
+    return seen
+
+
+def test_each_browser_storage_key_is_documented_and_belongs_to_one_module():
+    src = REPO / "sdk_js" / "src"
+    documented = set(re.findall(r"\| `(vtr_\w+)` \|", (REPO / "docs" / "reference" / "js-api.md").read_text()))
+    core = _core_files()
+    owners = {}
+    for path in src.glob("*.js"):
+        for key in set(re.findall(r'"(vtr_[a-z]+)"', path.read_text())):
+            assert key in documented, f"{path.name} stores {key}, which docs/reference/js-api.md does not list"
+            if path.name not in core:
+                owners.setdefault(key, []).append(path.name)
+    shared = {key: files for key, files in owners.items() if len(files) > 1}
+    assert not shared, f"modules share storage keys: {shared}"
+    assert owners, "no module keeps anything: the check reads the wrong files"

@@ -5,7 +5,6 @@ away (marked stale), collect spools, and all of it recovers on its own when the 
 Real redis-server, stopped (SIGSTOP) and killed; the latency bounds are generous hang detectors,
 the figures are in bench/store_outage.py."""
 import asyncio
-import json
 import signal
 import sqlite3
 import threading
@@ -20,7 +19,7 @@ from server.store import UNAVAILABLE, get_store
 from server.store.outage import PROBE_EVERY_S, Outage, StoreAway, never_block_this_loop
 from server.store.redis_store import RedisStore
 from tests.conftest import EXPERIMENT_CONFIG, make_site
-from tests.servers import durable_redis, wait_for
+from tests.servers import durable_redis, tag_boot, wait_for
 from tests.test_fault_tolerance import _batch
 
 HANG = 1.0  # no call may take this long: a bound that only a hang (or a retried timeout) breaks
@@ -138,7 +137,7 @@ def _publish(client, auth, site="shop"):
 
 
 def _version_of(tag_body):
-    return json.loads(tag_body.rsplit(b"\n;vitrina.init(", 1)[1].rsplit(b");", 1)[0])["bundle"]["version"]
+    return tag_boot(tag_body)["bundle"]["version"]
 
 
 def test_tag_and_bundle_come_from_memory_while_redis_is_down_and_recover(redis, tmp_path):

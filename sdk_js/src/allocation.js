@@ -92,14 +92,15 @@ export const adaptiveDecision = (decide, bundle, attributes, visitorId, options,
   return decision
 }
 
-const STORED = "vtr_m" // localStorage: {campaign: [seed, variation, slice, revision]} of adaptive assignments
+const STORED = "vtr_a" // localStorage: {campaign: [seed, variation, slice, revision]} of adaptive assignments
 
 /**
  * The adaptive module. `hold` (before each decision, on its final attributes) gives each adaptive
  * campaign its slice's weights, in place: the core decides with them; `apply` notes where each
  * assignment was made, kept (with consent) for the visitor's next page views; `batch` adds
  * `made: {campaign: [slice, revision]}` to every collect batch, which collect copies onto the
- * campaign's exposures.
+ * campaign's exposures. What earlier page views kept is read when first needed: for a sticky
+ * assignment (the visit state came from storage too), or after the first paint.
  * @param {any} runtime
  */
 export const installAdaptive = (runtime) => {
@@ -109,16 +110,22 @@ export const installAdaptive = (runtime) => {
   let made = {}
   /** @type {{[campaign: string]: string[]}} */
   let sticky = {}
-  /** @type {{[campaign: string]: any[]}} */
-  let kept = {}
-  try {
-    kept = JSON.parse(localStorage.getItem(STORED) || "{}") || {}
-  } catch (_) {}
+  /** @type {{[campaign: string]: any[]} | undefined} what earlier page views kept */
+  let stored
+  /** @type {{[campaign: string]: any[]}} assignments made on this page */
+  const fresh = {}
+  const kept = () => {
+    if (!stored)
+      try {
+        stored = JSON.parse(localStorage.getItem(STORED) || "{}") || {}
+      } catch (_) {}
+    return { ...stored, ...fresh }
+  }
   /** @type {{[campaign: string]: Made}} */
   let told = {}
   const keep = () => {
     try {
-      runtime.mayStore() && localStorage.setItem(STORED, JSON.stringify(kept))
+      runtime.mayStore() && localStorage.setItem(STORED, JSON.stringify(kept()))
     } catch (_) {}
   }
   return {
@@ -139,7 +146,7 @@ export const installAdaptive = (runtime) => {
     /** @param {Decision} decision */
     apply: (decision) => {
       const remembered = (/** @type {string} */ key) => {
-        const mine = kept[key]
+        const mine = kept()[key]
         const record = /** @type {any} */ (sticky[key])
         return mine && record && mine[0] == record.seed && mine[1] == record.variation ? /** @type {Made} */ ([mine[2], mine[3]]) : undefined
       }
@@ -147,17 +154,24 @@ export const installAdaptive = (runtime) => {
       for (const key in where) {
         const variation = decision.variations[key]
         const campaign = runtime.bundle().campaigns.find((/** @type {Campaign} */ c) => c.key == key)
-        if (variation && !decision.reasons[key].startsWith("sticky ")) kept[key] = [campaign.seed ?? key, variation, ...where[key]]
+        if (variation && !decision.reasons[key].startsWith("sticky ")) fresh[key] = [campaign.seed ?? key, variation, ...where[key]]
       }
       told = { ...told, ...where }
       keep()
     },
     start: keep,
+    /** @param {boolean} given */
+    consent: (given) => {
+      try {
+        given || localStorage.removeItem(STORED)
+      } catch (_) {}
+    },
     // every assignment this visitor kept (a queued batch may hold an earlier page's exposures), and this page's
     batch: () => {
       /** @type {{[campaign: string]: Made}} */
       const all = {}
-      for (const key in kept) all[key] = [kept[key][2], kept[key][3]]
+      const assignments = kept()
+      for (const key in assignments) all[key] = [assignments[key][2], assignments[key][3]]
       Object.assign(all, told)
       return Object.keys(all).length ? { made: all } : {}
     },

@@ -98,9 +98,9 @@ export const installCommerce = (runtime) => {
 
   return {
     attributes: (attributes) => cart && (attributes.cart = cart),
-    pageView: () => {
+    pageView: (visit) => {
       deciding = true
-      cart = cart || kept.read()
+      cart = cart || kept.read(visit)
       // GA4 pushes from now on, as gtag and Google Tag Manager make them (both keep a push they find)
       const dataLayer = (win.dataLayer = win.dataLayer || [])
       if (!dataLayer.vitrina) {

@@ -65,25 +65,30 @@ export function pageProduct(dataLayer) {
 /**
  * A module's own entry in localStorage, for the visitor's current session: what was kept in an
  * earlier session reads as undefined. Written only when the visitor's consent lets modules store.
+ * The first page view of a session reads nothing: nothing of this session can be kept yet, and
+ * a new visitor's first page view never opens localStorage before the first paint (its first
+ * use costs milliseconds, docs/DESIGN.md "First view").
  * @param {string} key
  * @param {import("./types.js").ModuleRuntime} runtime
  */
 export function sessionEntry(key, runtime) {
-  const session = () => runtime.attributes().visit.count
-  const storage = /** @type {any} */ (localStorage)
+  const visit = () => runtime.attributes().visit
   return {
-    read() {
+    /** @param {import("./types.js").VisitState} [state] the visit state, when the caller has it (cheaper than the attributes) */
+    read(state) {
       try {
-        const kept = JSON.parse(storage[key])
-        return kept.n == session() ? kept.v : undefined
+        const { count, pageviews } = state ? { count: state.n, pageviews: state.p } : visit()
+        // getItem: null for nothing kept, which JSON.parse reads without throwing
+        const kept = pageviews > 1 && JSON.parse(/** @type {string} */ (localStorage.getItem(key)))
+        return kept && kept.n == count ? kept.v : undefined
       } catch (_) {} // nothing kept, storage refused, or not ours
     },
     /** @param {any} value */
     write(value) {
       try {
-        runtime.mayStore() && (storage[key] = JSON.stringify({ n: session(), v: value }))
+        runtime.mayStore() && (/** @type {any} */ (localStorage)[key] = JSON.stringify({ n: visit().count, v: value }))
       } catch (_) {} // full, or refused: kept for this page only
     },
-    forget: () => storage.removeItem(key),
+    forget: () => localStorage.removeItem(key),
   }
 }

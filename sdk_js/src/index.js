@@ -233,7 +233,7 @@ function startPageView(sourceMedium) {
   for (const key in visit.x) /** @type {any} */ (pageStart.x)[key] = { .../** @type {any} */ (visit.x)[key] }
   exposed = {}
   log("page", href)
-  hook("pageView")
+  hook("pageView", visit)
 }
 
 function refresh() {

@@ -62,8 +62,10 @@ export const installTriggers = (runtime) => {
   let fired = {}
   /** @type {{[name: string]: 1}} */
   let events = {}
-  /** @type {Behaviour} this page view's */
-  let behaviour
+  /** @returns {Behaviour} */
+  const fresh = (now = Date.now()) => ({ start: now, lastInput: now, scroll: 0, exitIntent: false })
+  /** this page view's (a module's pageView hook may read the attributes before this one's runs) */
+  let behaviour = fresh()
   const campaigns = () => (runtime.bundle()?.campaigns || []).filter((c) => c.trigger)
   // One decision for all the campaigns that come due together; each fires once per page view.
   const check = () => {
@@ -81,8 +83,7 @@ export const installTriggers = (runtime) => {
     pageView: () => {
       fired = {}
       events = {}
-      const now = Date.now()
-      behaviour = { start: now, lastInput: now, scroll: 0, exitIntent: false }
+      behaviour = fresh()
     },
     start: () => {
       for (const type of INPUTS) window.addEventListener(type, (event) => (observe(window, behaviour, event), check()), true)

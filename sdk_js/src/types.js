@@ -257,7 +257,7 @@
  * @property {(attributes: any, options: DecideOptions) => [campaign: string, reason: string][] | undefined} [hold] campaigns to leave out of this decision, each with the debug log's reason (the modules' are joined); a list, even empty, also holds back page-view goals, and a list with any campaign the `ready` event
  * @property {(decision: Decision, wanted: {[campaign: string]: Action[]}) => boolean | undefined | void} [apply] before the swaps, which it may change; true when the page is leaving (nothing is applied)
  * @property {(raw: any) => void} [context] `vitrina.context(raw)` after init
- * @property {() => void} [pageView] a page view starts (the first one, then each SPA navigation)
+ * @property {(visit: VisitState) => void} [pageView] a page view starts (the first one, then each SPA navigation), with the visit state as it counts it
  * @property {() => void} [start] once, after the first decision and swaps (idle time or pagehide): listeners, timers
  * @property {() => void} [decided] after a decision that may settle what was held back (a module's `decide`, DOMContentLoaded)
  * @property {(name: string) => void} [track] `vitrina.track(name)`

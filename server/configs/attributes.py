@@ -42,6 +42,13 @@ def registry():
     return [Attribute(entry) for entry in json.loads(REGISTRY.read_text("utf-8"))["attributes"]]
 
 
+def attribute_type(path):
+    """The registry's type of `path` ("string", "number", "boolean", "array", "any"), None when
+    it names no attribute."""
+    parts = path.split(".")
+    return next((a.type for a in registry() if a.matches(parts)), None)
+
+
 def attribute_problem(path):
     """Why a condition may not name `path`, with a suggestion; None for a known attribute (or a
     namespace holding some, such as `utm` or `device.screen`)."""

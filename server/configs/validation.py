@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator
 
-from server.configs.attributes import attribute_problem
+from server.configs.attributes import attribute_problem, attribute_type
 from server.configs.merchant_content import (
     attr_problem,
     css_problems,
@@ -279,7 +279,7 @@ class _Checker:
                 if entry[8:] not in segments:
                     self.add(at + ["by", j], f"unknown segment {entry[8:]!r}" + _did_you_mean(entry[8:], segments))
             else:
-                self.report(at + ["by", j], attribute_problem(entry))
+                self.report(at + ["by", j], attribute_problem(entry) or _slice_type_problem(entry))
         keys = [v.get("key") for v in _list(campaign.get("variations")) if isinstance(v, dict)]
         if len([k for k in keys if k != "control"]) < 2:
             self.add(at, "an adaptive allocation needs at least two variations besides control to choose between")
@@ -490,6 +490,16 @@ def _known_zone(name):
 
 def _unknown_operator(op):
     return f"unknown operator {op!r}" + _did_you_mean(op, OPERATORS)
+
+
+def _slice_type_problem(path):
+    """A slice is named by its attribute's value, a string: a number or a flag would put every
+    visitor in the default slice."""
+    kind = attribute_type(path)
+    if kind in ("string", "any", None):
+        return None
+    return (f"slices by the value of an attribute, a string; {path} is a {kind}, so every visitor would fall in "
+            "the default slice: slice by a segment instead (segment:<name>, with the condition on it)")
 
 
 def _did_you_mean(word, choices):

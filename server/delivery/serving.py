@@ -86,13 +86,20 @@ def _fixed(body, content_type, etag, cache_control, hot, extra=()):
     return 200, headers + [("Content-Type", content_type)], body
 
 
+def _parsed(json_literal):
+    """`JSON.parse('<json>')`: V8 parses JSON text faster than the same object literal compiles,
+    about 3 ms less main-thread time for a 150 KB bundle (docs/DESIGN.md "tag.js")."""
+    quoted = json_literal.replace(b"\\", b"\\\\").replace(b"'", b"\\'")
+    return b"JSON.parse('" + quoted + b"')"
+
+
 def _tag_body(bundle_literal, bundle, build):
-    """core + the modules the bundle needs + `vitrina.init({"bundle": ..., "reads": [...]})`: nothing
-    of the visitor in it."""
+    """core + the modules the bundle needs + `vitrina.init({"bundle": JSON.parse('...'), "reads":
+    [...]})`: nothing of the visitor in it."""
     parts = [build.core] + [build.modules[name] for name in modules_for(bundle) if name in build.modules]
     reads = json.dumps(reads_for(bundle), separators=(",", ":")).encode()
-    return (COMPILE_HINT + b"\n".join(parts) + b'\n;vitrina.init({"bundle":' + bundle_literal + b',"reads":' + reads
-            + b"});\n")
+    return (COMPILE_HINT + b"\n".join(parts) + b'\n;vitrina.init({"bundle":' + _parsed(bundle_literal)
+            + b',"reads":' + reads + b"});\n")
 
 
 def tag(site, hot):
