@@ -24,6 +24,7 @@ const MODULES = {
   predict: "src/modules/predict.js",
   recommend: "src/modules/recommend.js",
   redirect: "src/modules/redirect.js",
+  slices: "src/modules/slices.js",
   styles: "src/modules/styles.js",
   triggers: "src/modules/triggers.js",
 }
@@ -32,8 +33,10 @@ const MODULES = {
 // from the shop's own page anyway, and the SDK file stays within its budget without it; commerce
 // and recommend: a shop's recommending pages add them (4.7 KB the other pages never need).
 // Adaptive and predict: few sites run adaptive campaigns or target predict.<goal>; the SDK file
-// stays within its budget without them too.
-const NOT_IN_SDK_FILE = ["adaptive", "commerce", "identity", "predict", "recommend"]
+// stays within its budget without them too. Slices: what a page's exposures claim for results'
+// breakdown and the internal mark; 0.86 KB the SDK file's budget has no room for, and a page that
+// inits itself is the one place a merchant may leave results' breakdown out of.
+const NOT_IN_SDK_FILE = ["adaptive", "commerce", "identity", "predict", "recommend", "slices"]
 // name -> entry: modules the core fetches itself when needed (never in tag.js nor the SDK file),
 // from /sdk/modules/<name>.min.js
 const LAZY_MODULES = { debug: "src/modules/debug.js", preview: "src/modules/preview.js" }

@@ -57,9 +57,11 @@ def site(request, tmp_path):
     app.extensions["vitrina_store"].close()
 
 
-def simulate(client, rates=RATES, visitors=VISITORS, seed=13, covariates=False):
+def simulate(client, rates=RATES, visitors=VISITORS, seed=13, covariates=False, as_the_tag_sends=False):
     """Send every visitor's exposure (and purchase, drawn from the planted rates) through collect;
-    returns the tallies: [(segment, device, country, visit_new, acquisition, variation, converted)]."""
+    returns the tallies: [(segment, device, country, visit_new, acquisition, variation, converted)].
+    `as_the_tag_sends`: the exposure's claims go in the batch's `first_exposure`, as the slices
+    module says them, and a later exposure of the same campaign claiming otherwise goes with it."""
     bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
     campaign = bundle["campaigns"][0]
     rng = random.Random(seed)
@@ -81,8 +83,13 @@ def simulate(client, rates=RATES, visitors=VISITORS, seed=13, covariates=False):
         converted = rng.random() < rate
         events = [exposure] + ([{"id": f"p{seed:02d}{i:06d}", "type": "conversion", "version": 1,
                                  "ts": NOW_MS + 1, "goal": "purchase", "value": 30}] if converted else [])
+        body = {"visitor_id": visitor, "events": events}
+        if as_the_tag_sends:
+            body["first_exposure"] = {"hero": {field: exposure.pop(field) for field in ("segments", "acquisition", "pre")
+                                               if field in exposure}}
+            events.append({**exposure, "id": f"y{seed:02d}{i:06d}", "ts": NOW_MS + 2})  # the next page's
         mobile, gb = i % 2 == 0, i % 3 == 0
-        response = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}),
+        response = client.post("/v1/sites/shop/collect", data=json.dumps(body),
                                headers={"User-Agent": IPHONE if mobile else BROWSER_UA},
                                environ_base={"REMOTE_ADDR": GB_IP if gb else US_IP})
         assert response.status_code == 204, response.get_data(as_text=True)
@@ -234,3 +241,51 @@ def test_channels_and_slices_together(site):
     assert sum(s["visitors"] for s in web["campaigns"][0]["breakdown"]["slices"]) >= 300
     assert email["campaigns"][0]["breakdown"]["slices"] == []
     assert sum(v["visitors"] for v in email["campaigns"][0]["variations"]) == 0
+
+
+def test_claims_said_once_per_batch_count_as_on_each_exposure(tmp_path):
+    """The slices module says each campaign's first-exposure claims once per batch
+    (`first_exposure`): the same visitors give the same breakdown, in every dimension, as
+    exposures carrying their own; an exposure's own claims stay its own."""
+    breakdowns = []
+    for name, as_the_tag_sends in (("each", False), ("batch", True)):
+        (tmp_path / name).mkdir()
+        _, client, auth = shop_with(tmp_path / name, CONFIG)
+        simulate(client, visitors=600, seed=16, covariates=True, as_the_tag_sends=as_the_tag_sends)
+        breakdowns.append([client.get(f"/api/v1/sites/shop/results?breakdown={dimension}", headers=auth).get_json()
+                           ["campaigns"][0] for dimension in ("segment", "acquisition", "visit.new")])
+    assert breakdowns[0] == breakdowns[1]
+    assert {s["value"] for s in breakdowns[1][1]["breakdown"]["slices"]} == {"email", "direct", "(unknown)"}
+    # `pre` reached the counters
+    assert any(c["cuped"] is not None for c in breakdowns[1][0]["comparisons"]), breakdowns[1][0]["comparisons"]
+    bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
+    visitor = "v1.own-claims-1"
+    _, variation = bucketed_assignment(bundle, bundle["campaigns"][0], visitor)
+    own = {"id": "own-claims-1", "type": "exposure", "version": 1, "ts": NOW_MS, "campaign": "hero",
+           "variation": variation, "segments": "4", "acquisition": "social"}  # vip; the batch says otherwise
+    response = client.post("/v1/sites/shop/collect", headers={"User-Agent": BROWSER_UA}, data=json.dumps({
+        "visitor_id": visitor, "events": [own], "first_exposure": {
+            "hero": {"segments": "1", "acquisition": "email", "pre": [0, 0]}, "elsewhere": {"segments": "2"}}}))
+    assert response.status_code == 204, response.get_data(as_text=True)
+    sliced = {dimension: {s["value"]: s["visitors"] for s in client.get(
+        f"/api/v1/sites/shop/results?breakdown={dimension}", headers=auth).get_json()["campaigns"][0]["breakdown"]["slices"]}
+        for dimension in ("segment", "acquisition", "visit.new")}
+    assert sliced["segment"]["vip"] == 1 and sliced["acquisition"]["social"] == 1 and sliced["visit.new"]["true"] >= 1
+
+
+@pytest.mark.parametrize("first_exposure, path", [
+    ({"hero": {"segments": "X"}}, "/first_exposure/hero/segments"),
+    ({"hero": {"pre": [1]}}, "/first_exposure/hero/pre"),
+    ({"hero": {"acquisition": "a" * 65}}, "/first_exposure/hero/acquisition"),
+    ({"hero": {"slice": "default"}}, "/first_exposure/hero"),
+    ({"-hero": {}}, "/first_exposure"),
+    ({f"c{i}": {} for i in range(51)}, "/first_exposure"),
+    ([], "/first_exposure"),
+])
+def test_a_batch_whose_first_exposure_breaks_the_schema_is_refused_with_its_path(site, first_exposure, path):
+    _, client, _ = site
+    response = client.post("/v1/sites/shop/collect", data=json.dumps({
+        "visitor_id": "v1.broken-claims", "first_exposure": first_exposure,
+        "events": [{"id": "broken-claims-1", "type": "conversion", "version": 1, "ts": NOW_MS, "goal": "purchase"}]}))
+    assert response.status_code == 400
+    assert [d["path"] for d in response.get_json()["details"]] == [path]

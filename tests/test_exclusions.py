@@ -34,7 +34,7 @@ def shop(tmp_path):
     bundle = client.get("/v1/sites/shop/bundle.json").get_json()["bundle"]
     visitors = (f"v1.ex{i:06d}" for i in range(10**6))
 
-    def send(user_agent=BROWSER_UA, forwarded="198.51.100.9", **flags):
+    def send(user_agent=BROWSER_UA, forwarded="198.51.100.9", batch=None, **flags):
         """One new visitor's exposure and purchase (with `flags` on both), through the proxy hop."""
         visitor = next(visitors)
         _, variation = bucketed_assignment(bundle, bundle["campaigns"][0], visitor)
@@ -42,7 +42,7 @@ def shop(tmp_path):
                    "variation": variation, **flags},
                   {"id": f"p-{visitor}", "type": "conversion", "version": 1, "ts": NOW_MS + 1, "goal": "purchase",
                    "value": 20, **flags}]
-        response = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events}),
+        response = client.post("/v1/sites/shop/collect", data=json.dumps({"visitor_id": visitor, "events": events, **(batch or {})}),
                                headers={"User-Agent": user_agent, "X-Forwarded-For": forwarded},
                                environ_base={"REMOTE_ADDR": "10.0.0.2"})  # the proxy's own address
         assert response.status_code == 204, response.get_data(as_text=True)
@@ -70,10 +70,12 @@ def test_excluded_traffic_is_counted_by_reason_and_never_in_results(shop):
     send(forwarded="2001:db8:42::1")  # the VPN, IPv6
     send(forwarded="192.0.2.7")  # a single address
     send(internal=True)  # a browser marked with ?vitrina_internal=1
+    send(batch={"internal": True})  # the same, as the slices module says it: once for the batch
+    send(batch={"internal": False})  # a browser no longer marked (?vitrina_internal=0)
     send(forced=True)  # a QA preview
     visitors, purchases, excluded, rejected = totals(client, auth)
-    assert (visitors, purchases) == (4, 4)
-    assert excluded == {"bot": 6, "ip": 8, "internal": 2, "forced": 2}  # events, by reason
+    assert (visitors, purchases) == (5, 5)
+    assert excluded == {"bot": 6, "ip": 8, "internal": 4, "forced": 2}  # events, by reason
     assert rejected == {}
     # addresses are matched in memory only: none of them is in the database
     stored = database_bytes(app)

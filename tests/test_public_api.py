@@ -16,9 +16,11 @@ CORE_FILE = (DIST / MANIFEST["core"]).read_bytes()
 CORE = b"//# allFunctionsCalledOnLoad\n" + CORE_FILE  # V8's compile hint first (serving.COMPILE_HINT)
 GOALS = (DIST / MANIFEST["modules"]["goals"]).read_bytes()
 TRIGGERS = (DIST / MANIFEST["modules"]["triggers"]).read_bytes()
-# the demo config recommends (cart cross-sell, up-sell), fills placeholders (social proof) and has click goals
-COMMERCE, RECOMMEND = ((DIST / MANIFEST["modules"][name]).read_bytes() for name in ("commerce", "recommend"))
-DEMO_MODULES = COMMERCE + b"\n" + GOALS + b"\n" + RECOMMEND
+# the demo config recommends (cart cross-sell, up-sell), fills placeholders (social proof) and has click
+# goals; it has campaigns, whose results the slices module (with attribution's medium) breaks down
+ATTRIBUTION, COMMERCE, RECOMMEND, SLICES = ((DIST / MANIFEST["modules"][name]).read_bytes()
+                                            for name in ("attribution", "commerce", "recommend", "slices"))
+DEMO_MODULES = b"\n".join((ATTRIBUTION, COMMERCE, GOALS, RECOMMEND, SLICES))
 
 
 def _context(context_js):
@@ -33,7 +35,7 @@ def test_tag_carries_the_core_and_the_bundle_and_nothing_of_the_visitor(client, 
     assert response.status_code == 200
     assert response.content_type.startswith("application/javascript")
     # The demo config recommends and fills placeholders (commerce, recommend), has click and page-view
-    # goals, no trigger, redirect, geo or rarer operator.
+    # goals and campaigns (slices, attribution), no trigger, redirect, geo or rarer operator.
     assert response.data.startswith(CORE + b"\n" + DEMO_MODULES + b"\n;vitrina.init(")
     # What its conditions read that may change after init: the document (the menu's page.type,
     # declared in a <meta> that may come after the tag).
@@ -182,39 +184,50 @@ def test_tag_without_a_build_is_503_with_the_fix(tmp_path):
 
 def test_modules_a_bundle_needs():
     from server.delivery.modules import condition_paths, modules_for
+
+    def measured(*names):
+        """What a bundle with a campaign gets: `names` and the slices module, with attribution."""
+        return sorted({*names, "attribution", "slices"})
+
     campaign = {"key": "c", "trigger": None, "pages": None, "segment": None, "conditions": None,
                 "variations": [{"key": "on", "weight": 1, "actions": [{"selector": "h1", "text": "Hi"}]}]}
-    assert modules_for(None) == [] and modules_for({"campaigns": [campaign]}) == []
-    assert modules_for({"campaigns": [{**campaign, "trigger": {"scroll": 50}}]}) == ["triggers"]
+    assert modules_for(None) == [] and modules_for({"campaigns": []}) == []
+    # slices: every published campaign has results to break down (and QA traffic to keep out of
+    # them); its acquisition is the attribution module's medium, so that module comes too
+    assert modules_for({"campaigns": [campaign]}) == ["attribution", "slices"]
+    assert modules_for({"campaigns": [{**campaign, "trigger": {"scroll": 50}}]}) == measured("triggers")
     # The behaviour the module watches, read by a condition, a segment or a page-view goal.
-    assert modules_for({"campaigns": [{**campaign, "conditions": {"$or": [{"page.scroll": {"$gte": 50}}]}}]}) == ["triggers"]
-    assert modules_for({"campaigns": [{**campaign, "segment": "s"}], "segments": {"s": {"page.idle": {"$gt": 9}}}}) == ["triggers"]
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"$or": [{"page.scroll": {"$gte": 50}}]}}]}) == measured("triggers")
+    assert modules_for({"campaigns": [{**campaign, "segment": "s"}], "segments": {"s": {"page.idle": {"$gt": 9}}}}) == measured("triggers")
     recommend = {"selector": "#r", "recommend": {"strategy": "bestsellers", "items": "page"}}
     with_action = {**campaign, "variations": [{"key": "v", "actions": [recommend]}]}
-    assert modules_for({"campaigns": [with_action]}) == ["commerce", "recommend"]
+    assert modules_for({"campaigns": [with_action]}) == measured("commerce", "recommend")
     placeholder = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "text": "Hi {{geo.city|there}}"}]}]}
-    assert modules_for({"campaigns": [placeholder]}) == ["context", "recommend"]  # the context, for geo.city
+    assert modules_for({"campaigns": [placeholder]}) == measured("context", "recommend")  # the context, for geo.city
     in_cart = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "html": "<b>{{cart.value}}</b>"}]}]}
-    assert modules_for({"campaigns": [in_cart]}) == ["commerce", "recommend"]
-    assert modules_for({"campaigns": [{**campaign, "conditions": {"cart.value": {"$gt": 50}}}]}) == ["commerce"]
-    assert modules_for({"campaigns": [campaign], "settings": {"ecommerce": True}}) == ["commerce"]
+    assert modules_for({"campaigns": [in_cart]}) == measured("commerce", "recommend")
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"cart.value": {"$gt": 50}}}]}) == measured("commerce")
+    assert modules_for({"campaigns": [campaign], "settings": {"ecommerce": True}}) == measured("commerce")
     reorder = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "nav ul", "reorder": {"by": "history.categories"}}]}]}
-    assert modules_for({"campaigns": [reorder]}) == ["recommend"]
+    assert modules_for({"campaigns": [reorder]}) == measured("recommend")
     plain = {**campaign, "variations": [{"key": "v", "actions": [{"selector": "h1", "text": "{not one}"}]}]}
-    assert modules_for({"campaigns": [plain]}) == []
+    assert modules_for({"campaigns": [plain]}) == measured()
     assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"$not": {"page.exit_intent": True}}}}}) == ["goals", "triggers"]
-    assert modules_for({"campaigns": [{**campaign, "conditions": {"page.path": "/", "page.scroller": 1}}]}) == []
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"page.path": "/", "page.scroller": 1}}]}) == measured()
     assert modules_for({"campaigns": [], "segments": {"unused": {"page.scroll": 1}}}) == []
     assert condition_paths({"a": 1, "$and": [{"b": 1}, {"$nor": [{"c": {"$elemMatch": {"d": 1}}}]}], "$not": {"e": 1}}) \
         == ["a", "b", "c", "e"]
     # attribution: the page view's source and medium, or the whole referrer.
     for path in ("referrer.source", "referrer.medium", "referrer"):
-        assert modules_for({"campaigns": [{**campaign, "conditions": {path: "x"}}]}) == ["attribution"], path
-    assert modules_for({"campaigns": [{**campaign, "pages": {"referrer.host": "x", "utm.source": "y"}}]}) == []
+        assert modules_for({"campaigns": [{**campaign, "conditions": {path: "x"}}]}) == measured("attribution"), path
+    assert modules_for({"campaigns": [{**campaign, "pages": {"referrer.host": "x", "utm.source": "y"}}]}) == measured()
+    assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"referrer.medium": "email"}}}}) == \
+        ["attribution", "goals"]
+    assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"utm.medium": "email"}}}}) == ["goals"]
     # context: a server-resolved attribute, or an object holding one (crm.* is identity's).
     for path in ("geo.country", "geo", "device.os", "device.browser", "device"):
-        assert modules_for({"campaigns": [{**campaign, "pages": {path: "x"}}]}) == ["context"], path
-    assert modules_for({"campaigns": [{**campaign, "conditions": {"device.type": "mobile", "device.screen.width": 9}}]}) == []
+        assert modules_for({"campaigns": [{**campaign, "pages": {path: "x"}}]}) == measured("context"), path
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"device.type": "mobile", "device.screen.width": 9}}]}) == measured()
     # goals: a click or page-view goal; an event goal is the core's.
     assert modules_for({"campaigns": [], "goals": {"g": {"click": "a.buy"}}}) == ["goals"]
     assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"page.path": "/thanks"}}}}) == ["goals"]
@@ -223,29 +236,29 @@ def test_modules_a_bundle_needs():
     for condition in ({"app.version": {"$vgte": "1.2"}}, {"$or": [{"tags": {"$all": ["a"]}}]},
                       {"list": {"$size": 2}}, {"x": {"$type": "string"}},
                       {"items": {"$elemMatch": {"price": {"$not": {"$vlt": "2"}}}}}):
-        assert modules_for({"campaigns": [{**campaign, "conditions": condition}]}) == ["operators"], condition
+        assert modules_for({"campaigns": [{**campaign, "conditions": condition}]}) == measured("operators"), condition
     assert modules_for({"campaigns": [], "goals": {"g": {"pageview": {"x": {"$size": 1}}}}}) == ["goals", "operators"]
-    assert modules_for({"campaigns": [{**campaign, "conditions": {"x": {"$in": ["$size"]}, "y": {"$regex": "a"}}}]}) == []
+    assert modules_for({"campaigns": [{**campaign, "conditions": {"x": {"$in": ["$size"]}, "y": {"$regex": "a"}}}]}) == measured()
     # inserts: HTML before, after or into an element.
     for name in ("insertBefore", "insertAfter", "append"):
         inserting = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", name: "<p>x</p>"}]}]}
-        assert modules_for({"campaigns": [inserting]}) == ["inserts"], name
+        assert modules_for({"campaigns": [inserting]}) == measured("inserts"), name
     # redirect: a variation with a redirect action.
     redirecting = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"redirect": "/b"}]}]}
-    assert modules_for({"campaigns": [redirecting]}) == ["redirect"]
+    assert modules_for({"campaigns": [redirecting]}) == measured("redirect")
     # styles: a style or hide action.
     for action in ({"style": "color: red"}, {"style": {"fontSize": "2em"}}, {"hide": True}):
         styling = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", **action}]}]}
-        assert modules_for({"campaigns": [styling]}) == ["styles"], action
+        assert modules_for({"campaigns": [styling]}) == measured("styles"), action
     hiding_nothing = {**campaign, "variations": [{"key": "b", "weight": 1, "actions": [{"selector": "h1", "hide": False,
                                                                                           "css": "h1{color:red}"}]}]}
-    assert modules_for({"campaigns": [hiding_nothing]}) == []
+    assert modules_for({"campaigns": [hiding_nothing]}) == measured()
     # identity: a crm.* condition (the compiler's `crm` list) or a customer-bucketed campaign; the
     # context module comes with it (which campaigns wait for the customer is its check).
-    assert modules_for({"campaigns": [campaign], "crm": ["tier"]}) == ["context", "identity"]
+    assert modules_for({"campaigns": [campaign], "crm": ["tier"]}) == measured("context", "identity")
     assert modules_for({"campaigns": [{**campaign, "bucket_by": "customer", "trigger": {"idle": 5}}], "crm": []}) == \
-        ["context", "identity", "triggers"]
-    assert modules_for({"campaigns": [{**campaign, "bucket_by": "visitor"}], "crm": []}) == []
+        measured("context", "identity", "triggers")
+    assert modules_for({"campaigns": [{**campaign, "bucket_by": "visitor"}], "crm": []}) == measured()
 
 
 def test_what_the_tag_watches_after_init():

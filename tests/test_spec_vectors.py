@@ -9,6 +9,7 @@ import pytest
 from server.decisions.bucketing import bucket_text, fmix32, fnv1a, hash
 from server.decisions.conditions import eval_condition
 from server.decisions.decide import choose_variation, decide
+from server.events.slices import matched_segments, segment_names
 from server.predict.features import features
 from server.predict.scorer import install_predictions
 
@@ -112,6 +113,13 @@ def test_bucketing(case):
 @pytest.mark.parametrize("case", _cases("decisions"))
 def test_decision(case):
     assert decide(case["bundle"], case["attributes"], case["visitor_id"], **case["options"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case", _cases("segments"))
+def test_segment_bitset(case):
+    names = segment_names({"segments": dict.fromkeys(case["segments"], {})})
+    assert matched_segments(case["bitset"], names) == case["matched"]
+    assert matched_segments(case["bitset"] + "00", names) == case["matched"]  # trailing zeros may be sent
 
 
 # --- failure behaviour beyond the vectors ---

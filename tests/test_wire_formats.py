@@ -180,10 +180,18 @@ def events(draw):
     return event
 
 
+CLAIMS = COLLECT["$defs"]["exposure"]["properties"]
+claims = st.fixed_dictionaries({}, optional={
+    "segments": st.from_regex(CLAIMS["segments"]["pattern"]),
+    "acquisition": st.text(max_size=CLAIMS["acquisition"]["maxLength"]),
+    "pre": st.lists(_bounded(CLAIMS["pre"]["items"]), min_size=2, max_size=2)})
 valid_batches = st.fixed_dictionaries({
     "visitor_id": _pattern("visitor_id"),
     "events": st.lists(events(), min_size=1, max_size=6, unique_by=lambda e: e["id"])},
-    optional={"identity": _pattern("identity")})
+    optional={"identity": _pattern("identity"), "internal": st.booleans(),
+              # the slices module's; keys drawn from a few, so some name a campaign of the batch
+              "first_exposure": st.dictionaries(st.sampled_from(["hero", "a", "b-1"]) | _pattern("key"), claims,
+                                                max_size=3)})
 
 # Values at and around every bound and format of the schema, and of every JSON type.
 ODD = st.sampled_from([
@@ -219,7 +227,12 @@ def mutated_batches(draw):
         elif what == 7:
             events[draw(st.integers(0, len(events) - 1))] = draw(ODD)
         elif what == 8:
-            field = draw(st.sampled_from(["visitor_id", "events", "identity", "extra"]))
+            field = draw(st.sampled_from(["visitor_id", "events", "identity", "extra", "internal", "first_exposure"]))
+            first = body.get("first_exposure")
+            if field == "first_exposure" and isinstance(first, dict) and first and draw(st.booleans()):
+                body = {**body, "first_exposure": {**first, draw(st.sampled_from(sorted(first))): draw(
+                    st.fixed_dictionaries({draw(st.sampled_from(["segments", "acquisition", "pre", "slice"])): ODD}))}}
+                continue
             if draw(st.booleans()):
                 body.pop(field, None)
             else:
@@ -242,7 +255,19 @@ def _full_checks_accept(body):
 def test_batches_built_from_the_schema_take_the_fast_path(body):
     assert problems("collect-batch", body) == []
     assert _valid_batch(body)
-    assert parse_batch(json.dumps(body)) == (body["visitor_id"], body["events"], body.get("identity"))
+    assert parse_batch(json.dumps(body)) == (body["visitor_id"], _as_collect_reads(body), body.get("identity"))
+
+
+def _as_collect_reads(body):
+    """The batch's events as collect reads them: an exposure given what `first_exposure` says of its
+    campaign that it does not say itself; every event internal when the batch is."""
+    events = json.loads(json.dumps(body["events"]))
+    for event in events:
+        if event["type"] == "exposure":
+            event.update({**body.get("first_exposure", {}).get(event["campaign"], {}), **event})
+        if body.get("internal"):
+            event["internal"] = True
+    return events
 
 
 def test_the_fast_path_accepts_exactly_what_the_schema_accepts():

@@ -10,7 +10,7 @@ const BATCH = 20 // this many go at once instead of waiting for the delay
 const MAX_BACKOFF_MS = 6e4
 // Older events are dropped, not sent: collect refuses them (server/events/batch.py QUEUE_MAX_AGE_S,
 // its twin), as the server remembers event ids only so long (docs/DESIGN.md "Retention").
-const MAX_AGE_MS = 1728e5 // 2 days
+export const MAX_AGE_MS = 1728e5 // 2 days (the slices module keeps first exposures as long)
 
 /**
  * A POST in flight when the page closes is not in the mirror: keepalive finishes it.

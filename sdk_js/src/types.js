@@ -262,7 +262,7 @@
  * @property {() => void} [decided] after a decision that may settle what was held back (a module's `decide`, DOMContentLoaded)
  * @property {(name: string) => void} [track] `vitrina.track(name)`
  * @property {(entry: any[]) => void} [debug] an entry of the debug log (?vitrina_debug=1)
- * @property {() => {identity?: string, made?: any, features?: {[name: string]: number}} | undefined} [batch] fields to add to each collect batch
+ * @property {() => {identity?: string, made?: any, features?: {[name: string]: number}, first_exposure?: any, internal?: boolean} | undefined} [batch] fields to add to each collect batch
  * @property {(token: any) => void} [identify] `vitrina.identify(token)`
  * @property {(given: boolean) => void} [consent] `vitrina.consent(given)`: a refusal deletes what the module stored
  */

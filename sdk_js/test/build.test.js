@@ -15,7 +15,7 @@ const files = [manifest.core, manifest.all, ...Object.values(modules)]
 
 test("the manifest names the core, the SDK file, each module tag.js may carry and each the core fetches", () => {
   assert.deepEqual(Object.keys(manifest).sort(), ["all", "core", "lazy", "modules"])
-  assert.deepEqual(Object.keys(manifest.modules), ["adaptive", "attribution", "commerce", "context", "goals", "identity", "inserts", "operators", "predict", "recommend", "redirect", "styles", "triggers"])
+  assert.deepEqual(Object.keys(manifest.modules), ["adaptive", "attribution", "commerce", "context", "goals", "identity", "inserts", "operators", "predict", "recommend", "redirect", "slices", "styles", "triggers"])
   assert.deepEqual(Object.keys(manifest.lazy), ["debug", "preview"])
   for (const path of files) assert.ok(dist(path).length > 100, path)
 })
@@ -26,8 +26,8 @@ test("the built scripts evaluate no strings", () => {
       assert.doesNotMatch(dist(path), bad, path)
 })
 
-test("the SDK file is the core and every module tag.js may carry but adaptive, commerce, identity, predict and recommend, joined as tag.js joins them", () => {
-  const apart = ["adaptive", "commerce", "identity", "predict", "recommend"]
+test("the SDK file is the core and every module tag.js may carry but adaptive, commerce, identity, predict, recommend and slices, joined as tag.js joins them", () => {
+  const apart = ["adaptive", "commerce", "identity", "predict", "recommend", "slices"]
   const carried = Object.keys(manifest.modules).sort().filter((name) => !apart.includes(name)).map((name) => dist(manifest.modules[name]))
   // V8's compile hint first (server/delivery/serving.py COMPILE_HINT), as in tag.js.
   assert.equal(dist(manifest.all), "//# allFunctionsCalledOnLoad\n" + [dist(manifest.core), ...carried].join("\n"))

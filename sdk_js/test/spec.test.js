@@ -6,6 +6,7 @@ import { adaptiveDecision } from "../src/allocation.js"
 import { bucketText, chooseVariation, decide, evalCondition, hash } from "../src/esm.js"
 import { fmix32, fnv1a } from "../src/hash.js"
 import { features, installPredictions } from "../src/predict.js"
+import { claimsOf } from "../src/slices.js"
 
 const spec = new URL("../../spec/", import.meta.url)
 // Peer vectors beside the project checkout; a fresh clone has none and skips them.
@@ -49,6 +50,11 @@ const run = {
     assert.deepEqual(adaptiveDecision(decide, c.bundle, c.attributes, c.visitor_id, c.options, evalCondition), c.expected),
 }
 run.regex = run.versions = run.conditions
+// the bitset claimsOf writes, every segment's condition evaluated (here: true for the matched names)
+run.segments = (c) => {
+  const bundle = { campaigns: [], segments: Object.fromEntries(c.segments.map((name) => [name, { name }])) }
+  assert.equal(claimsOf(bundle, {}, (condition) => c.matched.includes(condition.name)).segments, c.bitset)
+}
 // Feature vectors and scores agree with the Python twin within 1e-9; a missing model's reason is logged.
 run.predict = (c) => {
   const close = (actual, expected) => assert.ok(Math.abs(actual - expected) <= 1e-9, `${actual} vs ${expected}`)

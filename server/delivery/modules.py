@@ -103,12 +103,18 @@ def needs_commerce(bundle):
             or reads(bundle, CART_PATH))
 
 
+def has_results(bundle):
+    """A campaign whose results count browsers: every published campaign (only live ones are, and
+    each enters a share of its visitors above 0: none is there for forced QA views alone)."""
+    return bool(bundle.get("campaigns"))
+
+
 MODULES = {
     # adaptive allocation: a campaign's slice (its `allocation.by`) and the served revision's weights for it
     "adaptive": lambda bundle: any(c.get("allocation") for c in bundle.get("campaigns") or []),
     # referrer.source and referrer.medium: the page view's source, by referrer and campaign parameters
-    # (the predict module's features read the medium)
-    "attribution": lambda bundle: reads(bundle, SOURCE_PATH) or bool(bundle.get("predict")),
+    # (the predict module's features read the medium, and the slices module's acquisition)
+    "attribution": lambda bundle: reads(bundle, SOURCE_PATH) or bool(bundle.get("predict")) or has_results(bundle),
     # GA4 e-commerce from the data layer: the cart kept for the session, item signals, purchases with order ids
     "commerce": needs_commerce,
     # waiting for geo and device.os/browser when the page did not give them, and the context a
@@ -132,7 +138,9 @@ MODULES = {
     "recommend": needs_recommend,
     # split-URL variations
     "redirect": lambda bundle: any(action.get("redirect") for action in _actions(bundle)),
-    # style and hide actions, one op per style property
+    # what each campaign's first exposure claims for results' breakdown (segments, acquisition,
+    # visits before), and the ?vitrina_internal mark that keeps QA traffic out of results
+    "slices": lambda bundle: has_results(bundle),
     # style and hide actions, one op per style property
     "styles": lambda bundle: any(action.get("style") or action.get("hide") for action in _actions(bundle)),
     # behavioural triggers, and the page behaviour (scroll, idle, exit intent) they share with conditions

@@ -70,7 +70,7 @@ def parse_batch(raw):
     # Fast path: _valid_batch accepts exactly what the schema and the duplicate check accept
     # (tests/test_collect_fastpaths.py); anything else takes the full checks for its reasons.
     if type(body) is dict and _valid_batch(body):
-        return body["visitor_id"], _with_features(body, _with_made(body)), body.get("identity")
+        return body["visitor_id"], _with_features(body, _with_batch_fields(body)), body.get("identity")
     visitor_id, events, identity = _checked_batch(body)
     return visitor_id, _with_features(body, events), identity
 
@@ -86,15 +86,24 @@ def _with_features(body, events):
     return events
 
 
-def _with_made(body):
-    """The events, each exposure naming no slice given its campaign's [slice, revision] from the
-    batch's `made` (the adaptive module says it once per batch rather than on every exposure)."""
-    made, events = body.get("made"), body["events"]
-    if made:
+def _with_batch_fields(body):
+    """The events, given what modules say once per batch rather than on every event: an exposure
+    naming no slice its campaign's [slice, revision] from `made` (the adaptive module); an exposure
+    without segments, acquisition or pre its campaign's from `first_exposure` (the slices module:
+    what the visitor's first exposure to the campaign claimed); every event `internal` when the
+    batch is (a browser marked with ?vitrina_internal=1)."""
+    made, first, events = body.get("made"), body.get("first_exposure"), body["events"]
+    if made or first:
         for event in events:
-            where = made.get(event.get("campaign")) if event.get("type") == "exposure" else None
+            campaign = event.get("campaign") if event.get("type") == "exposure" else None
+            where = made.get(campaign) if made and campaign is not None else None
             if where is not None and "slice" not in event:
                 event["slice"], event["revision"] = where
+            for field, value in (first.get(campaign) or {}).items() if first and campaign is not None else ():
+                event.setdefault(field, value)
+    if body.get("internal") is True:
+        for event in events:
+            event["internal"] = True
     return events
 
 
@@ -114,7 +123,7 @@ def _checked_batch(body):
                 seen.add(event_id)
     if problems:
         raise BatchInvalid("The batch has invalid events; nothing was recorded.", by_path(problems))
-    return body["visitor_id"], _with_made(body), body.get("identity")
+    return body["visitor_id"], _with_batch_fields(body), body.get("identity")
 
 
 def _p(path, message):
@@ -153,6 +162,11 @@ def _valid_batch(body):
     makes them): the same answer as _checked_batch, without its cost."""
     visitor_id, events, identity = body.get("visitor_id"), body.get("events"), body.get("identity", "")
     if "made" in body and not _valid_made(body["made"]):
+        return False
+    if "first_exposure" in body and not _valid_first_exposure(body["first_exposure"]):
+        return False
+    internal = body.get("internal", False)
+    if not (internal is False or internal is True):
         return False
     if "features" in body and not _features_ok(body["features"]):
         return False
@@ -248,6 +262,17 @@ def _valid_made(made):
     return type(made) is dict and len(made) <= MAX_MADE and all(
         type(key) is str and _key_ok(key) and type(where) is list and len(where) == 2
         and _valid_made_in({"slice": where[0], "revision": where[1]}) for key, where in made.items())
+
+
+MAX_FIRST_EXPOSURE = _SCHEMA["properties"]["first_exposure"]["maxProperties"]
+_CLAIM_FIELDS = frozenset(_EXPOSURE) & {"segments", "acquisition", "pre"}
+
+
+def _valid_first_exposure(first):
+    """A batch's `first_exposure`, as the schema bounds it: each campaign's claims as an exposure's."""
+    return type(first) is dict and len(first) <= MAX_FIRST_EXPOSURE and all(
+        type(key) is str and _key_ok(key) and type(claims) is dict and claims.keys() <= _CLAIM_FIELDS
+        and _valid_slice_claims(claims.get) for key, claims in first.items())
 
 
 def _valid_made_in(e):
