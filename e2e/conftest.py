@@ -172,8 +172,11 @@ class Vitrina:
     (each with its shop origin) created on it with the real CLI."""
 
     def __init__(self, workdir, store_env=None):
+        # Every simulated shopper of the suite comes from 127.0.0.1: the per-client limit (100
+        # batches in 10 s, tests/test_collect.py) would refuse hundreds of visitors as one client,
+        # and a refused beacon is lost.
         self.env = {"VITRINA_DATABASE": str(workdir / "vitrina.sqlite3"), "VITRINA_SECRET_KEY": SECRET_KEY,
-                    **(store_env or {})}
+                    "VITRINA_RATE_CLIENT": "0", **(store_env or {})}
         self.server_url = None
         self.shop = None
         self._shops = []
