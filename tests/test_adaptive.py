@@ -79,6 +79,19 @@ def _visit(client, bundle, visitor, kind, rng, sticky=None):
         events[0]["slice"], events[0]["revision"] = decision["slices"]["hero"]
     return (events[0] if events else None), answer
 
+def _visited_and_allocated(app, client, shop, seed, visitors, prefix):
+    """The campaign published, `visitors` simulated across the three slices, then one allocation;
+    returns the random source, to draw on where the simulation stopped."""
+    _publish(client, shop)
+    rng = random.Random(seed)
+    bundle = _served(client)
+    for i in range(visitors):
+        _visit(client, bundle, f"v1.{prefix}{i:06d}", list(RATES)[i % 3], rng)
+    with app.app_context():
+        allocate("shop")
+    return rng
+
+
 
 def test_weights_follow_each_slice_winner_and_visitors_keep_their_variation(app, client, shop):
     _publish(client, shop)
@@ -145,13 +158,7 @@ def test_weights_follow_each_slice_winner_and_visitors_keep_their_variation(app,
 
 
 def test_collect_checks_an_adaptive_exposure_against_the_revision_it_names(app, client, shop):
-    _publish(client, shop)
-    rng = random.Random(3)
-    bundle = _served(client)
-    for i in range(600):
-        _visit(client, bundle, f"v1.seed{i:06d}", list(RATES)[i % 3], rng)
-    with app.app_context():
-        allocate("shop")
+    rng = _visited_and_allocated(app, client, shop, 3, 600, "seed")
     served = _served(client)
     # a visitor whom the newsletter slice's new weights send elsewhere than the campaign's own weights
     for i in range(2000):
@@ -236,13 +243,7 @@ def test_slice_counts_sum_revisions_and_leave_out_holdout_and_unlabelled():
 
 
 def test_the_workspace_shows_the_weights_per_slice_on_the_results_page(app, client, shop):
-    _publish(client, shop)
-    rng = random.Random(11)
-    bundle = _served(client)
-    for i in range(450):
-        _visit(client, bundle, f"v1.ws{i:06d}", list(RATES)[i % 3], rng)
-    with app.app_context():
-        allocate("shop")
+    _visited_and_allocated(app, client, shop, 11, 450, "ws")
     weights = _served(client)["revision"]["allocations"]["hero"]["weights"]
     viewer = signed_in(app, "vic@shop.example", "viewer")
     page = viewer.get("/app/s/shop/results/hero").get_data(as_text=True)
@@ -284,14 +285,9 @@ def test_tag_js_carries_the_adaptive_module_only_for_adaptive_campaigns(app, cli
 def test_settled_weights_keep_the_revision_that_made_them(app, client, shop):
     """With no new evidence the next allocation moves no weight: each slice keeps its weights and
     names the revision that made them, so its new assignments (and counters) are not split."""
-    _publish(client, shop)
-    rng = random.Random(5)
-    bundle = _served(client)
-    for i in range(600):
-        _visit(client, bundle, f"v1.settle{i:06d}", list(RATES)[i % 3], rng)
+    rng = _visited_and_allocated(app, client, shop, 5, 600, "settle")
+    first = _served(client)["revision"]["allocations"]["hero"]
     with app.app_context():
-        allocate("shop")
-        first = _served(client)["revision"]["allocations"]["hero"]
         allocate("shop")
     second = _served(client)["revision"]
     assert second["revision"] == 2 and second["allocations"]["hero"]["weights"] == first["weights"]
