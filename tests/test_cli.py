@@ -156,7 +156,7 @@ def test_demo_serves_the_shop_and_a_published_tag(env):
     port, shop_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "demo", "--port", str(port),
                              "--shop-port", str(shop_port)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status == 200,
                  what="vitrina demo")
@@ -166,6 +166,12 @@ def test_demo_serves_the_shop_and_a_published_tag(env):
         assert b'"key":"hero-newsletter"' in tag
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=15)
+        try:
+            out, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never left behind (its pipe would fail a later test), and say what it was doing
+            out, _ = proc.communicate()
+            pytest.fail("the demo did not stop within 15 s of SIGTERM; its last output:\n" + out[-3000:])
+    assert proc.returncode == 0, out[-3000:]
     assert f"http://127.0.0.1:{shop_port}/?utm_source=newsletter" in out
     assert f"Store:                  SQLite {env['VITRINA_DATABASE']}" in out
