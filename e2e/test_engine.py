@@ -235,6 +235,8 @@ def test_sticky_assignment_survives_weight_changes_until_the_campaign_restarts(n
     page = as_visitor(new_context, site, vid)
     page.goto(url)
     expect(page.locator(title)).to_have_text("Variation B")
+    # the visit state, sticky assignments with it, is stored after the first paint
+    page.wait_for_function("(JSON.parse(localStorage.getItem('vtr_v')) || {k: {}}).k['engine-sticky']")
     state = page.context.storage_state()
     page.goto("about:blank")
 
