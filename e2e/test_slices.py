@@ -132,3 +132,25 @@ def test_cuped_fills_in_for_browser_traffic_whose_visits_before_vary(new_context
     assert row["cuped"]["ci"][1] - row["cuped"]["ci"][0] < row["ci"][1] - row["ci"][0], row
     assert _slices(site, "visit.new")["false"] > 100  # visits before 0 are new visitors, the rest not
     assert site.results().rejected() == {}
+
+
+def test_first_exposures_edited_in_storage_are_dropped_and_the_browser_still_counted(new_context, store_server):
+    """What the module kept in `vtr_f` is sent with every batch: an entry collect would refuse
+    (edited by hand or another script) must not cost the browser its events."""
+    site = store_server.new_site(CONFIG)
+    context = new_context()
+    page = context.new_page()
+    page.goto(site.url("/no-such-page.html"))  # the shop's origin, before the tag ever ran
+    page.evaluate("""(now) => localStorage.setItem('vtr_f', JSON.stringify({
+        note: [{segments: 'ZZ', acquisition: 'email', pre: [0, 0]}, now],
+        other: [{segments: '1', acquisition: 'email', pre: [0, 0], extra: true}, now],
+        'bad key!': [{segments: '1', acquisition: 'email', pre: [0, 0]}, now]}))""", int(time.time() * 1000))
+    page.goto(site.url("/?seg=a"))
+    wait_for_ready(page)
+    page.evaluate("vitrina.track('purchase', {value: 30})")
+    page.close(run_before_unload=True)
+    context.close()
+    results = site.wait_for_results(lambda r: r.total_visitors("note") == 1
+                                    and sum(r.goal("note", v, "purchase")["conversions"] for v in ("control", "today")))
+    assert results.rejected() == {}
+    assert _slices(site, "segment") == {"landing_a": 1}  # this page view's own claims, not the edited ones

@@ -49,12 +49,43 @@ export const segmentBitset = (names, matches) => {
 export const claimsOf = (bundle, attributes, evaluate) => {
   const segments = bundle.segments || {}
   const visit = attributes.visit || {}
-  // what collect accepts, whatever a site's vitrina.set() put there
-  const before = (/** @type {any} */ count) => (count >= 1 && count <= 1e9 ? ~~count - 1 : 0)
-  return {
-    segments: segmentBitset(Object.keys(segments).sort(), (name) => evaluate(segments[name], attributes)),
-    acquisition: ("" + (attributes.utm?.medium || attributes.referrer?.medium || "")).toLowerCase().slice(0, 64),
-    pre: [before(visit.count), before(visit.total_pageviews)],
+  return claimed(
+    segmentBitset(Object.keys(segments).sort(), (name) => evaluate(segments[name], attributes)),
+    attributes.utm?.medium || attributes.referrer?.medium || "",
+    [visit.count - 1, visit.total_pageviews - 1],
+  )
+}
+
+/**
+ * Claims as collect accepts them, whatever a site's vitrina.set() put in the attributes (or a
+ * hand's edit in storage): a hex bitset, a lowercase acquisition of at most 64 characters, and
+ * two counts from 0 to 1e9.
+ * @param {string} segments
+ * @param {any} acquisition
+ * @param {any[]} pre
+ * @returns {Claims}
+ */
+const claimed = (segments, acquisition, pre) => ({
+  segments: segments.replace(/[^\da-f]/g, "").slice(0, 125),
+  acquisition: ("" + acquisition).toLowerCase().slice(0, 64),
+  pre: [pre[0], pre[1]].map((count) => (count >= 0 && count <= 1e9 ? ~~count : 0)),
+})
+
+/**
+ * A kept first exposure as `claimsOf` made it (storage edited by hand, or by another script, must
+ * not get every batch of this browser refused by collect), recent enough to send.
+ * @param {string} key
+ * @param {any} entry
+ */
+const sound = (key, entry) => {
+  try {
+    const [{ segments, acquisition, pre }, ts] = entry
+    return (
+      ts > Date.now() - MAX_AGE_MS && /^[a-z\d][\w-]{0,63}$/i.test(key) &&
+      JSON.stringify(entry) == JSON.stringify([claimed(segments, acquisition, pre), ts])
+    )
+  } catch (_) {
+    return false
   }
 }
 
@@ -81,7 +112,7 @@ export const installSlices = (runtime) => {
     loaded = true
     try {
       const kept = JSON.parse(/** @type {string} */ (storage().getItem(FIRST_EXPOSURES))) || {}
-      for (const key in kept) if (kept[key][1] > Date.now() - MAX_AGE_MS) first[key] = kept[key]
+      for (const key in kept) if (sound(key, kept[key])) first[key] = kept[key]
       if (said == null) internal = storage().getItem(INTERNAL) == "1"
     } catch (_) {}
     // the newest MAX_CAMPAIGNS

@@ -139,6 +139,24 @@ test("a batch before `start` (a page leaving at once) reads what earlier page vi
   assert.deepEqual(hooks.batch(), { first_exposure: { hero: { segments: "1", acquisition: "email", pre: [2, 9] } }, internal: true })
 })
 
+test("a kept first exposure collect would refuse (storage edited by hand) is dropped, the sound ones kept", () => {
+  const now = Date.now()
+  const ok = { segments: "1f", acquisition: "email", pre: [2, 9] }
+  const junk = {
+    nothing: null, number: 7, short: [ok], late: [ok, "x"], bare: [{}, now],
+    upper: [{ ...ok, segments: "1F" }, now], wide: [{ ...ok, segments: "1".repeat(126) }, now],
+    acquired: [{ ...ok, acquisition: 3 }, now], long: [{ ...ok, acquisition: "x".repeat(65) }, now],
+    three: [{ ...ok, pre: [1, 2, 3] }, now], half: [{ ...ok, pre: [1.5, 2] }, now], minus: [{ ...ok, pre: [-1, 2] }, now],
+    huge: [{ ...ok, pre: [0, 1e9 + 1] }, now], text: [{ ...ok, pre: "12" }, now], more: [{ ...ok, slice: "x" }, now],
+    "-dash": [ok, now], ["k".repeat(65)]: [ok, now],
+  }
+  storage.set("vtr_f", JSON.stringify({ ...junk, hero: [ok, now - 1000] }))
+  const { hooks } = page()
+  hooks.start()
+  assert.deepEqual(hooks.batch(), { first_exposure: { hero: ok } })
+  assert.deepEqual(Object.keys(JSON.parse(storage.get("vtr_f"))), ["hero"])
+})
+
 test("first exposures older than the queue keeps events are forgotten; at most the 50 newest are kept", () => {
   const now = Date.now()
   const kept = { old: [{ segments: "", acquisition: "", pre: [0, 0] }, now - 1728e5 - 1] }
