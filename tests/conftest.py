@@ -6,6 +6,7 @@ import pytest
 from server import create_app
 from server.store import get_store
 from server.web.auth import hash_key, new_api_key
+from tests.servers import redis_server
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "server" / "demo" / "config.json"
@@ -17,6 +18,14 @@ EXPERIMENT_CONFIG = {
     "goals": {"purchase": {"event": "purchase"}},
     "settings": {"holdout": 0},
 }
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    """A real redis-server of the test module's own, empty when the module starts (tests that
+    share it flush what they need empty)."""
+    with redis_server() as (url, _, _):
+        yield url
 
 
 @pytest.fixture

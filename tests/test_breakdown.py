@@ -15,7 +15,7 @@ import redis
 from server.events.batch import bucketed_assignment
 from server.results.table import render
 from tests.conftest import shop_with
-from tests.servers import BROWSER_UA, redis_server
+from tests.servers import BROWSER_UA
 from tests.test_workspace import signed_in
 
 NOW_MS = int(time.time() * 1000)  # collect counts events from the last 3 days only
@@ -37,12 +37,6 @@ RATES = {"newsletter": {"control": 0.08, "bold": 0.20, "calm": 0.08},
          "returning": {"control": 0.08, "bold": 0.08, "calm": 0.20},
          None: {"control": 0.08, "bold": 0.08, "calm": 0.08}}
 VISITORS = 6000
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as (url, _, _):
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -15,7 +15,6 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from servers import redis_server
 
 from server.cache import Cache
 from server.decisions.bucketing import _utf8, hash, hash_from, seed_state
@@ -262,12 +261,6 @@ def test_bodies_are_each_events_compact_json():
 
 
 # --- the Redis record script ------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as (url, _, _):
-        yield url
-
 
 def _with_json(event):
     event["_json"] = json.dumps(event, separators=(",", ":"))

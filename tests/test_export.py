@@ -5,7 +5,6 @@ import json
 import time
 
 import pytest
-from servers import redis_server
 
 from server import create_app
 from server.events.batch import bucketed_assignment
@@ -20,12 +19,6 @@ CONFIG = {"goals": {"purchase": {"event": "purchase"}},
           "campaigns": [{"key": "hero", "type": "experiment", "goals": ["purchase"],
                          "variations": [{"key": "control"}, {"key": "bold"}]}],
           "settings": {"holdout": 0}}
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as (url, _, _):
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "redis"])

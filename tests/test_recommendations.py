@@ -53,12 +53,6 @@ def jsonl(records):
     return "\n".join(json.dumps(r) for r in records)
 
 
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as (url, _, _):
-        yield url
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def app(request, tmp_path):
     env = {"VITRINA_DATABASE": str(tmp_path / "v.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789",

@@ -3,9 +3,7 @@ redis-server), giving the same results as the embedded SQLite store."""
 import json
 import time
 
-import pytest
 from conftest import DEMO_CONFIG, make_site
-from servers import redis_server
 
 from server import create_app
 from server.configs.compiler import compile_bundle
@@ -13,12 +11,6 @@ from server.events.batch import bucketed_assignment
 from server.store import get_store
 
 TS = int(time.time() * 1000)  # collect refuses events more than 3 days old
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as (url, _, _):
-        yield url
 
 
 def _app(tmp_path, redis_url=None):

@@ -11,9 +11,11 @@ import sys
 import uuid
 
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server import create_app
 from server.results import report
 from server.results.table import METRIC_NAMES, render
 from server.store import get_store
@@ -225,6 +227,18 @@ def _record(app, site, campaign, variation, visitors, conversions, goal="purchas
             store.record_events(site, visitor, events)
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def app(request, tmp_path):
+    """The API's app on each store (results read the counters the store folded)."""
+    env = {"VITRINA_DATABASE": str(tmp_path / "vitrina.sqlite3"), "VITRINA_SECRET_KEY": "test-secret-key-0123456789"}
+    if request.param == "redis":
+        env["VITRINA_REDIS_URL"] = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(env["VITRINA_REDIS_URL"]).flushall()
+    app = create_app(env=env)
+    yield app
+    app.extensions["vitrina_store"].close()
+
+
 @pytest.fixture
 def filled(app, client, shop, demo_config):
     """The demo config with settings.stats fixed and cta-wording sequential, published, and
@@ -286,7 +300,7 @@ def test_sample_size_api(client, filled):
 
 def test_cli_table_and_json_agree(app, client, filled):
     env = {"VITRINA_DATABASE": app.config["VITRINA_DATABASE"], "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
-           "PATH": "/usr/bin:/bin"}
+           "PATH": "/usr/bin:/bin", **({"VITRINA_REDIS_URL": url} if (url := app.config.get("VITRINA_REDIS_URL")) else {})}
 
     def vitrina(*args):
         proc = subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env,

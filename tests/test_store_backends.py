@@ -16,12 +16,6 @@ from server.store.redis_store import SCHEMA_VERSION, RedisStore
 from server.store.sqlite import MIGRATIONS, SQLiteStore
 
 
-@pytest.fixture(scope="session")
-def redis_url():
-    with redis_server() as (url, _, _):
-        yield url
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def store(request, tmp_path):
     if request.param == "sqlite":
