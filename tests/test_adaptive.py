@@ -204,6 +204,22 @@ def test_the_worker_allocates_a_new_version_within_a_pass_and_only_when_due(app,
     assert run_pass(app, "test-owner") == []
 
 
+def test_weights_recomputed_unchanged_are_not_published_again(app, client, shop):
+    """A revision whose weights are those served would change only `made_at`, and every cached
+    tag.js with it: the worker says "unchanged" and waits VITRINA_ALLOCATE_EVERY_S again."""
+    _publish(client, shop)
+    assert [s["revision"] for s in run_pass(app, "test-owner")] == [1]
+    tag = client.get("/v1/sites/shop/tag.js")
+    app.config["VITRINA_ALLOCATE_EVERY_S"] = 1
+    time.sleep(2.1)  # made_at counts whole seconds
+    assert [s["line"].split(" in ")[0] for s in run_pass(app, "test-owner")] == ["allocated shop version 1: revision unchanged"]
+    assert run_pass(app, "test-owner") == []  # checked within the second
+    assert _served(client)["revision"]["revision"] == 1
+    assert client.get("/v1/sites/shop/tag.js", headers={"If-None-Match": tag.headers["ETag"]}).status_code == 304
+    time.sleep(1.1)
+    assert [s["revision"] for s in run_pass(app, "test-owner")] == [None]  # due again, still nothing moved
+
+
 def test_vitrina_allocate_cli(app, client, shop, tmp_path):
     env = {"VITRINA_DATABASE": app.config["VITRINA_DATABASE"], "VITRINA_SECRET_KEY": "test-secret-key-0123456789",
            "PATH": "/usr/bin:/bin"}
@@ -283,19 +299,30 @@ def test_tag_js_carries_the_adaptive_module_only_for_adaptive_campaigns(app, cli
 
 
 def test_settled_weights_keep_the_revision_that_made_them(app, client, shop):
-    """With no new evidence the next allocation moves no weight: each slice keeps its weights and
-    names the revision that made them, so its new assignments (and counters) are not split."""
+    """With no new evidence the next allocation moves no weight and publishes nothing; when one
+    slice's weights move, the others keep their weights and name the revision that made them, so
+    their new assignments (and counters) are not split."""
     rng = _visited_and_allocated(app, client, shop, 5, 600, "settle")
     first = _served(client)["revision"]["allocations"]["hero"]
     with app.app_context():
-        allocate("shop")
-    second = _served(client)["revision"]
-    assert second["revision"] == 2 and second["allocations"]["hero"]["weights"] == first["weights"]
-    assert second["allocations"]["hero"]["since"] == dict.fromkeys(first["weights"], 1)
+        assert allocate("shop")["revision"] is None
+    assert _served(client)["revision"]["revision"] == 1
+    bundle = _served(client)
+    for i in range(600):  # evidence for the desktop slice alone, where no variation leads
+        _visit(client, bundle, f"v1.settle-desk{i:06d}", "device.type=desktop", rng)
+    with app.app_context():
+        assert allocate("shop")["revision"] == 2
+    second = _served(client)["revision"]["allocations"]["hero"]
+    moved = second["weights"].pop("device.type=desktop")
+    assert moved != first["weights"].pop("device.type=desktop") and second["weights"] == first["weights"]
+    assert second["since"] == dict.fromkeys(first["weights"], 1)  # the two settled slices
     exposure, answer = _visit(client, _served(client), "v1.settled-new", "segment:newsletter", rng)
     assert answer.status_code == 204 and (exposure["holdout"] or exposure["revision"] == 1)
+    bundle = _served(client)
+    for i in range(600):
+        _visit(client, bundle, f"v1.settle-desk2{i:06d}", "device.type=desktop", rng)
     with app.app_context():
-        allocate("shop")  # and a third time: still the first revision's
+        assert allocate("shop")["revision"] == 3  # and a third time: still the first revision's
     assert _served(client)["revision"]["allocations"]["hero"]["since"] == dict.fromkeys(first["weights"], 1)
 
 

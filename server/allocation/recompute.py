@@ -106,16 +106,36 @@ def _now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# {site: (version, revision, its made_at, time)}: when this process last recomputed weights that
+# came out as served. Publishing them again would only change `made_at`, and every cached tag.js with it.
+_unchanged = {}
+
+
+def _served_revision(bundle):
+    revision = bundle.get("revision") or {}
+    return bundle["version"], revision.get("revision"), revision.get("made_at")
+
+
+def _weights(allocations):
+    return {key: part.get("weights") for key, part in allocations.items()}
+
+
 def allocate(site):
     """Recompute the weights of the latest version's adaptive campaigns and publish them as a
-    revision. Returns a summary, or None when the latest version has no adaptive campaign."""
+    revision, unless every weight is the one served (`revision` None in the summary). Returns a
+    summary, or None when the latest version has no adaptive campaign."""
     started = time.monotonic()
     latest = publishing.load_latest(site)
     bundle = latest[0] if latest else None
     if not adaptive_campaigns(bundle):
         return None
     allocations = allocations_for(bundle, get_store().labelled_counters(site), _now())
-    revision = publishing.publish_revision(site, {"allocations": allocations})
+    served = bundle.get("revision") or {}
+    if served.get("version") == bundle["version"] and _weights(served.get("allocations") or {}) == _weights(allocations):
+        _unchanged[site] = (*_served_revision(bundle), time.time())
+        revision = None
+    else:
+        revision = publishing.publish_revision(site, {"allocations": allocations})
     return {"site": site, "version": bundle["version"], "revision": revision,
             "campaigns": {key: sorted(part["weights"]) for key, part in allocations.items()},
             "seconds": round(time.monotonic() - started, 3)}
@@ -131,4 +151,7 @@ def is_due(site, every_s, now=None):
     if None in made:
         return True  # a campaign never allocated in this version (the revision names the latest version)
     oldest = datetime.strptime(min(made), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    checked = _unchanged.get(site)
+    if checked and checked[:3] == _served_revision(latest[0]):
+        oldest = max(oldest, checked[3])  # recomputed since, unchanged
     return every_s > 0 and (now or time.time()) - oldest >= every_s

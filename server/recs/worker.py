@@ -90,7 +90,7 @@ def _trained_line(summary):
 
 PERIODIC_JOBS = [
     PeriodicJob("allocate", lambda app, site: allocation_due(site, app.config["VITRINA_ALLOCATE_EVERY_S"]), allocate,
-                lambda s: f"allocated {s['site']} version {s['version']}: revision {s['revision']} in {s['seconds']} s"),
+                lambda s: f"allocated {s['site']} version {s['version']}: revision {s['revision'] or 'unchanged'} in {s['seconds']} s"),
     # predict.<goal>: retrain every VITRINA_MODELS_EVERY_S, ship again after a publish (server/predict/jobs.py)
     PeriodicJob("models", lambda app, site: models_are_due(site, time.time(), app.config["VITRINA_MODELS_EVERY_S"]),
                 _train_models, _trained_line),
