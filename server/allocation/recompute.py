@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from server.allocation.thompson import adaptive_weights, probability_best
+from server.cache import app_cache
 from server.configs import publishing
 from server.store import get_store
 from server.store.base import read_label
@@ -106,9 +107,12 @@ def _now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# {site: (version, revision, its made_at, time)}: when this process last recomputed weights that
-# came out as served. Publishing them again would only change `made_at`, and every cached tag.js with it.
-_unchanged = {}
+def _unchanged():
+    """{site: (version, revision, its made_at, time)}: when this process last recomputed weights
+    that came out as served. Publishing them again would only change `made_at`, and every cached
+    tag.js with it."""
+    return app_cache("adaptive weights found unchanged", 4096,
+                     "nothing: an entry names the served revision it was checked against")
 
 
 def _served_revision(bundle):
@@ -132,7 +136,7 @@ def allocate(site):
     allocations = allocations_for(bundle, get_store().labelled_counters(site), _now())
     served = bundle.get("revision") or {}
     if served.get("version") == bundle["version"] and _weights(served.get("allocations") or {}) == _weights(allocations):
-        _unchanged[site] = (*_served_revision(bundle), time.time())
+        _unchanged().put(site, (*_served_revision(bundle), time.time()))
         revision = None
     else:
         revision = publishing.publish_revision(site, {"allocations": allocations})
@@ -151,7 +155,7 @@ def is_due(site, every_s, now=None):
     if None in made:
         return True  # a campaign never allocated in this version (the revision names the latest version)
     oldest = datetime.strptime(min(made), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-    checked = _unchanged.get(site)
+    checked = _unchanged().get(site)
     if checked and checked[:3] == _served_revision(latest[0]):
         oldest = max(oldest, checked[3])  # recomputed since, unchanged
     return every_s > 0 and (now or time.time()) - oldest >= every_s
