@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import time
+from contextlib import contextmanager
 from http.client import HTTPResponse
 
 import pytest
@@ -99,17 +100,23 @@ class Pair:
         return [line for line in self.log.read_text().splitlines() if f"{COLLECT} HTTP/1.1" in line]
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("front")
-    with redis_server() as (redis_url, _, _):
-        server_env = _env(tmp, "server", redis_url)
+@contextmanager
+def serving_pair(tmp, **env):
+    """A redis-server, `vitrina serve` on its database 0 and the twin on its database 1 (the same
+    site and version, the same secret key): yields (Pair, the Redis URL, the redis-server process)."""
+    with redis_server() as (redis_url, _, redis_process):
+        server_env = _env(tmp, "server", redis_url, **env)
         setup, _, auth, bundle = _shop(server_env)
         setup.extensions["vitrina_store"].close()
-        # the twin: a database of its own (/1), the same site and version, the same secret key
-        _, twin, twin_auth, _ = _shop(_env(tmp, "twin", redis_url[:-2] + "/1"))
+        _, twin, twin_auth, _ = _shop(_env(tmp, "twin", redis_url[:-2] + "/1", **env))
         with gunicorn_server(server_env, workers=2, log_path=tmp / "gunicorn.log") as url:
-            yield Pair(url, tmp / "gunicorn.log", twin, auth, twin_auth, bundle)
+            yield Pair(url, tmp / "gunicorn.log", twin, auth, twin_auth, bundle), redis_url, redis_process
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    with serving_pair(tmp_path_factory.mktemp("front")) as (pair, _, _):
+        yield pair
 
 
 def _events(bundle, visitor, value=20, variation=None, version=1):
@@ -280,54 +287,43 @@ def test_rate_limited_batches_get_the_views_answer_and_each_request_is_one_hit(t
     """Per client 3, per site 5, in one window of an hour: requests 4 and 5 are over the
     client's limit, 6 and 7 over the site's. Every request, handed over or not, is one hit of the
     site's window and, until the site's refuses it, one of the client's: counted once."""
-    with redis_server() as (redis_url, _, _):
-        limits = {"VITRINA_RATE_CLIENT": "3", "VITRINA_RATE_SITE": "5", "VITRINA_RATE_WINDOW": "3600"}
-        server_env = _env(tmp_path, "server", redis_url, **limits)
-        setup, _, auth, bundle = _shop(server_env)
-        setup.extensions["vitrina_store"].close()
-        _, twin, twin_auth, _ = _shop(_env(tmp_path, "twin", redis_url[:-2] + "/1", **limits))
-        with gunicorn_server(server_env, workers=2, log_path=tmp_path / "gunicorn.log") as url:
-            pair = Pair(url, tmp_path / "gunicorn.log", twin, auth, twin_auth, bundle)
-            answers = []
-            for i in range(7):  # valid and invalid batches in turn
-                body = _body(f"visitor-{i}", _events(bundle, f"visitor-{i}")) if i % 2 == 0 else b"{nope"
-                headers = [("Content-Type", "text/plain"), ("User-Agent", BROWSER_UA), ("X-Forwarded-For", SHOPPER)]
-                status, got, data = pair.send("POST", COLLECT, headers, body)
-                want = twin.post(COLLECT, data=body, headers=headers, environ_base={"REMOTE_ADDR": PROXY})
-                assert (status, _without_seconds(data)) == (want.status_code, _without_seconds(want.data))
-                if status == 429:
-                    assert abs(int(got["retry-after"]) - int(want.headers["Retry-After"])) <= 1
-                    assert got["access-control-allow-origin"] == "*" and got["content-type"] == "application/json"
-                answers.append((status, json.loads(data)["message"].split(";")[0] if data else ""))
-            assert answers == [(204, ""), (400, answers[1][1]), (204, ""), (429, "Too many batches from this client"),
-                               (429, "Too many batches from this client"), (429, "Too many batches from this site"),
-                               (429, "Too many batches from this site")]
-            window = int(time.time() // 3600)
-            for db in (0, 1):  # on the server as on the twin
-                client = redis.Redis.from_url(redis_url[:-2] + f"/{db}", decode_responses=True)
-                hits = {key.split(":rate:")[1].split(":")[0]: int(client.get(key))
-                        for key in client.scan_iter(match=f"vitrina:{{shop}}:rate:*:{window}")}
-                assert hits == {"site": 7, "c": 5}, db
-            server_results, twin_results = pair.results()
-            assert server_results["rejected"] == twin_results["rejected"] == {"invalid": 1}
+    limits = {"VITRINA_RATE_CLIENT": "3", "VITRINA_RATE_SITE": "5", "VITRINA_RATE_WINDOW": "3600"}
+    with serving_pair(tmp_path, **limits) as (pair, redis_url, _):
+        answers = []
+        for i in range(7):  # valid and invalid batches in turn
+            body = _body(f"visitor-{i}", _events(pair.bundle, f"visitor-{i}")) if i % 2 == 0 else b"{nope"
+            headers = [("Content-Type", "text/plain"), ("User-Agent", BROWSER_UA), ("X-Forwarded-For", SHOPPER)]
+            status, got, data = pair.send("POST", COLLECT, headers, body)
+            want = pair.twin.post(COLLECT, data=body, headers=headers, environ_base={"REMOTE_ADDR": PROXY})
+            assert (status, _without_seconds(data)) == (want.status_code, _without_seconds(want.data))
+            if status == 429:
+                assert abs(int(got["retry-after"]) - int(want.headers["Retry-After"])) <= 1
+                assert got["access-control-allow-origin"] == "*" and got["content-type"] == "application/json"
+            answers.append((status, json.loads(data)["message"].split(";")[0] if data else ""))
+        assert answers == [(204, ""), (400, answers[1][1]), (204, ""), (429, "Too many batches from this client"),
+                           (429, "Too many batches from this client"), (429, "Too many batches from this site"),
+                           (429, "Too many batches from this site")]
+        window = int(time.time() // 3600)
+        for db in (0, 1):  # on the server as on the twin
+            client = redis.Redis.from_url(redis_url[:-2] + f"/{db}", decode_responses=True)
+            hits = {key.split(":rate:")[1].split(":")[0]: int(client.get(key))
+                    for key in client.scan_iter(match=f"vitrina:{{shop}}:rate:*:{window}")}
+            assert hits == {"site": 7, "c": 5}, db
+        server_results, twin_results = pair.results()
+        assert server_results["rejected"] == twin_results["rejected"] == {"invalid": 1}
 
 
 def test_a_store_outage_spools_each_batch_once_as_the_view_does(tmp_path):
-    with redis_server() as (redis_url, _, redis_process):
-        server_env = _env(tmp_path, "server", redis_url)
-        setup, _, auth, bundle = _shop(server_env)
-        setup.extensions["vitrina_store"].close()
-        _, twin, twin_auth, _ = _shop(_env(tmp_path, "twin", redis_url[:-2] + "/1"))
-        with gunicorn_server(server_env, workers=2, log_path=tmp_path / "gunicorn.log") as url:
-            pair = Pair(url, tmp_path / "gunicorn.log", twin, auth, twin_auth, bundle)
-            for i in range(4):  # every worker knows the site and its version while the store is up
-                assert pair.both(_body(f"visitor-up-{i}", _events(bundle, f"visitor-up-{i}")))[0] == 204
-            redis_process.send_signal(signal.SIGTERM)
-            redis_process.wait(10)
-            for i in range(5):
-                assert pair.both(_body(f"visitor-down-{i}", _events(bundle, f"visitor-down-{i}"))) == (202, b"")
-            for name in ("server", "twin"):
-                spooled = [p for p in (tmp_path / f"spool-{name}").iterdir() if p.is_file()]
-                assert len(spooled) == 5, name
-            lines = pair.access_lines()
-            assert [line.split('" ')[1].split()[0] for line in lines] == ["204"] * 4 + ["202"] * 5
+    with serving_pair(tmp_path) as (pair, _, redis_process):
+        bundle = pair.bundle
+        for i in range(4):  # every worker knows the site and its version while the store is up
+            assert pair.both(_body(f"visitor-up-{i}", _events(bundle, f"visitor-up-{i}")))[0] == 204
+        redis_process.send_signal(signal.SIGTERM)
+        redis_process.wait(10)
+        for i in range(5):
+            assert pair.both(_body(f"visitor-down-{i}", _events(bundle, f"visitor-down-{i}"))) == (202, b"")
+        for name in ("server", "twin"):
+            spooled = [p for p in (tmp_path / f"spool-{name}").iterdir() if p.is_file()]
+            assert len(spooled) == 5, name
+        lines = pair.access_lines()
+        assert [line.split('" ')[1].split()[0] for line in lines] == ["204"] * 4 + ["202"] * 5
