@@ -76,7 +76,6 @@ class VitrinaASGI:
         kind = scope["type"]
         if kind == "http":
             started = time.monotonic()
-            reply = None
             reply = site = None
             if scope["method"] in ("GET", "HEAD"):
                 await self.off_loop.before_hot_get(scope["path"])
@@ -175,13 +174,13 @@ class VitrinaASGI:
         read = await self._read_ahead(scope, receive, self.collect_limit)
         if read is None:
             return CLIENT_CLOSED, 0
-        receive, body = read
+        receive, parts = read
         declared = None
         for name, value in scope["headers"]:  # as Flask's request.content_length has it
             if name == b"content-length":
                 declared = int(value) if value.isdigit() else None
         hot = self._request(scope)
-        request = intake.CollectRequest(hot.user_agent, hot.remote_addr, declared, io.BytesIO(body).read)
+        request = intake.CollectRequest(hot.user_agent, hot.remote_addr, declared, io.BytesIO(b"".join(parts)).read)
         outcome = await asyncio.get_running_loop().run_in_executor(self.flask.executor, self._ingest, site, request)
         if isinstance(outcome, Exception):
             scope[intake.FRONT_ERROR] = outcome
@@ -226,11 +225,11 @@ class VitrinaASGI:
         """Read the request body on the event loop, as far as `limit` plus one byte, so a slow
         upload holds no Flask thread and an aborted one never reaches Flask (None). A body
         declared larger than the limit is not read at all: Flask refuses it from Content-Length.
-        Returns (a `receive` that replays what was read, the bytes read)."""
+        Returns (a `receive` that replays what was read, the chunks of body read)."""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > limit:
-                    return receive, b""
+                    return receive, ()
                 break
         messages, size = [], 0
         while True:
@@ -246,12 +245,12 @@ class VitrinaASGI:
             # gives no other way to say where a body ends (and refuses one past the limit from it).
             scope["headers"] = [(n, v) for n, v in scope["headers"] if n not in (b"transfer-encoding", b"content-length")]
             scope["headers"].append((b"content-length", str(size).encode()))
-        body = b"".join(message.get("body", b"") for message in messages)
+        parts = [message.get("body", b"") for message in messages]
         messages.reverse()
 
         async def replay():
             return messages.pop() if messages else await receive()
-        return replay, body
+        return replay, parts
 
     async def _lifespan(self, receive, send):
         while True:
