@@ -6,19 +6,20 @@ process and host; without it each process counts on its own."""
 import hashlib
 import time
 
-from flask import current_app, request
+from flask import current_app
 
 from server.errors import APIError
 from server.store import UNAVAILABLE, get_store
 
 
-def _client_tag(site):
+def _client_tag(address):
     salt = current_app.config["VITRINA_SECRET_KEYS"][0]
-    return hashlib.sha256(f"{salt}|{request.remote_addr}".encode()).hexdigest()[:20]
+    return hashlib.sha256(f"{salt}|{address}".encode()).hexdigest()[:20]
 
 
-def check_collect(site, cors_headers):
-    """Raise 429 with Retry-After when the site or this client is over its limit."""
+def check_collect(site, address, cors_headers):
+    """Count one hit of `site` and of the client at `address` (after the trusted proxy hops);
+    raise 429 with Retry-After when either is over its limit."""
     config = current_app.config
     window_s = config["VITRINA_RATE_WINDOW"]
     now = time.time()
@@ -26,7 +27,7 @@ def check_collect(site, cors_headers):
     store = get_store()
     retry = str(max(1, int(window_s - now % window_s + 0.999)))
     for key, limit, who in ((f"vitrina:{{{site}}}:rate:site", config["VITRINA_RATE_SITE"], "this site"),
-                            (f"vitrina:{{{site}}}:rate:c:{_client_tag(site)}", config["VITRINA_RATE_CLIENT"], "this client")):
+                            (f"vitrina:{{{site}}}:rate:c:{_client_tag(address)}", config["VITRINA_RATE_CLIENT"], "this client")):
         try:
             hits = store.outage.call(store.hit_window, key, window, 2 * window_s, probe=False) if limit else 0
         except UNAVAILABLE:

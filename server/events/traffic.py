@@ -6,8 +6,6 @@ the server's value is the one recorded (docs/DESIGN.md "Slices and exclusions").
 import ipaddress
 import re
 
-from flask import request
-
 from server.configs import publishing
 from server.delivery.context import MAX_UA, device_for_ua, geo_for_ip, geoip_path
 from server.store import UNAVAILABLE
@@ -44,11 +42,10 @@ def in_networks(address, networks):
     return any(ip.version == net.version and ip in net for net in networks)
 
 
-def request_facts(site):
-    """{"device", "country", "excluded"} of this request: device type and country as the server
-    resolves them, and "bot", "ip" or None. The address is only looked up, never returned."""
-    user_agent = request.headers.get("User-Agent", "")
-    address = request.remote_addr
+def request_facts(site, user_agent, address):
+    """{"device", "country", "excluded"} of a request with this user agent from this address
+    (after the trusted proxy hops): device type and country as the server resolves them, and
+    "bot", "ip" or None. The address is only looked up, never returned."""
     excluded = None
     if is_bot(user_agent):
         excluded = "bot"

@@ -1,9 +1,14 @@
 """The application each uvicorn worker runs (server/web/gunicorn_app.py).
 
 The GETs every shop page makes (tag.js, context.js, bundle.json, the SDK) are answered right on
-the event loop from a memo of finished replies: no thread hop, no Flask request. Every other request, and
-any hot one whose answer is an error, goes to the Flask app through a2wsgi's WSGI-to-ASGI bridge,
-so errors keep the API's one shape. One access line per request, without the visitor's address."""
+the event loop from a memo of finished replies: no thread hop, no Flask request. The events every
+shop page sends (`POST .../collect`) are read on the loop and ingested in a thread by the steps
+the Flask view runs too (server/events/intake.py), without a WSGI request. Every other request,
+and any hot one or collect whose answer is an error, goes to the Flask app through a2wsgi's
+WSGI-to-ASGI bridge, so errors keep the API's one shape. One access line per request, without
+the visitor's address."""
+import asyncio
+import io
 import time
 from urllib.parse import parse_qs
 
@@ -15,6 +20,7 @@ from server.cache import app_cache
 from server.delivery import serving
 from server.delivery.context import MAX_UA
 from server.delivery.sdk_asset import sdk_mtime
+from server.events import intake
 from server.store import get_store
 from server.web.access_log import AccessLog
 from server.web.catalog_api import body_limit
@@ -35,10 +41,22 @@ _WANTED = {b"host": "host", b"user-agent": "user_agent", b"accept-encoding": "ac
            b"if-none-match": "if_none_match", b"x-forwarded-for": "xff", b"x-forwarded-proto": "xfp",
            b"x-forwarded-host": "xfh"}
 CLIENT_CLOSED = 499  # logged (as nginx does) for a client gone before its request body arrived
+SITES, COLLECT = "/v1/sites/", "/collect"
+# What werkzeug's Response.get_wsgi_response needs of a request to finish a collect answer.
+COLLECT_ENVIRON = {"REQUEST_METHOD": "POST"}
 
 
 def _environ_of(environ, start_response):
     return environ
+
+
+def collect_site(path):
+    """The site of a `/v1/sites/<site>/collect` path, as Flask's route reads it (else None)."""
+    if path.startswith(SITES) and path.endswith(COLLECT):
+        site = path[len(SITES):-len(COLLECT)]
+        if site and "/" not in site:
+            return site
+    return None
 
 
 class VitrinaASGI:
@@ -46,6 +64,7 @@ class VitrinaASGI:
         self.flask_app = flask_app
         self.flask = WSGIMiddleware(flask_app, workers=FLASK_THREADS, send_queue_size=FLASK_SEND_QUEUE)
         self.body_limit = body_limit(flask_app.config)  # path -> the largest body Flask will read
+        self.collect_limit = flask_app.config["VITRINA_COLLECT_MAX_BYTES"]
         self.access_log = AccessLog()
         self.off_loop = OffLoopReads(flask_app)  # the store reads hot GETs need, never on the loop
         self._replies = self._visitor_replies = None  # made on first use, in the forked worker
@@ -57,15 +76,19 @@ class VitrinaASGI:
         kind = scope["type"]
         if kind == "http":
             started = time.monotonic()
-            reply = None
+            reply = site = None
             if scope["method"] in ("GET", "HEAD"):
                 await self.off_loop.before_hot_get(scope["path"])
                 reply = self.hot_reply(scope)
+            elif scope["method"] == "POST":
+                site = collect_site(scope["path"])
             if reply is not None:
                 status, headers, body = reply
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body})  # uvicorn sends none for HEAD
                 sent = len(body) if scope["method"] == "GET" else 0
+            elif site is not None:
+                status, sent = await self._collect(site, scope, receive, send)
             else:
                 status, sent = await self._flask(scope, receive, send)
             self.access_log.write(scope, status, sent, started)
@@ -124,8 +147,9 @@ class VitrinaASGI:
         seen = {}
         for name, value in scope["headers"]:
             field = _WANTED.get(name)
-            if field is not None:
-                seen[field] = value.decode("latin-1")
+            if field is not None:  # a repeated header's values joined, as Flask gets them from a2wsgi
+                value = value.decode("latin-1")
+                seen[field] = seen[field] + "," + value if field in seen else value
         client = scope.get("client")
         scheme, host, remote = scope.get("scheme", "http"), seen.get("host"), client[0] if client else None
         if self._proxy_fix is not None and ("xff" in seen or "xfp" in seen or "xfh" in seen):
@@ -143,11 +167,49 @@ class VitrinaASGI:
         return serving.Hot(f"{scheme}://{host}{scope.get('root_path', '')}/", remote, seen.get("user_agent", ""),
                            seen.get("accept_encoding", ""), seen.get("if_none_match", ""), query_v)
 
-    async def _flask(self, scope, receive, send):
-        """Run the request in Flask; (status, body bytes sent) for the access log."""
-        receive = await self._read_ahead(scope, receive)
-        if receive is None:
+    async def _collect(self, site, scope, receive, send):
+        """Answer a collect batch (server/events/intake.py) in a Flask thread without a WSGI
+        request; an error is handed to Flask, which raises it (the steps are not run twice).
+        (status, body bytes sent) for the access log."""
+        read = await self._read_ahead(scope, receive, self.collect_limit)
+        if read is None:
             return CLIENT_CLOSED, 0
+        receive, parts = read
+        declared = None
+        for name, value in scope["headers"]:  # as Flask's request.content_length has it
+            if name == b"content-length":
+                declared = int(value) if value.isdigit() else None
+        hot = self._request(scope)
+        request = intake.CollectRequest(hot.user_agent, hot.remote_addr, declared, io.BytesIO(b"".join(parts)).read)
+        outcome = await asyncio.get_running_loop().run_in_executor(self.flask.executor, self._ingest, site, request)
+        if isinstance(outcome, Exception):
+            scope[intake.FRONT_ERROR] = outcome
+            return await self._flask(scope, receive, send, read_ahead=False)
+        status, headers, body = outcome
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return status, len(body)
+
+    def _ingest(self, site, request):
+        """(status, ASGI headers, body) of a collect answer as Flask would send it, or the
+        exception the request met (in a Flask thread: the store is blocking)."""
+        with self.flask_app.app_context():
+            try:
+                response = intake.answer(site, request)
+            except Exception as e:  # noqa: BLE001 -- handed to Flask, whose handlers answer it
+                return e
+            chunks, status, headers = response.get_wsgi_response(COLLECT_ENVIRON)
+            body = b"".join(chunks)
+        return (int(status.split(" ", 1)[0]),
+                [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers], body)
+
+    async def _flask(self, scope, receive, send, read_ahead=True):
+        """Run the request in Flask; (status, body bytes sent) for the access log."""
+        if read_ahead:
+            read = await self._read_ahead(scope, receive, self.body_limit(scope["path"]))
+            if read is None:
+                return CLIENT_CLOSED, 0
+            receive = read[0]
         answer = [500, 0]
 
         async def counted(message):
@@ -159,16 +221,15 @@ class VitrinaASGI:
         await self.flask(scope, receive, counted)
         return answer[0], answer[1]
 
-    async def _read_ahead(self, scope, receive):
-        """Read the request body on the event loop, as far as the app's limit plus one byte, so
-        a slow upload holds no Flask thread and an aborted one never reaches Flask (None). A body
+    async def _read_ahead(self, scope, receive, limit):
+        """Read the request body on the event loop, as far as `limit` plus one byte, so a slow
+        upload holds no Flask thread and an aborted one never reaches Flask (None). A body
         declared larger than the limit is not read at all: Flask refuses it from Content-Length.
-        Returns a `receive` that replays what was read."""
-        limit = self.body_limit(scope["path"])
+        Returns (a `receive` that replays what was read, the chunks of body read)."""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > limit:
-                    return receive
+                    return receive, ()
                 break
         messages, size = [], 0
         while True:
@@ -184,11 +245,12 @@ class VitrinaASGI:
             # gives no other way to say where a body ends (and refuses one past the limit from it).
             scope["headers"] = [(n, v) for n, v in scope["headers"] if n not in (b"transfer-encoding", b"content-length")]
             scope["headers"].append((b"content-length", str(size).encode()))
+        parts = [message.get("body", b"") for message in messages]
         messages.reverse()
 
         async def replay():
             return messages.pop() if messages else await receive()
-        return replay
+        return replay, parts
 
     async def _lifespan(self, receive, send):
         while True:

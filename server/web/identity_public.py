@@ -68,7 +68,7 @@ def identify(site):
 def _identify(site):
     if not SITE_RE.match(site) or not site_exists(site):
         _refuse(404, "site_not_found", f"There is no site '{site}'.")
-    check_collect(site, NO_STORE)
+    check_collect(site, request.remote_addr, NO_STORE)
     body = _body()
     try:
         claims = verify_token(site, body["token"], site_secrets.valid_secrets(site_secrets.load_record(site)))

@@ -5,14 +5,8 @@ from server.delivery import serving
 from server.delivery.context import request_context
 from server.delivery.preview import preview_body
 from server.errors import APIError
-from server.events import spool
-from server.events.batch import BatchInvalid, parse_batch
-from server.events.collect import EventsRejected, count_rejections, ingest
-from server.events.ratelimit import check_collect
-from server.events.traffic import request_facts
-from server.identity.tokens import IdentityInvalid, read_identity
-from server.store import UNAVAILABLE, get_store, site_exists
-from server.wire.ids import SITE_RE
+from server.events import intake, spool
+from server.store import get_store
 
 bp = Blueprint("public", __name__)
 
@@ -55,62 +49,17 @@ def context():
 
 @bp.route("/v1/sites/<site>/collect", methods=["POST", "OPTIONS"])
 def collect(site):
-    cors = {"Access-Control-Allow-Origin": "*"}
+    """Normally answered by the ASGI front, which hands over its errors (server/events/intake.py)."""
     if request.method == "OPTIONS":
-        return Response(status=204, headers={**cors, "Access-Control-Allow-Methods": "POST",
+        return Response(status=204, headers={**intake.CORS, "Access-Control-Allow-Methods": "POST",
                                              "Access-Control-Allow-Headers": "Content-Type",
                                              "Access-Control-Max-Age": "86400"})
-    if not SITE_RE.match(site):
-        raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors)
-    try:
-        if not site_exists(site):
-            raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors)
-    except UNAVAILABLE:
-        pass  # checked again when the spooled batch is replayed
-    check_collect(site, cors)
-    limit = current_app.config["VITRINA_COLLECT_MAX_BYTES"]
-    if (request.content_length or 0) > limit:
-        raise APIError(413, "payload_too_large", f"A batch may be at most {limit} bytes.", headers=cors)
-    raw = request.stream.read(limit + 1)
-    if len(raw) > limit:
-        raise APIError(413, "payload_too_large", f"A batch may be at most {limit} bytes.", headers=cors)
-    try:
-        visitor_id, events, identity = parse_batch(raw)
-    except BatchInvalid as e:
-        count_rejections(site, {"invalid": 1})
-        raise APIError(400, "invalid_batch", str(e), e.details, headers=cors) from None
-    customer = _verified_customer(site, identity, visitor_id, len(events), cors)
-    facts = request_facts(site)  # device, country, bot or excluded address: the address itself goes no further
-    try:
-        refused = ingest(site, visitor_id, events, facts, customer)
-    except EventsRejected as e:
-        if e.problems[0]["code"] == "unknown_site":
-            raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=cors) from None
-        count_rejections(site, e.counts())
-        raise APIError(400, "unverified_events", "Some events do not match a published version; nothing was recorded.",
-                       e.problems, headers=cors) from None
-    except UNAVAILABLE as e:
-        current_app.logger.warning("store unavailable (%s): batch spooled to disk", e)
-        spool.save(site, visitor_id, events, facts, customer)
-        return Response(status=202, headers=cors)
-    if refused:  # the rest of the batch was recorded: a 2xx, so that nothing is sent again
-        response = jsonify({"refused": refused})
-        response.headers.update(cors)
-        return response
-    return Response(status=204, headers=cors)
-
-
-def _verified_customer(site, identity, visitor_id, events, cors):
-    """The customer key of a batch's signed identity (None without one), or 400: a batch whose
-    identity does not verify is refused whole, as any batch that cannot be verified."""
-    if identity is None:
-        return None
-    try:
-        return read_identity(site, identity, visitor_id)
-    except IdentityInvalid as e:
-        count_rejections(site, {"identity": events})
-        raise APIError(400, "unverified_events", "The batch's identity does not verify; nothing was recorded.",
-                       [{"path": "/identity", "message": str(e), "code": "identity"}], headers=cors) from None
+    met = request.environ.get("asgi.scope", {}).get(intake.FRONT_ERROR)
+    if met is not None:
+        raise met
+    # request.stream is not touched before answer() reads: it refuses a body past MAX_CONTENT_LENGTH
+    return intake.answer(site, intake.CollectRequest(request.headers.get("User-Agent", ""), request.remote_addr,
+                                                     request.content_length, lambda n: request.stream.read(n)))
 
 
 @bp.get("/v1/sites/<site>/preview.json")
