@@ -37,10 +37,10 @@ def answer(site, request):
     202 (the store unreachable: spooled to disk). Any other answer is raised: an APIError, or a
     store error the app's handlers answer."""
     if not SITE_RE.match(site):
-        raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=CORS)
+        raise _no_site(site)
     try:
         if not site_exists(site):
-            raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=CORS)
+            raise _no_site(site)
     except UNAVAILABLE:
         pass  # checked again when the spooled batch is replayed
     check_collect(site, request.address, CORS)
@@ -62,7 +62,7 @@ def answer(site, request):
         refused = ingest(site, visitor_id, events, facts, customer)
     except EventsRejected as e:
         if e.problems[0]["code"] == "unknown_site":
-            raise APIError(404, "site_not_found", f"There is no site '{site}'.", headers=CORS) from None
+            raise _no_site(site) from None
         count_rejections(site, e.counts())
         raise APIError(400, "unverified_events", "Some events do not match a published version; nothing was recorded.",
                        e.problems, headers=CORS) from None
@@ -75,6 +75,10 @@ def answer(site, request):
         response.headers.update(CORS)
         return response
     return Response(status=204, headers=CORS)
+
+
+def _no_site(site):
+    return APIError(404, "site_not_found", f"There is no site '{site}'.", headers=CORS)
 
 
 def _verified_customer(site, identity, visitor_id, events):
